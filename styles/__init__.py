@@ -1,0 +1,1 @@
+"""Textual CSS for tasktui. Installed as the package ``tui.styles``."""
