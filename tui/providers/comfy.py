@@ -1,0 +1,150 @@
+"""Comfy API proxy for Freepik/Magnific tasks (relight, style transfer, ...).
+
+Status: ``GET {base}/proxy/freepik/v1/ai/{kind}/{id}``; the answer is
+``{data: {task_id, status, generated}}`` (documented for GET) or the bare
+``{task_id, status, generated}`` (documented for style transfer's POST): both
+are read.  Balance: ``GET {base}/customers/balance``, whose ``*_micros``
+fields hold cents (providers.md §1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+from ..model import (
+    CANCELLED,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    UNKNOWN,
+    Balance,
+    BadResponse,
+    ClientError,
+    ProviderError,
+    Task,
+)
+from ..text import clean, clean_or_none, clean_url
+from .base import Provider, Request
+
+STATES = {
+    "CREATED": QUEUED,
+    "IN_PROGRESS": RUNNING,
+    "COMPLETED": SUCCEEDED,
+    "FAILED": FAILED,
+    "CANCELLED": CANCELLED,  # not in Comfy's enum; Freepik's own client treats it as terminal
+    "CANCELED": CANCELLED,
+}
+
+
+class TaskData(BaseModel):
+    """``FreepikTaskData``: every field optional, extra fields kept."""
+
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
+
+    task_id: str | None = None
+    status: str | None = None
+    generated: list[Any] | None = None
+
+
+class BalanceData(BaseModel):
+    """``/customers/balance``.  Despite the names, the amounts are cents."""
+
+    model_config = ConfigDict(extra="allow")
+
+    amount_micros: float | None = None
+    effective_balance_micros: float | None = None
+    prepaid_balance_micros: float | None = None
+    cloud_credit_balance_micros: float | None = None
+    currency: str | None = None
+
+
+class Comfy(Provider):
+    name = "comfy"
+    default_base_url = "https://api.comfy.org"
+    # Comfy documents no rate limit.  Its own client polls one task every 10 s;
+    # 30 requests a minute keeps a dozen tasks moving without hammering it.
+    default_rate_limit = "30/m"
+    default_poll_interval = 10.0  # ComfyUI's relight node: poll_interval=10.0
+    default_kind = "image-relight"
+    has_balance = True
+
+    def auth_headers(self) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self.api_key}"}
+        # Comfy API keys ("comfyui-...") are read from X-API-KEY by api.comfy.org
+        # (providers.md §1); a JWT goes in the bearer header only.
+        if self.api_key.startswith("comfyui-"):
+            headers["X-API-KEY"] = self.api_key
+        return headers
+
+    def status_request(self, task_id: str, kind: str | None = None) -> Request:
+        kind = kind or self.default_kind
+        path = f"/proxy/freepik/v1/ai/{path_part(kind, 'kind', keep_slash=True)}/{path_part(task_id, 'task id')}"
+        return self.request("GET", path)
+
+    def read_status(self, task_id: str, kind: str | None, data: Any, response: httpx.Response) -> Task:
+        if not isinstance(data, dict):
+            raise BadResponse(f"expected a JSON object, got {type(data).__name__}",
+                              status=response.status_code)
+        body = data.get("data") if isinstance(data.get("data"), dict) else data
+        item = TaskData.model_validate(body)
+        if item.status is None:
+            raise BadResponse("answer has no task status", status=response.status_code)
+        status = clean(item.status, 80)
+        state = STATES.get(status.upper(), UNKNOWN)
+        results = [url for url in map(clean_url, item.generated or []) if url]
+        error = None
+        if state == FAILED:
+            extra = item.model_extra or {}
+            error = clean_or_none(extra.get("error") or extra.get("message"), 1000)
+        return self.task(task_id, kind, state=state, provider_status=status or None,
+                         results=results, error=error, raw=data)
+
+    def balance_request(self) -> Request:
+        return self.request("GET", "/customers/balance")
+
+    def read_balance(self, data: Any, response: httpx.Response) -> Balance:
+        if not isinstance(data, dict):
+            raise BadResponse("balance answer is not a JSON object", status=response.status_code)
+        item = BalanceData.model_validate(data)
+        cents = item.effective_balance_micros
+        if cents is None:
+            cents = item.amount_micros
+        if cents is None:
+            raise BadResponse("balance answer has no amount", status=response.status_code)
+        unit = clean(item.currency or "usd", 10).lower() or "usd"
+        return Balance(provider=self.name, remaining=cents / 100, unit=unit, raw=data)
+
+    # Never let the key leak through a message the server echoed back.
+    def parse_status(self, task_id: str, kind: str | None, response: httpx.Response) -> Task:
+        try:
+            return super().parse_status(task_id, kind, response)
+        except ProviderError as exc:
+            raise scrub(exc, self.api_key) from None
+
+    def parse_balance(self, response: httpx.Response) -> Balance:
+        try:
+            return super().parse_balance(response)
+        except ProviderError as exc:
+            raise scrub(exc, self.api_key) from None
+
+
+def path_part(value: str, what: str, keep_slash: bool = False) -> str:
+    """``value`` quoted for a URL path; refuses empty and dot segments."""
+    value = str(value)
+    segments = value.split("/") if keep_slash else [value]
+    if not value or any(s in ("", ".", "..") for s in segments):
+        raise ClientError(f"invalid {what}: {clean(value, 80)!r}", provider="comfy")
+    return quote(value, safe="/" if keep_slash else "")
+
+
+def scrub(exc: ProviderError, secret: str) -> ProviderError:
+    """``exc`` with ``secret`` masked in its message (a server may echo the key)."""
+    if secret and len(secret) >= 6 and secret in exc.message:
+        exc.message = exc.message.replace(secret, "***")
+        exc.args = (exc.message,)
+    return exc
