@@ -1,0 +1,184 @@
+"""Freepik (Magnific) AI tasks: ``GET /v1/ai/{kind}`` lists every task of a
+kind, ``GET /v1/ai/{kind}/{task_id}`` answers for one.
+
+Docs: seeds/freepik-hyperflux-list-tasks.md and providers.md §4.  Bodies come
+wrapped (``{data: {...}}``) or bare (webhook payloads, Comfy's style transfer);
+both are read.  Statuses: CREATED IN_PROGRESS COMPLETED FAILED, and CANCELLED
+as Freepik's own client treats it.  The task id is always the last path
+segment; kinds may hold slashes (``image-to-video/kling``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from ..model import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, UNKNOWN, BadResponse, Task
+from ..text import clean, clean_or_none, clean_url
+from .base import Provider, Request, generic_error_message
+
+STATES = {
+    "CREATED": QUEUED,
+    "PENDING": QUEUED,
+    "IN_PROGRESS": RUNNING,
+    "PROCESSING": RUNNING,
+    "COMPLETED": SUCCEEDED,
+    "FAILED": FAILED,
+    "CANCELLED": CANCELLED,
+    "CANCELED": CANCELLED,
+}
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, (str, int, float)):
+        return clean_or_none(value)
+    raise ValueError(f"expected text, got {type(value).__name__}")
+
+
+def _urls(value: Any) -> list[str]:
+    """``generated``: a list of links (a lone string, or ``{url}`` items, accepted)."""
+    if value is None:
+        return []
+    if isinstance(value, (str, dict)):
+        value = [value]
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list of links, got {type(value).__name__}")
+    out: list[str] = []
+    for item in value:
+        if isinstance(item, dict):
+            item = item.get("url")
+        url = clean_url(item) if isinstance(item, str) else None
+        if url and url not in out:
+            out.append(url)
+    return out
+
+
+Text = Annotated[str | None, BeforeValidator(_text)]
+Urls = Annotated[list[str], BeforeValidator(_urls)]
+
+
+class FreepikTask(BaseModel):
+    """``task-detail`` data: ``{task_id, status, generated: [uri], has_nsfw?}``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    task_id: Text = None
+    status: Text  # required by every documented shape
+    generated: Urls = Field(default_factory=list)
+    has_nsfw: Any = None
+    error: Any = None  # undocumented; kept if a failed task says why
+    message: Any = None
+
+
+def _check(model: type[BaseModel], data: Any, where: str) -> Any:
+    """Validate or raise a short ``BadResponse`` naming the field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in (where, *first["loc"]) if p != "")
+        raise BadResponse(f"unexpected answer shape: {loc}: {first['msg']}") from None
+
+
+def _reason(row: FreepikTask) -> str | None:
+    """Why a task failed, if the answer says (not documented, so any shape)."""
+    for value in (row.error, row.message):
+        if isinstance(value, dict):
+            value = value.get("message") or value.get("reason")
+        if isinstance(value, (str, int, float)) and clean(value):
+            return clean(value, 500)
+    return None
+
+
+def state_of(status: str | None) -> str:
+    return STATES.get((status or "").strip().upper().replace(" ", "_"), UNKNOWN)
+
+
+class Freepik(Provider):
+    name = "freepik"
+    default_base_url = "https://api.freepik.com"
+    default_rate_limit = "10/s"  # per IP: an average of 10 hits/s over 2 min (docs.freepik.com/ratelimits)
+    default_poll_interval = 5.0
+    default_kind = "text-to-image/hyperflux"
+    has_list = True
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"x-freepik-api-key": self.api_key}
+
+    def _kind_path(self, kind: str | None) -> str:
+        kind = (kind or self.default_kind).strip().strip("/")
+        return quote(kind, safe="/-_.~")
+
+    # ------------------------------------------------------------ requests
+
+    def status_request(self, task_id: str, kind: str | None = None) -> Request:
+        return self.request("GET", f"/v1/ai/{self._kind_path(kind)}/{quote(task_id, safe='-_.~')}")
+
+    def list_request(self, kind: str | None = None) -> Request:
+        return self.request("GET", f"/v1/ai/{self._kind_path(kind)}")
+
+    # ------------------------------------------------------------ answers
+
+    def read_status(self, task_id: str, kind: str | None, data: Any, response: httpx.Response) -> Task:
+        body = data.get("data", data) if isinstance(data, dict) else data
+        if isinstance(body, list):  # a list answer: pick our task out of it
+            body = next((item for item in body if isinstance(item, dict)
+                         and str(item.get("task_id")) == task_id), None)
+            if body is None:
+                raise BadResponse(f"task {clean(task_id, 80)} is not in the answer")
+        if not isinstance(body, dict):
+            raise BadResponse(f"unexpected answer shape: expected an object, got {type(body).__name__}")
+        return self._task(task_id, kind, _check(FreepikTask, body, "data"), data)
+
+    def read_list(self, kind: str | None, data: Any, response: httpx.Response) -> list[Task]:
+        items = data.get("data") if isinstance(data, dict) else data
+        if not isinstance(items, list):
+            raise BadResponse("unexpected answer shape: data: expected a list of tasks")
+        tasks: dict[str, Task] = {}  # one per id; a later entry wins
+        for n, item in enumerate(items):
+            row = _check(FreepikTask, item, f"data.{n}")
+            if not row.task_id:
+                continue
+            tasks[row.task_id] = self._task(row.task_id, kind, row, item)
+        return list(tasks.values())
+
+    def _task(self, task_id: str, kind: str | None, row: FreepikTask, raw: Any) -> Task:
+        state = state_of(row.status)
+        return self.task(
+            task_id,
+            kind,
+            state=state,
+            provider_status=row.status,
+            results=row.generated,
+            error=_reason(row) if state in (FAILED, CANCELLED) else None,
+            raw=raw,
+        )
+
+    def error_message(self, data: Any) -> tuple[str | None, str | None]:
+        """``{message}``, problem+json ``{message, invalid_params: [{name, reason}]}``
+        (also nested under ``problem``), Comfy's ``{error, message}``."""
+        if isinstance(data, dict) and isinstance(data.get("problem"), dict):
+            data = data["problem"]
+        if isinstance(data, dict) and isinstance(data.get("invalid_params"), list):
+            head = data.get("message") or data.get("detail") or data.get("title")
+            reasons = []
+            for p in data["invalid_params"]:
+                if isinstance(p, dict):
+                    name, reason = clean(p.get("name"), 80), clean(p.get("reason"), 300)
+                    reasons.append(f"{name}: {reason}" if name and reason else name or reason)
+                else:
+                    reasons.append(clean(p, 300))
+            reasons = [r for r in reasons if r]
+            text = clean(head, 300) if isinstance(head, (str, int, float)) else ""
+            if reasons:
+                text = f"{text} ({'; '.join(reasons)})" if text else "; ".join(reasons)
+            return text or None, None
+        message, code = generic_error_message(data)
+        if message is None and isinstance(data, dict):
+            for key in ("detail", "title"):
+                if isinstance(data.get(key), str):
+                    return clean(data[key], 500) or None, code
+        return message, code
