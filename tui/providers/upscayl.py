@@ -1,0 +1,171 @@
+"""Upscayl Cloud: ``POST {base}/get-task-status`` with ``{"data": {"taskId": id}}``.
+
+Two status enums are documented and both are read: the docs'
+``ENHANCING PROCESSING PROCESSED PROCESSING_FAILED`` and openapi.yaml's
+``pending processing completed failed``.  ENHANCING is mapped to *running*:
+the name says the image is being worked on, and Upscayl reports no separate
+waiting state in that enum (``progress`` tells how far along it is).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+from ..model import (
+    AuthError,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    UNKNOWN,
+    BadResponse,
+    ClientError,
+    NotFound,
+    ProviderError,
+    QuotaExhausted,
+    RateLimited,
+    Task,
+    Transient,
+    clamp_progress,
+    epoch,
+)
+from ..text import clean, clean_or_none, clean_url
+from .base import Provider, Request, retry_after
+
+STATES = {
+    "ENHANCING": RUNNING,
+    "PROCESSING": RUNNING,
+    "PROCESSED": SUCCEEDED,
+    "PROCESSING_FAILED": FAILED,
+    "PENDING": QUEUED,
+    "COMPLETED": SUCCEEDED,
+    "FAILED": FAILED,
+}
+
+# Error codes of openapi.yaml that name their class whatever the HTTP status.
+CODES: dict[str, type[ProviderError]] = {
+    "UNAUTHORIZED": AuthError,
+    "INSUFFICIENT_CREDITS": QuotaExhausted,
+    "RATE_LIMIT_EXCEEDED": RateLimited,
+    "NOT_FOUND": NotFound,
+    "INTERNAL_SERVER_ERROR": Transient,
+}
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
+
+
+class FileData(_Lenient):
+    fileName: str | None = None
+    path: str | None = None
+    downloadLink: str | None = None
+    downloadUrl: str | None = None
+    createdAt: Any = None  # seconds or milliseconds
+    expiresAt: Any = None
+
+    def link(self) -> str | None:
+        for value in (self.downloadLink, self.downloadUrl, self.path):
+            url = clean_url(value)
+            if url:
+                return url
+        return None
+
+
+class TaskData(_Lenient):
+    status: str | None = None
+    progress: Any = None  # "40", "40.5", "", 40 ...: read by clamp_progress
+    files: list[FileData | str] | None = None  # objects as documented; a bare link accepted
+    deductedCredits: Any = None
+    creditsDeducted: Any = None
+    model: str | None = None
+    scale: Any = None
+    error: Any = None
+    createdAt: Any = None
+
+
+class Upscayl(Provider):
+    name = "upscayl"
+    default_base_url = "https://api.upscayl.org"
+    default_rate_limit = "100/h"  # x-rateLimit of /get-task-status (openapi.yaml)
+    default_poll_interval = 60.0  # 100 calls an hour leave < 2 a minute for all tasks
+    default_kind = None
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"X-API-Key": self.api_key}
+
+    def status_request(self, task_id: str, kind: str | None = None) -> Request:
+        return self.request("POST", "/get-task-status", {"data": {"taskId": task_id}})
+
+    def read_status(self, task_id: str, kind: str | None, data: Any, response: httpx.Response) -> Task:
+        if not isinstance(data, dict):
+            raise BadResponse(f"expected a JSON object, got {type(data).__name__}",
+                              status=response.status_code)
+        inner = data.get("data")
+        if not isinstance(inner, dict):
+            message, code = self.error_message(data)
+            if code or data.get("error") is not None:  # an error body with a 200
+                raise self.error_from(code, message or "error without message", response, data)
+            raise BadResponse("answer has no task data", status=response.status_code)
+        item = TaskData.model_validate(inner)
+        if item.status is None:
+            raise BadResponse("answer has no task status", status=response.status_code)
+        status = clean(item.status, 80)
+        state = STATES.get(status.upper(), UNKNOWN)
+        links = [f.link() if isinstance(f, FileData) else clean_url(f) for f in item.files or []]
+        results = [url for url in links if url]
+        files = [f for f in item.files or [] if isinstance(f, FileData)]
+        times = [t for t in (epoch(f.createdAt) for f in files) if t is not None]
+        created = epoch(item.createdAt) or (min(times) if times else None)
+        error = clean_or_none(item.error, 1000) if item.error not in ("", None) else None
+        return self.task(
+            task_id, kind, state=state, provider_status=status or None,
+            progress=clamp_progress(item.progress), results=results, error=error,
+            model=clean_or_none(item.model, 120), credits=number(item.deductedCredits),
+            created_at=created, raw=data,
+        )
+
+    def error_for(self, response: httpx.Response, data: Any) -> ProviderError:
+        """By HTTP status, except that a documented error code wins."""
+        exc = super().error_for(response, data)
+        cls = CODES.get((exc.code or "").upper())
+        if cls is None or isinstance(exc, cls):
+            return exc
+        return self.error_from(exc.code, exc.message, response, data)
+
+    def error_from(self, code: str | None, message: str, response: httpx.Response,
+                   data: Any) -> ProviderError:
+        cls = CODES.get((code or "").upper(), ClientError)
+        wait = retry_after(response.headers.get("retry-after"), message, data)
+        kw = dict(status=response.status_code, provider=self.name, code=code)
+        if cls in (RateLimited, Transient):
+            kw["retry_after"] = wait
+        return cls(clean(message, 500), **kw)
+
+    def parse_status(self, task_id: str, kind: str | None, response: httpx.Response) -> Task:
+        try:
+            return super().parse_status(task_id, kind, response)
+        except ProviderError as exc:
+            raise scrub(exc, self.api_key) from None
+
+
+def number(value: Any) -> float | None:
+    """A credit count given as a number or a numeric string; None otherwise."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if out == out and abs(out) != float("inf") else None
+
+
+def scrub(exc: ProviderError, secret: str) -> ProviderError:
+    """``exc`` with ``secret`` masked in its message (a server may echo the key)."""
+    if secret and len(secret) >= 6 and secret in exc.message:
+        exc.message = exc.message.replace(secret, "***")
+        exc.args = (exc.message,)
+    return exc
