@@ -1,0 +1,331 @@
+"""The filter language of the dashboard, ``ls --filter`` and ``wait --filter``.
+
+A query is space-separated terms; a task matches when every term matches.
+
+    flux                   bare word: case-insensitive substring of the id, label,
+                           model, provider, kind, state or the provider's raw status
+    provider:evo           field:value, case-insensitive substring of that field
+    state:failed           state: (alias status:) see below
+    -state:done            a leading '-' negates a term
+    label:"batch 7"        quotes keep spaces ("..." or '...')
+
+Fields: ``provider``, ``state``/``status``, ``model``, ``label``, ``kind``,
+``id``/``task_id``, ``error``.  ``state:`` matches a group (``done``/``terminal``,
+``active``, ``bad``), a state by prefix (``state:run`` is ``running``) or the
+provider's raw status by prefix (``state:PROCESSED``, ``state:retry``).
+
+Malformed terms never raise in ``compile_filter`` (the list narrows as the
+user types): a field with an empty value (``provider:``) matches everything,
+and ``word:thing`` with an unknown field is a bare word (ids may hold ':').
+``problems(query)`` lists both kinds; ``compile_filter(q, strict=True)``
+raises ``FilterError`` on them (for the command line).
+
+The predicate runs over 100,000 tasks per keystroke: needles are lowercased
+once, state/provider sets are precomputed, and answers for low-cardinality
+fields (provider, model, kind, raw status) are remembered per distinct value,
+so only ids and labels are lowercased per task.  ``refines(old, new)`` lets a
+list filter only its previous matches while the query grows.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from .model import BAD_ENDS, STATES, TERMINAL, Task
+
+Predicate = Callable[[Task], bool]
+
+FIELDS: dict[str, str] = {
+    "provider": "provider",
+    "state": "state",
+    "status": "state",
+    "model": "model",
+    "label": "label",
+    "kind": "kind",
+    "id": "task_id",
+    "task_id": "task_id",
+    "error": "error",
+}
+
+GROUPS: dict[str, frozenset[str]] = {
+    "done": TERMINAL,
+    "terminal": TERMINAL,
+    "active": frozenset(STATES) - TERMINAL,
+    "bad": BAD_ENDS,
+}
+
+
+class FilterError(ValueError):
+    """A malformed query (only raised with ``strict=True``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """One parsed term: ``field`` is None for a bare word."""
+
+    value: str
+    field: str | None = None
+    negate: bool = False
+    problem: str | None = None
+
+
+def match_all(task: Task) -> bool:
+    return True
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def split_terms(query: str) -> list[tuple[str, bool]]:
+    """Split on whitespace outside quotes: [(raw term without quotes, was_quoted_anywhere)].
+
+    An unterminated quote runs to the end (the user is still typing).
+    """
+    out: list[tuple[str, bool]] = []
+    buf: list[str] = []
+    quote: str | None = None
+    quoted = False
+    started = False
+    for ch in query:
+        if quote:
+            if ch == quote:
+                quote = None
+            else:
+                buf.append(ch)
+        elif ch in "\"'":
+            quote, quoted, started = ch, True, True
+        elif ch.isspace():
+            if started:
+                out.append(("".join(buf), quoted))
+            buf, quoted, started = [], False, False
+        else:
+            buf.append(ch)
+            started = True
+    if started:
+        out.append(("".join(buf), quoted))
+    return out
+
+
+_FIELD = re.compile(r"^(-?)([A-Za-z_]+):(.*)$", re.S)
+
+
+def parse(query: str) -> list[Term]:
+    """The terms of ``query``, in order.  Never raises."""
+    terms: list[Term] = []
+    for raw, quoted in split_terms(query or ""):
+        negate = False
+        m = _FIELD.match(raw)
+        if m:
+            negate, name, value = bool(m.group(1)), m.group(2).lower(), m.group(3)
+            if name in FIELDS:
+                if value == "" and not quoted:
+                    terms.append(Term("", FIELDS[name], negate, f"'{name}:' has no value (ignored)"))
+                else:
+                    terms.append(Term(value, FIELDS[name], negate))
+                continue
+            known = ", ".join(sorted(FIELDS))
+            problem = f"unknown field '{name}:' (matched as a word; fields: {known})"
+            terms.append(Term(raw[1:] if negate else raw, None, negate, problem))
+            continue
+        if raw.startswith("-") and len(raw) > 1:
+            negate, raw = True, raw[1:]
+        elif raw == "-":
+            terms.append(Term("", None, False, "'-' alone negates nothing (ignored)"))
+            continue
+        terms.append(Term(raw, None, negate))
+    return terms
+
+
+def problems(query: str) -> list[str]:
+    """What is wrong with ``query``, one message per malformed term (empty: fine)."""
+    return [t.problem for t in parse(query) if t.problem]
+
+
+def describe(query: str) -> str:
+    """A short human reading of ``query`` (for the filter bar's tooltip and ``ls``)."""
+    parts = []
+    for t in parse(query):
+        if t.value == "":
+            continue
+        what = f"{t.field} ~ {t.value!r}" if t.field else f"any field ~ {t.value!r}"
+        if t.field == "state":
+            what = f"state is {t.value!r}"
+        parts.append(("not " if t.negate else "") + what)
+    return " and ".join(parts) if parts else "all tasks"
+
+
+def refines(old: str, new: str) -> bool:
+    """True when every task matching ``new`` also matches ``old``.
+
+    Lets a list narrow as the user types: when the query only grew, filter
+    the previous matches instead of every task.  False means "not sure".
+    """
+    before, after = parse(old), parse(new)
+    if len(after) < len(before):
+        return False
+    for a, b in zip(before, after):
+        if a.value == "":  # ignored term: anything after it is at least as narrow
+            continue
+        if a == b:
+            continue
+        if a.field != b.field or a.negate or b.negate:
+            return False
+        x, y = a.value.lower(), b.value.lower()
+        if a.field == "state":
+            x, y = x.replace("-", "_"), y.replace("-", "_")
+            if x in GROUPS or y in GROUPS or not y.startswith(x):
+                return False
+            if any(s.replace("_", "") == y and not s.startswith(x) for s in STATES):
+                return False
+        elif x not in y:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------- compiling
+
+
+def compile_filter(query: str, *, strict: bool = False) -> Predicate:
+    """``query`` -> a predicate on ``Task``.  The empty query matches every task.
+
+    With ``strict=True`` a malformed term raises ``FilterError`` (one line).
+    """
+    terms = parse(query)
+    if strict:
+        found = [t.problem for t in terms if t.problem]
+        if found:
+            raise FilterError("; ".join(found))
+    preds: list[Predicate] = []
+    for term in terms:
+        if term.value == "":
+            continue
+        pred = _term_predicate(term)
+        if term.negate:
+            pred = _negate(pred)
+        preds.append(pred)
+    return _all(preds)
+
+
+def _negate(pred: Predicate) -> Predicate:
+    return lambda task: not pred(task)
+
+
+def _all(preds: list[Predicate]) -> Predicate:
+    if not preds:
+        return match_all
+    if len(preds) == 1:
+        return preds[0]
+    if len(preds) == 2:
+        a, b = preds
+        return lambda task: a(task) and b(task)
+    preds_t = tuple(preds)
+
+    def match(task: Task) -> bool:
+        for pred in preds_t:
+            if not pred(task):
+                return False
+        return True
+
+    return match
+
+
+def _memo_contains(needle: str):
+    """``f(value) -> bool``: is ``needle`` in ``value.lower()``, remembered per value.
+
+    For low-cardinality fields (model, kind, raw status, provider) a dict
+    lookup beats lowercasing the same few strings 100,000 times.
+    """
+    cache: dict[str | None, bool] = {None: False}
+    get = cache.get
+
+    def contains(value: str | None) -> bool:
+        hit = get(value)
+        if hit is None:
+            hit = needle in value.lower()  # type: ignore[union-attr]
+            if len(cache) < _MEMO_MAX:
+                cache[value] = hit
+        return hit
+
+    return contains
+
+
+def _contains(needle: str):
+    """``f(value) -> bool`` for high-cardinality fields (ids, labels, errors)."""
+    return lambda value: value is not None and needle in value.lower()
+
+
+_MEMO_MAX = 4096
+_FIELD_TESTS = {
+    "provider": _memo_contains,
+    "model": _memo_contains,
+    "kind": _memo_contains,
+    "task_id": _contains,
+    "label": _contains,
+    "error": _contains,
+}
+
+
+def _term_predicate(term: Term) -> Predicate:
+    needle = term.value.lower()
+    if term.field is None:
+        return _word(needle)
+    if term.field == "state":
+        return _state(needle)
+    test = _FIELD_TESTS[term.field](needle)
+    name = term.field
+    if name == "provider":
+        return lambda task: test(task.provider)
+    if name == "task_id":
+        return lambda task: test(task.task_id)
+    if name == "model":
+        return lambda task: test(task.model)
+    if name == "label":
+        return lambda task: test(task.label)
+    if name == "kind":
+        return lambda task: test(task.kind)
+    if name == "error":
+        return lambda task: test(task.error)
+    raise AssertionError(name)  # FIELDS and _FIELD_TESTS disagree
+
+
+def _state(needle: str) -> Predicate:
+    needle = needle.replace("-", "_")
+    if needle in GROUPS:
+        states = GROUPS[needle]
+        return lambda task: task.state in states
+    states = frozenset(s for s in STATES if s.startswith(needle) or s.replace("_", "") == needle)
+    cache: dict[str | None, bool] = {None: False}
+    get = cache.get
+
+    def match(task: Task) -> bool:
+        if task.state in states:
+            return True
+        status = task.provider_status
+        hit = get(status)
+        if hit is None:
+            hit = status.lower().replace("-", "_").startswith(needle)  # type: ignore[union-attr]
+            if len(cache) < _MEMO_MAX:
+                cache[status] = hit
+        return hit
+
+    return match
+
+
+def _word(needle: str) -> Predicate:
+    """A bare word: substring of id, label, model, provider, kind, state or raw status."""
+    states = frozenset(s for s in STATES if needle in s)
+    in_common = _memo_contains(needle)  # provider, model, kind, raw status share one memo
+
+    def match(task: Task) -> bool:
+        label = task.label
+        return (task.state in states
+                or in_common(task.provider)
+                or needle in task.task_id.lower()
+                or (label is not None and needle in label.lower())
+                or in_common(task.model)
+                or in_common(task.kind)
+                or in_common(task.provider_status))
+
+    return match
