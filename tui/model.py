@@ -45,6 +45,9 @@ TASK_FIELDS: tuple[str, ...] = (
 TIME_FIELDS = ("created_at", "updated_at", "finished_at")
 
 
+MAX_EPOCH = 253402300800.0  # 10000-01-01: datetime (and so iso()) cannot go past it
+
+
 def task_key(provider: str, task_id: str) -> str:
     """The one key that names a task everywhere (store, UI, change feed)."""
     return f"{provider}:{task_id}"
@@ -72,7 +75,7 @@ def epoch(value: Any) -> float | None:
             v /= 1e6
         elif v > 1e11:  # milliseconds (year > 5138 in seconds)
             v /= 1e3
-        return v
+        return v if v < MAX_EPOCH else None
     if isinstance(value, str):
         s = value.strip()
         try:

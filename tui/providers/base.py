@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from ..model import (
 from ..text import clean
 
 USER_AGENT = "tasktui"
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]*")  # what an API key may hold to travel in a header
 
 
 @dataclass(slots=True)
@@ -154,10 +156,20 @@ class Provider:
             return read(data)
         except ProviderError as exc:
             exc.provider = exc.provider or self.name
-            raise
+            raise self.scrub(exc)
         except Exception as exc:  # wrong shape: pydantic, KeyError, TypeError ...
-            raise BadResponse(f"unexpected answer shape ({type(exc).__name__}: {clean(exc, 200)})",
-                              status=response.status_code, provider=self.name) from None
+            raise self.scrub(BadResponse(f"unexpected answer shape ({type(exc).__name__}: {clean(exc, 200)})",
+                                         status=response.status_code, provider=self.name)) from None
+
+    def scrub(self, exc: ProviderError) -> ProviderError:
+        """Blank our API key out of an error's text (a server may echo it back)."""
+        key = self.api_key
+        if key and len(key) >= 4:
+            exc.message = exc.message.replace(key, "***")
+            exc.args = (exc.message,)
+            if exc.code:
+                exc.code = exc.code.replace(key, "***")
+        return exc
 
     def error_for(self, response: httpx.Response, data: Any) -> ProviderError:
         """The typed error for a non-2xx answer, with the provider's own message."""
@@ -184,16 +196,22 @@ class Provider:
 
     async def send(self, client: httpx.AsyncClient, request: Request) -> httpx.Response:
         """Send and read the whole body; network faults become ``Transient``."""
+        if not _HEADER_SAFE.fullmatch(self.api_key or ""):  # httpx's error would echo the key
+            raise AuthError("the API key holds characters an HTTP header cannot carry",
+                            provider=self.name)
         try:
             return await client.request(request.method, request.url, headers=request.headers,
                                         json=request.json)
+        except (UnicodeEncodeError, httpx.LocalProtocolError):  # its message echoes the headers
+            raise ClientError("the request could not be sent (invalid characters)",
+                              provider=self.name) from None
         except httpx.TimeoutException as exc:
             raise Transient(f"timed out ({type(exc).__name__})", provider=self.name) from None
         except httpx.HTTPError as exc:  # connect errors, resets, protocol errors, decoding
-            raise Transient(f"network error: {type(exc).__name__}: {clean(exc, 200)}",
-                            provider=self.name) from None
+            raise self.scrub(Transient(f"network error: {type(exc).__name__}: {clean(exc, 200)}",
+                                       provider=self.name)) from None
         except OSError as exc:
-            raise Transient(f"network error: {clean(exc, 200)}", provider=self.name) from None
+            raise self.scrub(Transient(f"network error: {clean(exc, 200)}", provider=self.name)) from None
 
     async def fetch_status(self, client: httpx.AsyncClient, task_id: str,
                            kind: str | None = None) -> Task:
@@ -289,7 +307,9 @@ def retry_after(header: str | None, message: str | None = None, data: Any = None
     if header:
         header = header.strip()
         try:
-            return max(0.0, float(header))
+            seconds = float(header)
+            if math.isfinite(seconds):  # "inf" / "nan" are no answer
+                return max(0.0, seconds)
         except ValueError:
             try:
                 when = email.utils.parsedate_to_datetime(header)
