@@ -122,9 +122,12 @@ class Comfy(Provider):
     # Never let the key leak through a message the server echoed back.
     def parse_status(self, task_id: str, kind: str | None, response: httpx.Response) -> Task:
         try:
-            return super().parse_status(task_id, kind, response)
+            task = super().parse_status(task_id, kind, response)
         except ProviderError as exc:
             raise scrub(exc, self.api_key) from None
+        if task.error and len(self.api_key) >= 6:
+            task.error = task.error.replace(self.api_key, "***")
+        return task
 
     def parse_balance(self, response: httpx.Response) -> Balance:
         try:

@@ -1,0 +1,190 @@
+"""Qolaba legacy ML API: ``POST {base}/getImage`` with ``{"id": id, "refID": ref?}``.
+
+The answer to 200 *and* 500 is one task shape, ``{time_required, error,
+error_data, input, output, app_id, task_id, status}`` with Celery states.  A
+500 carrying that shape (a non-empty ``status`` or ``task_id``) is a failed
+task, not a server fault; a 500 without it is ``Transient``.
+
+No base URL is documented anywhere, so the config must give one.
+
+A task's ``kind`` is otherwise unused here, so it carries the optional
+reference id: track a task with kind ``ref:<refID>`` and ``refID`` is sent.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+from ..model import (
+    CANCELLED,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    UNKNOWN,
+    BadResponse,
+    ProviderError,
+    Task,
+)
+from ..text import clean, clean_or_none, clean_url
+from .base import Provider, Request, generic_error_message
+
+STATES = {
+    "PENDING": QUEUED,  # also what Celery says of unknown or expired ids
+    "RECEIVED": QUEUED,
+    "STARTED": RUNNING,
+    "RETRY": RUNNING,
+    "SUCCESS": SUCCEEDED,
+    "FAILURE": FAILED,
+    "FAILED": FAILED,
+    "REVOKED": CANCELLED,
+}
+REF_PREFIX = "ref:"
+# Keys that mark a body as the task shape ("error" alone does not: {error, message} is an error).
+TASK_KEYS = ("status", "task_id", "output", "error_data", "app_id", "time_required")
+
+
+class TaskAnswer(BaseModel):
+    """``APITaskResponse``: every field optional; ``""`` stands for "none" anywhere."""
+
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
+
+    time_required: dict[str, Any] | str | None = None  # {startup_time, runtime} or ""
+    error: Any = None  # str or dict
+    error_data: Any = None  # str or dict
+    input: Any = None
+    output: Any = None  # {result: [urls], Has_NSFW_Content: [...]}, [urls], "url" or ""
+    app_id: str | None = None
+    task_id: str | None = None
+    status: str | None = None
+
+
+class Qolaba(Provider):
+    name = "qolaba"
+    default_base_url = None  # not documented: the config must say
+    default_rate_limit = "30/m"  # undocumented: stay well clear of any limit
+    default_poll_interval = 5.0
+    default_kind = None
+
+    def status_request(self, task_id: str, kind: str | None = None) -> Request:
+        body: dict[str, str] = {"id": task_id}
+        ref = ref_id(kind)
+        if ref:
+            body["refID"] = ref
+        return self.request("POST", "/getImage", body)
+
+    def read_status(self, task_id: str, kind: str | None, data: Any, response: httpx.Response) -> Task:
+        if not isinstance(data, dict) or not any(k in data for k in TASK_KEYS):
+            raise BadResponse("answer is not a task", status=response.status_code)
+        item = TaskAnswer.model_validate(data)
+        status = clean(item.status or "", 80)
+        return self.task(
+            task_id, kind, state=STATES.get(status.upper(), UNKNOWN),
+            provider_status=status or None, results=output_urls(item.output),
+            error=task_error(item.error, item.error_data), model=clean_or_none(item.app_id, 120),
+            raw=data,
+        )
+
+    def read_error_body(self, task_id: str | None, kind: str | None, data: Any,
+                        response: httpx.Response) -> Task | None:
+        """A 500 with a non-empty ``status`` or ``task_id`` is the task, failed."""
+        if response.status_code != 500 or task_id is None or not is_task_shape(data):
+            return None
+        try:
+            item = TaskAnswer.model_validate(data)
+        except ValueError:  # a task-like body we cannot read: treat as a server fault
+            return None
+        status = clean(item.status or "", 80)
+        state = CANCELLED if STATES.get(status.upper()) == CANCELLED else FAILED
+        error = task_error(item.error, item.error_data) or "the task failed (HTTP 500)"
+        return self.task(task_id, kind, state=state, provider_status=status or None,
+                         results=output_urls(item.output), error=error,
+                         model=clean_or_none(item.app_id, 120), raw=data)
+
+    def error_message(self, data: Any) -> tuple[str | None, str | None]:
+        if isinstance(data, dict):
+            if "detail" in data:  # FastAPI's own errors: {detail: str | [{msg, loc}]}
+                return describe(data["detail"]) or None, None
+            if any(k in data for k in TASK_KEYS):
+                said = task_error(data.get("error"), data.get("error_data"))
+                return said or "server error with an empty task answer", None
+        return generic_error_message(data)
+
+    def parse_status(self, task_id: str, kind: str | None, response: httpx.Response) -> Task:
+        try:
+            task = super().parse_status(task_id, kind, response)
+        except ProviderError as exc:
+            raise scrub(exc, self.api_key) from None
+        if task.error and len(self.api_key) >= 6:
+            task.error = task.error.replace(self.api_key, "***")
+        return task
+
+
+def ref_id(kind: str | None) -> str | None:
+    """``"ref:abc"`` -> ``"abc"``; any other kind -> None."""
+    if kind and kind.startswith(REF_PREFIX):
+        return kind[len(REF_PREFIX):].strip() or None
+    return None
+
+
+def is_task_shape(data: Any) -> bool:
+    return isinstance(data, dict) and any(
+        isinstance(data.get(k), (str, int)) and str(data.get(k)).strip() for k in ("status", "task_id")
+    )
+
+
+def output_urls(output: Any) -> list[str]:
+    """Result links from every documented shape of ``output``."""
+    found: list[str] = []
+
+    def walk(value: Any, depth: int = 0) -> None:
+        if depth > 4 or value is None:
+            return
+        if isinstance(value, str):
+            url = clean_url(value)
+            if url:
+                found.append(url)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v, depth + 1)
+        elif isinstance(value, dict):
+            for key in ("result", "results", "url", "urls", "image_url", "images"):
+                if key in value:
+                    walk(value[key], depth + 1)
+
+    walk(output)
+    return list(dict.fromkeys(found))
+
+
+def describe(value: Any) -> str:
+    """Text of an error field that may be a string, a dict or a list."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, dict):
+        for key in ("message", "detail", "error", "msg"):
+            if isinstance(value.get(key), str) and value[key].strip():
+                return clean(value[key], 1000)
+        return clean(json.dumps(value, ensure_ascii=False, default=str), 1000)
+    if isinstance(value, list):
+        return clean("; ".join(filter(None, (describe(v) for v in value))), 1000)
+    return clean(value, 1000)
+
+
+def task_error(error: Any, error_data: Any) -> str | None:
+    """``error`` and ``error_data`` as one message (None when both are empty)."""
+    parts = [p for p in (describe(error), describe(error_data)) if p]
+    if len(parts) == 2 and parts[1] in parts[0]:
+        parts = parts[:1]
+    return clean(": ".join(parts), 1000) or None
+
+
+def scrub(exc: ProviderError, secret: str) -> ProviderError:
+    """``exc`` with ``secret`` masked in its message (a server may echo the key)."""
+    if secret and len(secret) >= 6 and secret in exc.message:
+        exc.message = exc.message.replace(secret, "***")
+        exc.args = (exc.message,)
+    return exc
