@@ -1,0 +1,106 @@
+"""Request budgets: a token bucket under a hard sliding-window cap.
+
+``Budget(100, 3600)`` ("100/h") refills at 100 per hour and allows small
+bursts (a tenth of the count), while the window guarantees that no window of
+``per`` seconds ever holds more than ``count`` requests, which is what a
+provider's limit means.  Time comes from an injectable monotonic clock.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections import deque
+from typing import Callable
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)?\s*([smhd])[a-z]*\s*$", re.I)
+
+
+def parse_rate(value: str | tuple[float, float] | list[float]) -> tuple[float, float]:
+    """``"100/h"``, ``"10/s"``, ``"5/2m"`` or ``(count, per_seconds)`` -> (count, per_seconds)."""
+    if isinstance(value, (tuple, list)):
+        count, per = float(value[0]), float(value[1])
+    else:
+        m = _RATE.match(str(value))
+        if not m:
+            raise ValueError(f"not a rate: {value!r} (use N/s, N/m or N/h)")
+        count = float(m.group(1))
+        per = float(m.group(2) or 1) * _UNITS[m.group(3).lower()]
+    if count <= 0 or per <= 0:
+        raise ValueError(f"not a rate: {value!r} (count and period must be positive)")
+    return count, per
+
+
+def format_rate(count: float, per: float) -> str:
+    for unit, seconds in (("h", 3600.0), ("m", 60.0), ("s", 1.0)):
+        if per == seconds:
+            return f"{count:g}/{unit}"
+    return f"{count:g}/{per:g}s"
+
+
+class Budget:
+    """How many requests a provider may send now.  ``take()`` spends one."""
+
+    def __init__(self, count: float, per: float, clock: Callable[[], float] = time.monotonic,
+                 burst: float | None = None) -> None:
+        self.count = count
+        self.per = per
+        self.rate = count / per  # tokens per second
+        self.capacity = float(burst if burst is not None else max(1, math.ceil(count / 10)))
+        self.clock = clock
+        self._tokens = self.capacity
+        self._stamp = clock()
+        self._window: deque[float] = deque()  # times of the requests in the last `per` s
+        self._limit = max(1, int(count))
+
+    def _refill(self, now: float) -> None:
+        if now > self._stamp:
+            self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+        while self._window and self._window[0] <= now - self.per:
+            self._window.popleft()
+
+    @property
+    def available(self) -> int:
+        """Requests that could be sent right now."""
+        self._refill(self.clock())
+        return max(0, min(int(self._tokens + 1e-9), self._limit - len(self._window)))
+
+    def take(self) -> bool:
+        """Spend one request if the budget allows it now."""
+        now = self.clock()
+        self._refill(now)
+        if self._tokens + 1e-9 < 1 or len(self._window) >= self._limit:
+            return False
+        self._tokens -= 1
+        self._window.append(now)
+        return True
+
+    def wait_time(self) -> float:
+        """Seconds until ``take()`` can succeed (0 when it can now)."""
+        now = self.clock()
+        self._refill(now)
+        wait = 0.0
+        if self._tokens + 1e-9 < 1:
+            wait = (1 - self._tokens) / self.rate
+        if len(self._window) >= self._limit:
+            wait = max(wait, self._window[len(self._window) - self._limit] + self.per - now)
+        return max(0.0, wait)
+
+    def recent(self) -> list[float]:
+        """Ages (seconds ago) of the requests still inside the window, for persisting."""
+        now = self.clock()
+        self._refill(now)
+        return [round(now - t, 3) for t in self._window]
+
+    def restore(self, ages: list[float]) -> None:
+        """Count requests another run sent ``ages`` seconds ago against this window,
+        and start the bucket short of what was spent within one refill of it."""
+        now = self.clock()
+        times = sorted(now - float(a) for a in ages if 0 <= float(a) < self.per)
+        self._window = deque(times[-self._limit:])
+        recent = sum(1 for t in times if t > now - self.capacity / self.rate)
+        self._tokens = max(0.0, self.capacity - recent)
+        self._stamp = now

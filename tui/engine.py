@@ -1,0 +1,793 @@
+"""The polling engine: one async worker per configured provider.
+
+Each worker owns its provider's pooled ``httpx.AsyncClient``, a request
+``Budget`` (token bucket under a hard window), a concurrency cap and a state:
+
+    ok               answering
+    backing_off      5xx / timeouts: exponential backoff with jitter, one probe at a time
+    offline          every attempt failed with a network error: same backoff
+    rate_limited     429: no request at all before ``retry_at``
+    auth_failed      401/403: no polling until ``resume_provider`` or a new config
+    quota_exhausted  402: one probe every ``QUOTA_PROBE`` seconds
+
+A round refreshes the tasks that are due, most-likely-changed first, within
+the budget, and writes every answer, event and counter to the store in one
+transaction.  When a round ends the worker re-arms a one-shot sleep until the
+next task is due, so rounds never overlap.  The same code runs under the
+dashboard (``start``) and under ``tasktui poll``/``wait`` (``poll_once``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import httpx
+
+from .budget import Budget, format_rate, parse_rate
+from .model import (
+    NOT_FOUND,
+    SUCCEEDED,
+    AuthError,
+    BadResponse,
+    Event,
+    NotFound,
+    ProviderError,
+    QuotaExhausted,
+    RateLimited,
+    Task,
+    Transient,
+    iso,
+)
+from .providers import make_provider
+from .text import clean
+
+OK = "ok"
+BACKING_OFF = "backing_off"
+RATE_LIMITED = "rate_limited"
+AUTH_FAILED = "auth_failed"
+QUOTA_EXHAUSTED = "quota_exhausted"
+OFFLINE = "offline"
+PROVIDER_STATES = (OK, BACKING_OFF, RATE_LIMITED, AUTH_FAILED, QUOTA_EXHAUSTED, OFFLINE)
+
+DEFAULT_RETRY_AFTER = 60.0  # a 429 that does not say how long to wait
+RETRY_MARGIN = 0.25  # seconds added to a provider's Retry-After
+QUOTA_PROBE = 600.0  # a provider out of credits is asked again every 10 minutes
+BACKOFF_CAP = 300.0  # longest wait after transient failures
+MAX_INTERVAL = 600.0  # longest wait between two polls of one live task
+IDLE_WAKE = 2.0  # a worker looks for new tasks (other processes' adds) this often
+BALANCE_INTERVAL = 300.0
+RPM_MINUTES = 60
+
+
+# ---------------------------------------------------------------- scheduling
+
+
+@dataclass(slots=True)
+class Schedule:
+    """What the engine remembers about one task between polls (monotonic times)."""
+
+    due: float = 0.0
+    interval: float = 0.0
+    last_poll: float | None = None
+    last_change: float | None = None
+    signature: tuple | None = None  # (state, provider_status, progress) of the last answer
+    progress_start: tuple[float, float] | None = None  # (progress, time) first seen moving
+    rate: float | None = None  # progress points per second
+    fails: int = 0
+    polls: int = 0
+
+
+def expected_remaining(sched: Schedule, task: Task, wall_now: float) -> float | None:
+    """Seconds until the task is expected to end, from its progress rate or its eta."""
+    if sched.rate and sched.rate > 0 and task.progress is not None:
+        return (100.0 - task.progress) / sched.rate
+    if task.eta and task.created_at:
+        return task.created_at + task.eta - wall_now
+    return None
+
+
+def next_interval(floor: float, sched: Schedule, task: Task, now: float, wall_now: float,
+                  adaptive: bool = True, cap: float = MAX_INTERVAL) -> float:
+    """Seconds until the next poll of a live task.
+
+    ``floor`` (the configured poll_interval) is the minimum.  Near the expected
+    end the next poll lands at half the remaining time; without an estimate
+    (or once overdue) the wait grows with the time the task has been quiet.
+    """
+    if not adaptive:
+        return floor
+    remaining = expected_remaining(sched, task, wall_now)
+    if remaining is not None and remaining > 0:
+        wait = remaining * 0.5
+    else:
+        quiet = now - (sched.last_change if sched.last_change is not None else now)
+        wait = quiet * 0.25
+    return min(max(cap, floor), max(floor, wait))
+
+
+def observe(sched: Schedule, task: Task, now: float) -> None:
+    """Note an answer: did the task change, and how fast does it progress."""
+    signature = (task.state, task.provider_status, task.progress)
+    if signature != sched.signature:
+        sched.last_change = now
+        sched.signature = signature
+    if sched.last_change is None:
+        sched.last_change = now
+    p = task.progress
+    if p is not None:
+        if sched.progress_start is None or p < sched.progress_start[0]:
+            sched.progress_start = (p, now)
+        else:
+            p0, t0 = sched.progress_start
+            if p > p0 and now > t0:
+                sched.rate = (p - p0) / (now - t0)
+    sched.last_poll = now
+    sched.fails = 0
+    sched.polls += 1
+
+
+def priority(sched: Schedule | None, now: float) -> tuple:
+    """Sort key of a due task: never-polled first, then the most overdue
+    relative to its own interval (the likeliest to have changed)."""
+    if sched is None or sched.last_poll is None:
+        return (0, 0.0)
+    return (1, -(now - sched.last_poll) / max(sched.interval, 1e-6))
+
+
+def backoff(fails: int, base: float, cap: float = BACKOFF_CAP, rand: Callable[[], float] = random.random) -> float:
+    """Exponential backoff with jitter: base * 2^(fails-1), capped, times 0.5..1."""
+    raw = min(cap, base * (2 ** max(0, fails - 1)))
+    return raw * (0.5 + 0.5 * rand())
+
+
+# ---------------------------------------------------------------- status
+
+
+@dataclass(slots=True)
+class ProviderStatus:
+    """One provider as the dashboard shows it."""
+
+    name: str
+    state: str
+    retry_at: float | None  # wall clock; None when nothing is pending
+    requests: int
+    errors: int
+    rate_limited: int
+    last_error: str | None
+    credits_spent: float
+    balance: float | None
+    balance_unit: str | None
+    budget: str
+    budget_capacity: float
+    budget_available: int
+    rpm: list[int]  # requests per minute, oldest first, the last RPM_MINUTES minutes
+    paused: bool
+    answers: dict[str, int] = field(default_factory=dict)
+    tasks: dict[str, int] = field(default_factory=dict)
+
+
+def _pc(cfg: Any, key: str, default: Any = None) -> Any:
+    value = getattr(cfg, key, None) if cfg is not None else None
+    return default if value is None else value
+
+
+def _secret(value: Any) -> str:
+    if value is None:
+        return ""
+    getter = getattr(value, "get_secret_value", None)
+    return getter() if getter else str(value)
+
+
+class _Worker:
+    """The per-provider part of the engine."""
+
+    def __init__(self, name: str, cfg: Any, clock: Callable[[], float]) -> None:
+        self.name = name
+        self.cfg = cfg
+        self.provider = make_provider(name, _secret(_pc(cfg, "api_key")), _pc(cfg, "base_url"))
+        self.poll_interval = float(_pc(cfg, "poll_interval", self.provider.default_poll_interval))
+        rate = _pc(cfg, "rate_limit") or self.provider.default_rate_limit
+        count, per = parse_rate(rate)
+        self.budget = Budget(count, per, clock)
+        self.rate_text = format_rate(count, per)
+        self.concurrency = max(1, int(_pc(cfg, "concurrency", 4)))
+        self.timeout = float(_pc(cfg, "timeout", 30.0))
+        self.discover = bool(_pc(cfg, "discover", False))
+        self.kinds = list(_pc(cfg, "kinds", []) or [])
+        self.balance_interval = float(_pc(cfg, "balance_interval", BALANCE_INTERVAL))
+        self.sem = asyncio.Semaphore(self.concurrency)
+        self.lock = asyncio.Lock()
+        self.wake = asyncio.Event()
+        self.client: httpx.AsyncClient | None = None
+        self.runner: asyncio.Task | None = None
+        self.once = False  # a refresh asked for while paused
+        # state
+        self.state = OK
+        self.retry_mono: float | None = None  # no request before this (monotonic)
+        self.fails = 0  # consecutive failed rounds
+        self.balance_due = 0.0
+        self.list_due = 0.0  # next discovery list (discover = true)
+        self.balance: float | None = None
+        self.balance_unit: str | None = None
+        self.counters: dict[str, Any] = {
+            "requests": 0, "errors": 0, "rate_limited": 0, "answers": {},
+            "last_error": None, "last_error_at": None, "rpm": {},
+        }
+
+    def open(self) -> httpx.AsyncClient:
+        if self.client is None:
+            self.client = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.timeout),
+                limits=httpx.Limits(max_connections=self.concurrency,
+                                    max_keepalive_connections=self.concurrency),
+            )
+        return self.client
+
+    def blocked(self, now: float) -> bool:
+        if self.state == AUTH_FAILED:
+            return True
+        return self.retry_mono is not None and now < self.retry_mono
+
+    @property
+    def probing(self) -> bool:
+        """After failures, a round sends one request until one succeeds."""
+        return self.state in (BACKING_OFF, OFFLINE, QUOTA_EXHAUSTED)
+
+
+class _Round:
+    """What one round collects before it is written in one transaction."""
+
+    def __init__(self) -> None:
+        self.updates: list[Task] = []
+        self.discovered: list[Task] = []
+        self.events: list[Event] = []
+        self.answered = 0  # answers from the provider (any HTTP answer but a failure class)
+        self.transient = 0
+        self.network = 0  # transient failures without an HTTP status
+        self.sent = 0
+        self.halt: str | None = None  # why no further request is sent this round
+        self.short = False  # stopped for lack of budget
+
+
+class Engine:
+    """Polls every configured provider; writes what it learns to the store."""
+
+    def __init__(self, config: Any, store: Any, clock: Callable[[], float] = time.monotonic,
+                 *, wall: Callable[[], float] = time.time, adaptive: bool = True,
+                 rand: Callable[[], float] = random.random) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.wall = wall
+        self.adaptive = adaptive
+        self.rand = rand
+        self.paused = False
+        self._stopping = False
+        self._sched: dict[str, Schedule] = {}
+        self._credits_cache: tuple[int, dict[str, float]] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.workers: dict[str, _Worker] = {}
+        self._build(config)
+
+    # ------------------------------------------------------------ setup
+
+    def _build(self, config: Any) -> None:
+        providers = getattr(config, "providers", {}) or {}
+        saved = self._saved_counters()
+        for name, cfg in providers.items():
+            if not _pc(cfg, "enabled", True):
+                continue
+            worker = _Worker(name, cfg, self.clock)
+            self._restore(worker, saved.get(name) or {})
+            self.workers[name] = worker
+
+    def _saved_counters(self) -> dict[str, dict]:
+        try:
+            return self.store.counters() or {}
+        except Exception:
+            return {}
+
+    def _restore(self, w: _Worker, saved: dict) -> None:
+        """Counters of earlier runs; a pending Retry-After or quota wait carries over."""
+        c = w.counters
+        for key in ("requests", "errors", "rate_limited"):
+            c[key] = int(saved.get(key) or 0)
+        c["answers"] = dict(saved.get("answers") or {})
+        c["last_error"] = saved.get("last_error")
+        c["last_error_at"] = saved.get("last_error_at")
+        c["rpm"] = {int(k): int(v) for k, v in (saved.get("rpm") or {}).items()}
+        w.balance = saved.get("balance")
+        w.balance_unit = saved.get("balance_unit")
+        wall_now, now = self.wall(), self.clock()
+        recent = saved.get("recent") or []
+        if recent:
+            w.budget.restore([wall_now - float(t) for t in recent])
+        retry_at = saved.get("retry_at")
+        if saved.get("state") in (RATE_LIMITED, QUOTA_EXHAUSTED) and retry_at and retry_at > wall_now:
+            w.state = saved["state"]
+            w.retry_mono = now + (float(retry_at) - wall_now)
+        if w.provider.has_balance and saved.get("balance_at"):
+            age = wall_now - float(saved["balance_at"])
+            w.balance_due = now + max(0.0, w.balance_interval - age)
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start one worker per provider (idempotent)."""
+        self._stopping = False
+        self._loop = asyncio.get_running_loop()
+        if self._unsubscribe is None and hasattr(self.store, "subscribe"):
+            self._unsubscribe = self.store.subscribe(self._on_change)
+        for w in self.workers.values():
+            if w.runner is None or w.runner.done():
+                w.runner = asyncio.create_task(self._run(w), name=f"tasktui-engine-{w.name}")
+
+    async def stop(self) -> None:
+        """Stop the workers and close the HTTP clients."""
+        self._stopping = True
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        runners = [w.runner for w in self.workers.values() if w.runner is not None]
+        for r in runners:
+            r.cancel()
+        for r in runners:
+            try:
+                await r
+            except (asyncio.CancelledError, Exception):
+                pass
+        for w in self.workers.values():
+            w.runner = None
+            if w.client is not None:
+                await w.client.aclose()
+                w.client = None
+
+    async def reconfigure(self, config: Any) -> None:
+        """Apply a new config: workers are rebuilt (a refused key is tried again)."""
+        running = any(w.runner is not None for w in self.workers.values())
+        await self.stop()
+        self.config = config
+        self.workers = {}
+        self._build(config)
+        if running:
+            await self.start()
+
+    async def poll_once(self) -> None:
+        """One round for every provider: refresh every due live task (within budget)."""
+        self._sync()
+        await asyncio.gather(*(self._round(w, force=True) for w in self.workers.values()))
+
+    def refresh_now(self, keys: Iterable[str] | None = None) -> None:
+        """Make tasks (all live ones by default) due now and wake the workers.
+        Works while paused; never overrides a Retry-After or a refused key."""
+        now = self.clock()
+        wanted = None if keys is None else set(keys)
+        for key, sched in self._sched.items():
+            if wanted is None or key in wanted:
+                sched.due = now
+                sched.fails = 0
+        for w in self.workers.values():
+            if w.state in (BACKING_OFF, OFFLINE):
+                w.retry_mono = None
+            w.once = True
+            self._wake(w)
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+        for w in self.workers.values():
+            self._wake(w)
+
+    def resume_provider(self, name: str) -> None:
+        """Poll a provider again after a refused key or an empty account."""
+        w = self.workers[name]
+        if w.state in (AUTH_FAILED, QUOTA_EXHAUSTED, BACKING_OFF, OFFLINE):
+            w.state = OK
+            w.retry_mono = None
+            w.fails = 0
+        self._wake(w)
+
+    # ------------------------------------------------------------ change feed
+
+    def _on_change(self, change: Any) -> None:
+        keys = getattr(change, "keys", None) or ()
+        names = {k.split(":", 1)[0] for k in keys}
+        for name in names:
+            w = self.workers.get(name)
+            if w is not None:
+                self._wake(w)
+
+    def _wake(self, w: _Worker) -> None:
+        """Wake a worker; safe from the loop's thread and from any other thread."""
+        loop = self._loop
+        if loop is None or _in_loop(loop) or not loop.is_running():
+            w.wake.set()
+        else:
+            loop.call_soon_threadsafe(w.wake.set)
+
+    def _sync(self) -> None:
+        sync = getattr(self.store, "sync", None)
+        if sync is not None:
+            try:
+                sync()
+            except Exception:
+                pass
+
+    # ------------------------------------------------------------ the worker loop
+
+    async def _run(self, w: _Worker) -> None:
+        while not self._stopping:
+            w.wake.clear()
+            if not self.paused or w.once:
+                w.once = False
+                self._sync()
+                try:
+                    await self._round(w)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # a bug must not kill polling; say so in the log
+                    self._log_internal(w, exc)
+            delay = self._next_wake(w)
+            try:
+                await asyncio.wait_for(w.wake.wait(), timeout=delay)
+            except (asyncio.TimeoutError, TimeoutError):
+                pass
+
+    def _next_wake(self, w: _Worker) -> float:
+        now = self.clock()
+        if self.paused or w.state == AUTH_FAILED:
+            return IDLE_WAKE
+        if w.retry_mono is not None and now < w.retry_mono:
+            return max(0.01, min(w.retry_mono - now, BACKOFF_CAP * 2))
+        due = min((self._sched_for(t).due for t in self._live(w)), default=None)
+        for extra, wanted in ((w.balance_due, w.provider.has_balance),
+                              (w.list_due, w.discover and w.provider.has_list)):
+            if wanted:
+                due = extra if due is None else min(due, extra)
+        if due is None:
+            return IDLE_WAKE
+        wait = max(due - now, w.budget.wait_time() if due <= now else 0.0)
+        return max(0.01, min(IDLE_WAKE, wait))
+
+    # ------------------------------------------------------------ one round
+
+    def _live(self, w: _Worker) -> list[Task]:
+        return [t for t in self.store.tasks() if t.provider == w.name and not t.terminal]
+
+    def _sched_for(self, task: Task) -> Schedule:
+        sched = self._sched.get(task.key)
+        if sched is None:
+            sched = self._sched[task.key] = Schedule(due=self.clock(), interval=0.0)
+        return sched
+
+    async def _round(self, w: _Worker, force: bool = False) -> None:
+        async with w.lock:
+            now = self.clock()
+            if w.blocked(now):
+                return
+            live = self._live(w)
+            if force:
+                due = live
+            else:
+                due = [t for t in live if self._sched_for(t).due <= now]
+            due.sort(key=lambda t: priority(self._sched.get(t.key), now))
+            r = _Round()
+            w.open()
+            if w.provider.has_balance and now >= w.balance_due:
+                await self._fetch_balance(w, r)
+            discovering = w.discover and (force or now >= w.list_due)
+            if w.provider.has_list and (due or discovering) and not r.halt:
+                due = await self._list_round(w, live, due, r)
+            if due and not r.halt:
+                await self._task_round(w, due, r)
+            self._finish(w, r)
+
+    def _limit(self, w: _Worker, r: _Round) -> bool:
+        """May this round send another request?  Takes one from the budget if so."""
+        if r.halt or (w.probing and r.sent >= 1):
+            return False
+        if not w.budget.take():
+            r.short = True
+            return False
+        return True
+
+    async def _call(self, w: _Worker, r: _Round, factory: Callable[[], Any]) -> tuple[Any, ProviderError | None]:
+        """Send one request (budget already taken); count it; classify a failure."""
+        r.sent += 1
+        c = w.counters
+        c["requests"] += 1
+        minute = int(self.wall() // 60)
+        c["rpm"][minute] = c["rpm"].get(minute, 0) + 1
+        async with w.sem:
+            try:
+                value = await factory()
+            except ProviderError as exc:
+                exc.provider = exc.provider or w.name
+                err = exc
+            except Exception as exc:  # providers should not let anything else out
+                err = BadResponse(f"unexpected failure: {type(exc).__name__}: {clean(exc, 200)}",
+                                  provider=w.name)
+            else:
+                c["answers"]["ok"] = c["answers"].get("ok", 0) + 1
+                r.answered += 1
+                return value, None
+        c["answers"][err.kind] = c["answers"].get(err.kind, 0) + 1
+        return None, err
+
+    def _fail(self, w: _Worker, r: _Round, err: ProviderError, task_id: str | None = None) -> None:
+        """Provider-level consequences of a failed request, and its event."""
+        now = self.clock()
+        c = w.counters
+        message = clean(scrub(err.message, w.provider.api_key), 500)
+        event = Event(time=self.wall(), provider=w.name, message=message, task_id=task_id,
+                      status=err.status, kind=err.kind, retry_after=err.retry_after)
+        if isinstance(err, NotFound):
+            r.answered += 1
+            return  # an answer, not a failure: the task ends as not_found
+        c["errors"] += 1
+        c["last_error"] = f"{err.kind}: {message}"[:300]
+        c["last_error_at"] = self.wall()
+        if isinstance(err, AuthError):
+            r.halt = AUTH_FAILED
+            if w.state != AUTH_FAILED:
+                w.state = AUTH_FAILED
+                w.retry_mono = None
+                r.events.append(event)  # once per refusal, not once per task
+            return
+        r.events.append(event)
+        if isinstance(err, RateLimited):
+            c["rate_limited"] += 1
+            wait = err.retry_after if err.retry_after is not None else DEFAULT_RETRY_AFTER
+            until = now + max(wait, 0.0) + RETRY_MARGIN
+            w.retry_mono = max(w.retry_mono or 0.0, until)
+            w.state = RATE_LIMITED
+            r.halt = RATE_LIMITED
+        elif isinstance(err, QuotaExhausted):
+            w.state = QUOTA_EXHAUSTED
+            w.retry_mono = now + QUOTA_PROBE
+            r.halt = QUOTA_EXHAUSTED
+        elif isinstance(err, Transient):
+            r.transient += 1
+            if err.status is None:
+                r.network += 1
+            if err.retry_after is not None:  # a 503 that says when to come back
+                w.retry_mono = max(w.retry_mono or 0.0, now + err.retry_after + RETRY_MARGIN)
+            if r.answered == 0:
+                r.halt = BACKING_OFF  # nothing works yet: do not hammer, probe later
+
+    def _backoff_task(self, w: _Worker, task: Task) -> None:
+        sched = self._sched_for(task)
+        sched.fails += 1
+        sched.due = self.clock() + backoff(sched.fails, max(w.poll_interval, 1.0), MAX_INTERVAL, self.rand)
+
+    def _answered(self, w: _Worker, task: Task, fresh: Task) -> None:
+        now = self.clock()
+        sched = self._sched_for(task)
+        merged = fresh.copy(created_at=fresh.created_at or task.created_at, eta=fresh.eta or task.eta)
+        observe(sched, merged, now)
+        sched.interval = next_interval(w.poll_interval, sched, merged, now, self.wall(), self.adaptive)
+        sched.due = now + sched.interval
+
+    async def _task_round(self, w: _Worker, due: list[Task], r: _Round) -> None:
+        queue = iter(due)
+
+        async def runner() -> None:
+            for task in queue:
+                if not self._limit(w, r):
+                    return
+                fresh, err = await self._call(
+                    w, r, lambda t=task: w.provider.fetch_status(w.client, t.task_id, t.kind))
+                self._settle(w, r, task, fresh, err)
+
+        await asyncio.gather(*(runner() for _ in range(1 if w.probing else w.concurrency)))
+
+    def _settle(self, w: _Worker, r: _Round, task: Task, fresh: Task | None, err: ProviderError | None) -> None:
+        if err is None and fresh is not None:
+            r.updates.append(fresh)
+            self._answered(w, task, fresh)
+            return
+        assert err is not None
+        self._fail(w, r, err, task.task_id)
+        if isinstance(err, NotFound):
+            gone = Task(provider=w.name, task_id=task.task_id, kind=task.kind, state=NOT_FOUND,
+                        error=clean(err.message, 500) or "not found", updated_at=self.wall())
+            r.updates.append(gone)
+        elif not isinstance(err, (RateLimited, AuthError, QuotaExhausted)):
+            self._backoff_task(w, task)
+
+    async def _list_round(self, w: _Worker, live: list[Task], due: list[Task], r: _Round) -> list[Task]:
+        """One list request per kind refreshes every task of that kind; returns the
+        due tasks the lists did not answer for (fetched one by one)."""
+        default = w.provider.default_kind
+        kinds: list[str | None] = []
+        for t in due:
+            kind = t.kind or default
+            if kind not in kinds:
+                kinds.append(kind)
+        if w.discover:
+            for kind in w.kinds or [default]:
+                if kind not in kinds:
+                    kinds.append(kind)
+        tracked = {t.task_id: t for t in live}
+        leftover = list(due)
+        if w.discover:
+            w.list_due = self.clock() + max(w.poll_interval, 1.0)
+        details: list[tuple[Task, Task]] = []
+        for kind in kinds:
+            if not self._limit(w, r):
+                break
+            rows, err = await self._call(w, r, lambda k=kind: w.provider.fetch_list(w.client, k))
+            if err is not None:
+                self._fail(w, r, err)
+                if isinstance(err, NotFound):
+                    continue  # no list for this kind: fall back to one request per task
+                break
+            answered: set[str] = set()
+            for row in rows or []:
+                old = tracked.get(row.task_id)
+                if old is None:
+                    if w.discover and self.store.get(row.key) is None:
+                        r.discovered.append(row.copy(kind=row.kind or kind))
+                    continue
+                if (old.kind or default) != kind:
+                    continue
+                answered.add(row.task_id)
+                if row.state == SUCCEEDED and not row.results:
+                    details.append((old, row))  # the list has no `generated`: ask once
+                else:
+                    r.updates.append(row)
+                    self._answered(w, old, row)
+            leftover = [t for t in leftover if not ((t.kind or default) == kind and t.task_id in answered)]
+        for old, row in details:
+            if not self._limit(w, r):
+                # not enough budget for its detail: keep it due, the list says COMPLETED again next time
+                break
+            fresh, err = await self._call(
+                w, r, lambda t=old: w.provider.fetch_status(w.client, t.task_id, t.kind))
+            self._settle(w, r, old, fresh, err)
+        return [t for t in leftover if t.task_id in tracked]
+
+    async def _fetch_balance(self, w: _Worker, r: _Round) -> None:
+        """Fetch the balance (counted against the budget); failures are logged only."""
+        if not self._limit(w, r):
+            return
+        w.balance_due = self.clock() + w.balance_interval
+        balance, err = await self._call(w, r, lambda: w.provider.fetch_balance(w.client))
+        if err is not None:
+            if isinstance(err, (RateLimited, Transient)):
+                self._fail(w, r, err)
+            else:  # a balance endpoint may want other credentials: never stop polling for it
+                w.counters["errors"] += 1
+                r.events.append(Event(time=self.wall(), provider=w.name, status=err.status,
+                                      kind=err.kind, message="balance: " + clean(
+                                          scrub(err.message, w.provider.api_key), 400)))
+            return
+        w.balance = balance.remaining
+        w.balance_unit = balance.unit
+        w.counters["balance_at"] = self.wall()
+
+    def _finish(self, w: _Worker, r: _Round) -> None:
+        """Provider state after a round, then one store transaction."""
+        now = self.clock()
+        if r.halt in (RATE_LIMITED, AUTH_FAILED, QUOTA_EXHAUSTED):
+            pass  # set by _fail
+        elif r.transient and not r.answered:
+            w.fails += 1
+            w.state = OFFLINE if r.network == r.transient else BACKING_OFF
+            wait = backoff(w.fails, max(0.5, min(w.poll_interval, 5.0)), BACKOFF_CAP, self.rand)
+            w.retry_mono = max(w.retry_mono or 0.0, now + wait)
+        elif r.answered:
+            w.fails = 0
+            if w.state != OK:
+                w.state = OK
+                if w.retry_mono is not None and w.retry_mono <= now:
+                    w.retry_mono = None
+                self._wake(w)  # a probe got through: go on at once
+        if not (r.updates or r.events or r.sent or r.discovered):
+            return
+        counters = {w.name: self._counters_blob(w)}
+        if r.discovered:
+            self.store.apply(r.discovered, discovered=True)
+        self.store.apply(r.updates, r.events, counters)
+
+    def _counters_blob(self, w: _Worker) -> dict[str, Any]:
+        c = w.counters
+        floor = int(self.wall() // 60) - RPM_MINUTES
+        c["rpm"] = {m: n for m, n in c["rpm"].items() if m > floor}
+        wall_now = self.wall()
+        blob = dict(c)
+        blob["rpm"] = {str(m): n for m, n in c["rpm"].items()}
+        blob["answers"] = dict(c["answers"])
+        blob["state"] = w.state
+        blob["retry_at"] = self._retry_wall(w)
+        blob["recent"] = [round(wall_now - age, 3) for age in w.budget.recent()]
+        blob["balance"] = w.balance
+        blob["balance_unit"] = w.balance_unit
+        return blob
+
+    def _retry_wall(self, w: _Worker) -> float | None:
+        if w.retry_mono is None:
+            return None
+        left = w.retry_mono - self.clock()
+        return self.wall() + left if left > 0 else None
+
+    def _log_internal(self, w: _Worker, exc: Exception) -> None:
+        message = clean(scrub(f"internal error: {type(exc).__name__}: {exc}", w.provider.api_key), 500)
+        w.counters["last_error"] = message
+        try:
+            self.store.log([Event(time=self.wall(), provider=w.name, message=message, kind="internal")])
+        except Exception:
+            pass
+
+    # ------------------------------------------------------------ reporting
+
+    def _credits(self) -> dict[str, float]:
+        revision = getattr(self.store, "revision", None)
+        if self._credits_cache is not None and revision is not None and self._credits_cache[0] == revision:
+            return self._credits_cache[1]
+        totals: dict[str, float] = {}
+        for t in self.store.tasks():
+            if t.credits:
+                totals[t.provider] = totals.get(t.provider, 0.0) + float(t.credits)
+        if revision is not None:
+            self._credits_cache = (revision, totals)
+        return totals
+
+    def status(self, name: str) -> ProviderStatus:
+        """The dashboard's view of one configured provider."""
+        w = self.workers[name]
+        c = w.counters
+        minute = int(self.wall() // 60)
+        rpm = [int(c["rpm"].get(m, 0)) for m in range(minute - RPM_MINUTES + 1, minute + 1)]
+        counts = self.store.counts_by_provider().get(name, {}) if hasattr(self.store, "counts_by_provider") else {}
+        return ProviderStatus(
+            name=name, state=w.state, retry_at=self._retry_wall(w),
+            requests=c["requests"], errors=c["errors"], rate_limited=c["rate_limited"],
+            last_error=c["last_error"], credits_spent=round(self._credits().get(name, 0.0), 6),
+            balance=w.balance, balance_unit=w.balance_unit, budget=w.rate_text,
+            budget_capacity=w.budget.capacity, budget_available=w.budget.available,
+            rpm=rpm, paused=self.paused, answers=dict(c["answers"]), tasks=dict(counts),
+        )
+
+    def statuses(self) -> list[ProviderStatus]:
+        return [self.status(name) for name in self.workers]
+
+    def quota(self) -> list[dict[str, Any]]:
+        """The ``quota --json`` objects of DESIGN.md, one per configured provider."""
+        out = []
+        for s in self.statuses():
+            out.append({
+                "provider": s.name, "state": s.state, "requests": s.requests, "errors": s.errors,
+                "rate_limited": s.rate_limited, "retry_at": iso(s.retry_at),
+                "credits_spent": s.credits_spent, "balance": s.balance,
+                "budget_left": s.budget_available, "tasks": s.tasks,
+                "budget": s.budget, "balance_unit": s.balance_unit if s.balance is not None else None,
+                "last_error": s.last_error, "paused": s.paused, "answers": s.answers,
+            })
+        return out
+
+
+def scrub(text: str, secret: str | None) -> str:
+    """Remove a secret from text that might echo it (an error body, an exception)."""
+    text = str(text)
+    if secret and len(secret) >= 4 and secret in text:
+        text = text.replace(secret, "[redacted]")
+    return text
+
+
+def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+__all__ = ["Engine", "ProviderStatus", "Schedule", "next_interval", "backoff", "priority",
+           "PROVIDER_STATES"]
