@@ -72,6 +72,7 @@ def test_status_request_other_kind_and_base():
     p = Comfy("jwt.token.value", base_url="http://127.0.0.1:9999/")
     req = p.status_request("abc", "skin-enhancer/faithful")
     assert req.url == "http://127.0.0.1:9999/proxy/freepik/v1/ai/skin-enhancer/faithful/abc"
+    assert p.status_request("abc", "/image-relight/").url.endswith("/v1/ai/image-relight/abc")
     assert req.headers["Authorization"] == "Bearer jwt.token.value"
     assert "X-API-KEY" not in req.headers  # a JWT is not a Comfy API key
 
@@ -271,7 +272,8 @@ def test_balance_falls_back_to_amount(comfy):
     assert bal.unit == "usd"
 
 
-@pytest.mark.parametrize("body", [{}, {"currency": "usd"}, [1], {"amount_micros": "lots"}])
+@pytest.mark.parametrize("body", [{}, {"currency": "usd"}, [1], {"amount_micros": "lots"},
+                                  {"effective_balance_micros": "NaN"}])
 def test_balance_bad_shapes(comfy, body):
     with pytest.raises(BadResponse):
         comfy.parse_balance(httpx.Response(200, json=body))

@@ -266,6 +266,12 @@ def test_code_override_keeps_retry_after(ups):
     assert info.value.retry_after == 3600
 
 
+def test_success_without_data_says_what_it_got(ups):
+    with pytest.raises(BadResponse) as info:
+        parse(ups, 200, {"status": "error", "message": "Task lookup failed"})
+    assert "Task lookup failed" in info.value.message
+
+
 def test_error_body_with_200(ups):
     with pytest.raises(NotFound):
         parse(ups, 200, {"error": "NOT_FOUND", "message": "Task not found"})
