@@ -1,0 +1,93 @@
+"""Shared fixtures.  Heavy imports (the simulator, starlette, uvicorn) happen
+inside the fixtures, never at module level; nothing here imports Textual.
+
+Simulator fixtures (a real server on 127.0.0.1, a random free port):
+
+``sim``
+    A running ``tui.sim.SimServer`` with ``small_scenario()``, its clock
+    frozen at t=0 (speed 0): move time with ``sim.advance(seconds)`` or
+    ``sim.clock.set(t)``, never by sleeping.  Function-scoped, stopped after.
+    ``sim.base_url``, ``sim.key(provider)`` (``"sim-key-<provider>"``),
+    ``sim.requests`` / ``sim.violations`` (records), ``sim.add(tasks, faults)``,
+    ``sim.reset()``, ``sim.config_toml()`` (a tasktui config for all five).
+    The small scenario: every provider has ``<p>-queued``, ``<p>-running``
+    (50 % at t=0, succeeds at t=30), ``<p>-done`` (succeeded, one result URL),
+    ``<p>-failed`` (error "simulated failure"); plus ``freepik-cancelled`` and
+    ``evolink-expired`` (answers 404).  Comfy/freepik tasks use the default
+    kinds (``image-relight``, ``text-to-image/hyperflux``).
+
+``sim_factory(scenario=None, speed=0.0)``
+    Start another SimServer with your own scenario; all are stopped after.
+
+``sim_task(provider, task_id, state="running", at=0.0, **fields)``
+    Build a ``SimTask`` that is in ``state`` (queued running succeeded failed
+    cancelled expired) at sim time ``at``.
+
+``sim_fault(kind, provider=None, **fields)``
+    Build a ``Fault``: rate_limit (Retry-After header), rate_limit_text (wait
+    only in the body), rate_limit_bare, quota (402), auth (401/403), not_found,
+    server_error (``status=``), html_502, malformed, empty, wrong_shape, slow
+    (``delay=`` real seconds), drop (connection closed mid-answer).  Limit with
+    ``task_id=``, ``endpoint=``, ``start=``/``end=`` (sim time), ``count=``.
+
+``sim_scenario(*tasks, faults=(), keys=None, **provider_options)``
+    Build a ``Scenario`` with all five providers (keys ``sim-key-<p>``), e.g.
+    ``sim_scenario(t1, t2, faults=[f], upscayl={"variant": "openapi", "budget": "100/h"})``.
+
+Example::
+
+    async def test_x(sim_factory, sim_task, sim_fault, sim_scenario):
+        sim = sim_factory(sim_scenario(sim_task("evolink", "t1", "queued"),
+                                       faults=[sim_fault("rate_limit", "evolink", retry_after=5, count=1)]))
+        ...  # point a provider at sim.base_url with sim.key("evolink")
+        sim.advance(60)
+"""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def sim_factory():
+    from tui.sim import SimServer
+
+    servers = []
+
+    def start(scenario=None, speed: float = 0.0, **kwargs):
+        server = SimServer(scenario, speed=speed, **kwargs).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def sim(sim_factory):
+    return sim_factory()
+
+
+@pytest.fixture
+def sim_task():
+    from tui.sim import sim_task as build
+
+    return build
+
+
+@pytest.fixture
+def sim_fault():
+    from tui.sim import Fault
+
+    def build(kind: str, provider: str | None = None, **fields):
+        return Fault(kind=kind, provider=provider, **fields)
+
+    return build
+
+
+@pytest.fixture
+def sim_scenario():
+    from tui.sim import build_scenario
+
+    return build_scenario

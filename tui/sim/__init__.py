@@ -1,0 +1,48 @@
+"""A simulator of the five provider APIs, faithful to the seed documents.
+
+One HTTP server answers for all five providers (their paths do not collide),
+with scripted task lifecycles and faults, on a clock tests can move::
+
+    from tui.sim import SimServer, generate
+    with SimServer(generate(seed=7, n_tasks=20)) as sim:
+        sim.base_url, sim.key("evolink"), sim.advance(30), sim.requests, sim.violations
+
+Modules: ``clock`` (SimClock), ``scenario`` (the data model, load/dump, small
+builders), ``generate`` (deterministic scenarios), ``bodies`` (each provider's
+answer shapes), ``state`` (the Simulator: lifecycles, faults, budgets, records),
+``app`` (the Starlette app), ``serve`` (SimServer, ``serve()``, ``tasktui simulate``).
+"""
+
+from __future__ import annotations
+
+from .clock import SimClock
+from .generate import generate, small_scenario
+from .scenario import Fault, ProviderSpec, Scenario, SimTask, build_scenario, sim_task
+from .state import Record, Simulator, Violation
+
+__all__ = [
+    "Fault",
+    "ProviderSpec",
+    "Record",
+    "Scenario",
+    "SimClock",
+    "SimServer",
+    "SimTask",
+    "Simulator",
+    "Violation",
+    "build_scenario",
+    "generate",
+    "make_app",
+    "sim_task",
+    "small_scenario",
+]
+
+
+def __getattr__(name: str):  # the HTTP parts import starlette/uvicorn: load on use
+    import importlib
+
+    if name == "SimServer":
+        return importlib.import_module(f"{__name__}.serve").SimServer
+    if name == "make_app":
+        return importlib.import_module(f"{__name__}.app").make_app
+    raise AttributeError(name)

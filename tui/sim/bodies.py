@@ -1,0 +1,244 @@
+"""Each provider's answer shapes, as the seed documents (and providers.md) give
+them.  Pure functions: a task's snapshot in, a JSON-able body out.
+
+``state`` here is the simulator's lifecycle state: queued, running,
+succeeded, failed or cancelled.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .scenario import SimTask
+
+# ---------------------------------------------------------------- status names
+
+COMFY_STATUS = {"queued": "CREATED", "running": "IN_PROGRESS", "succeeded": "COMPLETED",
+                "failed": "FAILED", "cancelled": "FAILED"}  # the Comfy enum has no CANCELLED
+FREEPIK_STATUS = {**COMFY_STATUS, "cancelled": "CANCELLED"}
+UPSCAYL_STATUS = {
+    "docs": {"queued": "PROCESSING", "running": "ENHANCING", "succeeded": "PROCESSED",
+             "failed": "PROCESSING_FAILED", "cancelled": "PROCESSING_FAILED"},
+    "openapi": {"queued": "pending", "running": "processing", "succeeded": "completed",
+                "failed": "failed", "cancelled": "failed"},
+}
+QOLABA_STATUS = {"queued": "PENDING", "running": "STARTED", "succeeded": "SUCCESS",
+                 "failed": "FAILURE", "cancelled": "REVOKED"}
+EVOLINK_STATUS = {"queued": "pending", "running": "processing", "succeeded": "completed",
+                  "failed": "failed", "cancelled": "failed"}
+
+
+def _results(task: SimTask, state: str) -> list[str]:
+    return list(task.results) if state == "succeeded" else []
+
+
+# ---------------------------------------------------------------- comfy
+
+
+def comfy_task(task: SimTask, state: str, variant: str) -> dict[str, Any]:
+    """FreepikTaskResponse ``{"data": FreepikTaskData}``, or bare FreepikTaskData."""
+    data = {"generated": _results(task, state), "status": COMFY_STATUS[state], "task_id": task.task_id}
+    return data if variant == "bare" else {"data": data}
+
+
+def comfy_balance(cents_left: float, cents_used: float) -> dict[str, Any]:
+    """GET /customers/balance: the ``_micros`` fields hold cents (providers.md §1)."""
+    left = int(round(cents_left))
+    return {
+        "amount_micros": left,
+        "effective_balance_micros": left,
+        "prepaid_balance_micros": left,
+        "cloud_credit_balance_micros": 0,
+        "currency": "usd",
+    }
+
+
+# ---------------------------------------------------------------- upscayl
+
+
+def upscayl_task(task: SimTask, state: str, progress: float, epoch: float, variant: str) -> dict[str, Any]:
+    """The 200 body of POST /get-task-status."""
+    ms = variant == "openapi"  # openapi.yaml: Unix ms; the docs example: seconds
+
+    def stamp(t: float) -> int:
+        return int((epoch + t) * 1000) if ms else int(epoch + t)
+
+    done = state == "succeeded"
+    base = {
+        "fileName": f"{task.task_id}.jpg",
+        "fileType": "image/jpeg",
+        "fileSize": 123456,
+        "originalFileName": "image.jpg",
+        "path": f"users/sim/{task.task_id}.jpg",
+        "createdAt": stamp(task.created),
+        "expiresAt": stamp(task.created + 86400),
+        "dimensions": {"width": 1024, "height": 1024},
+    }
+    files = []
+    for i, url in enumerate(_results(task, state) or [None]):
+        f = dict(base)
+        if url is not None and done:
+            f.update(downloadLink=url, thumbnailLink=url, processedFileName=f"{task.task_id}-{i}.png",
+                     finalFileSize=4 * 123456)
+        files.append(f)
+    data: dict[str, Any] = {
+        "status": UPSCAYL_STATUS[variant][state],
+        "progress": str(int(progress)),
+        "files": files,
+        "deductedCredits": int(task.credits) if done else 0,
+        "creditsDeducted": done,
+        "model": task.model or "upscayl-standard-4x",
+        "scale": 4,
+        "saveImageAs": "png",
+        "compression": 80,
+        "batchMode": False,
+        "enhanceFace": False,
+    }
+    if state in ("failed", "cancelled"):
+        data["error"] = task.error or ("cancelled" if state == "cancelled" else "processing failed")
+    return {"status": "success", "data": data}
+
+
+def upscayl_history(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"status": "success", "data": items,
+            "pagination": {"total": len(items), "hasMore": False, "nextOffset": None}}
+
+
+# ---------------------------------------------------------------- qolaba
+
+
+def qolaba_task(task: SimTask, state: str, variant: str) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, body) of POST /getImage.  A failure is HTTP 500 with the
+    same body (variant "500", status FAILURE) or 200 with status FAILED."""
+    status = QOLABA_STATUS[state]
+    code = 200
+    if state == "failed":
+        if variant == "200":
+            status = "FAILED"
+        else:
+            code = 500
+    terminal = state in ("succeeded", "failed", "cancelled")
+    results = _results(task, state)
+    body = {
+        "time_required": ({"startup_time": round(task.start - task.created, 2),
+                           "runtime": round(task.end - task.start, 2)} if terminal else {}),
+        "error": (task.error or "task failed") if state == "failed" else None,
+        "error_data": ({"message": task.error or "task failed"} if state == "failed" else None),
+        "input": {"app_id": task.model or "text-to-image", "prompt": "a simulated prompt"},
+        "output": {"result": results, "Has_NSFW_Content": [False] * len(results)} if results else {},
+        "app_id": task.model or "text-to-image",
+        "task_id": task.task_id,
+        "status": status,
+    }
+    return code, body
+
+
+def qolaba_unknown(task_id: str) -> dict[str, Any]:
+    """Celery answers PENDING for an id it does not know (or has forgotten)."""
+    return {"time_required": {}, "error": None, "error_data": None, "input": {}, "output": {},
+            "app_id": None, "task_id": task_id, "status": "PENDING"}
+
+
+# ---------------------------------------------------------------- freepik
+
+
+def freepik_task(task: SimTask, state: str) -> dict[str, Any]:
+    """task-detail: ``{"data": {task_id, status, generated}}``."""
+    return {"data": {"task_id": task.task_id, "status": FREEPIK_STATUS[state],
+                     "generated": _results(task, state)}}
+
+
+def freepik_list(items: list[tuple[SimTask, str]]) -> dict[str, Any]:
+    return {"data": [{"task_id": t.task_id, "status": FREEPIK_STATUS[s]} for t, s in items]}
+
+
+# ---------------------------------------------------------------- evolink
+
+
+EVOLINK_TYPES = ("image", "video", "audio")
+
+
+def evolink_task(task: SimTask, state: str, progress: float, epoch: float) -> dict[str, Any]:
+    """TaskDetailResponse with the extras the official MCP reads."""
+    kind = task.kind if task.kind in EVOLINK_TYPES else "image"
+    results = _results(task, state)
+    body: dict[str, Any] = {
+        "created": int(epoch + task.created),
+        "id": task.task_id,
+        "model": task.model or "gpt-image-1",
+        "object": f"{kind}.generation.task",
+        "progress": int(progress),
+        "results": results,
+        "status": EVOLINK_STATUS[state],
+        "task_info": {"can_cancel": state == "queued",
+                      "estimated_time": int(round(task.end - task.created))},
+        "type": kind,
+        "usage": {"billing_rule": "per_call", "credits_reserved": task.credits, "user_group": "default"},
+    }
+    if results:
+        key = {"image": "image_url", "video": "video_url", "audio": "audio_url"}[kind]
+        body["result_data"] = [{"result_id": f"{task.task_id}-{i}", key: url} for i, url in enumerate(results)]
+    if state == "failed":
+        body["error"] = {"code": "generation_failed_no_content", "message": task.error or "generation failed",
+                         "type": "task_error"}
+    elif state == "cancelled":
+        body["error"] = {"code": "request_cancelled", "message": task.error or "request cancelled",
+                         "type": "task_error"}
+    return body
+
+
+def evolink_credits(remaining: float, used: float) -> dict[str, Any]:
+    """GET /v1/credits."""
+    return {"success": True, "message": "ok",
+            "data": {"token": {"remaining_credits": remaining, "unlimited_credits": False, "used_credits": used},
+                     "user": {"remaining_credits": remaining, "used_credits": used}}}
+
+
+# ---------------------------------------------------------------- errors
+
+_EVOLINK_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "insufficient_quota_error",
+                  403: "permission_error", 404: "not_found_error", 429: "rate_limit_error",
+                  500: "internal_server_error", 502: "upstream_error", 503: "service_unavailable_error"}
+_UPSCAYL_CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 402: "INSUFFICIENT_CREDITS", 403: "UNAUTHORIZED",
+                  404: "NOT_FOUND", 429: "RATE_LIMIT_EXCEEDED", 500: "INTERNAL_SERVER_ERROR"}
+_COMFY_CODES = {400: "bad_request", 401: "unauthorized", 402: "payment_required", 403: "forbidden",
+                404: "not_found", 429: "too_many_requests", 500: "internal_error"}
+
+MESSAGES = {
+    400: "Bad Request",
+    401: "Invalid API key",
+    402: "Insufficient credits",
+    403: "Access denied",
+    404: "Task not found or expired",
+    429: "Too many requests",
+    500: "Internal Server Error",
+    502: "Upstream service error",
+    503: "Service Unavailable. Please try again later.",
+}
+
+
+def error_body(provider: str, status: int, message: str | None = None,
+               fallback: str | None = None) -> dict[str, Any]:
+    """A non-2xx body in ``provider``'s own error shape.  ``fallback`` is
+    EvoLink's ``fallback_suggestion`` (other providers put a wait hint in the message)."""
+    message = message or MESSAGES.get(status, "Error")
+    if provider == "evolink":
+        err: dict[str, Any] = {"code": status, "message": message,
+                               "type": _EVOLINK_TYPES.get(status, "internal_server_error")}
+        if status in (400, 404):
+            err["param"] = "task_id"
+        if fallback:
+            err["fallback_suggestion"] = fallback
+        return {"error": err}
+    if provider == "upscayl":
+        return {"error": _UPSCAYL_CODES.get(status, "INTERNAL_SERVER_ERROR"), "message": message}
+    if provider == "comfy":  # FreepikErrorResponse {error, message}
+        return {"error": _COMFY_CODES.get(status, "error"), "message": message}
+    if provider == "qolaba":  # a FastAPI service: {"detail": ...}
+        return {"detail": message}
+    return {"message": message}  # freepik
+
+
+HTML_502 = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+            b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+            b"</body>\r\n</html>\r\n")

@@ -1,0 +1,212 @@
+"""Serving the simulator: ``SimServer`` (uvicorn in a background thread, for
+tests, the demo and benchmarks), ``serve`` (foreground) and ``tasktui simulate``.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+import uvicorn
+
+from .app import make_app, quiet_uvicorn
+from .clock import SimClock
+from .scenario import PROVIDERS, Scenario
+from .state import Record, Simulator, Violation
+
+START_TIMEOUT = 15.0
+
+
+def _config(app: Any) -> uvicorn.Config:
+    quiet_uvicorn()
+    return uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="off",
+                          timeout_graceful_shutdown=1, http="h11", loop="asyncio")
+
+
+class SimServer:
+    """The simulator on a real socket, served from a background thread.
+
+    ``base_url`` is known once the constructor... well, once ``start()``
+    returns (the socket is bound first, so ``port=0`` works).  Use as a
+    context manager, or ``start()``/``stop()``.
+    """
+
+    def __init__(self, scenario: Scenario | None = None, host: str = "127.0.0.1", port: int = 0, *,
+                 speed: float = 1.0, clock: SimClock | None = None) -> None:
+        if scenario is None:
+            from .generate import small_scenario
+
+            scenario = small_scenario()
+        self.sim = Simulator(scenario, clock=clock, speed=speed)
+        self.host = host
+        self.port = port
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._sock: socket.socket | None = None
+
+    # ------------------------------------------------------------ life
+
+    def start(self) -> "SimServer":
+        if self._thread is not None:
+            return self
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        sock.listen(128)
+        sock.setblocking(False)
+        self._sock = sock
+        self.port = sock.getsockname()[1]
+        self._server = uvicorn.Server(_config(make_app(self.sim)))
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
+                                        name=f"sim-{self.port}", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"simulator did not start on {self.host}:{self.port}")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is not None and thread is not None:
+            server.should_exit = True
+            thread.join(5)
+            if thread.is_alive():
+                server.force_exit = True
+                thread.join(5)
+        if self._sock is not None:
+            self._sock.close()
+        self._server = self._thread = self._sock = None
+
+    def __enter__(self) -> "SimServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------ conveniences
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def scenario(self) -> Scenario:
+        return self.sim.scenario
+
+    @property
+    def clock(self) -> SimClock:
+        return self.sim.clock
+
+    @property
+    def requests(self) -> list[Record]:
+        return self.sim.requests
+
+    @property
+    def violations(self) -> list[Violation]:
+        return self.sim.violations
+
+    def key(self, provider: str) -> str:
+        return self.sim.key(provider)
+
+    def now(self) -> float:
+        return self.sim.now()
+
+    def advance(self, seconds: float) -> float:
+        return self.sim.advance(seconds)
+
+    def add(self, tasks=(), faults=(), providers=None) -> int:
+        return self.sim.add(tasks, faults, providers)
+
+    def reset(self) -> None:
+        self.sim.reset()
+
+    def config_toml(self, providers: tuple[str, ...] | None = None) -> str:
+        """A tasktui config pointing every scenario provider at this server."""
+        return config_toml(self.base_url, self.sim.scenario, providers)
+
+    def __repr__(self) -> str:
+        return f"<SimServer {self.base_url} t={self.now():.1f}>"
+
+
+def config_toml(base_url: str, scenario: Scenario, providers: tuple[str, ...] | None = None) -> str:
+    lines = ["# tasktui config: every provider served by the simulator", ""]
+    for name in providers or PROVIDERS:
+        spec = scenario.providers.get(name)
+        if spec is None:
+            continue
+        lines += [f"[providers.{name}]", f'api_key = "{spec.key}"', f'base_url = "{base_url}"']
+        if spec.budget:
+            lines.append(f'rate_limit = "{spec.budget}"')
+        lines.append("")
+    return "\n".join(lines)
+
+
+def add_commands(scenario: Scenario) -> list[str]:
+    """One ``tasktui add`` line per provider (and kind) with the scenario's task ids."""
+    out = []
+    groups: dict[tuple[str, str | None], list[str]] = {}
+    for t in scenario.tasks:
+        groups.setdefault((t.provider, t.kind), []).append(t.task_id)
+    for (provider, kind), ids in groups.items():
+        opt = f" --kind {kind}" if kind else ""
+        out.append(f"tasktui add {provider} {' '.join(ids)}{opt} --label sim")
+    return out
+
+
+def serve(host: str = "127.0.0.1", port: int = 8765, scenario: Scenario | None = None, *,
+          speed: float = 1.0, out=None) -> None:
+    """Serve in the foreground until Ctrl-C, printing the base URL, a config
+    snippet, ``tasktui add`` lines, then one line per request."""
+    out = out or sys.stdout
+    server = SimServer(scenario, host, port, speed=speed)
+
+    def show(rec: Record) -> None:
+        mark = " VIOLATION" if rec.violation else ""
+        fault = f" [{rec.fault}]" if rec.fault else ""
+        print(f"{rec.time:9.2f}s {rec.provider or '-':8} {rec.method:4} {rec.path} -> {rec.status}{fault}{mark}",
+              file=out, flush=True)
+
+    server.sim.on_request = show
+    with server:
+        print(f"tasktui simulator listening on {server.base_url}", file=out)
+        print(f"speed {speed}x; control: GET {server.base_url}/_sim/requests, POST /_sim/clock, Ctrl-C to stop",
+              file=out)
+        print("", file=out)
+        print(server.config_toml(), file=out)
+        print("# tasks to track:", file=out)
+        for line in add_commands(server.scenario):
+            print(line, file=out)
+        print("", file=out, flush=True)
+        try:
+            while True:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+
+
+def cmd_simulate(args) -> int:
+    """``tasktui simulate``: args.host, args.port, args.scenario, args.seed, args.tasks, args.speed."""
+    if getattr(args, "scenario", None):
+        try:
+            scenario = Scenario.load(args.scenario)
+        except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+            print(f"tasktui simulate: cannot load scenario {args.scenario}: {exc}", file=sys.stderr)
+            return 2
+    else:
+        from .generate import generate
+
+        scenario = generate(seed=args.seed, n_tasks=args.tasks)
+    try:
+        serve(args.host, args.port, scenario, speed=args.speed)
+    except OSError as exc:
+        print(f"tasktui simulate: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,251 @@
+"""The simulator's state, without HTTP: task lifecycles at a sim time, fault
+matching, request budgets, announced Retry-After windows, and the records of
+every request served.  Thread safe: the server thread and tests share it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Iterable
+
+from .clock import SimClock
+from .scenario import VARIANTS, Fault, ProviderSpec, Scenario, SimTask, parse_rate
+
+DEFAULT_BALANCE = {"comfy": 10_000.0, "evolink": 1_000.0}  # cents, credits
+
+
+@dataclass(slots=True)
+class Record:
+    """One request the simulator served."""
+
+    time: float  # sim time
+    wall: float  # epoch seconds
+    provider: str | None  # None: a path no provider has
+    method: str
+    path: str
+    endpoint: str  # status list balance other
+    task_id: str | None
+    status: int
+    auth_ok: bool
+    fault: str | None = None  # the fault kind applied, if any
+    over_budget: bool = False  # answered 429 because the provider's budget was spent
+    violation: bool = False  # arrived inside an announced Retry-After window
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class Violation:
+    """A request that came before the wait the simulator had announced (429) ran out."""
+
+    time: float
+    provider: str
+    path: str
+    task_id: str | None
+    window_end: float  # sim time the announced wait ends
+    early_by: float  # sim seconds too early
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _curve(name: str, f: float) -> float:
+    f = min(1.0, max(0.0, f))
+    if name == "ease":
+        return f * f * (3 - 2 * f)
+    if name == "steps":
+        return math.floor(f * 4) / 4
+    if name == "stall":  # quick to 70 %, then stuck there until the end
+        return 0.7 * min(1.0, f / 0.3)
+    return f
+
+
+def lifecycle(task: SimTask, t: float) -> tuple[str, float] | None:
+    """(state, progress 0..100) of ``task`` at sim time ``t``; None when it
+    does not exist (not created yet, or expired)."""
+    if t < task.created or (task.expires is not None and t >= task.expires):
+        return None
+    peak = task.peak if task.peak is not None else (100.0 if task.end_state == "succeeded" else 60.0)
+    if t < task.start:
+        return "queued", 0.0
+    if t < task.end:
+        span = task.end - task.start
+        return "running", peak * _curve(task.curve, (t - task.start) / span if span > 0 else 1.0)
+    if task.end_state == "succeeded":
+        return "succeeded", 100.0
+    return task.end_state, peak * _curve(task.curve, 1.0)
+
+
+class Simulator:
+    """A scenario being played.  ``now()`` is the sim time of the clock."""
+
+    def __init__(self, scenario: Scenario, clock: SimClock | None = None, speed: float = 1.0) -> None:
+        self.scenario = scenario.model_copy(deep=True)
+        for name, spec in list(self.scenario.providers.items()):
+            if spec.balance is None and name in DEFAULT_BALANCE:
+                self.scenario.providers[name] = spec.model_copy(update={"balance": DEFAULT_BALANCE[name]})
+        self.clock = clock or SimClock(speed)
+        self.epoch = scenario.epoch if scenario.epoch is not None else time.time() - self.clock.now()
+        self.on_request: Callable[[Record], None] | None = None
+        self._lock = threading.RLock()
+        self._index = {(t.provider, t.task_id): t for t in self.scenario.tasks}
+        self._records: list[Record] = []
+        self._violations: list[Violation] = []
+        self._windows: dict[str, float] = {}
+        self._spent: dict[str, deque[float]] = {}
+
+    # ------------------------------------------------------------ time
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def advance(self, seconds: float) -> float:
+        return self.clock.advance(seconds)
+
+    def wall(self, t: float) -> float:
+        """Epoch seconds of sim time ``t`` (timestamps in answers)."""
+        return self.epoch + t
+
+    # ------------------------------------------------------------ scenario
+
+    def spec(self, provider: str) -> ProviderSpec | None:
+        return self.scenario.providers.get(provider)
+
+    def key(self, provider: str) -> str:
+        return self.scenario.providers[provider].key
+
+    def variant(self, provider: str, task: SimTask | None = None) -> str:
+        if task is not None and task.variant:
+            return task.variant
+        spec = self.spec(provider)
+        return (spec.variant if spec and spec.variant else None) or VARIANTS[provider][0]
+
+    def task(self, provider: str, task_id: str) -> SimTask | None:
+        with self._lock:
+            return self._index.get((provider, task_id))
+
+    def tasks(self, provider: str) -> list[SimTask]:
+        with self._lock:
+            return [t for t in self.scenario.tasks if t.provider == provider]
+
+    def kinds(self, provider: str) -> set[str]:
+        return {t.path_kind for t in self.tasks(provider) if t.path_kind}
+
+    def add(self, tasks: Iterable[SimTask] = (), faults: Iterable[Fault] = (),
+            providers: dict[str, ProviderSpec] | None = None) -> int:
+        """Add (or replace, by provider and id) tasks, append faults, set provider specs."""
+        with self._lock:
+            n = 0
+            for task in tasks:
+                old = self._index.get((task.provider, task.task_id))
+                if old is not None:
+                    self.scenario.tasks.remove(old)
+                self.scenario.tasks.append(task)
+                self._index[(task.provider, task.task_id)] = task
+                n += 1
+            self.scenario.faults.extend(faults)
+            for name, spec in (providers or {}).items():
+                self.scenario.providers = {**self.scenario.providers, name: spec}
+            return n
+
+    # ------------------------------------------------------------ answers
+
+    def auth_ok(self, provider: str, presented: str | None) -> bool:
+        spec = self.spec(provider)
+        if spec is None or not presented:
+            return False
+        return hmac.compare_digest(presented.encode(), spec.key.encode())
+
+    def take_fault(self, provider: str, endpoint: str, task_id: str | None, t: float) -> Fault | None:
+        """The first active fault for this request, its count used up by one."""
+        with self._lock:
+            for fault in self.scenario.faults:
+                if fault.provider not in (None, provider) or not fault.active(t):
+                    continue
+                if fault.endpoint not in ("any", endpoint):
+                    continue
+                if fault.task_id is not None and fault.task_id != task_id:
+                    continue
+                if fault.count is not None:
+                    fault.count -= 1
+                return fault
+        return None
+
+    def take_budget(self, provider: str, t: float) -> float | None:
+        """None when the request is within the provider's budget (and counts it);
+        else the real seconds until a slot frees."""
+        spec = self.spec(provider)
+        if spec is None or spec.budget is None:
+            return None
+        limit, period = parse_rate(spec.budget)
+        window = period * self.clock.scale
+        with self._lock:
+            spent = self._spent.setdefault(provider, deque())
+            while spent and spent[0] <= t - window:
+                spent.popleft()
+            if len(spent) >= limit:
+                return max(1.0, (spent[0] + window - t) / self.clock.scale)
+            spent.append(t)
+        return None
+
+    def announce(self, provider: str, t: float, seconds: float) -> None:
+        """A 429 told ``provider``'s client to wait ``seconds`` (real seconds)."""
+        with self._lock:
+            end = t + seconds * self.clock.scale
+            self._windows[provider] = max(end, self._windows.get(provider, end))
+
+    def window_end(self, provider: str, t: float) -> float | None:
+        """The end of the announced wait ``t`` falls in, if any."""
+        with self._lock:
+            end = self._windows.get(provider)
+        return end if end is not None and t < end else None
+
+    def balance(self, provider: str, t: float) -> tuple[float, float]:
+        """(left, used): used = credits of this provider's tasks succeeded by ``t``."""
+        used = sum(task.credits for task in self.tasks(provider)
+                   if task.end_state == "succeeded" and task.end <= t)
+        spec = self.spec(provider)
+        start = spec.balance if spec and spec.balance is not None else DEFAULT_BALANCE.get(provider, 0.0)
+        return start - used, used
+
+    # ------------------------------------------------------------ records
+
+    def record(self, rec: Record, window_end: float | None = None) -> None:
+        with self._lock:
+            if window_end is not None and rec.provider:
+                rec.violation = True
+                self._violations.append(Violation(rec.time, rec.provider, rec.path, rec.task_id,
+                                                  window_end, window_end - rec.time))
+            self._records.append(rec)
+        callback = self.on_request
+        if callback is not None:
+            try:
+                callback(rec)
+            except Exception:  # a printing hook must never break the server
+                pass
+
+    @property
+    def requests(self) -> list[Record]:
+        """Every request served, oldest first (a copy)."""
+        with self._lock:
+            return list(self._records)
+
+    @property
+    def violations(self) -> list[Violation]:
+        """Every request that arrived inside an announced Retry-After window (a copy)."""
+        with self._lock:
+            return list(self._violations)
+
+    def reset(self) -> None:
+        """Forget records, violations, announced windows and budget use."""
+        with self._lock:
+            self._records.clear()
+            self._violations.clear()
+            self._windows.clear()
+            self._spent.clear()
