@@ -213,9 +213,10 @@ def test_key_echoed_by_server_is_scrubbed():
     for text in (str(err), repr(err), err.message, str(err.code)):
         assert KEY not in text
     assert "***" in err.message
-    with pytest.raises(BadResponse) as info:
-        p.parse_status("t", None, httpx.Response(200, content=f"<html>{KEY}</html>".encode()))
-    assert KEY not in str(info.value) and KEY not in repr(info.value)
+    for body in (f"<html><title>{KEY}</title></html>", f"not json {KEY}", f'{{"other": "{KEY}"}}'):
+        with pytest.raises(BadResponse) as info:
+            p.parse_status("t", None, httpx.Response(200, content=body.encode()))
+        assert KEY not in str(info.value) and KEY not in repr(info.value)
 
 
 def test_request_repr_hides_headers():

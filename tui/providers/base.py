@@ -141,9 +141,9 @@ class Provider:
                kind: str | None = None):
         try:
             data = decode_json(response, self.name) if response.content else None
-        except BadResponse:
+        except BadResponse as exc:
             if 200 <= response.status_code < 300:
-                raise
+                raise self.scrub(exc) from None
             data = None  # an HTML 502 page etc.: classify by status below
         try:
             if not 200 <= response.status_code < 300:
