@@ -257,13 +257,17 @@ class Engine:
     """Polls every configured provider; writes what it learns to the store."""
 
     def __init__(self, config: Any, store: Any, clock: Callable[[], float] = time.monotonic,
-                 *, wall: Callable[[], float] = time.time, adaptive: bool = True,
+                 *, wall: Callable[[], float] = time.time, adaptive: bool | None = None,
                  rand: Callable[[], float] = random.random) -> None:
         self.config = config
         self.store = store
         self.clock = clock
         self.wall = wall
-        self.adaptive = adaptive
+        knobs = getattr(config, "engine", None)
+        self.adaptive = bool(_pc(knobs, "adaptive", True)) if adaptive is None else adaptive
+        self.max_interval = float(_pc(knobs, "max_interval", MAX_INTERVAL))
+        self.max_backoff = float(_pc(knobs, "max_backoff", BACKOFF_CAP))
+        self.discover_interval = float(_pc(knobs, "discover_interval", 60.0))
         self.rand = rand
         self.paused = False
         self._stopping = False
@@ -445,7 +449,7 @@ class Engine:
         if self.paused or w.state == AUTH_FAILED:
             return IDLE_WAKE
         if w.retry_mono is not None and now < w.retry_mono:
-            return max(0.01, min(w.retry_mono - now, BACKOFF_CAP * 2))
+            return max(0.01, min(w.retry_mono - now, IDLE_WAKE))
         due = min((self._sched_for(t).due for t in self._live(w)), default=None)
         for extra, wanted in ((w.balance_due, w.provider.has_balance),
                               (w.list_due, w.discover and w.provider.has_list)):
@@ -565,14 +569,15 @@ class Engine:
     def _backoff_task(self, w: _Worker, task: Task) -> None:
         sched = self._sched_for(task)
         sched.fails += 1
-        sched.due = self.clock() + backoff(sched.fails, max(w.poll_interval, 1.0), MAX_INTERVAL, self.rand)
+        sched.due = self.clock() + backoff(sched.fails, max(w.poll_interval, 1.0), self.max_interval, self.rand)
 
     def _answered(self, w: _Worker, task: Task, fresh: Task) -> None:
         now = self.clock()
         sched = self._sched_for(task)
         merged = fresh.copy(created_at=fresh.created_at or task.created_at, eta=fresh.eta or task.eta)
         observe(sched, merged, now)
-        sched.interval = next_interval(w.poll_interval, sched, merged, now, self.wall(), self.adaptive)
+        sched.interval = next_interval(w.poll_interval, sched, merged, now, self.wall(), self.adaptive,
+                                       self.max_interval)
         sched.due = now + sched.interval
 
     async def _task_round(self, w: _Worker, due: list[Task], r: _Round) -> None:
@@ -618,7 +623,7 @@ class Engine:
         tracked = {t.task_id: t for t in live}
         leftover = list(due)
         if w.discover:
-            w.list_due = self.clock() + max(w.poll_interval, 1.0)
+            w.list_due = self.clock() + max(w.poll_interval, self.discover_interval)
         details: list[tuple[Task, Task]] = []
         for kind in kinds:
             if not self._limit(w, r):
@@ -681,7 +686,7 @@ class Engine:
         elif r.transient and not r.answered:
             w.fails += 1
             w.state = OFFLINE if r.network == r.transient else BACKING_OFF
-            wait = backoff(w.fails, max(0.5, min(w.poll_interval, 5.0)), BACKOFF_CAP, self.rand)
+            wait = backoff(w.fails, max(0.5, min(w.poll_interval, 5.0)), self.max_backoff, self.rand)
             w.retry_mono = max(w.retry_mono or 0.0, now + wait)
         elif r.answered:
             w.fails = 0
