@@ -1,0 +1,580 @@
+"""The dashboard: a Textual app over the store (and the engine, when online).
+
+Data flows one way: the engine writes to the store, the store's change feed
+tells the app which keys changed, and the app redraws those rows, in batches
+of at most ~10 a second.  The app never makes an HTTP call; with
+``engine=None`` it shows the stored state only.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from typing import Any, Callable, Iterable
+
+from rich.text import Text
+from textual import on
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from . import filter as tfilter
+from .model import PROVIDERS, TERMINAL
+from .resources import stylesheet
+from .text import clean, is_web_url
+from .widgets.filter_bar import FilterBar
+from .widgets.header import StatusHeader
+from .widgets.quota import QuotaPane, info_from_counters, info_from_status, problem
+from .widgets.summary import TaskSummary
+from .widgets.task_list import SORT_NAMES, TaskList
+
+FLUSH_DELAY = 0.1  # coalesce store changes for this long (at most ~10 redraws a second)
+SYNC_INTERVAL = 0.25  # pick up other processes' writes this often
+TICK_INTERVAL = 1.0  # ages, quota pane, header troubles
+NOTIFY_MAX = 3  # more finished tasks than this in one batch -> one summary notification
+
+
+def _ui(config: Any, name: str, default: Any = None) -> Any:
+    ui = getattr(config, "ui", None)
+    if ui is None:
+        return default
+    if isinstance(ui, dict):
+        return ui.get(name, default)
+    return getattr(ui, name, default)
+
+
+def saved_filters(config: Any) -> list[tuple[str, str]]:
+    """``[ui] saved_filters`` as (name, query) pairs; a dict or a list of queries."""
+    raw = _ui(config, "saved_filters", None) or {}
+    if isinstance(raw, dict):
+        return [(str(k), str(v)) for k, v in raw.items()]
+    out = []
+    for item in raw:
+        if isinstance(item, dict):
+            out.append((str(item.get("name") or item.get("query")), str(item.get("query", ""))))
+        else:
+            out.append((str(item), str(item)))
+    return out
+
+
+class TaskTUI(App[None]):
+    """tasktui's dashboard."""
+
+    CSS_PATH = str(stylesheet("app.tcss"))
+    TITLE = "tasktui"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS = [
+        Binding("slash", "filter", "Filter", id="filter"),
+        Binding("enter", "detail", "Detail", id="detail"),
+        Binding("s", "sort", "Sort", id="sort"),
+        Binding("a", "add", "Add", id="add"),
+        Binding("x", "forget", "Forget", id="forget"),
+        Binding("c", "copy_url", "Copy URL", id="copy"),
+        Binding("r", "refresh", "Refresh", id="refresh"),
+        Binding("p", "pause", "Pause", id="pause"),
+        Binding("e", "errors", "Errors", id="errors"),
+        Binding("v", "toggle_quota", "Quota", id="quota"),
+        Binding("question_mark", "help", "Help", id="help"),
+        Binding("q", "quit", "Quit", id="quit"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="clear"),
+    ] + [
+        Binding(str(n), f"saved_filter({n})", f"Saved filter {n}", show=False, id=f"saved.{n}")
+        for n in range(1, 10)
+    ]
+
+    def __init__(self, config: Any, store: Any, engine: Any = None, *, offline: bool = False,
+                 clock: Callable[[], float] = time.time, config_path: Any = None,
+                 manage_engine: bool = True) -> None:
+        super().__init__()
+        self.config = config
+        self.store = store
+        self.engine = engine
+        self.offline = offline or engine is None
+        self.clock = clock
+        self.config_path = config_path if config_path is not None else getattr(config, "path", None)
+        self.manage_engine = manage_engine
+        self.filters = saved_filters(config)
+        self.query_text = ""
+        self._pending: set[str] = set()
+        self._pending_events = 0
+        self._flush_timer = None
+        self._states: dict[str, str] = {}
+        self._unsubscribe: Callable[[], None] | None = None
+        self._header_key: tuple | None = None
+        self._credits: tuple[int, dict[str, float]] = (-1, {})
+        self._theme_ready = False
+        providers = getattr(config, "providers", None) or {}
+        self.providers = list(providers) if providers else []
+        theme = _ui(config, "theme", None)
+        if theme and theme in self.available_themes:
+            self.theme = theme
+        keymap = _ui(config, "keymap", None)
+        if keymap:
+            self.set_keymap({str(k): str(v) for k, v in dict(keymap).items()})
+
+    # ------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield StatusHeader(id="header")
+        bar = FilterBar(id="filter-bar")
+        bar.display = False
+        yield bar
+        with Horizontal(id="main"):
+            yield TaskList(self.store, self.clock, id="tasks")
+            with Vertical(id="side"):
+                yield TaskSummary(id="summary")
+                yield QuotaPane(self.providers or self._stored_providers(), id="quota")
+        yield Footer()
+
+    def _stored_providers(self) -> list[str]:
+        names = set(self.store.counts_by_provider())
+        try:
+            names |= set(self.store.counters())
+        except Exception:
+            pass
+        return [p for p in PROVIDERS if p in names] + sorted(names - set(PROVIDERS))
+
+    @property
+    def task_list(self) -> TaskList:
+        return self.query_one("#tasks", TaskList)
+
+    @property
+    def filter_bar(self) -> FilterBar:
+        return self.query_one("#filter-bar", FilterBar)
+
+    async def on_mount(self) -> None:
+        tasks = self.task_list
+        tasks.rebuild()
+        tasks.focus()
+        self._states = {t.key: t.state for t in self.store.tasks()}
+        self._unsubscribe = self.store.subscribe(self._on_store_change)
+        self.set_interval(SYNC_INTERVAL, self._sync, name="store-sync")
+        self.set_interval(TICK_INTERVAL, self._tick, name="tick")
+        self._update_header()
+        self._update_summary()
+        self._update_quota()
+        self._theme_ready = True
+        try:
+            import asyncio
+
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._terminal_gone)
+        except (NotImplementedError, RuntimeError, ValueError, AttributeError):
+            pass
+        if self.engine is not None and self.manage_engine:
+            await self.engine.start()
+
+    async def on_unmount(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self.engine is not None and self.manage_engine:
+            await self.engine.stop()
+
+    def _terminal_gone(self) -> None:
+        """SIGHUP (the SSH session dropped): leave cleanly, the store is already durable."""
+        self.exit(return_code=0)
+
+    # ------------------------------------------------------------ live updates
+
+    def _on_store_change(self, change: Any) -> None:
+        self._pending |= set(getattr(change, "keys", ()) or ())
+        self._pending_events += int(getattr(change, "events", 0) or 0)
+        if self._flush_timer is None:
+            self._flush_timer = self.set_timer(FLUSH_DELAY, self._flush, name="flush")
+
+    def _sync(self) -> None:
+        try:
+            self.store.sync()
+        except Exception as exc:  # a locked or vanished file: say so once, keep going
+            self.log.warning(f"store sync failed: {exc}")
+
+    def _main_active(self) -> bool:
+        return len(self.screen_stack) <= 1
+
+    def _flush(self) -> None:
+        """Apply the changes gathered since the last flush (skipped under a modal)."""
+        self._flush_timer = None
+        if not self._main_active():
+            top = self.screen
+            refresh = getattr(top, "on_store_change", None)
+            if refresh is not None:
+                refresh(set(self._pending), self._pending_events)
+                self._pending_events = 0
+            return  # the rows wait until the main screen is back
+        keys, self._pending = self._pending, set()
+        self._pending_events = 0
+        with self.batch_update():
+            if keys:
+                self.task_list.apply_changes(keys)
+                self._notify_finished(keys)
+                if self.task_list.cursor_key in keys:
+                    self._update_summary()
+            self._update_header()
+            if self.filter_bar.display:
+                self._update_count()
+
+    def on_screen_resume(self) -> None:
+        if self._main_active() and self._pending:
+            self._flush()
+
+    def _notify_finished(self, keys: Iterable[str]) -> None:
+        finished: list[tuple[str, str]] = []
+        get = self.store.get
+        for key in keys:
+            task = get(key)
+            old = self._states.get(key)
+            if task is None:
+                self._states.pop(key, None)
+                continue
+            self._states[key] = task.state
+            if task.state in TERMINAL and old is not None and old not in TERMINAL:
+                finished.append((key, task.state))
+        if not finished or not _ui(self.config, "notify", True):
+            return
+        bad = [k for k, s in finished if s != "succeeded"]
+        if len(finished) <= NOTIFY_MAX:
+            for key, state in finished:
+                self.notify(clean(key, 80), title=f"Task {state.replace('_', ' ')}",
+                            severity="error" if state != "succeeded" else "information",
+                            markup=False)
+        else:
+            self.notify(f"{len(finished) - len(bad)} succeeded, {len(bad)} failed or gone",
+                        title=f"{len(finished)} tasks finished",
+                        severity="warning" if bad else "information", markup=False)
+        if _ui(self.config, "bell", False):
+            self.bell()
+
+    def _tick(self) -> None:
+        """Once a second: ages, the quota pane, the header's trouble signs."""
+        if not self._main_active():
+            return
+        self.task_list.tick()
+        self._update_quota()
+        self._update_header()
+
+    # ------------------------------------------------------------ panes
+
+    def _infos(self) -> dict[str, dict]:
+        now = self.clock()
+        if self.engine is not None:
+            out = {}
+            for name in getattr(self.engine, "workers", {}) or self.providers:
+                try:
+                    out[name] = info_from_status(self.engine.status(name))
+                except (KeyError, Exception):
+                    continue
+            return out
+        try:
+            saved = self.store.counters()
+        except Exception:
+            saved = {}
+        credits = self._credit_totals()
+        names = list(dict.fromkeys([*self.query_one("#quota", QuotaPane).providers, *saved]))
+        return {name: info_from_counters(saved.get(name) or {}, now, credits.get(name))
+                for name in names}
+
+    def _credit_totals(self) -> dict[str, float]:
+        rev = self.store.revision
+        if self._credits[0] != rev:
+            totals: dict[str, float] = {}
+            for t in self.store.tasks():
+                if t.credits:
+                    totals[t.provider] = totals.get(t.provider, 0.0) + float(t.credits)
+            self._credits = (rev, totals)
+        return self._credits[1]
+
+    def _update_quota(self) -> None:
+        pane = self.query_one("#quota", QuotaPane)
+        if not pane.display or not pane.parent.display:
+            return
+        pane.show(self._infos(), self.store.counts_by_provider(), self.clock())
+
+    def _update_header(self) -> None:
+        troubles = []
+        if self.engine is not None:
+            for name, info in self._infos().items():
+                word = problem(info)
+                if word:
+                    troubles.append((name, word))
+        paused = bool(getattr(self.engine, "paused", False))
+        tasks = self.task_list
+        shown = len(tasks.index) if tasks.predicate is not None else None
+        counts = self.store.counts()
+        key = (tuple(sorted(counts.items())), len(self.store), paused, tuple(troubles),
+               tasks.sort_mode, shown)
+        if key == self._header_key:
+            return
+        self._header_key = key
+        self.query_one("#header", StatusHeader).show(
+            counts, total=len(self.store), paused=paused, offline=self.offline,
+            troubles=troubles, sort=tasks.sort_mode, shown=shown)
+
+    def _update_summary(self) -> None:
+        key = self.task_list.cursor_key
+        task = self.store.get(key) if key else None
+        self.query_one("#summary", TaskSummary).show(task, self.clock())
+
+    def on_task_list_cursor_moved(self, event: TaskList.CursorMoved) -> None:
+        self._update_summary()
+
+    def on_task_list_opened(self, event: TaskList.Opened) -> None:
+        self._open_detail(event.key)
+
+    # ------------------------------------------------------------ filter
+
+    def action_filter(self) -> None:
+        bar = self.filter_bar
+        bar.display = True
+        bar.input.focus()
+        self._update_count()
+
+    @on(FilterBar.Changed)
+    def _filter_changed(self, event: FilterBar.Changed) -> None:
+        self.apply_filter(event.query)
+
+    def apply_filter(self, query: str) -> int:
+        """Narrow the list to ``query`` (the filter language); returns the match count."""
+        old = self.query_text
+        self.query_text = query
+        pred = tfilter.compile_filter(query) if query.strip() else None
+        narrow = bool(old.strip()) and pred is not None and tfilter.refines(old, query)
+        count = self.task_list.set_filter(pred, narrow=narrow)
+        self._update_count()
+        self._update_header()
+        return count
+
+    def _update_count(self) -> None:
+        probs = tfilter.problems(self.query_text)
+        self.filter_bar.set_count(len(self.task_list.index), len(self.store),
+                                  probs[0] if probs else None)
+
+    @on(FilterBar.Done)
+    def _filter_done(self, event: FilterBar.Done) -> None:
+        if event.cleared or not self.query_text.strip():
+            self.filter_bar.display = False
+        self.task_list.focus()
+
+    def action_clear_filter(self) -> None:
+        if self.query_text:
+            self.filter_bar.input.value = ""
+            self.apply_filter("")
+        self.filter_bar.display = False
+        self.task_list.focus()
+
+    def action_saved_filter(self, n: int) -> None:
+        if not 1 <= n <= len(self.filters):
+            self.notify(f"No saved filter {n} (set [ui] saved_filters in the config)",
+                        severity="warning", markup=False)
+            return
+        name, query = self.filters[n - 1]
+        self.use_filter(query)
+
+    def use_filter(self, query: str) -> None:
+        bar = self.filter_bar
+        bar.display = True
+        with bar.input.prevent(bar.input.Changed):
+            bar.input.value = query
+        self.apply_filter(query)
+        self.task_list.focus()
+
+    # ------------------------------------------------------------ actions
+
+    def action_sort(self) -> None:
+        mode = self.task_list.cycle_sort()
+        self._update_header()
+        self.notify(f"Sorted by {mode}", timeout=1.5, markup=False)
+
+    def action_detail(self) -> None:
+        key = self.task_list.cursor_key
+        if key:
+            self._open_detail(key)
+
+    def _open_detail(self, key: str) -> None:
+        from .screens.detail import DetailScreen
+
+        self.push_screen(DetailScreen(self.store, key, self.clock))
+
+    def action_help(self) -> None:
+        from .screens.help import HelpScreen
+
+        self.push_screen(HelpScreen(self.key_help(), [
+            (str(i + 1), q) for i, (name, q) in enumerate(self.filters[:9])]))
+
+    def key_help(self) -> list[tuple[str, str]]:
+        """(keys, what) for every binding, with the keymap applied."""
+        rows = [("j k ↑ ↓", "move"), ("PgUp PgDn Home End", "page, first, last")]
+        seen = set()
+        for _key, binding in self._bindings:  # type: ignore[attr-defined]
+            if binding.action in seen or binding.action.startswith("saved_filter"):
+                continue
+            seen.add(binding.action)
+            rows.append((self.get_key_display(binding), binding.description))
+        rows.append(("1-9", "saved filters"))
+        rows.append(("ctrl+p", "command palette"))
+        return rows
+
+    def action_add(self) -> None:
+        from .screens.add import AddRequest, AddTaskScreen
+
+        providers = self.providers or list(PROVIDERS)
+
+        def done(req: AddRequest | None) -> None:
+            if req is None:
+                return
+            try:
+                added = self.store.add(req.provider, req.ids, kind=req.kind, label=req.label)
+            except Exception as exc:
+                self.notify(clean(str(exc), 300), title="Not added", severity="error", markup=False)
+                return
+            known = len(req.ids) - len(added)
+            extra = f" ({known} already tracked)" if known else ""
+            self.notify(f"Tracking {len(added)} new {req.provider} task(s){extra}", markup=False)
+            if self.engine is not None and added:
+                self.engine.refresh_now(added)
+
+        current = self.store.get(self.task_list.cursor_key) if self.task_list.cursor_key else None
+        self.push_screen(AddTaskScreen(providers, current.provider if current else None), done)
+
+    def action_forget(self) -> None:
+        from .screens.confirm import ConfirmScreen
+
+        key = self.task_list.cursor_key
+        if not key:
+            return
+        question = Text("Forget ")
+        question.append(clean(key, 200), "bold")
+        question.append("?\nIt is no longer tracked here; the provider is not told.")
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                n = self.store.remove([key])
+                self.notify(f"Forgot {clean(key, 80)}" if n else "Already gone", markup=False)
+
+        self.push_screen(ConfirmScreen(question, yes="Forget"), done)
+
+    def action_copy_url(self) -> None:
+        """Copy the selected task's first web result link (OSC 52)."""
+        screen = self.screen
+        key = getattr(screen, "key", None) if not self._main_active() else self.task_list.cursor_key
+        task = self.store.get(key) if key else None
+        if task is None:
+            return
+        url = next((u for u in task.results if is_web_url(u)), None)
+        if url is None:
+            self.notify("This task has no http(s) result link to copy.", severity="warning",
+                        markup=False)
+            return
+        self.copy_to_clipboard(url)
+        self.notify(clean(url, 300), title="Copied result URL", markup=False)
+
+    def action_refresh(self) -> None:
+        if self.engine is None:
+            self._sync()
+            self.notify("Offline: re-read the store.", timeout=2, markup=False)
+            return
+        self.engine.refresh_now()
+        self.notify("Refreshing every live task.", timeout=2, markup=False)
+
+    def action_pause(self) -> None:
+        if self.engine is None:
+            self.notify("Offline: nothing is being polled.", severity="warning", markup=False)
+            return
+        if self.engine.paused:
+            self.engine.resume()
+            self.notify("Polling resumed.", timeout=2, markup=False)
+        else:
+            self.engine.pause()
+            self.notify("Polling paused (r still refreshes once).", timeout=2, markup=False)
+        self._update_header()
+        self._update_quota()
+
+    def action_errors(self) -> None:
+        from .screens.errors import ErrorLogScreen
+
+        self.push_screen(ErrorLogScreen(self.store))
+
+    def action_toggle_quota(self) -> None:
+        self.screen.toggle_class("-show-quota")
+        self._update_quota()
+
+    # ------------------------------------------------------------ palette, theme
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Filter", "Narrow the task list (/)", self.action_filter)
+        yield SystemCommand("Clear filter", "Show every task (esc)", self.action_clear_filter)
+        yield SystemCommand("Task detail", "Every field of the selected task (enter)", self.action_detail)
+        yield SystemCommand("Cycle sort", "updated, created, state, provider, progress (s)", self.action_sort)
+        yield SystemCommand("Add tasks", "Track task ids (a)", self.action_add)
+        yield SystemCommand("Forget task", "Stop tracking the selected task (x)", self.action_forget)
+        yield SystemCommand("Copy result URL", "OSC 52 clipboard (c)", self.action_copy_url)
+        yield SystemCommand("Refresh now", "Poll every live task now (r)", self.action_refresh)
+        yield SystemCommand("Pause or resume polling", "(p)", self.action_pause)
+        yield SystemCommand("Error log", "Newest first (e)", self.action_errors)
+        yield SystemCommand("Toggle quota pane", "Per-provider budget and credits (v)", self.action_toggle_quota)
+        yield SystemCommand("Help", "Keys and the filter language (?)", self.action_help)
+        for name, query in self.filters:
+            yield SystemCommand(f"Saved filter: {name}", query,
+                                lambda q=query: self.use_filter(q))
+
+    def watch_theme(self, theme: str) -> None:
+        if not self._theme_ready:
+            return
+        try:
+            self.task_list.clear_cache()
+        except Exception:
+            pass
+        if self.config_path is None:
+            return
+        try:
+            from .config import save_setting
+
+            save_setting(self.config_path, "ui.theme", theme)
+        except Exception as exc:
+            self.notify(f"Theme not saved: {clean(str(exc), 200)}", severity="warning", markup=False)
+
+
+def make_app(config: Any, store: Any, engine: Any = None, *, offline: bool = False,
+             clock: Callable[[], float] = time.time, config_path: Any = None) -> TaskTUI:
+    """Build the dashboard without running it (tests, snapshots, the demo)."""
+    return TaskTUI(config, store, engine, offline=offline, clock=clock, config_path=config_path)
+
+
+def run_dashboard(config_path: Any, db_path: Any, offline: bool) -> int:
+    """Load the config, open the store, start polling unless offline, run the app."""
+    from .config import ConfigError, config_path as find_config, db_path as find_db, load_config
+    from .store import Store
+
+    try:
+        cpath = find_config(config_path)
+        config = load_config(cpath)
+    except ConfigError as exc:
+        print(f"tasktui: {exc}", file=sys.stderr)
+        return 2
+    try:
+        store = Store(find_db(db_path))
+    except Exception as exc:
+        print(f"tasktui: {exc}", file=sys.stderr)
+        return 2
+    try:
+        engine = None
+        if not offline:
+            from .engine import Engine
+
+            engine = Engine(config, store)
+        app = make_app(config, store, engine, offline=offline, config_path=cpath)
+        app.run()
+        return int(app.return_code or 0)
+    finally:
+        store.close()
+
+
+def cmd_dashboard(args: Any) -> int:
+    """``tasktui [--config PATH] [--db PATH] [--offline]``."""
+    return run_dashboard(getattr(args, "config", None), getattr(args, "db", None),
+                         bool(getattr(args, "offline", False)))

@@ -1,0 +1,66 @@
+"""The help screen: every key (as currently bound) and the filter language."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+FILTER_HELP = [
+    ("flux", "bare word: substring of id, label, model, provider, kind, state"),
+    ("provider:evo", "field:value (provider, state/status, model, label, kind, id, error)"),
+    ("state:failed", "a state by prefix, or a group: done, active, bad"),
+    ("-state:done", "a leading - negates a term"),
+    ('label:"batch 7"', "quotes keep spaces"),
+    ("evo -label:test run", "several terms: all must match"),
+]
+
+
+class HelpScreen(ModalScreen[None]):
+    """``?`` opens it; ``esc``, ``?`` or ``q`` closes it."""
+
+    BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close", id="help.close")]
+
+    def __init__(self, keys: list[tuple[str, str]], saved: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.keys = keys
+        self.saved = saved
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-box", classes="dialog"):
+            yield Static(self._content(), id="help-text")
+
+    def _content(self) -> Table:
+        outer = Table.grid(padding=(0, 0))
+        outer.add_column()
+        outer.add_row(Text("Keys", "bold"))
+        keys = Table.grid(padding=(0, 2))
+        keys.add_column(style="bold", no_wrap=True)
+        keys.add_column()
+        for key, what in self.keys:
+            keys.add_row(key, what)
+        outer.add_row(keys)
+        outer.add_row("")
+        outer.add_row(Text("Filter language", "bold"))
+        filt = Table.grid(padding=(0, 2))
+        filt.add_column(style="bold", no_wrap=True)
+        filt.add_column()
+        for example, what in FILTER_HELP:
+            filt.add_row(example, what)
+        outer.add_row(filt)
+        if self.saved:
+            outer.add_row("")
+            outer.add_row(Text("Saved filters", "bold"))
+            saved = Table.grid(padding=(0, 2))
+            saved.add_column(style="bold", no_wrap=True)
+            saved.add_column()
+            for key, query in self.saved:
+                saved.add_row(key, Text(query))
+            outer.add_row(saved)
+        outer.add_row("")
+        outer.add_row(Text("esc closes · ctrl+p lists every command", "dim"))
+        return outer

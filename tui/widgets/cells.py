@@ -1,0 +1,100 @@
+"""Small text formatters shared by the widgets: state badges, ages, bars.
+
+Everything here returns plain strings; styling is applied by the caller from
+the stylesheet.  A state is always shown as symbol + word so it reads the same
+without colour (NO_COLOR, monochrome terminals, screen readers).
+"""
+
+from __future__ import annotations
+
+from rich.cells import cell_len, set_cell_size
+
+from ..model import STATES
+
+STATE_SYMBOL = {
+    "queued": "○",
+    "running": "▶",
+    "succeeded": "✓",
+    "failed": "✗",
+    "cancelled": "⊘",
+    "not_found": "?",
+    "unknown": "·",
+}
+STATE_WORD = {state: state.replace("_", " ") for state in STATES}
+
+
+def state_label(state: str) -> str:
+    """``"running"`` -> ``"▶ running"``; an unexpected state still reads."""
+    return f"{STATE_SYMBOL.get(state, '·')} {STATE_WORD.get(state, state)}"
+
+
+def ago(seconds: float | None) -> str:
+    """A compact age: ``"now" "12s" "5m" "3h" "2d" "6w"``; ``"-"`` when unknown."""
+    if seconds is None:
+        return "-"
+    s = int(max(0.0, seconds))
+    if s < 1:
+        return "now"
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h"
+    if s < 86400 * 14:
+        return f"{s // 86400}d"
+    return f"{s // (86400 * 7)}w"
+
+
+def since(now: float, then: float | None) -> str:
+    """Age of an epoch timestamp, ``"12s ago"`` style (``"-"`` when unknown)."""
+    if then is None:
+        return "-"
+    text = ago(now - then)
+    return text if text == "now" else f"{text} ago"
+
+
+_EIGHTHS = " ▏▎▍▌▋▊▉"
+
+
+def bar(progress: float | None, width: int) -> tuple[str, str]:
+    """A ``width``-cell bar as (filled, empty) parts, eighth-block resolution.
+
+    Unknown progress gives ``("", "")`` so the caller can leave the cell blank.
+    """
+    if progress is None or width <= 0:
+        return "", ""
+    filled = max(0.0, min(100.0, progress)) / 100.0 * width
+    full = int(filled)
+    part = int((filled - full) * 8)
+    done = "█" * full
+    if full < width and part:
+        done += _EIGHTHS[part]
+    return done, "░" * (width - len(done))
+
+
+def percent(progress: float | None) -> str:
+    """``"62%"``, right-aligned in 4 cells; blank when unknown."""
+    if progress is None:
+        return "    "
+    return f"{int(round(progress)):>3d}%"
+
+
+def fit(text: str, width: int) -> str:
+    """Cut or pad ``text`` to exactly ``width`` terminal cells (ellipsis when cut)."""
+    if width <= 0:
+        return ""
+    if cell_len(text) > width:
+        return set_cell_size(text, width - 1) + "…" if width > 1 else set_cell_size(text, width)
+    return set_cell_size(text, width)
+
+
+def number(value: float | int | None, unit: str = "") -> str:
+    """A count or amount for the quota pane: ``1234`` -> ``"1,234"``; None -> ``"-"``."""
+    if value is None:
+        return "-"
+    if isinstance(value, float) and not value.is_integer():
+        text = f"{value:,.2f}"
+    else:
+        text = f"{int(value):,}"
+    return f"{text} {unit}".rstrip()

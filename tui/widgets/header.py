@@ -1,0 +1,73 @@
+"""The top line: totals by state, and loud signs when polling is paused or a
+provider is in trouble."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import events
+from textual.widgets import Static
+
+from ..model import STATES
+from .cells import STATE_SYMBOL, STATE_WORD
+
+COMPACT_BELOW = 110  # columns: tighter spacing, shorter labels
+
+
+class StatusHeader(Static):
+    """``tasktui ⏸ PAUSED ⚠ evolink rate limited ▶ 3 running ○ 1 queued … │ sort: updated``."""
+
+    COMPONENT_CLASSES = {f"status-header--state-{s}" for s in STATES} | {
+        "status-header--alert",
+        "status-header--dim",
+    }
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._args: dict[str, Any] | None = None
+
+    def _style(self, name: str):
+        return self.get_component_rich_style(f"status-header--{name}", partial=True)
+
+    def show(self, counts: dict[str, int], *, total: int, paused: bool, offline: bool,
+             troubles: list[tuple[str, str]], sort: str, shown: int | None) -> None:
+        """Redraw from plain numbers (the app gathers them from store and engine)."""
+        self._args = dict(counts=counts, total=total, paused=paused, offline=offline,
+                          troubles=troubles, sort=sort, shown=shown)
+        self.update(self._render_text(**self._args))
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self._args is not None:
+            self.update(self._render_text(**self._args))
+
+    def _render_text(self, counts, total, paused, offline, troubles, sort, shown) -> Text:
+        compact = self.size.width < COMPACT_BELOW
+        gap = " " if compact else "  "
+        dim = self._style("dim")
+        alert = self._style("alert")
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(" tasktui ", "bold")
+        if offline:
+            text.append(" OFFLINE ", alert)
+            text.append(" ")
+        elif paused:
+            text.append(" ⏸ PAUSED ", alert)
+            text.append(" ")
+        for provider, problem in troubles:
+            text.append(f" ⚠ {provider} {problem} ", alert)
+            text.append(" ")
+        for state in STATES:
+            n = counts.get(state, 0)
+            if n:
+                number = f"{STATE_SYMBOL[state]}{n:,}" if compact else f"{STATE_SYMBOL[state]} {n:,}"
+                text.append(f"{number} {STATE_WORD[state]}", self._style(f"state-{state}"))
+                text.append(gap)
+        if total == 0:
+            text.append("no tasks yet, press a to add ", dim)
+        text.append("│ ", dim)
+        if shown is not None:
+            text.append(f"{shown:,}/{total:,} shown ", "bold")
+            text.append("│ ", dim)
+        text.append(f"sort {sort}" if compact else f"sort: {sort}", dim)
+        return text

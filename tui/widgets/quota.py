@@ -1,0 +1,174 @@
+"""The per-provider pane: health, request budget, requests per minute,
+credits, balance and tasks by state.
+
+It is fed plain dicts (see ``provider_info``), built by the app from
+``engine.status(name)`` when live or from ``store.counters()`` offline; it
+never calls a provider itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Sparkline, Static
+
+from ..model import STATES, epoch, iso
+from ..text import clean
+from .cells import STATE_SYMBOL, number
+
+HEALTH = {
+    "ok": ("●", "ok"),
+    "backing_off": ("◌", "backing off"),
+    "rate_limited": ("◌", "rate limited"),
+    "auth_failed": ("✗", "key refused"),
+    "quota_exhausted": ("✗", "quota exhausted"),
+    "offline": ("○", "offline"),
+    "paused": ("⏸", "paused"),
+}
+RPM_MINUTES = 60
+
+
+def info_from_status(status: Any) -> dict:
+    """An ``engine.ProviderStatus`` -> the pane's dict."""
+    return {
+        "state": "paused" if status.paused and status.state == "ok" else status.state,
+        "retry_at": status.retry_at,
+        "requests": status.requests,
+        "errors": status.errors,
+        "rate_limited": status.rate_limited,
+        "credits_spent": status.credits_spent,
+        "balance": status.balance,
+        "balance_unit": status.balance_unit,
+        "budget": status.budget,
+        "budget_capacity": status.budget_capacity,
+        "budget_available": status.budget_available,
+        "rpm": list(status.rpm),
+        "last_error": status.last_error,
+    }
+
+
+def info_from_counters(blob: dict, now: float, credits: float | None) -> dict:
+    """A counters blob saved by the engine (``store.counters()[name]``) -> the pane's dict.
+
+    Used offline: the state shown is ``offline`` (we are not polling), the last
+    known one is kept as ``last_state``.
+    """
+    minute = int(now // 60)
+    rpm_saved = blob.get("rpm") or {}
+    rpm = []
+    for m in range(minute - RPM_MINUTES + 1, minute + 1):
+        try:
+            rpm.append(int(rpm_saved.get(str(m), rpm_saved.get(m, 0)) or 0))
+        except (TypeError, ValueError):
+            rpm.append(0)
+    return {
+        "state": "offline",
+        "last_state": blob.get("state"),
+        "retry_at": blob.get("retry_at"),
+        "requests": blob.get("requests"),
+        "errors": blob.get("errors"),
+        "rate_limited": blob.get("rate_limited"),
+        "credits_spent": credits,
+        "balance": blob.get("balance"),
+        "balance_unit": blob.get("balance_unit"),
+        "rpm": rpm,
+        "last_error": blob.get("last_error"),
+    }
+
+
+def health_text(info: dict, now: float) -> str:
+    """``"● ok"``, ``"◌ rate limited until 18:02:10"`` ... readable without colour."""
+    state = str(info.get("state") or "ok")
+    symbol, word = HEALTH.get(state, ("·", clean(state, 40)))
+    retry_at = info.get("retry_at")
+    if isinstance(retry_at, str):
+        retry_at = epoch(retry_at)
+    if isinstance(retry_at, (int, float)) and retry_at > now and state in (
+            "rate_limited", "backing_off", "quota_exhausted", "offline"):
+        word += f" until {(iso(retry_at) or '')[11:19]}"
+    last = info.get("last_state")
+    if last and last != "ok":
+        word += f" (last: {HEALTH.get(str(last), ('', clean(last, 40)))[1]})"
+    return f"{symbol} {word}"
+
+
+def problem(info: dict) -> str | None:
+    """A short phrase for the header when a provider is in trouble, else None."""
+    state = str(info.get("state") or "ok")
+    if state in ("ok", "paused") or "last_state" in info:  # offline mode: the header says so
+        return None
+    return HEALTH.get(state, ("", clean(state, 40)))[1]
+
+
+class ProviderCard(Vertical):
+    """One provider: a few lines of text and a requests-per-minute sparkline."""
+
+    def __init__(self, provider: str) -> None:
+        super().__init__(classes="provider-card")
+        self.provider = provider
+        self._shown: tuple | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(classes="card-text")
+        yield Sparkline([0.0] * RPM_MINUTES, classes="card-spark")
+
+    def show(self, info: dict, tasks: dict[str, int], now: float) -> None:
+        state = str(info.get("state") or "ok")
+        dim = "dim"
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(f"{self.provider:<8} ", "bold")
+        text.append(health_text(info, now))
+        rpm = [int(n) for n in info.get("rpm") or []]
+        if any(rpm):
+            text.append(f"  {rpm[-1]} req/min", dim)
+        text.append("\n requests ", dim)
+        text.append(f"{number(info.get('requests'))} · errors {number(info.get('errors'))}"
+                    f" · 429s {number(info.get('rate_limited'))}")
+        budget = info.get("budget")
+        if budget:
+            text.append("\n budget   ", dim)
+            text.append(str(budget))
+            available, capacity = info.get("budget_available"), info.get("budget_capacity")
+            if available is not None and capacity:
+                text.append(f" · {number(available)} of {number(capacity)} ready now")
+        text.append("\n credits  ", dim)
+        text.append(f"{number(info.get('credits_spent'))} spent · balance ")
+        balance = info.get("balance")
+        if isinstance(balance, (int, float)):
+            text.append(number(balance, clean(info.get("balance_unit") or "", 20)))
+        else:
+            text.append("n/a", dim)
+        text.append("\n tasks    ", dim)
+        parts = [f"{STATE_SYMBOL[s]} {tasks[s]}" for s in STATES if tasks.get(s)]
+        text.append("  ".join(parts) if parts else "none")
+        key = (text.plain, tuple(rpm), state)
+        if key == self._shown:
+            return  # nothing changed: no repaint
+        self._shown = key
+        self.set_class(state not in ("ok", "paused", "offline"), "-trouble")
+        self.query_one(".card-text", Static).update(text)
+        spark = self.query_one(Sparkline)
+        spark.display = any(rpm)  # a flat zero line would draw as a full bar
+        if any(rpm):
+            spark.data = [float(n) for n in rpm]
+
+
+class QuotaPane(VerticalScroll):
+    """Every configured provider, one card each."""
+
+    def __init__(self, providers: list[str], *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.providers = list(providers)
+
+    def compose(self) -> ComposeResult:
+        if not self.providers:
+            yield Static(Text("No providers configured.", "dim"))
+        for name in self.providers:
+            yield ProviderCard(name)
+
+    def show(self, infos: dict[str, dict], tasks: dict[str, dict[str, int]], now: float) -> None:
+        for card in self.query(ProviderCard):
+            card.show(infos.get(card.provider, {}), tasks.get(card.provider, {}), now)

@@ -1,0 +1,89 @@
+"""The selected task's summary (side pane), and the field table shared with
+the detail screen.  Provider text is appended to ``rich.text.Text`` objects,
+never parsed as markup."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from ..model import Task, iso
+from ..text import clean, is_web_url
+from .cells import bar, percent, since, state_label
+
+
+def _when(ts: float | None, now: float) -> str:
+    if ts is None:
+        return "-"
+    return f"{iso(ts)}  ({since(now, ts)})"
+
+
+def task_rows(task: Task, now: float, *, full: bool) -> list[tuple[str, Text]]:
+    """(field name, value) pairs describing ``task``; ``full`` adds every field."""
+    rows: list[tuple[str, Text]] = []
+
+    def add(name: str, value: object, style: str = "") -> None:
+        rows.append((name, value if isinstance(value, Text) else Text(clean(value, 2000), style)))
+
+    add("provider", task.provider)
+    add("task id", task.task_id)
+    if task.label or full:
+        add("label", task.label or "-")
+    if task.kind or full:
+        add("kind", task.kind or "-")
+    if task.model or full:
+        add("model", task.model or "-")
+    state = Text(state_label(task.state))
+    if task.provider_status:
+        state.append(f"  ({clean(task.provider_status, 200)})", "dim")
+    add("state", state)
+    if task.progress is not None:
+        done, empty = bar(task.progress, 20)
+        value = Text(done)
+        value.append(empty, "dim")
+        value.append(" " + percent(task.progress).strip())
+        add("progress", value)
+    elif full:
+        add("progress", "-")
+    if task.credits is not None or full:
+        add("credits", "-" if task.credits is None else f"{task.credits:g}")
+    add("created", _when(task.created_at, now))
+    add("updated", _when(task.updated_at, now))
+    if task.finished_at is not None or full:
+        add("finished", _when(task.finished_at, now))
+    if task.eta is not None and full:
+        add("expected", f"{task.eta:g} s")
+    if task.error:
+        add("error", task.error, "bold")
+    results = list(task.results)
+    for i, url in enumerate(results if full else results[:3]):
+        name = "results" if i == 0 else ""
+        text = Text(clean(url, 2048))
+        if not is_web_url(url):
+            text.append("  (not a web link)", "dim")
+        add(name, text)
+    if not full and len(results) > 3:
+        add("", f"… {len(results) - 3} more (enter)")
+    if not results and full:
+        add("results", "-")
+    return rows
+
+
+def rows_table(rows: list[tuple[str, Text]]) -> Table:
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column(overflow="fold")
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+class TaskSummary(Static):
+    """What the cursor is on: the fields that matter, in a few lines."""
+
+    def show(self, task: Task | None, now: float) -> None:
+        if task is None:
+            self.update(Text("No task selected.", "dim"))
+            return
+        self.update(rows_table(task_rows(task, now, full=False)))

@@ -1,0 +1,444 @@
+"""The task list: a Line-API ScrollView over an index of task keys.
+
+The widget never holds Task objects of its own: it keeps ``order`` (every
+tracked key, in the current sort) and ``index`` (the keys that match the
+filter, in the same order) and asks the store for the task when a row is
+drawn.  Cost per frame is O(visible rows); a rendered row is cached by
+(key, rev, width) so a refresh redraws only what changed.
+
+Sorting is "lazy" (btop): when tasks change they keep their place; new keys
+are inserted at their sorted position; the whole list is re-sorted only when
+the user asks (``s``, a new filter).
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import Callable
+
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from ..model import Task
+from ..text import clean
+from .cells import ago, bar, fit, percent, since, state_label
+
+# state -> rank for the "state" sort: what needs attention first.
+_STATE_RANK = {"failed": 0, "running": 1, "queued": 2, "unknown": 3, "not_found": 4,
+               "cancelled": 5, "succeeded": 6}
+
+
+def _updated(t: Task) -> float:
+    return t.updated_at or t.created_at or 0.0
+
+
+SORTS: dict[str, Callable[[Task], tuple]] = {
+    "updated": lambda t: (-_updated(t), t.provider, t.task_id),
+    "created": lambda t: (-(t.created_at or 0.0), t.provider, t.task_id),
+    "state": lambda t: (_STATE_RANK.get(t.state, 9), -_updated(t), t.provider, t.task_id),
+    "provider": lambda t: (t.provider, t.task_id),
+    "progress": lambda t: (-(t.progress if t.progress is not None else -1.0), -_updated(t),
+                           t.provider, t.task_id),
+}
+SORT_NAMES = tuple(SORTS)
+
+Predicate = Callable[[Task], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """Cell widths of one layout (depends only on the list's width)."""
+
+    provider: int
+    name: int
+    model: int
+    state: int
+    bar: int
+    age: int
+    updated: int
+
+    @classmethod
+    def for_width(cls, width: int) -> "Columns":
+        provider, state, age, updated = 8, 12, 4, 8
+        barw = 10 if width >= 100 else 6 if width >= 60 else 0
+        progress = barw + 5 if barw else 0
+        fixed = provider + state + progress + age + updated
+        gaps = 7  # one space between columns, two before "updated"
+        rest = max(6, width - fixed - gaps - 1)
+        if rest >= 36:
+            model = min(28, rest * 2 // 5)
+            name = rest - model - 1
+        else:
+            model, name = 0, rest
+        return cls(provider, name, model, state, barw, age, updated)
+
+
+class TaskList(ScrollView, can_focus=True):
+    """All tracked tasks that match the filter, one row each."""
+
+    COMPONENT_CLASSES = {
+        "task-list--header",
+        "task-list--cursor",
+        "task-list--dim",
+        "task-list--bar",
+        "task-list--state-queued",
+        "task-list--state-running",
+        "task-list--state-succeeded",
+        "task-list--state-failed",
+        "task-list--state-cancelled",
+        "task-list--state-not_found",
+        "task-list--state-unknown",
+    }
+
+    BINDINGS = [
+        Binding("down,j", "cursor_down", "Down", show=False, id="list.down"),
+        Binding("up,k", "cursor_up", "Up", show=False, id="list.up"),
+        Binding("pagedown", "page_down", "Page down", show=False, id="list.page_down"),
+        Binding("pageup", "page_up", "Page up", show=False, id="list.page_up"),
+        Binding("home,g", "first", "First", show=False, id="list.first"),
+        Binding("end,G", "last", "Last", show=False, id="list.last"),
+    ]
+
+    sort_mode: reactive[str] = reactive("updated", init=False)
+
+    class CursorMoved(Message):
+        """The cursor is now on ``key`` (None: the list is empty)."""
+
+        def __init__(self, key: str | None) -> None:
+            super().__init__()
+            self.key = key
+
+    class Opened(Message):
+        """The user asked for the detail of ``key`` (double click)."""
+
+        def __init__(self, key: str) -> None:
+            super().__init__()
+            self.key = key
+
+    def __init__(self, store, clock: Callable[[], float], *, name=None, id=None, classes=None):
+        super().__init__(name=name, id=id, classes=classes)
+        self.store = store
+        self.clock = clock
+        self.order: list[str] = []  # every key, in sort order (lazily kept)
+        self.index: list[str] = []  # the keys that match the filter, same order
+        self._in_index: set[str] = set()
+        self.predicate: Predicate | None = None
+        self.cursor_key: str | None = None
+        self._cursor_row = 0
+        self._cache: dict[tuple[str, int, int], list[Segment]] = {}
+        self._columns: Columns | None = None
+        self._last_ages: tuple = ()
+        self._columns_width = -1
+
+    # ------------------------------------------------------------ index
+
+    def _sort_key(self) -> Callable[[str], tuple]:
+        func = SORTS[self.sort_mode]
+        get = self.store.get
+
+        def key(k: str) -> tuple:
+            t = get(k)
+            return func(t) if t is not None else ()
+
+        return key
+
+    def rebuild(self) -> None:
+        """Re-sort every task and re-apply the filter (the user asked for it)."""
+        func = SORTS[self.sort_mode]
+        tasks = self.store.tasks()
+        tasks.sort(key=func)
+        self.order = [t.key for t in tasks]
+        self._refilter()
+
+    def set_filter(self, predicate: Predicate | None, *, narrow: bool = False) -> int:
+        """Show only tasks for which ``predicate`` holds; return the count.
+
+        ``narrow=True`` promises that the new predicate matches a subset of
+        the old one (the user typed more), so only the listed keys are tested.
+        """
+        self.predicate = predicate
+        self._refilter(self.index if narrow else None)
+        return len(self.index)
+
+    def _refilter(self, among: list[str] | None = None) -> None:
+        pred = self.predicate
+        if pred is None:
+            self.index = list(self.order)
+        else:
+            get = self.store.get
+            source = self.order if among is None else among
+            self.index = [k for k in source if (t := get(k)) is not None and pred(t)]
+        self._in_index = set(self.index)
+        self._index_changed()
+
+    def apply_changes(self, keys: set[str]) -> None:
+        """Take in changed keys: rows update in place, new ones are inserted, gone ones removed."""
+        if not keys:
+            return
+        get = self.store.get
+        pred = self.predicate
+        sort_key = None
+        order_set = None
+        structural = False
+        for k in keys:
+            self._forget_rows(k)
+            t = get(k)
+            if t is None:
+                if k in self._in_index:
+                    self.index.remove(k)
+                    self._in_index.discard(k)
+                    structural = True
+                try:
+                    self.order.remove(k)
+                except ValueError:
+                    pass
+                continue
+            if order_set is None:
+                order_set = set(self.order) if len(keys) > 8 else None
+            known = (k in order_set) if order_set is not None else (k in self._in_index or k in self.order)
+            if sort_key is None:
+                sort_key = self._sort_key()
+            if not known:
+                bisect.insort(self.order, k, key=sort_key)
+            match = pred is None or pred(t)
+            if match and k not in self._in_index:
+                bisect.insort(self.index, k, key=sort_key)
+                self._in_index.add(k)
+                structural = True
+            elif not match and k in self._in_index:
+                self.index.remove(k)
+                self._in_index.discard(k)
+                structural = True
+        if structural:
+            self._index_changed()
+        else:
+            self.refresh()
+
+    def _forget_rows(self, key: str) -> None:
+        for ck in [ck for ck in self._cache if ck[0] == key] if len(self._cache) < 4096 else ():
+            del self._cache[ck]
+        if len(self._cache) >= 4096:
+            self._cache.clear()
+
+    def clear_cache(self) -> None:
+        """Drop every rendered row (after a theme or size change)."""
+        self._cache.clear()
+        self.refresh()
+
+    def _index_changed(self) -> None:
+        """Keep the cursor on its task (or its row when the task left) and resize."""
+        if self.cursor_key is not None and self.cursor_key in self._in_index:
+            self._cursor_row = self.index.index(self.cursor_key)
+        else:
+            row = min(self._cursor_row, len(self.index) - 1)
+            self._cursor_row = max(row, 0)
+            old = self.cursor_key
+            self.cursor_key = self.index[self._cursor_row] if self.index else None
+            if old != self.cursor_key:
+                self.post_message(self.CursorMoved(self.cursor_key))
+        self.virtual_size = Size(self.size.width, len(self.index) + 1)
+        self._scroll_cursor_into_view()
+        self.refresh()
+
+    # ------------------------------------------------------------ sort
+
+    def cycle_sort(self) -> str:
+        names = SORT_NAMES
+        self.sort_mode = names[(names.index(self.sort_mode) + 1) % len(names)]
+        return self.sort_mode
+
+    def watch_sort_mode(self) -> None:
+        self.rebuild()
+
+    # ------------------------------------------------------------ cursor
+
+    @property
+    def cursor_row(self) -> int:
+        return self._cursor_row
+
+    def select(self, key: str) -> bool:
+        """Put the cursor on ``key`` if it is listed."""
+        if key not in self._in_index:
+            return False
+        self._move_to(self.index.index(key))
+        return True
+
+    def _move_to(self, row: int) -> None:
+        if not self.index:
+            return
+        row = max(0, min(row, len(self.index) - 1))
+        old_row = self._cursor_row
+        self._cursor_row = row
+        key = self.index[row]
+        if key != self.cursor_key:
+            self.cursor_key = key
+            self.post_message(self.CursorMoved(key))
+        self._scroll_cursor_into_view()
+        self._refresh_row(old_row)
+        self._refresh_row(row)
+
+    def _refresh_row(self, row: int) -> None:
+        self.refresh_line(row + 1)  # virtual line; the header takes line 0
+
+    def _scroll_cursor_into_view(self) -> None:
+        height = max(1, self.size.height - 1)  # minus the header line
+        top = int(self.scroll_offset.y)
+        row = self._cursor_row
+        if row < top:
+            self.scroll_to(y=row, animate=False, immediate=True)
+        elif row >= top + height:
+            self.scroll_to(y=row - height + 1, animate=False, immediate=True)
+
+    def action_cursor_down(self) -> None:
+        self._move_to(self._cursor_row + 1)
+
+    def action_cursor_up(self) -> None:
+        self._move_to(self._cursor_row - 1)
+
+    def action_page_down(self) -> None:
+        self._move_to(self._cursor_row + max(1, self.size.height - 2))
+
+    def action_page_up(self) -> None:
+        self._move_to(self._cursor_row - max(1, self.size.height - 2))
+
+    def action_first(self) -> None:
+        self._move_to(0)
+
+    def action_last(self) -> None:
+        self._move_to(len(self.index) - 1)
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None or offset.y < 1:
+            return
+        row = int(self.scroll_offset.y) + offset.y - 1
+        if 0 <= row < len(self.index):
+            self._move_to(row)
+            if event.chain >= 2:
+                self.post_message(self.Opened(self.index[row]))
+
+    # ------------------------------------------------------------ ages
+
+    def tick(self) -> None:
+        """Called about once a second: repaint only when a visible age text changed."""
+        if not self.index or not self.display:
+            return
+        now = self.clock()
+        top = int(self.scroll_offset.y)
+        get = self.store.get
+        ages = []
+        for k in self.index[top: top + self.size.height]:
+            t = get(k)
+            if t is not None:
+                ages.append((ago(now - t.created_at) if t.created_at else "-",
+                             since(now, t.updated_at)))
+        ages_t = tuple(ages)
+        if ages_t != self._last_ages:
+            self._last_ages = ages_t
+            self.refresh()
+
+    # ------------------------------------------------------------ drawing
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._columns = None
+        self.virtual_size = Size(event.size.width, len(self.index) + 1)
+        self._scroll_cursor_into_view()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._cache.clear()
+
+    def _layout(self) -> Columns:
+        width = self.scrollable_content_region.width
+        if self._columns is None or self._columns_width != width:
+            self._columns = Columns.for_width(width)
+            self._columns_width = width
+        return self._columns
+
+    def _style(self, name: str) -> Style:
+        return self.get_component_rich_style(f"task-list--{name}", partial=True)
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        base = self.rich_style
+        if y == 0:
+            return self._header(width).apply_style(base)
+        row = int(self.scroll_offset.y) + y - 1
+        if row >= len(self.index):
+            return Strip.blank(width, base)
+        key = self.index[row]
+        task = self.store.get(key)
+        if task is None:
+            return Strip.blank(width, base)
+        strip = Strip(self._row(task)).adjust_cell_length(width)
+        if row == self._cursor_row:
+            return strip.apply_style(base + self._style("cursor"))
+        return strip.apply_style(base)
+
+    def _header(self, width: int) -> Strip:
+        c = self._layout()
+        parts = [fit("PROVIDER", c.provider), fit("TASK", c.name)]
+        if c.model:
+            parts.append(fit("KIND/MODEL", c.model))
+        parts.append(fit("STATE", c.state))
+        if c.bar:
+            parts.append(fit("PROGRESS", c.bar + 5))
+        parts.append(fit("AGE", c.age).rjust(c.age))
+        parts.append(" " + fit("UPDATED", c.updated))
+        label = fit(" " + " ".join(parts), width)
+        return Strip([Segment(label, self._style("header"))], width)
+
+    def _row(self, task: Task) -> list[Segment]:
+        """Segments of one row: the cached body plus the ages (which move with the clock)."""
+        c = self._layout()
+        ck = (task.key, task.rev, self._columns_width)
+        body = self._cache.get(ck)
+        if body is None:
+            body = self._body(task)
+            self._cache[ck] = body
+        now = self.clock()
+        age = ago(now - task.created_at) if task.created_at else "-"
+        tail = " " + age.rjust(c.age) + "  " + fit(since(now, task.updated_at), c.updated)
+        return body + [Segment(tail, self._style("dim"))]
+
+    def _body(self, task: Task) -> list[Segment]:
+        c = self._layout()
+        dim = self._style("dim")
+        segs = [Segment(" " + fit(task.provider, c.provider) + " ")]
+        label = clean(task.label, 200) if task.label else ""
+        tid = clean(task.task_id, 200)
+        if label:
+            text = fit(label + " " + tid, c.name)
+            cut = min(len(label) + 1, len(text))
+            segs.append(Segment(text[:cut]))
+            segs.append(Segment(text[cut:], dim))
+        else:
+            segs.append(Segment(fit(tid, c.name)))
+        segs.append(Segment(" "))
+        if c.model:
+            what = clean(task.model or task.kind or "", 200)
+            segs.append(Segment(fit(what, c.model) + " ", dim))
+        segs.append(Segment(fit(state_label(task.state), c.state) + " ",
+                            self._style(f"state-{task.state}") if task.state in _STATE_RANK
+                            else self._style("state-unknown")))
+        if c.bar:
+            if task.state == "succeeded" and task.progress is None:
+                progress = 100.0
+            else:
+                progress = task.progress
+            done, empty = bar(progress, c.bar)
+            if done or empty:
+                segs.append(Segment(done, self._style("bar")))
+                segs.append(Segment(empty, dim))
+                segs.append(Segment(" " + percent(progress)))
+            else:
+                segs.append(Segment(" " * (c.bar + 5)))
+        return segs
