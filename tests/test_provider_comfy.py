@@ -254,6 +254,11 @@ def test_key_never_in_errors(comfy):
         assert "***" in info.value.message
 
 
+def test_key_masked_in_task_error(comfy):
+    task = parse(comfy, 200, {"data": {"status": "FAILED", "message": f"token {KEY} expired"}})
+    assert task.error == "token *** expired"
+
+
 # ---------------------------------------------------------------- balance
 
 

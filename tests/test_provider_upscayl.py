@@ -305,6 +305,11 @@ def test_key_never_in_errors(ups):
             assert KEY not in text
 
 
+def test_key_masked_in_task_error(ups):
+    task = parse(ups, 200, wrap(status="PROCESSING_FAILED", error=f"key {KEY} has no access"))
+    assert task.error == "key *** has no access"
+
+
 # ---------------------------------------------------------------- real HTTP
 
 
