@@ -9,6 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from pydantic import ValidationError
 
 from tui import cli
 from tui.config import (
@@ -285,8 +286,11 @@ def test_provider_config_direct_construction_fills_defaults():
 
     p = ProviderConfig(name="upscayl", api_key="k")
     assert p.base_url == "https://api.upscayl.org" and str(p.rate_limit) == "100/h"
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         ProviderConfig(name="nope", api_key="k", base_url="http://x", poll_interval=1, rate_limit="1/s")
+    with pytest.raises(ValidationError) as info:
+        ProviderConfig(name="evolink", api_key=f"{SECRET} x", concurrency="many")
+    assert SECRET not in str(info.value) and SECRET not in repr(info.value)
 
 
 # ---------------------------------------------------------------- warnings

@@ -157,7 +157,9 @@ PROVIDER_DEFAULTS: dict[str, tuple[str | None, str, float, str | None]] = {
 
 # ---------------------------------------------------------------- models
 
-_STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, validate_default=True)
+# hide_input_in_errors: a ValidationError from direct construction never shows a key either.
+_STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, validate_default=True,
+                     hide_input_in_errors=True)
 
 
 class ProviderConfig(BaseModel):
