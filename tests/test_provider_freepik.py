@@ -283,6 +283,13 @@ def test_bad_list_bodies(fp, content):
         fp.parse_list(None, httpx.Response(200, content=content))
 
 
+def test_unreadable_list_entries_are_skipped_if_others_read(fp):
+    body = {"data": [{"task_id": "a"}, 7, {"task_id": "b", "status": "CREATED"}, {"task_id": "c", "status": []}]}
+    assert [(t.task_id, t.state) for t in fp.parse_list(None, ok(body))] == [("b", "queued")]
+    with pytest.raises(BadResponse, match=r"data\.0\.status"):
+        fp.parse_list(None, ok({"data": [{"task_id": "a"}, {"task_id": "c", "status": []}]}))
+
+
 def test_list_items_without_id_are_skipped(fp):
     body = {"data": [{"status": "COMPLETED"}, {"task_id": "", "status": "FAILED"}, {"task_id": "z", "status": "CREATED"}]}
     assert [t.task_id for t in fp.parse_list(None, ok(body))] == ["z"]

@@ -138,11 +138,17 @@ class Freepik(Provider):
         if not isinstance(items, list):
             raise BadResponse("unexpected answer shape: data: expected a list of tasks")
         tasks: dict[str, Task] = {}  # one per id; a later entry wins
+        problem: BadResponse | None = None
         for n, item in enumerate(items):
-            row = _check(FreepikTask, item, f"data.{n}")
-            if not row.task_id:
+            try:
+                row = _check(FreepikTask, item, f"data.{n}")
+            except BadResponse as exc:  # one odd entry must not hide the others
+                problem = problem or exc
                 continue
-            tasks[row.task_id] = self._task(row.task_id, kind, row, item)
+            if row.task_id:
+                tasks[row.task_id] = self._task(row.task_id, kind, row, item)
+        if problem is not None and not tasks:
+            raise problem
         return list(tasks.values())
 
     def _task(self, task_id: str, kind: str | None, row: FreepikTask, raw: Any) -> Task:
