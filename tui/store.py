@@ -1,0 +1,897 @@
+"""The task store: SQLite on disk, an in-memory index for the UI, a change feed.
+
+Reads (``get``, ``tasks``, ``counts`` ...) are served from memory and never touch
+the disk.  Writes run in one SQLite transaction each and are committed before
+they return: an acknowledged task survives ``kill -9`` of this process.
+
+Durability: WAL journal with ``synchronous=FULL``.  WAL + NORMAL would already
+survive a killed process (the committed WAL frames sit in the OS page cache);
+FULL also fsyncs the WAL at every commit, so an acknowledged write survives an
+OS crash or power loss too.  The cost is one fsync per write transaction, which
+is cheap because the engine writes one transaction per polling round.
+
+Other processes (``tasktui add``, a headless ``poll``) write to the same file.
+Every write transaction bumps a database-wide sequence number (``meta.seq``)
+and stamps it on the rows it changes; removed tasks stay as tombstones.
+``sync()`` checks ``PRAGMA data_version`` (free when nothing changed) and then
+loads only rows with ``seq`` above the last one seen.  Each write transaction
+first does the same catch-up, under the write lock, so nothing is skipped.
+
+``Task.rev`` is the ``seq`` of the task's last visible change: it grows across
+processes and never repeats for a key, even after remove and re-add, so
+``(key, rev)`` is a safe render-cache key.
+
+A no-op update (same state, progress, results, error ... as stored) does not
+bump ``rev`` or notify anyone; it quietly refreshes ``updated_at``, ``eta``
+and the stored raw answer.
+
+Use one ``Store`` from one thread (the asyncio thread).  The store has no API
+that takes a secret, and must never get one.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import random
+import sqlite3
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from .model import STATES, TERMINAL, UNKNOWN, Event, Task, task_key
+
+log = logging.getLogger(__name__)
+
+EVENT_CAP = 10_000  # newest rows kept in the event log
+TOMBSTONE_DAYS = 7.0  # removed tasks are remembered this long (cross-process pickup, discovery)
+BUSY_TIMEOUT_MS = 5_000  # SQLite's own wait for a lock
+BUSY_DEADLINE = 60.0  # our retries on top of it, in seconds, before giving up
+RAW_LIMIT = 1_000_000  # characters of one raw answer kept
+
+# Columns of the in-memory Task.  ``results`` is stored as a JSON array; SQLite joins it
+# with US (0x1f, a control character that cleaned provider text never holds) so that
+# opening 100,000 tasks needs a str.split, not 100,000 json.loads.
+_SEP = "\x1f"
+_TASK_COLS = (
+    "provider, task_id, kind, label, state, provider_status, progress,"
+    " CASE results WHEN '[]' THEN NULL"
+    " ELSE (SELECT group_concat(value, char(31)) FROM json_each(results)) END,"
+    " error, model, credits, created_at, updated_at, finished_at, eta, seq"
+)
+# What a user can see: a change in any of these bumps rev and notifies.
+_VISIBLE = (
+    "kind", "label", "state", "provider_status", "progress", "results", "error",
+    "model", "credits", "created_at", "finished_at",
+)
+# Kept from the stored task when an update has None.
+_KEEP_IF_NONE = ("kind", "label", "model", "credits", "created_at", "eta")
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked (read-only, unreadable file, ...)."""
+
+
+class StoreBusy(StoreError):
+    """Another process held the database lock for longer than BUSY_DEADLINE."""
+
+
+@dataclass(slots=True)
+class Change:
+    """What one write transaction (or one ``sync``) changed.
+
+    ``keys``: tasks added, changed or removed (check ``key in store``);
+    ``events``: new event log rows; ``counters``: provider counters changed.
+    """
+
+    keys: set[str] = field(default_factory=set)
+    events: int = 0
+    counters: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.keys or self.events or self.counters)
+
+
+# ---------------------------------------------------------------- schema
+
+# One list of SQL statements per schema version; MIGRATIONS[i] takes the
+# database from user_version i to i + 1.  Append, never edit a shipped step.
+MIGRATIONS: list[list[str]] = [
+    [
+        "CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+        "INSERT INTO meta VALUES ('seq', 0), ('purged_seq', 0)",
+        """CREATE TABLE tasks (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,
+            provider TEXT NOT NULL,
+            task_id TEXT NOT NULL,
+            kind TEXT,
+            label TEXT,
+            state TEXT NOT NULL,
+            provider_status TEXT,
+            progress REAL,
+            results TEXT NOT NULL DEFAULT '[]',
+            error TEXT,
+            model TEXT,
+            credits REAL,
+            created_at REAL,
+            updated_at REAL,
+            finished_at REAL,
+            eta REAL,
+            raw TEXT,
+            seq INTEGER NOT NULL,
+            deleted INTEGER NOT NULL DEFAULT 0,
+            removed_at REAL
+        )""",
+        "CREATE INDEX tasks_seq ON tasks(seq)",
+        "CREATE INDEX tasks_tombstones ON tasks(removed_at) WHERE deleted = 1",
+        """CREATE TABLE history (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL,
+            time REAL NOT NULL,
+            state TEXT NOT NULL,
+            provider_status TEXT
+        )""",
+        "CREATE INDEX history_key ON history(key, id)",
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            time REAL NOT NULL,
+            provider TEXT NOT NULL,
+            task_id TEXT,
+            status INTEGER,
+            kind TEXT NOT NULL,
+            message TEXT NOT NULL,
+            retry_after REAL
+        )""",
+        "CREATE INDEX events_provider ON events(provider, id)",
+        """CREATE TABLE counters (
+            provider TEXT PRIMARY KEY,
+            data TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            seq INTEGER NOT NULL
+        )""",
+    ],
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection, steps: list[list[str]] = MIGRATIONS) -> int:
+    """Bring the schema to ``len(steps)`` inside one write transaction; returns the version.
+
+    Safe against a concurrent opener: the version is re-read under the lock.
+    """
+    target = len(steps)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > target:
+            raise StoreError(
+                f"database schema version {version} is newer than this tasktui ({target}); upgrade tasktui"
+            )
+        for step in steps[version:]:
+            for sql in step:
+                conn.execute(sql)
+        if version != target:
+            conn.execute(f"PRAGMA user_version = {int(target)}")
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
+    return target
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _retry(what: Callable[[], Any]) -> Any:
+    """Run ``what``; on "database is locked/busy" wait (with jitter) and run it again."""
+    deadline = time.monotonic() + BUSY_DEADLINE
+    delay = 0.005
+    while True:
+        try:
+            return what()
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise StoreBusy(f"the task database stayed locked for {BUSY_DEADLINE:.0f} s") from None
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.25)
+
+
+def _results_json(results: list[str]) -> str:
+    if not results:
+        return "[]"
+    return json.dumps([str(url).replace(_SEP, "") for url in results], ensure_ascii=False)
+
+
+def _results_list(joined: str | None) -> list[str]:
+    """The ``_TASK_COLS`` form of results (joined by _SEP, None when empty) -> list."""
+    return joined.split(_SEP) if joined else []
+
+
+def _raw_json(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    try:
+        text = json.dumps(raw, default=str, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = json.dumps(str(raw))
+    if len(text) > RAW_LIMIT:
+        text = json.dumps({"truncated": True, "size": len(text)})
+    return text
+
+
+def _row_task(row: tuple) -> Task:
+    """A ``_TASK_COLS`` row -> Task (positional: this runs 100,000 times at open)."""
+    (provider, task_id, kind, label, state, pstatus, progress, results, error,
+     model, credits, created, updated, finished, eta, seq) = row
+    return Task(provider, task_id, kind, label, state, pstatus, progress,
+                _results_list(results), error, model, credits, created, updated, finished,
+                None, eta, seq)
+
+
+def _printable(text: str) -> str:
+    return "".join(ch for ch in text if ch.isprintable())
+
+
+# ---------------------------------------------------------------- store
+
+
+class Store:
+    """SQLite-backed task store with an in-memory index.  See the module docstring."""
+
+    def __init__(self, path: str | os.PathLike[str], readonly: bool = False, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self._clock = clock
+        self._index: dict[str, Task] = {}
+        self._counts: dict[str, int] = dict.fromkeys(STATES, 0)
+        self._by_provider: dict[str, dict[str, int]] = {}
+        self._subscribers: list[Callable[[Change], Any]] = []
+        self._seq = 0  # highest meta.seq loaded into memory
+        self._event_id = 0  # highest event id seen
+        self._data_version: int | None = None
+        self._pending = Change()  # caught up from others, not yet notified
+        self.revision = 0
+        self._conn: sqlite3.Connection | None = None
+        if readonly and not self.path.exists():
+            return  # nothing stored yet: an empty, read-only store
+        self._conn = self._connect()
+        try:
+            _retry(self._load)
+            if not readonly:
+                self._purge_tombstones()
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------ open / close
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.readonly:
+            uri = f"{self.path.resolve().as_uri()}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if not self.readonly:
+                mode = _retry(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+                if str(mode).lower() != "wal":
+                    raise StoreError(f"{self.path}: cannot use WAL journal (got {mode})")
+                conn.execute("PRAGMA synchronous = FULL")
+                version = _retry(lambda: conn.execute("PRAGMA user_version").fetchone()[0])
+                if version != SCHEMA_VERSION:
+                    _retry(lambda: migrate(conn))
+            else:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version != SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{self.path}: schema version {version}, expected {SCHEMA_VERSION};"
+                        " open it once without read-only mode to migrate"
+                    )
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+                raise StoreBusy(f"{self.path}: the task database is locked") from None
+            raise StoreError(f"{self.path}: cannot open the task database: {exc}") from None
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _load(self) -> None:
+        """Fill the index from one consistent snapshot: tasks, seq, newest event id."""
+        conn = self._require_conn()
+        # Read before the snapshot: a commit after this read shows up at the next sync().
+        data_version = conn.execute("PRAGMA data_version").fetchone()[0]
+        conn.execute("BEGIN")
+        try:
+            seq = conn.execute("SELECT value FROM meta WHERE name = 'seq'").fetchone()[0]
+            rows = conn.execute(
+                f"SELECT {_TASK_COLS} FROM tasks WHERE deleted = 0 ORDER BY id").fetchall()
+            event_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+        self._rebuild(rows)
+        self._seq = seq
+        self._event_id = event_id
+        self._data_version = data_version
+
+    def _purge_tombstones(self) -> None:
+        """Forget tasks removed more than TOMBSTONE_DAYS ago (a read when there are none)."""
+        conn = self._require_conn()
+        cutoff = self._clock() - TOMBSTONE_DAYS * 86400
+        probe = "SELECT 1 FROM tasks WHERE deleted = 1 AND removed_at < ? LIMIT 1"
+        if conn.execute(probe, (cutoff,)).fetchone() is None:
+            return
+
+        def purge() -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                top = conn.execute(
+                    "SELECT MAX(seq) FROM tasks WHERE deleted = 1 AND removed_at < ?", (cutoff,)
+                ).fetchone()[0]
+                if top is not None:
+                    conn.execute("DELETE FROM tasks WHERE deleted = 1 AND removed_at < ?", (cutoff,))
+                    conn.execute(
+                        "UPDATE meta SET value = MAX(value, ?) WHERE name = 'purged_seq'", (top,))
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+
+        _retry(purge)
+
+    def close(self) -> None:
+        """Close the database (idempotent).  The in-memory index stays readable."""
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _require_conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError("the store is closed" if not self.readonly else "nothing is stored yet")
+        return self._conn
+
+    # ------------------------------------------------------------ memory index
+
+    def _rebuild(self, rows: list[tuple]) -> None:
+        """Index and counts from ``_TASK_COLS`` rows (the hot path of opening 100,000 tasks)."""
+        index: dict[str, Task] = {}
+        new, sep = Task, _SEP
+        gc_on = gc.isenabled()
+        gc.disable()  # 100,000 new objects would trigger many useless collections
+        try:
+            for (provider, task_id, kind, label, state, pstatus, progress, results, error,
+                 model, credits, created, updated, finished, eta, seq) in rows:
+                index[provider + ":" + task_id] = new(
+                    provider, task_id, kind, label, state, pstatus, progress,
+                    results.split(sep) if results else [], error, model, credits,
+                    created, updated, finished, None, eta, seq)
+        finally:
+            if gc_on:
+                gc.enable()
+        self._index = index
+        self._counts = dict.fromkeys(STATES, 0)
+        self._by_provider = {}
+        for (provider, state), n in Counter((t.provider, t.state) for t in index.values()).items():
+            self._counts[state] = self._counts.get(state, 0) + n
+            per = self._by_provider.setdefault(provider, dict.fromkeys(STATES, 0))
+            per[state] = per.get(state, 0) + n
+
+    def _put(self, task: Task) -> None:
+        key = task.key
+        old = self._index.get(key)
+        if old is not None:
+            self._count(old, -1)
+        self._index[key] = task
+        self._count(task, 1)
+
+    def _drop(self, key: str) -> bool:
+        old = self._index.pop(key, None)
+        if old is None:
+            return False
+        self._count(old, -1)
+        return True
+
+    def _count(self, task: Task, delta: int) -> None:
+        self._counts[task.state] = self._counts.get(task.state, 0) + delta
+        per = self._by_provider.get(task.provider)
+        if per is None:
+            per = self._by_provider[task.provider] = dict.fromkeys(STATES, 0)
+        per[task.state] = per.get(task.state, 0) + delta
+
+    # ------------------------------------------------------------ reads (memory)
+
+    def get(self, key: str) -> Task | None:
+        """The stored task, or None.  Treat it as read-only: the store replaces, never edits."""
+        return self._index.get(key)
+
+    def tasks(self) -> list[Task]:
+        """Every tracked task in insertion order (a fresh list)."""
+        return list(self._index.values())
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._index
+
+    def counts(self) -> dict[str, int]:
+        """Tasks per state (every state present, zeros included)."""
+        return dict(self._counts)
+
+    def counts_by_provider(self) -> dict[str, dict[str, int]]:
+        """Tasks per provider per state, for providers that have (or had) tasks."""
+        return {p: dict(c) for p, c in self._by_provider.items()}
+
+    # ------------------------------------------------------------ reads (disk, on demand)
+
+    def history(self, key: str) -> list[tuple[float, str, str | None]]:
+        """(time, state, provider_status) rows of one task, oldest first."""
+        if self._conn is None:
+            return []
+        return _retry(lambda: self._conn.execute(
+            "SELECT time, state, provider_status FROM history WHERE key = ? ORDER BY id", (key,)
+        ).fetchall())
+
+    def raw(self, key: str) -> Any:
+        """The last raw provider answer stored for ``key`` (decoded JSON), or None."""
+        if self._conn is None:
+            return None
+        row = _retry(lambda: self._conn.execute(
+            "SELECT raw FROM tasks WHERE key = ? AND deleted = 0", (key,)).fetchone())
+        if row is None or row[0] is None:
+            return None
+        try:
+            return json.loads(row[0])
+        except ValueError:
+            return None
+
+    def events(self, limit: int = 1000, provider: str | None = None) -> list[Event]:
+        """The newest ``limit`` event log rows, newest first."""
+        if self._conn is None:
+            return []
+        cols = "time, provider, message, task_id, status, kind, retry_after"
+        if provider is None:
+            sql, args = f"SELECT {cols} FROM events ORDER BY id DESC LIMIT ?", (int(limit),)
+        else:
+            sql = f"SELECT {cols} FROM events WHERE provider = ? ORDER BY id DESC LIMIT ?"
+            args = (provider, int(limit))
+        rows = _retry(lambda: self._conn.execute(sql, args).fetchall())
+        return [Event(*row) for row in rows]
+
+    def counters(self) -> dict[str, dict]:
+        """provider -> the counters blob last saved for it."""
+        if self._conn is None:
+            return {}
+        rows = _retry(lambda: self._conn.execute(
+            "SELECT provider, data FROM counters ORDER BY provider").fetchall())
+        out: dict[str, dict] = {}
+        for provider, data in rows:
+            try:
+                value = json.loads(data)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                out[provider] = value
+        return out
+
+    # ------------------------------------------------------------ change feed
+
+    def subscribe(self, callback: Callable[[Change], Any]) -> Callable[[], None]:
+        """Call ``callback(Change)`` after every committed change; returns the unsubscribe function."""
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            try:
+                self._subscribers.remove(callback)
+            except ValueError:
+                pass
+
+        return unsubscribe
+
+    def _notify(self, change: Change) -> None:
+        pending, self._pending = self._pending, Change()
+        change.keys |= pending.keys
+        change.events += pending.events
+        change.counters = change.counters or pending.counters
+        if not change:
+            return
+        self.revision += 1
+        for callback in list(self._subscribers):
+            try:
+                callback(change)
+            except Exception:
+                log.exception("store subscriber %r failed", callback)
+
+    # ------------------------------------------------------------ cross-process pickup
+
+    def sync(self) -> set[str]:
+        """Pick up what other processes committed; returns the changed keys.
+
+        Costs one ``PRAGMA data_version`` when nothing changed.
+        """
+        conn = self._conn
+        if conn is None:
+            return set()
+        try:
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if version == self._data_version:
+                return set()
+
+            def read() -> None:
+                conn.execute("BEGIN")
+                try:
+                    self._catch_up()
+                    conn.execute("COMMIT")
+                except BaseException:
+                    _rollback(conn)
+                    raise
+
+            read()
+            self._data_version = version
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                return set()  # try again at the next call
+            raise
+        keys = set(self._pending.keys)
+        self._notify(Change())
+        return keys
+
+    def _catch_up(self) -> None:
+        """Inside a transaction: load rows others committed since ``self._seq`` into memory.
+
+        What it finds goes into ``self._pending`` and is announced with the next change.
+        """
+        conn = self._require_conn()
+        seq, purged = conn.execute(
+            "SELECT MAX(CASE WHEN name = 'seq' THEN value END),"
+            " MAX(CASE WHEN name = 'purged_seq' THEN value END) FROM meta").fetchone()
+        if seq == self._seq:
+            return
+        pending = self._pending
+        if seq < self._seq or self._seq < purged:
+            # The file was replaced, or tombstones we never saw were purged: reload all.
+            before = set(self._index)
+            old_event_id = self._event_id
+            self._load_in_transaction(conn, seq)
+            pending.keys |= before | set(self._index)
+            pending.events += max(0, self._event_id - old_event_id)
+            pending.counters = True
+            return
+        rows = conn.execute(
+            f"SELECT {_TASK_COLS}, deleted FROM tasks WHERE seq > ? ORDER BY id", (self._seq,)
+        ).fetchall()
+        for row in rows:
+            key = task_key(row[0], row[1])
+            if row[-1]:
+                if self._drop(key):
+                    pending.keys.add(key)
+                continue
+            old = self._index.get(key)
+            if old is not None and old.rev == row[-2]:
+                continue
+            self._put(_row_task(row[:-1]))
+            pending.keys.add(key)
+        event_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+        if event_id > self._event_id:
+            pending.events += event_id - self._event_id
+            self._event_id = event_id
+        if conn.execute("SELECT 1 FROM counters WHERE seq > ? LIMIT 1", (self._seq,)).fetchone():
+            pending.counters = True
+        self._seq = seq
+
+    def _load_in_transaction(self, conn: sqlite3.Connection, seq: int) -> None:
+        rows = conn.execute(f"SELECT {_TASK_COLS} FROM tasks WHERE deleted = 0 ORDER BY id").fetchall()
+        self._rebuild(rows)
+        self._seq = seq
+        self._event_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+
+    # ------------------------------------------------------------ writes
+
+    def _write(self, plan: Callable[["_Tx"], Any]) -> Any:
+        """Run ``plan`` in one write transaction (with catch-up first), commit, then
+        apply its in-memory effects and notify.  ``plan`` must only write SQL and
+        record effects on the ``_Tx``: it may run again if the lock was busy."""
+        if self.readonly:
+            raise StoreError("the store is open read-only")
+        conn = self._require_conn()
+
+        def attempt() -> tuple[_Tx, Any, int]:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._catch_up()
+                # Under the write lock nobody else can commit: this version is all caught up,
+                # and our own commit will not move it.
+                version = conn.execute("PRAGMA data_version").fetchone()[0]
+                tx = _Tx(self, conn)
+                result = plan(tx)
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+            return tx, result, version
+
+        tx, result, self._data_version = _retry(attempt)
+        change = Change()
+        for key, task in tx.puts.items():
+            if task is None:
+                if self._drop(key):
+                    change.keys.add(key)
+            else:
+                if task.rev == tx.seq or key not in self._index:
+                    change.keys.add(key)
+                self._put(task)
+        if tx.seq is not None:
+            self._seq = tx.seq
+        if tx.events:
+            change.events += tx.events
+            self._event_id = tx.event_id
+        change.counters = tx.counters
+        self._notify(change)
+        return result
+
+    def add(self, provider: str, ids: Iterable[str], kind: str | None = None,
+            label: str | None = None) -> list[str]:
+        """Track tasks; returns the keys newly added.  Idempotent: a tracked task is
+        left as it is, except that a given ``kind``/``label`` replaces the stored one."""
+        if not provider or ":" in provider or not provider.isprintable():
+            raise ValueError(f"bad provider name {provider!r}")
+        clean_ids: dict[str, None] = {}  # ordered, without duplicates
+        for task_id in ids:
+            task_id = str(task_id).strip()
+            if not task_id:
+                continue
+            if not task_id.isprintable():
+                raise ValueError(f"task id {task_id!r} contains control characters")
+            clean_ids[task_id] = None
+        if label is not None:
+            label = _printable(label).strip() or None
+        if kind is not None:
+            kind = _printable(kind).strip() or None
+        if not clean_ids:
+            return []
+
+        def plan(tx: _Tx) -> list[str]:
+            added: list[str] = []
+            now = self._clock()
+            for task_id in clean_ids:
+                key = task_key(provider, task_id)
+                old = self._index.get(key)
+                if old is None:
+                    task = Task(provider, task_id, kind=kind, label=label, state=UNKNOWN,
+                                updated_at=now, rev=tx.next_seq())
+                    tx.insert(task)
+                    added.append(key)
+                    continue
+                changes = {}
+                if label is not None and label != old.label:
+                    changes["label"] = label
+                if kind is not None and kind != old.kind:
+                    changes["kind"] = kind
+                if changes:
+                    tx.update(old.copy(rev=tx.next_seq(), **changes), raw=None, keep_raw=True)
+            return added
+
+        return self._write(plan)
+
+    def remove(self, keys: Iterable[str]) -> int:
+        """Stop tracking tasks (leaves a tombstone other processes see); returns how many."""
+        keys = list(dict.fromkeys(keys))
+
+        def plan(tx: _Tx) -> int:
+            n = 0
+            for key in keys:
+                if key in self._index:
+                    tx.tombstone(key)
+                    n += 1
+            return n
+
+        return self._write(plan) if keys else 0
+
+    def apply(self, updates: Iterable[Task], events: Iterable[Event] = (),
+              counters: dict[str, dict] | None = None, discovered: bool = False) -> set[str]:
+        """Merge provider answers (one polling round) in ONE transaction; returns changed keys.
+
+        Keeps label, kind, model, credits, created_at when an update has None; keeps old
+        results when the new list is empty; sets finished_at on entering a terminal state;
+        appends a history row when state or provider_status changes.  Keys not tracked are
+        ignored unless ``discovered`` (and a task the user removed is not brought back).
+        """
+        updates = list(updates)
+        events = list(events)
+        counters = dict(counters or {})
+        if not (updates or events or counters):
+            return set()
+
+        def plan(tx: _Tx) -> set[str]:
+            changed: set[str] = set()
+            now = self._clock()
+            for update in updates:
+                key = update.key
+                old = tx.current(key)
+                if old is None:
+                    if not discovered or tx.is_tombstone(key):
+                        continue
+                    task = update.copy(raw=None, rev=tx.next_seq(),
+                                       updated_at=update.updated_at or now)
+                    if task.terminal and task.finished_at is None:
+                        task.finished_at = task.updated_at
+                    tx.insert(task, raw=update.raw)
+                    tx.history(key, task.updated_at, task.state, task.provider_status)
+                    changed.add(key)
+                    continue
+                merged = _merge(old, update, now)
+                if any(getattr(merged, f) != getattr(old, f) for f in _VISIBLE):
+                    merged.rev = tx.next_seq()
+                    tx.update(merged, raw=update.raw)
+                    if merged.state != old.state or merged.provider_status != old.provider_status:
+                        tx.history(key, merged.updated_at, merged.state, merged.provider_status)
+                    changed.add(key)
+                else:
+                    merged.rev = old.rev
+                    tx.quiet(merged, raw=update.raw)
+            if events:
+                tx.log(events)
+            for provider, data in counters.items():
+                tx.save_counters(provider, data, now)
+            return changed
+
+        return self._write(plan)
+
+    def log(self, events: Iterable[Event]) -> None:
+        """Append rows to the event log (capped at EVENT_CAP newest)."""
+        events = list(events)
+        if events:
+            self._write(lambda tx: tx.log(events))
+
+    def save_counters(self, provider: str, data: dict) -> None:
+        """Store the counters blob (JSON) of one provider."""
+        self._write(lambda tx: tx.save_counters(provider, data, self._clock()))
+
+
+def _merge(old: Task, update: Task, now: float) -> Task:
+    """``update`` merged onto ``old`` by the rules of ``Store.apply`` (raw left out)."""
+    merged = update.copy(raw=None)
+    for name in _KEEP_IF_NONE:
+        if getattr(merged, name) is None:
+            setattr(merged, name, getattr(old, name))
+    if not merged.results:
+        merged.results = list(old.results)
+    if merged.progress is None and merged.state == old.state:
+        merged.progress = old.progress
+    if merged.updated_at is None:
+        merged.updated_at = now
+    if merged.state in TERMINAL:
+        if merged.finished_at is None:
+            merged.finished_at = old.finished_at if old.state in TERMINAL else merged.updated_at
+    else:
+        merged.finished_at = None
+    return merged
+
+
+class _Tx:
+    """The SQL of one write transaction plus the in-memory effects to apply after COMMIT."""
+
+    def __init__(self, store: Store, conn: sqlite3.Connection) -> None:
+        self.store = store
+        self.conn = conn
+        self.seq: int | None = None
+        self.puts: dict[str, Task | None] = {}  # key -> new task, None = removed
+        self.events = 0
+        self.event_id = 0
+        self.counters = False
+
+    def next_seq(self) -> int:
+        """This transaction's sequence number (allocated on first use)."""
+        if self.seq is None:
+            self.conn.execute("UPDATE meta SET value = value + 1 WHERE name = 'seq'")
+            self.seq = self.conn.execute("SELECT value FROM meta WHERE name = 'seq'").fetchone()[0]
+        return self.seq
+
+    def current(self, key: str) -> Task | None:
+        if key in self.puts:
+            return self.puts[key]
+        return self.store._index.get(key)
+
+    def is_tombstone(self, key: str) -> bool:
+        return self.conn.execute(
+            "SELECT 1 FROM tasks WHERE key = ? AND deleted = 1", (key,)).fetchone() is not None
+
+    def _values(self, t: Task) -> tuple:
+        return (t.kind, t.label, t.state, t.provider_status, t.progress, _results_json(t.results),
+                t.error, t.model, t.credits, t.created_at, t.updated_at, t.finished_at, t.eta, t.rev)
+
+    def insert(self, task: Task, raw: Any = None) -> None:
+        key = task.key
+        # A tombstone of the same key goes: the re-added task starts afresh, at the end.
+        self.conn.execute("DELETE FROM tasks WHERE key = ?", (key,))
+        self.conn.execute("DELETE FROM history WHERE key = ?", (key,))
+        self.conn.execute(
+            "INSERT INTO tasks (key, provider, task_id, kind, label, state, provider_status, progress,"
+            " results, error, model, credits, created_at, updated_at, finished_at, eta, seq, raw)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (key, task.provider, task.task_id, *self._values(task), _raw_json(raw)))
+        self.puts[key] = task
+
+    def update(self, task: Task, raw: Any, keep_raw: bool = False) -> None:
+        sql = ("UPDATE tasks SET kind = ?, label = ?, state = ?, provider_status = ?, progress = ?,"
+               " results = ?, error = ?, model = ?, credits = ?, created_at = ?, updated_at = ?,"
+               " finished_at = ?, eta = ?, seq = ?")
+        args = self._values(task)
+        if not keep_raw:
+            sql += ", raw = ?"
+            args += (_raw_json(raw),)
+        self.conn.execute(sql + " WHERE key = ?", (*args, task.key))
+        self.puts[task.key] = task
+
+    def quiet(self, task: Task, raw: Any) -> None:
+        """An invisible refresh: no seq bump, so other processes do not reload it."""
+        self.conn.execute("UPDATE tasks SET updated_at = ?, eta = ?, raw = ? WHERE key = ?",
+                          (task.updated_at, task.eta, _raw_json(raw), task.key))
+        self.puts[task.key] = task
+
+    def tombstone(self, key: str) -> None:
+        self.conn.execute(
+            "UPDATE tasks SET deleted = 1, removed_at = ?, raw = NULL, seq = ? WHERE key = ?",
+            (self.store._clock(), self.next_seq(), key))
+        self.conn.execute("DELETE FROM history WHERE key = ?", (key,))
+        self.puts[key] = None
+
+    def history(self, key: str, when: float | None, state: str, provider_status: str | None) -> None:
+        self.conn.execute("INSERT INTO history (key, time, state, provider_status) VALUES (?, ?, ?, ?)",
+                          (key, when if when is not None else self.store._clock(), state, provider_status))
+
+    def log(self, events: list[Event]) -> None:
+        self.next_seq()
+        self.conn.executemany(
+            "INSERT INTO events (time, provider, task_id, status, kind, message, retry_after)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(e.time, e.provider, e.task_id, e.status, e.kind, e.message, e.retry_after) for e in events])
+        top = self.conn.execute("SELECT MAX(id) FROM events").fetchone()[0]
+        self.conn.execute("DELETE FROM events WHERE id <= ?", (top - EVENT_CAP,))
+        self.events += len(events)
+        self.event_id = top
+
+    def save_counters(self, provider: str, data: dict, now: float) -> None:
+        self.conn.execute(
+            "INSERT INTO counters (provider, data, updated_at, seq) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(provider) DO UPDATE SET data = excluded.data,"
+            " updated_at = excluded.updated_at, seq = excluded.seq",
+            (provider, json.dumps(data, default=str), now, self.next_seq()))
+        self.counters = True
