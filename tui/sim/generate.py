@@ -103,6 +103,7 @@ def generate(seed: int = 7, n_tasks: int = 50, *, horizon: float = 60.0, fail_ra
             results=[f"https://sim.tasktui.invalid/{p}/{task_id}/{k}.{ext}" for k in range(n_results)],
             error=error, credits=credits,
         ))
+    _ensure_variety(rng, tasks)
     fault_list: list[Fault] = []
     if faults and providers:
         calm = [p for p in providers if p != "upscayl"] or list(providers)
@@ -114,6 +115,24 @@ def generate(seed: int = 7, n_tasks: int = 50, *, horizon: float = 60.0, fail_ra
                                 status=rng.choice((500, 503)), count=2))
         fault_list.append(Fault(kind="html_502", provider=rng.choice(others), start=9.0, count=1))
     return Scenario(seed=seed, epoch=epoch, providers=specs, tasks=tasks, faults=fault_list)
+
+
+def _ensure_variety(rng: random.Random, tasks: list[SimTask]) -> None:
+    """Every provider with 4+ tasks gets a failure, Freepik and Qolaba a cancellation."""
+    for p in PROVIDERS:
+        mine = [t for t in tasks if t.provider == p]
+        if len(mine) < 4:
+            continue
+        wanted = ["failed"] + (["cancelled"] if p in ("freepik", "qolaba") else [])
+        for state in wanted:
+            if any(t.end_state == state for t in mine):
+                continue
+            pool = [t for t in mine if t.end_state == "succeeded" and t.expires is None]
+            if len(pool) < 2:
+                continue
+            t = rng.choice(pool)
+            t.end_state, t.results = state, []
+            t.error = rng.choice(ERRORS[p]) if state == "failed" else None
 
 
 def small_scenario() -> Scenario:
