@@ -90,7 +90,7 @@ class TaskTUI(App[None]):
     def __init__(self, config: Any, store: Any, engine: Any = None, *, offline: bool = False,
                  clock: Callable[[], float] = time.time, config_path: Any = None,
                  manage_engine: bool = True) -> None:
-        super().__init__()
+        super().__init__(ansi_color=True if _ui(config, "ansi_color", False) else None)
         self.config = config
         self.store = store
         self.engine = engine
@@ -108,8 +108,11 @@ class TaskTUI(App[None]):
         self._header_key: tuple | None = None
         self._credits: tuple[int, dict[str, float]] = (-1, {})
         self._theme_ready = False
-        providers = getattr(config, "providers", None) or {}
-        self.providers = list(providers) if providers else []
+        enabled = getattr(config, "enabled", None)
+        providers = enabled() if callable(enabled) else getattr(config, "providers", None) or {}
+        self.providers = list(providers)
+        hz = _ui(config, "refresh_hz", None)
+        self.sync_interval = 1.0 / float(hz) if hz else SYNC_INTERVAL
         theme = _ui(config, "theme", None)
         if theme and theme in self.available_themes:
             self.theme = theme
@@ -153,7 +156,7 @@ class TaskTUI(App[None]):
         tasks.focus()
         self._states = {t.key: t.state for t in self.store.tasks()}
         self._unsubscribe = self.store.subscribe(self._on_store_change)
-        self.set_interval(SYNC_INTERVAL, self._sync, name="store-sync")
+        self.set_interval(self.sync_interval, self._sync, name="store-sync")
         self.set_interval(TICK_INTERVAL, self._tick, name="tick")
         self._update_header()
         self._update_summary()

@@ -1,0 +1,401 @@
+"""The dashboard under Textual's Pilot, over a real SQLite store (tmp_path),
+with a fixed clock and no engine (offline): keys, filter, screens, safety."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import DataTable, Static, TextArea
+
+from test_app_fixtures import (HOSTILE_ERROR, HOSTILE_LABEL, NOW, clock, fill_store, make_config,
+                               plain, screen_text, wait_for)
+from tui.app import make_app
+from tui.model import Task
+from tui.screens.add import AddTaskScreen
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.detail import DetailScreen
+from tui.screens.errors import ErrorLogScreen
+from tui.screens.help import HelpScreen
+from tui.store import Store
+
+
+def app_for(tmp_path, tasks=None, **ui):
+    store = fill_store(tmp_path / "tasks.db", tasks)
+    config = make_config(tmp_path, **ui)
+    return make_app(config, store, clock=clock, config_path=tmp_path / "config.toml"), store
+
+
+async def test_list_shows_every_task_sorted_by_last_update(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.pause()
+        tasks = app.task_list
+        assert len(tasks.index) == 20
+        # newest update first: task 0 was updated 1 s ago, task 19 96 s ago
+        assert tasks.index[0] == "comfy:comfy-task-000"
+        assert tasks.index[-1] == "evolink:evolink-task-019"
+        text = screen_text(app)
+        assert "PROVIDER" in text and "STATE" in text
+        assert "▶ running" in text and "✓ succeeded" in text and "✗ failed" in text
+        assert "? not found" in text and "⊘ cancelled" in text
+        assert "1s ago" in text  # ages come from the injected clock
+        header = plain(app.query_one("#header"))
+        assert "OFFLINE" in header and "running" in header
+
+
+async def test_cursor_keys_move_by_task(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        tasks = app.task_list
+        first = tasks.index[0]
+        assert tasks.cursor_key == first
+        await pilot.press("j", "j", "down")
+        assert tasks.cursor_key == tasks.index[3]
+        await pilot.press("k", "up")
+        assert tasks.cursor_key == tasks.index[1]
+        await pilot.press("end")
+        assert tasks.cursor_key == tasks.index[-1]
+        await pilot.press("home")
+        assert tasks.cursor_key == first
+        await pilot.press("pagedown")
+        assert tasks.cursor_row > 1
+        await pilot.press("pageup")
+        assert tasks.cursor_key == first
+        # the summary follows the cursor
+        await pilot.press("j")
+        await pilot.pause()
+        summary = plain(app.query_one("#summary"))
+        assert tasks.index[1].split(":", 1)[1] in summary
+
+
+async def test_mouse_click_selects_a_row(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        tasks = app.task_list
+        await pilot.click("#tasks", offset=(10, 4))  # line 0 is the header
+        assert tasks.cursor_key == tasks.index[3]
+
+
+async def test_filter_language_narrows_as_you_type(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        tasks = app.task_list
+        await pilot.press("slash")
+        assert app.query_one("#filter-input").has_focus
+        await pilot.press(*"batch")  # bare word: label substring
+        assert set(tasks.index) == {t.key for t in store.tasks() if t.label == "batch-7"}
+        assert "7 of 20" in plain(app.query_one("#filter-count"))
+        await pilot.press("enter")  # keep the filter, back to the list
+        assert tasks.has_focus and len(tasks.index) == 7
+        await pilot.press("escape")  # clears
+        assert len(tasks.index) == 20
+
+        async def query(q: str) -> set[str]:
+            await pilot.press("slash")
+            inp = app.query_one("#filter-input")
+            inp.value = q
+            await pilot.pause()
+            return set(tasks.index)
+
+        assert await query("provider:evolink") == {t.key for t in store.tasks() if t.provider == "evolink"}
+        assert await query("state:failed") == {t.key for t in store.tasks() if t.state == "failed"}
+        assert await query("-state:succeeded") == {t.key for t in store.tasks() if t.state != "succeeded"}
+        both = await query("provider:comfy -label:batch")
+        assert both == {t.key for t in store.tasks() if t.provider == "comfy" and t.label is None}
+        assert await query("flux running") == {
+            t.key for t in store.tasks() if t.model == "flux-dev" and t.state == "running"}
+        assert await query("nothing-matches-this") == set()
+        assert "0 of 20" in plain(app.query_one("#filter-count"))
+
+
+async def test_narrowing_while_typing_equals_a_fresh_filter(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        tasks = app.task_list
+        await pilot.press("slash", *"state:do")  # 'do' matches nothing; 'done' is a group
+        assert tasks.index == []
+        await pilot.press(*"ne")
+        assert set(tasks.index) == {t.key for t in store.tasks() if t.terminal}
+        await pilot.press(*" evo")
+        assert set(tasks.index) == {t.key for t in store.tasks() if t.terminal and t.provider == "evolink"}
+
+
+async def test_enter_opens_detail_with_every_field_history_and_raw(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        tasks = app.task_list
+        key = next(t.key for t in store.tasks() if t.state == "succeeded")
+        assert tasks.select(key)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
+        screen = app.screen
+        fields = plain(screen.query_one("#detail-fields"))
+        task = store.get(key)
+        for needle in (task.task_id, "succeeded", "https://cdn.example.com", "credits", "2027-01-15T"):
+            assert needle in fields
+        history = plain(screen.query_one("#detail-history"))
+        assert "succeeded" in history
+        assert '"status": "SUCCEEDED"' in plain(screen.query_one("#detail-raw"))
+        await pilot.press("escape")
+        assert not isinstance(app.screen, DetailScreen)
+
+
+async def test_hostile_provider_text_is_shown_inert(tmp_path):
+    evil = Task(provider="evolink", task_id="evil-1", label=HOSTILE_LABEL, state="failed",
+                error=HOSTILE_ERROR, model="[link=https://evil.example]m[/link]",
+                created_at=NOW - 5, updated_at=NOW - 1,
+                results=["javascript:alert(1)"], raw={"error": HOSTILE_ERROR, "x": "\u202eevil"})
+    app, store = app_for(tmp_path, tasks=[evil])
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.pause()
+        rows = screen_text(app)
+        assert "[red]x[/red]" in rows  # markup shown as typed, not interpreted
+        assert "\x1b" not in rows and "\x07" not in rows
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
+        for wid in ("#detail-fields", "#detail-raw", "#detail-title"):
+            rendered = plain(app.screen.query_one(wid))
+            assert "\x1b" not in rendered and "\x07" not in rendered and "\u202e" not in rendered
+        fields = plain(app.screen.query_one("#detail-fields"))
+        assert "[bold]loud[/bold]" in fields and "[link=https://evil.example]" in fields
+        assert "(not a web link)" in fields
+        # no span of any widget's text carries a link or a style smuggled in by the provider
+        for static in app.screen.query(Static):
+            content = static.content
+            if isinstance(content, Text):
+                assert all("link" not in str(span.style) for span in content.spans)
+        await pilot.press("c")  # javascript: is never copied
+        assert app.clipboard == ""
+
+
+async def test_copy_puts_the_first_web_result_on_the_clipboard(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        key = next(t.key for t in store.tasks() if t.results)
+        app.task_list.select(key)
+        await pilot.press("c")
+        assert app.clipboard == store.get(key).results[0]
+        assert any("Copied" in (n.title or "") for n in app._notifications)
+        # a task without results copies nothing and says so
+        app.task_list.select(next(t.key for t in store.tasks() if not t.results))
+        app.copy_to_clipboard("unchanged")
+        await pilot.press("c")
+        assert app.clipboard == "unchanged"
+
+
+async def test_forget_asks_first(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        tasks = app.task_list
+        key = tasks.cursor_key
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+        assert key in store
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: key not in tasks.index)
+        assert key not in store
+        assert tasks.cursor_key is not None and tasks.cursor_key != key
+    with Store(tmp_path / "tasks.db") as again:  # durable
+        assert key not in again
+
+
+async def test_add_form_adds_pasted_ids_to_the_store(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, AddTaskScreen))
+        screen = app.screen
+        screen.query_one("#add-provider").value = "freepik"
+        screen.query_one("#add-label").value = "pasted"
+        screen.query_one("#add-kind").value = "text-to-image/hyperflux"
+        area = screen.query_one("#add-ids", TextArea)
+        area.focus()
+        area.insert("new-1\nnew-2, new-3\n\nnew-1\n")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: "freepik:new-3" in app.task_list.index)
+        for i in (1, 2, 3):
+            t = store.get(f"freepik:new-{i}")
+            assert t is not None and t.label == "pasted" and t.kind == "text-to-image/hyperflux"
+        assert len(store) == 23
+        # an empty form does not close and adds nothing
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, AddTaskScreen))
+        await pilot.press("ctrl+s")
+        assert isinstance(app.screen, AddTaskScreen)
+        assert "at least one" in plain(app.screen.query_one("#add-problem"))
+        await pilot.press("escape")
+        assert len(store) == 23
+
+
+async def test_error_log_newest_first_and_filterable(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorLogScreen))
+        table = app.screen.query_one(DataTable)
+        assert table.row_count == 3
+        first = [str(c) for c in table.get_row_at(0)]
+        assert first[1] == "comfy" and first[3] == "401" and first[4] == "auth_failed"
+        last = [str(c) for c in table.get_row_at(2)]
+        assert last[3] == "429" and last[6] == "12s" and "Too many requests" in last[5]
+        await pilot.press("slash", *"upstream")
+        assert table.row_count == 1
+        assert "1 of 3" in plain(app.screen.query_one("#errors-count"))
+        await pilot.press("escape")  # clears the filter first
+        assert table.row_count == 3
+        await pilot.press("escape")
+        assert not isinstance(app.screen, ErrorLogScreen)
+
+
+async def test_help_lists_keys_and_filter_language(tmp_path):
+    app, store = app_for(tmp_path, saved_filters={"failures": "state:bad"})
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        text = plain(app.screen.query_one("#help-text"))
+        for needle in ("Filter", "Forget", "Copy URL", "provider:evo", "-state:done", "state:bad"):
+            assert needle in text
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_sort_cycles_and_updates_do_not_make_rows_jump(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        tasks = app.task_list
+        assert tasks.sort_mode == "updated"
+        await pilot.press("s")
+        assert tasks.sort_mode == "created"
+        await pilot.press("s")
+        assert tasks.sort_mode == "state"
+        assert store.get(tasks.index[0]).state == "failed"
+        await pilot.press("s")
+        assert tasks.sort_mode == "provider"
+        assert [store.get(k).provider for k in tasks.index[:4]] == ["comfy"] * 4
+        await pilot.press("s", "s")
+        assert tasks.sort_mode == "updated"
+        before = list(tasks.index)
+        last = store.get(before[-1])
+        store.apply([last.copy(state="running", progress=50.0, updated_at=NOW)])
+        await wait_for(pilot, lambda: "50%" in screen_text(app) or tasks.size.height < 25)
+        assert tasks.index == before  # updated in place: no jump
+        await pilot.press("s", "s", "s", "s", "s")  # asked: re-sorted
+        assert tasks.index[0] == last.key
+
+
+async def test_cursor_stays_on_its_task_when_rows_update_and_arrive(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        tasks = app.task_list
+        await pilot.press("j", "j", "j", "j", "j")
+        key = tasks.cursor_key
+        row = tasks.cursor_row
+        # newer tasks arrive (sorted above the cursor) and the selected one changes
+        store.add("evolink", ["fresh-1", "fresh-2"])
+        store.apply([Task("evolink", "fresh-1", state="running", updated_at=NOW),
+                     Task("evolink", "fresh-2", state="queued", updated_at=NOW),
+                     store.get(key).copy(progress=99.0, state="running")])
+        await wait_for(pilot, lambda: "evolink:fresh-2" in tasks.index)
+        assert tasks.cursor_key == key
+        assert tasks.cursor_row == row + 2
+        # the filter changes: the cursor keeps its task when it still matches
+        provider = store.get(key).provider
+        app.apply_filter(f"provider:{provider}")
+        assert tasks.cursor_key == key
+        app.apply_filter("")
+        assert tasks.cursor_key == key
+
+
+async def test_other_process_writes_appear(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        with Store(tmp_path / "tasks.db") as other:  # like `tasktui add` in another shell
+            other.add("upscayl", ["from-elsewhere"], label="cli")
+        await wait_for(pilot, lambda: "upscayl:from-elsewhere" in app.task_list.index)
+        assert "from-elsewhere" in screen_text(app) or len(app.task_list.index) == 21
+
+
+async def test_finished_tasks_notify(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        running = next(t for t in store.tasks() if t.state == "running")
+        store.apply([running.copy(state="succeeded", progress=100.0, updated_at=NOW)])
+        await wait_for(pilot, lambda: any("succeeded" in (n.title or "") for n in app._notifications))
+        note = next(n for n in app._notifications if "succeeded" in (n.title or ""))
+        assert running.key in note.message
+
+
+async def test_saved_filter_digit_and_keymap(tmp_path):
+    app, store = app_for(tmp_path, saved_filters={"failures": "state:bad"}, keymap={"sort": "o"})
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("1")
+        assert set(app.task_list.index) == {t.key for t in store.tasks()
+                                             if t.state in ("failed", "cancelled", "not_found")}
+        assert app.query_one("#filter-input").value == "state:bad"
+        await pilot.press("o")  # remapped from s
+        assert app.task_list.sort_mode == "created"
+        await pilot.press("s")  # no longer bound
+        assert app.task_list.sort_mode == "created"
+
+
+async def test_theme_is_saved_back_with_comments_kept(tmp_path):
+    app, store = app_for(tmp_path, theme="textual-dark")
+    async with app.run_test(size=(140, 40)) as pilot:
+        app.theme = "nord"
+        await pilot.pause()
+    text = (tmp_path / "config.toml").read_text()
+    assert 'theme = "nord"' in text
+    assert "this comment must survive" in text
+
+
+async def test_offline_refresh_and_pause_do_not_crash(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("r", "p")
+        await pilot.pause()
+        messages = " ".join(str(n.message) for n in app._notifications)
+        assert "Offline" in messages
+
+
+async def test_quota_pane_offline_shows_saved_counters(tmp_path):
+    app, store = app_for(tmp_path)
+    store.save_counters("evolink", {"state": "rate_limited", "requests": 42, "errors": 3,
+                                    "rate_limited": 2, "balance": 1234.5, "balance_unit": "credits",
+                                    "rpm": {str(int(NOW // 60)): 7}})
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause()
+        cards = {c.provider: c for c in app.query("ProviderCard")}
+        text = plain(cards["evolink"].query_one(".card-text"))
+        assert "offline" in text and "last: rate limited" in text
+        assert "42" in text and "1,234.50 credits" in text and "7 req/min" in text
+        assert "▶" in text  # tasks by state
+
+
+async def test_80x24_layout_stacks_and_keeps_footer(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        tasks = app.query_one("#tasks")
+        side = app.query_one("#side")
+        footer = app.query_one("Footer")
+        assert side.region.y >= tasks.region.bottom  # stacked below the list
+        assert tasks.region.width == 80 and tasks.region.height >= 10
+        assert footer.region.y == 23
+        assert not app.query_one("#quota").display
+        await pilot.press("v")
+        await pilot.pause()
+        assert app.query_one("#quota").region.height > 0
+        text = screen_text(app)
+        assert "▶ running" in text and all(len(line) <= 80 for line in text.splitlines())
+
+
+async def test_command_palette_lists_actions(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for title in ("Filter", "Add tasks", "Forget task", "Copy result URL", "Error log",
+                      "Pause or resume polling", "Refresh now", "Cycle sort", "Help"):
+            assert title in titles
