@@ -21,6 +21,7 @@ from tui.config import (
     config_path,
     db_path,
     load_config,
+    parse_config,
     parse_rate_limit,
     save_setting,
 )
@@ -459,3 +460,14 @@ def test_check_subprocess(tmp_path):
 def test_empty_config_object():
     config = Config()
     assert config.enabled() == {} and config.redacted()["providers"] == {}
+
+
+def test_simulator_config_validates():
+    """The config the simulator writes for the demo passes validation, without warnings."""
+    from tui.sim.generate import generate
+    from tui.sim.serve import config_toml
+
+    text = config_toml("http://127.0.0.1:9", generate(7, 5, budgets={"upscayl": "100/h"}))
+    config = parse_config(text, "sim.toml")
+    assert list(config.providers) == list(PROVIDERS) and config.warnings == []
+    assert str(config.providers["upscayl"].rate_limit) == "100/h"

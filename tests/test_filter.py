@@ -246,3 +246,25 @@ def _naive_full(task: Task, query: str) -> bool:
 
 def _quote(term) -> str:
     return (f"{term.field}:" if term.field else "") + f'"{term.value}"'
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab:-\" stae", max_size=12), st.text(alphabet="ab:-\" stae", max_size=6))
+def test_refines_is_never_wrong(old, extra):
+    """When refines() says yes, the new query's matches are a subset of the old one's."""
+    rnd = random.Random(old + extra)
+    tasks = [_random_task(rnd) for _ in range(30)] + TASKS
+    for new in (old + extra, extra + old, old.rstrip() + extra):
+        if refines(old, new):
+            before, after = compile_filter(old), compile_filter(new)
+            assert all(before(t) for t in tasks if after(t)), (old, new)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=30))
+def test_any_text_compiles_without_raising(query):
+    pred = compile_filter(query)
+    for task in TASKS:
+        assert pred(task) in (True, False)
+    problems(query)
+    describe(query)
