@@ -471,3 +471,10 @@ def test_simulator_config_validates():
     config = parse_config(text, "sim.toml")
     assert list(config.providers) == list(PROVIDERS) and config.warnings == []
     assert str(config.providers["upscayl"].rate_limit) == "100/h"
+
+
+def test_save_setting_unwritable_place_is_a_config_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ConfigError, match="cannot write"):
+        save_setting(blocker / "config.toml", "ui.theme", "nord")

@@ -521,7 +521,10 @@ def save_setting(path: str | os.PathLike | None, key: str | Iterable[str], value
     section = parts[0]
     if SECTIONS.get(section) is not None and section in doc:
         _validate(SECTIONS[section], doc[section].unwrap(), str(file), [section])
-    _write_atomic(file, tomlkit.dumps(doc))
+    try:
+        _write_atomic(file, tomlkit.dumps(doc))
+    except OSError as exc:
+        raise ConfigError(file, None, f"cannot write: {exc.strerror or type(exc).__name__}") from None
     return file
 
 
