@@ -8,6 +8,8 @@ import time
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tui.model import (
     MAX_EPOCH,
@@ -309,6 +311,22 @@ def test_clean_leaves_rich_markup_as_plain_text():
 
     rendered = Text(clean("[bold]x[/bold]"))
     assert rendered.plain == "[bold]x[/bold]" and not rendered.spans
+
+
+HOSTILE = st.text(alphabet=st.sampled_from(
+    ["a", " ", "[", "]", "/", ";", "\x1b", "\x07", "\x9b", "\x9c", "\x9d", "\n", "\t", "\x00", "\u202e",
+     "\u200b", "P", "\\", "5", "2", "8", "é"]), max_size=200) | st.text(max_size=200)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=HOSTILE, limit=st.integers(min_value=1, max_value=300))
+def test_clean_output_is_always_inert(text, limit):
+    out = clean(text, limit)
+    assert len(out) <= limit
+    assert not any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in out)
+    assert not any(c in out for c in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200b\ufeff")
+    assert out == out.strip() and "  " not in out
+    assert clean(out, limit) == out  # idempotent
 
 
 def test_clean_url_and_is_web_url():

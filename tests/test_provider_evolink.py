@@ -11,6 +11,8 @@ import time
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tui.model import (
     AuthError,
@@ -331,6 +333,33 @@ def test_key_never_in_errors(ev):
                 call(httpx.Response(status, content=content))
             e = info.value
             assert KEY not in str(e) and KEY not in repr(e) and KEY not in str(e.code)
+
+
+# ---------------------------------------------------------------- any JSON at all
+
+SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30)
+KEYS = st.sampled_from(["id", "status", "progress", "results", "result_data", "image_url", "video_url", "task_info", "estimated_time", "usage", "credits_reserved", "error", "code", "message", "fallback_suggestion", "created", "model", "type", "success", "data", "user", "token", "remaining_credits", "unlimited_credits"]) | st.text(max_size=8)
+ANY_JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4)
+                        | st.dictionaries(KEYS, inner, max_size=6), max_leaves=25)
+
+
+@settings(max_examples=150, deadline=None)
+@given(body=ANY_JSON, status=st.sampled_from([200, 200, 200, 400, 401, 402, 404, 429, 500, 503]))
+def test_any_json_ends_in_a_value_or_a_provider_error(body, status):
+    p = Evolink(KEY)
+    response = httpx.Response(status, content=json.dumps(body).encode())
+    for call in (lambda p, r: p.parse_status(ID, None, r), lambda p, r: p.parse_balance(r)):
+        try:
+            value = call(p, response)
+        except ProviderError as exc:
+            assert exc.provider == "evolink" and isinstance(exc.message, str)
+            continue
+        assert status == 200
+        for task in value if isinstance(value, list) else [value]:
+            texts = [getattr(task, f, None) for f in ("task_id", "state", "provider_status", "error", "model")]
+            texts += getattr(task, "results", [])
+            for text in texts:
+                assert text is None or not any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in text)
 
 
 # ---------------------------------------------------------------- over a real socket

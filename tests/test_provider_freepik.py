@@ -9,6 +9,8 @@ import socket
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tui.model import (
     AuthError,
@@ -76,6 +78,13 @@ def test_kinds_with_slashes_and_id_is_last_segment(fp):
 def test_base_url_override():
     p = Freepik(KEY, "http://127.0.0.1:8765/freepik/")
     assert p.status_request("t", None).url == f"http://127.0.0.1:8765/freepik/v1/ai/{KIND}/t"
+    assert p.status_request("t", None).headers["x-freepik-api-key"] == KEY
+
+
+def test_magnific_host_gets_the_magnific_header():
+    req = Freepik(KEY, "https://api.magnific.com").status_request("t", None)
+    assert req.url == f"https://api.magnific.com/v1/ai/{KIND}/t"
+    assert req.headers["x-magnific-api-key"] == KEY and "x-freepik-api-key" not in req.headers
 
 
 # ---------------------------------------------------------------- documented 200 bodies
@@ -331,6 +340,33 @@ def test_key_never_in_errors(fp):
             fp.parse_status(ID, None, httpx.Response(status, content=content))
         err = info.value
         assert KEY not in str(err) and KEY not in repr(err) and KEY not in str(err.code)
+
+
+# ---------------------------------------------------------------- any JSON at all
+
+SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30)
+KEYS = st.sampled_from(["data", "task_id", "status", "generated", "has_nsfw", "message", "invalid_params", "problem", "name", "reason", "error", "url"]) | st.text(max_size=8)
+ANY_JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4)
+                        | st.dictionaries(KEYS, inner, max_size=6), max_leaves=25)
+
+
+@settings(max_examples=150, deadline=None)
+@given(body=ANY_JSON, status=st.sampled_from([200, 200, 200, 400, 401, 402, 404, 429, 500, 503]))
+def test_any_json_ends_in_a_value_or_a_provider_error(body, status):
+    p = Freepik(KEY)
+    response = httpx.Response(status, content=json.dumps(body).encode())
+    for call in (lambda p, r: p.parse_status(ID, None, r), lambda p, r: p.parse_list(None, r)):
+        try:
+            value = call(p, response)
+        except ProviderError as exc:
+            assert exc.provider == "freepik" and isinstance(exc.message, str)
+            continue
+        assert status == 200
+        for task in value if isinstance(value, list) else [value]:
+            texts = [getattr(task, f, None) for f in ("task_id", "state", "provider_status", "error", "model")]
+            texts += getattr(task, "results", [])
+            for text in texts:
+                assert text is None or not any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in text)
 
 
 # ---------------------------------------------------------------- over a real socket

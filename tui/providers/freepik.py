@@ -106,6 +106,9 @@ class Freepik(Provider):
     has_list = True
 
     def auth_headers(self) -> dict[str, str]:
+        # The API is being rebranded: api.magnific.com takes x-magnific-api-key (providers.md §4).
+        if httpx.URL(self.base_url).host.endswith("magnific.com"):
+            return {"x-magnific-api-key": self.api_key}
         return {"x-freepik-api-key": self.api_key}
 
     def _kind_path(self, kind: str | None) -> str:
