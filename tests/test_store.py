@@ -185,6 +185,31 @@ def test_apply_history_rows(store: Store, clock: Clock) -> None:
     assert store.history("evolink:nope") == []
 
 
+def test_history_is_capped_per_task(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_mod, "HISTORY_CAP", 3)
+    store.add("evolink", ["a", "b"])
+    store.apply([upd("b", state="queued")])
+    for i in range(6):
+        store.apply([upd("a", state="running", provider_status=f"s{i}", updated_at=float(i))])
+    assert [h[2] for h in store.history("evolink:a")] == ["s3", "s4", "s5"]
+    assert [h[1] for h in store.history("evolink:b")] == ["queued"]
+
+
+def test_raw_kept_when_an_update_has_none(store: Store) -> None:
+    store.add("evolink", ["a"])
+    store.apply([upd("a", state="running", raw={"v": 1})])
+    store.apply([upd("a", state="succeeded")])
+    assert store.raw("evolink:a") == {"v": 1}
+    store.apply([upd("a", state="succeeded", raw=["not", "a", "dict"])])
+    assert store.raw("evolink:a") == ["not", "a", "dict"]
+    store.remove(["evolink:a"])
+    assert store.raw("evolink:a") is None
+
+
+def test_add_one_id_given_as_a_string(store: Store) -> None:
+    assert store.add("evolink", "abc") == ["evolink:abc"]
+
+
 def test_noop_update_neither_bumps_rev_nor_notifies(store: Store, clock: Clock) -> None:
     store.add("evolink", ["a"])
     first = upd("a", state="running", provider_status="processing", progress=50.0,

@@ -48,6 +48,7 @@ from .model import STATES, TERMINAL, UNKNOWN, Event, Task, task_key
 log = logging.getLogger(__name__)
 
 EVENT_CAP = 10_000  # newest rows kept in the event log
+HISTORY_CAP = 500  # newest history rows kept per task
 TOMBSTONE_DAYS = 7.0  # removed tasks are remembered this long (cross-process pickup, discovery)
 BUSY_TIMEOUT_MS = 5_000  # SQLite's own wait for a lock
 BUSY_DEADLINE = 60.0  # our retries on top of it, in seconds, before giving up
@@ -122,13 +123,14 @@ MIGRATIONS: list[list[str]] = [
             updated_at REAL,
             finished_at REAL,
             eta REAL,
-            raw TEXT,
             seq INTEGER NOT NULL,
             deleted INTEGER NOT NULL DEFAULT 0,
             removed_at REAL
         )""",
         "CREATE INDEX tasks_seq ON tasks(seq)",
         "CREATE INDEX tasks_tombstones ON tasks(removed_at) WHERE deleted = 1",
+        # Raw answers live apart so that the scan at open does not read them.
+        "CREATE TABLE raw (key TEXT PRIMARY KEY, body TEXT NOT NULL)",
         """CREATE TABLE history (
             id INTEGER PRIMARY KEY,
             key TEXT NOT NULL,
@@ -474,7 +476,7 @@ class Store:
         if self._conn is None:
             return None
         row = _retry(lambda: self._conn.execute(
-            "SELECT raw FROM tasks WHERE key = ? AND deleted = 0", (key,)).fetchone())
+            "SELECT body FROM raw WHERE key = ?", (key,)).fetchone())
         if row is None or row[0] is None:
             return None
         try:
@@ -670,6 +672,8 @@ class Store:
             label: str | None = None) -> list[str]:
         """Track tasks; returns the keys newly added.  Idempotent: a tracked task is
         left as it is, except that a given ``kind``/``label`` replaces the stored one."""
+        if isinstance(ids, str):
+            ids = [ids]
         if not provider or ":" in provider or not provider.isprintable():
             raise ValueError(f"bad provider name {provider!r}")
         clean_ids: dict[str, None] = {}  # ordered, without duplicates
@@ -705,7 +709,7 @@ class Store:
                 if kind is not None and kind != old.kind:
                     changes["kind"] = kind
                 if changes:
-                    tx.update(old.copy(rev=tx.next_seq(), **changes), raw=None, keep_raw=True)
+                    tx.update(old.copy(rev=tx.next_seq(), **changes))
             return added
 
         return self._write(plan)
@@ -842,40 +846,53 @@ class _Tx:
         # A tombstone of the same key goes: the re-added task starts afresh, at the end.
         self.conn.execute("DELETE FROM tasks WHERE key = ?", (key,))
         self.conn.execute("DELETE FROM history WHERE key = ?", (key,))
+        self.conn.execute("DELETE FROM raw WHERE key = ?", (key,))
         self.conn.execute(
             "INSERT INTO tasks (key, provider, task_id, kind, label, state, provider_status, progress,"
-            " results, error, model, credits, created_at, updated_at, finished_at, eta, seq, raw)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (key, task.provider, task.task_id, *self._values(task), _raw_json(raw)))
+            " results, error, model, credits, created_at, updated_at, finished_at, eta, seq)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (key, task.provider, task.task_id, *self._values(task)))
+        self.raw(key, raw)
         self.puts[key] = task
 
-    def update(self, task: Task, raw: Any, keep_raw: bool = False) -> None:
-        sql = ("UPDATE tasks SET kind = ?, label = ?, state = ?, provider_status = ?, progress = ?,"
-               " results = ?, error = ?, model = ?, credits = ?, created_at = ?, updated_at = ?,"
-               " finished_at = ?, eta = ?, seq = ?")
-        args = self._values(task)
-        if not keep_raw:
-            sql += ", raw = ?"
-            args += (_raw_json(raw),)
-        self.conn.execute(sql + " WHERE key = ?", (*args, task.key))
+    def update(self, task: Task, raw: Any = None) -> None:
+        self.conn.execute(
+            "UPDATE tasks SET kind = ?, label = ?, state = ?, provider_status = ?, progress = ?,"
+            " results = ?, error = ?, model = ?, credits = ?, created_at = ?, updated_at = ?,"
+            " finished_at = ?, eta = ?, seq = ? WHERE key = ?", (*self._values(task), task.key))
+        self.raw(task.key, raw)
         self.puts[task.key] = task
 
     def quiet(self, task: Task, raw: Any) -> None:
         """An invisible refresh: no seq bump, so other processes do not reload it."""
-        self.conn.execute("UPDATE tasks SET updated_at = ?, eta = ?, raw = ? WHERE key = ?",
-                          (task.updated_at, task.eta, _raw_json(raw), task.key))
+        self.conn.execute("UPDATE tasks SET updated_at = ?, eta = ? WHERE key = ?",
+                          (task.updated_at, task.eta, task.key))
+        self.raw(task.key, raw)
         self.puts[task.key] = task
+
+    def raw(self, key: str, raw: Any) -> None:
+        """Store the last raw answer (None: keep the one stored)."""
+        body = _raw_json(raw)
+        if body is not None:
+            self.conn.execute("INSERT OR REPLACE INTO raw (key, body) VALUES (?, ?)", (key, body))
 
     def tombstone(self, key: str) -> None:
         self.conn.execute(
-            "UPDATE tasks SET deleted = 1, removed_at = ?, raw = NULL, seq = ? WHERE key = ?",
+            "UPDATE tasks SET deleted = 1, removed_at = ?, seq = ? WHERE key = ?",
             (self.store._clock(), self.next_seq(), key))
         self.conn.execute("DELETE FROM history WHERE key = ?", (key,))
+        self.conn.execute("DELETE FROM raw WHERE key = ?", (key,))
         self.puts[key] = None
 
     def history(self, key: str, when: float | None, state: str, provider_status: str | None) -> None:
-        self.conn.execute("INSERT INTO history (key, time, state, provider_status) VALUES (?, ?, ?, ?)",
-                          (key, when if when is not None else self.store._clock(), state, provider_status))
+        """Append a history row; a task keeps its HISTORY_CAP newest."""
+        self.conn.execute(
+            "INSERT INTO history (key, time, state, provider_status) VALUES (?, ?, ?, ?)",
+            (key, when if when is not None else self.store._clock(), state, provider_status))
+        self.conn.execute(
+            "DELETE FROM history WHERE key = ?"
+            " AND id < (SELECT id FROM history WHERE key = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            (key, key, HISTORY_CAP - 1))
 
     def log(self, events: list[Event]) -> None:
         self.next_seq()
