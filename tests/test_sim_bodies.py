@@ -236,7 +236,7 @@ def test_every_status_body_matches_the_seed_schema(sim_factory, scenario, varian
         sc.providers[name].variant = variant
     sim = sim_factory(sc)
     seen: dict[str, set[str]] = {p: set() for p in sc.providers}
-    with httpx.Client(base_url=sim.base_url) as client:
+    with httpx.Client(base_url=sim.base_url, verify=False) as client:
         for t in TIMES:
             sim.clock.set(t)
             for task in sc.tasks:
@@ -266,7 +266,7 @@ def test_every_status_body_matches_the_seed_schema(sim_factory, scenario, varian
 def test_results_appear_only_on_success(sim_factory, scenario):
     sim = sim_factory(scenario)
     sim.clock.set(200)
-    with httpx.Client(base_url=sim.base_url) as client:
+    with httpx.Client(base_url=sim.base_url, verify=False) as client:
         for task in scenario.tasks:
             if lifecycle(task, 200) is None:
                 continue
@@ -283,7 +283,7 @@ def test_results_appear_only_on_success(sim_factory, scenario):
 
 def test_progress_is_reported_where_documented(sim, sim_task):
     sim.add([sim_task("upscayl", "u1", "running"), sim_task("evolink", "e1", "running")])
-    with httpx.Client(base_url=sim.base_url) as client:
+    with httpx.Client(base_url=sim.base_url, verify=False) as client:
         up = client.post("/get-task-status", json={"taskId": "u1"}, headers=headers(sim, "upscayl"))
         ev = client.get("/v1/tasks/e1", headers=headers(sim, "evolink"))
         sim.advance(15)
@@ -298,7 +298,7 @@ def test_evolink_extras(sim_factory, sim_task, sim_scenario):
         sim_task("evolink", "bad", "failed", error="content flagged"),
         sim_task("evolink", "gone", "cancelled"),
     ))
-    with httpx.Client(base_url=sim.base_url, headers=headers(sim, "evolink")) as client:
+    with httpx.Client(base_url=sim.base_url, headers=headers(sim, "evolink"), verify=False) as client:
         ok, bad, gone = (client.get(f"/v1/tasks/{i}").json() for i in ("ok", "bad", "gone"))
     assert ok["object"] == "video.generation.task" and ok["type"] == "video"
     assert ok["result_data"][0]["video_url"] == ok["results"][0]
@@ -318,7 +318,7 @@ def test_freepik_list_and_detail_paths(sim_factory, sim_task, sim_scenario):
         sim_task("freepik", c, "running", kind="image-upscaler-precision-v2"),
         sim_task("freepik", "not-yet", "running", created=50, start=60, end=70),
     ))
-    with httpx.Client(base_url=sim.base_url, headers=headers(sim, "freepik")) as client:
+    with httpx.Client(base_url=sim.base_url, headers=headers(sim, "freepik"), verify=False) as client:
         listed = client.get("/v1/ai/text-to-image/hyperflux")
         other = client.get("/v1/ai/image-upscaler-precision-v2")
         detail = client.get(f"/v1/ai/image-upscaler-precision-v2/{c}")
@@ -364,7 +364,7 @@ def test_balances(sim_factory, sim_task, sim_scenario):
         sim_task("evolink", "e2", "failed", credits=7),  # failures are not billed
         comfy={"balance": 1000}, evolink={"balance": 100},
     ))
-    with httpx.Client(base_url=sim.base_url) as client:
+    with httpx.Client(base_url=sim.base_url, verify=False) as client:
         def both():
             c = client.get("/customers/balance", headers=headers(sim, "comfy"))
             e = client.get("/v1/credits", headers=headers(sim, "evolink"))
@@ -389,7 +389,7 @@ def test_auth_is_checked_with_the_provider_401_shape(sim, sim_task, provider, ke
     if key:
         h = {"upscayl": {"X-API-Key": key}, "freepik": {"x-freepik-api-key": key}}.get(
             provider, {"Authorization": f"Bearer {key}"})
-    with httpx.Client(base_url=sim.base_url) as client:
+    with httpx.Client(base_url=sim.base_url, verify=False) as client:
         r = status_call(client, sim, task, h)
     assert r.status_code == 401
     check_error_shape(provider, r)
