@@ -69,6 +69,7 @@ def test_kinds_with_slashes_and_id_is_last_segment(fp):
     assert fp.status_request("abc", "image-to-video/kling").url == \
         "https://api.freepik.com/v1/ai/image-to-video/kling/abc"
     assert fp.status_request("abc", "/skin-enhancer/").url == "https://api.freepik.com/v1/ai/skin-enhancer/abc"
+    assert fp.status_request("abc", " / ").url == f"https://api.freepik.com/v1/ai/{KIND}/abc"
     # an id can never climb out of its segment
     url = fp.status_request("../../v1/credits?x=1", KIND).url
     assert url == f"https://api.freepik.com/v1/ai/{KIND}/..%2F..%2Fv1%2Fcredits%3Fx%3D1"

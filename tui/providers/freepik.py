@@ -112,7 +112,7 @@ class Freepik(Provider):
         return {"x-freepik-api-key": self.api_key}
 
     def _kind_path(self, kind: str | None) -> str:
-        kind = (kind or self.default_kind).strip().strip("/")
+        kind = (kind or "").strip().strip("/") or self.default_kind
         return quote(kind, safe="/-_.~")
 
     # ------------------------------------------------------------ requests
