@@ -205,6 +205,7 @@ class _Worker:
         self.client: httpx.AsyncClient | None = None
         self.runner: asyncio.Task | None = None
         self.once = False  # a refresh asked for while paused
+        self.verified = False  # has answered at least once since (re)start
         # state
         self.state = OK
         self.retry_mono: float | None = None  # no request before this (monotonic)
@@ -234,8 +235,9 @@ class _Worker:
 
     @property
     def probing(self) -> bool:
-        """After failures, a round sends one request until one succeeds."""
-        return self.state in (BACKING_OFF, OFFLINE, QUOTA_EXHAUSTED)
+        """Until the provider has answered once, and after failures or a 429, a
+        round sends one request; the others follow as soon as it succeeds."""
+        return not self.verified or self.state in (BACKING_OFF, OFFLINE, QUOTA_EXHAUSTED, RATE_LIMITED)
 
 
 class _Round:
@@ -484,19 +486,19 @@ class Engine:
             due.sort(key=lambda t: priority(self._sched.get(t.key), now))
             r = _Round()
             w.open()
-            if w.provider.has_balance and now >= w.balance_due:
-                await self._fetch_balance(w, r)
             discovering = w.discover and (force or now >= w.list_due)
             if w.provider.has_list and (due or discovering) and not r.halt:
                 due = await self._list_round(w, live, due, r)
             if due and not r.halt:
                 await self._task_round(w, due, r)
+            if w.provider.has_balance and now >= w.balance_due and not r.halt:
+                await self._fetch_balance(w, r)  # after the tasks: they decide whether the key works
             self._finish(w, r)
 
     def _limit(self, w: _Worker, r: _Round) -> bool:
         """May this round send another request?  Takes one from the budget if so."""
-        if r.halt or (w.probing and r.sent >= 1):
-            return False
+        if r.halt or (w.probing and r.sent >= 1 and r.answered == 0):
+            return False  # a probe is out (or failed): wait for it
         if not w.budget.take():
             r.short = True
             return False
@@ -583,15 +585,21 @@ class Engine:
     async def _task_round(self, w: _Worker, due: list[Task], r: _Round) -> None:
         queue = iter(due)
 
-        async def runner() -> None:
-            for task in queue:
+        async def runner(limit: int | None = None) -> None:
+            for n, task in enumerate(queue):
                 if not self._limit(w, r):
                     return
                 fresh, err = await self._call(
                     w, r, lambda t=task: w.provider.fetch_status(w.client, t.task_id, t.kind))
                 self._settle(w, r, task, fresh, err)
+                if limit is not None and n + 1 >= limit:
+                    return
 
-        await asyncio.gather(*(runner() for _ in range(1 if w.probing else w.concurrency)))
+        if w.probing and r.answered == 0:
+            await runner(limit=1)  # one probe first; the rest only if it got through
+            if r.answered == 0 or r.halt:
+                return
+        await asyncio.gather(*(runner() for _ in range(w.concurrency)))
 
     def _settle(self, w: _Worker, r: _Round, task: Task, fresh: Task | None, err: ProviderError | None) -> None:
         if err is None and fresh is not None:
@@ -668,6 +676,7 @@ class Engine:
         if err is not None:
             if isinstance(err, (RateLimited, Transient)):
                 self._fail(w, r, err)
+                w.balance_due = self.clock() + min(w.balance_interval, 60.0)  # sooner than usual
             else:  # a balance endpoint may want other credentials: never stop polling for it
                 w.counters["errors"] += 1
                 r.events.append(Event(time=self.wall(), provider=w.name, status=err.status,
@@ -690,6 +699,9 @@ class Engine:
             w.retry_mono = max(w.retry_mono or 0.0, now + wait)
         elif r.answered:
             w.fails = 0
+            if not w.verified:
+                w.verified = True
+                self._wake(w)
             if w.state != OK:
                 w.state = OK
                 if w.retry_mono is not None and w.retry_mono <= now:

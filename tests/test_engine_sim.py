@@ -1,0 +1,434 @@
+"""The engine against the real simulator on 127.0.0.1 and a real SQLite store.
+
+The simulator's clock is frozen unless a test says otherwise: tests move sim
+time with ``sim.advance``.  Nothing here sleeps a fixed time; waits poll for a
+condition with a generous timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tui.config import parse_config
+from tui.engine import Engine
+from tui.model import PROVIDERS
+from tui.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+GENEROUS = 30.0  # seconds a condition may take on a slow, busy machine
+
+
+def config_for(base_url: str, providers=PROVIDERS, keys=None, **per_provider) -> object:
+    """A parsed config for ``providers`` served at ``base_url``.  ``per_provider``:
+    ``evolink={"rate_limit": "30/m"}``; defaults: poll_interval 0.1, rate_limit 600/s."""
+    lines = []
+    for name in providers:
+        opts = {"api_key": (keys or {}).get(name, f"sim-key-{name}"), "base_url": base_url,
+                "poll_interval": 0.1, "rate_limit": "600/s", **per_provider.get(name, {})}
+        lines.append(f"[providers.{name}]")
+        for k, v in opts.items():
+            lines.append(f"{k} = {_toml(v)}")
+        lines.append("")
+    return parse_config("\n".join(lines))
+
+
+def _toml(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    return '"' + str(v) + '"'
+
+
+async def until(condition, timeout: float = GENEROUS, what: str = "condition") -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def reqs(sim, provider=None, endpoint=None):
+    return [r for r in sim.requests if (provider is None or r.provider == provider)
+            and (endpoint is None or r.endpoint == endpoint)]
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "tasks.db")
+    yield s
+    s.close()
+
+
+# ---------------------------------------------------------------- lifecycles
+
+
+async def test_every_provider_reaches_every_end_state(sim, store):
+    for p in PROVIDERS:
+        store.add(p, [f"{p}-queued", f"{p}-running", f"{p}-done", f"{p}-failed", f"{p}-missing"])
+    store.add("freepik", ["freepik-cancelled"])
+    store.add("evolink", ["evolink-expired"])
+    engine = Engine(config_for(sim.base_url), store)
+    try:
+        await engine.poll_once()
+        for p in PROVIDERS:
+            done = store.get(f"{p}:{p}-done")
+            assert done.state == "succeeded", (p, done)
+            assert done.results and all(u.startswith("https://sim.tasktui.invalid/") for u in done.results)
+            failed = store.get(f"{p}:{p}-failed")
+            assert failed.state == "failed", (p, failed)
+            if p in ("upscayl", "qolaba", "evolink"):  # the Freepik shapes carry no message
+                assert failed.error, (p, failed)
+            assert store.get(f"{p}:{p}-running").state == "running"
+            # Upscayl's docs enum has no "queued" word: PROCESSING reads as running
+            assert store.get(f"{p}:{p}-queued").state == ("running" if p == "upscayl" else "queued")
+            missing = store.get(f"{p}:{p}-missing").state
+            # Celery (qolaba) answers PENDING for an id it does not know: no 404 exists there
+            assert missing == ("queued" if p == "qolaba" else "not_found"), (p, missing)
+        assert store.get("freepik:freepik-cancelled").state == "cancelled"
+        assert store.get("evolink:evolink-expired").state == "not_found"
+        running = store.get("evolink:evolink-running")
+        assert running.progress == 50 and running.credits == 2.0
+
+        sim.advance(200)  # every queued and running task has ended by now
+        await engine.poll_once()
+        for p in PROVIDERS:
+            for name in ("queued", "running"):
+                t = store.get(f"{p}:{p}-{name}")
+                assert t.state == "succeeded" and t.results, (p, name, t)
+        assert sim.violations == []
+        # terminal tasks are never asked again
+        before = len(sim.requests)
+        await engine.poll_once()
+        asked = {r.task_id for r in sim.requests[before:] if r.endpoint == "status"}
+        assert asked == {"qolaba-missing"}  # the only one still live
+        assert not any(r.endpoint == "list" for r in sim.requests[before:])
+        # every answer and its history are in SQLite, not only in memory
+        with Store(store.path) as other:
+            assert other.get("comfy:comfy-queued").state == "succeeded"
+            assert [h[1] for h in other.history("comfy:comfy-queued")][-2:] == ["queued", "succeeded"]
+            assert other.counters()["evolink"]["requests"] >= 7
+    finally:
+        await engine.stop()
+
+
+async def test_freepik_one_list_then_detail_only_for_completed(sim, sim_task, store):
+    sim.add([sim_task("freepik", f"fp-{i}", "running") for i in range(6)])
+    ids = [f"fp-{i}" for i in range(6)] + ["freepik-done", "freepik-failed"]
+    store.add("freepik", ids)
+    engine = Engine(config_for(sim.base_url, providers=("freepik",)), store)
+    try:
+        await engine.poll_once()
+        lists = reqs(sim, "freepik", "list")
+        details = reqs(sim, "freepik", "status")
+        assert len(lists) == 1 and lists[0].path == "/v1/ai/text-to-image/hyperflux"
+        assert [r.task_id for r in details] == ["freepik-done"]  # COMPLETED, results only in detail
+        assert store.get("freepik:freepik-done").results
+        assert all(store.get(f"freepik:fp-{i}").state == "running" for i in range(6))
+
+        sim.advance(100)
+        sim.reset()
+        await engine.poll_once()
+        assert len(reqs(sim, "freepik", "list")) == 1
+        assert sorted(r.task_id for r in reqs(sim, "freepik", "status")) == sorted(f"fp-{i}" for i in range(6))
+        assert all(store.get(f"freepik:fp-{i}").results for i in range(6))
+    finally:
+        await engine.stop()
+
+
+async def test_freepik_discover_adds_tasks_nobody_added(sim, sim_task, store):
+    sim.add([sim_task("freepik", "found-1", "running"), sim_task("freepik", "found-2", "queued")])
+    store.add("freepik", ["freepik-running"])
+    config = config_for(sim.base_url, providers=("freepik",), freepik={"discover": True})
+    engine = Engine(config, store)
+    try:
+        await engine.poll_once()
+        keys = {t.key for t in store.tasks()}
+        assert {"freepik:found-1", "freepik:found-2", "freepik:freepik-done"} <= keys
+        assert store.get("freepik:found-1").state == "running"
+        assert store.get("freepik:found-2").state == "queued"
+        # a removed task is not brought back by the next list
+        store.remove(["freepik:found-1"])
+        await engine.poll_once()
+        assert "freepik:found-1" not in store
+    finally:
+        await engine.stop()
+
+
+# ---------------------------------------------------------------- faults
+
+
+async def test_per_task_bad_answer_keeps_last_state_and_is_logged(sim, sim_fault, store):
+    store.add("evolink", ["evolink-running", "evolink-queued"])
+    engine = Engine(config_for(sim.base_url, providers=("evolink",)), store)
+    try:
+        await engine.poll_once()
+        assert store.get("evolink:evolink-running").state == "running"
+        sim.add(faults=[sim_fault("malformed", "evolink", task_id="evolink-running", count=1)])
+        sim.advance(40)
+        engine.refresh_now()
+        await engine.poll_once()
+        assert store.get("evolink:evolink-running").state == "running"  # kept, not clobbered
+        assert store.get("evolink:evolink-queued").state == "running"  # others went on
+        events = store.events(provider="evolink")
+        assert events and events[0].kind == "bad_response" and events[0].task_id == "evolink-running"
+        assert engine.status("evolink").state == "ok"
+    finally:
+        await engine.stop()
+
+
+async def test_retry_after_is_respected_then_polling_resumes(sim_factory, sim_task, sim_scenario,
+                                                             sim_fault, store):
+    # real-time sim (speed 1): the announced window really ends
+    tasks = [sim_task("evolink", f"e{i}", "running") for i in range(12)]
+    sim = sim_factory(sim_scenario(*tasks, faults=[sim_fault("rate_limit", "evolink", retry_after=1, count=1)]),
+                      speed=1.0)
+    store.add("evolink", [t.task_id for t in tasks])
+    engine = Engine(config_for(sim.base_url, providers=("evolink",), evolink={"concurrency": 4}), store)
+    await engine.start()
+    try:
+        await until(lambda: engine.status("evolink").state == "rate_limited", what="rate_limited")
+        s = engine.status("evolink")
+        assert s.retry_at is not None and s.rate_limited == 1
+        q = {row["provider"]: row for row in engine.quota()}["evolink"]
+        assert q["state"] == "rate_limited" and q["retry_at"].endswith("Z")
+        await until(lambda: all(store.get(f"evolink:e{i}").state == "running" for i in range(12)),
+                    what="polling after the window")
+        assert engine.status("evolink").state == "ok"
+    finally:
+        await engine.stop()
+    statuses = [r.status for r in reqs(sim, "evolink")]
+    assert statuses[0] == 429 and statuses.count(429) == 1 and statuses.count(200) >= 12
+    assert sim.violations == []
+
+
+async def test_unknown_provider_budget_429s_are_waited_out(sim_factory, sim_task, sim_scenario, store):
+    # the provider's real budget (10/s) is below what we were told (600/s): its 429s carry
+    # Retry-After, and nothing may arrive before that wait is over.  (One request at a
+    # time: a request already in flight when a 429 is issued cannot be called back.)
+    tasks = [sim_task("evolink", f"e{i}", "running") for i in range(30)]
+    sim = sim_factory(sim_scenario(*tasks, evolink={"budget": "10/s"}), speed=1.0)
+    store.add("evolink", [t.task_id for t in tasks])
+    engine = Engine(config_for(sim.base_url, providers=("evolink",), evolink={"concurrency": 1}), store)
+    await engine.start()
+    try:
+        await until(lambda: sum(r.status == 429 for r in reqs(sim, "evolink")) >= 2, what="two 429s")
+        await until(lambda: all(store.get(f"evolink:e{i}").state == "running" for i in range(30)),
+                    what="every task polled despite the 429s")
+    finally:
+        await engine.stop()
+    assert sim.violations == []
+    assert engine.status("evolink").rate_limited >= 2
+
+
+async def test_text_only_retry_hint_blocks_across_processes(sim, sim_fault, store):
+    """Upscayl says "Try again in 1 hour" in the body only; a second engine on the
+    same database (another ``tasktui poll``) must not ask before the hour is over."""
+    sim.add(faults=[sim_fault("rate_limit_text", "upscayl", count=1)])
+    store.add("upscayl", ["upscayl-running", "upscayl-queued"])
+    config = config_for(sim.base_url, providers=("upscayl",))
+    engine = Engine(config, store)
+    await engine.poll_once()
+    await engine.stop()
+    assert [r.status for r in reqs(sim, "upscayl")] == [429]
+    s = engine.status("upscayl")
+    assert s.state == "rate_limited" and s.retry_at is not None
+    import time
+    assert 3500 < s.retry_at - time.time() <= 3601
+
+    again = Engine(config, store)
+    for _ in range(3):
+        await again.poll_once()
+    await again.stop()
+    assert len(reqs(sim, "upscayl")) == 1 and sim.violations == []
+    assert again.status("upscayl").state == "rate_limited"
+    assert store.events(provider="upscayl")[0].kind == "rate_limited"
+
+
+async def test_engine_budget_is_never_exceeded(sim_factory, sim_task, sim_scenario, store):
+    tasks = [sim_task("evolink", f"b{i}", "running") for i in range(20)]
+    sim = sim_factory(sim_scenario(*tasks, evolink={"budget": "30/m"}))
+    store.add("evolink", [t.task_id for t in tasks])
+    engine = Engine(config_for(sim.base_url, providers=("evolink",), evolink={"rate_limit": "30/m"}), store)
+    await engine.start()
+    try:
+        await until(lambda: len(reqs(sim, "evolink")) >= 6, what="six requests")
+        s = engine.status("evolink")
+        assert s.budget == "30/m" and s.budget_capacity == 3
+    finally:
+        await engine.stop()
+    assert not any(r.over_budget or r.status == 429 for r in reqs(sim, "evolink"))
+    assert sim.violations == []
+
+
+async def test_refused_key_stops_polling_logs_once_and_resumes(sim, store):
+    store.add("comfy", [f"c{i}" for i in range(10)] + ["comfy-done"])
+    config = config_for(sim.base_url, providers=("comfy",), keys={"comfy": "wrong-key-123456"})
+    engine = Engine(config, store)
+    try:
+        for _ in range(3):
+            await engine.poll_once()
+        assert len(reqs(sim, "comfy")) == 1  # one probe, then nothing
+        s = engine.status("comfy")
+        assert s.state == "auth_failed" and s.errors == 1
+        events = store.events(provider="comfy")
+        assert len(events) == 1 and events[0].kind == "auth_failed" and events[0].status == 401
+        assert "wrong-key-123456" not in repr(events) + str(engine.quota()) + str(store.counters())
+        # the user fixed the key: a new config resumes polling
+        await engine.reconfigure(config_for(sim.base_url, providers=("comfy",)))
+        await engine.poll_once()
+        assert store.get("comfy:comfy-done").state == "succeeded"
+        assert engine.status("comfy").state == "ok"
+    finally:
+        await engine.stop()
+
+
+async def test_resume_provider_after_revoked_key(sim, sim_fault, store):
+    sim.add(faults=[sim_fault("auth", "evolink", count=1, status=403)])
+    store.add("evolink", ["evolink-done"])
+    engine = Engine(config_for(sim.base_url, providers=("evolink",)), store)
+    try:
+        await engine.poll_once()
+        assert engine.status("evolink").state == "auth_failed"
+        engine.resume_provider("evolink")
+        await engine.poll_once()
+        assert store.get("evolink:evolink-done").state == "succeeded"
+    finally:
+        await engine.stop()
+
+
+async def test_quota_exhausted_probes_rarely(sim, sim_fault, store):
+    sim.add(faults=[sim_fault("quota", "evolink", endpoint="status")])
+    store.add("evolink", ["evolink-running", "evolink-queued"])
+    engine = Engine(config_for(sim.base_url, providers=("evolink",)), store)
+    try:
+        for _ in range(5):
+            await engine.poll_once()
+        statuses = [r.status for r in reqs(sim, "evolink", "status")]
+        assert statuses == [402]
+        q = {row["provider"]: row for row in engine.quota()}["evolink"]
+        assert q["state"] == "quota_exhausted" and q["retry_at"] is not None
+    finally:
+        await engine.stop()
+
+
+async def test_dead_network_goes_offline_and_keeps_going(store):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    store.add("evolink", ["e1", "e2", "e3"])
+    engine = Engine(config_for(f"http://127.0.0.1:{port}", providers=("evolink",),
+                               evolink={"timeout": 2.0}), store)
+    await engine.start()
+    try:
+        await until(lambda: engine.status("evolink").state in ("offline", "backing_off"), what="offline")
+        assert engine.status("evolink").state == "offline"
+        await until(lambda: store.events(provider="evolink"), what="an event")
+        event = store.events(provider="evolink")[0]
+        assert event.kind == "transient" and event.status is None
+        assert all(store.get(f"evolink:e{i}").state == "unknown" for i in (1, 2, 3))  # nothing lost
+        assert not engine.workers["evolink"].runner.done()  # still running, backing off
+        assert engine.status("evolink").requests <= 3
+    finally:
+        await engine.stop()
+
+
+async def test_server_errors_back_off_then_recover(sim, sim_fault, store):
+    sim.add(faults=[sim_fault("server_error", "comfy", count=2, status=503)])
+    store.add("comfy", ["comfy-done", "comfy-failed"])
+    engine = Engine(config_for(sim.base_url, providers=("comfy",)), store)
+    await engine.start()
+    try:
+        await until(lambda: store.get("comfy:comfy-done").state == "succeeded"
+                    and store.get("comfy:comfy-failed").state == "failed", what="recovery")
+        assert engine.status("comfy").state == "ok"
+        assert [r.status for r in reqs(sim, "comfy")][:2] == [503, 503]
+        assert sim.violations == []
+    finally:
+        await engine.stop()
+
+
+# ---------------------------------------------------------------- live engine
+
+
+async def test_add_from_another_process_is_picked_up_and_polled(sim, tmp_path, store):
+    engine = Engine(config_for(sim.base_url, providers=("evolink",)), store)
+    await engine.start()
+    try:
+        env = {"TASKTUI_DB": str(store.path), "TASKTUI_CONFIG": str(tmp_path / "none.toml"), "CI": "true"}
+        import os
+        r = subprocess.run([sys.executable, "-m", "tui", "add", "evolink", "evolink-done", "--label", "x"],
+                           cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        await until(lambda: (t := store.get("evolink:evolink-done")) is not None and t.state == "succeeded",
+                    what="the other process's task polled")
+        assert store.get("evolink:evolink-done").label == "x"
+    finally:
+        await engine.stop()
+
+
+async def test_pause_stops_rounds_and_refresh_now_still_works(sim, store):
+    store.add("evolink", ["evolink-running"])
+    engine = Engine(config_for(sim.base_url, providers=("evolink",)), store)
+    engine.pause()
+    await engine.start()
+    try:
+        await asyncio.sleep(0)  # let the worker run its (paused) first turn
+        assert engine.status("evolink").paused
+        engine.refresh_now()
+        await until(lambda: len(reqs(sim, "evolink")) >= 1, what="one refresh while paused")
+        engine.resume()
+        await until(lambda: len(reqs(sim, "evolink")) >= 3, what="polling after resume")
+    finally:
+        await engine.stop()
+
+
+async def test_balance_is_fetched_and_counted(sim, store):
+    store.add("evolink", ["evolink-done"])
+    engine = Engine(config_for(sim.base_url, providers=("evolink",)), store)
+    try:
+        await engine.poll_once()
+        s = engine.status("evolink")
+        assert s.balance is not None and s.balance > 0
+        assert len(reqs(sim, "evolink", "balance")) == 1
+        assert s.requests == len(reqs(sim, "evolink"))
+        assert s.credits_spent == 2.0
+        assert sum(s.rpm) == s.requests and len(s.rpm) == 60
+        await engine.poll_once()  # not due again for balance_interval
+        assert len(reqs(sim, "evolink", "balance")) == 1
+    finally:
+        await engine.stop()
+
+
+async def test_adaptive_polling_spends_fewer_requests_than_fixed(sim_factory, sim_task, sim_scenario, tmp_path):
+    """Same tasks, same real-time lifecycle (speed 1): count requests until all are done."""
+
+    def scenario():
+        # 4 s jobs at different stages; evolink reports progress and an estimated time
+        return sim_scenario(*[sim_task("evolink", f"j{i}", "running", created=-2.0, start=-0.5 * i,
+                                       end=4.0 - 0.5 * i) for i in range(4)])
+
+    async def run(adaptive: bool, name: str) -> int:
+        sim = sim_factory(scenario(), speed=1.0)
+        store = Store(tmp_path / f"{name}.db")
+        store.add("evolink", [f"j{i}" for i in range(4)])
+        engine = Engine(config_for(sim.base_url, providers=("evolink",)), store, adaptive=adaptive)
+        await engine.start()
+        try:
+            await until(lambda: all(t.terminal for t in store.tasks()), what=f"{name} finished")
+        finally:
+            await engine.stop()
+            store.close()
+        return len(reqs(sim, "evolink", "status"))
+
+    fixed, adaptive = await asyncio.gather(run(False, "fixed"), run(True, "adaptive"))
+    assert adaptive < fixed, (adaptive, fixed)
