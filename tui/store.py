@@ -330,16 +330,12 @@ class Store:
         conn.execute("BEGIN")
         try:
             seq = conn.execute("SELECT value FROM meta WHERE name = 'seq'").fetchone()[0]
-            rows = conn.execute(
-                f"SELECT {_TASK_COLS} FROM tasks WHERE deleted = 0 ORDER BY id").fetchall()
-            event_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+            self._reload(conn)
             conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
             raise
-        self._rebuild(rows)
         self._seq = seq
-        self._event_id = event_id
         self._data_version = data_version
 
     def _purge_tombstones(self) -> None:
@@ -388,13 +384,17 @@ class Store:
 
     # ------------------------------------------------------------ memory index
 
-    def _rebuild(self, rows: list[tuple]) -> None:
-        """Index and counts from ``_TASK_COLS`` rows (the hot path of opening 100,000 tasks)."""
+    def _reload(self, conn: sqlite3.Connection) -> None:
+        """Inside a read transaction: index, counts and newest event id from scratch.
+
+        The hot path of opening 100,000 tasks: one SELECT of tuples, positional Task().
+        """
         index: dict[str, Task] = {}
         new, sep = Task, _SEP
         gc_on = gc.isenabled()
         gc.disable()  # 100,000 new objects would trigger many useless collections
         try:
+            rows = conn.execute(f"SELECT {_TASK_COLS} FROM tasks WHERE deleted = 0 ORDER BY id")
             for (provider, task_id, kind, label, state, pstatus, progress, results, error,
                  model, credits, created, updated, finished, eta, seq) in rows:
                 index[provider + ":" + task_id] = new(
@@ -404,6 +404,7 @@ class Store:
         finally:
             if gc_on:
                 gc.enable()
+        self._event_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
         self._index = index
         self._counts = dict.fromkeys(STATES, 0)
         self._by_provider = {}
@@ -591,7 +592,8 @@ class Store:
             # The file was replaced, or tombstones we never saw were purged: reload all.
             before = set(self._index)
             old_event_id = self._event_id
-            self._load_in_transaction(conn, seq)
+            self._reload(conn)
+            self._seq = seq
             pending.keys |= before | set(self._index)
             pending.events += max(0, self._event_id - old_event_id)
             pending.counters = True
@@ -617,12 +619,6 @@ class Store:
         if conn.execute("SELECT 1 FROM counters WHERE seq > ? LIMIT 1", (self._seq,)).fetchone():
             pending.counters = True
         self._seq = seq
-
-    def _load_in_transaction(self, conn: sqlite3.Connection, seq: int) -> None:
-        rows = conn.execute(f"SELECT {_TASK_COLS} FROM tasks WHERE deleted = 0 ORDER BY id").fetchall()
-        self._rebuild(rows)
-        self._seq = seq
-        self._event_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
 
     # ------------------------------------------------------------ writes
 
