@@ -25,7 +25,7 @@ from . import filter as tfilter
 from .model import PROVIDERS, TERMINAL
 from .resources import stylesheet
 from .text import clean, is_web_url
-from .widgets.filter_bar import FilterBar
+from .widgets.filter_bar import FilterBar, split_query
 from .widgets.header import StatusHeader
 from .widgets.quota import QuotaPane, info_from_counters, info_from_status, problem
 from .widgets.summary import TaskSummary
@@ -103,7 +103,6 @@ class TaskTUI(App[None]):
         self._pending: set[str] = set()
         self._pending_events = 0
         self._flush_timer = None
-        self._states: dict[str, str] = {}
         self._unsubscribe: Callable[[], None] | None = None
         self._header_key: tuple | None = None
         self._credits: tuple[int, dict[str, float]] = (-1, {})
@@ -154,7 +153,6 @@ class TaskTUI(App[None]):
         tasks = self.task_list
         tasks.rebuild()
         tasks.focus()
-        self._states = {t.key: t.state for t in self.store.tasks()}
         self._unsubscribe = self.store.subscribe(self._on_store_change)
         self.set_interval(self.sync_interval, self._sync, name="store-sync")
         self.set_interval(TICK_INTERVAL, self._tick, name="tick")
@@ -170,6 +168,7 @@ class TaskTUI(App[None]):
             pass
         if self.engine is not None and self.manage_engine:
             await self.engine.start()
+        self.call_after_refresh(tasks._ensure_hay)  # ready before the first keystroke
 
     async def on_unmount(self) -> None:
         if self._unsubscribe is not None:
@@ -213,8 +212,7 @@ class TaskTUI(App[None]):
         self._pending_events = 0
         with self.batch_update():
             if keys:
-                self.task_list.apply_changes(keys)
-                self._notify_finished(keys)
+                self._notify_finished(self.task_list.apply_changes(keys))
                 if self.task_list.cursor_key in keys:
                     self._update_summary()
             self._update_header()
@@ -225,18 +223,9 @@ class TaskTUI(App[None]):
         if self._main_active() and self._pending:
             self._flush()
 
-    def _notify_finished(self, keys: Iterable[str]) -> None:
-        finished: list[tuple[str, str]] = []
-        get = self.store.get
-        for key in keys:
-            task = get(key)
-            old = self._states.get(key)
-            if task is None:
-                self._states.pop(key, None)
-                continue
-            self._states[key] = task.state
-            if task.state in TERMINAL and old is not None and old not in TERMINAL:
-                finished.append((key, task.state))
+    def _notify_finished(self, moves: list[tuple[str, str | None, str | None]]) -> None:
+        finished = [(key, new) for key, old, new in moves
+                    if new in TERMINAL and old is not None and old not in TERMINAL]
         if not finished or not _ui(self.config, "notify", True):
             return
         bad = [k for k, s in finished if s != "succeeded"]
@@ -344,9 +333,10 @@ class TaskTUI(App[None]):
         """Narrow the list to ``query`` (the filter language); returns the match count."""
         old = self.query_text
         self.query_text = query
-        pred = tfilter.compile_filter(query) if query.strip() else None
-        narrow = bool(old.strip()) and pred is not None and tfilter.refines(old, query)
-        count = self.task_list.set_filter(pred, narrow=narrow)
+        words, rest = split_query(query)
+        pred = tfilter.compile_filter(query) if rest else None
+        narrow = bool(old.strip()) and bool(words or rest) and tfilter.refines(old, query)
+        count = self.task_list.set_filter(pred, words=words, narrow=narrow)
         self._update_count()
         self._update_header()
         return count
