@@ -234,6 +234,11 @@ class _Worker:
         return self.retry_mono is not None and now < self.retry_mono
 
     @property
+    def wants_balance(self) -> bool:
+        """balance_interval = 0 turns balance requests off."""
+        return self.provider.has_balance and self.balance_interval > 0
+
+    @property
     def probing(self) -> bool:
         """Until the provider has answered once, and after failures or a 429, a
         round sends one request; the others follow as soon as it succeeds."""
@@ -275,6 +280,7 @@ class Engine:
         self._stopping = False
         self._sched: dict[str, Schedule] = {}
         self._credits_cache: tuple[int, dict[str, float]] | None = None
+        self._live_cache: dict[str, tuple[int, list[Task]]] = {}
         self._unsubscribe: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.workers: dict[str, _Worker] = {}
@@ -453,19 +459,29 @@ class Engine:
         if w.retry_mono is not None and now < w.retry_mono:
             return max(0.01, min(w.retry_mono - now, IDLE_WAKE))
         due = min((self._sched_for(t).due for t in self._live(w)), default=None)
-        for extra, wanted in ((w.balance_due, w.provider.has_balance),
+        for extra, wanted in ((w.balance_due, w.wants_balance),
                               (w.list_due, w.discover and w.provider.has_list)):
             if wanted:
                 due = extra if due is None else min(due, extra)
         if due is None:
             return IDLE_WAKE
         wait = max(due - now, w.budget.wait_time() if due <= now else 0.0)
-        return max(0.01, min(IDLE_WAKE, wait))
+        # rounds at least this far apart, so tasks falling due one by one are batched
+        gap = min(1.0, w.poll_interval * 0.5)
+        return max(gap, min(IDLE_WAKE, wait))
 
     # ------------------------------------------------------------ one round
 
     def _live(self, w: _Worker) -> list[Task]:
-        return [t for t in self.store.tasks() if t.provider == w.name and not t.terminal]
+        """This provider's non-terminal tasks (cached until the store changes)."""
+        revision = getattr(self.store, "revision", None)
+        cached = self._live_cache.get(w.name)
+        if cached is not None and revision is not None and cached[0] == revision:
+            return list(cached[1])
+        live = [t for t in self.store.tasks() if t.provider == w.name and not t.terminal]
+        if revision is not None:
+            self._live_cache[w.name] = (revision, live)
+        return list(live)
 
     def _sched_for(self, task: Task) -> Schedule:
         sched = self._sched.get(task.key)
@@ -491,7 +507,7 @@ class Engine:
                 due = await self._list_round(w, live, due, r)
             if due and not r.halt:
                 await self._task_round(w, due, r)
-            if w.provider.has_balance and now >= w.balance_due and not r.halt:
+            if w.wants_balance and now >= w.balance_due and not r.halt:
                 await self._fetch_balance(w, r)  # after the tasks: they decide whether the key works
             self._finish(w, r)
 
