@@ -268,7 +268,7 @@ class _Sim:
             if snap is None:
                 return self._not_found("upscayl", "Task not found")
             state, progress = snap
-            return 200, bodies.upscayl_task(task, state, progress, self.sim.epoch,
+            return 200, bodies.upscayl_task(task, state, progress, self.sim.wall,
                                             self.sim.variant("upscayl", task)), {}
 
         return await self.serve(request, "upscayl", "status", task_id, answer)
@@ -279,7 +279,7 @@ class _Sim:
             for task in self.sim.tasks("upscayl"):
                 snap = lifecycle(task, t)
                 if snap is not None:
-                    body = bodies.upscayl_task(task, snap[0], snap[1], self.sim.epoch,
+                    body = bodies.upscayl_task(task, snap[0], snap[1], self.sim.wall,
                                                self.sim.variant("upscayl", task))
                     items.append({"taskId": task.task_id, **body["data"]})
             return 200, bodies.upscayl_history(items), {}
@@ -301,7 +301,7 @@ class _Sim:
             snap = lifecycle(task, t) if task and (task.ref_id is None or task.ref_id == ref) else None
             if snap is None:  # Celery: an unknown or forgotten id is PENDING
                 return 200, bodies.qolaba_unknown(task_id), {}
-            code, body = bodies.qolaba_task(task, snap[0], self.sim.variant("qolaba", task))
+            code, body = bodies.qolaba_task(task, snap[0], self.sim.variant("qolaba", task), self.sim.clock.scale)
             return code, body, {}
 
         return await self.serve(request, "qolaba", "status", task_id, answer)
@@ -352,7 +352,7 @@ class _Sim:
             snap = lifecycle(task, t) if task else None
             if snap is None:
                 return self._not_found("evolink")
-            return 200, bodies.evolink_task(task, snap[0], snap[1], self.sim.epoch), {}
+            return 200, bodies.evolink_task(task, snap[0], snap[1], self.sim.wall, self.sim.clock.scale), {}
 
         return await self.serve(request, "evolink", "status", task_id, answer)
 

@@ -2,12 +2,16 @@
 them.  Pure functions: a task's snapshot in, a JSON-able body out.
 
 ``state`` here is the simulator's lifecycle state: queued, running,
-succeeded, failed or cancelled.
+succeeded, failed or cancelled.  ``wall(t)`` turns sim time into epoch
+seconds and ``scale`` is sim seconds per real second: durations a provider
+reports are real seconds, so a client sees a consistent world at any speed.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
+
+Wall = Callable[[float], float]
 
 from .scenario import SimTask
 
@@ -56,12 +60,12 @@ def comfy_balance(cents_left: float, cents_used: float) -> dict[str, Any]:
 # ---------------------------------------------------------------- upscayl
 
 
-def upscayl_task(task: SimTask, state: str, progress: float, epoch: float, variant: str) -> dict[str, Any]:
+def upscayl_task(task: SimTask, state: str, progress: float, wall: Wall, variant: str) -> dict[str, Any]:
     """The 200 body of POST /get-task-status."""
     ms = variant == "openapi"  # openapi.yaml: Unix ms; the docs example: seconds
 
-    def stamp(t: float) -> int:
-        return int((epoch + t) * 1000) if ms else int(epoch + t)
+    def stamp(epoch: float) -> int:
+        return int(epoch * 1000) if ms else int(epoch)
 
     done = state == "succeeded"
     base = {
@@ -70,8 +74,8 @@ def upscayl_task(task: SimTask, state: str, progress: float, epoch: float, varia
         "fileSize": 123456,
         "originalFileName": "image.jpg",
         "path": f"users/sim/{task.task_id}.jpg",
-        "createdAt": stamp(task.created),
-        "expiresAt": stamp(task.created + 86400),
+        "createdAt": stamp(wall(task.created)),
+        "expiresAt": stamp(wall(task.created) + 86400),
         "dimensions": {"width": 1024, "height": 1024},
     }
     files = []
@@ -107,7 +111,7 @@ def upscayl_history(items: list[dict[str, Any]]) -> dict[str, Any]:
 # ---------------------------------------------------------------- qolaba
 
 
-def qolaba_task(task: SimTask, state: str, variant: str) -> tuple[int, dict[str, Any]]:
+def qolaba_task(task: SimTask, state: str, variant: str, scale: float = 1.0) -> tuple[int, dict[str, Any]]:
     """(HTTP status, body) of POST /getImage.  A failure is HTTP 500 with the
     same body (variant "500", status FAILURE) or 200 with status FAILED."""
     status = QOLABA_STATUS[state]
@@ -120,8 +124,8 @@ def qolaba_task(task: SimTask, state: str, variant: str) -> tuple[int, dict[str,
     terminal = state in ("succeeded", "failed", "cancelled")
     results = _results(task, state)
     body = {
-        "time_required": ({"startup_time": round(task.start - task.created, 2),
-                           "runtime": round(task.end - task.start, 2)} if terminal else {}),
+        "time_required": ({"startup_time": round((task.start - task.created) / scale, 2),
+                           "runtime": round((task.end - task.start) / scale, 2)} if terminal else {}),
         "error": (task.error or "task failed") if state == "failed" else None,
         "error_data": ({"message": task.error or "task failed"} if state == "failed" else None),
         "input": {"app_id": task.model or "text-to-image", "prompt": "a simulated prompt"},
@@ -158,12 +162,12 @@ def freepik_list(items: list[tuple[SimTask, str]]) -> dict[str, Any]:
 EVOLINK_TYPES = ("image", "video", "audio")
 
 
-def evolink_task(task: SimTask, state: str, progress: float, epoch: float) -> dict[str, Any]:
+def evolink_task(task: SimTask, state: str, progress: float, wall: Wall, scale: float = 1.0) -> dict[str, Any]:
     """TaskDetailResponse with the extras the official MCP reads."""
     kind = task.kind if task.kind in EVOLINK_TYPES else "image"
     results = _results(task, state)
     body: dict[str, Any] = {
-        "created": int(epoch + task.created),
+        "created": int(wall(task.created)),
         "id": task.task_id,
         "model": task.model or "gpt-image-1",
         "object": f"{kind}.generation.task",
@@ -171,7 +175,7 @@ def evolink_task(task: SimTask, state: str, progress: float, epoch: float) -> di
         "results": results,
         "status": EVOLINK_STATUS[state],
         "task_info": {"can_cancel": state == "queued",
-                      "estimated_time": int(round(task.end - task.created))},
+                      "estimated_time": int(round((task.end - task.created) / scale))},
         "type": kind,
         "usage": {"billing_rule": "per_call", "credits_reserved": task.credits, "user_group": "default"},
     }

@@ -44,12 +44,18 @@ def _id(rng: random.Random, provider: str, created: float) -> str:
 
 def generate(seed: int = 7, n_tasks: int = 50, *, horizon: float = 60.0, fail_rate: float = 0.15,
              providers: tuple[str, ...] = PROVIDERS, faults: bool = True,
-             budgets: dict[str, str] | None = None, epoch: float | None = None) -> Scenario:
+             budgets: dict[str, str] | None = None, epoch: float | None = None,
+             arrivals: bool = False) -> Scenario:
     """A mix of tasks across ``providers`` whose lifecycles unfold over the
     first ``horizon`` sim seconds (many change state within the first 5 s),
     about ``fail_rate`` of them failing, a few already finished, one that
     expires (404) at t=5, and with ``faults``: a rate-limit episode on one
-    provider from t=3 to t=11, a short 5xx burst and an HTML 502 on others."""
+    provider from t=3 to t=11, a short 5xx burst and an HTML 502 on others.
+
+    Every task exists from t=0 (submitted before the simulator started; the
+    later ones wait queued), so its id can be tracked at once.  With
+    ``arrivals`` some are created later (404 until then), as new submissions
+    that only a list endpoint would reveal."""
     rng = random.Random(seed)
     specs = {}
     for p in providers:
@@ -69,6 +75,8 @@ def generate(seed: int = 7, n_tasks: int = 50, *, horizon: float = 60.0, fail_ra
             start = created + rng.uniform(0.5, 0.12 * horizon)
             long = p == "evolink" and rng.random() < 0.3
             end = start + rng.uniform(0.05 * horizon, (1.5 if long else 0.5) * horizon)
+            if not arrivals and created > 0:
+                created = -rng.uniform(0.5, 5)
         roll = rng.random()
         end_state = "failed" if roll < fail_rate else (
             "cancelled" if roll < fail_rate + 0.03 and p in ("freepik", "qolaba") else "succeeded")

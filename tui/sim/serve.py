@@ -23,7 +23,7 @@ START_TIMEOUT = 15.0
 def _config(app: Any) -> uvicorn.Config:
     quiet_uvicorn()
     return uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="off",
-                          timeout_graceful_shutdown=1, http="h11", loop="asyncio")
+                          timeout_graceful_shutdown=1, timeout_keep_alive=75, http="h11", loop="asyncio")
 
 
 class SimServer:

@@ -91,7 +91,8 @@ class Simulator:
             if spec.balance is None and name in DEFAULT_BALANCE:
                 self.scenario.providers[name] = spec.model_copy(update={"balance": DEFAULT_BALANCE[name]})
         self.clock = clock or SimClock(speed)
-        self.epoch = scenario.epoch if scenario.epoch is not None else time.time() - self.clock.now()
+        self.epoch = (scenario.epoch if scenario.epoch is not None
+                      else time.time() - self.clock.now() / self.clock.scale)
         self.on_request: Callable[[Record], None] | None = None
         self._lock = threading.RLock()
         self._index = {(t.provider, t.task_id): t for t in self.scenario.tasks}
@@ -109,8 +110,9 @@ class Simulator:
         return self.clock.advance(seconds)
 
     def wall(self, t: float) -> float:
-        """Epoch seconds of sim time ``t`` (timestamps in answers)."""
-        return self.epoch + t
+        """Epoch seconds of sim time ``t`` (timestamps in answers): at speed 10,
+        ten sim seconds are one real second."""
+        return self.epoch + t / self.clock.scale
 
     # ------------------------------------------------------------ scenario
 
