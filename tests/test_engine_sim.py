@@ -72,7 +72,9 @@ def store(tmp_path):
 # ---------------------------------------------------------------- lifecycles
 
 
-async def test_every_provider_reaches_every_end_state(sim, store):
+async def test_every_provider_reaches_every_end_state(sim, sim_task, store):
+    sim.add([sim_task("qolaba", "qolaba-revoked", "cancelled")])
+    store.add("qolaba", ["qolaba-revoked"])
     for p in PROVIDERS:
         store.add(p, [f"{p}-queued", f"{p}-running", f"{p}-done", f"{p}-failed", f"{p}-missing"])
     store.add("freepik", ["freepik-cancelled"])
@@ -95,6 +97,7 @@ async def test_every_provider_reaches_every_end_state(sim, store):
             # Celery (qolaba) answers PENDING for an id it does not know: no 404 exists there
             assert missing == ("queued" if p == "qolaba" else "not_found"), (p, missing)
         assert store.get("freepik:freepik-cancelled").state == "cancelled"
+        assert store.get("qolaba:qolaba-revoked").state == "cancelled"  # Celery REVOKED
         assert store.get("evolink:evolink-expired").state == "not_found"
         running = store.get("evolink:evolink-running")
         assert running.progress == 50 and running.credits == 2.0
@@ -353,6 +356,29 @@ async def test_server_errors_back_off_then_recover(sim, sim_fault, store):
         assert engine.status("comfy").state == "ok"
         assert [r.status for r in reqs(sim, "comfy")][:2] == [503, 503]
         assert sim.violations == []
+    finally:
+        await engine.stop()
+
+
+async def test_timeouts_and_proxy_pages_back_off_not_offline(sim, sim_fault, store):
+    sim.add(faults=[sim_fault("slow", "evolink", endpoint="status", delay=5.0, count=1),
+                    sim_fault("html_502", "evolink", endpoint="status", count=1)])
+    store.add("evolink", ["evolink-done"])
+    engine = Engine(config_for(sim.base_url, providers=("evolink",), evolink={"timeout": 0.3}), store)
+    try:
+        await engine.poll_once()
+        assert engine.status("evolink").state == "backing_off"  # a timeout is not a dead network
+        assert store.events(provider="evolink")[0].message.startswith("timed out")
+        engine.refresh_now()  # the user insists: the backoff wait is skipped, not a Retry-After
+        await engine.poll_once()
+        event = store.events(provider="evolink")[0]
+        assert event.status == 502 and event.kind == "transient" and "HTML page" in event.message
+        assert engine.status("evolink").state == "backing_off"
+        engine.refresh_now()
+        await engine.poll_once()
+        assert store.get("evolink:evolink-done").state == "succeeded"
+        assert engine.status("evolink").state == "ok"
+        assert store.get("evolink:evolink-done").error is None
     finally:
         await engine.stop()
 

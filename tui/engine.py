@@ -195,6 +195,9 @@ class _Worker:
         self.budget = Budget(count, per, clock)
         self.rate_text = format_rate(count, per)
         self.concurrency = max(1, int(_pc(cfg, "concurrency", 4)))
+        # requests in flight at once: halved by every 429 (the ones already in flight
+        # when a 429 is issued cannot be called back), grown by one per clean round
+        self.parallel = self.concurrency
         self.timeout = float(_pc(cfg, "timeout", 30.0))
         self.discover = bool(_pc(cfg, "discover", False))
         self.kinds = list(_pc(cfg, "kinds", []) or [])
@@ -570,6 +573,7 @@ class Engine:
             until = now + max(wait, 0.0) + RETRY_MARGIN
             w.retry_mono = max(w.retry_mono or 0.0, until)
             w.state = RATE_LIMITED
+            w.parallel = max(1, w.parallel // 2)
             r.halt = RATE_LIMITED
         elif isinstance(err, QuotaExhausted):
             w.state = QUOTA_EXHAUSTED
@@ -577,7 +581,7 @@ class Engine:
             r.halt = QUOTA_EXHAUSTED
         elif isinstance(err, Transient):
             r.transient += 1
-            if err.status is None:
+            if is_network_down(err):
                 r.network += 1
             if err.retry_after is not None:  # a 503 that says when to come back
                 w.retry_mono = max(w.retry_mono or 0.0, now + err.retry_after + RETRY_MARGIN)
@@ -615,7 +619,7 @@ class Engine:
             await runner(limit=1)  # one probe first; the rest only if it got through
             if r.answered == 0 or r.halt:
                 return
-        await asyncio.gather(*(runner() for _ in range(w.concurrency)))
+        await asyncio.gather(*(runner() for _ in range(w.parallel)))
 
     def _settle(self, w: _Worker, r: _Round, task: Task, fresh: Task | None, err: ProviderError | None) -> None:
         if err is None and fresh is not None:
@@ -715,6 +719,8 @@ class Engine:
             w.retry_mono = max(w.retry_mono or 0.0, now + wait)
         elif r.answered:
             w.fails = 0
+            if not r.transient and r.sent >= w.parallel:
+                w.parallel = min(w.concurrency, w.parallel + 1)
             if not w.verified:
                 w.verified = True
                 self._wake(w)
@@ -805,6 +811,14 @@ class Engine:
                 "last_error": s.last_error, "paused": s.paused, "answers": s.answers,
             })
         return out
+
+
+def is_network_down(err: ProviderError) -> bool:
+    """No answer at all: refused, reset, DNS, or a connect timeout (a read timeout
+    means the server is there but slow)."""
+    if err.status is not None:
+        return False
+    return not err.message.startswith("timed out") or "ConnectTimeout" in err.message
 
 
 def scrub(text: str, secret: str | None) -> str:
