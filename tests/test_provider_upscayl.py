@@ -57,7 +57,7 @@ def test_class_attributes():
     assert Upscayl.name == "upscayl"
     assert Upscayl.default_base_url == "https://api.upscayl.org"
     assert Upscayl.default_rate_limit == "100/h"
-    assert Upscayl.has_list is False and Upscayl.has_balance is False
+    assert Upscayl.has_balance is False
     assert isinstance(make_provider("upscayl", KEY), Upscayl)
 
 
@@ -249,6 +249,11 @@ def test_402_insufficient_credits(ups):
         (400, {"error": "INSUFFICIENT_CREDITS", "message": "Not enough credits"}, QuotaExhausted),
         (400, {"error": "RATE_LIMIT_EXCEEDED", "message": "Try again in 1 hour"}, RateLimited),
         (400, {"error": "NOT_FOUND", "message": "Task not found"}, NotFound),
+        # ... but only a generic 400, and never into a retry-forever Transient
+        (400, {"error": "INTERNAL_SERVER_ERROR", "message": "oops"}, ClientError),
+        (413, {"error": "INTERNAL_SERVER_ERROR", "message": "too large"}, ClientError),
+        (403, {"error": "NOT_FOUND", "message": "x"}, AuthError),
+        (500, {"error": "NOT_FOUND", "message": "x"}, Transient),
     ],
 )
 def test_error_classification(ups, status, body, error):
@@ -310,6 +315,50 @@ def test_key_masked_in_task_error(ups):
     assert task.error == "key *** has no access"
 
 
+# ---------------------------------------------------------------- history (list)
+
+
+def test_list_request(ups):
+    assert Upscayl.has_list is True
+    req = ups.list_request(None)
+    assert (req.method, req.url) == ("POST", "https://api.upscayl.org/get-upscayl-history")
+    assert req.headers["X-API-Key"] == KEY
+    assert req.json == {"limit": 100}
+
+
+def test_history_rows(ups):
+    tasks = ups.parse_list(None, httpx.Response(200, json=fixture("history.json")))
+    assert [(t.task_id, t.state) for t in tasks] == [
+        ("task_1", "succeeded"), ("task_2", "queued"), ("task_3", "running")]
+    first = tasks[0]
+    assert first.results == ["https://cdn.upscayl.org/1.jpg"]
+    assert first.credits == 2 and first.model == "upscayl-lite-4x"
+    assert first.created_at == pytest.approx(1763900000.0)
+    assert first.raw["taskId"] == "task_1"  # the row itself, not the whole page
+    assert tasks[2].progress == 55.0
+    assert all(t.provider == "upscayl" and t.kind is None for t in tasks)
+
+
+def test_history_keeps_kind_and_cleans_ids(ups):
+    body = {"status": "success", "data": [{"taskId": "t\x1b[2J9", "status": "completed"}]}
+    [task] = ups.parse_list("upscale", httpx.Response(200, json=body))
+    assert (task.task_id, task.kind, task.state) == ("t9", "upscale", "succeeded")
+
+
+@pytest.mark.parametrize("body", [{"status": "success"}, {"data": {"taskId": "x"}}, [], "nope"])
+def test_history_wrong_shapes(ups, body):
+    with pytest.raises(BadResponse):
+        ups.parse_list(None, httpx.Response(200, json=body))
+
+
+def test_history_errors(ups):
+    with pytest.raises(RateLimited) as info:
+        ups.parse_list(None, httpx.Response(429, json=fixture("error_429.json")))
+    assert info.value.retry_after == 3600
+    with pytest.raises(Transient):
+        ups.parse_list(None, httpx.Response(502, content=b"<html>bad gateway</html>"))
+
+
 # ---------------------------------------------------------------- real HTTP
 
 
@@ -358,6 +407,8 @@ class TinyServer:
 
 async def test_round_trip_over_localhost():
     def answer(request):
+        if request["path"] == "/get-upscayl-history":
+            return 200, json.dumps(fixture("history.json")).encode()
         asked = json.loads(request["body"])["data"]["taskId"]
         if request["headers"].get("x-api-key") != KEY:
             return 401, b'{"error":"UNAUTHORIZED","message":"Invalid API key"}'
@@ -374,8 +425,11 @@ async def test_round_trip_over_localhost():
         assert info.value.retry_after == 3600
         with pytest.raises(AuthError):
             await Upscayl("wrong-key-000", base_url=server.url).fetch_status(client, TID)
+        assert [t.task_id for t in await p.fetch_list(client)][:2] == ["task_1", "task_2"]
     first = server.seen[0]
     assert (first["method"], first["path"]) == ("POST", "/get-task-status")
+    assert server.seen[-1]["path"] == "/get-upscayl-history"
+    assert json.loads(server.seen[-1]["body"]) == {"limit": 100}
     assert first["headers"]["content-type"] == "application/json"
     assert json.loads(first["body"]) == {"data": {"taskId": TID}}
 

@@ -1,4 +1,5 @@
-"""Upscayl Cloud: ``POST {base}/get-task-status`` with ``{"data": {"taskId": id}}``.
+"""Upscayl Cloud: ``POST {base}/get-task-status`` with ``{"data": {"taskId": id}}``;
+the list is ``POST {base}/get-upscayl-history`` (openapi.yaml).
 
 Two status enums are documented and both are read: the docs'
 ``ENHANCING PROCESSING PROCESSED PROCESSING_FAILED`` and openapi.yaml's
@@ -55,6 +56,10 @@ CODES: dict[str, type[ProviderError]] = {
 }
 
 
+HISTORY_LIMIT = 100  # the most /get-upscayl-history gives in one page
+ID_KEYS = ("taskId", "task_id", "id", "_id")  # a history row's id: the field name is undocumented
+
+
 class _Lenient(BaseModel):
     model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
 
@@ -93,6 +98,8 @@ class Upscayl(Provider):
     default_rate_limit = "100/h"  # x-rateLimit of /get-task-status (openapi.yaml)
     default_poll_interval = 60.0  # 100 calls an hour leave < 2 a minute for all tasks
     default_kind = None
+    # One history call (same 100/h budget) answers for up to 100 tasks.
+    has_list = True
 
     def auth_headers(self) -> dict[str, str]:
         return {"X-API-Key": self.api_key}
@@ -111,6 +118,11 @@ class Upscayl(Provider):
                 raise self.error_from(code, message or "error without message", response, data)
             raise BadResponse(f"answer has no task data{': ' + message if message else ''}",
                               status=response.status_code)
+        return self.task_from(task_id, kind, inner, data, response)
+
+    def task_from(self, task_id: str, kind: str | None, inner: dict, raw: Any,
+                  response: httpx.Response) -> Task:
+        """One task object (``data`` of a status answer, or a history row) -> Task."""
         item = TaskData.model_validate(inner)
         if item.status is None:
             raise BadResponse("answer has no task status", status=response.status_code)
@@ -126,14 +138,41 @@ class Upscayl(Provider):
             task_id, kind, state=state, provider_status=status or None,
             progress=clamp_progress(item.progress), results=results, error=error,
             model=clean_or_none(item.model, 120), credits=number(item.deductedCredits),
-            created_at=created, raw=data,
+            created_at=created, raw=raw,
         )
 
+    def list_request(self, kind: str | None = None) -> Request:
+        """The newest tasks (one page of 100) from ``/get-upscayl-history``."""
+        return self.request("POST", "/get-upscayl-history", {"limit": HISTORY_LIMIT})
+
+    def read_list(self, kind: str | None, data: Any, response: httpx.Response) -> list[Task]:
+        """``{status, data: [task...], pagination}``; rows without an id or a
+        status are skipped (the engine then asks for those tasks one by one)."""
+        rows = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(rows, list):
+            message, _ = self.error_message(data)
+            raise BadResponse(f"history answer has no task list{': ' + message if message else ''}",
+                              status=response.status_code)
+        tasks: list[Task] = []
+        for row in rows:
+            if not isinstance(row, dict):
+                continue
+            task_id = next((row[k] for k in ID_KEYS if isinstance(row.get(k), (str, int))
+                            and str(row[k]).strip()), None)
+            if task_id is None:
+                continue
+            try:
+                tasks.append(self.task_from(clean(task_id, 200), kind, row, row, response))
+            except (BadResponse, ValueError):
+                continue
+        return tasks
+
     def error_for(self, response: httpx.Response, data: Any) -> ProviderError:
-        """By HTTP status, except that a documented error code wins."""
+        """By HTTP status; only a generic 400 lets a documented code name the class
+        (and never as Transient: a 4xx is not cured by asking again)."""
         exc = super().error_for(response, data)
         cls = CODES.get((exc.code or "").upper())
-        if cls is None or isinstance(exc, cls):
+        if response.status_code != 400 or cls in (None, Transient) or isinstance(exc, cls):
             return exc
         return self.error_from(exc.code, exc.message, response, data)
 
