@@ -84,6 +84,7 @@ async def test_filter_language_narrows_as_you_type(tmp_path):
         await pilot.press(*"batch")  # bare word: label substring
         assert set(tasks.index) == {t.key for t in store.tasks() if t.label == "batch-7"}
         assert "7 of 20" in plain(app.query_one("#filter-count"))
+        assert "7/20 shown" in plain(app.query_one("#header"))
         await pilot.press("enter")  # keep the filter, back to the list
         assert tasks.has_focus and len(tasks.index) == 7
         await pilot.press("escape")  # clears

@@ -295,7 +295,7 @@ class TaskTUI(App[None]):
                     troubles.append((name, word))
         paused = bool(getattr(self.engine, "paused", False))
         tasks = self.task_list
-        shown = len(tasks.index) if tasks.predicate is not None else None
+        shown = len(tasks.index) if tasks.filtered else None
         counts = self.store.counts()
         key = (tuple(sorted(counts.items())), len(self.store), paused, tuple(troubles),
                tasks.sort_mode, shown)
@@ -494,6 +494,15 @@ class TaskTUI(App[None]):
     def action_toggle_quota(self) -> None:
         self.screen.toggle_class("-show-quota")
         self._update_quota()
+
+    MAIN_ONLY = frozenset({"filter", "detail", "sort", "add", "forget", "errors", "toggle_quota",
+                           "saved_filter", "clear_filter"})
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """List actions work (and show in the footer) only on the main screen."""
+        if action in self.MAIN_ONLY and not self._main_active():
+            return False
+        return True
 
     # ------------------------------------------------------------ palette, theme
 

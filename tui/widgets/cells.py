@@ -54,23 +54,17 @@ def since(now: float, then: float | None) -> str:
     return text if text == "now" else f"{text} ago"
 
 
-_EIGHTHS = " ▏▎▍▌▋▊▉"
-
-
 def bar(progress: float | None, width: int) -> tuple[str, str]:
-    """A ``width``-cell bar as (filled, empty) parts, eighth-block resolution.
+    """A ``width``-cell bar as (done, rest) parts, half-cell resolution: ``━━━╸`` + ``━━``.
 
-    Unknown progress gives ``("", "")`` so the caller can leave the cell blank.
+    The caller styles ``rest`` as a dim track.  Unknown progress gives
+    ``("", "")`` so the cell can stay blank.
     """
     if progress is None or width <= 0:
         return "", ""
-    filled = max(0.0, min(100.0, progress)) / 100.0 * width
-    full = int(filled)
-    part = int((filled - full) * 8)
-    done = "█" * full
-    if full < width and part:
-        done += _EIGHTHS[part]
-    return done, "░" * (width - len(done))
+    halves = int(round(max(0.0, min(100.0, progress)) / 100.0 * width * 2))
+    done = "━" * (halves // 2) + ("╸" if halves % 2 else "")
+    return done, "━" * (width - len(done))
 
 
 def percent(progress: float | None) -> str:

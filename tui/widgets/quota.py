@@ -125,8 +125,11 @@ class ProviderCard(Vertical):
         if any(rpm):
             text.append(f"  {rpm[-1]} req/min", dim)
         text.append("\n requests ", dim)
-        text.append(f"{number(info.get('requests'))} · errors {number(info.get('errors'))}"
-                    f" · 429s {number(info.get('rate_limited'))}")
+        if info.get("requests") is None:
+            text.append("none counted yet", dim)
+        else:
+            text.append(f"{number(info.get('requests'))} · errors {number(info.get('errors'))}"
+                        f" · 429s {number(info.get('rate_limited'))}")
         budget = info.get("budget")
         if budget:
             text.append("\n budget   ", dim)

@@ -81,7 +81,7 @@ class Columns:
     @classmethod
     def for_width(cls, width: int) -> "Columns":
         provider, state, age, updated = 8, 12, 4, 8
-        barw = 10 if width >= 100 else 6 if width >= 60 else 0
+        barw = 10 if width >= 90 else 6 if width >= 60 else 0
         progress = barw + 5 if barw else 0
         fixed = provider + state + progress + age + updated
         gaps = 7  # one space between columns, two before "updated"
@@ -101,7 +101,7 @@ class TaskList(ScrollView, can_focus=True):
         "task-list--header",
         "task-list--cursor",
         "task-list--dim",
-        "task-list--bar",
+        "task-list--track",
         "task-list--state-queued",
         "task-list--state-running",
         "task-list--state-succeeded",
@@ -170,6 +170,11 @@ class TaskList(ScrollView, can_focus=True):
         if self._hay is not None and len(self._hay) != len(self.tasks):
             self._hay = None
         self._refilter()
+
+    @property
+    def filtered(self) -> bool:
+        """Is a filter narrowing the list?"""
+        return bool(self.words) or self.predicate is not None
 
     def matches(self, task: Task) -> bool:
         """Does ``task`` pass the current filter?"""
@@ -478,9 +483,9 @@ class TaskList(ScrollView, can_focus=True):
         if c.model:
             what = clean(task.model or task.kind or "", 200)
             segs.append(Segment(fit(what, c.model) + " ", dim))
-        segs.append(Segment(fit(state_label(task.state), c.state) + " ",
-                            self._style(f"state-{task.state}") if task.state in _STATE_RANK
-                            else self._style("state-unknown")))
+        state_style = self._style(f"state-{task.state}" if task.state in _STATE_RANK
+                                  else "state-unknown")
+        segs.append(Segment(fit(state_label(task.state), c.state) + " ", state_style))
         if c.bar:
             if task.state == "succeeded" and task.progress is None:
                 progress = 100.0
@@ -488,8 +493,8 @@ class TaskList(ScrollView, can_focus=True):
                 progress = task.progress
             done, empty = bar(progress, c.bar)
             if done or empty:
-                segs.append(Segment(done, self._style("bar")))
-                segs.append(Segment(empty, dim))
+                segs.append(Segment(done, state_style))
+                segs.append(Segment(empty, self._style("track")))
                 segs.append(Segment(" " + percent(progress)))
             else:
                 segs.append(Segment(" " * (c.bar + 5)))
