@@ -483,3 +483,94 @@ def test_lock_held_too_long_is_store_busy(db: Path, monkeypatch: pytest.MonkeyPa
         holder.execute("ROLLBACK")
         holder.close()
         assert s.add("evolink", ["a"]) == ["evolink:a"]  # and the store still works
+
+
+# ---------------------------------------------------------------- cost of the hot paths
+
+
+def test_idle_sync_is_one_pragma(store: Store) -> None:
+    store.add("evolink", ["a"])
+    store.sync()
+    statements: list[str] = []
+    store._conn.set_trace_callback(statements.append)
+    for _ in range(5):
+        assert store.sync() == set()
+    assert statements == ["PRAGMA data_version"] * 5
+
+
+def test_open_reads_neither_raw_nor_history(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Store(db) as s:
+        s.add("evolink", ["a", "b"])
+        s.apply([upd("a", state="running", raw={"big": "x" * 10_000})])
+    statements: list[str] = []
+    real_connect = sqlite3.connect
+
+    def traced(*args, **kw):
+        conn = real_connect(*args, **kw)
+        conn.set_trace_callback(statements.append)
+        return conn
+
+    monkeypatch.setattr(store_mod.sqlite3, "connect", traced)
+    with Store(db) as s:
+        assert len(s) == 2
+    reads = [sql for sql in statements if sql.lstrip().upper().startswith("SELECT")]
+    assert sum("task_id" in sql and "FROM tasks" in sql for sql in reads) == 1  # one load SELECT
+    assert not any("history" in sql or "FROM raw" in sql for sql in statements)
+
+
+# ---------------------------------------------------------------- two writers, random operations
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+IDS = st.sampled_from(["a", "b", "c", "d"])
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), st.integers(0, 1), st.sampled_from(["evolink", "comfy"]), IDS,
+                  st.sampled_from([None, "L1", "L2"])),
+        st.tuples(st.just("rm"), st.integers(0, 1), st.sampled_from(["evolink", "comfy"]), IDS),
+        st.tuples(st.just("apply"), st.integers(0, 1), st.sampled_from(["evolink", "comfy"]), IDS,
+                  st.sampled_from(STATES), st.sampled_from([None, [], ["https://r/1"]])),
+        st.tuples(st.just("sync"), st.integers(0, 1)),
+    ),
+    max_size=25,
+)
+
+
+def expected_counts(tasks: list[Task]) -> tuple[dict, dict]:
+    counts = dict.fromkeys(STATES, 0)
+    by: dict[str, dict[str, int]] = {}
+    for t in tasks:
+        counts[t.state] += 1
+        by.setdefault(t.provider, dict.fromkeys(STATES, 0))[t.state] += 1
+    return counts, by
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=OPS)
+def test_two_writers_agree_with_the_file(ops: list[tuple], tmp_path_factory) -> None:
+    db = tmp_path_factory.mktemp("two") / "t.db"
+    stores = [Store(db), Store(db)]
+    try:
+        for op in ops:
+            s = stores[op[1]]
+            if op[0] == "add":
+                s.add(op[2], [op[3]], label=op[4])
+            elif op[0] == "rm":
+                s.remove([f"{op[2]}:{op[3]}"])
+            elif op[0] == "apply":
+                s.apply([Task(op[2], op[3], state=op[4], results=op[5] or [])])
+            else:
+                s.sync()
+        for s in stores:
+            s.sync()
+        with Store(db) as fresh:
+            truth = {t.key: t.to_dict() for t in fresh.tasks()}
+        for s in stores:
+            assert {t.key: t.to_dict() for t in s.tasks()} == truth
+            counts, by = expected_counts(s.tasks())
+            assert s.counts() == counts
+            assert {p: c for p, c in s.counts_by_provider().items() if any(c.values())} == by
+    finally:
+        for s in stores:
+            s.close()
