@@ -373,6 +373,17 @@ def test_sync_sees_another_store(db: Path) -> None:
         assert mine.sync() == set() and len(changes) == 2
 
 
+def test_quiet_refresh_reaches_other_stores_without_news(db: Path, clock: Clock) -> None:
+    with Store(db, clock=clock) as mine, Store(db, clock=clock) as theirs:
+        theirs.add("evolink", ["a"])
+        theirs.apply([upd("a", state="running", progress=10.0, updated_at=100.0)])
+        mine.sync()
+        changes = feed(mine)
+        theirs.apply([upd("a", state="running", progress=10.0, updated_at=200.0)])
+        assert mine.sync() == set() and changes == []
+        assert mine.get("evolink:a").updated_at == 200.0
+
+
 def test_own_write_catches_up_first(db: Path) -> None:
     """Another writer commits between our reads; our next write must not skip its rows."""
     with Store(db) as mine, Store(db) as theirs:
@@ -451,6 +462,18 @@ def test_schema_version_and_newer_file_refused(db: Path) -> None:
         conn.execute("PRAGMA user_version = 99")
     with pytest.raises(StoreError, match="newer"):
         Store(db)
+    with pytest.raises(StoreError, match="newer"):
+        Store(db, readonly=True)
+
+
+def test_readonly_open_of_an_old_schema_asks_for_a_migration(db: Path) -> None:
+    sqlite3.connect(db).close()  # an empty file: schema version 0
+    with pytest.raises(StoreError, match="migrate"):
+        Store(db, readonly=True)
+    with Store(db) as s:  # a writable open migrates it
+        assert len(s) == 0
+    with Store(db, readonly=True) as s:
+        assert len(s) == 0
 
 
 def test_migration_steps_run_forward_and_keep_data(db: Path) -> None:

@@ -17,13 +17,14 @@ and stamps it on the rows it changes; removed tasks stay as tombstones.
 loads only rows with ``seq`` above the last one seen.  Each write transaction
 first does the same catch-up, under the write lock, so nothing is skipped.
 
-``Task.rev`` is the ``seq`` of the task's last visible change: it grows across
-processes and never repeats for a key, even after remove and re-add, so
-``(key, rev)`` is a safe render-cache key.
+``Task.rev`` (column ``rev``) is the ``seq`` of the task's last visible change:
+it grows across processes and never repeats for a key, even after remove and
+re-add, so ``(key, rev)`` is a safe render-cache key.  Column ``seq`` is the
+last write of any kind to the row.
 
 A no-op update (same state, progress, results, error ... as stored) does not
 bump ``rev`` or notify anyone; it quietly refreshes ``updated_at``, ``eta``
-and the stored raw answer.
+and the stored raw answer (other processes pick that up silently too).
 
 Use one ``Store`` from one thread (the asyncio thread).  The store has no API
 that takes a secret, and must never get one.
@@ -62,7 +63,7 @@ _TASK_COLS = (
     "provider, task_id, kind, label, state, provider_status, progress,"
     " CASE results WHEN '[]' THEN NULL"
     " ELSE (SELECT group_concat(value, char(31)) FROM json_each(results)) END,"
-    " error, model, credits, created_at, updated_at, finished_at, eta, seq"
+    " error, model, credits, created_at, updated_at, finished_at, eta, rev"
 )
 # What a user can see: a change in any of these bumps rev and notifies.
 _VISIBLE = (
@@ -123,6 +124,7 @@ MIGRATIONS: list[list[str]] = [
             updated_at REAL,
             finished_at REAL,
             eta REAL,
+            rev INTEGER NOT NULL,
             seq INTEGER NOT NULL,
             deleted INTEGER NOT NULL DEFAULT 0,
             removed_at REAL
@@ -202,18 +204,22 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return "locked" in text or "busy" in text
 
 
-def _retry(what: Callable[[], Any]) -> Any:
-    """Run ``what``; on "database is locked/busy" wait (with jitter) and run it again."""
+def _retry(what: Callable[[], Any], where: object = "task database") -> Any:
+    """Run ``what``; on "database is locked/busy" wait (with jitter) and run it again.
+
+    Gives up with StoreBusy after BUSY_DEADLINE; any other SQLite error (disk full,
+    corrupt file ...) becomes a StoreError that names the file.
+    """
     deadline = time.monotonic() + BUSY_DEADLINE
     delay = 0.005
     while True:
         try:
             return what()
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc):
-                raise
+        except sqlite3.Error as exc:
+            if not (isinstance(exc, sqlite3.OperationalError) and _is_busy(exc)):
+                raise StoreError(f"{where}: {exc}") from exc
             if time.monotonic() > deadline:
-                raise StoreBusy(f"the task database stayed locked for {BUSY_DEADLINE:.0f} s") from None
+                raise StoreBusy(f"{where}: stayed locked for {BUSY_DEADLINE:.0f} s") from None
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 0.25)
 
@@ -244,10 +250,10 @@ def _raw_json(raw: Any) -> str | None:
 def _row_task(row: tuple) -> Task:
     """A ``_TASK_COLS`` row -> Task (positional: this runs 100,000 times at open)."""
     (provider, task_id, kind, label, state, pstatus, progress, results, error,
-     model, credits, created, updated, finished, eta, seq) = row
+     model, credits, created, updated, finished, eta, rev) = row
     return Task(provider, task_id, kind, label, state, pstatus, progress,
                 _results_list(results), error, model, credits, created, updated, finished,
-                None, eta, seq)
+                None, eta, rev)
 
 
 def _printable(text: str) -> str:
@@ -279,7 +285,7 @@ class Store:
             return  # nothing stored yet: an empty, read-only store
         self._conn = self._connect()
         try:
-            _retry(self._load)
+            _retry(self._load, self.path)
             if not readonly:
                 self._purge_tombstones()
         except BaseException:
@@ -289,34 +295,35 @@ class Store:
     # ------------------------------------------------------------ open / close
 
     def _connect(self) -> sqlite3.Connection:
-        if self.readonly:
-            uri = f"{self.path.resolve().as_uri()}?mode=ro"
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        where = f"{self.path}: cannot open the task database"
+        try:
+            if self.readonly:
+                uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                conn = sqlite3.connect(uri, uri=True, isolation_level=None,
+                                       timeout=BUSY_TIMEOUT_MS / 1000)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"{where}: {exc}") from None
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            if not self.readonly:
-                mode = _retry(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
-                if str(mode).lower() != "wal":
-                    raise StoreError(f"{self.path}: cannot use WAL journal (got {mode})")
-                conn.execute("PRAGMA synchronous = FULL")
-                version = _retry(lambda: conn.execute("PRAGMA user_version").fetchone()[0])
-                if version != SCHEMA_VERSION:
-                    _retry(lambda: migrate(conn))
-            else:
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
+            version = _retry(lambda: conn.execute("PRAGMA user_version").fetchone()[0], where)
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{self.path}: database schema version {version} is newer than"
+                                 f" this tasktui ({SCHEMA_VERSION}); upgrade tasktui")
+            if self.readonly:
                 if version != SCHEMA_VERSION:
                     raise StoreError(
                         f"{self.path}: schema version {version}, expected {SCHEMA_VERSION};"
-                        " open it once without read-only mode to migrate"
-                    )
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
-                raise StoreBusy(f"{self.path}: the task database is locked") from None
-            raise StoreError(f"{self.path}: cannot open the task database: {exc}") from None
+                        " open it once without read-only mode to migrate")
+            else:
+                mode = _retry(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone()[0], where)
+                if str(mode).lower() != "wal":
+                    raise StoreError(f"{self.path}: cannot use WAL journal (got {mode})")
+                conn.execute("PRAGMA synchronous = FULL")
+                if version != SCHEMA_VERSION:
+                    _retry(lambda: migrate(conn), where)
         except BaseException:
             conn.close()
             raise
@@ -361,7 +368,7 @@ class Store:
                 _rollback(conn)
                 raise
 
-        _retry(purge)
+        _retry(purge, self.path)
 
     def close(self) -> None:
         """Close the database (idempotent).  The in-memory index stays readable."""
@@ -396,11 +403,11 @@ class Store:
         try:
             rows = conn.execute(f"SELECT {_TASK_COLS} FROM tasks WHERE deleted = 0 ORDER BY id")
             for (provider, task_id, kind, label, state, pstatus, progress, results, error,
-                 model, credits, created, updated, finished, eta, seq) in rows:
+                 model, credits, created, updated, finished, eta, rev) in rows:
                 index[provider + ":" + task_id] = new(
                     provider, task_id, kind, label, state, pstatus, progress,
                     results.split(sep) if results else [], error, model, credits,
-                    created, updated, finished, None, eta, seq)
+                    created, updated, finished, None, eta, rev)
         finally:
             if gc_on:
                 gc.enable()
@@ -470,14 +477,14 @@ class Store:
             return []
         return _retry(lambda: self._conn.execute(
             "SELECT time, state, provider_status FROM history WHERE key = ? ORDER BY id", (key,)
-        ).fetchall())
+        ).fetchall(), self.path)
 
     def raw(self, key: str) -> Any:
         """The last raw provider answer stored for ``key`` (decoded JSON), or None."""
         if self._conn is None:
             return None
         row = _retry(lambda: self._conn.execute(
-            "SELECT body FROM raw WHERE key = ?", (key,)).fetchone())
+            "SELECT body FROM raw WHERE key = ?", (key,)).fetchone(), self.path)
         if row is None or row[0] is None:
             return None
         try:
@@ -495,7 +502,7 @@ class Store:
         else:
             sql = f"SELECT {cols} FROM events WHERE provider = ? ORDER BY id DESC LIMIT ?"
             args = (provider, int(limit))
-        rows = _retry(lambda: self._conn.execute(sql, args).fetchall())
+        rows = _retry(lambda: self._conn.execute(sql, args).fetchall(), self.path)
         return [Event(*row) for row in rows]
 
     def counters(self) -> dict[str, dict]:
@@ -503,7 +510,7 @@ class Store:
         if self._conn is None:
             return {}
         rows = _retry(lambda: self._conn.execute(
-            "SELECT provider, data FROM counters ORDER BY provider").fetchall())
+            "SELECT provider, data FROM counters ORDER BY provider").fetchall(), self.path)
         out: dict[str, dict] = {}
         for provider, data in rows:
             try:
@@ -568,10 +575,10 @@ class Store:
 
             read()
             self._data_version = version
-        except sqlite3.OperationalError as exc:
-            if _is_busy(exc):
+        except sqlite3.Error as exc:
+            if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
                 return set()  # try again at the next call
-            raise
+            raise StoreError(f"{self.path}: {exc}") from exc
         keys = set(self._pending.keys)
         self._notify(Change())
         return keys
@@ -608,10 +615,9 @@ class Store:
                     pending.keys.add(key)
                 continue
             old = self._index.get(key)
-            if old is not None and old.rev == row[-2]:
-                continue
             self._put(_row_task(row[:-1]))
-            pending.keys.add(key)
+            if old is None or old.rev != row[-2]:
+                pending.keys.add(key)  # else a quiet refresh (updated_at, eta): no news
         event_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
         if event_id > self._event_id:
             pending.events += event_id - self._event_id
@@ -645,7 +651,7 @@ class Store:
                 raise
             return tx, result, version
 
-        tx, result, self._data_version = _retry(attempt)
+        tx, result, self._data_version = _retry(attempt, self.path)
         change = Change()
         for key, task in tx.puts.items():
             if task is None:
@@ -835,7 +841,8 @@ class _Tx:
 
     def _values(self, t: Task) -> tuple:
         return (t.kind, t.label, t.state, t.provider_status, t.progress, _results_json(t.results),
-                t.error, t.model, t.credits, t.created_at, t.updated_at, t.finished_at, t.eta, t.rev)
+                t.error, t.model, t.credits, t.created_at, t.updated_at, t.finished_at, t.eta, t.rev,
+                self.next_seq())
 
     def insert(self, task: Task, raw: Any = None) -> None:
         key = task.key
@@ -845,8 +852,8 @@ class _Tx:
         self.conn.execute("DELETE FROM raw WHERE key = ?", (key,))
         self.conn.execute(
             "INSERT INTO tasks (key, provider, task_id, kind, label, state, provider_status, progress,"
-            " results, error, model, credits, created_at, updated_at, finished_at, eta, seq)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " results, error, model, credits, created_at, updated_at, finished_at, eta, rev, seq)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (key, task.provider, task.task_id, *self._values(task)))
         self.raw(key, raw)
         self.puts[key] = task
@@ -855,14 +862,14 @@ class _Tx:
         self.conn.execute(
             "UPDATE tasks SET kind = ?, label = ?, state = ?, provider_status = ?, progress = ?,"
             " results = ?, error = ?, model = ?, credits = ?, created_at = ?, updated_at = ?,"
-            " finished_at = ?, eta = ?, seq = ? WHERE key = ?", (*self._values(task), task.key))
+            " finished_at = ?, eta = ?, rev = ?, seq = ? WHERE key = ?", (*self._values(task), task.key))
         self.raw(task.key, raw)
         self.puts[task.key] = task
 
     def quiet(self, task: Task, raw: Any) -> None:
-        """An invisible refresh: no seq bump, so other processes do not reload it."""
-        self.conn.execute("UPDATE tasks SET updated_at = ?, eta = ? WHERE key = ?",
-                          (task.updated_at, task.eta, task.key))
+        """An invisible refresh: rev stays, so nobody is told; other processes still reload it."""
+        self.conn.execute("UPDATE tasks SET updated_at = ?, eta = ?, seq = ? WHERE key = ?",
+                          (task.updated_at, task.eta, self.next_seq(), task.key))
         self.raw(task.key, raw)
         self.puts[task.key] = task
 
@@ -874,8 +881,8 @@ class _Tx:
 
     def tombstone(self, key: str) -> None:
         self.conn.execute(
-            "UPDATE tasks SET deleted = 1, removed_at = ?, seq = ? WHERE key = ?",
-            (self.store._clock(), self.next_seq(), key))
+            "UPDATE tasks SET deleted = 1, removed_at = ?, rev = ?, seq = ? WHERE key = ?",
+            (self.store._clock(), self.next_seq(), self.next_seq(), key))
         self.conn.execute("DELETE FROM history WHERE key = ?", (key,))
         self.conn.execute("DELETE FROM raw WHERE key = ?", (key,))
         self.puts[key] = None
