@@ -39,7 +39,7 @@ def demo_config(base_url: str, scenario: Scenario) -> str:
         if spec is None:
             continue
         lines += [f"[providers.{name}]", f'api_key = "{spec.key}"', f'base_url = "{base_url}"',
-                  "poll_interval = 1.0", 'rate_limit = "5/s"']
+                  "poll_interval = 1.0", 'rate_limit = "600/m"']  # Freepik's documented 10/s average
         if name in ("comfy", "evolink"):
             lines.append("balance_interval = 5")
         if name == "freepik":
