@@ -80,7 +80,7 @@ FAULTS = [
     Cell("500", dict(kind="server_error", status=500), Transient, 500, "backing_off"),
     Cell("502-html", dict(kind="html_502"), Transient, 502, "backing_off"),
     Cell("503", dict(kind="server_error", status=503), Transient, 503, "backing_off"),
-    Cell("timeout", dict(kind="slow", delay=60), Transient, None, "offline", timeout=1.5),
+    Cell("timeout", dict(kind="slow", delay=60), Transient, None, "backing_off", timeout=1.5),
     Cell("refused", None, Transient, None, "offline"),
     Cell("reset-mid-body", dict(kind="drop"), Transient, None, "offline"),
     Cell("malformed-json", dict(kind="malformed"), BadResponse, 200, "ok"),
@@ -98,8 +98,6 @@ EXCEPTIONS: dict[tuple[str, str], dict[str, Any]] = {
 
 # Cells where the code does not do what the table says: reported bugs.
 BUGS: dict[tuple[str, str], str] = {
-    ("upscayl", "413"): "BUG: upscayl error_for lets the body's code INTERNAL_SERVER_ERROR turn a 413 "
-                        "into Transient (retried forever) instead of ClientError",
     ("freepik", "wrong-shape"): "BUG: a 200 of the wrong shape raises BadResponse with status None, not 200 "
                                 "(base._guard does not fill the status in)",
     ("evolink", "wrong-shape"): "BUG: a 200 of the wrong shape raises BadResponse with status None, not 200 "
