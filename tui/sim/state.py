@@ -95,7 +95,11 @@ class Simulator:
                       else time.time() - self.clock.now() / self.clock.scale)
         self.on_request: Callable[[Record], None] | None = None
         self._lock = threading.RLock()
-        self._index = {(t.provider, t.task_id): t for t in self.scenario.tasks}
+        self._index: dict[tuple[str, str], SimTask] = {}
+        self._kinds: dict[str, set[str]] = {}
+        self._by_provider: dict[str, dict[str, SimTask]] = {}  # insertion order, for lists
+        for t in self.scenario.tasks:
+            self._put(t)
         self._records: list[Record] = []
         self._violations: list[Violation] = []
         self._windows: dict[str, float] = {}
@@ -134,10 +138,20 @@ class Simulator:
 
     def tasks(self, provider: str) -> list[SimTask]:
         with self._lock:
-            return [t for t in self.scenario.tasks if t.provider == provider]
+            return list(self._by_provider.get(provider, {}).values())
 
     def kinds(self, provider: str) -> set[str]:
-        return {t.path_kind for t in self.tasks(provider) if t.path_kind}
+        """The path kinds this provider's tasks use (kept up to date by ``add``)."""
+        with self._lock:
+            return set(self._kinds.get(provider, ()))
+
+    def _put(self, task: SimTask) -> None:
+        self._index[(task.provider, task.task_id)] = task
+        mine = self._by_provider.setdefault(task.provider, {})
+        mine.pop(task.task_id, None)
+        mine[task.task_id] = task
+        if task.path_kind:
+            self._kinds.setdefault(task.provider, set()).add(task.path_kind)
 
     def add(self, tasks: Iterable[SimTask] = (), faults: Iterable[Fault] = (),
             providers: dict[str, ProviderSpec] | None = None) -> int:
@@ -149,7 +163,7 @@ class Simulator:
                 if old is not None:
                     self.scenario.tasks.remove(old)
                 self.scenario.tasks.append(task)
-                self._index[(task.provider, task.task_id)] = task
+                self._put(task)
                 n += 1
             self.scenario.faults.extend(faults)
             for name, spec in (providers or {}).items():
