@@ -86,7 +86,13 @@ class Simulator:
     """A scenario being played.  ``now()`` is the sim time of the clock."""
 
     def __init__(self, scenario: Scenario, clock: SimClock | None = None, speed: float = 1.0) -> None:
-        self.scenario = scenario.model_copy(deep=True)
+        # Tasks are never changed in place (``add`` replaces them), so a shallow
+        # copy is enough; faults are (their counts run down): copy those.
+        self.scenario = scenario.model_copy(update={
+            "tasks": list(scenario.tasks),
+            "faults": [f.model_copy() for f in scenario.faults],
+            "providers": dict(scenario.providers),
+        })
         for name, spec in list(self.scenario.providers.items()):
             if spec.balance is None and name in DEFAULT_BALANCE:
                 self.scenario.providers[name] = spec.model_copy(update={"balance": DEFAULT_BALANCE[name]})
