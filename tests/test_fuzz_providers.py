@@ -89,6 +89,15 @@ FREEPIK_ENUM = ("CREATED", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED")
 freepik_data = obj({"task_id": hostile_text, "status": status_of(*FREEPIK_ENUM)},
                    {"generated": urls, "has_nsfw": any_json, "error": any_json, "message": any_json})
 
+upscayl_data = obj(
+    {"status": status_of("ENHANCING", "PROCESSING", "PROCESSED", "PROCESSING_FAILED", "PENDING", "COMPLETED",
+                         "FAILED")},
+    {"progress": numbers, "files": st.lists(obj({}, {
+        "fileName": hostile_text, "path": url, "downloadLink": url, "downloadUrl": url, "createdAt": numbers,
+        "expiresAt": numbers}), max_size=3),
+     "deductedCredits": numbers, "creditsDeducted": any_json, "model": hostile_text, "scale": numbers,
+     "error": any_json, "createdAt": numbers})
+
 error_bodies = st.one_of(
     obj({"message": hostile_text}, {"error": hostile_text}),
     obj({"error": obj({"code": numbers | hostile_text, "message": hostile_text},
@@ -101,14 +110,7 @@ STATUS_BODIES = {
     "comfy": st.one_of(obj({"data": freepik_data}), freepik_data),
     "freepik": st.one_of(obj({"data": freepik_data}), freepik_data,
                          obj({"data": st.lists(freepik_data, max_size=3)})),
-    "upscayl": obj({"status": st.sampled_from(["success", "error"]),
-                    "data": obj({"status": status_of("ENHANCING", "PROCESSING", "PROCESSED", "PROCESSING_FAILED",
-                                                     "PENDING", "COMPLETED", "FAILED")},
-                                {"progress": numbers, "files": st.lists(obj({}, {
-                                    "fileName": hostile_text, "path": url, "downloadLink": url,
-                                    "downloadUrl": url, "createdAt": numbers, "expiresAt": numbers}), max_size=3),
-                                 "deductedCredits": numbers, "creditsDeducted": any_json, "model": hostile_text,
-                                 "scale": numbers, "error": any_json, "createdAt": numbers})},
+    "upscayl": obj({"status": st.sampled_from(["success", "error"]), "data": upscayl_data},
                    {"error": hostile_text, "message": hostile_text}),
     "qolaba": obj({"status": status_of("PENDING", "STARTED", "RETRY", "SUCCESS", "FAILURE", "FAILED", "REVOKED")},
                   {"time_required": any_json, "error": any_json, "error_data": any_json, "input": any_json,
@@ -124,7 +126,13 @@ STATUS_BODIES = {
                     "usage": obj({}, {"billing_rule": hostile_text, "credits_reserved": numbers}),
                     "error": st.one_of(obj({"code": hostile_text, "message": hostile_text}), hostile_text)}),
 }
-LIST_BODIES = {"freepik": obj({"data": st.lists(freepik_data, max_size=4)})}
+LIST_BODIES = {
+    "freepik": obj({"data": st.lists(freepik_data, max_size=4)}),
+    "upscayl": obj({"status": st.sampled_from(["success", "error"]),  # /get-upscayl-history
+                    "data": st.lists(st.tuples(upscayl_data, st.one_of(hostile_text, numbers))
+                                     .map(lambda p: {**p[0], "taskId": p[1]}), max_size=4)},
+                   {"pagination": any_json}),
+}
 BALANCE_BODIES = {
     "comfy": obj({}, {"amount_micros": numbers, "effective_balance_micros": numbers,
                       "prepaid_balance_micros": numbers, "cloud_credit_balance_micros": numbers,
@@ -263,7 +271,8 @@ def test_parse_list_returns_tasks_or_a_typed_error(provider):
             return
         assert isinstance(tasks, list)
         for t in tasks:
-            assert t.task_id
+            assert isinstance(t.task_id, str) and t.task_id
+            assert_inert(t.task_id, "task_id")  # a listed id comes from the provider
             check_task(t, provider, t.task_id)
         assert len({t.task_id for t in tasks}) == len(tasks)
 
