@@ -400,3 +400,22 @@ async def test_command_palette_lists_actions(tmp_path):
         for title in ("Filter", "Add tasks", "Forget task", "Copy result URL", "Error log",
                       "Pause or resume polling", "Refresh now", "Cycle sort", "Help"):
             assert title in titles
+
+
+async def test_enter_twice_from_the_filter_opens_the_task(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("slash", *"evolink", "enter", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
+        assert app.screen.key.startswith("evolink:")
+
+
+def test_run_dashboard_bad_config_is_one_line_and_exit_2(tmp_path, capsys):
+    from tui.app import run_dashboard
+
+    bad = tmp_path / "config.toml"
+    bad.write_text("[providers.evolink]\npoll_interval = 'soon'\n", encoding="utf-8")
+    assert run_dashboard(bad, tmp_path / "tasks.db", offline=True) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tasktui: ") and err.count("\n") == 1 and "config.toml" in err
+    assert not (tmp_path / "tasks.db").exists()

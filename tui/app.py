@@ -123,7 +123,7 @@ class TaskTUI(App[None]):
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="header")
-        bar = FilterBar(id="filter-bar")
+        bar = FilterBar(id="filter-bar", return_focus_to="#tasks")
         bar.display = False
         yield bar
         with Horizontal(id="main"):

@@ -31,10 +31,29 @@ def split_query(query: str) -> tuple[list[tuple[str, bool]], bool]:
     return words, rest
 
 
+class FilterInput(Input):
+    """The query input.  ``enter`` hands focus back at once, so a quick second
+    ``enter`` already reaches the list (and opens the task)."""
+
+    async def action_submit(self) -> None:
+        bar = self.parent
+        target = getattr(bar, "return_focus_to", None)
+        if target is not None:
+            try:
+                self.screen.set_focus(self.screen.query_one(target))
+            except Exception:
+                pass
+        await super().action_submit()
+
+
 class FilterBar(Horizontal):
     """``/`` opens it; the list narrows on every keystroke; ``esc`` clears it."""
 
     BINDINGS = [Binding("escape", "clear", "Clear filter", id="filter.clear")]
+
+    def __init__(self, *, return_focus_to: str | None = None, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.return_focus_to = return_focus_to
 
     class Changed(Message):
         """The query changed (the user typed)."""
@@ -52,8 +71,8 @@ class FilterBar(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Label("/", id="filter-prompt")
-        yield Input(placeholder="filter: words, provider:evo state:failed -label:x",
-                    id="filter-input", select_on_focus=False)
+        yield FilterInput(placeholder="filter: words, provider:evo state:failed -label:x",
+                          id="filter-input", select_on_focus=False)
         yield Label("", id="filter-count")
 
     @property
