@@ -14,7 +14,6 @@ import tomllib
 from pathlib import Path
 
 import httpx
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 

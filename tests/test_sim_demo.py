@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import io
 import os
 import stat
@@ -124,3 +123,27 @@ def test_cmd_demo_headless_prints_progress_until_done(capsys):
     assert out[0].startswith("tasktui demo: simulator at http://127.0.0.1:")
     assert any(line.startswith("t=") for line in out)
     assert out[-1].startswith("done: ") and "queued" not in out[-1] and "running" not in out[-1]
+
+
+def test_demo_killed_by_sigterm_leaves_no_temp_files(tmp_path):
+    import re
+    import signal
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(root), "CI": "true"}
+    proc = subprocess.Popen([sys.executable, "-m", "tui", "demo", "--headless", "--tasks", "5", "--speed", "0.01"],
+                            cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()  # printed once the world is built
+        assert re.match(r"tasktui demo: simulator at http://127\.0\.0\.1:\d+", first)
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith("tasktui-demo-")]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("tasktui-demo-")]

@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -159,9 +161,17 @@ async def run_headless(env: DemoEnv, *, out: TextIO | None = None, every: float 
         store.close()
 
 
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds the ``with``: the temp files go too
+
+
 def cmd_demo(args: Any) -> int:
     """``tasktui demo [--seed N] [--tasks N] [--speed X] [--headless]``."""
     have_app = importlib.util.find_spec("tui.app") is not None
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None and signal.getsignal(sig) == signal.SIG_DFL:
+                signal.signal(sig, _exit_on_signal)
     with DemoEnv(seed=args.seed, tasks=args.tasks, speed=args.speed) as env:
         if args.headless or not have_app:
             if not have_app:
