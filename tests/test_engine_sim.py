@@ -458,3 +458,27 @@ async def test_adaptive_polling_spends_fewer_requests_than_fixed(sim_factory, si
 
     fixed, adaptive = await asyncio.gather(run(False, "fixed"), run(True, "adaptive"))
     assert adaptive < fixed, (adaptive, fixed)
+
+
+async def test_an_answer_the_store_refuses_does_not_sink_the_round(sim, tmp_path):
+    class PickyStore(Store):
+        def apply(self, updates, events=(), counters=None, discovered=False):
+            updates = list(updates)
+            if any(t.task_id == "evolink-failed" for t in updates):
+                raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+            return super().apply(updates, events, counters, discovered)
+
+    store = PickyStore(tmp_path / "picky.db")
+    try:
+        store.add("evolink", ["evolink-done", "evolink-failed", "evolink-running"])
+        engine = Engine(config_for(sim.base_url, providers=("evolink",)), store)
+        await engine.poll_once()
+        await engine.stop()
+        assert store.get("evolink:evolink-done").state == "succeeded"
+        assert store.get("evolink:evolink-running").state == "running"
+        assert store.get("evolink:evolink-failed").state == "unknown"
+        events = store.events(provider="evolink")
+        assert [(e.task_id, e.kind) for e in events] == [("evolink-failed", "bad_response")]
+        assert store.counters()["evolink"]["requests"] == 4  # 3 tasks + the balance
+    finally:
+        store.close()

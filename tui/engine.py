@@ -733,8 +733,30 @@ class Engine:
             return
         counters = {w.name: self._counters_blob(w)}
         if r.discovered:
-            self.store.apply(r.discovered, discovered=True)
-        self.store.apply(r.updates, r.events, counters)
+            self._write(w, r.discovered, [], None, discovered=True)
+        self._write(w, r.updates, r.events, counters)
+
+    def _write(self, w: _Worker, updates: list[Task], events: list[Event], counters: dict | None,
+               discovered: bool = False) -> None:
+        """One transaction for the round; if the store refuses it (an answer it cannot
+        encode ...), store what it takes one task at a time and log what it did not."""
+        try:
+            self.store.apply(updates, events, counters, discovered=discovered)
+            return
+        except Exception as exc:
+            if type(exc).__name__ == "StoreBusy" or not updates:
+                raise
+        dropped: list[Event] = []
+        for task in updates:
+            try:
+                self.store.apply([task], discovered=discovered)
+            except Exception as exc:
+                if type(exc).__name__ == "StoreBusy":
+                    raise
+                dropped.append(Event(time=self.wall(), provider=w.name, task_id=clean(task.task_id, 200),
+                                     kind="bad_response", message=clean(
+                                         f"answer not stored: {type(exc).__name__}", 200)))
+        self.store.apply([], list(events) + dropped, counters)
 
     def _counters_blob(self, w: _Worker) -> dict[str, Any]:
         c = w.counters
