@@ -162,6 +162,17 @@ def test_apply_merge_rules(store: Store, clock: Clock) -> None:
     assert t.finished_at == clock.now - 10 and t.results == ["https://r/b.png"]
 
 
+def test_apply_keeps_progress_and_status_only_within_a_state(store: Store) -> None:
+    store.add("evolink", ["a"])
+    store.apply([upd("a", state="running", provider_status="processing", progress=30.0)])
+    store.apply([upd("a", state="running")])  # e.g. a list entry that says less
+    t = store.get("evolink:a")
+    assert (t.provider_status, t.progress) == ("processing", 30.0)
+    store.apply([upd("a", state="failed")])
+    t = store.get("evolink:a")
+    assert (t.state, t.provider_status, t.progress) == ("failed", None, None)
+
+
 def test_apply_keeps_provider_finished_at(store: Store) -> None:
     store.add("evolink", ["a"])
     store.apply([upd("a", state="failed", error="boom", finished_at=123.0, updated_at=200.0)])

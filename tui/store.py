@@ -734,8 +734,9 @@ class Store:
               counters: dict[str, dict] | None = None, discovered: bool = False) -> set[str]:
         """Merge provider answers (one polling round) in ONE transaction; returns changed keys.
 
-        Keeps label, kind, model, credits, created_at when an update has None; keeps old
-        results when the new list is empty; sets finished_at on entering a terminal state;
+        Keeps label, kind, model, credits, created_at, eta when an update has None (and
+        progress, provider_status while the state stays the same); keeps old results when
+        the new list is empty; sets finished_at on entering a terminal state;
         appends a history row when state or provider_status changes.  Keys not tracked are
         ignored unless ``discovered`` (and a task the user removed is not brought back).
         """
@@ -799,8 +800,11 @@ def _merge(old: Task, update: Task, now: float) -> Task:
             setattr(merged, name, getattr(old, name))
     if not merged.results:
         merged.results = list(old.results)
-    if merged.progress is None and merged.state == old.state:
-        merged.progress = old.progress
+    if merged.state == old.state:  # an answer that says less about the same state
+        if merged.progress is None:
+            merged.progress = old.progress
+        if merged.provider_status is None:
+            merged.provider_status = old.provider_status
     if merged.updated_at is None:
         merged.updated_at = now
     if merged.state in TERMINAL:
