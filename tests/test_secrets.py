@@ -217,6 +217,21 @@ def test_config_check_never_prints_a_key_and_warns_on_readable_literal_keys(tmp_
         assert readable == []
 
 
+@pytest.mark.parametrize("table", [
+    f'api_key = "{KEYS["evolink"]} x"',  # a key with a space: refused, never shown
+    f'api_key = "{KEYS["evolink"]}"\npoll_interval = "{KEYS["evolink"]}"',  # the key pasted in the wrong place
+    f'api_key = "{KEYS["evolink"]}"\nbase_url = "{KEYS["evolink"]}"',
+    f'api_key = ["{KEYS["evolink"]}"]',
+])
+def test_config_errors_never_echo_a_key(tmp_path, table):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f"[providers.evolink]\n{table}\n", encoding="utf-8")
+    os.chmod(cfg, 0o600)
+    r = cli(tmp_path, cfg, "config", "check")
+    assert r.returncode == 2 and "providers.evolink" in r.stderr, r.stderr
+    assert leaks(r.stdout + r.stderr) == []
+
+
 def test_config_objects_hide_keys(tmp_path):
     cfg = write_config(tmp_path / "config.toml", "https://api.example.invalid", "literal")
     config = load_config(cfg)
