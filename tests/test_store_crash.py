@@ -29,27 +29,36 @@ pytestmark = pytest.mark.slow
 
 
 def spawn(*args: str, stdin: int | None = subprocess.DEVNULL) -> subprocess.Popen:
+    """The helper as a process with unbuffered byte pipes (nothing hides in a buffer)."""
     return subprocess.Popen([sys.executable, str(HELPER), *args], cwd=ROOT, stdin=stdin,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
 
 
 def first_line(proc: subprocess.Popen, timeout: float = WAIT) -> str:
-    """Block until the process prints a line (or dies); fail after ``timeout``."""
+    """Everything the process printed up to and including its first newline (or EOF)."""
+    buf = b""
+    deadline = time.monotonic() + timeout
     with selectors.DefaultSelector() as sel:
         sel.register(proc.stdout, selectors.EVENT_READ)
-        if not sel.select(timeout):
-            proc.kill()
-            pytest.fail(f"no output from {proc.args} in {timeout} s")
-    return proc.stdout.readline()
+        while b"\n" not in buf:
+            if not sel.select(max(0.0, deadline - time.monotonic())):
+                proc.kill()
+                pytest.fail(f"no output from {proc.args} in {timeout} s")
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            buf += chunk
+    return buf.decode()
 
 
 def kill_and_collect(proc: subprocess.Popen, head: str = "") -> list[str]:
     """kill -9, then every complete line the process printed (a cut last line is dropped)."""
     os.kill(proc.pid, signal.SIGKILL)
-    out, err = proc.communicate(timeout=WAIT)
+    rest = proc.stdout.read().decode()  # to EOF: the writer is gone
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=WAIT)
     assert proc.returncode == -signal.SIGKILL, f"writer died on its own:\n{err}"
-    text = head + out
-    lines = text.split("\n")
+    lines = (head + rest).split("\n")
     return [line for line in lines[:-1] if line]
 
 
@@ -121,9 +130,8 @@ def test_ten_writers_at_once(tmp_path: Path) -> None:
         for proc in procs:
             assert first_line(proc).strip() == "ready"
         for proc in procs:
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
-        results = [proc.communicate(timeout=240) for proc in procs]
+            proc.stdin.write(b"go\n")
+        results = [tuple(b.decode() for b in proc.communicate(timeout=240)) for proc in procs]
     finally:
         for proc in procs:
             if proc.poll() is None:

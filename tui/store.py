@@ -322,6 +322,7 @@ class Store:
                 if str(mode).lower() != "wal":
                     raise StoreError(f"{self.path}: cannot use WAL journal (got {mode})")
                 conn.execute("PRAGMA synchronous = FULL")
+                conn.execute("PRAGMA journal_size_limit = 33554432")  # WAL shrinks back to 32 MB
                 if version != SCHEMA_VERSION:
                     _retry(lambda: migrate(conn), where)
         except BaseException:
