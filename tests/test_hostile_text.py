@@ -282,3 +282,17 @@ async def test_lone_surrogates_do_not_break_a_round(tmp_path):
         store.close()
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_hostile_labels_and_ids_from_the_command_line(tmp_path):
+    """What scripts pipe into ``tasktui add`` is not trusted either."""
+    (tmp_path / "config.toml").write_text("", encoding="utf-8")
+    r = cli(tmp_path, "add", "evolink", "ok-1", "--label", HOSTILE.replace("\x00", ""))  # argv has no NUL
+    assert r.returncode == 0, r.stderr
+    r = cli(tmp_path, "add", "evolink", "bad\x1b[2Jid")
+    assert r.returncode == 2 and b"\x1b" not in r.stdout + r.stderr
+    for argv in (["ls"], ["ls", "--json"], ["export", "--format", "csv"], ["export", "--format", "json"]):
+        r = cli(tmp_path, *argv)
+        assert r.returncode == 0, r.stderr
+        assert bad_chars((r.stdout + r.stderr).decode("utf-8")) == [], argv
+        assert b"\\u001b" not in r.stdout and b"bad" not in r.stdout, argv
