@@ -321,12 +321,26 @@ async def test_other_process_writes_appear(tmp_path):
 
 async def test_finished_tasks_notify(tmp_path):
     app, store = app_for(tmp_path)
+    notes: list[tuple[str, str]] = []
     async with app.run_test(size=(140, 40)) as pilot:
+        real_notify = app.notify
+
+        def spy(message, *, title="", **kw):
+            notes.append((title, str(message)))
+            return real_notify(message, title=title, **kw)
+
+        app.notify = spy
         running = next(t for t in store.tasks() if t.state == "running")
         store.apply([running.copy(state="succeeded", progress=100.0, updated_at=NOW)])
-        await wait_for(pilot, lambda: any("succeeded" in (n.title or "") for n in app._notifications))
-        note = next(n for n in app._notifications if "succeeded" in (n.title or ""))
-        assert running.key in note.message
+        await wait_for(pilot, lambda: bool(notes))
+        assert notes == [("Task succeeded", running.key)]
+        # many at once: one summary, not a flood; a task first seen finished is not news
+        live = [t for t in store.tasks() if t.state in ("running", "queued")]
+        unknown = next(t for t in store.tasks() if t.state == "unknown")
+        store.apply([t.copy(state="failed", updated_at=NOW) for t in live]
+                    + [unknown.copy(state="succeeded", updated_at=NOW)])
+        await wait_for(pilot, lambda: len(notes) > 1)
+        assert notes[1:] == [(f"{len(live)} tasks finished", f"0 succeeded, {len(live)} failed or gone")]
 
 
 async def test_saved_filter_digit_and_keymap(tmp_path):
@@ -419,3 +433,23 @@ def test_run_dashboard_bad_config_is_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("tasktui: ") and err.count("\n") == 1 and "config.toml" in err
     assert not (tmp_path / "tasks.db").exists()
+
+
+async def test_detail_and_error_log_follow_the_store_while_open(tmp_path):
+    from tui.model import Event
+
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        key = app.task_list.cursor_key
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
+        store.apply([store.get(key).copy(state="failed", error="it broke just now", updated_at=NOW)])
+        await wait_for(pilot, lambda: "it broke just now" in plain(app.screen.query_one("#detail-fields")))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.task_list.cursor_key == key and "✗ failed" in screen_text(app))
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorLogScreen))
+        store.log([Event(time=NOW, provider="qolaba", message="fresh trouble", status=500, kind="transient")])
+        table = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 4)
+        assert "fresh trouble" in str(table.get_row_at(0)[5])

@@ -34,7 +34,8 @@ from .widgets.task_list import SORT_NAMES, TaskList
 FLUSH_DELAY = 0.1  # coalesce store changes for this long (at most ~10 redraws a second)
 SYNC_INTERVAL = 0.25  # pick up other processes' writes this often
 TICK_INTERVAL = 1.0  # ages, quota pane, header troubles
-NOTIFY_MAX = 3  # more finished tasks than this in one batch -> one summary notification
+NOTIFY_MAX = 2  # more finished tasks than this at once -> one summary notification
+NOTIFY_EVERY = 2.0  # seconds: finished tasks are announced together, this often at most
 
 
 def _ui(config: Any, name: str, default: Any = None) -> Any:
@@ -100,9 +101,12 @@ class TaskTUI(App[None]):
         self.manage_engine = manage_engine
         self.filters = saved_filters(config)
         self.query_text = ""
-        self._pending: set[str] = set()
+        self._pending: set[str] = set()  # changed keys the list has not applied
+        self._fresh: set[str] = set()  # changed keys since the last flush (for a screen on top)
         self._pending_events = 0
         self._flush_timer = None
+        self._notify_timer = None
+        self._finished: list[tuple[str, str]] = []
         self._unsubscribe: Callable[[], None] | None = None
         self._header_key: tuple | None = None
         self._credits: tuple[int, dict[str, float]] = (-1, {})
@@ -184,10 +188,12 @@ class TaskTUI(App[None]):
     # ------------------------------------------------------------ live updates
 
     def _on_store_change(self, change: Any) -> None:
-        self._pending |= set(getattr(change, "keys", ()) or ())
+        keys = set(getattr(change, "keys", ()) or ())
+        self._pending |= keys
+        self._fresh |= keys
         self._pending_events += int(getattr(change, "events", 0) or 0)
         if self._flush_timer is None:
-            self._flush_timer = self.set_timer(FLUSH_DELAY, self._flush, name="flush")
+            self._flush_timer = self.set_timer(FLUSH_DELAY, self._apply_pending, name="flush")
 
     def _sync(self) -> None:
         try:
@@ -198,17 +204,18 @@ class TaskTUI(App[None]):
     def _main_active(self) -> bool:
         return len(self.screen_stack) <= 1
 
-    def _flush(self) -> None:
+    def _apply_pending(self) -> None:
         """Apply the changes gathered since the last flush (skipped under a modal)."""
         self._flush_timer = None
         if not self._main_active():
-            top = self.screen
-            refresh = getattr(top, "on_store_change", None)
-            if refresh is not None:
-                refresh(set(self._pending), self._pending_events)
-                self._pending_events = 0
-            return  # the rows wait until the main screen is back
+            fresh, self._fresh = self._fresh, set()
+            events, self._pending_events = self._pending_events, 0
+            refresh = getattr(self.screen, "on_store_change", None)
+            if refresh is not None and (fresh or events):
+                refresh(fresh, events)
+            return  # the list's rows wait until the main screen is back
         keys, self._pending = self._pending, set()
+        self._fresh = set()
         self._pending_events = 0
         with self.batch_update():
             if keys:
@@ -221,11 +228,19 @@ class TaskTUI(App[None]):
 
     def on_screen_resume(self) -> None:
         if self._main_active() and self._pending:
-            self._flush()
+            self._apply_pending()
 
     def _notify_finished(self, moves: list[tuple[str, str | None, str | None]]) -> None:
-        finished = [(key, new) for key, old, new in moves
-                    if new in TERMINAL and old is not None and old not in TERMINAL]
+        """Gather tasks seen to finish (queued/running -> an end state); they are
+        announced together, at most one round of toasts every NOTIFY_EVERY seconds."""
+        self._finished += [(key, new) for key, old, new in moves
+                           if new in TERMINAL and old in ("queued", "running")]
+        if self._finished and self._notify_timer is None:
+            self._notify_timer = self.set_timer(NOTIFY_EVERY, self._announce, name="announce")
+
+    def _announce(self) -> None:
+        self._notify_timer = None
+        finished, self._finished = self._finished, []
         if not finished or not _ui(self.config, "notify", True):
             return
         bad = [k for k, s in finished if s != "succeeded"]
@@ -233,11 +248,11 @@ class TaskTUI(App[None]):
             for key, state in finished:
                 self.notify(clean(key, 80), title=f"Task {state.replace('_', ' ')}",
                             severity="error" if state != "succeeded" else "information",
-                            markup=False)
+                            timeout=4, markup=False)
         else:
             self.notify(f"{len(finished) - len(bad)} succeeded, {len(bad)} failed or gone",
                         title=f"{len(finished)} tasks finished",
-                        severity="warning" if bad else "information", markup=False)
+                        severity="warning" if bad else "information", timeout=4, markup=False)
         if _ui(self.config, "bell", False):
             self.bell()
 
@@ -288,9 +303,9 @@ class TaskTUI(App[None]):
 
     def _update_header(self) -> None:
         troubles = []
-        if self.engine is not None:
-            for name, info in self._infos().items():
-                word = problem(info)
+        if self.engine is not None:  # the workers' states only: cheap enough for every tick
+            for name, worker in (getattr(self.engine, "workers", None) or {}).items():
+                word = problem({"state": getattr(worker, "state", "ok")})
                 if word:
                     troubles.append((name, word))
         paused = bool(getattr(self.engine, "paused", False))

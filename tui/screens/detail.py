@@ -89,6 +89,11 @@ class DetailScreen(Screen[None]):
         body = Text("(nothing received yet)", "dim") if raw is None else Text(pretty_json(raw))
         self.query_one("#detail-raw", Static).update(body)
 
+    def on_store_change(self, keys: set[str], events: int) -> None:
+        """Called by the app while this screen is on top: redraw when our task changed."""
+        if self.key in keys:
+            self.show()
+
     def _history(self) -> Table | Text:
         rows = self.store.history(self.key)
         if not rows:

@@ -83,6 +83,11 @@ class ErrorLogScreen(Screen[None]):
         self.query_one("#errors-count", Label).update(
             f"{shown:,} of {total:,}" if total else "no errors logged")
 
+    def on_store_change(self, keys: set[str], events: int) -> None:
+        """Called by the app while this screen is on top: new log rows -> reload."""
+        if events:
+            self.reload()
+
     def on_input_changed(self, event: Input.Changed) -> None:
         self._fill()
 
