@@ -482,3 +482,20 @@ async def test_an_answer_the_store_refuses_does_not_sink_the_round(sim, tmp_path
         assert store.counters()["evolink"]["requests"] == 4  # 3 tasks + the balance
     finally:
         store.close()
+
+
+async def test_tight_budget_reaches_every_task_before_asking_any_again(sim_factory, sim_task, sim_scenario,
+                                                                        store):
+    tasks = [sim_task("qolaba", f"q{i:02d}", "running") for i in range(20)]
+    sim = sim_factory(sim_scenario(*tasks))
+    store.add("qolaba", [t.task_id for t in tasks])
+    # 10/s with a burst of 1: far fewer requests than 20 tasks at a 0.1 s interval want
+    engine = Engine(config_for(sim.base_url, providers=("qolaba",), qolaba={"rate_limit": "10/s"}), store)
+    await engine.start()
+    try:
+        await until(lambda: len(reqs(sim, "qolaba")) >= 30, what="thirty requests")
+    finally:
+        await engine.stop()
+    asked = [r.task_id for r in reqs(sim, "qolaba")]
+    assert sorted(asked[:20]) == sorted(t.task_id for t in tasks)  # nobody starves
+    assert not any(r.over_budget or r.status == 429 for r in reqs(sim, "qolaba"))
