@@ -48,6 +48,7 @@ WALL0 = 1_800_000_000.0  # the fake wall clock at fake monotonic 0
 POLL = 1.0  # poll_interval of every provider here: the backoff base is then 1 s
 RETRY_MARGIN = 0.25  # what the engine adds to a provider's Retry-After
 QUOTA_PROBE = 600.0  # a provider out of credits is probed every 10 minutes
+DEFAULT_429_WAIT = 60.0  # a 429 that does not say how long to wait
 PORTAL = (b"<!DOCTYPE html><html><head><title>Sign in to continue</title></head>"
           b"<body><form>captive portal</form></body></html>")
 
@@ -77,6 +78,7 @@ FAULTS = [
     Cell("413", dict(kind="server_error", status=413), ClientError, 413, "ok"),
     Cell("429-retry-after", dict(kind="rate_limit", retry_after=7), RateLimited, 429, "rate_limited", 7.0),
     Cell("429-body-hint", dict(kind="rate_limit_text", retry_after=120), RateLimited, 429, "rate_limited", 120.0),
+    Cell("429-no-hint", dict(kind="rate_limit_bare"), RateLimited, 429, "rate_limited"),
     Cell("500", dict(kind="server_error", status=500), Transient, 500, "backing_off"),
     Cell("502-html", dict(kind="html_502"), Transient, 502, "backing_off"),
     Cell("503", dict(kind="server_error", status=503), Transient, 503, "backing_off"),
@@ -289,7 +291,7 @@ def resume_after(cell: Cell) -> float | None:
     if cell.error is AuthError:
         return float("inf")
     if cell.error is RateLimited:
-        return cell.retry_after + RETRY_MARGIN
+        return (cell.retry_after if cell.retry_after is not None else DEFAULT_429_WAIT) + RETRY_MARGIN
     if cell.error is QuotaExhausted:
         return QUOTA_PROBE
     if cell.error is Transient:
