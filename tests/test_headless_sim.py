@@ -172,3 +172,15 @@ def test_retry_window_holds_across_cli_runs(sim, sim_fault, tmp_path):
     assert sim.violations == []
     q = json.loads(cli(tmp_path, "quota", "--json").stdout)[0]
     assert q["state"] == "rate_limited" and q["retry_at"] and q["rate_limited"] == 1
+
+
+def test_wait_spends_requests_on_the_waited_tasks_only(sim, tmp_path):
+    write_config(tmp_path, sim.base_url, providers=("evolink", "qolaba"))
+    add(tmp_path, "evolink", "evolink-done")
+    add(tmp_path, "qolaba", "qolaba-running", "qolaba-queued")
+    r = cli(tmp_path, "wait", "--filter", "provider:evolink", "--timeout", "60")
+    assert r.returncode == 0, r.stderr
+    assert not [q for q in sim.requests if q.provider == "qolaba"]
+    before = len(sim.requests)
+    r = cli(tmp_path, "wait", "--filter", "provider:evolink", "--timeout", "60")
+    assert r.returncode == 0 and len(sim.requests) == before  # already done: nobody is asked

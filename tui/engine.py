@@ -284,6 +284,7 @@ class Engine:
         self._sched: dict[str, Schedule] = {}
         self._credits_cache: tuple[int, dict[str, float]] | None = None
         self._live_cache: dict[str, tuple[int, list[Task]]] = {}
+        self.focus: set[str] | None = None  # poll only these keys (``tasktui wait``); None: all
         self._unsubscribe: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.workers: dict[str, _Worker] = {}
@@ -480,10 +481,13 @@ class Engine:
         revision = getattr(self.store, "revision", None)
         cached = self._live_cache.get(w.name)
         if cached is not None and revision is not None and cached[0] == revision:
-            return list(cached[1])
-        live = [t for t in self.store.tasks() if t.provider == w.name and not t.terminal]
-        if revision is not None:
-            self._live_cache[w.name] = (revision, live)
+            live = cached[1]
+        else:
+            live = [t for t in self.store.tasks() if t.provider == w.name and not t.terminal]
+            if revision is not None:
+                self._live_cache[w.name] = (revision, live)
+        if self.focus is not None:
+            return [t for t in live if t.key in self.focus]
         return list(live)
 
     def _sched_for(self, task: Task) -> Schedule:

@@ -271,8 +271,12 @@ async def wait_for(engine: Any, store: Any, keys: list[str], timeout: float | No
     Returns (exit code, message): 0/1 by the end states, 2 with a reason on a
     timeout or when a provider refuses our credentials.
     """
+    tasks = [t for t in (store.get(k) for k in keys) if t is not None]
+    if all(t.terminal for t in tasks):
+        return _wait_code(tasks), None  # nothing to ask anyone
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
+    engine.focus = set(keys)  # spend requests on the tasks waited for only
     changed = asyncio.Event()
     unsubscribe = store.subscribe(lambda change: changed.set())
     last_line = None
