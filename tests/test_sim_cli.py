@@ -118,3 +118,26 @@ def test_cmd_simulate_reports_a_busy_port(capsys):
                                   speed=1.0)
         assert cmd_simulate(args) == 2
     assert "cannot listen" in capsys.readouterr().err
+
+
+def test_deliberate_drops_are_not_logged_to_the_terminal(tmp_path):
+    from tui.sim import Fault, build_scenario, sim_task
+
+    path = tmp_path / "s.json"
+    build_scenario(sim_task("evolink", "e1", "running"),
+                   faults=[Fault(kind="drop", provider="evolink")]).dump(path)
+    proc, lines = start("--port", "0", "--scenario", str(path))
+    try:
+        url = re.search(r"(http://[\d.]+:\d+)", read_until(lines, "listening on")[-1]).group(1)
+        for _ in range(3):
+            try:
+                httpx.get(f"{url}/v1/tasks/e1", headers={"Authorization": "Bearer sim-key-evolink"}, timeout=30)
+            except httpx.RemoteProtocolError:
+                pass
+            else:
+                raise AssertionError("the connection was not dropped")
+        read_until(lines, r"/v1/tasks/e1 -> 200 \[drop\]")
+    finally:
+        stop(proc)
+    err = proc.stderr.read()
+    assert "Exception in ASGI application" not in err and "SimulatedDrop" not in err

@@ -29,9 +29,10 @@ def _config(app: Any) -> uvicorn.Config:
 class SimServer:
     """The simulator on a real socket, served from a background thread.
 
-    ``base_url`` is known once the constructor... well, once ``start()``
-    returns (the socket is bound first, so ``port=0`` works).  Use as a
-    context manager, or ``start()``/``stop()``.
+    ``start()`` binds the socket first (so ``port=0`` picks a free port) and
+    returns once uvicorn serves; then ``base_url`` is valid.  Use as a context
+    manager, or ``start()``/``stop()``.  ``speed`` is sim seconds per real
+    second (0 freezes the clock); pass ``clock`` to share or script one.
     """
 
     def __init__(self, scenario: Scenario | None = None, host: str = "127.0.0.1", port: int = 0, *,
