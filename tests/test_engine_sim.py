@@ -499,3 +499,25 @@ async def test_tight_budget_reaches_every_task_before_asking_any_again(sim_facto
     asked = [r.task_id for r in reqs(sim, "qolaba")]
     assert sorted(asked[:20]) == sorted(t.task_id for t in tasks)  # nobody starves
     assert not any(r.over_budget or r.status == 429 for r in reqs(sim, "qolaba"))
+
+
+async def test_an_internal_error_is_logged_and_polling_goes_on(sim, store):
+    store.add("evolink", ["evolink-done"])
+    engine = Engine(config_for(sim.base_url, providers=("evolink",)), store)
+    calls = {"n": 0}
+    real = engine._round
+
+    async def flaky(w, force=False):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("boom")
+        await real(w, force)
+
+    engine._round = flaky
+    await engine.start()
+    try:
+        await until(lambda: store.get("evolink:evolink-done").state == "succeeded", what="recovery")
+        internal = [e for e in store.events(provider="evolink") if e.kind == "internal"]
+        assert len(internal) == 1 and "RuntimeError: boom" in internal[0].message
+    finally:
+        await engine.stop()

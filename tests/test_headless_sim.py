@@ -184,3 +184,31 @@ def test_wait_spends_requests_on_the_waited_tasks_only(sim, tmp_path):
     before = len(sim.requests)
     r = cli(tmp_path, "wait", "--filter", "provider:evolink", "--timeout", "60")
     assert r.returncode == 0 and len(sim.requests) == before  # already done: nobody is asked
+
+
+def test_wait_shows_progress_lines_on_a_terminal(sim, tmp_path):
+    import pty
+
+    write_config(tmp_path, sim.base_url, providers=("comfy",))
+    add(tmp_path, "comfy", "comfy-queued", "comfy-done")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "tui", "wait", "--timeout", "2"], cwd=ROOT,
+                            env=env_for(tmp_path), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=slave)
+    os.close(slave)
+    chunks = []
+    try:
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO: the other side closed
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+        proc.wait(timeout=60)
+    text = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode == 2
+    assert "waiting: " in text and "/2 done" in text and "timed out" in text

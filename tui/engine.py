@@ -439,6 +439,7 @@ class Engine:
     # ------------------------------------------------------------ the worker loop
 
     async def _run(self, w: _Worker) -> None:
+        internal = 0  # rounds in a row that ended in an internal error
         while not self._stopping:
             w.wake.clear()
             if not self.paused or w.once:
@@ -449,7 +450,11 @@ class Engine:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # a bug must not kill polling; say so in the log
+                    internal += 1
                     self._log_internal(w, exc)
+                    await asyncio.sleep(backoff(internal, 1.0, self.max_backoff, self.rand))
+                    continue
+                internal = 0
             delay = self._next_wake(w)
             try:
                 await asyncio.wait_for(w.wake.wait(), timeout=delay)
