@@ -19,8 +19,8 @@ from __future__ import annotations
 import http.server
 import socket
 import threading
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
 import httpx
 import pytest
@@ -108,10 +108,7 @@ BUGS: dict[tuple[str, str], str] = {
 
 
 def expected(provider: str, cell: Cell) -> Cell:
-    extra = EXCEPTIONS.get((provider, cell.name))
-    if not extra:
-        return cell
-    return Cell(**{**cell.__dict__, **extra})
+    return replace(cell, **EXCEPTIONS.get((provider, cell.name), {}))
 
 
 def matrix() -> list:

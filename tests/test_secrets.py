@@ -12,7 +12,6 @@ its -wal/-shm), exported files, and str()/repr() of every error raised.
 
 from __future__ import annotations
 
-import asyncio
 import http.server
 import json
 import os
