@@ -26,8 +26,9 @@ Simulator fixtures (a real server on 127.0.0.1, a random free port):
 ``sim_fault(kind, provider=None, **fields)``
     Build a ``Fault``: rate_limit (Retry-After header), rate_limit_text (wait
     only in the body), rate_limit_bare, quota (402), auth (401/403), not_found,
-    server_error (``status=``), html_502, malformed, empty, wrong_shape, slow
-    (``delay=`` real seconds), drop (connection closed mid-answer).  Limit with
+    server_error (``status=``), html_502, malformed, invalid_utf8, empty,
+    wrong_shape, slow (``delay=`` real seconds), drop (connection closed
+    mid-answer).  ``retry_after_date=True`` sends Retry-After as an HTTP date.  Limit with
     ``task_id=``, ``endpoint=``, ``start=``/``end=`` (sim time), ``count=``.
 
 ``sim_scenario(*tasks, faults=(), keys=None, **provider_options)``

@@ -13,7 +13,7 @@ from tui.sim.serve import SimServer
 
 PROVIDERS = ("comfy", "upscayl", "qolaba", "freepik", "evolink")
 KINDS = ("rate_limit", "rate_limit_text", "rate_limit_bare", "quota", "auth", "not_found", "server_error",
-         "html_502", "malformed", "empty", "wrong_shape", "slow", "drop")
+         "html_502", "malformed", "invalid_utf8", "empty", "wrong_shape", "slow", "drop")
 
 
 def headers(sim, provider: str) -> dict[str, str]:
@@ -162,6 +162,27 @@ def test_malformed_json(fsim, provider):
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
     with pytest.raises(json.JSONDecodeError):
         json.loads(r.content)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_invalid_utf8(fsim, provider):
+    r = call(fsim, provider, "f-invalid_utf8")
+    assert r.status_code == 200
+    with pytest.raises(UnicodeDecodeError):
+        r.content.decode("utf-8")
+
+
+def test_retry_after_as_an_http_date(fsim):
+    import email.utils
+    import time
+
+    fsim.add(faults=[Fault(kind="rate_limit", provider="evolink", task_id="ok", retry_after=5,
+                           retry_after_date=True, count=1)])
+    before = time.time()
+    r = call(fsim, "evolink", "ok")
+    assert r.status_code == 429
+    when = email.utils.parsedate_to_datetime(r.headers["retry-after"]).timestamp()
+    assert before + 5 <= when <= time.time() + 7
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

@@ -21,7 +21,7 @@ from tui.sim.serve import SimServer
 
 PROVIDERS = ("comfy", "upscayl", "qolaba", "freepik", "evolink")
 FAULTS = ("rate_limit", "rate_limit_text", "rate_limit_bare", "quota", "auth", "not_found", "server_error",
-          "html_502", "malformed", "empty", "wrong_shape", "slow", "drop")
+          "html_502", "malformed", "invalid_utf8", "empty", "wrong_shape", "slow", "drop")
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +115,8 @@ async def test_freepik_list(sim):
 EXPECTED = {
     "rate_limit": RateLimited, "rate_limit_text": RateLimited, "rate_limit_bare": RateLimited,
     "quota": QuotaExhausted, "auth": AuthError, "not_found": NotFound, "server_error": Transient,
-    "html_502": Transient, "malformed": BadResponse, "empty": BadResponse, "wrong_shape": BadResponse,
-    "slow": Transient, "drop": Transient,
+    "html_502": Transient, "malformed": BadResponse, "invalid_utf8": BadResponse, "empty": BadResponse,
+    "wrong_shape": BadResponse, "slow": Transient, "drop": Transient,
 }
 
 
@@ -139,3 +139,10 @@ async def test_every_fault_ends_in_its_typed_error(fsim, provider, fault):
         assert err.status == 502 and "HTML" in err.message
     elif fault in ("slow", "drop"):
         assert err.status is None
+
+
+async def test_retry_after_http_date_is_understood(sim, sim_fault):
+    sim.add(faults=[sim_fault("rate_limit", "comfy", retry_after=5, retry_after_date=True, count=1)])
+    with pytest.raises(RateLimited) as info:
+        await fetch(sim, "comfy", "comfy-running")
+    assert 4 <= info.value.retry_after <= 7

@@ -9,10 +9,12 @@ provider's shape), then the first matching scripted fault, then the budget
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import logging
 import math
 import re
+import time
 from typing import Any, Callable
 
 from pydantic import ValidationError
@@ -109,8 +111,12 @@ def fault_answer(provider: str, fault: Fault) -> tuple[Answer, float | None]:
     kind = fault.kind
     if kind == "rate_limit":
         wait = fault.retry_after if fault.retry_after is not None else 30.0
+        header = str(int(math.ceil(wait)))
+        if fault.retry_after_date:  # whole seconds: round the wait up so the date is not early
+            wait = float(math.ceil(wait)) + 1.0
+            header = email.utils.formatdate(math.ceil(time.time()) + wait, usegmt=True)
         return (429, bodies.error_body(provider, 429, "Rate limit exceeded" if provider == "evolink" else None),
-                {"Retry-After": str(int(math.ceil(wait)))}), wait
+                {"Retry-After": header}), wait
     if kind == "rate_limit_text":
         wait = fault.retry_after if fault.retry_after is not None else (3600.0 if provider == "upscayl" else 60.0)
         if provider == "evolink":
@@ -139,6 +145,8 @@ def fault_answer(provider: str, fault: Fault) -> tuple[Answer, float | None]:
         return (502, bodies.HTML_502, {"content-type": "text/html"}), None
     if kind == "malformed":
         return (200, b'{"data": {"status": "COMPL', {"content-type": "application/json"}), None
+    if kind == "invalid_utf8":
+        return (200, b'{"data": {"status": "\xff\xfe\xc3("}}', {"content-type": "application/json"}), None
     if kind == "empty":
         return (200, b"", {"content-type": "application/json"}), None
     if kind == "wrong_shape":

@@ -49,6 +49,7 @@ FAULT_KINDS = (
     "server_error",  # ``status`` (default 500) with the provider's JSON error body
     "html_502",  # 502 with an HTML page from a proxy
     "malformed",  # 200 with truncated JSON
+    "invalid_utf8",  # 200 with bytes that are not UTF-8
     "empty",  # 200 with an empty body
     "wrong_shape",  # 200 with valid JSON of the wrong shape
     "slow",  # answer normally after ``delay`` real seconds
@@ -131,7 +132,7 @@ class Fault(_Model):
 
     kind: Literal[
         "rate_limit", "rate_limit_text", "rate_limit_bare", "quota", "auth", "not_found",
-        "server_error", "html_502", "malformed", "empty", "wrong_shape", "slow", "drop",
+        "server_error", "html_502", "malformed", "invalid_utf8", "empty", "wrong_shape", "slow", "drop",
     ]
     provider: str | None = None
     task_id: str | None = None
@@ -141,6 +142,7 @@ class Fault(_Model):
     count: int | None = None
     status: int | None = None  # server_error (default 500), auth (401 or 403)
     retry_after: float | None = None  # rate_limit*: seconds announced (real seconds)
+    retry_after_date: bool = False  # rate_limit: send Retry-After as an HTTP date, not seconds
     delay: float = 10.0  # slow: real seconds before answering
 
     @field_validator("provider")
