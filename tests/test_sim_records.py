@@ -178,6 +178,11 @@ def test_control_endpoints(sim):
     assert [v["task_id"] for v in httpx.get(f"{base}/_sim/violations").json()["violations"]] == []
     bad = httpx.post(f"{base}/_sim/tasks", json={"tasks": [{"provider": "nobody", "task_id": "x"}]})
     assert bad.status_code == 400 and "nobody" in bad.json()["error"]
+    n = len(sim.scenario.tasks)
+    bad = httpx.post(f"{base}/_sim/tasks", json={"tasks": [{"provider": "comfy", "task_id": "y"}],
+                                                 "providers": {"upscayl": {"key": "k", "variant": "odd"}}})
+    assert bad.status_code == 400 and "variant" in bad.json()["error"]
+    assert len(sim.scenario.tasks) == n  # nothing half-applied
     scenario = httpx.get(f"{base}/_sim/scenario").json()
     assert any(t["task_id"] == "late" for t in scenario["tasks"])
     assert httpx.post(f"{base}/_sim/reset", json={"time": 0}).json() == {"ok": True, "time": 0}

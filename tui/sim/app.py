@@ -424,9 +424,9 @@ class _Sim:
                       for f in data.get("faults") or []]
             providers = {name: ProviderSpec.model_validate(spec)
                          for name, spec in (data.get("providers") or {}).items()}
+            added = self.sim.add(tasks, faults, providers)
         except (ValidationError, TypeError, AttributeError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        added = self.sim.add(tasks, faults, providers)
         return JSONResponse({"added": added, "faults": len(faults), "tasks": len(self.sim.scenario.tasks)})
 
     async def ctl_scenario(self, request: Request) -> Response:

@@ -161,8 +161,11 @@ class Simulator:
 
     def add(self, tasks: Iterable[SimTask] = (), faults: Iterable[Fault] = (),
             providers: dict[str, ProviderSpec] | None = None) -> int:
-        """Add (or replace, by provider and id) tasks, append faults, set provider specs."""
+        """Set provider specs (validated first: a bad one changes nothing), then
+        add or replace tasks (by provider and id) and append faults."""
         with self._lock:
+            if providers:
+                self.scenario.providers = {**self.scenario.providers, **providers}
             n = 0
             for task in tasks:
                 old = self._index.get((task.provider, task.task_id))
@@ -172,8 +175,6 @@ class Simulator:
                 self._put(task)
                 n += 1
             self.scenario.faults.extend(faults)
-            for name, spec in (providers or {}).items():
-                self.scenario.providers = {**self.scenario.providers, name: spec}
             return n
 
     # ------------------------------------------------------------ answers
