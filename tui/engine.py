@@ -413,8 +413,13 @@ class Engine:
     # ------------------------------------------------------------ change feed
 
     def _on_change(self, change: Any) -> None:
+        """Wake the worker of a task the engine has not seen yet (added here or by
+        another process); changes to known tasks (our own answers) need no round."""
         keys = getattr(change, "keys", None) or ()
-        names = {k.split(":", 1)[0] for k in keys}
+        for key in keys:
+            if key in self._sched and self.store.get(key) is None:
+                del self._sched[key]  # removed: forget its schedule (a re-add starts afresh)
+        names = {k.split(":", 1)[0] for k in keys if k not in self._sched}
         for name in names:
             w = self.workers.get(name)
             if w is not None:
