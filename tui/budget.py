@@ -54,12 +54,15 @@ class Budget:
         self._stamp = clock()
         self._window: deque[float] = deque()  # times of the requests in the last `per` s
         self._limit = max(1, int(count))
+        # the window is kept a little longer than the period: the provider counts
+        # arrivals, and two requests may travel at different speeds
+        self._span = per + min(1.0, per * 0.01)
 
     def _refill(self, now: float) -> None:
         if now > self._stamp:
             self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
             self._stamp = now
-        while self._window and self._window[0] <= now - self.per:
+        while self._window and self._window[0] <= now - self._span:
             self._window.popleft()
 
     @property
@@ -86,7 +89,7 @@ class Budget:
         if self._tokens + 1e-9 < 1:
             wait = (1 - self._tokens) / self.rate
         if len(self._window) >= self._limit:
-            wait = max(wait, self._window[len(self._window) - self._limit] + self.per - now)
+            wait = max(wait, self._window[len(self._window) - self._limit] + self._span - now)
         return max(0.0, wait)
 
     def recent(self) -> list[float]:
@@ -99,7 +102,7 @@ class Budget:
         """Count requests another run sent ``ages`` seconds ago against this window,
         and start the bucket short of what was spent within one refill of it."""
         now = self.clock()
-        times = sorted(now - float(a) for a in ages if 0 <= float(a) < self.per)
+        times = sorted(now - float(a) for a in ages if 0 <= float(a) < self._span)
         self._window = deque(times[-self._limit:])
         recent = sum(1 for t in times if t > now - self.capacity / self.rate)
         self._tokens = max(0.0, self.capacity - recent)
