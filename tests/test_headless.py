@@ -158,6 +158,10 @@ def test_quota_json_without_traffic(tmp_path):
     assert up["state"] == "ok" and up["requests"] == 0 and up["retry_at"] is None
     assert up["balance"] is None and up["budget_left"] == 10 and up["tasks"]["unknown"] == 2
     assert "k-upscayl-1" not in r.stdout
+    r = run(tmp_path, "quota", "--json", config='[providers.upscayl]\napi_key = "k-upscayl-1"\nenabled = false\n')
+    (off,) = json.loads(r.stdout)
+    assert off["provider"] == "upscayl" and off["state"] == "disabled" and off["enabled"] is False
+    assert off["tasks"]["unknown"] == 2 and off["budget_left"] is None
     r = run(tmp_path, "quota", config='[providers.upscayl]\napi_key = "k-upscayl-1"\n')
     assert r.returncode == 0 and r.stdout.splitlines()[0].startswith("PROVIDER")
 

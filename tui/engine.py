@@ -844,7 +844,23 @@ class Engine:
                 "credits_spent": s.credits_spent, "balance": s.balance,
                 "budget_left": s.budget_available, "tasks": s.tasks,
                 "budget": s.budget, "balance_unit": s.balance_unit if s.balance is not None else None,
-                "last_error": s.last_error, "paused": s.paused, "answers": s.answers,
+                "last_error": s.last_error, "paused": s.paused, "answers": s.answers, "enabled": True,
+            })
+        # configured but switched off (enabled = false): listed, never polled
+        saved = self._saved_counters()
+        counts = self.store.counts_by_provider() if hasattr(self.store, "counts_by_provider") else {}
+        for name, cfg in (getattr(self.config, "providers", {}) or {}).items():
+            if name in self.workers:
+                continue
+            blob = saved.get(name) or {}
+            out.append({
+                "provider": name, "state": "disabled", "requests": int(blob.get("requests") or 0),
+                "errors": int(blob.get("errors") or 0), "rate_limited": int(blob.get("rate_limited") or 0),
+                "retry_at": None, "credits_spent": round(self._credits().get(name, 0.0), 6),
+                "balance": blob.get("balance"), "budget_left": None, "tasks": dict(counts.get(name, {})),
+                "budget": str(_pc(cfg, "rate_limit", "")) or None, "balance_unit": blob.get("balance_unit"),
+                "last_error": blob.get("last_error"), "paused": self.paused, "answers": dict(blob.get("answers") or {}),
+                "enabled": False,
             })
         return out
 

@@ -366,7 +366,8 @@ def quota_table(rows: list[dict]) -> str:
         balance = "-" if q["balance"] is None else f"{q['balance']:g}"
         out.append((q["provider"], q["state"], str(q["requests"]), str(q["errors"]),
                     str(q["rate_limited"]), q["retry_at"] or "-", f"{q['credits_spent']:g}",
-                    balance, f"{q['budget_left']} left of {q.get('budget', '?')}", tasks))
+                    balance, "-" if q["budget_left"] is None else f"{q['budget_left']} left of {q.get('budget')}",
+                    tasks))
     widths = [max(len(r[i]) for r in out) for i in range(len(head))]
     return "\n".join("  ".join(r[i].ljust(widths[i]) for i in range(len(r))).rstrip() for r in out)
 
