@@ -375,7 +375,7 @@ def quota_table(rows: list[dict]) -> str:
 @command
 def cmd_quota(args: Any) -> int:
     config = load_config(args)
-    store = open_store(args)
+    store = open_store(args, readonly=True)
     try:
         engine = make_engine(config, store)
         rows = engine.quota()
