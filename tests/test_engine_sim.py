@@ -521,3 +521,33 @@ async def test_an_internal_error_is_logged_and_polling_goes_on(sim, store):
         assert len(internal) == 1 and "RuntimeError: boom" in internal[0].message
     finally:
         await engine.stop()
+
+
+async def test_retry_window_with_a_fake_clock(sim, sim_fault, store):
+    """The engine's notion of time is injectable: a 30 s Retry-After is honoured to
+    the second without waiting 30 s (the sim's own window is not checked here)."""
+
+    class Clock:
+        t = 1000.0
+
+        def __call__(self) -> float:
+            return self.t
+
+    clock = Clock()
+    sim.add(faults=[sim_fault("rate_limit", "qolaba", retry_after=30, count=1)])
+    store.add("qolaba", ["qolaba-done"])
+    engine = Engine(config_for(sim.base_url, providers=("qolaba",)), store, clock=clock,
+                    wall=lambda: 1.7e9 + clock.t)
+    try:
+        await engine.poll_once()
+        assert engine.status("qolaba").retry_at == pytest.approx(1.7e9 + 1000 + 30.25)
+        clock.t += 30.0
+        await engine.poll_once()
+        assert len(reqs(sim, "qolaba")) == 1  # 0.25 s margin left
+        clock.t += 0.5
+        await engine.poll_once()
+        assert [r.status for r in reqs(sim, "qolaba")] == [429, 200]
+        assert store.get("qolaba:qolaba-done").state == "succeeded"
+        assert engine.status("qolaba").state == "ok"
+    finally:
+        await engine.stop()
