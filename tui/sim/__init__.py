@@ -7,6 +7,16 @@ with scripted task lifecycles and faults, on a clock tests can move::
     with SimServer(generate(seed=7, n_tasks=20)) as sim:
         sim.base_url, sim.key("evolink"), sim.advance(30), sim.requests, sim.violations
 
+Paths served (appended to the base URL, as each provider documents them):
+comfy ``GET /proxy/freepik/v1/ai/{kind}/{id}`` and ``GET /customers/balance``;
+upscayl ``POST /get-task-status`` and ``POST /get-upscayl-history``; qolaba
+``POST /getImage``; freepik ``GET /v1/ai/{kind}`` (list) and
+``GET /v1/ai/{kind}/{id}``; evolink ``GET /v1/tasks/{id}`` and ``GET /v1/credits``.
+Control, without auth: ``GET /_sim/requests``, ``GET /_sim/violations``,
+``POST /_sim/reset`` ``{"time"?}``, ``GET|POST /_sim/clock``
+``{"advance"|"set"|"speed"}``, ``POST /_sim/tasks`` ``{"tasks", "faults",
+"providers", "relative"}``, ``GET /_sim/scenario``.
+
 Modules: ``clock`` (SimClock), ``scenario`` (the data model, load/dump, small
 builders), ``generate`` (deterministic scenarios), ``bodies`` (each provider's
 answer shapes), ``state`` (the Simulator: lifecycles, faults, budgets, records),
