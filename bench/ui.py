@@ -1,0 +1,212 @@
+"""Dashboard benchmarks, driven through Textual's Pilot (headless).
+
+1. Filter latency: a keystroke in the filter -> the list shows the answer.
+   Baseline: a plain Textual DataTable cleared and refilled with the matches.
+2. First frame with N stored tasks (store opened, app started, first paint).
+   Baseline: a DataTable app filled with the same rows at mount.
+4. Idle CPU with the dashboard open on 1,000 finished tasks, and resident memory
+   at 100,000 tasks.  Baseline: an empty Textual app, idle as long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .common import Result, median, percentile
+
+KEYS = list("evo") + ["backspace", "backspace", "backspace"] + list("state:run")
+
+
+def _config():
+    from tui.config import load_config
+
+    return load_config(Path(tempfile.gettempdir()) / "tasktui-bench-missing.toml")
+
+
+def _row(task) -> tuple:
+    return (task.provider, task.label or task.task_id, task.model or "", task.state,
+            f"{task.progress or 0:.0f}%")
+
+
+def _baseline_app(store):
+    from textual.app import App
+    from textual.widgets import DataTable, Input
+
+    from tui.filter import compile_filter
+
+    tasks = store.tasks()
+
+    class Baseline(App):
+        def compose(self):
+            yield Input(id="q")
+            yield DataTable(id="t")
+
+        def on_mount(self):
+            table = self.query_one(DataTable)
+            table.add_columns("provider", "task", "model", "state", "progress")
+            table.add_rows(_row(t) for t in tasks)
+
+        def on_input_changed(self, event):
+            pred = compile_filter(event.value)
+            table = self.query_one(DataTable)
+            table.clear()
+            table.add_rows(_row(t) for t in tasks if pred(t))
+
+    return Baseline()
+
+
+async def _typing(app, focus_filter, keys, check) -> list[float]:
+    samples = []
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause()
+        await focus_filter(pilot)
+        for key in keys:
+            t0 = time.perf_counter()
+            await pilot.press(key)
+            await pilot.pause()
+            samples.append(time.perf_counter() - t0)
+        check(app)
+    return samples
+
+
+async def _filter_latency(n: int, baseline: bool) -> tuple[float, float, float | None, float | None]:
+    from tui.app import make_app
+    from tui.widgets.task_list import TaskList
+
+    from .fixtures import fill_store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = fill_store(Path(tmp) / "t.db", n)
+        app = make_app(_config(), store, None, offline=True)
+
+        async def open_filter(pilot):
+            await pilot.press("slash")
+            await pilot.pause()
+
+        def check(app):
+            shown = len(app.query_one(TaskList).index)
+            from tui.filter import compile_filter
+
+            pred = compile_filter("state:run")
+            expected = sum(1 for t in store.tasks() if pred(t))
+            assert shown == expected, (shown, expected)
+
+        ours = await _typing(app, open_filter, KEYS, check)
+        base = None
+        if baseline:
+            bapp = _baseline_app(store)
+
+            async def focus_input(pilot):
+                await pilot.click("#q")
+                await pilot.pause()
+
+            # The baseline at 100,000 rows takes seconds per key: time three keys.
+            base = await _typing(bapp, focus_input, KEYS[:3] if n > 20_000 else KEYS, lambda a: None)
+        store.close()
+    return (median(ours), percentile(ours, 95),
+            median(base) if base else None, percentile(base, 95) if base else None)
+
+
+async def _first_frame(n: int, baseline: bool) -> tuple[float, float | None]:
+    from tui.app import make_app
+    from tui.store import Store
+
+    from .fixtures import fill_store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "t.db"
+        fill_store(path, n).close()
+        gc.collect()
+        t0 = time.perf_counter()
+        store = Store(path)
+        app = make_app(_config(), store, None, offline=True)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await pilot.pause()
+            ours = time.perf_counter() - t0
+        store.close()
+        base = None
+        if baseline:
+            gc.collect()
+            t0 = time.perf_counter()
+            store = Store(path)
+            bapp = _baseline_app(store)
+            async with bapp.run_test(size=(160, 50)) as pilot:
+                await pilot.pause()
+                base = time.perf_counter() - t0
+            store.close()
+    return ours, base
+
+
+IDLE_SCRIPT = r"""
+import asyncio, sys, time, tempfile, resource
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from bench.fixtures import fill_store
+from bench.ui import _config
+n, seconds, which = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+tmp = tempfile.mkdtemp()
+store = fill_store(Path(tmp) / "t.db", n, finished=True) if which == "tasktui" else None
+async def main():
+    if which == "tasktui":
+        from tui.app import make_app
+        app = make_app(_config(), store, None, offline=True)
+    else:
+        from textual.app import App
+        from textual.widgets import Footer, Header
+        class Empty(App):
+            def compose(self):
+                yield Header()
+                yield Footer()
+        app = Empty()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause()
+        await asyncio.sleep(1.0)
+        c0, t0 = time.process_time(), time.perf_counter()
+        await asyncio.sleep(seconds)
+        cpu = (time.process_time() - c0) / (time.perf_counter() - t0) * 100
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(cpu, rss)
+asyncio.run(main())
+"""
+
+
+def _idle(n: int, seconds: float, which: str) -> tuple[float, float]:
+    root = str(Path(__file__).resolve().parent.parent)
+    out = subprocess.run([sys.executable, "-c", IDLE_SCRIPT.format(root=root), str(n), str(seconds), which],
+                         capture_output=True, text=True, check=True, cwd=root,
+                         env={**os.environ, "TEXTUAL": "", "NO_COLOR": ""})
+    cpu, rss = out.stdout.split()[-2:]
+    return float(cpu), float(rss)
+
+
+def run(quick: bool = False) -> list[Result]:
+    results: list[Result] = []
+    sizes = [2_000] if quick else [10_000, 100_000]
+    for n in sizes:
+        med, p95, bmed, bp95 = asyncio.run(_filter_latency(n, baseline=True))
+        results.append(Result("filter latency", f"{n:,} tasks, median key", med, "s", bmed, "DataTable refill",
+                              "<= 50 ms", med <= 0.050))
+        results.append(Result("filter latency", f"{n:,} tasks, p95 key", p95, "s", bp95, "DataTable refill",
+                              "<= 50 ms", p95 <= 0.050))
+    n = 2_000 if quick else 100_000
+    ours, base = asyncio.run(_first_frame(n, baseline=True))
+    results.append(Result("first frame", f"{n:,} stored tasks", ours, "s", base, "DataTable app",
+                          "< 1 s", ours < 1.0))
+    seconds = 3.0 if quick else 30.0
+    cpu, _ = _idle(1_000, seconds, "tasktui")
+    bcpu, brss = _idle(0, seconds, "empty")
+    results.append(Result("idle", f"1,000 finished tasks, {seconds:.0f} s", cpu, "%", bcpu, "empty Textual app",
+                          "< 1 % of a core", cpu < 1.0))
+    n = 2_000 if quick else 100_000
+    _, rss = _idle(n, 1.0, "tasktui")
+    results.append(Result("memory", f"{n:,} tasks, peak RSS", rss, "MB", brss, "empty Textual app",
+                          "< 300 MB", rss < 300))
+    return results
