@@ -453,3 +453,20 @@ async def test_detail_and_error_log_follow_the_store_while_open(tmp_path):
         table = app.screen.query_one(DataTable)
         await wait_for(pilot, lambda: table.row_count == 4)
         assert "fresh trouble" in str(table.get_row_at(0)[5])
+
+
+async def test_rendering_cost_follows_visible_rows_not_tasks(tmp_path):
+    tasks = [Task("upscayl", f"bulk-{i:05d}", state="running", progress=float(i % 100),
+                  created_at=NOW - i, updated_at=NOW - i) for i in range(5000)]
+    app, store = app_for(tmp_path, tasks=tasks)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        tasks_widget = app.task_list
+        assert len(tasks_widget.index) == 5000
+        drawn = len(tasks_widget._cache)
+        assert 0 < drawn <= 30  # only the visible rows were rendered
+        await pilot.press("end")
+        await pilot.pause()
+        assert tasks_widget.cursor_key == "upscayl:bulk-04999"
+        assert "bulk-04999" in screen_text(app)
+        assert len(tasks_widget._cache) <= drawn + 30

@@ -105,3 +105,23 @@ def test_dashboard_at_80x24(prepared):
         term.wait_for("EXITED:0")
     finally:
         term.kill()
+
+
+def test_dashboard_exits_when_the_terminal_goes_away(prepared):
+    term = Tmux(140, 40, f"{shlex.quote(sys.executable)} -m tui --offline", prepared)
+    try:
+        term.wait_for("comfy-task-000")
+        shell = subprocess.run(["tmux", "list-panes", "-t", term.name, "-F", "#{pane_pid}"],
+                               capture_output=True, text=True, check=True).stdout.split()[0]
+        found = subprocess.run(["pgrep", "-P", shell, "-f", "tui --offline"], capture_output=True, text=True)
+        pid = int(found.stdout.split()[0])
+    finally:
+        term.kill()  # the pty closes: the app gets SIGHUP, like a dropped SSH session
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "tasktui still running after its terminal went away"
+        time.sleep(0.1)

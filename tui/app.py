@@ -8,6 +8,8 @@ of at most ~10 a second.  The app never makes an HTTP call; with
 
 from __future__ import annotations
 
+import asyncio
+import os
 import signal
 import sys
 import time
@@ -34,6 +36,7 @@ from .widgets.task_list import SORT_NAMES, TaskList
 FLUSH_DELAY = 0.1  # coalesce store changes for this long (at most ~10 redraws a second)
 SYNC_INTERVAL = 0.25  # pick up other processes' writes this often
 TICK_INTERVAL = 1.0  # ages, quota pane, header troubles
+HANGUP_GRACE = 3.0  # seconds the engine gets to stop when the terminal is gone
 NOTIFY_MAX = 2  # more finished tasks than this at once -> one summary notification
 NOTIFY_EVERY = 2.0  # seconds: finished tasks are announced together, this often at most
 
@@ -99,6 +102,7 @@ class TaskTUI(App[None]):
         self.clock = clock
         self.config_path = config_path if config_path is not None else getattr(config, "path", None)
         self.manage_engine = manage_engine
+        self.hard_exit_on_hangup = False  # run_dashboard: leave at once when the terminal is gone
         self.filters = saved_filters(config)
         self.query_text = ""
         self._pending: set[str] = set()  # changed keys the list has not applied
@@ -165,8 +169,6 @@ class TaskTUI(App[None]):
         self._update_quota()
         self._theme_ready = True
         try:
-            import asyncio
-
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._terminal_gone)
         except (NotImplementedError, RuntimeError, ValueError, AttributeError):
             pass
@@ -182,8 +184,27 @@ class TaskTUI(App[None]):
             await self.engine.stop()
 
     def _terminal_gone(self) -> None:
-        """SIGHUP (the SSH session dropped): leave cleanly, the store is already durable."""
-        self.exit(return_code=0)
+        """SIGHUP: the terminal went away (a dropped SSH session)."""
+        asyncio.get_running_loop().create_task(self._hang_up())
+
+    async def _hang_up(self) -> None:
+        """Stop polling and leave.  Every acknowledged write is already in SQLite.
+
+        Textual's normal shutdown writes terminal-reset sequences, which can
+        block forever on a dead terminal; so ``run_dashboard`` sets
+        ``hard_exit_on_hangup`` and the process ends here without them.
+        """
+        if self.engine is not None and self.manage_engine:
+            try:
+                await asyncio.wait_for(self.engine.stop(), HANGUP_GRACE)
+            except Exception:
+                pass
+        if self.hard_exit_on_hangup:
+            try:
+                self.store.close()
+            finally:
+                os._exit(128 + signal.SIGHUP)
+        self.exit(return_code=128 + signal.SIGHUP)
 
     # ------------------------------------------------------------ live updates
 
@@ -585,6 +606,7 @@ def run_dashboard(config_path: Any, db_path: Any, offline: bool) -> int:
 
             engine = Engine(config, store)
         app = make_app(config, store, engine, offline=offline, config_path=cpath)
+        app.hard_exit_on_hangup = True
         app.run()
         return int(app.return_code or 0)
     finally:
