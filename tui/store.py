@@ -26,6 +26,11 @@ A no-op update (same state, progress, results, error ... as stored) does not
 bump ``rev`` or notify anyone; it quietly refreshes ``updated_at``, ``eta``
 and the stored raw answer (other processes pick that up silently too).
 
+Locks: a write waits (blocking) while another process holds the write lock:
+SQLite's busy timeout, then our own retries with jitter, up to BUSY_DEADLINE;
+then ``StoreBusy``.  "database is locked" never escapes as a raw sqlite3 error;
+other SQLite failures (disk full, corrupt file) become ``StoreError`` naming the file.
+
 Use one ``Store`` from one thread (the asyncio thread).  The store has no API
 that takes a secret, and must never get one.
 """
