@@ -266,7 +266,7 @@ async def test_engine_budget_is_never_exceeded(sim_factory, sim_task, sim_scenar
     try:
         await until(lambda: len(reqs(sim, "evolink")) >= 6, what="six requests")
         s = engine.status("evolink")
-        assert s.budget == "30/m" and s.budget_capacity == 3
+        assert s.budget == "30/m" and s.budget_capacity == 4  # one per connection
     finally:
         await engine.stop()
     assert not any(r.over_budget or r.status == 429 for r in reqs(sim, "evolink"))
@@ -549,5 +549,24 @@ async def test_retry_window_with_a_fake_clock(sim, sim_fault, store):
         assert [r.status for r in reqs(sim, "qolaba")] == [429, 200]
         assert store.get("qolaba:qolaba-done").state == "succeeded"
         assert engine.status("qolaba").state == "ok"
+    finally:
+        await engine.stop()
+
+
+async def test_freepik_detail_waiting_for_budget_goes_before_the_next_list(sim, store):
+    store.add("freepik", ["freepik-done", "freepik-running"])
+    # one token at a time: the list takes it, the detail has to wait for the next one
+    engine = Engine(config_for(sim.base_url, providers=("freepik",),
+                               freepik={"rate_limit": "2/s", "concurrency": 1}), store)
+    try:
+        await engine.poll_once()
+        assert [r.endpoint for r in reqs(sim, "freepik")] == ["list"]
+        assert store.get("freepik:freepik-done").state == "unknown"  # not marked done without results
+        worker = engine.workers["freepik"]
+        await until(lambda: worker.budget.available >= 1, what="a token")
+        await engine.poll_once()
+        assert [(r.endpoint, r.task_id) for r in reqs(sim, "freepik")] == [("list", None), ("status", "freepik-done")]
+        done = store.get("freepik:freepik-done")
+        assert done.state == "succeeded" and done.results
     finally:
         await engine.stop()

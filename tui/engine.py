@@ -20,6 +20,7 @@ dashboard (``start``) and under ``tasktui poll``/``wait`` (``poll_once``).
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -190,11 +191,13 @@ class _Worker:
         self.cfg = cfg
         self.provider = make_provider(name, _secret(_pc(cfg, "api_key")), _pc(cfg, "base_url"))
         self.poll_interval = float(_pc(cfg, "poll_interval", self.provider.default_poll_interval))
+        self.concurrency = max(1, int(_pc(cfg, "concurrency", 4)))
         rate = _pc(cfg, "rate_limit") or self.provider.default_rate_limit
         count, per = parse_rate(rate)
-        self.budget = Budget(count, per, clock)
+        # bursts of a tenth of the count, but at least one request per connection
+        burst = max(math.ceil(count / 10), min(int(count), self.concurrency))
+        self.budget = Budget(count, per, clock, burst=burst)
         self.rate_text = format_rate(count, per)
-        self.concurrency = max(1, int(_pc(cfg, "concurrency", 4)))
         # requests in flight at once: halved by every 429 (the ones already in flight
         # when a 429 is issued cannot be called back), grown by one per clean round
         self.parallel = self.concurrency
@@ -215,6 +218,7 @@ class _Worker:
         self.fails = 0  # consecutive failed rounds
         self.balance_due = 0.0
         self.list_due = 0.0  # next discovery list (discover = true)
+        self.pending: set[str] = set()  # keys a list saw COMPLETED, detail still to fetch
         self.balance: float | None = None
         self.balance_unit: str | None = None
         self.counters: dict[str, Any] = {
@@ -664,6 +668,20 @@ class Engine:
                     kinds.append(kind)
         tracked = {t.task_id: t for t in live}
         leftover = list(due)
+        # tasks an earlier list saw COMPLETED whose detail found no budget come first,
+        # so that a burst of one token is not spent on the list round after round
+        asked: set[str] = set()
+        for old in [t for t in live if t.key in w.pending]:
+            if not self._limit(w, r):
+                break
+            fresh, err = await self._call(
+                w, r, lambda t=old: w.provider.fetch_status(w.client, t.task_id, t.kind))
+            self._settle(w, r, old, fresh, err)
+            w.pending.discard(old.key)
+            asked.add(old.task_id)
+        leftover = [t for t in leftover if t.task_id not in asked]
+        if r.halt or not leftover and not w.discover:
+            return leftover
         if w.discover:
             w.list_due = self.clock() + max(w.poll_interval, self.discover_interval)
         details: list[tuple[Task, Task]] = []
@@ -683,7 +701,7 @@ class Engine:
                     if w.discover and self.store.get(row.key) is None:
                         r.discovered.append(row.copy(kind=row.kind or kind))
                     continue
-                if (old.kind or default) != kind:
+                if (old.kind or default) != kind or row.task_id in asked:
                     continue
                 answered.add(row.task_id)
                 if row.state == SUCCEEDED and not row.results:
@@ -692,9 +710,10 @@ class Engine:
                     r.updates.append(row)
                     self._answered(w, old, row)
             leftover = [t for t in leftover if not ((t.kind or default) == kind and t.task_id in answered)]
-        for old, row in details:
+        for n, (old, row) in enumerate(details):
             if not self._limit(w, r):
-                # not enough budget for its detail: keep it due, the list says COMPLETED again next time
+                # no budget left for these details: they go first next round (still due)
+                w.pending.update(o.key for o, _ in details[n:])
                 break
             fresh, err = await self._call(
                 w, r, lambda t=old: w.provider.fetch_status(w.client, t.task_id, t.kind))
