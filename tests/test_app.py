@@ -470,3 +470,34 @@ async def test_rendering_cost_follows_visible_rows_not_tasks(tmp_path):
         assert tasks_widget.cursor_key == "upscayl:bulk-04999"
         assert "bulk-04999" in screen_text(app)
         assert len(tasks_widget._cache) <= drawn + 30
+
+
+async def test_idle_means_no_repaints_until_something_changes(tmp_path):
+    now = [NOW]
+    store = fill_store(tmp_path / "tasks.db")
+    app = make_app(make_config(), store, clock=lambda: now[0])
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.pause()
+        tasks = app.task_list
+        repaints = []
+        real_refresh = tasks.refresh
+        tasks.refresh = lambda *a, **k: (repaints.append(a), real_refresh(*a, **k))[1]
+        app._tick()
+        app._tick()
+        app._sync()
+        await pilot.pause()
+        assert repaints == []  # nothing changed: nothing redrawn
+        now[0] += 1  # a second later the visible ages read differently
+        app._tick()
+        assert len(repaints) == 1
+
+
+async def test_no_color_keeps_states_readable(tmp_path, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert app.no_color
+        text = screen_text(app)
+        for label in ("▶ running", "✓ succeeded", "✗ failed", "○ queued"):
+            assert label in text

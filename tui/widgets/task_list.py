@@ -151,7 +151,7 @@ class TaskList(ScrollView, can_focus=True):
         self._cursor_row = 0
         self._cache: dict[str, tuple[int, int, list[Segment]]] = {}  # key -> (rev, width, body)
         self._columns: Columns | None = None
-        self._last_ages: tuple = ()
+        self._drawn_ages: dict[str, str] = {}  # key -> the age text last drawn
         self._columns_width = -1
 
     # ------------------------------------------------------------ index
@@ -384,19 +384,20 @@ class TaskList(ScrollView, can_focus=True):
         """Called about once a second: repaint only when a visible age text changed."""
         if not self.index or not self.display:
             return
-        now = self.clock()
         top = int(self.scroll_offset.y)
         get = self.tasks.get
-        ages = []
+        drawn = self._drawn_ages
         for k in self.index[top: top + self.size.height]:
             t = get(k)
-            if t is not None:
-                ages.append((ago(now - t.created_at) if t.created_at else "-",
-                             since(now, t.updated_at)))
-        ages_t = tuple(ages)
-        if ages_t != self._last_ages:
-            self._last_ages = ages_t
-            self.refresh()
+            if t is not None and drawn.get(k) != self._ages(t):
+                self.refresh()
+                return
+
+    def _ages(self, task: Task) -> str:
+        c = self._layout()
+        now = self.clock()
+        age = ago(now - task.created_at) if task.created_at else "-"
+        return " " + age.rjust(c.age) + "  " + fit(since(now, task.updated_at), c.updated)
 
     # ------------------------------------------------------------ drawing
 
@@ -461,9 +462,10 @@ class TaskList(ScrollView, can_focus=True):
             if len(self._cache) >= 4096:
                 self._cache.clear()
             self._cache[key] = (task.rev, self._columns_width, body)
-        now = self.clock()
-        age = ago(now - task.created_at) if task.created_at else "-"
-        tail = " " + age.rjust(c.age) + "  " + fit(since(now, task.updated_at), c.updated)
+        tail = self._ages(task)
+        if len(self._drawn_ages) >= 4096:
+            self._drawn_ages.clear()
+        self._drawn_ages[key] = tail
         return body + [Segment(tail, self._style("dim"))]
 
     def _body(self, task: Task) -> list[Segment]:
