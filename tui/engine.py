@@ -6,15 +6,24 @@ Each worker owns its provider's pooled ``httpx.AsyncClient``, a request
     ok               answering
     backing_off      5xx / timeouts: exponential backoff with jitter, one probe at a time
     offline          every attempt failed with a network error: same backoff
-    rate_limited     429: no request at all before ``retry_at``
-    auth_failed      401/403: no polling until ``resume_provider`` or a new config
+    rate_limited     429: no request at all before ``retry_at`` (persisted: other
+                     processes on the same database wait too)
+    auth_failed      401/403: no polling until ``resume_provider`` or ``reconfigure``
     quota_exhausted  402: one probe every ``QUOTA_PROBE`` seconds
 
 A round refreshes the tasks that are due, most-likely-changed first, within
 the budget, and writes every answer, event and counter to the store in one
-transaction.  When a round ends the worker re-arms a one-shot sleep until the
-next task is due, so rounds never overlap.  The same code runs under the
-dashboard (``start``) and under ``tasktui poll``/``wait`` (``poll_once``).
+transaction.  The first request of a round is sent alone while the provider
+is unproven (just started, failing, after a 429); the rest follow only if it
+got through.  List providers (``has_list``) refresh every task of a kind with
+one request and fetch a task's detail only when the list says it just
+COMPLETED without results.  When a round ends the worker re-arms a one-shot
+sleep until the next task is due, so rounds never overlap.
+
+The same code runs under the dashboard (``start``) and under ``tasktui
+poll``/``wait`` (``poll_once``, ``focus``).  Subscribers learn of changes
+through the store's change feed.  No API key ever reaches an event, a
+counter, a log line or an exception text.
 """
 
 from __future__ import annotations
