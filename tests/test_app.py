@@ -227,7 +227,8 @@ async def test_add_form_adds_pasted_ids_to_the_store(tmp_path):
         await pilot.press("ctrl+s")
         assert isinstance(app.screen, AddTaskScreen)
         assert "at least one" in plain(app.screen.query_one("#add-problem"))
-        await pilot.press("escape")
+        await pilot.press("escape")  # even from the text area, esc cancels
+        await wait_for(pilot, lambda: not isinstance(app.screen, AddTaskScreen))
         assert len(store) == 23
 
 

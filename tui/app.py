@@ -435,16 +435,19 @@ class TaskTUI(App[None]):
             (str(i + 1), q) for i, (name, q) in enumerate(self.filters[:9])]))
 
     def key_help(self) -> list[tuple[str, str]]:
-        """(keys, what) for every binding, with the keymap applied."""
-        rows = [("j k ↑ ↓", "move"), ("PgUp PgDn Home End", "page, first, last")]
-        seen = set()
+        """(keys, what) for the dashboard's own bindings, as the keymap has them now."""
+        ours = {b.id for b in self.BINDINGS if isinstance(b, Binding) and b.id
+                and not b.id.startswith("saved.")}
+        keys: dict[str, list[str]] = {}
+        what: dict[str, str] = {}
         for _key, binding in self._bindings:  # type: ignore[attr-defined]
-            if binding.action in seen or binding.action.startswith("saved_filter"):
-                continue
-            seen.add(binding.action)
-            rows.append((self.get_key_display(binding), binding.description))
+            if binding.id in ours:
+                keys.setdefault(binding.id, []).append(self.get_key_display(binding))
+                what[binding.id] = binding.description
+        rows = [("j k ↑ ↓", "move"), ("PgUp PgDn Home End", "page, first, last")]
+        rows += [(" ".join(dict.fromkeys(keys[i])), what[i]) for i in keys]
         rows.append(("1-9", "saved filters"))
-        rows.append(("ctrl+p", "command palette"))
+        rows.append(("ctrl+p", "command palette (every action, saved filters, themes)"))
         return rows
 
     def action_add(self) -> None:

@@ -35,7 +35,7 @@ class AddTaskScreen(ModalScreen[AddRequest | None]):
     """``a`` opens it; ``ctrl+s`` or the Add button submits; ``esc`` cancels."""
 
     BINDINGS = [
-        Binding("escape", "cancel", "Cancel", id="add.cancel"),
+        Binding("escape", "cancel", "Cancel", id="add.cancel", priority=True),
         Binding("ctrl+s", "submit", "Add", id="add.submit"),
     ]
 
@@ -57,7 +57,8 @@ class AddTaskScreen(ModalScreen[AddRequest | None]):
             with Horizontal(classes="field"):
                 yield Label("label", classes="field-name")
                 yield Input(placeholder="optional, e.g. batch-7", id="add-label")
-            yield Label("task ids (one per line, or paste many)", classes="field-name")
+            yield Label("task ids: one per line, or paste many (spaces and commas also split)",
+                        classes="hint")
             yield TextArea(id="add-ids", soft_wrap=False)
             yield Label("", id="add-problem")
             with Horizontal(classes="buttons"):
@@ -74,6 +75,10 @@ class AddTaskScreen(ModalScreen[AddRequest | None]):
             self.dismiss(None)
 
     def action_cancel(self) -> None:
+        select = self.query_one("#add-provider", Select)
+        if select.expanded:  # esc first closes the open drop-down
+            select.expanded = False
+            return
         self.dismiss(None)
 
     def action_submit(self) -> None:
