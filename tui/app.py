@@ -9,6 +9,7 @@ of at most ~10 a second.  The app never makes an HTTP call; with
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import signal
 import sys
@@ -202,6 +203,9 @@ class TaskTUI(App[None]):
         if self.hard_exit_on_hangup:
             try:
                 self.store.close()
+                run_exit_funcs = getattr(atexit, "_run_exitfuncs", None)
+                if run_exit_funcs is not None:
+                    run_exit_funcs()  # temp dirs (the demo's) and other atexit cleanups
             finally:
                 os._exit(128 + signal.SIGHUP)
         self.exit(return_code=128 + signal.SIGHUP)
