@@ -408,14 +408,26 @@ async def test_80x24_layout_stacks_and_keeps_footer(tmp_path):
         assert "▶ running" in text and all(len(line) <= 80 for line in text.splitlines())
 
 
-async def test_command_palette_lists_actions(tmp_path):
+async def test_command_palette_lists_and_runs_actions(tmp_path):
+    from textual.command import CommandList, CommandPalette
+
     app, store = app_for(tmp_path)
     async with app.run_test(size=(140, 40)) as pilot:
         titles = [c.title for c in app.get_system_commands(app.screen)]
         for title in ("Filter", "Add tasks", "Forget task", "Copy result URL", "Error log",
                       "Pause or resume polling", "Refresh now", "Cycle sort", "Help"):
             assert title in titles
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await pilot.press(*"forget task")
 
+        def first_hit() -> str:
+            options = app.screen.query_one(CommandList)
+            return str(options.get_option_at_index(0).prompt) if options.option_count else ""
+
+        await wait_for(pilot, lambda: "Forget task" in first_hit())
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
 
 async def test_enter_twice_from_the_filter_opens_the_task(tmp_path):
     app, store = app_for(tmp_path)

@@ -32,7 +32,7 @@ from .widgets.filter_bar import FilterBar, split_query
 from .widgets.header import StatusHeader
 from .widgets.quota import QuotaPane, info_from_counters, info_from_status, problem
 from .widgets.summary import TaskSummary
-from .widgets.task_list import SORT_NAMES, TaskList
+from .widgets.task_list import TaskList
 
 FLUSH_DELAY = 0.1  # coalesce store changes for this long (at most ~10 redraws a second)
 SYNC_INTERVAL = 0.25  # pick up other processes' writes this often

@@ -452,7 +452,7 @@ class TaskList(ScrollView, can_focus=True):
 
     def _row(self, task: Task) -> list[Segment]:
         """Segments of one row: the cached body plus the ages (which move with the clock)."""
-        c = self._layout()
+        self._layout()  # brings _columns_width up to date
         key = f"{task.provider}:{task.task_id}"
         hit = self._cache.get(key)
         if hit is not None and hit[0] == task.rev and hit[1] == self._columns_width:
