@@ -458,8 +458,13 @@ async def test_detail_and_error_log_follow_the_store_while_open(tmp_path):
         await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
         store.apply([store.get(key).copy(state="failed", error="it broke just now", updated_at=NOW)])
         await wait_for(pilot, lambda: "it broke just now" in plain(app.screen.query_one("#detail-fields")))
+        other = app.task_list.index[3]
+        store.apply([store.get(other).copy(state="cancelled", updated_at=NOW)])
+        await wait_for(pilot, lambda: not app._fresh)  # seen by the detail screen ...
+        assert app.task_list.tasks[other].state != "cancelled"  # ... the list waits (hidden)
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.task_list.cursor_key == key and "✗ failed" in screen_text(app))
+        assert app.task_list.tasks[other].state == "cancelled"
         await pilot.press("e")
         await wait_for(pilot, lambda: isinstance(app.screen, ErrorLogScreen))
         store.log([Event(time=NOW, provider="qolaba", message="fresh trouble", status=500, kind="transient")])

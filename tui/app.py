@@ -163,6 +163,7 @@ class TaskTUI(App[None]):
         tasks.rebuild()
         tasks.focus()
         self._unsubscribe = self.store.subscribe(self._on_store_change)
+        self.screen_change_signal.subscribe(self, self._screen_changed)
         self.set_interval(self.sync_interval, self._sync, name="store-sync")
         self.set_interval(TICK_INTERVAL, self._tick, name="tick")
         self._update_header()
@@ -251,8 +252,9 @@ class TaskTUI(App[None]):
             if self.filter_bar.display:
                 self._update_count()
 
-    def on_screen_resume(self) -> None:
-        if self._main_active() and self._pending:
+    def _screen_changed(self, screen: Screen) -> None:
+        """Back on the main screen: apply what changed meanwhile, at once."""
+        if self._main_active() and (self._pending or self._pending_events):
             self._apply_pending()
 
     def _notify_finished(self, moves: list[tuple[str, str | None, str | None]]) -> None:
