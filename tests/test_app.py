@@ -73,6 +73,9 @@ async def test_mouse_click_selects_a_row(tmp_path):
         tasks = app.task_list
         await pilot.click("#tasks", offset=(10, 4))  # line 0 is the header
         assert tasks.cursor_key == tasks.index[3]
+        await pilot.double_click("#tasks", offset=(10, 6))
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
+        assert app.screen.key == tasks.index[5]
 
 
 async def test_filter_language_narrows_as_you_type(tmp_path):
@@ -321,9 +324,11 @@ async def test_other_process_writes_appear(tmp_path):
 
 
 async def test_finished_tasks_notify(tmp_path):
-    app, store = app_for(tmp_path)
+    app, store = app_for(tmp_path, bell=True)
     notes: list[tuple[str, str]] = []
+    bells = []
     async with app.run_test(size=(140, 40)) as pilot:
+        app.bell = lambda: bells.append(1)
         real_notify = app.notify
 
         def spy(message, *, title="", **kw):
@@ -335,6 +340,7 @@ async def test_finished_tasks_notify(tmp_path):
         store.apply([running.copy(state="succeeded", progress=100.0, updated_at=NOW)])
         await wait_for(pilot, lambda: bool(notes))
         assert notes == [("Task succeeded", running.key)]
+        assert bells == [1]  # [ui] bell = true
         # many at once: one summary, not a flood; a task first seen finished is not news
         live = [t for t in store.tasks() if t.state in ("running", "queued")]
         unknown = next(t for t in store.tasks() if t.state == "unknown")
