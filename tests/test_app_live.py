@@ -26,9 +26,8 @@ async def test_live_polling_pause_refresh_and_quota(tmp_path, sim):
     app, store, engine = live_app(tmp_path, sim)
     async with app.run_test(size=(160, 50)) as pilot:
         # the engine (started by the app) fills in states; the list follows
-        # (freepik left out: its done task waits on an engine issue, see test_engine xfail)
         await wait_for(pilot, lambda: all(store.get(f"{p}:{p}-done").state == "succeeded"
-                                          for p in PROVIDERS if p != "freepik"), timeout=60)
+                                          for p in PROVIDERS), timeout=60)
         await wait_for(pilot, lambda: "✓ succeeded" in screen_text(app))
         await wait_for(pilot, lambda: "✗ failed" in screen_text(app))
         header = plain(app.query_one("#header"))
