@@ -21,6 +21,7 @@ from textual import on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer
 
@@ -40,6 +41,23 @@ TICK_INTERVAL = 1.0  # ages, quota pane, header troubles
 HANGUP_GRACE = 3.0  # seconds the engine gets to stop when the terminal is gone
 NOTIFY_MAX = 2  # more finished tasks than this at once -> one summary notification
 NOTIFY_EVERY = 2.0  # seconds: finished tasks are announced together, this often at most
+
+
+def _while_mounted(method: Callable) -> Callable:
+    """For timer and message handlers: do nothing once the widgets are gone
+    (a message or timer can still arrive while the app shuts down)."""
+
+    def wrapper(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except NoMatches:
+            if self.is_running:  # a real bug, not a late arrival
+                raise
+            return None
+
+    wrapper.__name__ = method.__name__
+    wrapper.__doc__ = method.__doc__
+    return wrapper
 
 
 def _ui(config: Any, name: str, default: Any = None) -> Any:
@@ -230,6 +248,7 @@ class TaskTUI(App[None]):
     def _main_active(self) -> bool:
         return len(self.screen_stack) <= 1
 
+    @_while_mounted
     def _apply_pending(self) -> None:
         """Apply the changes gathered since the last flush (skipped under a modal)."""
         self._flush_timer = None
@@ -252,6 +271,7 @@ class TaskTUI(App[None]):
             if self.filter_bar.display:
                 self._update_count()
 
+    @_while_mounted
     def _screen_changed(self, screen: Screen) -> None:
         """Back on the main screen: apply what changed meanwhile, at once."""
         if self._main_active() and (self._pending or self._pending_events):
@@ -265,6 +285,7 @@ class TaskTUI(App[None]):
         if self._finished and self._notify_timer is None:
             self._notify_timer = self.set_timer(NOTIFY_EVERY, self._announce, name="announce")
 
+    @_while_mounted
     def _announce(self) -> None:
         self._notify_timer = None
         finished, self._finished = self._finished, []
@@ -283,6 +304,7 @@ class TaskTUI(App[None]):
         if _ui(self.config, "bell", False):
             self.bell()
 
+    @_while_mounted
     def _tick(self) -> None:
         """Once a second: ages, the quota pane, the header's trouble signs."""
         if not self._main_active():
@@ -353,6 +375,7 @@ class TaskTUI(App[None]):
         task = self.store.get(key) if key else None
         self.query_one("#summary", TaskSummary).show(task, self.clock())
 
+    @_while_mounted
     def on_task_list_cursor_moved(self, event: TaskList.CursorMoved) -> None:
         self._update_summary()
 
