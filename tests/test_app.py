@@ -525,3 +525,13 @@ async def test_no_color_keeps_states_readable(tmp_path, monkeypatch):
         text = screen_text(app)
         for label in ("▶ running", "✓ succeeded", "✗ failed", "○ queued"):
             assert label in text
+
+
+def test_budget_used_and_left_from_requests_per_minute():
+    from tui.widgets.quota import budget_used
+
+    rpm = [0] * 58 + [30, 12]
+    assert budget_used("100/h", rpm) == (100.0, "hour", 42)
+    assert budget_used("600/m", rpm) == (600.0, "minute", 12)
+    assert budget_used("10/s", rpm) is None  # minute counts cannot tell
+    assert budget_used("nonsense", rpm) is None

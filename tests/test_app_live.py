@@ -37,6 +37,7 @@ async def test_live_polling_pause_refresh_and_quota(tmp_path, sim):
             app.query_one("ProviderCard").query_one(".card-text")))
         card = plain(app.query_one("ProviderCard").query_one(".card-text"))
         assert "● ok" in card and "budget" in card
+        assert "left this" in card or "ready now" in card
 
         await pilot.press("p")
         assert engine.paused

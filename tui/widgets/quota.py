@@ -79,6 +79,24 @@ def info_from_counters(blob: dict, now: float, credits: float | None) -> dict:
     }
 
 
+def budget_used(budget: str, rpm: list[int]) -> tuple[float, str, int] | None:
+    """``"100/h"`` and requests per minute -> (100, "hour", used in the last 60 min).
+
+    Per-minute budgets count the current minute; per-second ones cannot be read
+    from minute counts (None).
+    """
+    try:
+        count_text, unit = budget.split("/", 1)
+        count = float(count_text)
+    except ValueError:
+        return None
+    if unit == "h":
+        return count, "hour", sum(rpm[-60:])
+    if unit == "m":
+        return count, "minute", rpm[-1] if rpm else 0
+    return None
+
+
 def health_text(info: dict, now: float) -> str:
     """``"● ok"``, ``"◌ rate limited until 18:02:10"`` ... readable without colour."""
     state = str(info.get("state") or "ok")
@@ -134,9 +152,14 @@ class ProviderCard(Vertical):
         if budget:
             text.append("\n budget   ", dim)
             text.append(str(budget))
-            available, capacity = info.get("budget_available"), info.get("budget_capacity")
-            if available is not None and capacity:
-                text.append(f" · {number(available)} of {number(capacity)} ready now")
+            used = budget_used(str(budget), rpm)
+            if used is not None:
+                count, window, n = used
+                text.append(f" · {n:,} used, {max(0, int(count) - n):,} left this {window}")
+            else:
+                available, capacity = info.get("budget_available"), info.get("budget_capacity")
+                if available is not None and capacity:
+                    text.append(f" · {number(available)} of {number(capacity)} ready now")
         text.append("\n credits  ", dim)
         text.append(f"{number(info.get('credits_spent'))} spent · balance ")
         balance = info.get("balance")
