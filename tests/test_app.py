@@ -535,3 +535,19 @@ def test_budget_used_and_left_from_requests_per_minute():
     assert budget_used("600/m", rpm) == (600.0, "minute", 12)
     assert budget_used("10/s", rpm) is None  # minute counts cannot tell
     assert budget_used("nonsense", rpm) is None
+
+
+async def test_bulk_add_from_elsewhere_keeps_the_cursor(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("j", "j")
+        key = app.task_list.cursor_key
+        with Store(tmp_path / "tasks.db") as other:
+            other.add("freepik", [f"bulk-{i}" for i in range(2500)])
+        await wait_for(pilot, lambda: len(app.task_list.index) == 2520)
+        assert app.task_list.cursor_key == key
+        assert set(app.task_list.order) == {t.key for t in store.tasks()}
+        with Store(tmp_path / "tasks.db") as other:
+            other.remove([f"freepik:bulk-{i}" for i in range(2500)])
+        await wait_for(pilot, lambda: len(app.task_list.index) == 20)
+        assert app.task_list.cursor_key == key

@@ -55,6 +55,7 @@ SORTS: dict[str, Callable[[Task], object]] = {
 }
 SORT_NAMES = tuple(SORTS)
 
+BULK = 2000  # more tasks added or removed at once than this: re-sort instead of inserting
 Predicate = Callable[[Task], bool]
 Words = list[tuple[str, bool]]  # (lowercase needle, negate)
 
@@ -222,6 +223,17 @@ class TaskList(ScrollView, can_focus=True):
         ones removed.  Returns the state moves ``(key, old, new)`` (None: absent)."""
         moves: list[tuple[str, str | None, str | None]] = []
         get = self.store.get
+        keys = list(keys)
+        arrivals = sum(1 for k in keys if (k in self.tasks) != (get(k) is not None))
+        if arrivals > BULK:  # a bulk add or remove: one re-sort beats many list inserts
+            for k in keys:
+                old, t = self.tasks.get(k), get(k)
+                if old is not None or t is not None:
+                    moves.append((k, old.state if old else None, t.state if t else None))
+                self._forget_rows(k)
+            self._hay = None
+            self.rebuild()
+            return moves
         structural = False
         sort_key = self._sort_key()
         for k in keys:
