@@ -125,3 +125,20 @@ def test_dashboard_exits_when_the_terminal_goes_away(prepared):
             break
         assert time.monotonic() < deadline, "tasktui still running after its terminal went away"
         time.sleep(0.1)
+
+
+def test_demo_polls_the_simulator_live(tmp_path):
+    env = {"TERM": "xterm-256color", "TASKTUI_CONFIG": str(tmp_path / "unused.toml"),
+           "TASKTUI_DB": str(tmp_path / "unused.db")}
+    term = Tmux(140, 40, f"{shlex.quote(sys.executable)} -m tui demo --tasks 20 --speed 4", env)
+    try:
+        term.wait_for("PROVIDER")
+        term.wait_for("succeeded")  # states arrive from the simulator over 127.0.0.1
+        term.wait_for("● ok")  # the quota pane shows live provider health
+        term.press("p")
+        term.wait_for("PAUSED")
+        term.press("q")
+        term.wait_for("EXITED:0")
+    finally:
+        term.kill()
+    assert not (tmp_path / "unused.db").exists()  # the demo never touches the user's store
