@@ -197,6 +197,10 @@ class TaskTUI(App[None]):
         self.call_after_refresh(tasks._ensure_hay)  # ready before the first keystroke
 
     async def on_unmount(self) -> None:
+        try:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        except (NotImplementedError, RuntimeError, ValueError, AttributeError):
+            pass
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
