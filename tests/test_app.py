@@ -261,7 +261,8 @@ async def test_help_lists_keys_and_filter_language(tmp_path):
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
         text = plain(app.screen.query_one("#help-text"))
-        for needle in ("Filter", "Forget", "Copy URL", "provider:evo", "-state:done", "state:bad"):
+        for needle in ("filter the list", "stop tracking", "copy the first result URL", "provider:evo",
+                       "-state:done", "state:bad"):
             assert needle in text
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)

@@ -43,6 +43,24 @@ NOTIFY_MAX = 2  # more finished tasks than this at once -> one summary notificat
 NOTIFY_EVERY = 2.0  # seconds: finished tasks are announced together, this often at most
 
 
+# What the help screen says about each of the dashboard's bindings (by binding id).
+KEY_HELP = {
+    "filter": "filter the list (narrows as you type; esc clears)",
+    "detail": "every field of the task, its state history and the raw answer",
+    "sort": "cycle sort: updated, created, state, provider, progress",
+    "add": "track tasks: paste many ids at once",
+    "forget": "stop tracking the selected task (asks first)",
+    "copy": "copy the first result URL (OSC 52, works over SSH)",
+    "refresh": "poll every live task now",
+    "pause": "pause or resume polling",
+    "errors": "the error log, newest first",
+    "quota": "show or hide the per-provider quota pane",
+    "help": "this screen",
+    "quit": "quit",
+    "clear": "clear the filter",
+}
+
+
 def _while_mounted(method: Callable) -> Callable:
     """For timer and message handlers: do nothing once the widgets are gone
     (a message or timer can still arrive while the app shuts down)."""
@@ -94,16 +112,16 @@ class TaskTUI(App[None]):
     BINDINGS = [
         Binding("slash", "filter", "Filter", id="filter"),
         Binding("enter", "detail", "Detail", id="detail"),
-        Binding("s", "sort", "Sort", id="sort"),
+        Binding("question_mark", "help", "Help", id="help"),
+        Binding("q", "quit", "Quit", id="quit"),
         Binding("a", "add", "Add", id="add"),
         Binding("x", "forget", "Forget", id="forget"),
-        Binding("c", "copy_url", "Copy URL", id="copy"),
+        Binding("c", "copy_url", "Copy", id="copy"),
+        Binding("s", "sort", "Sort", id="sort"),
         Binding("r", "refresh", "Refresh", id="refresh"),
         Binding("p", "pause", "Pause", id="pause"),
         Binding("e", "errors", "Errors", id="errors"),
-        Binding("v", "toggle_quota", "Quota", id="quota"),
-        Binding("question_mark", "help", "Help", id="help"),
-        Binding("q", "quit", "Quit", id="quit"),
+        Binding("v", "toggle_quota", "Quota", show=False, id="quota"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="clear"),
     ] + [
         Binding(str(n), f"saved_filter({n})", f"Saved filter {n}", show=False, id=f"saved.{n}")
@@ -476,7 +494,7 @@ class TaskTUI(App[None]):
         for _key, binding in self._bindings:  # type: ignore[attr-defined]
             if binding.id in ours:
                 keys.setdefault(binding.id, []).append(self.get_key_display(binding))
-                what[binding.id] = binding.description
+                what[binding.id] = KEY_HELP.get(binding.id, binding.description)
         rows = [("j k ↑ ↓", "move"), ("PgUp PgDn Home End", "page, first, last")]
         rows += [(" ".join(dict.fromkeys(keys[i])), what[i]) for i in keys]
         rows.append(("1-9", "saved filters"))
