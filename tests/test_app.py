@@ -552,3 +552,33 @@ async def test_bulk_add_from_elsewhere_keeps_the_cursor(tmp_path):
             other.remove([f"freepik:bulk-{i}" for i in range(2500)])
         await wait_for(pilot, lambda: len(app.task_list.index) == 20)
         assert app.task_list.cursor_key == key
+
+
+async def test_api_keys_never_reach_the_screen_even_when_echoed(tmp_path):
+    from tui.config import load_config
+    from tui.model import Event
+
+    secret = "sk-live-SECRET-0123456789"
+    path = tmp_path / "config.toml"
+    path.write_text(f'[providers.evolink]\napi_key = "{secret}"\n', encoding="utf-8")
+    config = load_config(path)
+    leaky = Task(provider="evolink", task_id="leak-1", state="failed", model=f"m-{secret}",
+                 error=f"invalid key {secret} for this task", created_at=NOW - 9, updated_at=NOW,
+                 raw={"error": f"Authorization: Bearer {secret}"})
+    store = fill_store(tmp_path / "tasks.db", [leaky])
+    store.log([Event(time=NOW, provider="evolink", message=f"401: key {secret} refused", status=401,
+                     kind="auth_failed")])
+    app = make_app(config, store, clock=clock)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.pause()
+        seen = [screen_text(app), plain(app.query_one("#summary"))]
+        assert "[redacted]" in seen[1]
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
+        seen += [plain(app.screen.query_one(w)) for w in ("#detail-fields", "#detail-raw")]
+        assert "[redacted]" in seen[-1]
+        await pilot.press("escape", "e")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorLogScreen))
+        seen.append(" ".join(str(c) for c in app.screen.query_one(DataTable).get_row_at(0)))
+        for text in seen:
+            assert secret not in text and "0123456789" not in text

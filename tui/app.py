@@ -28,7 +28,8 @@ from textual.widgets import Footer
 from . import filter as tfilter
 from .model import PROVIDERS, TERMINAL
 from .resources import stylesheet
-from .text import clean, is_web_url
+from .text import is_web_url
+from .widgets.cells import clean, set_secrets
 from .widgets.filter_bar import FilterBar, split_query
 from .widgets.header import StatusHeader
 from .widgets.quota import QuotaPane, info_from_counters, info_from_status, problem
@@ -85,6 +86,18 @@ def _ui(config: Any, name: str, default: Any = None) -> Any:
     if isinstance(ui, dict):
         return ui.get(name, default)
     return getattr(ui, name, default)
+
+
+def _secret_values(config: Any) -> list[str]:
+    """Every API key in the config, as plain strings (to keep them off the screen)."""
+    out = []
+    for cfg in (getattr(config, "providers", None) or {}).values():
+        key = cfg.get("api_key") if isinstance(cfg, dict) else getattr(cfg, "api_key", None)
+        getter = getattr(key, "get_secret_value", None)
+        value = getter() if getter else key
+        if value:
+            out.append(str(value))
+    return out
 
 
 def saved_filters(config: Any) -> list[tuple[str, str]]:
@@ -152,6 +165,7 @@ class TaskTUI(App[None]):
         self._header_key: tuple | None = None
         self._credits: tuple[int, dict[str, float]] = (-1, {})
         self._theme_ready = False
+        set_secrets(_secret_values(config))
         enabled = getattr(config, "enabled", None)
         providers = enabled() if callable(enabled) else getattr(config, "providers", None) or {}
         self.providers = list(providers)

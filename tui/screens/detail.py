@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from ..model import iso
-from ..text import clean
+from ..widgets.cells import clean, redact
 from ..widgets.cells import state_label
 from ..widgets.summary import rows_table, task_rows
 
@@ -36,6 +36,7 @@ def pretty_json(raw: Any) -> str:
     except (TypeError, ValueError):
         text = json.dumps(str(raw))
     text = _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    text = redact(text)
     if len(text) > RAW_LIMIT:
         text = text[:RAW_LIMIT] + "\n… (cut)"
     return text

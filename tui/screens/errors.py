@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label
 
 from ..model import Event
-from ..text import clean
+from ..widgets.cells import clean
 
 PAGE = 1000  # newest rows read from the store
 

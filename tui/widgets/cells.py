@@ -10,6 +10,33 @@ from __future__ import annotations
 from rich.cells import cell_len, set_cell_size
 
 from ..model import STATES
+from ..text import MAX_TEXT
+from ..text import clean as _clean
+
+REDACTED = "[redacted]"
+_secrets: tuple[str, ...] = ()
+
+
+def set_secrets(values) -> None:
+    """The API keys of the config: never shown, even if a provider echoes one back."""
+    global _secrets
+    found = {str(v) for v in values if v and len(str(v)) >= 4}
+    _secrets = tuple(sorted(found, key=len, reverse=True))
+
+
+def redact(text: str) -> str:
+    """``text`` with every known API key replaced by ``[redacted]``."""
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def clean(value: object, limit: int = MAX_TEXT) -> str:
+    """``tui.text.clean`` for the screen: inert text, and no API key in it."""
+    if _secrets and value is not None:
+        value = redact(value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value))
+    return redact(_clean(value, limit)) if _secrets else _clean(value, limit)
 
 STATE_SYMBOL = {
     "queued": "○",

@@ -16,7 +16,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Sparkline, Static
 
 from ..model import STATES, epoch, iso
-from ..text import clean
+from .cells import clean
 from .cells import STATE_SYMBOL, number
 
 HEALTH = {

@@ -9,7 +9,8 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ..model import Task, iso
-from ..text import clean, is_web_url
+from ..text import is_web_url
+from .cells import clean
 from .cells import bar, percent, since, state_label
 
 

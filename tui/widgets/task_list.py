@@ -33,7 +33,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from ..model import Task
-from ..text import clean
+from .cells import clean
 from .cells import ago, bar, fit, percent, since, state_label
 
 # state -> rank for the "state" sort: what needs attention first.
