@@ -393,6 +393,13 @@ class Engine:
         self._sync()
         await asyncio.gather(*(self._round(w, force=True) for w in self.workers.values()))
 
+    async def poll_due(self) -> None:
+        """One round for every provider, of the tasks that are due now only:
+        what the background workers do on each wake.  Lets a caller drive the
+        engine step by step on its own clock (benchmarks, tests)."""
+        self._sync()
+        await asyncio.gather(*(self._round(w) for w in self.workers.values()))
+
     def refresh_now(self, keys: Iterable[str] | None = None) -> None:
         """Make tasks (all live ones by default) due now and wake the workers.
         Works while paused; never overrides a Retry-After or a refused key."""
