@@ -8,7 +8,6 @@ cleaned before it was stored; secrets are never printed.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import functools
 import io
@@ -68,10 +67,10 @@ def load_config(args: Any):
 
 
 def open_store(args: Any, readonly: bool = False):
-    from . import config as config_mod
+    from .paths import db_path
     from .store import Store
 
-    path = Path(config_mod.db_path(getattr(args, "db", None)))
+    path = Path(db_path(getattr(args, "db", None)))
     if not readonly:
         path.parent.mkdir(parents=True, exist_ok=True)
     return Store(path, readonly=readonly)
@@ -233,6 +232,8 @@ def _provider_trouble(engine: Any, providers: Iterable[str]) -> list[str]:
 
 @command
 def cmd_poll(args: Any) -> int:
+    import asyncio  # only the commands that poll pay for it
+
     config = load_config(args)
     pred = matcher(getattr(args, "filter", ""))
     store = open_store(args)
@@ -271,6 +272,8 @@ async def wait_for(engine: Any, store: Any, keys: list[str], timeout: float | No
     Returns (exit code, message): 0/1 by the end states, 2 with a reason on a
     timeout or when a provider refuses our credentials.
     """
+    import asyncio
+
     tasks = [t for t in (store.get(k) for k in keys) if t is not None]
     if all(t.terminal for t in tasks):
         return _wait_code(tasks), None  # nothing to ask anyone
@@ -322,6 +325,8 @@ async def wait_for(engine: Any, store: Any, keys: list[str], timeout: float | No
 
 @command
 def cmd_wait(args: Any) -> int:
+    import asyncio  # only the commands that poll pay for it
+
     config = load_config(args)
     pred = matcher(args.filter)
     store = open_store(args)
