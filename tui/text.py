@@ -21,9 +21,10 @@ _ESCAPES = re.compile(
     r"|\x9b[0-?]*[ -/]*[@-~]"  # 8-bit CSI
     r"|\x9d[^\x07\x9c]*(?:\x07|\x9c)?"  # 8-bit OSC
 )
-# C0 (except \t \n), DEL, C1, bidi controls, zero-width joiners used for spoofing.
+# C0 (except \t \n), DEL, C1, bidi controls, zero-width joiners used for spoofing,
+# and lone surrogates (a JSON "\ud800" escape), which no encoder will write.
 _CONTROLS = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]"
 )
 
 

@@ -127,12 +127,13 @@ class Provider:
 
     def parse_status(self, task_id: str, kind: str | None, response: httpx.Response) -> Task:
         kind = kind or self.default_kind
-        return self._guard(lambda data: self.read_status(task_id, kind, data, response), response,
-                           task_id=task_id, kind=kind)
+        return self.scrub_task(self._guard(lambda data: self.read_status(task_id, kind, data, response),
+                                           response, task_id=task_id, kind=kind))
 
     def parse_list(self, kind: str | None, response: httpx.Response) -> list[Task]:
         kind = kind or self.default_kind
-        return self._guard(lambda data: self.read_list(kind, data, response), response)
+        tasks = self._guard(lambda data: self.read_list(kind, data, response), response)
+        return [self.scrub_task(t) for t in tasks]
 
     def parse_balance(self, response: httpx.Response) -> Balance:
         return self._guard(lambda data: self.read_balance(data, response), response)
@@ -156,6 +157,8 @@ class Provider:
             return read(data)
         except ProviderError as exc:
             exc.provider = exc.provider or self.name
+            if exc.status is None:
+                exc.status = response.status_code
             raise self.scrub(exc)
         except Exception as exc:  # wrong shape: pydantic, KeyError, TypeError ...
             raise self.scrub(BadResponse(f"unexpected answer shape ({type(exc).__name__}: {clean(exc, 200)})",
@@ -170,6 +173,21 @@ class Provider:
             if exc.code:
                 exc.code = exc.code.replace(key, "***")
         return exc
+
+    def scrub_task(self, task: Task) -> Task:
+        """Blank our API key out of everything a task answer carries (text fields
+        and the raw answer, which the store keeps), in case a server echoed it."""
+        key = self.api_key
+        if not key or len(key) < 4:
+            return task
+        for name in ("error", "model", "provider_status", "kind"):
+            value = getattr(task, name)
+            if isinstance(value, str) and key in value:
+                setattr(task, name, value.replace(key, "***"))
+        if any(key in url for url in task.results):
+            task.results = [url.replace(key, "***") for url in task.results]
+        task.raw = _scrub_value(task.raw, key)
+        return task
 
     def error_for(self, response: httpx.Response, data: Any) -> ProviderError:
         """The typed error for a non-2xx answer, with the provider's own message."""
@@ -230,6 +248,19 @@ class Provider:
 # ---------------------------------------------------------------- shared helpers
 
 
+def _scrub_value(value: Any, key: str, depth: int = 0) -> Any:
+    """``value`` (decoded JSON) with ``key`` blanked out of every string in it."""
+    if isinstance(value, str):
+        return value.replace(key, "***") if key in value else value
+    if depth > 64:  # kept for display only: cut, rather than walk it (and keep a key deep inside)
+        return "… (nested too deep)"
+    if isinstance(value, dict):
+        return {_scrub_value(k, key, depth + 1): _scrub_value(v, key, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub_value(v, key, depth + 1) for v in value]
+    return value
+
+
 def decode_json(response: httpx.Response, provider: str = "") -> Any:
     """The body as JSON, or ``BadResponse`` saying what it was instead."""
     body = response.content
@@ -240,7 +271,7 @@ def decode_json(response: httpx.Response, provider: str = "") -> Any:
                           provider=provider) from None
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         raise BadResponse(f"answer is not JSON: {describe_body(response)}",
                           status=response.status_code, provider=provider) from None
 
