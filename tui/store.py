@@ -245,7 +245,10 @@ def _raw_json(raw: Any) -> str | None:
         return None
     try:
         text = json.dumps(raw, default=str, ensure_ascii=False)
-    except (TypeError, ValueError):
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800" in the answer): keep it escaped
+        text = json.dumps(raw, default=str)
+    except (TypeError, ValueError, RecursionError):
         text = json.dumps(str(raw))
     if len(text) > RAW_LIMIT:
         text = json.dumps({"truncated": True, "size": len(text)})
