@@ -98,13 +98,8 @@ EXCEPTIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("evolink", "503"): dict(retry_after=30.0),
 }
 
-# Cells where the code does not do what the table says: reported bugs.
-BUGS: dict[tuple[str, str], str] = {
-    ("freepik", "wrong-shape"): "BUG: a 200 of the wrong shape raises BadResponse with status None, not 200 "
-                                "(base._guard does not fill the status in)",
-    ("evolink", "wrong-shape"): "BUG: a 200 of the wrong shape raises BadResponse with status None, not 200 "
-                                "(base._guard does not fill the status in)",
-}
+# Cells where the code does not do what the table says: reported bugs (none open).
+BUGS: dict[tuple[str, str], str] = {}
 
 
 def expected(provider: str, cell: Cell) -> Cell:

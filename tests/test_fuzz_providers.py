@@ -41,7 +41,7 @@ BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u
 HOSTILE = [
     "\x1b[2J\x1b[H", "\x1b]52;c;ZXZpbA==\x07", "\x1b]8;;https://evil.invalid\x1b\\click\x1b]8;;\x1b\\",
     "\x1b[31mred\x1b[0m", "\u202eevil\u202c", "\x9b31m", "\x9d0;title\x9c", "[red]x[/red]", "[link=x]y[/]",
-    "\x00\x07\x08\x7f", "line1\nline2\r\n\ttab", "\ufeffbom", "😀" * 10,
+    "\x00\x07\x08\x7f", "line1\nline2\r\n\ttab", "\ufeffbom", "😀" * 10, "m\ud800x", "\udfff",
 ]
 hostile_text = st.one_of(
     st.text(max_size=40),
@@ -145,8 +145,9 @@ BALANCE_BODIES = {
 
 # ---------------------------------------------------------------- responses
 
-def encode(body) -> bytes:
-    return json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass")
+def encode(body, ascii: bool = False) -> bytes:
+    """JSON bytes; ``ascii`` escapes non-ASCII, so a lone surrogate arrives as a valid ``\\ud800``."""
+    return json.dumps(body, ensure_ascii=ascii).encode("utf-8", "surrogatepass")
 
 
 def mangle(data: bytes, how: str, where: int) -> bytes:
@@ -183,10 +184,11 @@ def responses(bodies: st.SearchStrategy) -> st.SearchStrategy:
     body_bytes = st.one_of(
         st.tuples(st.one_of(bodies, bodies, error_bodies, any_json),
                   st.sampled_from(["keep", "keep", "keep", "cut", "utf8"]),
-                  st.integers(min_value=0, max_value=10**6)).map(lambda t: mangle(encode(t[0]), t[1], t[2])),
+                  st.integers(min_value=0, max_value=10**6), st.booleans())
+        .map(lambda t: mangle(encode(t[0], t[3]), t[1], t[2])),
         st.binary(max_size=200),
         st.sampled_from([b"", b"<html><title>502 Bad Gateway</title></html>", b"null", b"[]", b"{}", b'"x"',
-                         b"NaN", b"1e400", b"[" * 50 + b"]" * 50]),
+                         b"NaN", b"1e400", b"[" * 50 + b"]" * 50, b"[" * 100_000, b'{"a":' * 100_000]),
     )
     return st.builds(lambda status, headers, content: httpx.Response(status, headers=headers, content=content),
                      STATUSES, HEADERS, body_bytes)
@@ -258,7 +260,13 @@ def test_parse_status_returns_a_task_or_a_typed_error(provider):
     run()
 
 
-@pytest.mark.parametrize("provider", list(LIST_BODIES))
+EMPTY_ID_BUG = ("BUG: upscayl read_list keeps a history row whose taskId cleans to nothing (\"\\u001b\"): "
+                "a Task with task_id ''")
+
+
+@pytest.mark.parametrize("provider", [
+    pytest.param(p, marks=[pytest.mark.xfail(strict=True, reason=EMPTY_ID_BUG)] if p == "upscayl" else [])
+    for p in LIST_BODIES])
 def test_parse_list_returns_tasks_or_a_typed_error(provider):
     p = make_provider(provider, KEY, "https://api.example.invalid")
 
@@ -315,14 +323,20 @@ def test_the_strategies_reach_both_outcomes():
     assert "task" in seen and "bad_response" in seen and len(seen) >= 4, seen
 
 
-# ---------------------------------------------------------------- found by fuzzing, kept as examples
+# ---------------------------------------------------------------- found by fuzzing, kept as regressions
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: base.decode_json lets RecursionError out of parse_* on deeply "
-                                       "nested JSON (it catches ValueError only)")
 @pytest.mark.parametrize("provider", list(STATUS_BODIES))
 @pytest.mark.parametrize("body", [b"[" * 100_000, b'{"a":' * 100_000], ids=["arrays", "objects"])
 def test_deeply_nested_json_is_a_bad_response(provider, body):
     p = make_provider(provider, KEY, "https://api.example.invalid")
     with pytest.raises(ProviderError):
         p.parse_status("t-1", None, httpx.Response(200, content=body))
+
+
+@pytest.mark.xfail(strict=True, reason=EMPTY_ID_BUG)
+def test_a_listed_id_that_cleans_to_nothing_is_skipped():
+    p = make_provider("upscayl", KEY, "https://api.example.invalid")
+    body = b'{"status": "success", "data": [{"status": "ENHANCING", "taskId": "\\u001b"}, {"status": "PROCESSED", "taskId": "ok"}]}'
+    tasks = p.parse_list(None, httpx.Response(200, content=body))
+    assert [t.task_id for t in tasks] == ["ok"]

@@ -243,8 +243,6 @@ async def test_hostile_text_is_stored_clean_and_printed_inert(tmp_path, hostile)
     assert "evil" in runs["ls --json"].stdout.decode()  # the text is there, only made inert
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: tui.text.clean keeps lone surrogates (\\ud800 from a JSON escape); "
-                                       "Store.apply then raises UnicodeEncodeError and poll_once fails")
 async def test_lone_surrogates_do_not_break_a_round(tmp_path):
     """``"\\ud800"`` is valid JSON; the text it decodes to cannot be encoded as UTF-8."""
     body = b'{"id": "evolink-s", "status": "processing", "progress": 5, "model": "m\\ud800x"}'

@@ -182,8 +182,6 @@ class EchoServer:
 
 
 ECHO_MODES = ["400", "401", "402", "403", "404", "413", "429", "500", "502", "503", "html", "text"]
-TASK_ECHO_BUG = ("BUG: a task answer that echoes the key keeps it in Task fields: freepik/evolink parse_status "
-                 "do not mask task.error, no provider masks model (or raw, which the store writes to SQLite)")
 SIM_FAULTS = [dict(kind="server_error", status=400), dict(kind="auth"), dict(kind="quota"),
               dict(kind="auth", status=403), dict(kind="not_found"), dict(kind="rate_limit", retry_after=5),
               dict(kind="rate_limit_text"), dict(kind="server_error", status=500), dict(kind="html_502"),
@@ -276,7 +274,6 @@ async def test_no_error_carries_a_key(sim_factory, sim_scenario, sim_task, echo)
     assert [(i, leaks(s)) for i, s in enumerate(seen) if leaks(s)] == []
 
 
-@pytest.mark.xfail(strict=True, reason=TASK_ECHO_BUG)
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_task_fields_never_carry_a_key(provider, echo):
     echo.mode = "task"
@@ -355,7 +352,6 @@ async def test_keys_stay_out_of_store_logs_and_every_command(tmp_path, style, si
     assert leaks(db_bytes(db)) == []
 
 
-@pytest.mark.xfail(strict=True, reason=TASK_ECHO_BUG)
 async def test_an_echoed_key_in_a_task_answer_stays_out_of_the_database(tmp_path, echo):
     echo.mode = "task"
     db = tmp_path / "tasks.db"
