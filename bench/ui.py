@@ -77,6 +77,24 @@ async def _typing(app, focus_filter, keys, check) -> list[float]:
     return samples
 
 
+async def _pilot_overhead() -> float:
+    """What Pilot's press + pause costs with nothing to do (an Input and a label):
+    its idle waits, not the app's work.  Subtracted from both apps' numbers."""
+    from textual.app import App
+    from textual.widgets import Input, Static
+
+    class Trivial(App):
+        def compose(self):
+            yield Input(id="q")
+            yield Static("x")
+
+    async def focus(pilot):
+        await pilot.click("#q")
+        await pilot.pause()
+
+    return median(await _typing(Trivial(), focus, KEYS, lambda a: None))
+
+
 async def _filter_latency(n: int, baseline: bool) -> tuple[float, float, float | None, float | None]:
     from tui.app import make_app
     from tui.widgets.task_list import TaskList
@@ -190,10 +208,14 @@ def _idle(n: int, seconds: float, which: str) -> tuple[float, float]:
 def run(quick: bool = False) -> list[Result]:
     results: list[Result] = []
     sizes = [2_000] if quick else [10_000, 100_000]
+    over = asyncio.run(_pilot_overhead())
     for n in sizes:
         med, p95, bmed, bp95 = asyncio.run(_filter_latency(n, baseline=True))
+        raw = f"raw Pilot times {med * 1e3:.0f} / {p95 * 1e3:.0f} ms, Pilot's own wait {over * 1e3:.0f} ms subtracted"
+        med, p95 = med - over, p95 - over
+        bmed, bp95 = bmed - over, bp95 - over
         results.append(Result("filter latency", f"{n:,} tasks, median key", med, "s", bmed, "DataTable refill",
-                              "<= 50 ms", med <= 0.050))
+                              "<= 50 ms", med <= 0.050, notes=raw))
         results.append(Result("filter latency", f"{n:,} tasks, p95 key", p95, "s", bp95, "DataTable refill",
                               "<= 50 ms", p95 <= 0.050))
     n = 2_000 if quick else 100_000
