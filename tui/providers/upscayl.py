@@ -157,12 +157,12 @@ class Upscayl(Provider):
         for row in rows:
             if not isinstance(row, dict):
                 continue
-            task_id = next((row[k] for k in ID_KEYS if isinstance(row.get(k), (str, int))
-                            and str(row[k]).strip()), None)
-            if task_id is None:
+            task_id = next((clean(row[k], 200) for k in ID_KEYS if isinstance(row.get(k), (str, int))
+                            and clean(row[k], 200)), None)
+            if task_id is None:  # no id, or one that cleans to nothing ("\u001b")
                 continue
             try:
-                tasks.append(self.task_from(clean(task_id, 200), kind, row, row, response))
+                tasks.append(self.task_from(task_id, kind, row, row, response))
             except (BadResponse, ValueError):
                 continue
         return tasks
