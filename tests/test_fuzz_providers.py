@@ -260,13 +260,9 @@ def test_parse_status_returns_a_task_or_a_typed_error(provider):
     run()
 
 
-EMPTY_ID_BUG = ("BUG: upscayl read_list keeps a history row whose taskId cleans to nothing (\"\\u001b\"): "
-                "a Task with task_id ''")
-
 
 @pytest.mark.parametrize("provider", [
-    pytest.param(p, marks=[pytest.mark.xfail(strict=True, reason=EMPTY_ID_BUG)] if p == "upscayl" else [])
-    for p in LIST_BODIES])
+    pytest.param(p) for p in LIST_BODIES])
 def test_parse_list_returns_tasks_or_a_typed_error(provider):
     p = make_provider(provider, KEY, "https://api.example.invalid")
 
@@ -334,8 +330,8 @@ def test_deeply_nested_json_is_a_bad_response(provider, body):
         p.parse_status("t-1", None, httpx.Response(200, content=body))
 
 
-@pytest.mark.xfail(strict=True, reason=EMPTY_ID_BUG)
 def test_a_listed_id_that_cleans_to_nothing_is_skipped():
+    """Regression: an upscayl history row whose taskId cleans to nothing once became a task with id ''."""
     p = make_provider("upscayl", KEY, "https://api.example.invalid")
     body = b'{"status": "success", "data": [{"status": "ENHANCING", "taskId": "\\u001b"}, {"status": "PROCESSED", "taskId": "ok"}]}'
     tasks = p.parse_list(None, httpx.Response(200, content=body))
