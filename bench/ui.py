@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -164,7 +163,7 @@ async def _first_frame(n: int, baseline: bool) -> tuple[float, float | None]:
 
 
 IDLE_SCRIPT = r"""
-import asyncio, sys, time, tempfile, resource
+import asyncio, sys, time, tempfile
 from pathlib import Path
 sys.path.insert(0, {root!r})
 from bench.fixtures import fill_store
@@ -190,7 +189,8 @@ async def main():
         c0, t0 = time.process_time(), time.perf_counter()
         await asyncio.sleep(seconds)
         cpu = (time.process_time() - c0) / (time.perf_counter() - t0) * 100
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        # VmHWM, not ru_maxrss: the latter survives exec and reports the parent's peak
+        rss = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
     print(cpu, rss)
 asyncio.run(main())
 """
