@@ -212,8 +212,8 @@ def run(quick: bool = False) -> list[Result]:
     for n in sizes:
         med, p95, bmed, bp95 = asyncio.run(_filter_latency(n, baseline=True))
         raw = f"raw Pilot times {med * 1e3:.0f} / {p95 * 1e3:.0f} ms, Pilot's own wait {over * 1e3:.0f} ms subtracted"
-        med, p95 = med - over, p95 - over
-        bmed, bp95 = bmed - over, bp95 - over
+        med, p95 = max(0.0, med - over), max(0.0, p95 - over)
+        bmed, bp95 = max(0.0, bmed - over), max(0.0, bp95 - over)
         results.append(Result("filter latency", f"{n:,} tasks, median key", med, "s", bmed, "DataTable refill",
                               "<= 50 ms", med <= 0.050, notes=raw))
         results.append(Result("filter latency", f"{n:,} tasks, p95 key", p95, "s", bp95, "DataTable refill",

@@ -47,7 +47,9 @@ def world(sim_factory, tmp_path):
     from tui.sim import generate
     from tui.store import Store
 
-    sim = sim_factory(generate(seed=11, n_tasks=60, faults=False), speed=20.0)
+    # Lifecycles of hours of sim time: tasks stay running for the whole test, so
+    # ``wait`` never ends on its own before the kill (the kill count stays meaningful).
+    sim = sim_factory(generate(seed=11, n_tasks=60, faults=False, horizon=100_000), speed=20.0)
     config = tmp_path / "config.toml"
     text = sim.config_toml().replace('base_url = ', 'poll_interval = 0.1\nrate_limit = "1000/s"\nbase_url = ')
     config.write_text(text)
