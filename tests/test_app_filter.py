@@ -1,5 +1,6 @@
-"""The task list's fast path for bare words (a lowercased haystack per task)
-must agree with the filter language's own predicate, for any query."""
+"""The task list's fast paths (a lowercased haystack per task for bare words;
+one answer per category for provider/state/model/kind terms) must agree with
+the filter language's own predicate, for any query."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from hypothesis import strategies as st
 
 from tui import filter as tfilter
 from tui.model import STATES, Task
-from tui.widgets.filter_bar import split_query
-from tui.widgets.task_list import haystack
+from tui.widgets.filter_bar import plan_query
+from tui.widgets.task_list import _stand_in, category, haystack
 
 WORDS = ["evo", "flux", "batch", "RUN", "fail", "done", "x", "ß", "İ", "task-1", "comfy", "", "a:b",
-         "state:run", "provider:up", "-evo", "-label:b", 'label:"batch 7"', "kind:img", "ed"]
+         "state:run", "provider:up", "-evo", "-label:b", 'label:"batch 7"', "kind:img", "ed",
+         "model:a", "-state:done", "status:e", "state:bad", "-kind:i", "id:1", "-error:x", "error:a"]
 
 text = st.text(alphabet="abcdefghijklmnopqrstuvwxyzAEIOUß İ-_:1 ", max_size=12)
 tasks = st.builds(
@@ -24,17 +26,21 @@ tasks = st.builds(
     state=st.sampled_from(STATES),
     provider_status=st.none() | text,
     model=st.none() | text,
+    error=st.none() | text,
 )
 queries = st.lists(st.sampled_from(WORDS) | text, max_size=4).map(" ".join)
 
 
 def fast_match(query: str, task: Task) -> bool:
-    """What TaskList does: words against the haystack, then the predicate if needed."""
-    words, rest = split_query(query)
+    """What TaskList does: category terms on a stand-in holding only the task's
+    category, words against the haystack, then the other terms' predicate."""
+    words, cat_pred, pred = plan_query(query)
+    if cat_pred is not None and not cat_pred(_stand_in(category(task))):
+        return False
     hay = haystack(task)
     if any((needle in hay) == negate for needle, negate in words):
         return False
-    return tfilter.compile_filter(query)(task) if rest else True
+    return pred(task) if pred is not None else True
 
 
 @settings(max_examples=400, deadline=None)
@@ -43,7 +49,53 @@ def test_fast_path_agrees_with_the_filter_language(query, task):
     assert fast_match(query, task) == tfilter.compile_filter(query)(task)
 
 
-def test_split_query_keeps_field_terms_for_the_predicate():
-    assert split_query("evo -Flux") == ([("evo", False), ("flux", True)], False)
-    assert split_query("state:failed evo") == ([("evo", False)], True)
-    assert split_query("provider:") == ([], False)  # an empty field term matches everything
+def test_plan_query_sorts_terms_by_how_they_are_answered():
+    assert plan_query("evo -Flux") == ([("evo", False), ("flux", True)], None, None)
+    words, cat_pred, pred = plan_query("state:failed evo label:b7 id:X-1 -error:boom")
+    assert words == [("evo", False), ("x-1", False)]  # an id's value is also a haystack needle
+    assert cat_pred(Task("evolink", "t", state="failed", label="b7"))
+    assert not cat_pred(Task("evolink", "t", state="running", label="b7"))
+    assert not cat_pred(Task("evolink", "t", state="failed", label="b8"))
+    assert pred(Task("evolink", "x-12")) and not pred(Task("evolink", "x-2"))
+    assert not pred(Task("evolink", "x-12", error="Boom!"))
+    assert plan_query("provider:") == ([], None, None)  # an empty field term matches everything
+    words, cat_pred, pred = plan_query("-provider:evo kind:img model:flux")
+    assert words == [] and pred is None
+    assert cat_pred(Task("comfy", "t", kind="img", model="flux-dev"))
+    assert not cat_pred(Task("evolink", "t", kind="img", model="flux-dev"))
+
+
+async def test_list_filter_follows_the_store_before_and_after_warm_up(tmp_path):
+    """The haystacks and categories are built in slices after the first frame;
+    a filter typed before then, changes from the store, and a bulk add that
+    re-sorts the list all give what the filter language says."""
+    from test_app_fixtures import clock, fill_store, make_config, wait_for
+    from tui.app import make_app
+    from tui.widgets.task_list import BULK
+
+    store = fill_store(tmp_path / "tasks.db")
+    app = make_app(make_config(tmp_path), store, clock=clock, config_path=tmp_path / "config.toml")
+
+    def expected(query):
+        pred = tfilter.compile_filter(query)
+        return {t.key for t in store.tasks() if pred(t)}
+
+    async with app.run_test(size=(140, 40)) as pilot:
+        tasks = app.task_list
+        query = "state:bad -provider:up task"
+        app.apply_filter(query)  # possibly before any slice was built
+        assert set(tasks.index) == expected(query) and tasks.index
+        await wait_for(pilot, lambda: tasks.warm_hay())
+        # a running EvoLink task fails: it joins the list; a listed one succeeds: it leaves
+        running = next(t for t in store.tasks() if t.provider == "evolink" and t.state == "running")
+        listed = store.get(tasks.index[0])
+        store.apply([Task(running.provider, running.task_id, state="failed", provider_status="FAILED"),
+                     Task(listed.provider, listed.task_id, state="succeeded", provider_status="DONE")])
+        await wait_for(pilot, lambda: running.key in tasks.index and listed.key not in tasks.index)
+        assert set(tasks.index) == expected(query)
+        # a bulk add (more than BULK at once): the list re-sorts and re-indexes
+        store.add("evolink", [f"bulk-{i:05d}" for i in range(BULK + 10)], label="bulk")
+        query = "state:unknown bulk-0000"
+        app.apply_filter(query)
+        await wait_for(pilot, lambda: set(tasks.index) == expected(query))
+        assert len(tasks.index) == 10

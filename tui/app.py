@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import gc
 import os
 import signal
 import sys
@@ -30,7 +31,7 @@ from .model import PROVIDERS, TERMINAL
 from .resources import stylesheet
 from .text import is_web_url
 from .widgets.cells import clean, set_secrets
-from .widgets.filter_bar import FilterBar, split_query
+from .widgets.filter_bar import FilterBar, plan_query
 from .widgets.header import StatusHeader
 from .widgets.quota import QuotaPane, info_from_counters, info_from_status, problem
 from .widgets.summary import TaskSummary
@@ -182,7 +183,7 @@ class TaskTUI(App[None]):
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="header")
-        bar = FilterBar(id="filter-bar", return_focus_to="#tasks")
+        bar = FilterBar(id="filter-bar", return_focus_to="#tasks", on_change=self.apply_filter)
         bar.display = False
         yield bar
         with Horizontal(id="main"):
@@ -211,6 +212,12 @@ class TaskTUI(App[None]):
     async def on_mount(self) -> None:
         tasks = self.task_list
         tasks.rebuild()
+        # The tasks just loaded live as long as the app: keep the cyclic garbage
+        # collector from walking them (a full pass over 100,000 tasks stalls a
+        # keystroke by ~100 ms; later objects are collected as usual).  The
+        # command line turned it off for start-up (tui.cli.main): on again.
+        gc.freeze()
+        gc.enable()
         tasks.focus()
         self._unsubscribe = self.store.subscribe(self._on_store_change)
         self.screen_change_signal.subscribe(self, self._screen_changed)
@@ -226,7 +233,7 @@ class TaskTUI(App[None]):
             pass
         if self.engine is not None and self.manage_engine:
             await self.engine.start()
-        self.call_after_refresh(tasks._ensure_hay)  # ready before the first keystroke
+        tasks.start_warming()
 
     async def on_unmount(self) -> None:
         try:
@@ -426,20 +433,19 @@ class TaskTUI(App[None]):
         bar.input.focus()
         self._update_count()
 
-    @on(FilterBar.Changed)
-    def _filter_changed(self, event: FilterBar.Changed) -> None:
-        self.apply_filter(event.query)
-
     def apply_filter(self, query: str) -> int:
         """Narrow the list to ``query`` (the filter language); returns the match count."""
         old = self.query_text
+        if query == old:
+            return len(self.task_list.index)
         self.query_text = query
-        words, rest = split_query(query)
-        pred = tfilter.compile_filter(query) if rest else None
-        narrow = bool(old.strip()) and bool(words or rest) and tfilter.refines(old, query)
-        count = self.task_list.set_filter(pred, words=words, narrow=narrow)
+        words, category, pred = plan_query(query)
+        narrow = (bool(old.strip()) and bool(words or category or pred)
+                  and tfilter.refines(old, query))
+        count = self.task_list.set_filter(pred, words=words, category=category, narrow=narrow)
         self._update_count()
         self._update_header()
+        self._update_summary()  # now, not one message later: one frame shows it all
         return count
 
     def _update_count(self) -> None:

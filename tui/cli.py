@@ -8,6 +8,7 @@ A command function takes the parsed arguments and returns the exit code.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import sys
 
@@ -103,7 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     if name == "config":
         name = f"config {args.config_command}"
     module_name, func_name = COMMANDS[name].split(":")
+    # Start-up makes many objects and frees few: the cyclic collector would only
+    # slow it (~15 % of importing Textual and pydantic).  The dashboard turns it
+    # back on once its tasks are loaded and frozen (TaskTUI.on_mount).
+    gc.disable()
     func = getattr(importlib.import_module(module_name), func_name)
+    if name is not None:
+        gc.enable()
     try:
         return int(func(args) or 0)
     except KeyboardInterrupt:

@@ -197,6 +197,11 @@ def compile_filter(query: str, *, strict: bool = False) -> Predicate:
         found = [t.problem for t in terms if t.problem]
         if found:
             raise FilterError("; ".join(found))
+    return compile_terms(terms)
+
+
+def compile_terms(terms: list[Term]) -> Predicate:
+    """Parsed terms -> a predicate that passes when every (non-empty) term does."""
     preds: list[Predicate] = []
     for term in terms:
         if term.value == "":
@@ -206,6 +211,12 @@ def compile_filter(query: str, *, strict: bool = False) -> Predicate:
             pred = _negate(pred)
         preds.append(pred)
     return _all(preds)
+
+
+# Terms on these fields read only a task's provider, state, provider_status,
+# model, kind and label: few distinct combinations (labels name batches), so a
+# list can answer them once per combination instead of once per task (TaskList).
+CATEGORY_FIELDS = frozenset({"provider", "state", "model", "kind", "label"})
 
 
 def _negate(pred: Predicate) -> Predicate:

@@ -469,6 +469,10 @@ class Store:
     def keys(self) -> list[str]:
         return list(self._index)
 
+    def items(self) -> list[tuple[str, Task]]:
+        """(key, task) of every tracked task in insertion order (a fresh list)."""
+        return list(self._index.items())
+
     def __len__(self) -> int:
         return len(self._index)
 

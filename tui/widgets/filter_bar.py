@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -11,29 +13,44 @@ from textual.widgets import Input, Label
 from .. import filter as tfilter
 
 
-def split_query(query: str) -> tuple[list[tuple[str, bool]], bool]:
-    """The query's bare words as (lowercase needle, negate), and whether other
-    terms need the full predicate of ``tui.filter``.
-
-    A bare word matches as a lowercase substring of id, label, model,
-    provider, kind, state or raw status (tui.filter): the task list answers
-    those from a per-task haystack, far faster than a Python predicate.
-    """
+def plan_query(query: str) -> tuple[list[tuple[str, bool]], tfilter.Predicate | None,
+                                     tfilter.Predicate | None]:
+    """How the task list answers ``query`` fastest: (needles for the haystack,
+    a predicate of the terms on category fields, a predicate of the other field
+    terms); a None predicate has nothing to test.  The needles are the bare
+    words plus the values of ``id:`` terms (a task whose id holds the value has
+    it in its haystack too; the predicate then checks the id itself)."""
     words: list[tuple[str, bool]] = []
-    rest = False
+    category: list[tfilter.Term] = []
+    other: list[tfilter.Term] = []
     for term in tfilter.parse(query):
         if term.value == "":
             continue
         if term.field is None and "\n" not in term.value:
             words.append((term.value.lower(), term.negate))
+        elif term.field in tfilter.CATEGORY_FIELDS:
+            category.append(term)
         else:
-            rest = True
-    return words, rest
+            other.append(term)
+            if term.field == "task_id" and not term.negate and "\n" not in term.value:
+                # the id is in the haystack: a cheap necessary test before the predicate
+                words.append((term.value.lower(), False))
+    return (words, tfilter.compile_terms(category) if category else None,
+            tfilter.compile_terms(other) if other else None)
 
 
 class FilterInput(Input):
     """The query input.  ``enter`` hands focus back at once, so a quick second
-    ``enter`` already reaches the list (and opens the task)."""
+    ``enter`` already reaches the list (and opens the task).
+
+    A new value reaches the bar at once (a watcher, not the ``Changed``
+    message): the list is filtered in the same turn as the keystroke, so the
+    next frame already shows the answer."""
+
+    def watch_value(self, value: str) -> None:
+        bar = self.parent
+        if isinstance(bar, FilterBar):
+            bar.value_changed(value)
 
     async def action_submit(self) -> None:
         bar = self.parent
@@ -51,9 +68,12 @@ class FilterBar(Horizontal):
 
     BINDINGS = [Binding("escape", "clear", "Clear filter", id="filter.clear")]
 
-    def __init__(self, *, return_focus_to: str | None = None, id: str | None = None) -> None:
+    def __init__(self, *, return_focus_to: str | None = None, id: str | None = None,
+                 on_change: Callable[[str], object] | None = None) -> None:
         super().__init__(id=id)
         self.return_focus_to = return_focus_to
+        self.on_change = on_change  # called with the query at each change; else a Changed message
+        self._count_text = ""
 
     class Changed(Message):
         """The query changed (the user typed)."""
@@ -87,17 +107,27 @@ class FilterBar(Horizontal):
         text = f"{shown:,} of {total:,}"
         if problem:
             text = f"{text}  ⚠ {problem}"
-        self.query_one("#filter-count", Label).update(text)
+        label = self.query_one("#filter-count", Label)
+        if text != self._count_text:  # its width is auto: lay out only when the length changed
+            label.update(text, layout=len(text) != len(self._count_text))
+            self._count_text = text
+
+    def value_changed(self, value: str) -> None:
+        if self.on_change is not None:
+            self.on_change(value)
+        else:
+            self.post_message(self.Changed(value))
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        event.stop()
-        self.post_message(self.Changed(event.value))
+        event.stop()  # already told, by FilterInput.watch_value
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.post_message(self.Done(cleared=False))
 
     def action_clear(self) -> None:
-        self.input.value = ""
-        self.post_message(self.Changed(""))
+        if self.input.value:
+            self.input.value = ""  # tells on_change / posts Changed through the watcher
+        else:
+            self.value_changed("")
         self.post_message(self.Done(cleared=True))

@@ -83,8 +83,20 @@ def rows_table(rows: list[tuple[str, Text]]) -> Table:
 class TaskSummary(Static):
     """What the cursor is on: the fields that matter, in a few lines."""
 
+    _shown: tuple | None = None
+
     def show(self, task: Task | None, now: float) -> None:
+        shown = None if task is None else (task.key, task.rev, int(now))
+        if shown == self._shown and shown is not None:
+            return  # same task, same revision, same second: nothing would change
+        self._shown = shown
         if task is None:
-            self.update(Text("No task selected.", "dim"))
+            self._put(Text("No task selected.", "dim"))
             return
-        self.update(rows_table(task_rows(task, now, full=False)))
+        self._put(rows_table(task_rows(task, now, full=False)))
+
+    def _put(self, renderable) -> None:
+        """Update; lay out again only if the pane's height follows its content
+        (the stylesheet fixes it: a layout would repaint the panes below)."""
+        height = self.styles.height
+        self.update(renderable, layout=height is None or height.is_auto)

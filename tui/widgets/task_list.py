@@ -10,17 +10,21 @@ Sorting is "lazy" (btop): when tasks change they keep their place; new keys
 are inserted at their sorted position; the whole list is re-sorted only when
 the user asks (``s``).
 
-Filtering 100,000 tasks per keystroke: bare words are tested against a
-lowercased "haystack" per task (C-speed substring tests); other terms use the
-filter module's predicate, on what the words left.  When the query only grew
+Filtering 100,000 tasks per keystroke: terms on category fields (provider,
+state, model, kind) are answered once per distinct combination of those
+fields, then looked up per task; bare words are tested against a lowercased
+"haystack" per task (C-speed substring tests); other terms (id, label, error)
+use the filter module's predicate, on what was left.  Haystacks and categories
+are built in slices after the first frame (``warm_hay``).  When the query only grew
 (``tui.filter.refines``) only the current matches are tested.
 """
 
 from __future__ import annotations
 
 import bisect
+import gc
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from rich.segment import Segment
 from rich.style import Style
@@ -60,6 +64,19 @@ Predicate = Callable[[Task], bool]
 Words = list[tuple[str, bool]]  # (lowercase needle, negate)
 
 
+def category(t: Task) -> tuple:
+    """What a category term (tui.filter.CATEGORY_FIELDS) reads of a task."""
+    return (t.provider, t.state, t.provider_status, t.model, t.kind, t.label)
+
+
+def _stand_in(cat: tuple) -> Task:
+    """A task with only the fields of ``cat``: the predicate's answer for it is
+    the answer for every task of that category."""
+    provider, state, status, model, kind, label = cat
+    return Task(provider=provider, task_id="", state=state, provider_status=status, model=model,
+                kind=kind, label=label)
+
+
 def haystack(t: Task) -> str:
     """What a bare word is searched in (see tui.filter): id, label, model,
     provider, kind, state and the provider's status, lowercased."""
@@ -93,6 +110,18 @@ class Columns:
         else:
             model, name = 0, rest
         return cls(provider, name, model, state, barw, age, updated)
+
+
+class _Answers(dict):
+    """category -> does ``pred`` pass it (computed on first lookup)."""
+
+    def __init__(self, pred: Predicate) -> None:
+        super().__init__()
+        self.pred = pred
+
+    def __missing__(self, cat: tuple) -> bool:
+        answer = self[cat] = bool(self.pred(_stand_in(cat)))
+        return answer
 
 
 class TaskList(ScrollView, can_focus=True):
@@ -145,8 +174,12 @@ class TaskList(ScrollView, can_focus=True):
         self.index: list[str] = []  # the keys that match the filter, same order
         self.tasks: dict[str, Task] = {}  # key -> task, as of the last change applied
         self._index_set: set[str] | None = set()  # built when first needed
-        self._hay: dict[str, str] | None = None  # built on first use
+        self._hay: dict[str, str] = {}  # key -> haystack; complete once _hay_todo is None
+        self._cat: dict[str, tuple] = {}  # key -> category(task), built with _hay
+        self._cats: dict[tuple, tuple] = {}  # interned categories (a few hundred for 100,000 tasks)
+        self._hay_todo: Iterator[str] | None = iter(())
         self.predicate: Predicate | None = None
+        self.category: Predicate | None = None
         self.words: Words = []
         self.cursor_key: str | None = None
         self._cursor_row = 0
@@ -167,16 +200,19 @@ class TaskList(ScrollView, can_focus=True):
         """Re-read every task, sort, and re-apply the filter (the user asked for it)."""
         tasks = self.store.tasks()
         tasks.sort(key=SORTS[self.sort_mode])
+        # Fresh key strings, made in list order: a filter pass walks keys, tasks,
+        # haystacks and categories in this order, and memory laid out the same
+        # way makes that pass ~4x faster at 100,000 tasks than keys scattered
+        # in load order.
         self.tasks = {f"{t.provider}:{t.task_id}": t for t in tasks}
         self.order = list(self.tasks)
-        if self._hay is not None and len(self._hay) != len(self.tasks):
-            self._hay = None
+        self._forget_hay()
         self._refilter()
 
     @property
     def filtered(self) -> bool:
         """Is a filter narrowing the list?"""
-        return bool(self.words) or self.predicate is not None
+        return bool(self.words) or self.predicate is not None or self.category is not None
 
     def matches(self, task: Task) -> bool:
         """Does ``task`` pass the current filter?"""
@@ -185,25 +221,73 @@ class TaskList(ScrollView, can_focus=True):
             for needle, negate in self.words:
                 if (needle in hay) == negate:
                     return False
+        if self.category is not None and not self.category(task):
+            return False
         return self.predicate is None or self.predicate(task)
 
     def set_filter(self, predicate: Predicate | None, *, words: Words | None = None,
-                   narrow: bool = False) -> int:
-        """Show only tasks that contain every (lowercase) word of ``words`` and
-        pass ``predicate``; return the count.  ``narrow=True`` promises the new
-        filter matches a subset of the old one, so only listed keys are tested."""
+                   category: Predicate | None = None, narrow: bool = False) -> int:
+        """Show only tasks that contain every (lowercase) word of ``words``,
+        pass ``category`` (a predicate reading only the fields of ``category()``,
+        answered once per distinct combination) and pass ``predicate``; return
+        the count.  ``narrow=True`` promises the new filter matches a subset of
+        the old one, so only listed keys are tested."""
         self.predicate = predicate
+        self.category = category
         self.words = list(words or [])
         self._refilter(self.index if narrow else None)
         return len(self.index)
 
+    def _forget_hay(self) -> None:
+        self._hay = {}
+        self._cat = {}
+        self._hay_todo = iter(list(self.tasks))
+
+    def _index_task(self, key: str, t: Task) -> None:
+        self._hay[key] = haystack(t)
+        cat = category(t)
+        self._cat[key] = self._cats.setdefault(cat, cat)
+
+    def warm_hay(self, budget: int = 5000) -> bool:
+        """Build up to ``budget`` haystacks (called from a timer after the first
+        frame, so opening 100,000 tasks does not wait for them); True when all are built."""
+        todo = self._hay_todo
+        if todo is None:
+            return True
+        hay, tasks, index_task = self._hay, self.tasks, self._index_task
+        for key in todo:
+            t = tasks.get(key)
+            if t is not None and key not in hay:
+                index_task(key, t)
+            budget -= 1
+            if budget <= 0:
+                return False
+        self._hay_todo = None
+        return True
+
+    def start_warming(self, every: float = 0.05) -> None:
+        """Build haystacks and categories in slices from a timer: ready before the
+        first keystroke (100,000 tasks: ~20 slices of a few ms) without delaying
+        the first frame."""
+        def step() -> None:
+            if self.warm_hay():
+                timer.stop()
+                gc.freeze()  # long-lived, like the tasks (see TaskTUI.on_mount)
+
+        timer = self.set_interval(every, step, name="warm-hay")
+
     def _ensure_hay(self) -> dict[str, str]:
-        if self._hay is None:
-            self._hay = {k: haystack(t) for k, t in self.tasks.items()}
+        if self._hay_todo is not None:
+            self.warm_hay(budget=len(self.tasks) + 1)
         return self._hay
 
     def _refilter(self, among: list[str] | None = None) -> None:
         keys = self.order if among is None else among
+        if self.category is not None:  # cheapest first: two dict lookups per task
+            self._ensure_hay()
+            answers = _Answers(self.category)
+            cat = self._cat
+            keys = [k for k in keys if answers[cat[k]]]
         if self.words:
             hay = self._ensure_hay()
             for needle, negate in self.words:
@@ -232,7 +316,7 @@ class TaskList(ScrollView, can_focus=True):
                 if old is not None or t is not None:
                     moves.append((k, old.state if old else None, t.state if t else None))
                 self._forget_rows(k)
-            self._hay = None
+            self._forget_hay()
             self.rebuild()
             return moves
         structural = False
@@ -247,8 +331,8 @@ class TaskList(ScrollView, can_focus=True):
                 if old is None:
                     continue
                 del self.tasks[k]
-                if self._hay is not None:
-                    self._hay.pop(k, None)
+                self._hay.pop(k, None)
+                self._cat.pop(k, None)
                 if k in self._in_index:
                     self.index.remove(k)
                     self._in_index.discard(k)
@@ -256,8 +340,7 @@ class TaskList(ScrollView, can_focus=True):
                 self.order.remove(k)
                 continue
             self.tasks[k] = t
-            if self._hay is not None:
-                self._hay[k] = haystack(t)
+            self._index_task(k, t)
             if old is None:
                 bisect.insort(self.order, k, key=sort_key)
             match = self.matches(t)
