@@ -402,7 +402,7 @@ class TaskTUI(App[None]):
                     troubles.append((name, word))
         paused = bool(getattr(self.engine, "paused", False))
         tasks = self.task_list
-        shown = len(tasks.index) if tasks.filtered else None
+        shown = tasks.count if tasks.filtered else None
         counts = self.store.counts()
         key = (tuple(sorted(counts.items())), len(self.store), paused, tuple(troubles),
                tasks.sort_mode, shown)
@@ -437,7 +437,7 @@ class TaskTUI(App[None]):
         """Narrow the list to ``query`` (the filter language); returns the match count."""
         old = self.query_text
         if query == old:
-            return len(self.task_list.index)
+            return self.task_list.count
         self.query_text = query
         words, category, pred = plan_query(query)
         narrow = (bool(old.strip()) and bool(words or category or pred)
@@ -450,7 +450,7 @@ class TaskTUI(App[None]):
 
     def _update_count(self) -> None:
         probs = tfilter.problems(self.query_text)
-        self.filter_bar.set_count(len(self.task_list.index), len(self.store),
+        self.filter_bar.set_count(self.task_list.count, len(self.store),
                                   probs[0] if probs else None)
 
     @on(FilterBar.Done)

@@ -1,22 +1,24 @@
-"""The task list: a Line-API ScrollView over an index of task keys.
+"""The task list: a Line-API ScrollView over an index of task rows.
 
-The widget keeps ``order`` (every tracked key, in the current sort) and
-``index`` (the keys that match the filter, in the same order), plus ``tasks``,
-a key -> Task mirror of the store refreshed from its change feed.  Cost per
-frame is O(visible rows); a rendered row is cached by (key, rev, width) so a
-refresh redraws only what changed.
+The widget keeps ``_order`` (a row per tracked task, in the current sort) and
+``_index`` (the rows that match the filter, in the same order); ``order`` and
+``index`` are the same as lists of keys, and ``tasks`` is a key -> Task mirror
+of the store refreshed from its change feed.  Cost per frame is O(visible
+rows); a rendered row is cached by (key, rev, width) so a refresh redraws only
+what changed.
 
-Sorting is "lazy" (btop): when tasks change they keep their place; new keys
+Sorting is "lazy" (btop): when tasks change they keep their place; new tasks
 are inserted at their sorted position; the whole list is re-sorted only when
 the user asks (``s``).
 
 Filtering 100,000 tasks per keystroke: terms on category fields (provider,
-state, model, kind) are answered once per distinct combination of those
-fields, then looked up per task; bare words are tested against a lowercased
-"haystack" per task (C-speed substring tests); other terms (id, label, error)
-use the filter module's predicate, on what was left.  Haystacks and categories
-are built in slices after the first frame (``warm_hay``).  When the query only grew
-(``tui.filter.refines``) only the current matches are tested.
+state, model, kind, label) are answered once per distinct combination of those
+fields, then looked up per row; bare words are tested against a lowercased
+"haystack" per row (C-speed substring tests); other terms (id, error) use the
+filter module's predicate, on what was left.  Rows are small slotted objects
+made in list order, so a pass over them walks memory in order.  Haystacks and
+categories are built in slices after the first frame (``warm_hay``).  When the
+query only grew (``tui.filter.refines``) only the current matches are tested.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from __future__ import annotations
 import bisect
 import gc
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 from rich.segment import Segment
 from rich.style import Style
@@ -112,6 +114,19 @@ class Columns:
         return cls(provider, name, model, state, barw, age, updated)
 
 
+class _Row:
+    """One task in the list: its key, the task, and what the fast filters read
+    (filled by ``TaskList._warm``).  Compared by identity."""
+
+    __slots__ = ("key", "task", "hay", "cat")
+
+    def __init__(self, key: str, task: Task) -> None:
+        self.key = key
+        self.task = task
+        self.hay: str | None = None
+        self.cat: tuple | None = None
+
+
 class _Answers(dict):
     """category -> does ``pred`` pass it (computed on first lookup)."""
 
@@ -170,14 +185,14 @@ class TaskList(ScrollView, can_focus=True):
         super().__init__(name=name, id=id, classes=classes)
         self.store = store
         self.clock = clock
-        self.order: list[str] = []  # every key, in sort order (lazily kept)
-        self.index: list[str] = []  # the keys that match the filter, same order
         self.tasks: dict[str, Task] = {}  # key -> task, as of the last change applied
+        self._rows: dict[str, _Row] = {}  # key -> its row
+        self._order: list[_Row] = []  # every row, in sort order (lazily kept)
+        self._index: list[_Row] = []  # the rows that match the filter, same order
+        self._index_keys: list[str] | None = []  # self.index, built when asked for
         self._index_set: set[str] | None = set()  # built when first needed
-        self._hay: dict[str, str] = {}  # key -> haystack; complete once _hay_todo is None
-        self._cat: dict[str, tuple] = {}  # key -> category(task), built with _hay
         self._cats: dict[tuple, tuple] = {}  # interned categories (a few hundred for 100,000 tasks)
-        self._hay_todo: Iterator[str] | None = iter(())
+        self._warm_at: int | None = 0  # next row of _order to warm; None: all warm
         self.predicate: Predicate | None = None
         self.category: Predicate | None = None
         self.words: Words = []
@@ -191,22 +206,39 @@ class TaskList(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------ index
 
-    def _sort_key(self) -> Callable[[str], object]:
+    @property
+    def index(self) -> list[str]:
+        """The keys that match the filter, in list order."""
+        if self._index_keys is None:
+            self._index_keys = [r.key for r in self._index]
+        return self._index_keys
+
+    @property
+    def order(self) -> list[str]:
+        """Every key, in list order."""
+        return [r.key for r in self._order]
+
+    @property
+    def count(self) -> int:
+        """How many tasks the list shows."""
+        return len(self._index)
+
+    def _sort_key(self) -> Callable[[_Row], object]:
         func = SORTS[self.sort_mode]
-        tasks = self.tasks
-        return lambda k: func(tasks[k])
+        return lambda r: func(r.task)
 
     def rebuild(self) -> None:
         """Re-read every task, sort, and re-apply the filter (the user asked for it)."""
         tasks = self.store.tasks()
         tasks.sort(key=SORTS[self.sort_mode])
-        # Fresh key strings, made in list order: a filter pass walks keys, tasks,
-        # haystacks and categories in this order, and memory laid out the same
-        # way makes that pass ~4x faster at 100,000 tasks than keys scattered
-        # in load order.
-        self.tasks = {f"{t.provider}:{t.task_id}": t for t in tasks}
-        self.order = list(self.tasks)
-        self._forget_hay()
+        # Fresh rows and key strings, made in list order: a filter pass walks
+        # them in this order, and memory laid out the same way makes it several
+        # times faster at 100,000 tasks than objects scattered in load order.
+        rows = [_Row(f"{t.provider}:{t.task_id}", t) for t in tasks]
+        self._order = rows
+        self._rows = {r.key: r for r in rows}
+        self.tasks = {r.key: r.task for r in rows}
+        self._warm_at = 0
         self._refilter()
 
     @property
@@ -231,44 +263,38 @@ class TaskList(ScrollView, can_focus=True):
         pass ``category`` (a predicate reading only the fields of ``category()``,
         answered once per distinct combination) and pass ``predicate``; return
         the count.  ``narrow=True`` promises the new filter matches a subset of
-        the old one, so only listed keys are tested."""
+        the old one, so only listed rows are tested."""
         self.predicate = predicate
         self.category = category
         self.words = list(words or [])
-        self._refilter(self.index if narrow else None)
-        return len(self.index)
+        self._refilter(self._index if narrow else None)
+        return len(self._index)
 
-    def _forget_hay(self) -> None:
-        self._hay = {}
-        self._cat = {}
-        self._hay_todo = iter(list(self.tasks))
-
-    def _index_task(self, key: str, t: Task) -> None:
-        self._hay[key] = haystack(t)
+    def _warm(self, row: _Row) -> None:
+        """Fill a row's haystack and category (what the fast filters read)."""
+        t = row.task
+        row.hay = haystack(t)
         cat = category(t)
-        self._cat[key] = self._cats.setdefault(cat, cat)
+        row.cat = self._cats.setdefault(cat, cat)
 
     def warm_hay(self, budget: int = 5000) -> bool:
-        """Build up to ``budget`` haystacks (called from a timer after the first
-        frame, so opening 100,000 tasks does not wait for them); True when all are built."""
-        todo = self._hay_todo
-        if todo is None:
+        """Warm up to ``budget`` rows (called from a timer after the first frame,
+        so opening 100,000 tasks does not wait for them); True when all are warm."""
+        start = self._warm_at
+        if start is None:
             return True
-        hay, tasks, index_task = self._hay, self.tasks, self._index_task
-        for key in todo:
-            t = tasks.get(key)
-            if t is not None and key not in hay:
-                index_task(key, t)
-            budget -= 1
-            if budget <= 0:
-                return False
-        self._hay_todo = None
-        return True
+        rows = self._order
+        end = min(len(rows), start + budget)
+        warm = self._warm
+        for row in rows[start:end]:
+            if row.hay is None:
+                warm(row)
+        self._warm_at = None if end >= len(rows) else end
+        return self._warm_at is None
 
     def start_warming(self, every: float = 0.05) -> None:
-        """Build haystacks and categories in slices from a timer: ready before the
-        first keystroke (100,000 tasks: ~20 slices of a few ms) without delaying
-        the first frame."""
+        """Warm the rows in slices from a timer: ready before the first keystroke
+        (100,000 tasks: ~20 slices of a few ms) without delaying the first frame."""
         def step() -> None:
             if self.warm_hay():
                 timer.stop()
@@ -276,30 +302,27 @@ class TaskList(ScrollView, can_focus=True):
 
         timer = self.set_interval(every, step, name="warm-hay")
 
-    def _ensure_hay(self) -> dict[str, str]:
-        if self._hay_todo is not None:
-            self.warm_hay(budget=len(self.tasks) + 1)
-        return self._hay
+    def _ensure_warm(self) -> None:
+        if self._warm_at is not None:
+            self.warm_hay(budget=len(self._order) + 1)
 
-    def _refilter(self, among: list[str] | None = None) -> None:
-        keys = self.order if among is None else among
-        if self.category is not None:  # cheapest first: two dict lookups per task
-            self._ensure_hay()
+    def _refilter(self, among: list[_Row] | None = None) -> None:
+        rows = self._order if among is None else among
+        if self.category is not None or self.words:
+            self._ensure_warm()
+        if self.category is not None:  # cheapest first: one lookup per row
             answers = _Answers(self.category)
-            cat = self._cat
-            keys = [k for k in keys if answers[cat[k]]]
-        if self.words:
-            hay = self._ensure_hay()
-            for needle, negate in self.words:
-                if negate:
-                    keys = [k for k in keys if needle not in hay[k]]
-                else:
-                    keys = [k for k in keys if needle in hay[k]]
+            rows = [r for r in rows if answers[r.cat]]
+        for needle, negate in self.words:
+            if negate:
+                rows = [r for r in rows if needle not in r.hay]
+            else:
+                rows = [r for r in rows if needle in r.hay]
         pred = self.predicate
         if pred is not None:
-            tasks = self.tasks
-            keys = [k for k in keys if pred(tasks[k])]
-        self.index = list(keys) if keys is self.order else keys
+            rows = [r for r in rows if pred(r.task)]
+        self._index = list(rows) if rows is self._order else rows
+        self._index_keys = None
         self._index_set = None
         self._index_changed()
 
@@ -309,50 +332,55 @@ class TaskList(ScrollView, can_focus=True):
         moves: list[tuple[str, str | None, str | None]] = []
         get = self.store.get
         keys = list(keys)
-        arrivals = sum(1 for k in keys if (k in self.tasks) != (get(k) is not None))
+        arrivals = sum(1 for k in keys if (k in self._rows) != (get(k) is not None))
         if arrivals > BULK:  # a bulk add or remove: one re-sort beats many list inserts
             for k in keys:
                 old, t = self.tasks.get(k), get(k)
                 if old is not None or t is not None:
                     moves.append((k, old.state if old else None, t.state if t else None))
                 self._forget_rows(k)
-            self._forget_hay()
             self.rebuild()
             return moves
         structural = False
         sort_key = self._sort_key()
+        in_index = self._in_index
         for k in keys:
             self._forget_rows(k)
             t = get(k)
-            old = self.tasks.get(k)
+            row = self._rows.get(k)
+            old = row.task if row is not None else None
             if old is not None or t is not None:
                 moves.append((k, old.state if old else None, t.state if t else None))
             if t is None:
-                if old is None:
+                if row is None:
                     continue
+                del self._rows[k]
                 del self.tasks[k]
-                self._hay.pop(k, None)
-                self._cat.pop(k, None)
-                if k in self._in_index:
-                    self.index.remove(k)
-                    self._in_index.discard(k)
+                if k in in_index:
+                    self._index.remove(row)  # rows compare by identity: a pointer scan
+                    in_index.discard(k)
                     structural = True
-                self.order.remove(k)
+                self._order.remove(row)
                 continue
             self.tasks[k] = t
-            self._index_task(k, t)
-            if old is None:
-                bisect.insort(self.order, k, key=sort_key)
+            if row is None:
+                row = self._rows[k] = _Row(k, t)
+                self._warm(row)
+                bisect.insort(self._order, row, key=sort_key)
+            else:
+                row.task = t
+                self._warm(row)
             match = self.matches(t)
-            if match and k not in self._in_index:
-                bisect.insort(self.index, k, key=sort_key)
-                self._in_index.add(k)
+            if match and k not in in_index:
+                bisect.insort(self._index, row, key=sort_key)
+                in_index.add(k)
                 structural = True
-            elif not match and k in self._in_index:
-                self.index.remove(k)
-                self._in_index.discard(k)
+            elif not match and k in in_index:
+                self._index.remove(row)
+                in_index.discard(k)
                 structural = True
         if structural:
+            self._index_keys = None
             self._index_changed()
         else:
             self.refresh()
@@ -369,14 +397,15 @@ class TaskList(ScrollView, can_focus=True):
     @property
     def _in_index(self) -> set[str]:
         if self._index_set is None:
-            self._index_set = set(self.index)
+            self._index_set = {r.key for r in self._index}
         return self._index_set
 
     def _row_of(self, key: str | None) -> int | None:
-        if key is None:
+        row = self._rows.get(key) if key is not None else None
+        if row is None:
             return None
         try:
-            return self.index.index(key)
+            return self._index.index(row)
         except ValueError:
             return None
 
@@ -386,13 +415,13 @@ class TaskList(ScrollView, can_focus=True):
         if row is not None:
             self._cursor_row = row
         else:
-            row = min(self._cursor_row, len(self.index) - 1)
+            row = min(self._cursor_row, len(self._index) - 1)
             self._cursor_row = max(row, 0)
             old = self.cursor_key
-            self.cursor_key = self.index[self._cursor_row] if self.index else None
+            self.cursor_key = self._index[self._cursor_row].key if self._index else None
             if old != self.cursor_key:
                 self.post_message(self.CursorMoved(self.cursor_key))
-        self.virtual_size = Size(self.size.width, len(self.index) + 1)
+        self.virtual_size = Size(self.size.width, len(self._index) + 1)
         self._scroll_cursor_into_view()
         self.refresh()
 
@@ -421,12 +450,12 @@ class TaskList(ScrollView, can_focus=True):
         return True
 
     def _move_to(self, row: int) -> None:
-        if not self.index:
+        if not self._index:
             return
-        row = max(0, min(row, len(self.index) - 1))
+        row = max(0, min(row, len(self._index) - 1))
         old_row = self._cursor_row
         self._cursor_row = row
-        key = self.index[row]
+        key = self._index[row].key
         if key != self.cursor_key:
             self.cursor_key = key
             self.post_message(self.CursorMoved(key))
@@ -462,31 +491,29 @@ class TaskList(ScrollView, can_focus=True):
         self._move_to(0)
 
     def action_last(self) -> None:
-        self._move_to(len(self.index) - 1)
+        self._move_to(len(self._index) - 1)
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
         if offset is None or offset.y < 1:
             return
         row = int(self.scroll_offset.y) + offset.y - 1
-        if 0 <= row < len(self.index):
+        if 0 <= row < len(self._index):
             self._move_to(row)
             if event.chain >= 2:
-                self.post_message(self.Opened(self.index[row]))
+                self.post_message(self.Opened(self._index[row].key))
 
     # ------------------------------------------------------------ ages
 
     def tick(self) -> None:
         """Called about once a second: repaint only when a visible age text changed."""
-        if not self.index or not self.display:
+        if not self._index or not self.display:
             return
         top = int(self.scroll_offset.y)
-        get = self.tasks.get
         drawn = self._drawn_ages
-        for row, k in enumerate(self.index[top: top + self.size.height], start=top):
-            t = get(k)
-            if t is not None and drawn.get(k) != self._ages(t):
-                self._refresh_row(row)  # that line only: a full repaint costs ~50x more
+        for n, row in enumerate(self._index[top: top + self.size.height], start=top):
+            if drawn.get(row.key) != self._ages(row.task):
+                self._refresh_row(n)  # that line only: a full repaint costs ~50x more
 
     def _ages(self, task: Task) -> str:
         c = self._layout()
@@ -498,7 +525,7 @@ class TaskList(ScrollView, can_focus=True):
 
     def on_resize(self, event: events.Resize) -> None:
         self._columns = None
-        self.virtual_size = Size(event.size.width, len(self.index) + 1)
+        self.virtual_size = Size(event.size.width, len(self._index) + 1)
         self._scroll_cursor_into_view()
 
     def notify_style_update(self) -> None:
@@ -530,13 +557,9 @@ class TaskList(ScrollView, can_focus=True):
         if y == 0:
             return self._header(width).apply_style(base)
         row = int(self.scroll_offset.y) + y - 1
-        if row >= len(self.index):
+        if row >= len(self._index):
             return Strip.blank(width, base)
-        key = self.index[row]
-        task = self.tasks.get(key)
-        if task is None:
-            return Strip.blank(width, base)
-        strip = Strip(self._row(task)).adjust_cell_length(width)
+        strip = Strip(self._row(self._index[row].task)).adjust_cell_length(width)
         if row == self._cursor_row:
             return strip.apply_style(base + self._style("cursor"))
         return strip.apply_style(base)
