@@ -17,8 +17,17 @@ transaction.  The first request of a round is sent alone while the provider
 is unproven (just started, failing, after a 429); the rest follow only if it
 got through.  List providers (``has_list``) refresh every task of a kind with
 one request and fetch a task's detail only when the list says it just
-COMPLETED without results.  When a round ends the worker re-arms a one-shot
-sleep until the next task is due, so rounds never overlap.
+COMPLETED without results; the list is asked for when the first due task can
+wait no longer (its ``slack``), and its answer reschedules every task it
+lists.  When a round ends the worker re-arms a one-shot sleep until the next
+task is due, so rounds never overlap.
+
+When a task is due next is ``plan``'s: an end predicted from its progress rate
+and the provider's eta is polled just after, once two answers agree on it; a
+task that reports nothing but its state is polled as the durations learned
+from finished tasks of its provider, kind and model make its end likely, or
+else ever less often as it stays quiet (a quarter of that time, at most
+``QUIET_CAP``).  Never more often than its poll_interval.
 
 The same code runs under the dashboard (``start``) and under ``tasktui
 poll``/``wait`` (``poll_once``, ``focus``).  Subscribers learn of changes
@@ -29,10 +38,12 @@ counter, a log line or an exception text.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import heapq
 import math
 import random
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -42,6 +53,7 @@ from .budget import Budget, format_rate, parse_rate
 from .model import (
     NOT_FOUND,
     SUCCEEDED,
+    TERMINAL,
     AuthError,
     BadResponse,
     Event,
@@ -69,6 +81,8 @@ RETRY_MARGIN = 0.25  # seconds added to a provider's Retry-After
 QUOTA_PROBE = 600.0  # a provider out of credits is asked again every 10 minutes
 BACKOFF_CAP = 300.0  # longest wait after transient failures
 MAX_INTERVAL = 600.0  # longest wait between two polls of one live task
+QUIET_CAP = 60.0  # longest wait between two polls of a task whose end cannot be foreseen
+MAX_AGE = 7 * 86400.0  # a created_at older than this (or in the future) says nothing of when a task began
 IDLE_WAKE = 2.0  # a worker looks for new tasks (other processes' adds) this often
 BALANCE_INTERVAL = 300.0
 RPM_MINUTES = 60
@@ -86,56 +100,209 @@ class Schedule:
     last_poll: float | None = None
     last_change: float | None = None
     signature: tuple | None = None  # (state, provider_status, progress) of the last answer
-    progress_start: tuple[float, float] | None = None  # (progress, time) first seen moving
+    progress_start: tuple[float, float] | None = None  # (progress, time): first seen above 0
     rate: float | None = None  # progress points per second
     fails: int = 0
     polls: int = 0
+    slack: float = 0.0  # the next poll may come this much after ``due`` at no loss (see ``plan``)
+    first_seen: float | None = None  # time of the first answer
+    born: float | None = None  # when the task began: the provider's created_at, else first seen
+    moved: float | None = None  # when the progress was first seen at its current value
+    predicted: tuple[float, float, float, float] | None = None  # (made at, earliest, latest, likeliest end)
+    expired: float | None = None  # the likeliest end last predicted, passed with the task still running
+    prior_end: float | None = None  # the end the learned durations made likely at the last answer
 
 
-def expected_remaining(sched: Schedule, task: Task, wall_now: float) -> float | None:
-    """Seconds until the task is expected to end, from its progress rate or its eta."""
-    if sched.rate and sched.rate > 0 and task.progress is not None:
-        return (100.0 - task.progress) / sched.rate
+RESOLUTION = 1.0  # seconds: providers give created/eta in whole seconds, progress in whole points
+TOLERANCE = 0.01  # a delay of this share of a task's length is not worth a request to avoid
+STALLED = 2.0  # progress that has not moved for this many points' worth of time: the rate is stale
+QUIET_SHARE = 0.25  # without a prediction, wait this share of the time the task has been quiet
+PRIOR_SHARE = 1 / 6  # with learned durations, poll each time this share of the likely ends has passed
+PRIOR_MIN = 5  # ... when at least this many learned durations are longer than the task's age
+PRIOR_SIZE = 64  # learned durations kept per provider, kind and model (the latest)
+
+
+class Durations:
+    """How long finished tasks of one provider, kind and model took (seconds
+    from their start to their end, the latest ``PRIOR_SIZE``), learned as
+    tasks end: what the engine knows of a task that reports nothing but its
+    state."""
+
+    __slots__ = ("_recent", "_sorted")
+
+    def __init__(self) -> None:
+        self._recent: deque[float] = deque(maxlen=PRIOR_SIZE)
+        self._sorted: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self._recent)
+
+    def add(self, seconds: float) -> None:
+        if not (seconds > 0 and math.isfinite(seconds)):
+            return
+        if len(self._recent) == self._recent.maxlen:
+            old = self._recent[0]
+            del self._sorted[bisect.bisect_left(self._sorted, old)]
+        self._recent.append(seconds)
+        bisect.insort(self._sorted, seconds)
+
+    def next_end(self, age: float, share: float = PRIOR_SHARE) -> float | None:
+        """The age by which ``share`` of the learned tasks that were still running
+        at ``age`` had ended; None when too few of them ran that long (the task
+        is already older than what was learned, or nothing was)."""
+        k = bisect.bisect_right(self._sorted, age)
+        longer = len(self._sorted) - k
+        if longer < PRIOR_MIN:
+            return None
+        return self._sorted[k + max(0, math.ceil(share * longer) - 1)]
+
+
+def expected_remaining(sched: Schedule, task: Task, wall_now: float, now: float | None = None) -> float | None:
+    """Seconds until the task is expected to end (the likeliest end of
+    ``predict_end``; ``now`` on the engine's clock, by default the last poll)."""
+    if now is None:
+        now = sched.last_poll if sched.last_poll is not None else 0.0
+    found = predict_end(sched, task, now, wall_now)
+    return None if found is None else found[1] - now
+
+
+def predict_end(sched: Schedule, task: Task, now: float,
+                wall_now: float) -> tuple[float, float, float, bool] | None:
+    """(earliest, likeliest, latest, confirmed): when the task should end, on the
+    engine's clock, from its progress rate and the provider's eta; None when
+    there is neither, or both have run out while the task still runs.
+
+    Each source is an interval as wide as what it is made of: an eta and a
+    creation time in whole seconds; a rate measured over ``dp`` whole points
+    (off by up to a point at each end) and the current progress (a point).
+    Two sources that overlap narrow and confirm each other; apart, the
+    prediction spans both, the earlier is the likeliest, and it is not
+    confirmed.  A rate alone is confirmed when the prediction made at the
+    previous answer still overlaps.  A rate whose progress has not moved for
+    ``STALLED`` points' worth of time predicts nothing."""
+    found: list[tuple[float, float, float]] = []
+    rate = sched.rate
+    if rate and rate > 0 and task.progress is not None and sched.progress_start is not None:
+        remaining = (100.0 - task.progress) / rate
+        moving = sched.moved is None or (now - sched.moved) * rate <= STALLED
+        if remaining > 0 and moving:
+            slack = remaining / max(1.0, task.progress - sched.progress_start[0])
+            point = 1.0 / rate
+            found.append((now + max(0.0, remaining - slack - point), now + remaining,
+                          now + remaining + slack + point * 0.5))
+    rate_based = bool(found)
     if task.eta and task.created_at:
-        return task.created_at + task.eta - wall_now
-    return None
+        remaining = task.created_at + task.eta - wall_now
+        if remaining > 0:  # an eta that ran out while the task runs is stale
+            found.append((now + max(0.0, remaining - 1.5 * RESOLUTION), now + remaining,
+                          now + remaining + 1.5 * RESOLUTION))
+    if not found:
+        return None
+    if len(found) == 2:
+        (a0, a, a1), (b0, b, b1) = found
+        lo, hi = max(a0, b0), min(a1, b1)
+        if lo <= hi:
+            best = a if a1 - a0 <= b1 - b0 else b
+            return lo, min(max(best, lo), hi), hi, True
+        return min(a0, b0), min(a, b), max(a1, b1), False
+    lo, best, hi = found[0]
+    prior = sched.predicted
+    confirmed = rate_based and prior is not None and prior[0] < now and prior[1] <= hi and lo <= prior[2]
+    return lo, best, hi, confirmed
 
 
 def next_interval(floor: float, sched: Schedule, task: Task, now: float, wall_now: float,
                   adaptive: bool = True, cap: float = MAX_INTERVAL) -> float:
-    """Seconds until the next poll of a live task.
+    """Seconds until the next poll of a live task: ``plan``'s wait, without the
+    learned durations or a cap on quiet waits other than ``cap``."""
+    return plan(floor, sched, task, now, wall_now, adaptive, cap)[0]
 
-    ``floor`` (the configured poll_interval) is the minimum.  Near the expected
-    end the next poll lands at half the remaining time; without an estimate
-    (or once overdue) the wait grows with the time the task has been quiet.
+
+def plan(floor: float, sched: Schedule, task: Task, now: float, wall_now: float,
+         adaptive: bool = True, cap: float = MAX_INTERVAL, quiet_cap: float | None = None,
+         durations: Durations | None = None) -> tuple[float, float]:
+    """(wait, slack): seconds until the next poll of a live task, and how much
+    later that poll may come at no loss (a list request, which refreshes many
+    tasks at once, waits for the first task whose slack has run out).
+
+    ``floor`` (the configured poll_interval) is the minimum, ``cap`` the
+    maximum.  With a predicted end (progress rate, eta; see ``predict_end``):
+
+    - not confirmed: halfway to the likeliest end (a poll to learn more, which
+      may slip by half as much again);
+    - confirmed and sharp (no wider than the floor or a ``TOLERANCE`` share of
+      the task's length): at its latest end, the first poll after the end;
+    - confirmed but wide: a step past its earliest end (or halfway, if later).
+
+    Without a prediction: when the ``durations`` learned from finished tasks
+    like it say when it likely ends, each time a ``PRIOR_SHARE`` of those ends
+    has passed (no polls before the shortest ones), at most ``quiet_cap``
+    apart; else a ``QUIET_SHARE`` of the time the task has been quiet (since
+    its last change, or since the likely end it has outlived), at most
+    ``quiet_cap``: an end nothing foretold is seen within a fifth of that time.
     """
     if not adaptive:
-        return floor
-    remaining = expected_remaining(sched, task, wall_now)
-    if remaining is not None and remaining > 0:
-        wait = remaining * 0.5
-    else:
-        quiet = now - (sched.last_change if sched.last_change is not None else now)
-        wait = quiet * 0.25
-    return min(max(cap, floor), max(floor, wait))
+        return floor, 0.0
+    cap = max(cap, floor)
+    found = predict_end(sched, task, now, wall_now)
+    if found is not None:
+        lo, best, hi, confirmed = found
+        if sched.predicted is None or sched.predicted[0] < now:
+            sched.predicted = (now, lo, hi, best)
+        length = hi - (sched.born if sched.born is not None else now)
+        step = max(floor, TOLERANCE * max(length, task.eta or 0.0))
+        if confirmed and hi - lo <= step:
+            wait, slack = hi - now, 0.0
+        else:
+            half = (best - now) * 0.5
+            wait = min(hi - now, max(half, lo - now + step if confirmed else 0.0))
+            slack = max(0.0, min(half * 0.5, lo - now - wait))  # never past the earliest end
+        wait = min(cap, max(floor, wait))
+        return wait, max(0.0, min(slack, cap - wait))
+    if sched.predicted is not None:
+        if sched.predicted[3] <= now:  # its likeliest end has passed: overdue since then
+            sched.expired = sched.predicted[3]
+        sched.predicted = None
+    if durations is not None and sched.born is not None:
+        age = now - sched.born
+        end = durations.next_end(age)
+        if end is not None:
+            sched.prior_end = sched.born + end
+            wait = max(floor, min(cap, quiet_cap or cap, end - age))
+            return wait, wait * QUIET_SHARE
+    if sched.prior_end is not None:
+        if sched.prior_end <= now:  # older than what was learned: overdue since the last likely end
+            sched.expired = max(sched.expired or sched.prior_end, sched.prior_end)
+        sched.prior_end = None
+    quiet = now - max((x for x in (sched.last_change, sched.expired) if x is not None), default=now)
+    wait = max(floor, min(cap, quiet_cap or cap, quiet * QUIET_SHARE))
+    return wait, wait * QUIET_SHARE
 
 
 def observe(sched: Schedule, task: Task, now: float) -> None:
     """Note an answer: did the task change, and how fast does it progress."""
-    signature = (task.state, task.provider_status, task.progress)
+    p = task.progress
+    if p is not None and (sched.moved is None or sched.signature is None or p != sched.signature[2]):
+        sched.moved = now
+    signature = (task.state, task.provider_status, p)
     if signature != sched.signature:
         sched.last_change = now
         sched.signature = signature
     if sched.last_change is None:
         sched.last_change = now
-    p = task.progress
     if p is not None:
         if sched.progress_start is None or p < sched.progress_start[0]:
-            sched.progress_start = (p, now)
+            if p > 0 or sched.progress_start is not None:  # 0: not started, no anchor yet
+                sched.progress_start = (p, now)
+                sched.rate = None
         else:
             p0, t0 = sched.progress_start
             if p > p0 and now > t0:
                 sched.rate = (p - p0) / (now - t0)
+    if sched.first_seen is None:
+        sched.first_seen = now
+    if sched.born is None:
+        sched.born = now
     sched.last_poll = now
     sched.fails = 0
     sched.polls += 1
@@ -297,6 +464,7 @@ class Engine:
         self.paused = False
         self._stopping = False
         self._sched: dict[str, Schedule] = {}
+        self._durations: dict[tuple[str, str, str], Durations] = {}  # (provider, kind, model): learned
         self._credits_cache: tuple[int, dict[str, float]] | None = None
         self._live_cache: dict[str, tuple[int, list[tuple[Task, str]]]] = {}
         self.focus: set[str] | None = None  # poll only these keys (``tasktui wait``); None: all
@@ -408,6 +576,7 @@ class Engine:
         for key, sched in self._sched.items():
             if wanted is None or key in wanted:
                 sched.due = now
+                sched.slack = 0.0
                 sched.fails = 0
         for w in self.workers.values():
             w.due_cache = None
@@ -513,7 +682,12 @@ class Engine:
         if w.due_cache is not None and revision is not None and w.due_cache[0] == revision:
             return w.due_cache[1]
         sched = self._sched
-        due = min((sched[k].due if k in sched else self.clock() for _, k in self._live_keyed(w)), default=None)
+        if w.provider.has_list:  # one list answers for all: due when the first task's slack runs out
+            due = min((sched[k].due + sched[k].slack if k in sched else self.clock()
+                       for _, k in self._live_keyed(w)), default=None)
+        else:
+            due = min((sched[k].due if k in sched else self.clock() for _, k in self._live_keyed(w)),
+                      default=None)
         w.due_cache = (revision, due) if revision is not None else None
         return due
 
@@ -542,12 +716,16 @@ class Engine:
         many as the budget allows right now (no full sort of 100,000 tasks)."""
         sched = self._sched
         ranked: list[tuple[float, int, Task]] = []
+        pressing = force  # a list provider: some due task's slack has run out
         for n, (task, key) in enumerate(self._live_keyed(w)):
             s = sched.get(key)
             if s is None:
                 s = sched[key] = Schedule(due=now)
             if force or s.due <= now:
                 ranked.append((priority(s, now), n, task))
+                pressing = pressing or s.due + s.slack <= now or key in w.pending
+        if w.provider.has_list and not pressing:
+            return []  # the due ones wait for the list that the first pressing task brings
         if not w.provider.has_list and len(ranked) > 64:
             ranked = heapq.nsmallest(max(1, w.budget.available), ranked)
         else:
@@ -656,15 +834,28 @@ class Engine:
     def _backoff_task(self, w: _Worker, task: Task) -> None:
         sched = self._sched_for(task)
         sched.fails += 1
+        sched.slack = 0.0
         sched.due = self.clock() + backoff(sched.fails, max(w.poll_interval, 1.0), self.max_interval, self.rand)
 
     def _answered(self, w: _Worker, task: Task, fresh: Task) -> None:
-        now = self.clock()
+        now, wall_now = self.clock(), self.wall()
         sched = self._sched_for(task)
-        merged = fresh.copy(created_at=fresh.created_at or task.created_at, eta=fresh.eta or task.eta)
+        merged = fresh.copy(created_at=fresh.created_at or task.created_at, eta=fresh.eta or task.eta,
+                            model=fresh.model or task.model)
+        age = wall_now - merged.created_at if merged.created_at else None
+        if age is not None and 0.0 <= age <= MAX_AGE:
+            sched.born = now - age  # the provider says when it began
+        seen_live = sched.polls > 0 and sched.signature is not None and sched.signature[0] not in TERMINAL
+        last_poll = sched.last_poll
         observe(sched, merged, now)
-        sched.interval = next_interval(w.poll_interval, sched, merged, now, self.wall(), self.adaptive,
-                                       self.max_interval)
+        kind = (w.name, merged.kind or "", merged.model or "")
+        durations = self._durations.get(kind)
+        if durations is None:
+            durations = self._durations[kind] = Durations()
+        if merged.state == SUCCEEDED and seen_live and last_poll is not None and sched.born is not None:
+            durations.add((last_poll + now) / 2 - sched.born)  # ended between the last two answers
+        sched.interval, sched.slack = plan(w.poll_interval, sched, merged, now, wall_now, self.adaptive,
+                                           self.max_interval, QUIET_CAP, durations)
         sched.due = now + sched.interval
 
     async def _task_round(self, w: _Worker, due: list[Task], r: _Round) -> None:

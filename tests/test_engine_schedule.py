@@ -1,0 +1,393 @@
+"""The per-task schedule: when the engine polls a task next (``tui.engine.plan``).
+
+Pure-function tests use made-up times.  Engine tests run against the simulator
+on 127.0.0.1 in virtual time: the simulator's clock is frozen and moved in
+steps, the engine runs on the same virtual clock, and every assertion is about
+what was asked and when in that virtual time (never about how long anything
+took on this machine).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+
+import pytest
+
+from tui.config import parse_config
+from tui.engine import (
+    PRIOR_MIN,
+    PRIOR_SIZE,
+    QUIET_CAP,
+    Durations,
+    Engine,
+    Schedule,
+    expected_remaining,
+    next_interval,
+    observe,
+    plan,
+    predict_end,
+)
+from tui.model import RUNNING, TERMINAL, Task
+from tui.store import Store
+
+FLOOR = 2.0
+WALL = 1_800_000_000.0  # the engine's wall clock at virtual time 0
+
+
+def _task(**kw) -> Task:
+    kw.setdefault("state", RUNNING)
+    return Task(provider="evolink", task_id="t1", **kw)
+
+
+def _answer(s: Schedule, now: float, floor: float = FLOOR, durations: Durations | None = None,
+            **kw) -> tuple[float, float]:
+    """One answer at ``now`` (engine clock == wall clock - WALL): observe, then plan."""
+    t = _task(**kw)
+    observe(s, t, now)
+    return plan(floor, s, t, now, WALL + now, cap=600.0, quiet_cap=QUIET_CAP, durations=durations)
+
+
+# ---------------------------------------------------------------- predictions
+
+
+def test_agreeing_eta_and_progress_put_the_poll_just_after_the_end():
+    # created at 0, eta 100 s, linear progress: both say the end is at 100
+    s = Schedule()
+    wait, _ = _answer(s, 10.0, progress=10.0, created_at=WALL, eta=100.0)
+    assert wait == pytest.approx(45.0)  # one source so far: halfway to the end
+    wait, slack = _answer(s, 55.0, progress=55.0, created_at=WALL, eta=100.0)
+    # the rate (45 points in 45 s) agrees with the eta: poll once, just after the end
+    assert 100.0 <= 55.0 + wait <= 100.0 + 2 * FLOOR
+    assert slack == 0.0
+
+
+def test_a_single_prediction_is_approached_halfway():
+    s = Schedule()
+    wait, slack = _answer(s, 20.0, created_at=WALL, eta=100.0)  # eta only, not confirmed by anything
+    assert wait == pytest.approx(40.0)
+    assert 0.0 < slack and 20.0 + wait + slack < 100.0  # may slip, never past the predicted end
+
+
+def test_disagreeing_eta_and_rate_are_not_trusted_and_the_earlier_one_wins():
+    s = Schedule()
+    _answer(s, 0.0, progress=10.0, created_at=WALL, eta=1000.0)
+    lo, best, hi, confirmed = predict_end(s, _task(progress=20.0, created_at=WALL, eta=1000.0), 10.0, WALL + 10)
+    assert not confirmed
+    wait, _ = _answer(s, 10.0, progress=20.0, created_at=WALL, eta=1000.0)  # rate: end at ~90; eta: 1000
+    assert wait == pytest.approx((90.0 - 10.0) / 2)
+
+
+def test_a_rate_alone_is_confirmed_by_a_second_agreeing_answer():
+    s = Schedule()
+    _answer(s, 0.0, progress=1.0)
+    first, _ = _answer(s, 100.0, progress=11.0)  # 0.1 point/s, not confirmed yet
+    assert first == pytest.approx((890.0) / 2)
+    now = 100.0 + first
+    wait, _ = _answer(s, now, progress=1.0 + 0.1 * now)
+    # confirmed: the next poll is at the end or a little before it, not halfway again
+    assert now + wait > 1000.0 - 0.05 * 1000.0
+    assert now + wait <= 1000.0 + 0.02 * 1000.0 + FLOOR
+
+
+def test_stalled_progress_predicts_nothing():
+    s = Schedule()
+    _answer(s, 0.0, progress=10.0)
+    _answer(s, 10.0, progress=20.0)  # 1 point/s: the end looks 80 s away
+    assert expected_remaining(s, _task(progress=20.0), WALL + 10, now=10.0) == pytest.approx(80.0)
+    # stuck at 20 for 60 s: far more than a couple of points' worth of time
+    wait, _ = _answer(s, 70.0, progress=20.0)
+    assert predict_end(s, _task(progress=20.0), 70.0, WALL + 70) is None
+    assert wait == pytest.approx(0.25 * (70.0 - 10.0))  # a quarter of the time since it last moved
+
+
+def test_an_outlived_prediction_is_followed_by_polls_from_the_floor_up():
+    s = Schedule()
+    _answer(s, 0.0, created_at=WALL, eta=30.0)
+    wait, _ = _answer(s, 15.0, created_at=WALL, eta=30.0)
+    assert wait == pytest.approx(7.5)
+    _answer(s, 29.0, created_at=WALL, eta=30.0)
+    # still running after the eta: overdue since the predicted end, not since the start
+    waits = []
+    now = 33.0
+    for _ in range(8):
+        wait, _ = _answer(s, now, created_at=WALL, eta=30.0)
+        assert wait == max(FLOOR, 0.25 * (now - 30.0))
+        waits.append(wait)
+        now += wait
+    assert waits[0] == FLOOR and waits == sorted(waits) and waits[-1] > FLOOR
+
+
+# ---------------------------------------------------------------- nothing to predict from
+
+
+def test_a_quiet_task_is_polled_less_and_less_but_at_least_once_a_minute():
+    s = Schedule()
+    assert _answer(s, 0.0)[0] == FLOOR
+    assert _answer(s, 100.0)[0] == pytest.approx(25.0)
+    assert _answer(s, 10_000.0)[0] == QUIET_CAP  # an end nobody foretold is seen within a minute
+    assert next_interval(FLOOR, s, _task(), 10_000.0, WALL, adaptive=False) == FLOOR
+
+
+def test_learned_durations_skip_the_polls_before_the_likely_end():
+    durations = Durations()
+    for d in range(40, 61, 2):  # eleven tasks of this kind took 40..60 s
+        durations.add(float(d))
+    s = Schedule()
+    polls = [0.0]
+    now = 0.0
+    wait, _ = _answer(s, now, durations=durations)
+    while now + wait <= 70.0:
+        now += wait
+        polls.append(now)
+        wait, _ = _answer(s, now, durations=durations)
+    # no poll between the first answer and the shortest learned duration,
+    assert [p for p in polls if 0.0 < p < 40.0] == []
+    # then a handful across the learned range, each within a few seconds of the last
+    inside = [p for p in polls if 40.0 <= p <= 60.0]
+    assert 3 <= len(inside) <= 8
+    assert max(b - a for a, b in zip(inside, inside[1:])) <= 6.0
+    # without learned durations the same task is asked far more often before 40 s
+    bare = Schedule()
+    now, n = 0.0, 0
+    while now < 40.0:
+        now += _answer(bare, now)[0]
+        n += 1
+    assert n > 2 * len([p for p in polls if p < 40.0])
+
+
+def test_a_task_older_than_what_was_learned_is_watched_closely_again():
+    durations = Durations()
+    for d in (40.0, 42.0, 44.0, 46.0, 48.0, 50.0):
+        durations.add(d)
+    s = Schedule()
+    _answer(s, 0.0, durations=durations)
+    now = 0.0
+    while durations.next_end(now) is not None:
+        now += _answer(s, now, durations=durations)[0]
+    wait, _ = _answer(s, now + 0.5, durations=durations)
+    assert wait == FLOOR  # overdue since the last likely end: from the floor up again
+
+
+def test_durations_keep_the_latest_and_need_enough_longer_ones():
+    d = Durations()
+    assert d.next_end(0.0) is None
+    for x in range(1, PRIOR_MIN):
+        d.add(float(x))
+    assert d.next_end(0.0) is None  # too few to go by
+    d.add(float(PRIOR_MIN))
+    assert d.next_end(0.0) == 1.0
+    assert d.next_end(1.0) is None  # fewer than PRIOR_MIN took longer than 1 s
+    for x in range(PRIOR_SIZE):
+        d.add(1000.0 + x)
+    assert len(d) == PRIOR_SIZE
+    assert d.next_end(0.0) >= 1000.0  # the old short ones are forgotten
+    d.add(float("nan"))
+    d.add(-5.0)
+    assert len(d) == PRIOR_SIZE
+
+
+def test_never_below_the_floor_nor_above_the_cap():
+    rng = random.Random(7)
+    durations = Durations()
+    for _ in range(30):
+        durations.add(rng.uniform(1, 2000))
+    for floor in (0.1, 2.0, 60.0):
+        s = Schedule()
+        now = 0.0
+        for _ in range(200):
+            kw = {}
+            if rng.random() < 0.6:
+                kw["progress"] = min(100.0, rng.uniform(0, 100))
+            if rng.random() < 0.5:
+                kw.update(created_at=WALL + rng.uniform(-500, 50), eta=rng.choice((None, 10.0, 300.0, 5000.0)))
+            wait, slack = _answer(s, now, floor=floor, durations=durations if rng.random() < 0.5 else None, **kw)
+            assert max(floor, 0.0) <= wait <= max(600.0, floor)
+            assert 0.0 <= slack <= 600.0
+            now += rng.uniform(0.0, wait * 2)
+
+
+# ---------------------------------------------------------------- the engine, in virtual time
+
+
+class _Run:
+    """Drive an engine and the simulator on one virtual clock, step by step."""
+
+    def __init__(self, sim, store, text: str) -> None:
+        self.sim, self.store, self.vt = sim, store, 0.0
+        self.engine = Engine(parse_config(text), store, clock=lambda: self.vt, wall=lambda: WALL + self.vt)
+        self.seen: dict[str, float] = {}
+
+    async def until(self, horizon: float, keys: list[str], step: float = 0.5, add=None) -> None:
+        while self.vt <= horizon and len(self.seen) < len(keys):
+            self.sim.sim.clock.set(self.vt)
+            if add is not None:
+                add(self.vt)
+            await self.engine.poll_due()
+            for key in keys:
+                task = self.store.get(key)
+                if key not in self.seen and task is not None and task.state in TERMINAL:
+                    self.seen[key] = self.vt
+            self.vt += step
+
+
+def _at_wall(scenario):
+    scenario.epoch = WALL  # the simulator's wall clock is the engine's
+    return scenario
+
+
+def _config(sim, *providers: str, floor: float = FLOOR, rate: str = "20/s") -> str:
+    return "".join(f'[providers.{p}]\napi_key = "{sim.key(p)}"\nbase_url = "{sim.base_url}"\n'
+                   f'poll_interval = {floor}\nrate_limit = "{rate}"\nconcurrency = 8\n\n' for p in providers)
+
+
+def _polls(sim, provider: str) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = defaultdict(list)
+    for r in sim.requests:
+        if r.provider == provider and r.endpoint == "status":
+            out[r.task_id].append(r.time)
+    return out
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "schedule.db")
+    yield s
+    s.close()
+
+
+async def test_evolink_ends_are_seen_within_the_floor_with_a_few_requests(sim_factory, sim_task, sim_scenario,
+                                                                          store):
+    tasks = [sim_task("evolink", f"e{i}", "running", created=-5.0, start=-2.0, end=end)
+             for i, end in enumerate((25.0, 70.0, 160.0, 400.0))]
+    sim = sim_factory(_at_wall(sim_scenario(*tasks)))
+    store.add("evolink", [t.task_id for t in tasks])
+    run = _Run(sim, store, _config(sim, "evolink"))
+    try:
+        await run.until(600.0, [f"evolink:{t.task_id}" for t in tasks])
+    finally:
+        await run.engine.stop()
+    polls = _polls(sim, "evolink")
+    for t in tasks:
+        assert run.seen[f"evolink:{t.task_id}"] - t.end <= FLOOR + 0.5, t.task_id  # one virtual step
+        assert len(polls[t.task_id]) <= 4, (t.task_id, polls[t.task_id])
+        gaps = [b - a for a, b in zip(polls[t.task_id], polls[t.task_id][1:])]
+        assert all(g >= FLOOR for g in gaps), gaps  # never more often than poll_interval
+    assert sim.violations == []
+
+
+async def test_one_list_answer_reschedules_every_task(sim_factory, sim_task, sim_scenario, store):
+    """Upscayl: a list request refreshes every task, so the number of list requests
+    does not grow with the number of tasks, and every task is seen soon after it ends."""
+
+    async def lists_for(n: int, tmp) -> tuple[int, float]:
+        rng = random.Random(5)
+        tasks = [sim_task("upscayl", f"u{n}-{i}", "running", created=-5.0, start=-1.0,
+                          end=rng.uniform(30, 300)) for i in range(n)]
+        sim = sim_factory(_at_wall(sim_scenario(*tasks)))
+        with Store(tmp / f"u{n}.db") as st:
+            st.add("upscayl", [t.task_id for t in tasks])
+            run = _Run(sim, st, _config(sim, "upscayl"))
+            try:
+                await run.until(400.0, [f"upscayl:{t.task_id}" for t in tasks])
+            finally:
+                await run.engine.stop()
+            assert len(run.seen) == n
+            worst = max(run.seen[f"upscayl:{t.task_id}"] - t.end for t in tasks)
+        assert not [r for r in sim.requests if r.provider == "upscayl" and r.endpoint == "status"]
+        return sum(1 for r in sim.requests if r.provider == "upscayl" and r.endpoint == "list"), worst
+
+    import pathlib
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        few, few_worst = await lists_for(2, pathlib.Path(tmp))
+        many, many_worst = await lists_for(20, pathlib.Path(tmp))
+    # twenty tasks ending at twenty different times cost about one list per end
+    # (plus the approach that all of them share), not ten times what two tasks cost
+    assert many <= 20 + 2 * few, (few, many)
+    assert few_worst <= 2 * FLOOR and many_worst <= 2 * FLOOR
+
+
+async def test_a_list_waits_for_the_first_task_that_cannot_wait(sim_factory, sim_task, sim_scenario, store):
+    """A due task whose poll may slip (its slack) does not bring the list by itself."""
+    tasks = [sim_task("upscayl", f"s{i}", "queued", created=-1.0, start=1000.0, end=2000.0) for i in range(3)]
+    sim = sim_factory(_at_wall(sim_scenario(*tasks)))
+    store.add("upscayl", [t.task_id for t in tasks])
+    run = _Run(sim, store, _config(sim, "upscayl"))
+    try:
+        await run.until(0.0, ["never"])  # the first list: every task answered once
+        assert len([r for r in sim.requests if r.endpoint == "list"]) == 1
+        scheds = [run.engine._sched[f"upscayl:s{i}"] for i in range(3)]
+        assert len({s.last_poll for s in scheds}) == 1  # one answer, every task rescheduled
+        # due now, but each may slip: no list yet
+        for s in scheds:
+            s.due, s.slack = run.vt, 5.0
+        await run.until(run.vt + 4.0, ["never"])
+        assert len([r for r in sim.requests if r.endpoint == "list"]) == 1
+        # one of them can wait no longer: one list for all three
+        scheds[1].slack = 0.0
+        await run.until(run.vt, ["never"])
+        assert len([r for r in sim.requests if r.endpoint == "list"]) == 2
+        assert len({s.last_poll for s in scheds}) == 1
+    finally:
+        await run.engine.stop()
+
+
+async def test_durations_learned_from_finished_tasks_spare_the_next_ones(sim_factory, sim_task, sim_scenario,
+                                                                         store):
+    """Comfy reports nothing but its state.  Once tasks of a kind have ended, the
+    next ones of that kind are asked less often, and still seen soon after they end."""
+    rng = random.Random(3)
+    waves: list[list] = []
+    for w, t0 in enumerate((0.0, 200.0)):
+        waves.append([])
+        for i in range(8):
+            created = t0 + rng.uniform(0, 10)
+            waves[w].append(sim_task("comfy", f"c{w}-{i}", "running", created=created, start=created,
+                                     end=created + rng.uniform(50, 70)))
+    tasks = waves[0] + waves[1]
+    sim = sim_factory(_at_wall(sim_scenario(*tasks)))
+    added: set[str] = set()
+
+    def add(vt: float) -> None:  # a task is added when it is created, as a script would
+        new = [t.task_id for t in tasks if t.created <= vt and t.task_id not in added]
+        if new:
+            store.add("comfy", new)
+            added.update(new)
+
+    run = _Run(sim, store, _config(sim, "comfy"))
+    try:
+        await run.until(600.0, [f"comfy:{t.task_id}" for t in tasks], add=add)
+    finally:
+        await run.engine.stop()
+    polls = _polls(sim, "comfy")
+    first = sum(len(polls[t.task_id]) for t in waves[0])
+    second = sum(len(polls[t.task_id]) for t in waves[1])
+    assert second * 2 <= first, (first, second)
+    for t in tasks:
+        assert run.seen[f"comfy:{t.task_id}"] - t.end <= 0.25 * (t.end - t.created) + 1.0, t.task_id
+        gaps = [b - a for a, b in zip(polls[t.task_id], polls[t.task_id][1:])]
+        assert all(g >= FLOOR for g in gaps)
+
+
+async def test_adaptive_schedule_respects_budget_and_retry_after(sim_factory, sim_task, sim_scenario, sim_fault,
+                                                                 store):
+    tasks = [sim_task(p, f"{p}-{i}", "running", created=-10.0, start=-5.0, end=20.0 + 15 * i)
+             for p in ("evolink", "comfy") for i in range(6)]
+    faults = [sim_fault("rate_limit", "evolink", retry_after=7, start=10.0, count=1),
+              sim_fault("rate_limit", "comfy", retry_after=11, start=30.0, count=1)]
+    sim = sim_factory(_at_wall(sim_scenario(*tasks, faults=faults, evolink={"budget": "30/m"},
+                                            comfy={"budget": "30/m"})))
+    for p in ("evolink", "comfy"):
+        store.add(p, [t.task_id for t in tasks if t.provider == p])
+    run = _Run(sim, store, _config(sim, "evolink", "comfy", rate="30/m"))
+    try:
+        await run.until(400.0, [f"{t.provider}:{t.task_id}" for t in tasks])
+    finally:
+        await run.engine.stop()
+    assert len(run.seen) == len(tasks)
+    assert sim.violations == []
+    assert not any(r.over_budget for r in sim.requests)
+    assert [r.status for r in sim.requests if r.status == 429] == [429, 429]  # the two faults, nothing more
+
