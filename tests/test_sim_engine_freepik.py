@@ -4,7 +4,6 @@ COMPLETED never got the detail call that fetches its ``generated`` URLs."""
 
 from __future__ import annotations
 
-import pytest
 
 from tui.config import parse_config
 from tui.engine import Engine
