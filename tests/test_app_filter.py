@@ -99,3 +99,56 @@ async def test_list_filter_follows_the_store_before_and_after_warm_up(tmp_path):
         app.apply_filter(query)
         await wait_for(pilot, lambda: set(tasks.index) == expected(query))
         assert len(tasks.index) == 10
+
+
+async def test_scrollbar_follows_the_filter_without_a_layout_per_key(tmp_path):
+    """The list resizes its scrollable area itself when the scrollbar stays; the
+    scrollbar still shows the right length, and appears and goes when it must."""
+    from test_app_fixtures import NOW, clock, fill_store, make_config
+    from tui.app import make_app
+
+    tasks = [Task(provider="evolink", task_id=f"t-{i:03d}", state="running" if i % 2 else "queued",
+                  label="wide" if i < 120 else "few" if i < 123 else None,
+                  created_at=NOW - 100 - i, updated_at=NOW - i) for i in range(200)]
+    store = fill_store(tmp_path / "tasks.db", tasks, events=False)
+    app = make_app(make_config(tmp_path), store, clock=clock, config_path=tmp_path / "config.toml")
+    async with app.run_test(size=(120, 30)) as pilot:
+        lst = app.task_list
+        bar = lst.vertical_scrollbar
+
+        def check(count):
+            assert lst.count == count and lst.virtual_size.height == count + 1
+            assert lst.show_vertical_scrollbar == (count + 1 > lst.scrollable_content_region.height)
+            if lst.show_vertical_scrollbar:
+                assert bar.window_virtual_size == count + 1
+
+        await pilot.pause()
+        check(200)
+        for query, count in (("label:wide", 120), ("label:wide state:run", 60), ("label:few", 3),
+                             ("", 200), ("t-1", 100)):
+            had_bar = lst.show_vertical_scrollbar
+            app.apply_filter(query)
+            if had_bar and count + 1 > lst.scrollable_content_region.height:
+                check(count)  # the scrollbar stays: updated in the same turn, no layout needed
+            await pilot.pause()
+            check(count)
+        await pilot.press("G")  # the cursor at the end of a shorter list stays visible
+        await pilot.pause()
+        assert lst.cursor_row == 99 and lst.scroll_offset.y + lst.size.height - 1 > 99
+
+
+async def test_a_long_query_scrolls_in_the_filter_input(tmp_path):
+    """The filter input skips the screen layout Input asks for at every key; its
+    text must still scroll so the cursor stays in view."""
+    from test_app_fixtures import clock, fill_store, make_config
+    from tui.app import make_app
+
+    store = fill_store(tmp_path / "tasks.db")
+    app = make_app(make_config(tmp_path), store, clock=clock, config_path=tmp_path / "config.toml")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("slash", *"abcdefghij" * 9, *"XYZ")
+        await pilot.pause()
+        inp = app.filter_bar.input
+        assert inp.value.endswith("XYZ") and len(inp.value) == 93
+        assert inp.scroll_offset.x > 0
+        assert "XYZ" in inp.render_line(0).text

@@ -6,6 +6,8 @@ from typing import Callable
 
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Input, Label
@@ -46,6 +48,10 @@ class FilterInput(Input):
     A new value reaches the bar at once (a watcher, not the ``Changed``
     message): the list is filtered in the same turn as the keystroke, so the
     next frame already shows the answer."""
+
+    # Fixed in size by the stylesheet: a new value needs a repaint, not a layout
+    # of the whole screen (Input resizes its virtual area at every keystroke).
+    virtual_size = Reactive(Size(0, 0), layout=False)
 
     def watch_value(self, value: str) -> None:
         bar = self.parent
