@@ -57,6 +57,16 @@ def machine() -> str:
             f"Python {platform.python_version()}")
 
 
+def compile_package() -> None:
+    """Byte-compile ``tui`` as installing the wheel does, so start-up times do
+    not include compiling our own sources (a checkout run with
+    PYTHONDONTWRITEBYTECODE=1 would otherwise pay that at every start)."""
+    import compileall
+    from pathlib import Path
+
+    compileall.compile_dir(str(Path(__file__).resolve().parent.parent / "tui"), quiet=1)
+
+
 def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .common import Result, median
+from .common import Result, compile_package, median
 
 
 def _time(cmd: list[str], env: dict, runs: int) -> float:
@@ -29,6 +29,7 @@ def run(quick: bool = False) -> list[Result]:
     from tui.store import Store
 
     runs = 5 if quick else 15
+    compile_package()
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "tasks.db"
         store = Store(db)

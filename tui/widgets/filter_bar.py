@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Callable
 
+from rich.cells import cell_len
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.geometry import Size
-from textual.reactive import Reactive
 from textual.containers import Horizontal
+from textual.geometry import Size
 from textual.message import Message
+from textual.reactive import Reactive
 from textual.widgets import Input, Label
 
 from .. import filter as tfilter
@@ -39,6 +40,9 @@ def plan_query(query: str) -> tuple[list[tuple[str, bool]], tfilter.Predicate | 
                 words.append((term.value.lower(), False))
     return (words, tfilter.compile_terms(category) if category else None,
             tfilter.compile_terms(other) if other else None)
+
+
+COUNT_CELLS = 20  # "100,000 of 100,000" fits: #filter-count's min-width (22) less its padding
 
 
 class FilterInput(Input):
@@ -114,8 +118,10 @@ class FilterBar(Horizontal):
         if problem:
             text = f"{text}  ⚠ {problem}"
         label = self.query_one("#filter-count", Label)
-        if text != self._count_text:  # its width is auto: lay out only when the length changed
-            label.update(text, layout=len(text) != len(self._count_text))
+        if text != self._count_text:
+            # auto width, at least COUNT_CELLS (styles): lay out only when the width changes
+            width = max(cell_len(text), COUNT_CELLS)
+            label.update(text, layout=width != max(cell_len(self._count_text), COUNT_CELLS))
             self._count_text = text
 
     def value_changed(self, value: str) -> None:
