@@ -231,6 +231,17 @@ class _Run:
             self.vt += step
 
 
+async def _run_to_ends(sim, store, provider: str, tasks, horizon: float) -> _Run:
+    """Track ``tasks`` of one provider and poll until each is seen ended (or ``horizon``)."""
+    store.add(provider, [t.task_id for t in tasks])
+    run = _Run(sim, store, _config(sim, provider))
+    try:
+        await run.until(horizon, [f"{provider}:{t.task_id}" for t in tasks])
+    finally:
+        await run.engine.stop()
+    return run
+
+
 def _at_wall(scenario):
     scenario.epoch = WALL  # the simulator's wall clock is the engine's
     return scenario
@@ -261,12 +272,7 @@ async def test_evolink_ends_are_seen_within_the_floor_with_a_few_requests(sim_fa
     tasks = [sim_task("evolink", f"e{i}", "running", created=-5.0, start=-2.0, end=end)
              for i, end in enumerate((25.0, 70.0, 160.0, 400.0))]
     sim = sim_factory(_at_wall(sim_scenario(*tasks)))
-    store.add("evolink", [t.task_id for t in tasks])
-    run = _Run(sim, store, _config(sim, "evolink"))
-    try:
-        await run.until(600.0, [f"evolink:{t.task_id}" for t in tasks])
-    finally:
-        await run.engine.stop()
+    run = await _run_to_ends(sim, store, "evolink", tasks, 600.0)
     polls = _polls(sim, "evolink")
     for t in tasks:
         assert run.seen[f"evolink:{t.task_id}"] - t.end <= FLOOR + 0.5, t.task_id  # one virtual step
@@ -286,12 +292,7 @@ async def test_one_list_answer_reschedules_every_task(sim_factory, sim_task, sim
                           end=rng.uniform(30, 300)) for i in range(n)]
         sim = sim_factory(_at_wall(sim_scenario(*tasks)))
         with Store(tmp / f"u{n}.db") as st:
-            st.add("upscayl", [t.task_id for t in tasks])
-            run = _Run(sim, st, _config(sim, "upscayl"))
-            try:
-                await run.until(400.0, [f"upscayl:{t.task_id}" for t in tasks])
-            finally:
-                await run.engine.stop()
+            run = await _run_to_ends(sim, st, "upscayl", tasks, 400.0)
             assert len(run.seen) == n
             worst = max(run.seen[f"upscayl:{t.task_id}"] - t.end for t in tasks)
         assert not [r for r in sim.requests if r.provider == "upscayl" and r.endpoint == "status"]
