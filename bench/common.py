@@ -27,11 +27,12 @@ class Result:
     ok: bool | None = None
     notes: str = ""
     higher_is_better: bool = False  # throughputs; times, CPU and memory are lower-is-better
+    floor: bool = False  # the baseline is a floor (does nothing), not a competitor: no ratio
 
     @property
     def ratio(self) -> float | None:
         """How many times better than the baseline (> 1: tasktui wins)."""
-        if self.baseline is None or not self.value or not self.baseline:
+        if self.floor or self.baseline is None or not self.value or not self.baseline:
             return None
         return self.value / self.baseline if self.higher_is_better else self.baseline / self.value
 
