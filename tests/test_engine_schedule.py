@@ -392,3 +392,35 @@ async def test_adaptive_schedule_respects_budget_and_retry_after(sim_factory, si
     assert not any(r.over_budget for r in sim.requests)
     assert [r.status for r in sim.requests if r.status == 429] == [429, 429]  # the two faults, nothing more
 
+
+
+async def test_learned_durations_outlive_the_process(sim_factory, sim_task, sim_scenario, store):
+    """What one engine learned of Comfy's durations is saved with its counters, so
+    the next one (a new dashboard, the next ``wait``) spares the same early polls."""
+    rng = random.Random(4)
+    first = [sim_task("comfy", f"a{i}", "running", created=0.0, start=0.0, end=rng.uniform(50, 70))
+             for i in range(8)]
+    later = [sim_task("comfy", f"b{i}", "running", created=300.0, start=300.0, end=300 + rng.uniform(50, 70))
+             for i in range(8)]
+    sim = sim_factory(_at_wall(sim_scenario(*first, *later)))
+    one = await _run_to_ends(sim, store, "comfy", first, 200.0)
+    (key, durations), = one.engine._durations.items()  # one provider, kind and model
+    learned = durations.values()
+    assert len(learned) == 8
+
+    two = _Run(sim, store, _config(sim, "comfy"))  # a new engine on the same store
+    assert two.engine._durations[key].values() == [round(v, 1) for v in learned]
+    two.vt = 300.0
+    store.add("comfy", [t.task_id for t in later])
+    try:
+        await two.until(500.0, [f"comfy:{t.task_id}" for t in later])
+    finally:
+        await two.engine.stop()
+    polls = _polls(sim, "comfy")
+    assert sum(len(polls[t.task_id]) for t in later) * 2 <= sum(len(polls[t.task_id]) for t in first)
+    assert all(two.seen[f"comfy:{t.task_id}"] - t.end <= 0.25 * 70 + 1.0 for t in later)
+
+    # what was saved is read defensively: junk is skipped, the rest kept
+    two.engine._restore_durations("comfy", {"img\tm": ["x", None, True, -1, float("inf"), 42.0], 7: [1.0]})
+    assert two.engine._durations[("comfy", "img", "m")].values() == [42.0]
+    two.engine._restore_durations("comfy", ["not", "a", "dict"])

@@ -146,6 +146,10 @@ class Durations:
         self._recent.append(seconds)
         bisect.insort(self._sorted, seconds)
 
+    def values(self) -> list[float]:
+        """The learned durations, oldest first (what the counters save)."""
+        return list(self._recent)
+
     def next_end(self, age: float, share: float = PRIOR_SHARE) -> float | None:
         """The age by which ``share`` of the learned tasks that were still running
         at ``age`` had ended; None when too few of them ran that long (the task
@@ -513,6 +517,24 @@ class Engine:
         if w.provider.has_balance and saved.get("balance_at"):
             age = wall_now - float(saved["balance_at"])
             w.balance_due = now + max(0.0, w.balance_interval - age)
+        self._restore_durations(w.name, saved.get("durations"))
+
+    def _restore_durations(self, provider: str, saved: Any) -> None:
+        """Durations learned by earlier runs ({"kind\tmodel": [seconds, ...]}), so a
+        new dashboard or ``wait`` knows at once how long this provider's tasks take.
+        Anything malformed is skipped."""
+        if not isinstance(saved, dict):
+            return
+        for name, values in saved.items():
+            if not isinstance(name, str) or not isinstance(values, list):
+                continue
+            kind, _, model = name.partition("\t")
+            durations = Durations()
+            for value in values[-PRIOR_SIZE:]:
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    durations.add(float(value))
+            if len(durations):
+                self._durations[(provider, kind, model)] = durations
 
     # ------------------------------------------------------------ lifecycle
 
@@ -1042,6 +1064,9 @@ class Engine:
         blob["recent"] = [round(wall_now - age, 3) for age in w.budget.recent()]
         blob["balance"] = w.balance
         blob["balance_unit"] = w.balance_unit
+        blob["durations"] = {f"{kind}\t{model}": [round(v, 1) for v in d.values()]
+                             for (provider, kind, model), d in self._durations.items()
+                             if provider == w.name and len(d)}
         return blob
 
     def _retry_wall(self, w: _Worker) -> float | None:
