@@ -183,7 +183,7 @@ class TaskTUI(App[None]):
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="header")
-        bar = FilterBar(id="filter-bar", return_focus_to="#tasks", on_change=self.apply_filter)
+        bar = FilterBar(self.apply_filter, id="filter-bar", return_focus_to="#tasks")
         bar.display = False
         yield bar
         with Horizontal(id="main"):

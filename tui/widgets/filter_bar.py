@@ -78,19 +78,12 @@ class FilterBar(Horizontal):
 
     BINDINGS = [Binding("escape", "clear", "Clear filter", id="filter.clear")]
 
-    def __init__(self, *, return_focus_to: str | None = None, id: str | None = None,
-                 on_change: Callable[[str], object] | None = None) -> None:
+    def __init__(self, on_change: Callable[[str], object], *, return_focus_to: str | None = None,
+                 id: str | None = None) -> None:
         super().__init__(id=id)
         self.return_focus_to = return_focus_to
-        self.on_change = on_change  # called with the query at each change; else a Changed message
+        self.on_change = on_change  # called with the query at each change
         self._count_text = ""
-
-    class Changed(Message):
-        """The query changed (the user typed)."""
-
-        def __init__(self, query: str) -> None:
-            super().__init__()
-            self.query = query
 
     class Done(Message):
         """The user left the filter: ``cleared`` when by ``esc``."""
@@ -125,10 +118,7 @@ class FilterBar(Horizontal):
             self._count_text = text
 
     def value_changed(self, value: str) -> None:
-        if self.on_change is not None:
-            self.on_change(value)
-        else:
-            self.post_message(self.Changed(value))
+        self.on_change(value)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()  # already told, by FilterInput.watch_value
@@ -139,7 +129,7 @@ class FilterBar(Horizontal):
 
     def action_clear(self) -> None:
         if self.input.value:
-            self.input.value = ""  # tells on_change / posts Changed through the watcher
+            self.input.value = ""  # tells on_change through the watcher
         else:
             self.value_changed("")
         self.post_message(self.Done(cleared=True))

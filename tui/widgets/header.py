@@ -33,12 +33,9 @@ class StatusHeader(Static):
     def show(self, counts: dict[str, int], *, total: int, paused: bool, offline: bool,
              troubles: list[tuple[str, str]], sort: str, shown: int | None) -> None:
         """Redraw from plain numbers (the app gathers them from store and engine)."""
-        args = dict(counts=counts, total=total, paused=paused, offline=offline,
-                    troubles=troubles, sort=sort, shown=shown)
-        if args == self._args:
-            return
-        self._args = args
-        self.update(self._render_text(**args), layout=False)  # one line, always
+        self._args = dict(counts=counts, total=total, paused=paused, offline=offline,
+                          troubles=troubles, sort=sort, shown=shown)
+        self.update(self._render_text(**self._args), layout=False)  # one line, always
 
     def on_resize(self, event: events.Resize) -> None:
         if self._args is not None:

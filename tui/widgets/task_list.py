@@ -269,16 +269,15 @@ class TaskList(ScrollView, can_focus=True):
         """Is a filter narrowing the list?"""
         return bool(self.words) or self.predicate is not None or self.category is not None
 
-    def matches(self, task: Task) -> bool:
-        """Does ``task`` pass the current filter?"""
-        if self.words:
-            hay = haystack(task)
-            for needle, negate in self.words:
-                if (needle in hay) == negate:
-                    return False
-        if self.category is not None and not self.category(task):
+    def _matches(self, row: _Row) -> bool:
+        """Does a (warm) row pass the current filter?"""
+        hay = row.hay
+        for needle, negate in self.words:
+            if (needle in hay) == negate:
+                return False
+        if self.category is not None and not self.category(row.task):
             return False
-        return self.predicate is None or self.predicate(task)
+        return self.predicate is None or self.predicate(row.task)
 
     def set_filter(self, predicate: Predicate | None, *, words: Words | None = None,
                    category: Predicate | None = None, narrow: bool = False) -> int:
@@ -392,7 +391,7 @@ class TaskList(ScrollView, can_focus=True):
             else:
                 row.task = t
                 self._warm(row)
-            match = self.matches(t)
+            match = self._matches(row)
             if match and k not in in_index:
                 bisect.insort(self._index, row, key=sort_key)
                 in_index.add(k)
