@@ -16,6 +16,7 @@ import pytest
 
 from tui.config import parse_config
 from tui.engine import (
+    MAX_KINDS,
     PRIOR_MIN,
     PRIOR_SIZE,
     QUIET_CAP,
@@ -424,3 +425,12 @@ async def test_learned_durations_outlive_the_process(sim_factory, sim_task, sim_
     two.engine._restore_durations("comfy", {"img\tm": ["x", None, True, -1, float("inf"), 42.0], 7: [1.0]})
     assert two.engine._durations[("comfy", "img", "m")].values() == [42.0]
     two.engine._restore_durations("comfy", ["not", "a", "dict"])
+    # provider text cannot grow it without bound: many models, at most MAX_KINDS kept
+    two.engine._restore_durations("comfy", {f"img\tmodel-{i}": [30.0] for i in range(2 * MAX_KINDS)})
+    assert len(two.engine._durations) == MAX_KINDS
+    worker = two.engine.workers["comfy"]
+    for i in range(10):  # answers naming yet more models learn nothing new, and still get a plan
+        task = Task("comfy", f"m{i}", state=RUNNING, model=f"new-{i}")
+        two.engine._answered(worker, task, task)
+        assert two.engine._sched[task.key].interval >= FLOOR
+    assert len(two.engine._durations) == MAX_KINDS

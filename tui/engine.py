@@ -120,6 +120,7 @@ QUIET_SHARE = 0.25  # without a prediction, wait this share of the time the task
 PRIOR_SHARE = 1 / 6  # with learned durations, poll each time this share of the likely ends has passed
 PRIOR_MIN = 5  # ... when at least this many learned durations are longer than the task's age
 PRIOR_SIZE = 64  # learned durations kept per provider, kind and model (the latest)
+MAX_KINDS = 256  # (provider, kind, model) triples learned at most: provider text must not grow memory or the counters
 
 
 class Durations:
@@ -533,7 +534,7 @@ class Engine:
             for value in values[-PRIOR_SIZE:]:
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     durations.add(float(value))
-            if len(durations):
+            if len(durations) and len(self._durations) < MAX_KINDS:
                 self._durations[(provider, kind, model)] = durations
 
     # ------------------------------------------------------------ lifecycle
@@ -872,9 +873,10 @@ class Engine:
         observe(sched, merged, now)
         kind = (w.name, merged.kind or "", merged.model or "")
         durations = self._durations.get(kind)
-        if durations is None:
+        if durations is None and len(self._durations) < MAX_KINDS:
             durations = self._durations[kind] = Durations()
-        if merged.state == SUCCEEDED and seen_live and last_poll is not None and sched.born is not None:
+        if (durations is not None and merged.state == SUCCEEDED and seen_live and last_poll is not None
+                and sched.born is not None):
             durations.add((last_poll + now) / 2 - sched.born)  # ended between the last two answers
         sched.interval, sched.slack = plan(w.poll_interval, sched, merged, now, wall_now, self.adaptive,
                                            self.max_interval, QUIET_CAP, durations)
