@@ -23,7 +23,6 @@ from tui.engine import (
     Durations,
     Engine,
     Schedule,
-    expected_remaining,
     next_interval,
     observe,
     plan,
@@ -95,7 +94,7 @@ def test_stalled_progress_predicts_nothing():
     s = Schedule()
     _answer(s, 0.0, progress=10.0)
     _answer(s, 10.0, progress=20.0)  # 1 point/s: the end looks 80 s away
-    assert expected_remaining(s, _task(progress=20.0), WALL + 10, now=10.0) == pytest.approx(80.0)
+    assert predict_end(s, _task(progress=20.0), 10.0, WALL + 10)[1] - 10.0 == pytest.approx(80.0)
     # stuck at 20 for 60 s: far more than a couple of points' worth of time
     wait, _ = _answer(s, 70.0, progress=20.0)
     assert predict_end(s, _task(progress=20.0), 70.0, WALL + 70) is None

@@ -162,15 +162,6 @@ class Durations:
         return self._sorted[k + max(0, math.ceil(share * longer) - 1)]
 
 
-def expected_remaining(sched: Schedule, task: Task, wall_now: float, now: float | None = None) -> float | None:
-    """Seconds until the task is expected to end (the likeliest end of
-    ``predict_end``; ``now`` on the engine's clock, by default the last poll)."""
-    if now is None:
-        now = sched.last_poll if sched.last_poll is not None else 0.0
-    found = predict_end(sched, task, now, wall_now)
-    return None if found is None else found[1] - now
-
-
 def predict_end(sched: Schedule, task: Task, now: float,
                 wall_now: float) -> tuple[float, float, float, bool] | None:
     """(earliest, likeliest, latest, confirmed): when the task should end, on the

@@ -602,9 +602,10 @@ class TaskList(ScrollView, can_focus=True):
         if n >= len(self._index):
             return Strip.blank(width, base)
         row = self._index[n]
-        raw, based, cells = self._row(row.key, row.task)
         if n == self._cursor_row:  # the one row drawn over its component styles
+            raw, _ = self._row(row.key, row.task, cursor=True)
             return Strip(raw).adjust_cell_length(width).apply_style(base + self._style("cursor"))
+        based, cells = self._row(row.key, row.task, cursor=False)
         if cells < width:
             return Strip([*based, Segment(" " * (width - cells), base)], width)
         if cells == width:
@@ -624,10 +625,11 @@ class TaskList(ScrollView, can_focus=True):
         label = fit(" " + " ".join(parts), width)
         return Strip([Segment(label, self._style("header"))], width)
 
-    def _row(self, key: str, task: Task) -> tuple[list[Segment], list[Segment], int]:
-        """One row as (segments, the same with the base style applied, cells): the
-        cached body plus the ages (which move with the clock).  Building the
-        strip from styled segments of a known length saves two strips per line."""
+    def _row(self, key: str, task: Task, *, cursor: bool) -> tuple[list[Segment], int]:
+        """One row as (segments, cells): the cached body plus the ages (which move
+        with the clock).  The cursor row gets bare segments (drawn over with its
+        own style); the others get them with the base style applied, so the strip
+        is built once from segments of a known length."""
         self._layout()  # brings _columns_width up to date
         hit = self._cache.get(key)
         if hit is None or hit[0] != task.rev or hit[1] != self._columns_width:
@@ -643,9 +645,9 @@ class TaskList(ScrollView, can_focus=True):
         if len(self._drawn_ages) >= 4096:
             self._drawn_ages.clear()
         self._drawn_ages[key] = tail
-        raw = hit[2] + [Segment(tail, self._style("dim"))]
-        based = hit[3] + [Segment(tail, self._style("base+dim"))]
-        return raw, based, hit[4] + cell_len(tail)
+        if cursor:
+            return hit[2] + [Segment(tail, self._style("dim"))], hit[4] + cell_len(tail)
+        return hit[3] + [Segment(tail, self._style("base+dim"))], hit[4] + cell_len(tail)
 
     def _body(self, task: Task) -> list[Segment]:
         c = self._layout()
