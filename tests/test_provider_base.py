@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from tui.model import (
     MAX_EPOCH,
+    HEALTH_FIELDS,
     TASK_FIELDS,
     AuthError,
     BadResponse,
@@ -401,7 +402,8 @@ def test_task_to_dict_is_the_contract():
                 model="gpt-4o-image", credits=2.5, created_at=1756817821, updated_at=1756817821.5,
                 finished_at=None, raw={"secret": "not exported"}, eta=30.0, rev=9)
     out = task.to_dict()
-    assert tuple(out) == TASK_FIELDS
+    assert tuple(out)[:len(TASK_FIELDS)] == TASK_FIELDS  # contract first, additive fields after
+    assert set(tuple(out)[len(TASK_FIELDS):]) == set(HEALTH_FIELDS)
     assert out["created_at"] == "2025-09-02T12:57:01Z"
     assert out["updated_at"] == "2025-09-02T12:57:01.500Z"
     assert out["finished_at"] is None

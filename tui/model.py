@@ -43,6 +43,9 @@ TASK_FIELDS: tuple[str, ...] = (
     "finished_at",
 )
 TIME_FIELDS = ("created_at", "updated_at", "finished_at")
+# Additive fields (DESIGN.md): a task's poll health, after the contract's own.
+HEALTH_FIELDS: tuple[str, ...] = ("last_error", "last_error_at", "failed_polls", "stalled", "stalled_reason",
+                                  "poll_path")
 
 
 MAX_EPOCH = 253402300800.0  # 10000-01-01: datetime (and so iso()) cannot go past it
@@ -115,6 +118,12 @@ class Task:
     created_at: float | None = None
     updated_at: float | None = None
     finished_at: float | None = None
+    # poll health, set by the engine (additive JSON fields, see HEALTH_FIELDS)
+    last_error: str | None = None  # the last failed poll's message (None once a poll succeeds)
+    last_error_at: float | None = None
+    failed_polls: int = 0  # failed polls in a row
+    stalled: str | None = None  # why the task cannot progress (None: it can)
+    poll_path: str | None = None  # the path its status is asked at
     # internal
     raw: Any = None
     eta: float | None = None
@@ -138,6 +147,12 @@ class Task:
             elif name == "results":
                 value = list(value)
             out[name] = value
+        out["last_error"] = self.last_error
+        out["last_error_at"] = iso(self.last_error_at)
+        out["failed_polls"] = self.failed_polls
+        out["stalled"] = self.stalled is not None
+        out["stalled_reason"] = self.stalled
+        out["poll_path"] = self.poll_path
         return out
 
     def copy(self, **changes: Any) -> "Task":
