@@ -45,7 +45,7 @@ TASK_FIELDS: tuple[str, ...] = (
 TIME_FIELDS = ("created_at", "updated_at", "finished_at")
 # Additive fields (DESIGN.md): a task's poll health, after the contract's own.
 HEALTH_FIELDS: tuple[str, ...] = ("last_error", "last_error_at", "failed_polls", "stalled", "stalled_reason",
-                                  "poll_path")
+                                  "poll_path", "details")
 
 
 MAX_EPOCH = 253402300800.0  # 10000-01-01: datetime (and so iso()) cannot go past it
@@ -124,6 +124,7 @@ class Task:
     failed_polls: int = 0  # failed polls in a row
     stalled: str | None = None  # why the task cannot progress (None: it can)
     poll_path: str | None = None  # the path its status is asked at
+    details: dict[str, str] = field(default_factory=dict)  # provider facts for the detail view ("storage path": ...)
     # internal
     raw: Any = None
     eta: float | None = None
@@ -153,11 +154,13 @@ class Task:
         out["stalled"] = self.stalled is not None
         out["stalled_reason"] = self.stalled
         out["poll_path"] = self.poll_path
+        out["details"] = dict(self.details)
         return out
 
     def copy(self, **changes: Any) -> "Task":
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values["results"] = list(self.results)
+        values["details"] = dict(self.details)
         values.update(changes)
         return Task(**values)
 
@@ -276,6 +279,7 @@ class Balance:
     used: float | None = None
     unit: str = "credits"
     raw: Any = None
+    note: str | None = None  # what the number means when it is not the whole story ("key: 12 of user: 40")
 
 
 @dataclass(slots=True)
