@@ -65,15 +65,19 @@ RAW_LIMIT = 1_000_000  # characters of one raw answer kept
 _SEP = "\x1f"
 _TASK_COLS = (
     "provider, task_id, kind, label, state, provider_status, progress, results,"
-    " error, model, credits, created_at, updated_at, finished_at, eta, rev"
+    " error, model, credits, created_at, updated_at, finished_at,"
+    " last_error, last_error_at, failed_polls, stalled, poll_path, details, eta, rev"
 )
+# The poll-health fields ``Store.apply(health=...)`` writes (see HEALTH_KEYS).
+HEALTH_KEYS: tuple[str, ...] = ("last_error", "last_error_at", "failed_polls", "stalled", "poll_path")
 # What a user can see: a change in any of these bumps rev and notifies.
 _VISIBLE = (
     "kind", "label", "state", "provider_status", "progress", "results", "error",
-    "model", "credits", "created_at", "finished_at",
+    "model", "credits", "created_at", "finished_at", *HEALTH_KEYS, "details",
 )
-# Kept from the stored task when an update has None.
-_KEEP_IF_NONE = ("kind", "label", "model", "credits", "created_at", "eta")
+# Kept from the stored task when an update has None.  ``poll_path`` too: where a task
+# is polled does not stop being true because an answer does not repeat it.
+_KEEP_IF_NONE = ("kind", "label", "model", "credits", "created_at", "eta", "poll_path")
 
 
 class StoreError(Exception):
@@ -160,6 +164,15 @@ MIGRATIONS: list[list[str]] = [
             updated_at REAL NOT NULL,
             seq INTEGER NOT NULL
         )""",
+    ],
+    # 2: a task's poll health and provider details (JSON object of strings; NULL = none).
+    [
+        "ALTER TABLE tasks ADD COLUMN last_error TEXT",
+        "ALTER TABLE tasks ADD COLUMN last_error_at REAL",
+        "ALTER TABLE tasks ADD COLUMN failed_polls INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE tasks ADD COLUMN stalled TEXT",
+        "ALTER TABLE tasks ADD COLUMN poll_path TEXT",
+        "ALTER TABLE tasks ADD COLUMN details TEXT",
     ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -262,13 +275,31 @@ def _raw_json(raw: Any) -> str | None:
     return text
 
 
+def _details_json(details: dict[str, str] | None) -> str | None:
+    if not details:
+        return None
+    return json.dumps({str(k): str(v) for k, v in details.items()}, ensure_ascii=False)
+
+
+def _details_dict(stored: str | None) -> dict[str, str]:
+    if not stored:
+        return {}
+    try:
+        value = json.loads(stored)
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
 def _row_task(row: tuple) -> Task:
     """A ``_TASK_COLS`` row -> Task (positional: this runs 100,000 times at open)."""
     (provider, task_id, kind, label, state, pstatus, progress, results, error,
-     model, credits, created, updated, finished, eta, rev) = row
+     model, credits, created, updated, finished,
+     last_error, last_error_at, failed_polls, stalled, poll_path, details, eta, rev) = row
     return Task(provider, task_id, kind, label, state, pstatus, progress,
                 _results_list(results), error, model, credits, created, updated, finished,
-                None, eta, rev)
+                last_error, last_error_at, failed_polls or 0, stalled, poll_path,
+                _details_dict(details) if details else {}, None, eta, rev)
 
 
 def _printable(text: str) -> str:
@@ -413,17 +444,19 @@ class Store:
         The hot path of opening 100,000 tasks: one SELECT of tuples, positional Task().
         """
         index: dict[str, Task] = {}
-        new, results_list = Task, _results_list
+        new, results_list, details_dict = Task, _results_list, _details_dict
         gc_on = gc.isenabled()
         gc.disable()  # 100,000 new objects would trigger many useless collections
         try:
             rows = conn.execute(f"SELECT {_TASK_COLS} FROM tasks WHERE deleted = 0 ORDER BY id")
             for (provider, task_id, kind, label, state, pstatus, progress, results, error,
-                 model, credits, created, updated, finished, eta, rev) in rows:
+                 model, credits, created, updated, finished,
+                 last_error, last_error_at, failed_polls, stalled, poll_path, details, eta, rev) in rows:
                 index[provider + ":" + task_id] = new(
                     provider, task_id, kind, label, state, pstatus, progress,
                     results_list(results) if results != "[]" else [], error, model, credits,
-                    created, updated, finished, None, eta, rev)
+                    created, updated, finished, last_error, last_error_at, failed_polls or 0,
+                    stalled, poll_path, details_dict(details) if details else {}, None, eta, rev)
         finally:
             if gc_on:
                 gc.enable()
@@ -753,19 +786,30 @@ class Store:
         return self._write(plan) if keys else 0
 
     def apply(self, updates: Iterable[Task], events: Iterable[Event] = (),
-              counters: dict[str, dict] | None = None, discovered: bool = False) -> set[str]:
+              counters: dict[str, dict] | None = None, discovered: bool = False, *,
+              health: dict[str, dict[str, Any]] | None = None) -> set[str]:
         """Merge provider answers (one polling round) in ONE transaction; returns changed keys.
 
-        Keeps label, kind, model, credits, created_at, eta when an update has None (and
-        progress, provider_status while the state stays the same); keeps old results when
-        the new list is empty; sets finished_at on entering a terminal state;
-        appends a history row when state or provider_status changes.  Keys not tracked are
-        ignored unless ``discovered`` (and a task the user removed is not brought back).
+        Keeps label, kind, model, credits, created_at, eta, poll_path when an update has None
+        (and progress, provider_status while the state stays the same); keeps old results
+        when the new list is empty and old details when the new dict is empty; sets
+        finished_at on entering a terminal state; appends a history row when state or
+        provider_status changes.  An update's health fields (last_error, last_error_at,
+        failed_polls, stalled) are written as given: the engine resets them on success.
+        Keys not tracked are ignored unless ``discovered`` (and a task the user removed is
+        not brought back).
+
+        ``health`` maps task key -> {field: value} for any of HEALTH_KEYS (and "details"):
+        a task's poll health without an answer (a failed poll, a stall).  It is applied
+        after the updates, leaves state, history, updated_at and the raw answer alone, and
+        a real change bumps ``rev`` (so the row is redrawn and other processes pick it up);
+        the same values again are no change at all.  Untracked keys are ignored.
         """
         updates = list(updates)
         events = list(events)
         counters = dict(counters or {})
-        if not (updates or events or counters):
+        health = {key: _health_fields(fields) for key, fields in (health or {}).items()}
+        if not (updates or events or counters or health):
             return set()
 
         def plan(tx: _Tx) -> set[str]:
@@ -795,6 +839,14 @@ class Store:
                 else:
                     merged.rev = old.rev
                     tx.quiet(merged, raw=update.raw)
+            for key, fields in health.items():
+                old = tx.current(key)
+                if old is None:
+                    continue
+                if all(getattr(old, name) == value for name, value in fields.items()):
+                    continue
+                tx.health(old.copy(raw=None, rev=tx.next_seq(), **fields))
+                changed.add(key)
             if events:
                 tx.log(events)
             for provider, data in counters.items():
@@ -814,6 +866,23 @@ class Store:
         self._write(lambda tx: tx.save_counters(provider, data, self._clock()))
 
 
+def _health_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """Check and normalise one task's ``health`` entry of ``Store.apply``."""
+    out: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name in ("last_error", "stalled", "poll_path"):
+            out[name] = None if value is None else str(value)
+        elif name == "last_error_at":
+            out[name] = None if value is None else float(value)
+        elif name == "failed_polls":
+            out[name] = max(0, int(value or 0))
+        elif name == "details":
+            out[name] = {str(k): str(v) for k, v in (value or {}).items()}
+        else:
+            raise ValueError(f"unknown health field {name!r} (known: {', '.join(HEALTH_KEYS)}, details)")
+    return out
+
+
 def _merge(old: Task, update: Task, now: float) -> Task:
     """``update`` merged onto ``old`` by the rules of ``Store.apply`` (raw left out)."""
     merged = update.copy(raw=None)
@@ -822,6 +891,8 @@ def _merge(old: Task, update: Task, now: float) -> Task:
             setattr(merged, name, getattr(old, name))
     if not merged.results:
         merged.results = list(old.results)
+    if not merged.details:  # an answer without facts of its own keeps the last ones
+        merged.details = dict(old.details)
     if merged.state == old.state:  # an answer that says less about the same state
         if merged.progress is None:
             merged.progress = old.progress
@@ -867,8 +938,9 @@ class _Tx:
 
     def _values(self, t: Task) -> tuple:
         return (t.kind, t.label, t.state, t.provider_status, t.progress, _results_json(t.results),
-                t.error, t.model, t.credits, t.created_at, t.updated_at, t.finished_at, t.eta, t.rev,
-                self.next_seq())
+                t.error, t.model, t.credits, t.created_at, t.updated_at, t.finished_at,
+                t.last_error, t.last_error_at, t.failed_polls, t.stalled, t.poll_path,
+                _details_json(t.details), t.eta, t.rev, self.next_seq())
 
     def insert(self, task: Task, raw: Any = None) -> None:
         key = task.key
@@ -878,8 +950,9 @@ class _Tx:
         self.conn.execute("DELETE FROM raw WHERE key = ?", (key,))
         self.conn.execute(
             "INSERT INTO tasks (key, provider, task_id, kind, label, state, provider_status, progress,"
-            " results, error, model, credits, created_at, updated_at, finished_at, eta, rev, seq)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " results, error, model, credits, created_at, updated_at, finished_at, last_error,"
+            " last_error_at, failed_polls, stalled, poll_path, details, eta, rev, seq)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (key, task.provider, task.task_id, *self._values(task)))
         self.raw(key, raw)
         self.puts[key] = task
@@ -888,7 +961,9 @@ class _Tx:
         self.conn.execute(
             "UPDATE tasks SET kind = ?, label = ?, state = ?, provider_status = ?, progress = ?,"
             " results = ?, error = ?, model = ?, credits = ?, created_at = ?, updated_at = ?,"
-            " finished_at = ?, eta = ?, rev = ?, seq = ? WHERE key = ?", (*self._values(task), task.key))
+            " finished_at = ?, last_error = ?, last_error_at = ?, failed_polls = ?, stalled = ?,"
+            " poll_path = ?, details = ?, eta = ?, rev = ?, seq = ? WHERE key = ?",
+            (*self._values(task), task.key))
         self.raw(task.key, raw)
         self.puts[task.key] = task
 
@@ -897,6 +972,15 @@ class _Tx:
         self.conn.execute("UPDATE tasks SET updated_at = ?, eta = ?, seq = ? WHERE key = ?",
                           (task.updated_at, task.eta, self.next_seq(), task.key))
         self.raw(task.key, raw)
+        self.puts[task.key] = task
+
+    def health(self, task: Task) -> None:
+        """A change of poll health (or details) only: state, updated_at and history stay."""
+        self.conn.execute(
+            "UPDATE tasks SET last_error = ?, last_error_at = ?, failed_polls = ?, stalled = ?,"
+            " poll_path = ?, details = ?, rev = ?, seq = ? WHERE key = ?",
+            (task.last_error, task.last_error_at, task.failed_polls, task.stalled, task.poll_path,
+             _details_json(task.details), task.rev, self.next_seq(), task.key))
         self.puts[task.key] = task
 
     def raw(self, key: str, raw: Any) -> None:
