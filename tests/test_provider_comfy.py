@@ -4,6 +4,7 @@ and a real HTTP round trip over 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import socket
 from pathlib import Path
@@ -25,6 +26,18 @@ from tui.providers import make_provider
 from tui.providers.comfy import Comfy
 
 FIXTURES = Path(__file__).parent / "fixtures" / "comfy"
+
+
+def _published():
+    """tests/data/published_comfy.py: bodies and rules published by Comfy/ComfyUI."""
+    path = Path(__file__).parent / "data" / "published_comfy.py"
+    spec = importlib.util.spec_from_file_location("published_comfy", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+PUB = _published()
 KEY = "comfyui-SECRETKEY1234567890"
 TID = "046b6c7f-0b8a-43b9-b35d-6489e6daee91"
 
@@ -63,8 +76,10 @@ def test_status_request_default_kind(comfy):
     req = comfy.status_request(TID)
     assert req.method == "GET"
     assert req.url == f"https://api.comfy.org/proxy/freepik/v1/ai/image-relight/{TID}"
-    assert req.headers["Authorization"] == f"Bearer {KEY}"
+    # exactly one auth header (issue 11): an API key goes in X-API-KEY only, as
+    # ComfyUI's get_auth_header does; it used to be sent as a bearer too
     assert req.headers["X-API-KEY"] == KEY
+    assert "Authorization" not in req.headers
     assert req.json is None
 
 
@@ -95,7 +110,8 @@ def test_request_repr_hides_key(comfy):
 def test_balance_request(comfy):
     req = comfy.balance_request()
     assert (req.method, req.url) == ("GET", "https://api.comfy.org/customers/balance")
-    assert req.headers["Authorization"] == f"Bearer {KEY}"
+    # a comfyui- key travels in X-API-KEY only (issue 11: one auth header, as ComfyUI)
+    assert req.headers["X-API-KEY"] == KEY and "Authorization" not in req.headers
 
 
 # ---------------------------------------------------------------- parsing
@@ -350,7 +366,8 @@ async def test_round_trip_over_localhost():
             await p.fetch_status(client, "missing-id")
     first = server.seen[0]
     assert (first["method"], first["path"]) == ("GET", path)
-    assert first["headers"]["authorization"] == f"Bearer {KEY}"
+    # one auth header for a comfyui- key: X-API-KEY, no bearer (issue 11)
+    assert first["headers"]["x-api-key"] == KEY and "authorization" not in first["headers"]
     assert first["body"] == b""
 
 
@@ -368,3 +385,61 @@ async def test_closed_port_is_transient():
     assert info.value.provider == "comfy"
     assert info.value.status is None
     assert KEY not in str(info.value) and KEY not in repr(info.value)
+
+
+# ---------------------------------------------------------------- published by ComfyUI (issue 11)
+
+
+@pytest.mark.parametrize("body", [PUB.TASK_STATUS_ALIAS, PUB.TASK_STATUS_ALIAS_BARE])
+def test_task_status_alias_is_read(comfy, body):
+    """ComfyUI's TaskResponse reads AliasChoices("status", "task_status")."""
+    task = parse(comfy, 200, body)
+    inner = body.get("data", body)
+    assert task.provider_status == inner["task_status"]
+    assert task.state == {"COMPLETED": "succeeded", "IN_PROGRESS": "running"}[inner["task_status"]]
+
+
+@pytest.mark.parametrize("word, state",
+                         [(w, "succeeded") for w in PUB.COMPLETED_STATUSES]
+                         + [(w, "cancelled" if w.startswith("cancel") else "failed") for w in PUB.FAILED_STATUSES]
+                         + [(w, "queued") for w in PUB.QUEUED_STATUSES]
+                         + [(w, "running") for w in ("in_progress", "processing", "running")])
+@pytest.mark.parametrize("case", [str.lower, str.upper])
+def test_status_words_of_comfyui_poller(comfy, word, state, case):
+    """Every word ComfyUI's poller knows, in any case (it lower-cases first)."""
+    task = parse(comfy, 200, {"data": {"task_id": TID, "status": case(word), "generated": []}})
+    assert task.state == state
+
+
+def test_exactly_one_auth_header():
+    """ComfyUI's get_auth_header: Bearer for a token, else X-API-KEY for an API key."""
+    key = Comfy("comfyui-abc123").status_request(TID).headers
+    assert key[PUB.AUTH_HEADER_FOR_API_KEY] == "comfyui-abc123" and PUB.AUTH_HEADER_FOR_TOKEN not in key
+    jwt = Comfy("eyJhbGciOi.payload.sig").status_request(TID).headers
+    assert jwt[PUB.AUTH_HEADER_FOR_TOKEN] == "Bearer eyJhbGciOi.payload.sig"
+    assert PUB.AUTH_HEADER_FOR_API_KEY not in jwt
+    assert Comfy("comfyui-abc123").balance_request().headers.get("Authorization") is None
+
+
+def test_balance_first_non_zero_field(comfy):
+    """comfy-cli's BALANCE_FIELDS chain: a zero effective balance does not hide prepaid cents."""
+    bal = comfy.parse_balance(httpx.Response(200, json=PUB.BALANCE_ZERO_EFFECTIVE))
+    assert bal.remaining == pytest.approx(15.00)  # 1500 cents of prepaid
+    bal = comfy.parse_balance(httpx.Response(200, json=PUB.BALANCE_POSITIVE))
+    assert bal.remaining == pytest.approx(50_000.00)  # effective, the first field
+    for name in PUB.BALANCE_FIELDS:  # each field alone is read, in cents
+        bal = comfy.parse_balance(httpx.Response(200, json={name: 250}))
+        assert bal.remaining == pytest.approx(2.5), name
+    zero = {name: 0 for name in PUB.BALANCE_FIELDS}
+    assert comfy.parse_balance(httpx.Response(200, json=zero)).remaining == 0
+
+
+def test_409_is_a_problem_with_the_account(comfy):
+    """ComfyUI: 409 = "There is a problem with your account"; stop with that cause."""
+    with pytest.raises(AuthError) as info:
+        parse(comfy, 409, {"message": PUB.MESSAGE_409})
+    assert info.value.message == f"problem with your account (HTTP 409): {PUB.MESSAGE_409}"
+    assert info.value.status == 409
+    with pytest.raises(AuthError) as info:
+        parse(comfy, 409, content=b"")
+    assert info.value.message.startswith("problem with your account (HTTP 409): ")

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from ..model import (
     CANCELLED,
@@ -23,22 +23,28 @@ from ..model import (
     RUNNING,
     SUCCEEDED,
     UNKNOWN,
+    AuthError,
     Balance,
     BadResponse,
     ClientError,
+    ProviderError,
     Task,
 )
 from ..text import clean, clean_or_none, clean_url
 from .base import Provider, Request
 
+# Lower-cased, as ComfyUI's poller compares them (comfy_api_nodes/util/client.py:
+# COMPLETED_STATUSES, FAILED_STATUSES, QUEUED_STATUSES), plus the running words of
+# the Freepik enum (IN_PROGRESS) and of the other vendors behind the proxy.
 STATES = {
-    "CREATED": QUEUED,
-    "IN_PROGRESS": RUNNING,
-    "COMPLETED": SUCCEEDED,
-    "FAILED": FAILED,
-    "CANCELLED": CANCELLED,  # not in Comfy's enum; Freepik's own client treats it as terminal
-    "CANCELED": CANCELLED,
+    **dict.fromkeys(("succeeded", "succeed", "success", "completed", "finished", "done"), SUCCEEDED),
+    **dict.fromkeys(("fail", "failed", "error"), FAILED),
+    **dict.fromkeys(("cancelled", "canceled"), CANCELLED),
+    **dict.fromkeys(("created", "queued", "queueing", "submitted"), QUEUED),
+    **dict.fromkeys(("in_progress", "processing", "running"), RUNNING),
 }
+BALANCE_FIELDS = ("effective_balance_micros", "amount_micros", "prepaid_balance_micros",
+                  "cloud_credit_balance_micros")  # comfy-cli's order: the first non-zero wins
 
 
 class TaskData(BaseModel):
@@ -47,7 +53,8 @@ class TaskData(BaseModel):
     model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
 
     task_id: str | None = None
-    status: str | None = None
+    # ComfyUI's TaskResponse: AliasChoices("status", "task_status")
+    status: str | None = Field(None, validation_alias=AliasChoices("status", "task_status"))
     generated: list[Any] | None = None
 
 
@@ -74,12 +81,11 @@ class Comfy(Provider):
     has_balance = True
 
     def auth_headers(self) -> dict[str, str]:
-        headers = {"Authorization": f"Bearer {self.api_key}"}
-        # Comfy API keys ("comfyui-...") are read from X-API-KEY by api.comfy.org
-        # (providers.md §1); a JWT goes in the bearer header only.
+        # Exactly one header, as ComfyUI's get_auth_header: an API key ("comfyui-...")
+        # in X-API-KEY, anything else (a Firebase JWT) as a bearer token.
         if self.api_key.startswith("comfyui-"):
-            headers["X-API-KEY"] = self.api_key
-        return headers
+            return {"X-API-KEY": self.api_key}
+        return {"Authorization": f"Bearer {self.api_key}"}
 
     def status_request(self, task_id: str, kind: str | None = None) -> Request:
         kind = (kind or self.default_kind).strip("/")
@@ -95,7 +101,7 @@ class Comfy(Provider):
         if item.status is None:
             raise BadResponse("answer has no task status", status=response.status_code)
         status = clean(item.status, 80)
-        state = STATES.get(status.upper(), UNKNOWN)
+        state = STATES.get(status.strip().lower(), UNKNOWN)
         results = [url for url in map(clean_url, item.generated or []) if url]
         error = None
         if state == FAILED:
@@ -111,13 +117,24 @@ class Comfy(Provider):
         if not isinstance(data, dict):
             raise BadResponse("balance answer is not a JSON object", status=response.status_code)
         item = BalanceData.model_validate(data)
-        cents = item.effective_balance_micros
-        if cents is None:
-            cents = item.amount_micros
-        if cents is None or not math.isfinite(cents):
+        # comfy-cli (cloud/billing.py): the first NON-ZERO of BALANCE_FIELDS, so a zero
+        # effective balance cannot hide a positive prepaid one; 0 only when all are 0.
+        amounts = [v for v in (getattr(item, name) for name in BALANCE_FIELDS)
+                   if v is not None and math.isfinite(v)]
+        if not amounts:
             raise BadResponse("balance answer has no amount", status=response.status_code)
+        cents = next((v for v in amounts if v != 0), 0.0)
         unit = clean(item.currency or "usd", 10).lower() or "usd"
         return Balance(provider=self.name, remaining=cents / 100, unit=unit, raw=data)
+
+    def error_for(self, response: httpx.Response, data: Any) -> ProviderError:
+        """The base's classes, except 409: ComfyUI says "There is a problem with your
+        account", so polling stops (as for a refused key) and says why."""
+        exc = super().error_for(response, data)
+        if response.status_code == 409:
+            return AuthError(f"problem with your account (HTTP 409): {exc.message}",
+                             status=409, provider=self.name, code=exc.code)
+        return exc
 
     def parse_status(self, task_id: str, kind: str | None, response: httpx.Response) -> Task:
         """The base's parse; an error text that echoes our key is masked too
