@@ -182,3 +182,51 @@ def test_details_change_alone_is_visible(store: Store) -> None:
     assert store.apply([Task("upscayl", "a", state="running", details={"credits deducted": "no"})]) == {
         "upscayl:a"}
     assert store.get("upscayl:a").rev > rev and changes[-1].keys == {"upscayl:a"}
+
+
+# ---------------------------------------------------------------- re-add with another kind
+
+
+def test_readd_with_a_new_kind_updates_it_and_reports_it(store: Store) -> None:
+    assert store.add("freepik", ["a", "b"], kind="skin-enhancer/faithful") == ["freepik:a", "freepik:b"]
+    assert store.last_updated_kinds == [] and store.last_revived == []
+    store.apply([], health={"freepik:b": HEALTH})
+    changes = feed(store)
+    # the same kind again, no kind, an empty kind: nothing to update
+    for kind in ("skin-enhancer/faithful", None, "", "  "):
+        assert store.add("freepik", ["a", "b"], kind=kind) == []
+        assert store.last_updated_kinds == []
+    assert changes == []
+    assert store.add("freepik", ["a", "b", "c"], kind="skin-enhancer") == ["freepik:c"]  # same return as before
+    assert store.last_updated_kinds == ["freepik:a", "freepik:b"]
+    assert store.last_revived == []
+    b = store.get("freepik:b")
+    assert b.kind == "skin-enhancer"
+    # the old path's health is gone with the old kind
+    assert (b.last_error, b.last_error_at, b.failed_polls, b.stalled, b.poll_path) == (None, None, 0, None, None)
+    assert changes[-1].keys == {"freepik:a", "freepik:b", "freepik:c"}
+
+
+def test_a_not_found_from_a_wrong_kind_is_recovered_by_readding(store: Store, clock: Clock, db: Path) -> None:
+    store.add("freepik", ["a", "done"], kind="skin-enhancer/faithful")
+    store.apply([
+        Task("freepik", "a", state="not_found",
+             error="not found at /v1/ai/skin-enhancer/faithful/a — wrong --kind?", last_error="HTTP 404",
+             failed_polls=1, poll_path="/v1/ai/skin-enhancer/faithful/a"),
+        Task("freepik", "done", state="succeeded", results=["https://r/x.png"]),
+    ])
+    assert store.counts()["not_found"] == 1
+    clock.now += 100
+    assert store.add("freepik", ["a", "done"], kind="skin-enhancer") == []
+    assert store.last_updated_kinds == ["freepik:a", "freepik:done"]
+    assert store.last_revived == ["freepik:a"]
+    a = store.get("freepik:a")
+    assert (a.kind, a.state, a.error, a.finished_at, a.poll_path, a.failed_polls, a.last_error) == (
+        "skin-enhancer", "unknown", None, None, None, 0, None)
+    assert store.history("freepik:a")[-1][:2] == (clock.now, "unknown")
+    assert store.counts()["not_found"] == 0 and store.counts()["unknown"] == 1
+    # a task that ended well keeps its end: only its kind changes
+    done = store.get("freepik:done")
+    assert (done.kind, done.state, done.results) == ("skin-enhancer", "succeeded", ["https://r/x.png"])
+    with Store(db, readonly=True) as other:
+        assert other.get("freepik:a").to_dict() == a.to_dict()

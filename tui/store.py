@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .model import STATES, TERMINAL, UNKNOWN, Event, Task, task_key
+from .model import NOT_FOUND, STATES, TERMINAL, UNKNOWN, Event, Task, task_key
 
 log = logging.getLogger(__name__)
 
@@ -326,6 +326,8 @@ class Store:
         self._data_version: int | None = None
         self._pending = Change()  # caught up from others, not yet notified
         self.revision = 0
+        self.last_updated_kinds: list[str] = []  # set by add(): tracked keys whose kind it changed
+        self.last_revived: list[str] = []  # set by add(): of those, the ones that were not_found
         self._conn: sqlite3.Connection | None = None
         if readonly and not self.path.exists():
             return  # nothing stored yet: an empty, read-only store
@@ -728,7 +730,17 @@ class Store:
     def add(self, provider: str, ids: Iterable[str], kind: str | None = None,
             label: str | None = None) -> list[str]:
         """Track tasks; returns the keys newly added.  Idempotent: a tracked task is
-        left as it is, except that a given ``kind``/``label`` replaces the stored one."""
+        left as it is, except that a given ``kind``/``label`` replaces the stored one.
+
+        A new kind changes where the task is polled, so it also clears the task's poll
+        health (last_error, failed_polls, stalled, poll_path: they were about the old
+        path), and a task that ended ``not_found`` (the usual result of a wrong kind) goes
+        back to ``unknown`` without its error, to be polled again at the new path.
+        After the call, ``last_updated_kinds`` lists the tracked keys whose kind changed
+        and ``last_revived`` those of them that were ``not_found``.
+        """
+        self.last_updated_kinds = []
+        self.last_revived = []
         if isinstance(ids, str):
             ids = [ids]
         if not provider or ":" in provider or not provider.isprintable():
@@ -748,8 +760,10 @@ class Store:
         if not clean_ids:
             return []
 
-        def plan(tx: _Tx) -> list[str]:
+        def plan(tx: _Tx) -> tuple[list[str], list[str], list[str]]:
             added: list[str] = []
+            kinds: list[str] = []
+            revived: list[str] = []
             now = self._clock()
             for task_id in clean_ids:
                 key = task_key(provider, task_id)
@@ -760,16 +774,24 @@ class Store:
                     tx.insert(task)
                     added.append(key)
                     continue
-                changes = {}
+                changes: dict[str, Any] = {}
                 if label is not None and label != old.label:
                     changes["label"] = label
                 if kind is not None and kind != old.kind:
-                    changes["kind"] = kind
+                    changes.update(kind=kind, last_error=None, last_error_at=None, failed_polls=0,
+                                   stalled=None, poll_path=None)
+                    kinds.append(key)
+                    if old.state == NOT_FOUND:
+                        changes.update(state=UNKNOWN, error=None, finished_at=None, updated_at=now)
+                        revived.append(key)
                 if changes:
                     tx.update(old.copy(rev=tx.next_seq(), **changes))
-            return added
+                    if changes.get("state", old.state) != old.state:
+                        tx.history(key, now, UNKNOWN, old.provider_status)
+            return added, kinds, revived
 
-        return self._write(plan)
+        added, self.last_updated_kinds, self.last_revived = self._write(plan)
+        return added
 
     def remove(self, keys: Iterable[str]) -> int:
         """Stop tracking tasks (leaves a tombstone other processes see); returns how many."""
