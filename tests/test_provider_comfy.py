@@ -85,8 +85,11 @@ def test_status_request_default_kind(comfy):
 
 def test_status_request_other_kind_and_base():
     p = Comfy("jwt.token.value", base_url="http://127.0.0.1:9999/")
+    # skin-enhancer is created on .../skin-enhancer/faithful but polled on
+    # .../skin-enhancer/{id} (ComfyUI nodes_magnific.py); this test used to expect
+    # the create path, a route that does not exist (issue 11)
     req = p.status_request("abc", "skin-enhancer/faithful")
-    assert req.url == "http://127.0.0.1:9999/proxy/freepik/v1/ai/skin-enhancer/faithful/abc"
+    assert req.url == "http://127.0.0.1:9999/proxy/freepik/v1/ai/skin-enhancer/abc"
     assert p.status_request("abc", "/image-relight/").url.endswith("/v1/ai/image-relight/abc")
     assert req.headers["Authorization"] == "Bearer jwt.token.value"
     assert "X-API-KEY" not in req.headers  # a JWT is not a Comfy API key
@@ -443,3 +446,31 @@ def test_409_is_a_problem_with_the_account(comfy):
     with pytest.raises(AuthError) as info:
         parse(comfy, 409, content=b"")
     assert info.value.message.startswith("problem with your account (HTTP 409): ")
+
+
+# ---------------------------------------------------------------- kinds (issue 11)
+
+
+@pytest.mark.parametrize("create, poll", sorted(PUB.CREATE_TO_POLL.items()))
+def test_polls_where_comfyui_polls(comfy, create, poll):
+    """--kind may name the create path; the request goes to ComfyUI's poll path."""
+    kind = create.removeprefix("/proxy/freepik/v1/ai/")
+    assert comfy.status_request(TID, kind).url == "https://api.comfy.org" + poll.format(task_id=TID)
+    assert comfy.status_path(TID, kind) == poll.format(task_id=TID)
+    assert comfy.check_kind(kind) is None
+    assert comfy.poll_kind(kind) == poll.removeprefix("/proxy/freepik/v1/ai/").removesuffix("/{task_id}")
+
+
+def test_known_kinds_are_the_poll_paths(comfy):
+    polls = {p.removeprefix("/proxy/freepik/v1/ai/").removesuffix("/{task_id}") for p in PUB.CREATE_TO_POLL.values()}
+    assert set(Comfy.known_kinds) == polls
+    assert comfy.status_path(TID) == f"/proxy/freepik/v1/ai/image-relight/{TID}"  # the default kind
+
+
+def test_unknown_kind_warns_and_is_still_used(comfy):
+    warning = comfy.check_kind("relight")
+    assert warning == ("unknown kind 'relight' for comfy; known: image-relight, image-style-transfer, "
+                       "image-upscaler, image-upscaler-precision-v2, skin-enhancer")
+    assert comfy.status_request(TID, "relight").url.endswith(f"/v1/ai/relight/{TID}")
+    assert comfy.check_kind(None) is None
+    assert "\x1b" not in comfy.check_kind("x\x1b[2Jy") and "invalid kind" in comfy.check_kind("a/../b")

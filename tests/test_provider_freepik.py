@@ -4,8 +4,10 @@ hostile text, and real HTTP round trips over 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import socket
+from pathlib import Path
 
 import httpx
 import pytest
@@ -27,6 +29,18 @@ from tui.providers.freepik import Freepik
 KEY = "fpk-test-0123456789abcdef"
 ID = "046b6c7f-0b8a-43b9-b35d-6489e6daee91"
 KIND = "text-to-image/hyperflux"
+
+
+def _published():
+    """tests/data/published_freepik.py: facts and bodies published by Freepik/Magnific."""
+    path = Path(__file__).parent / "data" / "published_freepik.py"
+    spec = importlib.util.spec_from_file_location("published_freepik", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+PUB = _published()
 
 
 @pytest.fixture
@@ -457,3 +471,37 @@ async def test_server_slower_than_timeout_is_transient():
             p = make_provider("freepik", KEY, srv.url)
             with pytest.raises(Transient, match="timed out"):
                 await p.fetch_status(client, ID)
+
+
+# ---------------------------------------------------------------- kinds (issue 11)
+
+
+@pytest.mark.parametrize("create, poll", sorted(PUB.CREATE_TO_POLL.items()))
+def test_polls_on_the_documented_poll_path(fp, create, poll):
+    """A task tracked with its create path is polled (and listed) on its poll path."""
+    assert fp.poll_kind(create) == poll
+    assert fp.status_request(ID, create).url == f"https://api.freepik.com/v1/ai/{poll}/{ID}"
+    assert fp.status_path(ID, create) == f"/v1/ai/{poll}/{ID}"
+    assert fp.list_request(create).url == f"https://api.freepik.com/v1/ai/{poll}"
+    assert fp.check_kind(create) is None and fp.check_kind(poll) is None
+
+
+@pytest.mark.parametrize("kind", PUB.DOCUMENTED_KINDS)
+def test_documented_kinds_are_known(fp, kind):
+    assert fp.check_kind(kind) is None
+    assert fp.status_request(ID, kind).url == f"https://api.freepik.com/v1/ai/{kind}/{ID}"
+
+
+def test_unknown_kind_warns_and_is_still_used(fp):
+    warning = fp.check_kind("text-to-image/hyperflux-9")
+    assert warning.startswith("unknown kind 'text-to-image/hyperflux-9' for freepik; known: ")
+    assert "skin-enhancer" in warning and "mystic" in warning
+    assert fp.status_request(ID, "text-to-image/hyperflux-9").url.endswith(f"/hyperflux-9/{ID}")
+    assert fp.check_kind(None) is None
+
+
+def test_daily_limits_per_service(fp):
+    """docs.freepik.com/ratelimits: requests per day per key and service."""
+    expected = {PUB.SERVICE_KIND[service]: n for service, n in PUB.DAILY_LIMITS.items()}
+    assert Freepik.daily_limits == expected
+    assert all(kind in Freepik.known_kinds for kind in Freepik.daily_limits)

@@ -21,6 +21,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import httpx
 
@@ -107,6 +108,54 @@ class Provider:
     def read_error_body(self, task_id: str | None, kind: str | None, data: Any,
                         response: httpx.Response) -> Task | None:
         """A non-2xx answer that still describes the task (Qolaba's 500). Default: none."""
+        return None
+
+    # ---- kinds and hints
+    # What a provider declares about its kinds (the path part a task is polled
+    # on) and about tasks that go quiet.  The engine and the CLI read these;
+    # nothing here makes a request.
+
+    known_kinds: ClassVar[tuple[str, ...]] = ()  # poll kinds the provider documents; () = kinds unused
+    poll_kinds: ClassVar[dict[str, str]] = {}  # create path -> poll path, where they differ
+    daily_limits: ClassVar[dict[str, int]] = {}  # poll kind -> documented requests per day
+    stall_after: ClassVar[float] = 1800.0  # seconds without a change before a task may be lost
+
+    def poll_kind(self, kind: str | None) -> str | None:
+        """The kind a task is polled on: a create path mapped to its poll path
+        (``skin-enhancer/faithful`` -> ``skin-enhancer``); any other kind as given."""
+        if kind is None:
+            return None
+        return self.poll_kinds.get(kind.strip().strip("/"), kind)
+
+    def is_known_kind(self, kind: str) -> bool:
+        """Whether ``kind`` (a create or poll path) is one the provider documents."""
+        kind = kind.strip().strip("/")
+        return kind in self.poll_kinds or kind in self.known_kinds
+
+    def check_kind(self, kind: str | None) -> str | None:
+        """A one-line warning when ``kind`` is not one the provider documents (or
+        cannot be a path at all); None when it is fine or kinds are unused.  An
+        unknown kind still works: it is polled as given."""
+        if kind is None or not self.known_kinds:
+            return None
+        try:
+            path_part(kind.strip().strip("/"), "kind", keep_slash=True, provider=self.name)
+        except ClientError as exc:
+            return exc.message
+        if self.is_known_kind(kind):
+            return None
+        return f"unknown kind {clean(kind, 80)!r} for {self.name}; known: {', '.join(self.known_kinds)}"
+
+    def status_path(self, task_id: str, kind: str | None = None) -> str:
+        """The path a status request for this task goes to (for messages)."""
+        try:
+            url = self.status_request(task_id, kind or self.default_kind).url
+        except ProviderError as exc:
+            return f"(no request: {exc.message})"
+        return url[len(self.base_url):] if url.startswith(self.base_url) else url
+
+    def stall_hint(self, task: Task) -> str | None:
+        """A provider-specific reason a quiet task may be lost, or None."""
         return None
 
     # ------------------------------------------------------------ helpers
@@ -362,3 +411,17 @@ def retry_after(header: str | None, message: str | None = None, data: Any = None
         if wait is not None:
             return wait
     return None
+
+
+# ---------------------------------------------------------------- path parts
+
+
+def path_part(value: str, what: str, keep_slash: bool = False, provider: str | None = None) -> str:
+    """``value`` percent-encoded for one URL path segment (or several, with
+    ``keep_slash``).  An empty value, or a ``.``/``..``/empty segment, is refused
+    with a ``ClientError``: httpx would resolve it to another endpoint."""
+    value = str(value)
+    segments = value.split("/") if keep_slash else [value]
+    if not value or any(s in ("", ".", "..") for s in segments):
+        raise ClientError(f"invalid {what}: {clean(value, 80)!r}", provider=provider)
+    return quote(value, safe="/" if keep_slash else "")

@@ -1,6 +1,8 @@
 """Comfy API proxy for Freepik/Magnific tasks (relight, style transfer, ...).
 
-Status: ``GET {base}/proxy/freepik/v1/ai/{kind}/{id}``; the answer is
+Status: ``GET {base}/proxy/freepik/v1/ai/{kind}/{id}``, ``kind`` the poll path
+(a skin-enhancer task created on ``skin-enhancer/<mode>`` is polled on
+``skin-enhancer``, as ComfyUI's nodes_magnific.py does); the answer is
 ``{data: {task_id, status, generated}}`` (documented for GET) or the bare
 ``{task_id, status, generated}`` (documented for style transfer's POST): both
 are read.  Balance: ``GET {base}/customers/balance``, whose ``*_micros``
@@ -11,7 +13,6 @@ from __future__ import annotations
 
 import math
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
@@ -26,12 +27,11 @@ from ..model import (
     AuthError,
     Balance,
     BadResponse,
-    ClientError,
     ProviderError,
     Task,
 )
 from ..text import clean, clean_or_none, clean_url
-from .base import Provider, Request
+from .base import Provider, Request, path_part
 
 # Lower-cased, as ComfyUI's poller compares them (comfy_api_nodes/util/client.py:
 # COMPLETED_STATUSES, FAILED_STATUSES, QUEUED_STATUSES), plus the running words of
@@ -87,9 +87,16 @@ class Comfy(Provider):
             return {"X-API-KEY": self.api_key}
         return {"Authorization": f"Bearer {self.api_key}"}
 
+    # The Magnific paths ComfyUI's nodes create and poll on (nodes_magnific.py);
+    # skin-enhancer creates on .../skin-enhancer/<mode> but polls .../skin-enhancer/{id}.
+    known_kinds = ("image-relight", "image-style-transfer", "image-upscaler", "image-upscaler-precision-v2",
+                   "skin-enhancer")
+    poll_kinds = {f"skin-enhancer/{mode}": "skin-enhancer" for mode in ("creative", "faithful", "flexible")}
+
     def status_request(self, task_id: str, kind: str | None = None) -> Request:
-        kind = (kind or self.default_kind).strip("/")
-        path = f"/proxy/freepik/v1/ai/{path_part(kind, 'kind', keep_slash=True)}/{path_part(task_id, 'task id')}"
+        kind = (self.poll_kind(kind or self.default_kind) or "").strip().strip("/")
+        path = (f"/proxy/freepik/v1/ai/{path_part(kind, 'kind', keep_slash=True, provider=self.name)}"
+                f"/{path_part(task_id, 'task id', provider=self.name)}")
         return self.request("GET", path)
 
     def read_status(self, task_id: str, kind: str | None, data: Any, response: httpx.Response) -> Task:
@@ -144,11 +151,3 @@ class Comfy(Provider):
             task.error = task.error.replace(self.api_key, "***")
         return task
 
-
-def path_part(value: str, what: str, keep_slash: bool = False) -> str:
-    """``value`` quoted for a URL path; refuses empty and dot segments."""
-    value = str(value)
-    segments = value.split("/") if keep_slash else [value]
-    if not value or any(s in ("", ".", "..") for s in segments):
-        raise ClientError(f"invalid {what}: {clean(value, 80)!r}", provider="comfy")
-    return quote(value, safe="/" if keep_slash else "")

@@ -5,7 +5,9 @@ Docs: seeds/freepik-hyperflux-list-tasks.md and providers.md §4.  Bodies come
 wrapped (``{data: {...}}``) or bare (webhook payloads, Comfy's style transfer);
 both are read.  Statuses: CREATED IN_PROGRESS COMPLETED FAILED, and CANCELLED
 as Freepik's own client treats it.  The task id is always the last path
-segment; kinds may hold slashes (``image-to-video/kling``).
+segment; kinds may hold slashes (``image-to-video/kling``).  A kind given as
+its create path is polled (and listed) on its poll path where the two differ
+(``skin-enhancer/faithful`` -> ``skin-enhancer``, ``poll_kinds``).
 """
 
 from __future__ import annotations
@@ -111,8 +113,44 @@ class Freepik(Provider):
             return {"x-magnific-api-key": self.api_key}
         return {"x-freepik-api-key": self.api_key}
 
+    # Poll paths of the /v1/ai families docs.magnific.com lists (providers.md §4);
+    # the families documented only as "image-to-video/…" etc. are FAMILIES below.
+    known_kinds = (
+        "image-relight", "image-style-transfer", "image-upscaler", "image-upscaler-precision",
+        "image-upscaler-precision-v2", "image-expand/flux-pro", "image-expand/seedream-v4-5",
+        "image-expand/ideogram", "ideogram-image-edit", "image-change-camera", "skin-enhancer",
+        "image-to-prompt", "improve-prompt", "mystic", "text-to-image/hyperflux", "text-to-image/flux-dev",
+        "text-to-image/flux-pro-v1-1", "text-to-image/flux-2-pro", "text-to-image/flux-2-turbo",
+        "text-to-image/flux-2-klein", "text-to-image/flux-2-flex", "text-to-image/flux-kontext-pro",
+        "text-to-image/flux-kontext-max", "text-to-image/imagen3", "text-to-image/imagen4-fast",
+        "text-to-image/nano-banana-pro", "text-to-image/runway", "text-to-image/seedream-v4-5",
+        "text-to-image/seedream-v5-lite", "text-to-image/seedream-v5-pro", "text-to-image/z-image",
+        "gemini-2-5-flash-image-preview", "image-to-video/kling", "image-to-video/kling-v2-6",
+        "video-upscaler", "video-upscaler/turbo", "video-upscaler-precision", "audio-isolation",
+        "sound-effects", "music-generation", "music-generation/google-lyria", "music-generation/lyria-3",
+        "voiceover/elevenlabs-turbo-v2-5",
+    )
+    FAMILIES = ("image-to-video/", "text-to-video/", "reference-to-video/", "video/", "video-edit/", "lip-sync/")
+    # Create path -> poll path where they differ (providers.md §4): freepik-mcp's
+    # ai_polling_service.py creates on kling-std and polls on kling; the index
+    # names kling-v2-6-pro -> kling-v2-6 and skin-enhancer/<mode> -> skin-enhancer.
+    poll_kinds = {
+        "image-to-video/kling-std": "image-to-video/kling",
+        "image-to-video/kling-v2-6-pro": "image-to-video/kling-v2-6",
+        **{f"skin-enhancer/{mode}": "skin-enhancer" for mode in ("creative", "faithful", "flexible")},
+    }
+    # Requests per day per key and service, premium (docs.freepik.com/ratelimits).
+    daily_limits = {"image-relight": 1250, "image-style-transfer": 1250, "image-upscaler": 1250, "mystic": 6000}
+
+    def is_known_kind(self, kind: str) -> bool:
+        """Also the ``-edit`` variants of text-to-image and the families the docs
+        list only by prefix (``image-to-video/…``)."""
+        kind = kind.strip().strip("/")
+        return (super().is_known_kind(kind) or super().is_known_kind(kind.removesuffix("-edit"))
+                or any(kind.startswith(f) and len(kind) > len(f) for f in self.FAMILIES))
+
     def _kind_path(self, kind: str | None) -> str:
-        kind = (kind or "").strip().strip("/") or self.default_kind
+        kind = (self.poll_kind(kind) or "").strip().strip("/") or self.default_kind
         return quote(kind, safe="/-_.~")
 
     # ------------------------------------------------------------ requests
