@@ -474,3 +474,29 @@ def test_unknown_kind_warns_and_is_still_used(comfy):
     assert comfy.status_request(TID, "relight").url.endswith(f"/v1/ai/relight/{TID}")
     assert comfy.check_kind(None) is None
     assert "\x1b" not in comfy.check_kind("x\x1b[2Jy") and "invalid kind" in comfy.check_kind("a/../b")
+
+
+# ---------------------------------------------------------------- ids that could reach other endpoints (issue 12 item 11)
+
+
+@pytest.mark.parametrize("task_id", [".", "..", ""])
+def test_dot_and_empty_ids_are_refused(comfy, task_id):
+    """httpx resolves dot segments: /BASE/.. would be another endpoint on the host."""
+    with pytest.raises(ClientError) as info:
+        comfy.status_request(task_id, None)
+    assert info.value.provider == 'comfy'
+    assert "invalid task id" in info.value.message
+
+
+def test_other_characters_are_percent_encoded(comfy):
+    url = comfy.status_request("../x?y#z%2e", None).url
+    assert url.endswith("/..%2Fx%3Fy%23z%252e")
+    assert httpx.Request("GET", url).url.raw_path.endswith(b"/..%2Fx%3Fy%23z%252e")
+
+
+@pytest.mark.parametrize("kind", ["..", "../v1/credits", "a/../b", "./x", "x/.", "a//b"])
+def test_kinds_with_dot_segments_are_refused(comfy, kind):
+    with pytest.raises(ClientError) as info:
+        comfy.status_request("abc", kind)
+    assert "invalid kind" in info.value.message
+    assert comfy.check_kind(kind) == info.value.message

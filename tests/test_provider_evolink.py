@@ -458,3 +458,21 @@ async def test_server_slower_than_timeout_is_transient():
                 await p.fetch_status(client, ID)
             with pytest.raises(Transient, match="timed out"):
                 await p.fetch_balance(client)
+
+
+# ---------------------------------------------------------------- ids that could reach other endpoints (issue 12 item 11)
+
+
+@pytest.mark.parametrize("task_id", [".", "..", ""])
+def test_dot_and_empty_ids_are_refused(ev, task_id):
+    """httpx resolves dot segments: /BASE/.. would be another endpoint on the host."""
+    with pytest.raises(ClientError) as info:
+        ev.status_request(task_id, None)
+    assert info.value.provider == 'evolink'
+    assert "invalid task id" in info.value.message
+
+
+def test_other_characters_are_percent_encoded(ev):
+    url = ev.status_request("../x?y#z%2e", None).url
+    assert url.endswith("/..%2Fx%3Fy%23z%252e")
+    assert httpx.Request("GET", url).url.raw_path.endswith(b"/..%2Fx%3Fy%23z%252e")

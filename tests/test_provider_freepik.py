@@ -505,3 +505,31 @@ def test_daily_limits_per_service(fp):
     expected = {PUB.SERVICE_KIND[service]: n for service, n in PUB.DAILY_LIMITS.items()}
     assert Freepik.daily_limits == expected
     assert all(kind in Freepik.known_kinds for kind in Freepik.daily_limits)
+
+
+# ---------------------------------------------------------------- ids that could reach other endpoints (issue 12 item 11)
+
+
+@pytest.mark.parametrize("task_id", [".", "..", ""])
+def test_dot_and_empty_ids_are_refused(fp, task_id):
+    """httpx resolves dot segments: /BASE/.. would be another endpoint on the host."""
+    with pytest.raises(ClientError) as info:
+        fp.status_request(task_id, KIND)
+    assert info.value.provider == 'freepik'
+    assert "invalid task id" in info.value.message
+
+
+def test_other_characters_are_percent_encoded(fp):
+    url = fp.status_request("../x?y#z%2e", KIND).url
+    assert url.endswith("/..%2Fx%3Fy%23z%252e")
+    assert httpx.Request("GET", url).url.raw_path.endswith(b"/..%2Fx%3Fy%23z%252e")
+
+
+@pytest.mark.parametrize("kind", ["..", "../v1/credits", "a/../b", "./x", "x/.", "a//b"])
+def test_kinds_with_dot_segments_are_refused(fp, kind):
+    with pytest.raises(ClientError) as info:
+        fp.status_request("abc", kind)
+    assert "invalid kind" in info.value.message
+    assert fp.check_kind(kind) == info.value.message
+    with pytest.raises(ClientError):
+        fp.list_request(kind)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from typing import Annotated, Any
-from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -32,7 +31,7 @@ from ..model import (
     epoch,
 )
 from ..text import clean, clean_or_none, clean_url
-from .base import Provider, Request, generic_error_message
+from .base import Provider, Request, generic_error_message, path_part
 
 STATES = {
     "pending": QUEUED,
@@ -201,7 +200,7 @@ class Evolink(Provider):
     # ------------------------------------------------------------ requests
 
     def status_request(self, task_id: str, kind: str | None = None) -> Request:
-        return self.request("GET", f"/v1/tasks/{quote(task_id, safe='-_.~')}")
+        return self.request("GET", f"/v1/tasks/{path_part(task_id, 'task id', provider=self.name)}")
 
     def balance_request(self) -> Request:
         return self.request("GET", "/v1/credits")

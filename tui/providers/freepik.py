@@ -13,14 +13,13 @@ its create path is polled (and listed) on its poll path where the two differ
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from ..model import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, UNKNOWN, BadResponse, Task
 from ..text import clean, clean_or_none, clean_url
-from .base import Provider, Request, generic_error_message
+from .base import Provider, Request, generic_error_message, path_part
 
 STATES = {
     "CREATED": QUEUED,
@@ -151,12 +150,13 @@ class Freepik(Provider):
 
     def _kind_path(self, kind: str | None) -> str:
         kind = (self.poll_kind(kind) or "").strip().strip("/") or self.default_kind
-        return quote(kind, safe="/-_.~")
+        return path_part(kind, "kind", keep_slash=True, provider=self.name)
 
     # ------------------------------------------------------------ requests
 
     def status_request(self, task_id: str, kind: str | None = None) -> Request:
-        return self.request("GET", f"/v1/ai/{self._kind_path(kind)}/{quote(task_id, safe='-_.~')}")
+        task = path_part(task_id, "task id", provider=self.name)
+        return self.request("GET", f"/v1/ai/{self._kind_path(kind)}/{task}")
 
     def list_request(self, kind: str | None = None) -> Request:
         return self.request("GET", f"/v1/ai/{self._kind_path(kind)}")
