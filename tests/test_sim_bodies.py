@@ -336,13 +336,17 @@ def test_freepik_list_and_detail_paths(sim_factory, sim_task, sim_scenario):
 
 
 def test_upscayl_history_lists_existing_tasks(sim):
+    # Rows are openapi.yaml ProcessingTask (upscayl/upscayl docs/openapi.yaml), which has no
+    # task id: the simulator used to add "taskId", a reading no published document backs.
     r = httpx.post(f"{sim.base_url}/get-upscayl-history", json={"limit": 20}, headers=headers(sim, "upscayl"))
     body = r.json()
     assert r.status_code == 200 and body["status"] == "success"
-    assert {t["taskId"] for t in body["data"]} == {"upscayl-queued", "upscayl-running", "upscayl-done",
-                                                   "upscayl-failed"}
+    assert len(body["data"]) == 4
     for item in body["data"]:
         UpscaylData.model_validate(item)
+        assert not {"taskId", "task_id", "id", "_id"} & set(item)
+    assert sorted(i["status"] for i in body["data"]) == ["ENHANCING", "PROCESSED", "PROCESSING",
+                                                        "PROCESSING_FAILED"]
     assert body["pagination"] == {"total": 4, "hasMore": False, "nextOffset": None}
 
 

@@ -4,6 +4,11 @@
 Every provider request goes through ``_Sim.serve``: auth (401 in the
 provider's shape), then the first matching scripted fault, then the budget
 (429 when spent), then the lifecycle answer.  Each is recorded.
+
+In strict mode (``Scenario.strict``) only each seed document's endpoint is
+served: Comfy's per-task GET, Upscayl's get-task-status, Qolaba's getImage,
+Freepik's HyperFlux list and per-task GETs, EvoLink's task detail.  Balance,
+credits, history and other lists answer 404 as a server without the route.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ Answer = tuple[int, Any, dict[str, str]]  # status, body (JSON-able or bytes), h
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 # Freepik kinds documented with list + one-task GETs (providers.md §4): used to
 # tell ``/v1/ai/{kind}`` (list) from ``/v1/ai/{kind}/{id}`` when the id is unknown.
+# The one list the seed documents (freepik-hyperflux-list-tasks.md); strict mode serves no other.
+SEED_LISTS = frozenset({"text-to-image/hyperflux"})
 FREEPIK_KINDS = frozenset({
     "image-relight", "image-style-transfer", "image-upscaler", "image-upscaler-precision",
     "image-upscaler-precision-v2", "mystic", "skin-enhancer", "text-to-image/hyperflux",
@@ -151,6 +158,10 @@ def fault_answer(provider: str, fault: Fault) -> tuple[Answer, float | None]:
         return (200, b"", {"content-type": "application/json"}), None
     if kind == "wrong_shape":
         return (200, [{"unexpected": True}], {}), None
+    if kind == "infra_error":
+        if provider == "qolaba":
+            return (500, bodies.qolaba_infra_error(), {}), None
+        return (500, bodies.error_body(provider, 500), {}), None
     raise ValueError(f"fault {kind} has no fixed answer")
 
 
@@ -237,6 +248,15 @@ class _Sim:
     def _not_found(self, provider: str, message: str | None = None) -> Answer:
         return 404, bodies.error_body(provider, 404, message), {}
 
+    def missing(self, request: Request, provider: str, endpoint: str) -> Response:
+        """Strict mode: a route no seed document gives, answered as a server
+        without it would (404, no auth check); recorded for the provider."""
+        t = self.sim.now()
+        self.sim.record(Record(time=t, wall=self.sim.wall(t), provider=provider, method=request.method,
+                               path=request.url.path, endpoint=endpoint, task_id=None, status=404,
+                               auth_ok=False, missing_route=True))
+        return JSONResponse({"message": "Not Found"}, status_code=404)
+
     # ------------------------------------------------------------ comfy
 
     async def comfy_status(self, request: Request) -> Response:
@@ -247,11 +267,14 @@ class _Sim:
             snap = lifecycle(task, t) if task and task.path_kind == kind else None
             if snap is None:
                 return self._not_found("comfy", "Task not found")
-            return 200, bodies.comfy_task(task, snap[0], self.sim.variant("comfy", task)), {}
+            return 200, bodies.comfy_task(task, snap[0], *self.sim.variant_parts("comfy", task)), {}
 
         return await self.serve(request, "comfy", "status", task_id, answer)
 
     async def comfy_balance(self, request: Request) -> Response:
+        if self.sim.strict:
+            return self.missing(request, "comfy", "balance")
+
         def answer(t: float) -> Answer:
             left, used = self.sim.balance("comfy", t)
             return 200, bodies.comfy_balance(left, used), {}
@@ -277,19 +300,22 @@ class _Sim:
                 return self._not_found("upscayl", "Task not found")
             state, progress = snap
             return 200, bodies.upscayl_task(task, state, progress, self.sim.wall,
-                                            self.sim.variant("upscayl", task)), {}
+                                            *self.sim.variant_parts("upscayl", task)), {}
 
         return await self.serve(request, "upscayl", "status", task_id, answer)
 
     async def upscayl_history(self, request: Request) -> Response:
+        if self.sim.strict:
+            return self.missing(request, "upscayl", "list")
+
         def answer(t: float) -> Answer:
             items = []
             for task in self.sim.tasks("upscayl"):
                 snap = lifecycle(task, t)
-                if snap is not None:
+                if snap is not None:  # a ProcessingTask row: no task id (openapi.yaml)
                     body = bodies.upscayl_task(task, snap[0], snap[1], self.sim.wall,
-                                               self.sim.variant("upscayl", task))
-                    items.append({"taskId": task.task_id, **body["data"]})
+                                               *self.sim.variant_parts("upscayl", task))
+                    items.append(body["data"])
             return 200, bodies.upscayl_history(items), {}
 
         return await self.serve(request, "upscayl", "list", None, answer)
@@ -308,8 +334,9 @@ class _Sim:
             task = self.sim.task("qolaba", task_id)
             snap = lifecycle(task, t) if task and (task.ref_id is None or task.ref_id == ref) else None
             if snap is None:  # Celery: an unknown or forgotten id is PENDING
-                return 200, bodies.qolaba_unknown(task_id), {}
-            code, body = bodies.qolaba_task(task, snap[0], self.sim.variant("qolaba", task), self.sim.clock.scale)
+                return 200, bodies.qolaba_unknown(task_id, self.sim.variant_parts("qolaba", task)[1]), {}
+            base, flavors = self.sim.variant_parts("qolaba", task)
+            code, body = bodies.qolaba_task(task, snap[0], base, self.sim.clock.scale, flavors)
             return code, body, {}
 
         return await self.serve(request, "qolaba", "status", task_id, answer)
@@ -331,6 +358,9 @@ class _Sim:
     async def freepik_get(self, request: Request) -> Response:
         kind, task_id = self._freepik_split(request.path_params["path"])
         if task_id is None:
+            if self.sim.strict and kind not in SEED_LISTS:
+                return self.missing(request, "freepik", "list")
+
             def answer_list(t: float) -> Answer:
                 items = []
                 for task in self.sim.tasks("freepik"):
@@ -356,6 +386,8 @@ class _Sim:
         task_id = request.path_params["task_id"]
 
         def answer(t: float) -> Answer:
+            if self.sim.check_ids("evolink") and not task_id.startswith(bodies.EVOLINK_ID_PREFIX):
+                return 400, bodies.evolink_invalid_id(), {}
             task = self.sim.task("evolink", task_id)
             snap = lifecycle(task, t) if task else None
             if snap is None:
@@ -365,6 +397,9 @@ class _Sim:
         return await self.serve(request, "evolink", "status", task_id, answer)
 
     async def evolink_credits(self, request: Request) -> Response:
+        if self.sim.strict:
+            return self.missing(request, "evolink", "balance")
+
         def answer(t: float) -> Answer:
             left, used = self.sim.balance("evolink", t)
             return 200, bodies.evolink_credits(left, used), {}
@@ -425,6 +460,8 @@ class _Sim:
             providers = {name: ProviderSpec.model_validate(spec)
                          for name, spec in (data.get("providers") or {}).items()}
             added = self.sim.add(tasks, faults, providers)
+            if data.get("strict") is not None:
+                self.sim.scenario.strict = bool(data["strict"])
         except (ValidationError, TypeError, AttributeError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse({"added": added, "faults": len(faults), "tasks": len(self.sim.scenario.tasks)})

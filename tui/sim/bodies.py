@@ -9,11 +9,12 @@ reports are real seconds, so a client sees a consistent world at any speed.
 
 from __future__ import annotations
 
-from typing import Any, Callable
-
-Wall = Callable[[float], float]
+from typing import AbstractSet, Any, Callable
 
 from .scenario import SimTask
+
+Wall = Callable[[float], float]
+NONE: frozenset[str] = frozenset()
 
 # ---------------------------------------------------------------- status names
 
@@ -26,8 +27,18 @@ UPSCAYL_STATUS = {
     "openapi": {"queued": "pending", "running": "processing", "succeeded": "completed",
                 "failed": "failed", "cancelled": "failed"},
 }
+# ComfyUI's generic poller (comfy_api_nodes/util/client.py) lower-cases statuses and
+# knows: done = succeeded succeed success completed finished done complete; failed =
+# cancelled canceled canceling fail failed error; queued = created queued queueing
+# submitted initializing wait in_queue; any other word is "active".
+COMFY_LOWER = {"queued": "created", "running": "in_progress", "succeeded": "succeeded",
+               "failed": "failed", "cancelled": "cancelled"}
 QOLABA_STATUS = {"queued": "PENDING", "running": "STARTED", "succeeded": "SUCCESS",
                  "failed": "FAILURE", "cancelled": "REVOKED"}
+# qolaba_modal_docs APITaskResponse.status is Literal["SUCCESS", "FAILED", "PENDING"]; its
+# Celery app does not set track_started, so a running task still reads PENDING.
+QOLABA_BACKEND = {"queued": "PENDING", "running": "PENDING", "succeeded": "SUCCESS",
+                  "failed": "FAILED", "cancelled": "FAILED"}
 EVOLINK_STATUS = {"queued": "pending", "running": "processing", "succeeded": "completed",
                   "failed": "failed", "cancelled": "failed"}
 
@@ -39,9 +50,13 @@ def _results(task: SimTask, state: str) -> list[str]:
 # ---------------------------------------------------------------- comfy
 
 
-def comfy_task(task: SimTask, state: str, variant: str) -> dict[str, Any]:
-    """FreepikTaskResponse ``{"data": FreepikTaskData}``, or bare FreepikTaskData."""
-    data = {"generated": _results(task, state), "status": COMFY_STATUS[state], "task_id": task.task_id}
+def comfy_task(task: SimTask, state: str, variant: str, flavors: AbstractSet[str] = NONE) -> dict[str, Any]:
+    """FreepikTaskResponse ``{"data": FreepikTaskData}``, or bare FreepikTaskData;
+    flavors ``task_status`` (the key ComfyUI's TaskResponse also reads) and
+    ``lower`` (the poller's lower-case words)."""
+    status = (COMFY_LOWER if "lower" in flavors else COMFY_STATUS)[state]
+    key = "task_status" if "task_status" in flavors else "status"
+    data = {"generated": _results(task, state), key: status, "task_id": task.task_id}
     return data if variant == "bare" else {"data": data}
 
 
@@ -60,8 +75,10 @@ def comfy_balance(cents_left: float, cents_used: float) -> dict[str, Any]:
 # ---------------------------------------------------------------- upscayl
 
 
-def upscayl_task(task: SimTask, state: str, progress: float, wall: Wall, variant: str) -> dict[str, Any]:
-    """The 200 body of POST /get-task-status."""
+def upscayl_task(task: SimTask, state: str, progress: float, wall: Wall, variant: str,
+                 flavors: AbstractSet[str] = NONE) -> dict[str, Any]:
+    """The 200 body of POST /get-task-status.  Flavor ``path_only``: files as the
+    seed's FileData (``path``, no link); ``uncharged``: ``creditsDeducted: false``."""
     ms = variant == "openapi"  # openapi.yaml: Unix ms; the docs example: seconds
 
     def stamp(epoch: float) -> int:
@@ -81,7 +98,7 @@ def upscayl_task(task: SimTask, state: str, progress: float, wall: Wall, variant
     files = []
     for i, url in enumerate(_results(task, state) or [None]):
         f = dict(base)
-        if url is not None and done:
+        if url is not None and done and "path_only" not in flavors:
             f.update(downloadLink=url, thumbnailLink=url, processedFileName=f"{task.task_id}-{i}.png",
                      finalFileSize=4 * 123456)
         files.append(f)
@@ -90,7 +107,7 @@ def upscayl_task(task: SimTask, state: str, progress: float, wall: Wall, variant
         "progress": str(int(progress)),
         "files": files,
         "deductedCredits": int(task.credits) if done else 0,
-        "creditsDeducted": done,
+        "creditsDeducted": done and "uncharged" not in flavors,
         "model": task.model or "upscayl-standard-4x",
         "scale": 4,
         "saveImageAs": "png",
@@ -104,6 +121,8 @@ def upscayl_task(task: SimTask, state: str, progress: float, wall: Wall, variant
 
 
 def upscayl_history(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """POST /get-upscayl-history: rows are openapi.yaml ``ProcessingTask``, which has
+    no task id (so a row cannot be matched to a tracked task)."""
     return {"status": "success", "data": items,
             "pagination": {"total": len(items), "hasMore": False, "nextOffset": None}}
 
@@ -111,12 +130,17 @@ def upscayl_history(items: list[dict[str, Any]]) -> dict[str, Any]:
 # ---------------------------------------------------------------- qolaba
 
 
-def qolaba_task(task: SimTask, state: str, variant: str, scale: float = 1.0) -> tuple[int, dict[str, Any]]:
+def qolaba_task(task: SimTask, state: str, variant: str, scale: float = 1.0,
+                flavors: AbstractSet[str] = NONE) -> tuple[int, dict[str, Any]]:
     """(HTTP status, body) of POST /getImage.  A failure is HTTP 500 with the
-    same body (variant "500", status FAILURE) or 200 with status FAILED."""
-    status = QOLABA_STATUS[state]
+    same body (variant "500", status FAILURE) or 200 with status FAILED.
+    Flavor ``backend``: the APITaskResponse qolaba_modal_docs stores (no top-level
+    app_id; SUCCESS with task_id null and the app id in ``input``; PENDING while
+    running; FAILED)."""
+    backend = "backend" in flavors
+    status = (QOLABA_BACKEND if backend else QOLABA_STATUS)[state]
     code = 200
-    if state == "failed":
+    if state == "failed" or (backend and state == "cancelled"):
         if variant == "200":
             status = "FAILED"
         else:
@@ -134,13 +158,37 @@ def qolaba_task(task: SimTask, state: str, variant: str, scale: float = 1.0) -> 
         "task_id": task.task_id,
         "status": status,
     }
+    if backend:
+        del body["app_id"]
+        body["input"] = {"app_id": task.model or "text-to-image", "parameters": {"prompt": "a simulated prompt"},
+                         "init_parameters": {}, "ref_id": task.ref_id or "", "celery": True,
+                         "inference_type": "a10g"}
+        if state == "succeeded":  # Worker.create_task builds its answer without a task_id
+            body["task_id"] = None
+        if code == 500:  # handle_exceptions: {"error", "error_data": str, "status": "FAILED", task_id null}
+            body.update(error="Internal Error", error_data=str((task.error or "task failed",)), task_id=None,
+                        input={}, output={}, time_required={})
     return code, body
 
 
-def qolaba_unknown(task_id: str) -> dict[str, Any]:
+def qolaba_unknown(task_id: str, flavors: AbstractSet[str] = NONE) -> dict[str, Any]:
     """Celery answers PENDING for an id it does not know (or has forgotten)."""
-    return {"time_required": {}, "error": None, "error_data": None, "input": {}, "output": {},
+    body = {"time_required": {}, "error": None, "error_data": None, "input": {}, "output": {},
             "app_id": None, "task_id": task_id, "status": "PENDING"}
+    if "backend" in flavors:
+        del body["app_id"]
+    return body
+
+
+# The 500 qolaba_modal_docs' handle_exceptions (src/utils/Exceptions.py) makes of
+# any exception without an (error, error_data) pair, here a Redis connection
+# refused: APITaskResponse(error=INTERNAL_ERROR, error_data=str(exc.args), status="FAILED").
+QOLABA_REDIS_DOWN = "('Error 111 connecting to redis:6379. Connection refused.',)"
+
+
+def qolaba_infra_error(error_data: str = QOLABA_REDIS_DOWN) -> dict[str, Any]:
+    return {"time_required": {}, "error": "Internal Error", "error_data": error_data, "input": {},
+            "output": {}, "task_id": None, "status": "FAILED"}
 
 
 # ---------------------------------------------------------------- freepik
@@ -189,6 +237,17 @@ def evolink_task(task: SimTask, state: str, progress: float, wall: Wall, scale: 
         body["error"] = {"code": "request_cancelled", "message": task.error or "request cancelled",
                          "type": "task_error"}
     return body
+
+
+# docs.evolink.ai/en/api-manual/task-management/get-task-detail.md, the 400 example.
+EVOLINK_ID_PREFIX = "task-unified-"
+
+
+def evolink_invalid_id() -> dict[str, Any]:
+    """400 for an id EvoLink's format check refuses (``code`` is a string here)."""
+    return {"error": {"code": "invalid_task_id",
+                      "message": f"Invalid task ID format, must start with '{EVOLINK_ID_PREFIX}'",
+                      "type": "invalid_request_error", "param": "task_id"}}
 
 
 def evolink_credits(remaining: float, used: float) -> dict[str, Any]:

@@ -45,7 +45,7 @@ def _id(rng: random.Random, provider: str, created: float) -> str:
 def generate(seed: int = 7, n_tasks: int = 50, *, horizon: float = 60.0, fail_rate: float = 0.15,
              providers: tuple[str, ...] = PROVIDERS, faults: bool = True,
              budgets: dict[str, str] | None = None, epoch: float | None = None,
-             arrivals: bool = False) -> Scenario:
+             arrivals: bool = False, real: bool = False, strict: bool = False) -> Scenario:
     """A mix of tasks across ``providers`` whose lifecycles unfold over the
     first ``horizon`` sim seconds (many change state within the first 5 s),
     about ``fail_rate`` of them failing, a few already finished, one that
@@ -55,7 +55,11 @@ def generate(seed: int = 7, n_tasks: int = 50, *, horizon: float = 60.0, fail_ra
     Every task exists from t=0 (submitted before the simulator started; the
     later ones wait queued), so its id can be tracked at once.  With
     ``arrivals`` some are created later (404 until then), as new submissions
-    that only a list endpoint would reveal."""
+    that only a list endpoint would reveal.
+
+    With ``real`` the published variants are mixed in (see ``real_variants``);
+    ``strict`` serves only the seed documents' endpoints.  The tasks of a seed
+    are the same either way: only kinds, variants and one fault change."""
     rng = random.Random(seed)
     specs = {}
     for p in providers:
@@ -122,7 +126,42 @@ def generate(seed: int = 7, n_tasks: int = 50, *, horizon: float = 60.0, fail_ra
         fault_list.append(Fault(kind="server_error", provider=rng.choice(others), start=6.0,
                                 status=rng.choice((500, 503)), count=2))
         fault_list.append(Fault(kind="html_502", provider=rng.choice(others), start=9.0, count=1))
-    return Scenario(seed=seed, epoch=epoch, providers=specs, tasks=tasks, faults=fault_list)
+    scenario = Scenario(seed=seed, epoch=epoch, providers=specs, tasks=tasks, faults=fault_list, strict=strict)
+    return real_variants(scenario, seed) if real else scenario
+
+
+COMFY_FLAVORS = ("", "task_status", "lower", "task_status+lower")
+UPSCAYL_FLAVORS = ("", "path_only", "uncharged", "path_only+uncharged")
+SKIN_MODES = ("skin-enhancer/creative", "skin-enhancer/faithful", "skin-enhancer/flexible")
+
+
+def real_variants(scenario: Scenario, seed: int = 7) -> Scenario:
+    """The variants published beyond the seeds, mixed into ``scenario`` (its own
+    random stream, so the tasks' timelines stay as they were): Comfy answers
+    with ``task_status`` and ComfyUI's lower-case words; about one in four
+    Comfy/Freepik tasks created as skin-enhancer/<mode> (polled at
+    skin-enhancer/{id}); Upscayl files with ``path`` only and uncharged
+    credits; Qolaba's backend shape; one Qolaba task behind two
+    infrastructure 500s before it answers."""
+    rng = random.Random(seed * 7919 + 1)
+    tasks = []
+    for t in scenario.tasks:
+        update: dict = {}
+        if t.provider in ("comfy", "freepik") and t.kind is None and rng.random() < 0.25:
+            update["kind"] = rng.choice(SKIN_MODES)
+        if t.provider == "comfy":
+            update["variant"] = rng.choice(COMFY_FLAVORS) or None
+        elif t.provider == "upscayl":
+            update["variant"] = rng.choice(UPSCAYL_FLAVORS) or None
+        elif t.provider == "qolaba":
+            update["variant"] = "backend"
+        tasks.append(t.model_copy(update=update) if update else t)
+    faults = list(scenario.faults)
+    alive = [t for t in tasks if t.provider == "qolaba" and t.end_state == "succeeded" and t.expires is None]
+    if alive:
+        faults.append(Fault(kind="infra_error", provider="qolaba", task_id=rng.choice(alive).task_id,
+                            endpoint="status", count=2))
+    return scenario.model_copy(update={"tasks": tasks, "faults": faults})
 
 
 def _ensure_variety(rng: random.Random, tasks: list[SimTask]) -> None:

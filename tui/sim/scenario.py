@@ -36,6 +36,57 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "evolink": ("default",),
 }
 
+# Per provider: published shapes that combine with a base variant, written
+# "base+flavor+flavor" (e.g. "bare+task_status+lower", or just "task_status").
+FLAVORS: dict[str, tuple[str, ...]] = {
+    # task_status: the status under ``task_status`` (ComfyUI comfy_api_nodes/apis/magnific.py
+    #   TaskResponse reads AliasChoices("status", "task_status"));
+    # lower: lower-case words ComfyUI's poller knows (comfy_api_nodes/util/client.py
+    #   COMPLETED/FAILED/QUEUED_STATUSES): created, in_progress, succeeded, failed, cancelled.
+    "comfy": ("task_status", "lower"),
+    # path_only: FileData as the seed and docs.upscayl.org give it, ``path`` and no link;
+    # uncharged: a finished task with ``creditsDeducted: false`` (deductedCredits not yet charged).
+    "upscayl": ("path_only", "uncharged"),
+    # backend: APITaskResponse as qolaba_modal_docs stores it (src/data_models/ModalAppSchemas.py,
+    #   src/FastAPIServer/celery/Worker.py): no top-level app_id, on SUCCESS task_id null and the
+    #   app id inside ``input``.
+    "qolaba": ("backend",),
+    "freepik": (),
+    "evolink": (),
+}
+
+
+def split_variant(provider: str, text: str | None) -> tuple[str | None, frozenset[str]]:
+    """``"bare+task_status"`` -> (``"bare"``, {``"task_status"``}); the base is None
+    when only flavors are given.  ValueError names what is not known."""
+    base: str | None = None
+    flavors: set[str] = set()
+    for part in (text or "").split("+"):
+        part = part.strip()
+        if not part:
+            continue
+        if part in VARIANTS[provider]:
+            if base is not None and base != part:
+                raise ValueError(f"{provider}: two base variants {base!r} and {part!r}")
+            base = part
+        elif part in FLAVORS[provider]:
+            flavors.add(part)
+        else:
+            known = ", ".join(VARIANTS[provider] + FLAVORS[provider])
+            raise ValueError(f"{provider}: variant must be made of {known} (joined with +), not {part!r}")
+    return base, frozenset(flavors)
+
+
+# Create path -> poll path, where a family polls on a shorter path than it
+# creates on.  ComfyUI comfy_api_nodes/nodes_magnific.py creates skin-enhancer
+# tasks on skin-enhancer/{creative,faithful,flexible} and polls skin-enhancer/{id};
+# Freepik documents the same (providers.md §4, docs.magnific.com index).
+POLL_KINDS: dict[str, str] = {
+    "skin-enhancer/creative": "skin-enhancer",
+    "skin-enhancer/faithful": "skin-enhancer",
+    "skin-enhancer/flexible": "skin-enhancer",
+}
+
 END_STATES = ("succeeded", "failed", "cancelled")
 CURVES = ("linear", "ease", "steps", "stall")
 
@@ -54,6 +105,8 @@ FAULT_KINDS = (
     "wrong_shape",  # 200 with valid JSON of the wrong shape
     "slow",  # answer normally after ``delay`` real seconds
     "drop",  # send the headers and part of the body, then close the socket
+    "infra_error",  # 500 from a broken backend (Qolaba: the FAILED body its handle_exceptions makes
+    #                 of e.g. a Redis connection refused); the task itself carries on
 )
 ENDPOINTS = ("any", "status", "list", "balance")
 
@@ -80,6 +133,9 @@ class ProviderSpec(_Model):
     variant: str | None = None
     budget: str | None = None  # "100/h": over it the sim answers 429
     balance: float | None = None  # starting balance: comfy in cents, evolink in credits
+    # EvoLink: 400 invalid_task_id for ids not starting with "task-unified-"
+    # (docs.evolink.ai get-task-detail).  None: on in strict mode only.
+    check_ids: bool | None = None
 
     @field_validator("budget")
     @classmethod
@@ -92,7 +148,8 @@ class ProviderSpec(_Model):
 class SimTask(_Model):
     provider: str
     task_id: str
-    kind: str | None = None  # comfy/freepik path kind; evolink "image"/"video"/"audio"
+    kind: str | None = None  # comfy/freepik create path kind; evolink "image"/"video"/"audio"
+    poll_kind: str | None = None  # comfy/freepik: the path it is polled on, when not derived from kind
     model: str | None = None
     created: float = 0.0
     start: float = 0.0
@@ -118,11 +175,18 @@ class SimTask(_Model):
     def _times(self) -> "SimTask":
         if not self.created <= self.start <= self.end:
             raise ValueError(f"task {self.task_id}: need created <= start <= end")
+        if self.variant is not None:
+            split_variant(self.provider, self.variant)
         return self
 
     @property
     def path_kind(self) -> str | None:
-        return self.kind or DEFAULT_KINDS[self.provider]
+        """The kind in the path the task is polled on (which may differ from
+        the kind it was created with, e.g. skin-enhancer/faithful -> skin-enhancer)."""
+        if self.poll_kind:
+            return self.poll_kind
+        kind = self.kind or DEFAULT_KINDS[self.provider]
+        return POLL_KINDS.get(kind, kind) if kind else kind
 
 
 class Fault(_Model):
@@ -133,6 +197,7 @@ class Fault(_Model):
     kind: Literal[
         "rate_limit", "rate_limit_text", "rate_limit_bare", "quota", "auth", "not_found",
         "server_error", "html_502", "malformed", "invalid_utf8", "empty", "wrong_shape", "slow", "drop",
+        "infra_error",
     ]
     provider: str | None = None
     task_id: str | None = None
@@ -163,6 +228,9 @@ class Scenario(_Model):
     providers: dict[str, ProviderSpec] = Field(default_factory=dict)
     tasks: list[SimTask] = Field(default_factory=list)
     faults: list[Fault] = Field(default_factory=list)
+    # Serve only each seed document's endpoint (and the per-task GET of the
+    # documented kinds); every other route answers 404 like a server without it.
+    strict: bool = False
 
     @field_validator("providers")
     @classmethod
@@ -170,8 +238,8 @@ class Scenario(_Model):
         for name, spec in v.items():
             if name not in PROVIDERS:
                 raise ValueError(f"unknown provider {name!r}")
-            if spec.variant is not None and spec.variant not in VARIANTS[name]:
-                raise ValueError(f"{name}: variant must be one of {VARIANTS[name]}")
+            if spec.variant is not None:
+                split_variant(name, spec.variant)
         return v
 
     @model_validator(mode="after")
@@ -252,7 +320,7 @@ def sim_task(provider: str, task_id: str, state: str = "running", at: float = 0.
 
 
 def build_scenario(*tasks: SimTask, faults: list[Fault] | tuple = (), keys: dict[str, str] | None = None,
-                   **provider_options: dict[str, Any]) -> Scenario:
+                   strict: bool = False, **provider_options: dict[str, Any]) -> Scenario:
     """A scenario with every provider enabled (keys ``sim-key-<provider>`` unless
     given) and the given tasks and faults.  ``upscayl={"variant": "openapi",
     "budget": "100/h"}`` sets a provider's options."""
@@ -263,4 +331,4 @@ def build_scenario(*tasks: SimTask, faults: list[Fault] | tuple = (), keys: dict
         if name not in specs:
             raise ValueError(f"unknown provider {name!r}")
         specs[name] = ProviderSpec(**{**specs[name].model_dump(), **options})
-    return Scenario(providers=specs, tasks=list(tasks), faults=list(faults))
+    return Scenario(providers=specs, tasks=list(tasks), faults=list(faults), strict=strict)

@@ -4,6 +4,7 @@ tests, the demo and benchmarks), ``serve`` (foreground) and ``tasktui simulate``
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 import threading
@@ -182,6 +183,9 @@ def serve(host: str = "127.0.0.1", port: int = 8765, scenario: Scenario | None =
         print(f"tasktui simulator listening on {server.base_url}", file=out)
         print(f"speed {speed}x; control: GET {server.base_url}/_sim/requests, POST /_sim/clock, Ctrl-C to stop",
               file=out)
+        if server.sim.strict:
+            print("strict: only the seed documents' endpoints are served; balance, credits, history and "
+                  "other lists answer 404", file=out)
         print("", file=out)
         print(server.config_toml(), file=out)
         print("# tasks to track:", file=out)
@@ -195,18 +199,33 @@ def serve(host: str = "127.0.0.1", port: int = 8765, scenario: Scenario | None =
             pass
 
 
+STRICT_ENV = "TASKTUI_SIM_STRICT"
+
+
+def strict_wanted(args) -> bool:
+    """``--strict`` (when the CLI has it) or ``TASKTUI_SIM_STRICT=1``."""
+    if getattr(args, "strict", False):
+        return True
+    return os.environ.get(STRICT_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def cmd_simulate(args) -> int:
-    """``tasktui simulate``: args.host, args.port, args.scenario, args.seed, args.tasks, args.speed."""
+    """``tasktui simulate``: args.host, args.port, args.scenario, args.seed, args.tasks, args.speed,
+    and args.strict (or TASKTUI_SIM_STRICT=1): serve only the seed documents' endpoints, with the
+    published variants mixed into a generated scenario."""
+    strict = strict_wanted(args)
     if getattr(args, "scenario", None):
         try:
             scenario = Scenario.load(args.scenario)
         except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
             print(f"tasktui simulate: cannot load scenario {args.scenario}: {exc}", file=sys.stderr)
             return 2
+        if strict:
+            scenario = scenario.model_copy(update={"strict": True})
     else:
         from .generate import generate
 
-        scenario = generate(seed=args.seed, n_tasks=args.tasks)
+        scenario = generate(seed=args.seed, n_tasks=args.tasks, real=strict, strict=strict)
     try:
         serve(args.host, args.port, scenario, speed=args.speed)
     except OSError as exc:

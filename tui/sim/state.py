@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterable
 
 from .clock import SimClock
-from .scenario import VARIANTS, Fault, ProviderSpec, Scenario, SimTask, parse_rate
+from .scenario import VARIANTS, Fault, ProviderSpec, Scenario, SimTask, parse_rate, split_variant
 
 DEFAULT_BALANCE = {"comfy": 10_000.0, "evolink": 1_000.0}  # cents, credits
 
@@ -35,6 +35,7 @@ class Record:
     fault: str | None = None  # the fault kind applied, if any
     over_budget: bool = False  # answered 429 because the provider's budget was spent
     violation: bool = False  # arrived inside an announced Retry-After window
+    missing_route: bool = False  # strict mode: a route the seed documents do not give (404)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,11 +133,30 @@ class Simulator:
     def key(self, provider: str) -> str:
         return self.scenario.providers[provider].key
 
-    def variant(self, provider: str, task: SimTask | None = None) -> str:
-        if task is not None and task.variant:
-            return task.variant
+    @property
+    def strict(self) -> bool:
+        """Serve only each seed document's endpoints (see ``Scenario.strict``)."""
+        return self.scenario.strict
+
+    def variant_parts(self, provider: str, task: SimTask | None = None) -> tuple[str, frozenset[str]]:
+        """(base variant, flavors) for ``task``: its own base if it names one,
+        else the provider's, else the default; flavors of both."""
         spec = self.spec(provider)
-        return (spec.variant if spec and spec.variant else None) or VARIANTS[provider][0]
+        s_base, s_flavors = split_variant(provider, spec.variant if spec else None)
+        t_base, t_flavors = split_variant(provider, task.variant if task is not None else None)
+        return t_base or s_base or VARIANTS[provider][0], s_flavors | t_flavors
+
+    def variant(self, provider: str, task: SimTask | None = None) -> str:
+        """The base variant (see ``variant_parts`` for the flavors too)."""
+        return self.variant_parts(provider, task)[0]
+
+    def check_ids(self, provider: str) -> bool:
+        """Whether ids are format-checked (EvoLink's 400 invalid_task_id): the
+        provider's ``check_ids``, or strict mode when that is unset."""
+        spec = self.spec(provider)
+        if spec is not None and spec.check_ids is not None:
+            return spec.check_ids
+        return self.strict
 
     def task(self, provider: str, task_id: str) -> SimTask | None:
         with self._lock:
