@@ -5,6 +5,7 @@ trip over 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import socket
 from pathlib import Path
@@ -29,6 +30,18 @@ FIXTURES = Path(__file__).parent / "fixtures" / "qolaba"
 KEY = "qlb_SECRETKEY_0123456789abcdef"
 BASE = "https://ml.qolaba.example"
 TID = "9d1c7a52-1f0b-4b7e-9a7e-3f1c2d4e5f60"
+
+
+def _published():
+    """tests/data/published_qolaba.py: bodies as Qolaba's backend code builds them."""
+    path = Path(__file__).parent / "data" / "published_qolaba.py"
+    spec = importlib.util.spec_from_file_location("published_qolaba", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+PUB = _published()
 
 
 def fixture(name: str):
@@ -230,33 +243,28 @@ def test_unreadable_200_is_bad_response(qol, content):
         parse(qol, 200, content=content)
 
 
-# ---------------------------------------------------------------- the 500 that is a task
+# ---------------------------------------------------------------- a 500 with the task shape
+# Reversed in issue 11: these tests used to expect a 500 carrying the task shape
+# to END the task (failed, or cancelled for REVOKED).  Qolaba's backend wraps
+# EVERY exception, infrastructure faults included, into that shape with status
+# FAILED (handle_exceptions), so a 500 proves nothing about the task: it is a
+# Transient the engine keeps polling through; a 200 FAILED is final.
 
 
-def test_500_task_shape_is_failed_task(qol):
+def test_500_task_shape_is_an_unconfirmed_failure(qol):
     body = fixture("failed_500.json")
-    task = parse(qol, 500, body)
-    assert task.state == "failed"
-    assert task.provider_status == "FAILED"
-    assert task.error == "CUDA out of memory: Tried to allocate 2.00 GiB"
-    assert task.model == "sdxl-text2img"
-    assert task.raw == body
+    with pytest.raises(Transient) as info:
+        parse(qol, 500, body)
+    assert info.value.code == "unconfirmed_failure"
+    assert "CUDA out of memory: Tried to allocate 2.00 GiB" in info.value.message
+    assert info.value.status == 500
 
 
-def test_500_with_only_task_id_is_failed(qol):
-    task = parse(qol, 500, answer(status="", task_id=TID))
-    assert task.state == "failed"
-    assert task.provider_status is None
-    assert task.error == "the task failed (HTTP 500)"
-
-
-def test_500_revoked_is_cancelled(qol):
-    assert parse(qol, 500, answer(status="REVOKED")).state == "cancelled"
-
-
-def test_500_pending_is_still_failed(qol):
-    # documented: a 500 carrying the task shape ends the task
-    assert parse(qol, 500, answer(status="PENDING", error="lost")).state == "failed"
+@pytest.mark.parametrize("body", [answer(status="", task_id=TID), answer(status="REVOKED"),
+                                  answer(status="PENDING", error="lost")])
+def test_500_with_other_task_shapes_is_transient(qol, body):
+    with pytest.raises(Transient):
+        parse(qol, 500, body)
 
 
 @pytest.mark.parametrize(
@@ -330,8 +338,11 @@ def test_key_never_in_errors_or_task(qol):
             parse(qol, status, body)
         for text in (str(info.value), repr(info.value), info.value.message):
             assert KEY not in text
-    task = parse(qol, 500, answer(status="FAILED", error=f"auth {KEY} rejected"))
+    task = parse(qol, 200, answer(status="FAILED", error=f"auth {KEY} rejected"))
     assert KEY not in task.error and "***" in task.error
+    with pytest.raises(Transient) as info:  # a 500 FAILED is not final (issue 11), and masked too
+        parse(qol, 500, answer(status="FAILED", error=f"auth {KEY} rejected"))
+    assert KEY not in info.value.message and "***" in info.value.message
 
 
 # ---------------------------------------------------------------- real HTTP
@@ -393,8 +404,9 @@ async def test_round_trip_over_localhost():
         p = make_provider("qolaba", KEY, base_url=server.url)
         task = await p.fetch_status(client, TID, "ref:order-42")
         assert task.state == "succeeded" and len(task.results) == 2
-        failed = await p.fetch_status(client, "broken")
-        assert failed.state == "failed" and failed.error.startswith("CUDA out of memory")
+        with pytest.raises(Transient) as info:  # a 500 FAILED is unconfirmed (issue 11)
+            await p.fetch_status(client, "broken")
+        assert info.value.code == "unconfirmed_failure" and "CUDA out of memory" in info.value.message
         with pytest.raises(Transient):
             await p.fetch_status(client, "other")
     first = server.seen[0]
@@ -417,3 +429,41 @@ async def test_closed_port_is_transient():
             await p.fetch_status(client, TID)
     assert info.value.provider == "qolaba" and info.value.status is None
     assert KEY not in str(info.value) and KEY not in repr(info.value)
+
+
+# ---------------------------------------------------------------- published bodies (issue 11)
+
+
+@pytest.mark.parametrize("body", [PUB.INFRA_500, PUB.INFRA_500_SHORT])
+def test_infrastructure_500_does_not_end_the_task(qol, body):
+    """handle_exceptions wraps a Redis outage as 500 {status: FAILED}: keep polling."""
+    with pytest.raises(Transient) as info:
+        parse(qol, 500, body)
+    assert info.value.code == "unconfirmed_failure"
+    assert "Error 111 connecting to redis:6379. Connection refused." in info.value.message
+    assert "Internal Error" in info.value.message
+
+
+def test_200_failed_is_final(qol):
+    task = parse(qol, 200, PUB.FAILED_200)
+    assert task.state == "failed"
+    assert task.error == "Internal Error: CUDA out of memory"
+    assert parse(qol, 200, {**PUB.FAILED_200, "status": "FAILURE"}).state == "failed"
+
+
+def test_success_model_from_input_app_id(qol):
+    """Worker.create_task: on SUCCESS the app id is only in input (task_id null)."""
+    task = parse(qol, 200, PUB.SUCCESS)
+    assert task.state == "succeeded"
+    assert task.model == "sdxl-text2img"
+    assert task.results == PUB.SUCCESS["output"]["result"]
+    assert parse(qol, 200, {**PUB.SUCCESS, "app_id": "top-level"}).model == "top-level"  # the docs' field first
+
+
+def test_pending_has_a_stall_hint(qol):
+    task = parse(qol, 200, PUB.PENDING)
+    assert task.state == "queued"
+    assert qol.stall_hint(task) == ("Celery answers PENDING for ids it never saw or whose result expired: "
+                                    "check the id (and refID)")
+    assert qol.stall_hint(parse(qol, 200, {**PUB.PENDING, "status": "STARTED"})) is None
+    assert qol.stall_hint(parse(qol, 200, PUB.SUCCESS)) is None

@@ -2,8 +2,18 @@
 
 The answer to 200 *and* 500 is one task shape, ``{time_required, error,
 error_data, input, output, app_id, task_id, status}`` with Celery states.  A
-500 carrying that shape (a non-empty ``status`` or ``task_id``) is a failed
-task, not a server fault; a 500 without it is ``Transient``.
+200 is the task: FAILED/FAILURE there is final.  A 500 is never proof that the
+task failed: the backend wraps *every* exception, a Redis outage included,
+into ``500 {error, error_data, status: "FAILED", task_id: null}``
+(``handle_exceptions`` in the backend code, providers.md §3).  So a 500 with
+status FAILED is ``Transient`` with code ``unconfirmed_failure`` and the
+backend's words; the engine keeps polling and marks the task if it persists.
+(An earlier rule here ended the task on such a 500: it was wrong.)
+
+On SUCCESS the backend leaves ``task_id`` null and keeps the app id inside
+``input`` (``input.app_id``): the model is the top ``app_id``, else that one.
+Celery answers PENDING for ids it never saw or whose result expired, so a
+long PENDING gets a stall hint.
 
 No base URL is documented anywhere, so the config must give one.
 
@@ -27,7 +37,9 @@ from ..model import (
     SUCCEEDED,
     UNKNOWN,
     BadResponse,
+    ProviderError,
     Task,
+    Transient,
 )
 from ..text import clean, clean_or_none, clean_url
 from .base import Provider, Request, generic_error_message
@@ -84,25 +96,25 @@ class Qolaba(Provider):
         return self.task(
             task_id, kind, state=STATES.get(status.upper(), UNKNOWN),
             provider_status=status or None, results=output_urls(item.output),
-            error=task_error(item.error, item.error_data), model=clean_or_none(item.app_id, 120),
-            raw=data,
+            error=task_error(item.error, item.error_data), model=model_of(item), raw=data,
         )
 
-    def read_error_body(self, task_id: str | None, kind: str | None, data: Any,
-                        response: httpx.Response) -> Task | None:
-        """A 500 with a non-empty ``status`` or ``task_id`` is the task, failed."""
-        if response.status_code != 500 or task_id is None or not is_task_shape(data):
-            return None
-        try:
-            item = TaskAnswer.model_validate(data)
-        except ValueError:  # a task-like body we cannot read: treat as a server fault
-            return None
-        status = clean(item.status or "", 80)
-        state = CANCELLED if STATES.get(status.upper()) == CANCELLED else FAILED
-        error = task_error(item.error, item.error_data) or "the task failed (HTTP 500)"
-        return self.task(task_id, kind, state=state, provider_status=status or None,
-                         results=output_urls(item.output), error=error,
-                         model=clean_or_none(item.app_id, 120), raw=data)
+    def error_for(self, response: httpx.Response, data: Any) -> ProviderError:
+        """The base's classes; a 500 saying FAILED is an *unconfirmed* failure."""
+        exc = super().error_for(response, data)
+        status = data.get("status") if isinstance(data, dict) else None
+        if (response.status_code == 500 and isinstance(status, str)
+                and STATES.get(status.strip().upper()) == FAILED):
+            return Transient(f"the server answered HTTP 500 with status {clean(status, 20)}, as it does for its "
+                             f"own faults too (not confirmed): {exc.message}",
+                             status=500, provider=self.name, code="unconfirmed_failure",
+                             retry_after=exc.retry_after)
+        return exc
+
+    def stall_hint(self, task: Task) -> str | None:
+        if (task.provider_status or "").strip().upper() == "PENDING":
+            return "Celery answers PENDING for ids it never saw or whose result expired: check the id (and refID)"
+        return None
 
     def error_message(self, data: Any) -> tuple[str | None, str | None]:
         if isinstance(data, dict):
@@ -129,10 +141,12 @@ def ref_id(kind: str | None) -> str | None:
     return None
 
 
-def is_task_shape(data: Any) -> bool:
-    return isinstance(data, dict) and any(
-        isinstance(data.get(k), (str, int)) and str(data.get(k)).strip() for k in ("status", "task_id")
-    )
+def model_of(item: TaskAnswer) -> str | None:
+    """The app id: the documented top-level field, else ``input.app_id`` (SUCCESS)."""
+    model = clean_or_none(item.app_id, 120)
+    if model is None and isinstance(item.input, dict) and isinstance(item.input.get("app_id"), (str, int)):
+        model = clean_or_none(item.input["app_id"], 120)
+    return model
 
 
 def output_urls(output: Any) -> list[str]:
