@@ -29,7 +29,12 @@ and the stored raw answer (other processes pick that up silently too).
 Locks: a write waits (blocking) while another process holds the write lock:
 SQLite's busy timeout, then our own retries with jitter, up to BUSY_DEADLINE;
 then ``StoreBusy``.  "database is locked" never escapes as a raw sqlite3 error;
-other SQLite failures (disk full, corrupt file) become ``StoreError`` naming the file.
+a write that fails for any other reason raises ``StoreWriteError`` with one line
+saying why ("disk full writing PATH", "database is read-only: PATH") and changes
+nothing, on disk or in memory; other SQLite failures (corrupt file) become
+``StoreError`` naming the file.
+
+The database file is created 0600 (SQLite gives its -wal and -shm the same mode).
 
 Use one ``Store`` from one thread (the asyncio thread).  The store has no API
 that takes a secret, and must never get one.
@@ -47,6 +52,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
+
+try:
+    import resource
+except ImportError:  # not on Windows
+    resource = None  # type: ignore[assignment]
 
 from .model import NOT_FOUND, STATES, TERMINAL, UNKNOWN, Event, Task, task_key
 
@@ -86,6 +96,15 @@ class StoreError(Exception):
 
 class StoreBusy(StoreError):
     """Another process held the database lock for longer than BUSY_DEADLINE."""
+
+
+class StoreWriteError(StoreError):
+    """A write did not reach the file: disk full, database read-only, file deleted ...
+
+    The message is one line naming the reason and the file ("disk full writing PATH",
+    "database is read-only: PATH", "database file was deleted: PATH").  Nothing changed,
+    on disk or in memory: the caller keeps what it meant to write and tries again later.
+    """
 
 
 @dataclass(slots=True)
@@ -219,11 +238,55 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return "locked" in text or "busy" in text
 
 
-def _retry(what: Callable[[], Any], where: object = "task database") -> Any:
+def _write_failure(path: Path, exc: BaseException) -> str:
+    """One line saying why a write to the database at ``path`` failed."""
+    reason = _diagnose(path, exc)
+    if reason:
+        return reason
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"cannot write {path}: {text}"
+
+
+def _diagnose(path: Path, exc: BaseException | None) -> str | None:
+    """Why a write to ``path`` failed, when it is one of the reasons a user can act on.
+
+    SQLite says "full" and "read-only" itself; for a bare I/O error (errno is not
+    passed on) the file system is asked: file gone, no write permission (which also
+    catches a read-only mount and, even for root, an immutable file), no free space,
+    a file size limit (RLIMIT_FSIZE) reached.
+    """
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    if code == sqlite3.SQLITE_FULL:
+        return f"disk full writing {path}"
+    if code == sqlite3.SQLITE_READONLY:
+        return f"database is read-only: {path}"
+    try:
+        if not path.exists():
+            return f"database file was deleted: {path}"
+        wal = Path(f"{path}-wal")
+        for what in (path, wal, path.parent):
+            if what.exists() and not os.access(what, os.W_OK):
+                return f"database is read-only: {path}"
+        fs = os.statvfs(path.parent)
+        if fs.f_bavail == 0 or fs.f_favail == 0:
+            return f"disk full writing {path}"
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0] if resource else -1
+        if soft not in (-1, getattr(resource, "RLIM_INFINITY", -1)):
+            biggest = max((f.stat().st_size for f in (path, wal) if f.exists()), default=0)
+            if biggest + 65536 >= soft:
+                return f"disk full writing {path} (file size limit of {soft} bytes reached)"
+    except OSError:
+        pass
+    return None
+
+
+def _retry(what: Callable[[], Any], where: object = "task database",
+           writing: Path | None = None) -> Any:
     """Run ``what``; on "database is locked/busy" wait (with jitter) and run it again.
 
     Gives up with StoreBusy after BUSY_DEADLINE; any other SQLite error (disk full,
-    corrupt file ...) becomes a StoreError that names the file.
+    corrupt file ...) becomes a StoreError that names the file, a StoreWriteError
+    saying why when ``writing`` (the database path) is given.
     """
     deadline = time.monotonic() + BUSY_DEADLINE
     delay = 0.005
@@ -232,6 +295,8 @@ def _retry(what: Callable[[], Any], where: object = "task database") -> Any:
             return what()
         except sqlite3.Error as exc:
             if not (isinstance(exc, sqlite3.OperationalError) and _is_busy(exc)):
+                if writing is not None:
+                    raise StoreWriteError(_write_failure(writing, exc)) from None
                 raise StoreError(f"{where}: {exc}") from exc
             if time.monotonic() > deadline:
                 raise StoreBusy(f"{where}: stayed locked for {BUSY_DEADLINE:.0f} s") from None
@@ -351,8 +416,12 @@ class Store:
                                        timeout=BUSY_TIMEOUT_MS / 1000)
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._create_private()
                 conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
         except (sqlite3.Error, OSError) as exc:
+            reason = None if self.readonly else _diagnose(self.path, exc)
+            if reason and not str(reason).startswith("database file was deleted"):
+                raise StoreWriteError(reason) from None
             raise StoreError(f"{where}: {exc}") from None
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -373,10 +442,27 @@ class Store:
                 conn.execute("PRAGMA journal_size_limit = 33554432")  # WAL shrinks back to 32 MB
                 if version != SCHEMA_VERSION:
                     _retry(lambda: migrate(conn), where)
+        except StoreError as exc:
+            conn.close()
+            reason = None
+            if not self.readonly and not isinstance(exc, (StoreBusy, StoreWriteError)):
+                reason = _diagnose(self.path, exc.__cause__)
+            if reason:
+                raise StoreWriteError(reason) from None
+            raise
         except BaseException:
             conn.close()
             raise
         return conn
+
+    def _create_private(self) -> None:
+        """Create the database file readable by its owner only (0600) if it does not exist;
+        SQLite gives the -wal and -shm files it makes the database file's mode."""
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+        except FileExistsError:
+            return
+        os.close(fd)
 
     def _load(self) -> None:
         """Fill the index from one consistent snapshot: tasks, seq, newest event id."""
@@ -417,7 +503,7 @@ class Store:
                 _rollback(conn)
                 raise
 
-        _retry(purge, self.path)
+        _retry(purge, self.path, writing=self.path)
 
     def close(self) -> None:
         """Close the database (idempotent).  The in-memory index stays readable."""
@@ -708,7 +794,7 @@ class Store:
                 raise
             return tx, result, version
 
-        tx, result, self._data_version = _retry(attempt, self.path)
+        tx, result, self._data_version = _retry(attempt, self.path, writing=self.path)
         change = Change()
         for key, task in tx.puts.items():
             if task is None:

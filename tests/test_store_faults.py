@@ -1,0 +1,270 @@
+"""The store against a broken world: disk full, read-only database, file deleted or replaced, file modes.
+
+How each fault is made on a real file (the test process usually runs as root, and root ignores
+permission bits, so ``chmod 0444`` alone proves nothing):
+
+- disk full: a 1 MB tmpfs mounted in tmp_path (root only), filled with a filler file; and,
+  everywhere, ``RLIMIT_FSIZE`` in a subprocess with SIGXFSZ ignored (write() then fails EFBIG).
+- read-only, for a store already open: ``chattr +i`` on the database file, its -wal and the
+  directory.  Root cannot write an immutable file (EPERM), and ``os.access(W_OK)`` says so.
+  The -shm file is left alone: SQLite maps it into memory, and an immutable mapped file kills
+  the process with SIGBUS at the next write to the mapping (tried: "Bus error").
+  A tmpfs cannot be remounted read-only under a store (EBUSY while a file is open for writing).
+- read-only, for a store being opened: a tmpfs remounted ``ro`` (root), and ``chmod 0444`` of
+  the file + ``0555`` of its directory for a process run as ``nobody`` (setpriv).
+- read-only, portable: SQLite's ``PRAGMA query_only`` gives the very error (SQLITE_READONLY)
+  a read-only file gives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tui.model import Event, Task
+from tui.store import Change, Store, StoreError, StoreWriteError
+
+ROOT = Path(__file__).resolve().parent.parent
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def feed(store: Store) -> list[Change]:
+    seen: list[Change] = []
+    store.subscribe(seen.append)
+    return seen
+
+
+def snapshot(store: Store) -> tuple:
+    """Everything a failed write must leave as it was."""
+    return ({t.key: t.to_dict() for t in store.tasks()}, [t.rev for t in store.tasks()], store.counts(),
+            store.counts_by_provider(), store.revision, store._seq, store._event_id)
+
+
+def every_write(store: Store) -> list:
+    return [
+        lambda: store.add("evolink", ["new"]),
+        lambda: store.add("evolink", ["a"], kind="other"),
+        lambda: store.remove(["evolink:a"]),
+        lambda: store.apply([Task("evolink", "a", state="succeeded", results=["https://r/1"])]),
+        lambda: store.apply([], health={"evolink:a": {"failed_polls": 9}}),
+        lambda: store.log([Event(time=1.0, provider="evolink", message="m")]),
+        lambda: store.save_counters("evolink", {"x": 1}),
+    ]
+
+
+def assert_one_failed_write(store: Store, reason: str) -> None:
+    """Every kind of write fails with exactly ``reason``, changes nothing, tells nobody."""
+    before = snapshot(store)
+    seen = feed(store)
+    for write in every_write(store):
+        with pytest.raises(StoreWriteError) as info:
+            write()
+        assert str(info.value) == reason
+        assert "\n" not in str(info.value) and "Traceback" not in str(info.value)
+        assert info.value.__cause__ is None and info.value.__suppress_context__
+    assert snapshot(store) == before
+    assert seen == []
+
+
+def chattr(flag: str, *paths: Path) -> bool:
+    if shutil.which("chattr") is None:
+        return False
+    for p in paths:
+        if p.exists() and subprocess.run(["chattr", flag, str(p)], capture_output=True).returncode != 0:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def tmpfs(where: Path, size: str = "1m"):
+    """A small tmpfs mounted at ``where`` (skips the test where mounting is not allowed)."""
+    where.mkdir()
+    if not IS_ROOT or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                                     capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=True)
+
+
+# ---------------------------------------------------------------- read-only
+
+
+def test_read_only_database_portable_query_only(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    with Store(db) as store:
+        store.add("evolink", ["a"])
+        store._conn.execute("PRAGMA query_only = 1")
+        assert_one_failed_write(store, f"database is read-only: {db}")
+        store._conn.execute("PRAGMA query_only = 0")
+        # the caller kept its answer and retries: it goes in, once
+        assert store.apply([Task("evolink", "a", state="succeeded", results=["https://r/1"])]) == {"evolink:a"}
+    with Store(db, readonly=True) as again:
+        assert again.get("evolink:a").state == "succeeded"
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="chattr +i needs root")
+def test_database_made_immutable_under_an_open_store(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    db = folder / "t.db"
+    store = Store(db)
+    wal = Path(f"{db}-wal")
+    try:
+        store.add("evolink", ["a"])
+        assert wal.exists()
+        if not chattr("+i", db, wal, folder):
+            pytest.skip("chattr +i not supported on this file system")
+        assert_one_failed_write(store, f"database is read-only: {db}")
+    finally:
+        chattr("-i", db, wal, folder)
+    store.apply([Task("evolink", "a", state="running")])
+    store.close()
+    with Store(db, readonly=True) as again:
+        assert again.get("evolink:a").state == "running"
+
+
+def test_open_of_a_read_only_mount_says_so(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "mnt") as mnt:
+        db = mnt / "t.db"
+        with Store(db) as s:
+            s.add("evolink", ["a"])
+        subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+        with pytest.raises(StoreWriteError) as info:
+            Store(db)
+        assert str(info.value) == f"database is read-only: {db}"
+
+
+@pytest.mark.skipif(not IS_ROOT or shutil.which("setpriv") is None, reason="needs root to run as nobody")
+def test_chmod_0444_file_as_another_user(tmp_path: Path) -> None:
+    top = Path(tempfile.mkdtemp(prefix="tasktui-ro-"))  # pytest's own tmp root is 0700: nobody cannot enter it
+    try:
+        _chmod_0444_file_as_another_user(top)
+    finally:
+        os.chmod(top / "ro", 0o755)
+        shutil.rmtree(top)
+
+
+def _chmod_0444_file_as_another_user(top: Path) -> None:
+    os.chmod(top, 0o755)
+    folder = top / "ro"
+    folder.mkdir()
+    db = folder / "t.db"
+    with Store(db) as s:
+        s.add("evolink", ["a"])
+    os.chown(folder, 65534, 65534)
+    os.chown(db, 65534, 65534)
+    os.chmod(db, 0o444)
+    os.chmod(folder, 0o555)
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from tui.store import Store, StoreWriteError
+        try:
+            Store({str(db)!r}).add("evolink", ["b"])
+        except StoreWriteError as exc:
+            print("StoreWriteError", exc)
+    """)
+    out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code],
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == f"StoreWriteError database is read-only: {db}", out.stderr
+
+
+# ---------------------------------------------------------------- disk full
+
+
+def test_disk_full_on_a_small_tmpfs(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "mnt") as mnt:
+        db = mnt / "t.db"
+        store = Store(db)
+        try:
+            store.add("evolink", ["a"])
+            filler = mnt / "filler"
+            with open(filler, "wb", buffering=0) as f:  # take every free block
+                with contextlib.suppress(OSError):
+                    while True:
+                        f.write(b"\0" * 4096)
+            answer = Task("evolink", "a", state="succeeded", results=["https://r/1"], raw={"big": "x" * 200_000})
+            before = snapshot(store)
+            with pytest.raises(StoreWriteError) as info:
+                store.apply([answer])
+            assert str(info.value) == f"disk full writing {db}"
+            assert snapshot(store) == before
+            filler.unlink()
+            assert store.apply([answer]) == {"evolink:a"}  # the retry, once there is room
+        finally:
+            store.close()
+        with Store(db, readonly=True) as again:
+            assert again.get("evolink:a").state == "succeeded"
+            assert again.raw("evolink:a") == {"big": "x" * 200_000}
+
+
+def test_disk_full_by_file_size_limit(tmp_path: Path) -> None:
+    resource = pytest.importorskip("resource")
+    assert resource
+    db = tmp_path / "t.db"
+    code = textwrap.dedent(f"""
+        import os, resource, signal, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from tui.model import Task
+        from tui.store import Store, StoreWriteError
+        store = Store({str(db)!r})
+        store.add("evolink", ["a"])
+        keep = ({{t.key: t.to_dict() for t in store.tasks()}}, store.revision, store._seq)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # write() fails with EFBIG instead
+        limit = max(os.path.getsize({str(db)!r}), os.path.getsize({str(db)!r} + "-wal")) + 8192
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+        try:
+            store.apply([Task("evolink", "a", state="succeeded", raw={{"big": "x" * 100_000}})])
+            print("written")
+        except StoreWriteError as exc:
+            print(exc)
+        print("unchanged" if keep == ({{t.key: t.to_dict() for t in store.tasks()}}, store.revision,
+                                      store._seq) else "CHANGED")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith(f"disk full writing {db}"), (out.stdout, out.stderr)
+    assert lines[1] == "unchanged"
+    with Store(db) as s:
+        assert s.get("evolink:a").state == "unknown"
+
+
+def test_write_failure_on_a_store_error_is_still_a_store_error(tmp_path: Path) -> None:
+    """Callers that catch StoreError (the CLI's one line, exit 2) catch the new error too."""
+    assert issubclass(StoreWriteError, StoreError)
+
+
+# ---------------------------------------------------------------- file modes
+
+
+def test_database_and_its_wal_and_shm_are_created_0600(tmp_path: Path) -> None:
+    db = tmp_path / "new" / "t.db"
+    old_umask = os.umask(0o022)  # the usual umask would give 0644
+    try:
+        with Store(db) as store:
+            store.add("evolink", ["a"])
+            modes = {p.name: p.stat().st_mode & 0o777 for p in db.parent.iterdir()}
+    finally:
+        os.umask(old_umask)
+    assert modes == {"t.db": 0o600, "t.db-wal": 0o600, "t.db-shm": 0o600}
+
+
+def test_an_existing_database_keeps_its_mode(tmp_path: Path) -> None:
+    """A file the user made (say 0640 for a group) is theirs to set: the store does not chmod it."""
+    db = tmp_path / "t.db"
+    with Store(db) as store:
+        store.add("evolink", ["a"])
+    os.chmod(db, 0o640)
+    with Store(db) as store:
+        store.add("evolink", ["b"])
+        assert db.stat().st_mode & 0o777 == 0o640
