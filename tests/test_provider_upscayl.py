@@ -4,6 +4,7 @@ error codes, and a real HTTP round trip over 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import socket
 from pathlib import Path
@@ -27,6 +28,18 @@ from tui.providers.upscayl import Upscayl
 FIXTURES = Path(__file__).parent / "fixtures" / "upscayl"
 KEY = "ups_SECRETKEY_abcdef123456"
 TID = "task_8f3a2c"
+
+
+def _published():
+    """tests/data/published_upscayl.py: bodies published by Upscayl."""
+    path = Path(__file__).parent / "data" / "published_upscayl.py"
+    spec = importlib.util.spec_from_file_location("published_upscayl", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+PUB = _published()
 
 
 def fixture(name: str):
@@ -119,7 +132,10 @@ def test_openapi_example_processing_ms_timestamps(ups):
     task = parse(ups, 200, fixture("status_openapi_processing.json"))
     assert task.state == "running"
     assert task.progress == 40.5
-    assert task.results == ["users/u1/a.png"]  # no link given: the storage path
+    # no link given: a storage path is not a result (issue 11 reversed the old rule
+    # that put the path in results); it is kept as a detail
+    assert task.results == []
+    assert task.details["storage path"] == "users/u1/a.png"
     assert task.created_at == pytest.approx(1763920000.0)  # milliseconds
     assert task.credits is None
     assert task.model == "digital-art-4x"
@@ -130,7 +146,8 @@ def test_failed_example(ups):
     assert task.state == "failed"
     assert task.error == "Image dimensions exceed the maximum allowed"
     assert task.progress is None
-    assert task.credits == 0
+    # creditsDeducted: false -> nothing charged yet (issue 11; this used to say 0)
+    assert task.credits is None
     assert task.results == []
 
 
@@ -153,8 +170,10 @@ def test_missing_progress_key(ups):
     [
         ({"downloadLink": "https://a/1", "downloadUrl": "https://b/2", "path": "p/3"}, "https://a/1"),
         ({"downloadUrl": "https://b/2", "path": "p/3"}, "https://b/2"),
-        ({"path": "p/3"}, "p/3"),
-        ({"downloadLink": "", "downloadUrl": None, "path": "p/3"}, "p/3"),
+        # a path is never a result (issue 11 reversed the old rule that fell back to it)
+        ({"path": "p/3"}, None),
+        ({"downloadLink": "", "downloadUrl": None, "path": "p/3"}, None),
+        ({"downloadLink": "users/u/x.png"}, None),  # not http(s): not a result either
         ({"fileName": "x.png"}, None),
     ],
 )
@@ -319,7 +338,9 @@ def test_key_masked_in_task_error(ups):
 
 
 def test_list_request(ups):
-    assert Upscayl.has_list is True
+    # issue 11: history rows carry no task id (openapi.yaml ProcessingTask), so the
+    # engine never uses this list; the request shape stays for what still calls it
+    assert Upscayl.has_list is False
     req = ups.list_request(None)
     assert (req.method, req.url) == ("POST", "https://api.upscayl.org/get-upscayl-history")
     assert req.headers["X-API-Key"] == KEY
@@ -447,3 +468,41 @@ async def test_closed_port_is_transient():
             await p.fetch_status(client, TID)
     assert info.value.provider == "upscayl" and info.value.status is None
     assert KEY not in str(info.value) and KEY not in repr(info.value)
+
+
+# ---------------------------------------------------------------- published bodies (issue 11)
+
+
+def test_documented_file_path_is_a_detail_not_a_result(ups):
+    """docs.upscayl.org: FileData has `path` (storage) and no link."""
+    task = parse(ups, 200, PUB.DOCS_PROCESSED)
+    assert task.state == "succeeded"
+    assert task.results == []
+    assert task.details["storage path"] == PUB.FILE_DATA["path"]
+    assert task.details["expires"] == "2022-01-01T00:00:00Z"  # 1640995200
+    assert task.credits == 10
+
+
+def test_openapi_file_link_is_the_result_and_path_a_detail(ups):
+    second = {**PUB.PROCESSED_FILE, "path": "users/u1/b.png", "downloadLink": None,
+              "downloadUrl": "https://cdn.upscayl.org/users/u1/b.png", "expiresAt": 1764000000000}
+    task = parse(ups, 200, wrap(status="completed", files=[PUB.PROCESSED_FILE, second]))
+    assert task.results == [PUB.PROCESSED_FILE["downloadLink"], "https://cdn.upscayl.org/users/u1/b.png"]
+    assert task.details["storage path"] == "users/u1/a.png\nusers/u1/b.png"
+    assert task.details["expires"] == "2025-11-24T16:00:00Z"  # the earliest, from ms
+
+
+def test_not_yet_charged_is_no_credits(ups):
+    task = parse(ups, 200, PUB.DOCS_NOT_YET_CHARGED)
+    assert task.credits is None
+    assert task.details["credits to deduct"] == "10"
+    assert "credits to deduct" not in parse(ups, 200, PUB.DOCS_PROCESSED).details
+
+
+def test_openapi_example_and_no_history(ups):
+    task = parse(ups, 200, PUB.OPENAPI_PROCESSING)
+    assert (task.state, task.progress, task.results, task.details) == ("running", 75.0, [], {})
+    # history rows have no id field, so the list can never answer for a tracked task
+    from tui.providers.upscayl import ID_KEYS
+    assert not set(ID_KEYS) & set(PUB.PROCESSING_TASK_PROPERTIES)
+    assert Upscayl.has_list is False

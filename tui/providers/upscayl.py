@@ -1,5 +1,11 @@
-"""Upscayl Cloud: ``POST {base}/get-task-status`` with ``{"data": {"taskId": id}}``;
-the list is ``POST {base}/get-upscayl-history`` (openapi.yaml).
+"""Upscayl Cloud: ``POST {base}/get-task-status`` with ``{"data": {"taskId": id}}``.
+
+The history (``POST {base}/get-upscayl-history``, openapi.yaml) is not used as
+a list: its rows (``ProcessingTask``) carry no task id, so it can never answer
+for a tracked task, and it spends the same 100/hour budget (``has_list`` is
+False).  A file's ``path`` is a storage path, not a link: results hold only the
+http(s) ``downloadLink``/``downloadUrl``; the path(s) and the expiry go to
+``details``.  ``creditsDeducted: false`` means nothing is charged yet.
 
 Two status enums are documented and both are read: the docs'
 ``ENHANCING PROCESSING PROCESSED PROCESSING_FAILED`` and openapi.yaml's
@@ -32,8 +38,9 @@ from ..model import (
     Transient,
     clamp_progress,
     epoch,
+    iso,
 )
-from ..text import clean, clean_or_none, clean_url
+from ..text import clean, clean_or_none, clean_url, is_web_url
 from .base import Provider, Request, retry_after
 
 STATES = {
@@ -73,9 +80,10 @@ class FileData(_Lenient):
     expiresAt: Any = None
 
     def link(self) -> str | None:
-        for value in (self.downloadLink, self.downloadUrl, self.path):
+        """The download link (http/https only); a storage ``path`` is not one."""
+        for value in (self.downloadLink, self.downloadUrl):
             url = clean_url(value)
-            if url:
+            if url and is_web_url(url):
                 return url
         return None
 
@@ -98,8 +106,8 @@ class Upscayl(Provider):
     default_rate_limit = "100/h"  # x-rateLimit of /get-task-status (openapi.yaml)
     default_poll_interval = 60.0  # 100 calls an hour leave < 2 a minute for all tasks
     default_kind = None
-    # One history call (same 100/h budget) answers for up to 100 tasks.
-    has_list = True
+    # History rows carry no task id (openapi.yaml ProcessingTask): no list.
+    has_list = False
 
     def auth_headers(self) -> dict[str, str]:
         return {"X-API-Key": self.api_key}
@@ -129,16 +137,28 @@ class Upscayl(Provider):
         status = clean(item.status, 80)
         state = STATES.get(status.upper(), UNKNOWN)
         links = [f.link() if isinstance(f, FileData) else clean_url(f) for f in item.files or []]
-        results = [url for url in links if url]
+        results = [url for url in links if url and is_web_url(url)]
         files = [f for f in item.files or [] if isinstance(f, FileData)]
         times = [t for t in (epoch(f.createdAt) for f in files) if t is not None]
         created = epoch(item.createdAt) or (min(times) if times else None)
         error = clean_or_none(item.error, 1000) if item.error not in ("", None) else None
+        details: dict[str, str] = {}
+        paths = [p for p in (clean_or_none(f.path, 500) for f in files) if p]
+        if paths:
+            details["storage path"] = "\n".join(dict.fromkeys(paths))
+        expiries = [t for t in (epoch(f.expiresAt) for f in files) if t is not None]
+        if expiries:
+            details["expires"] = iso(min(expiries))
+        credits = number(item.deductedCredits)
+        if item.creditsDeducted is False or str(item.creditsDeducted).strip().lower() == "false":
+            if credits:  # not charged yet: say what will be
+                details["credits to deduct"] = f"{credits:g}"
+            credits = None
         return self.task(
             task_id, kind, state=state, provider_status=status or None,
             progress=clamp_progress(item.progress), results=results, error=error,
-            model=clean_or_none(item.model, 120), credits=number(item.deductedCredits),
-            created_at=created, raw=raw,
+            model=clean_or_none(item.model, 120), credits=credits,
+            created_at=created, details=details, raw=raw,
         )
 
     def list_request(self, kind: str | None = None) -> Request:
