@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import importlib.util
+from pathlib import Path
 import json
 import socket
 import time
@@ -28,6 +30,18 @@ from tui.providers import make_provider
 from tui.providers.evolink import Evolink
 
 KEY = "evk-test-0123456789abcdef"
+
+
+def _published():
+    """tests/data/published_evolink.py: bodies published by EvoLink."""
+    path = Path(__file__).parent / "data" / "published_evolink.py"
+    spec = importlib.util.spec_from_file_location("published_evolink", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+PUB = _published()
 ID = "task-unified-1756817821-4x3rx6ny"
 
 SEED_200 = {  # seeds/evolink-task-detail.md
@@ -53,7 +67,9 @@ def err(code, message, type_, **extra):
 
 
 SEED_ERRORS = [  # (status, body, error class, retry_after) from the seed and providers.md
-    (400, err(400, "Invalid task ID format", "invalid_request_error", param="task_id"), ClientError, None),
+    # a 400 about the task id ends the task as not found (issue 11; it used to be a
+    # ClientError, retried for ever with no error shown)
+    (400, err(400, "Invalid task ID format", "invalid_request_error", param="task_id"), NotFound, None),
     (401, err(401, "Invalid or expired token", "authentication_error"), AuthError, None),
     (402, err(402, "Insufficient quota", "insufficient_quota_error",
               fallback_suggestion="https://evolink.ai/dashboard/billing"), QuotaExhausted, None),
@@ -241,12 +257,15 @@ def test_errors_on_balance_endpoint(ev):
 # ---------------------------------------------------------------- balance
 
 
-def test_balance_prefers_user():
+def test_balance_is_the_lower_bucket():
+    # issue 11: the key can spend the lower of its own bucket and the account's
+    # (this test used to expect the user bucket whatever the key's limit)
     body = {"success": True, "message": "ok", "data": {
         "token": {"remaining_credits": 50, "unlimited_credits": False, "used_credits": 5},
         "user": {"remaining_credits": 1234.5, "used_credits": 99}}}
     b = Evolink(KEY).parse_balance(ok(body))
-    assert (b.provider, b.remaining, b.used, b.unit) == ("evolink", 1234.5, 99.0, "credits")
+    assert (b.provider, b.remaining, b.used, b.unit) == ("evolink", 50.0, 5.0, "credits")
+    assert b.note == "key 50 · account 1234.5 credits"
     assert b.raw == body
 
 
@@ -258,7 +277,8 @@ def test_balance_token_only_and_unlimited():
     unlimited = {"success": True, "data": {"token": {"remaining_credits": 0, "unlimited_credits": True,
                                                      "used_credits": 7}}}
     b = ev.parse_balance(ok(unlimited))
-    assert b.remaining is None and b.used == 7.0 and "unlimited" in b.raw["note"]
+    # the note is Balance.note now (issue 11), no longer written into the raw answer
+    assert b.remaining is None and b.used == 7.0 and b.note == "key unlimited"
     user_blank = {"success": True, "data": {"user": {"remaining_credits": None},
                                             "token": {"remaining_credits": 3, "used_credits": 1}}}
     assert ev.parse_balance(ok(user_blank)).remaining == 3.0
@@ -422,7 +442,9 @@ async def test_round_trip_status_balance_and_errors():
         task = await p.fetch_status(client, ID)
         assert (task.state, task.eta, task.credits) == ("queued", 100.0, 2.5)
         balance = await p.fetch_balance(client)
-        assert (balance.remaining, balance.used) == (321.0, 12.0)
+        # the key's own bucket (10) is the lower one: that is what it can spend (issue 11)
+        assert (balance.remaining, balance.used) == (10.0, 1.0)
+        assert balance.note == "key 10 · account 321 credits"
         with pytest.raises(RateLimited) as info:
             await p.fetch_status(client, "busy")
         assert info.value.retry_after == 7.0
@@ -476,3 +498,38 @@ def test_other_characters_are_percent_encoded(ev):
     url = ev.status_request("../x?y#z%2e", None).url
     assert url.endswith("/..%2Fx%3Fy%23z%252e")
     assert httpx.Request("GET", url).url.raw_path.endswith(b"/..%2Fx%3Fy%23z%252e")
+
+
+# ---------------------------------------------------------------- published bodies (issue 11)
+
+
+def test_invalid_task_id_is_not_found_with_the_message(ev):
+    """docs.evolink.ai get-task-detail: the 400 for a malformed id ends the task."""
+    with pytest.raises(NotFound) as info:
+        ev.parse_status("not-a-task", None, ok(PUB.INVALID_TASK_ID_400, 400))
+    assert info.value.message == "Invalid task ID format, must start with 'task-unified-'"
+    assert info.value.code == "invalid_task_id" and info.value.status == 400
+    with pytest.raises(NotFound):  # any 400 whose error.param is task_id
+        ev.parse_status("x", None, ok(PUB.SEED_400, 400))
+    with pytest.raises(ClientError):  # a 400 about something else stays a client error
+        ev.parse_status("x", None, ok(err(400, "bad size", "invalid_request_error", param="size"), 400))
+
+
+def test_request_cancelled_is_cancelled(ev):
+    t = ev.parse_status(PUB.CANCELLED_TASK["id"], None, ok(PUB.CANCELLED_TASK))
+    assert t.state == "cancelled" and t.provider_status == "failed"
+    assert "request_cancelled" in t.error
+    other = {**PUB.CANCELLED_TASK, "error": {"code": "generation_timeout", "message": "timed out"}}
+    assert ev.parse_status(other["id"], None, ok(other)).state == "failed"
+
+
+def test_published_credits_lower_bucket_and_both_in_the_note(ev):
+    """docs.evolink.ai get-credits: token 99416.4429 (limited), user 1095.3996."""
+    b = ev.parse_balance(ok(PUB.CREDITS))
+    assert b.remaining == pytest.approx(1095.3996)
+    assert b.note == "key 99416.44 · account 1095.4 credits"
+    unlimited = {**PUB.CREDITS, "data": {**PUB.CREDITS["data"],
+                                         "token": {**PUB.CREDITS["data"]["token"], "unlimited_credits": True}}}
+    b = ev.parse_balance(ok(unlimited))
+    assert b.remaining == pytest.approx(1095.3996)
+    assert b.note == "key unlimited · account 1095.4 credits"

@@ -5,8 +5,10 @@ Docs: seeds/evolink-task-detail.md and providers.md §5.  A task carries
 ``progress`` 0-100, ``results`` links plus ``result_data`` items (whose media
 links join the results), ``task_info.estimated_time`` (our ``eta``),
 ``usage.credits_reserved`` (our ``credits``) and, when failed,
-``error {code, message, type}``.  Error bodies are
-``{error: {code, message, type, param?, fallback_suggestion?}}``.
+``error {code, message, type}`` (``request_cancelled``: the task was cancelled).
+Error bodies are ``{error: {code, message, type, param?, fallback_suggestion?}}``;
+a 400 about the task id (``invalid_task_id``) means it can never be found.  The
+balance a key can spend is the lower of its own and the account's bucket.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from ..model import (
     UNKNOWN,
     BadResponse,
     Balance,
+    NotFound,
+    ProviderError,
     Task,
     clamp_progress,
     epoch,
@@ -176,8 +180,19 @@ def _check(model: type[BaseModel], data: Any) -> Any:
         raise BadResponse(f"unexpected answer shape: {loc}: {first['msg']}") from None
 
 
-def state_of(status: str | None) -> str:
-    return STATES.get((status or "").strip().lower(), UNKNOWN)
+def state_of(status: str | None, err: EvolinkError | None = None) -> str:
+    """The state; a failed task whose error code is ``request_cancelled`` was cancelled."""
+    state = STATES.get((status or "").strip().lower(), UNKNOWN)
+    if state == FAILED and err is not None and (err.code or "").strip().lower() == "request_cancelled":
+        return CANCELLED
+    return state
+
+
+def _amount(value: float | None) -> str:
+    """12.5 -> "12.5", 40.0 -> "40", 99416.4429 -> "99416.44"; None -> "?"."""
+    if value is None:
+        return "?"
+    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 def task_error(err: EvolinkError | None) -> str | None:
@@ -219,7 +234,7 @@ class Evolink(Provider):
         return self.task(
             task_id,
             kind or row.type,
-            state=state_of(row.status),
+            state=state_of(row.status, row.error),
             provider_status=row.status,
             progress=clamp_progress(row.progress),
             results=results,
@@ -238,13 +253,31 @@ class Evolink(Provider):
         if body.data is None or (body.data.user is None and body.data.token is None):
             raise BadResponse("unexpected answer shape: data: no user or token credits")
         user, token = body.data.user, body.data.token
-        if user is not None and (user.remaining_credits is not None or token is None):
-            return Balance(self.name, user.remaining_credits, user.used_credits, raw=data)
-        if _flag(token.unlimited_credits):
-            raw = dict(data)
-            raw["note"] = "this API key has unlimited credits"
-            return Balance(self.name, None, token.used_credits, raw=raw)
-        return Balance(self.name, token.remaining_credits, token.used_credits, raw=data)
+        # The key spends from two buckets: its own (token) and the account's (user).
+        # What it can spend is the lower one, unless the key has no cap of its own.
+        unlimited = token is not None and _flag(token.unlimited_credits)
+        buckets = [b for b in (user, None if unlimited else token) if b is not None and b.remaining_credits is not None]
+        spend = min(buckets, key=lambda b: b.remaining_credits) if buckets else None
+        used = spend.used_credits if spend is not None else (token or user).used_credits
+        note = None
+        if token is not None:
+            parts = ["key unlimited" if unlimited else f"key {_amount(token.remaining_credits)}"]
+            if user is not None and user.remaining_credits is not None:
+                parts.append(f"account {_amount(user.remaining_credits)}")
+            note = " · ".join(parts) + ("" if parts == ["key unlimited"] else " credits")
+        return Balance(self.name, spend.remaining_credits if spend is not None else None, used,
+                       raw=data, note=note)
+
+    def error_for(self, response: httpx.Response, data: Any) -> ProviderError:
+        """The base's classes, except a 400 about the task id (``param: task_id``,
+        or code ``invalid_task_id``): the id can never be found, so NotFound."""
+        exc = super().error_for(response, data)
+        err = data.get("error") if isinstance(data, dict) else None
+        if response.status_code == 400 and isinstance(err, dict) and (
+                err.get("param") == "task_id" or err.get("code") == "invalid_task_id"):
+            code = err.get("code") if isinstance(err.get("code"), str) else exc.code
+            return NotFound(exc.message, status=400, provider=self.name, code=_text(code) or exc.code)
+        return exc
 
     def error_message(self, data: Any) -> tuple[str | None, str | None]:
         """``{error: {code, message, type, fallback_suggestion}}``; the suggestion
