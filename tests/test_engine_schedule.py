@@ -283,20 +283,24 @@ async def test_evolink_ends_are_seen_within_the_floor_with_a_few_requests(sim_fa
 
 
 async def test_one_list_answer_reschedules_every_task(sim_factory, sim_task, sim_scenario, store):
-    """Upscayl: a list request refreshes every task, so the number of list requests
-    does not grow with the number of tasks, and every task is seen soon after it ends."""
+    """Freepik: a list request refreshes every task of its kind, so the number of list
+    requests does not grow with the number of tasks, and every task is seen soon after
+    it ends.  (This used Upscayl's history: its published rows carry no task id, so it
+    can never answer for a tracked task; issue 11.)"""
 
     async def lists_for(n: int, tmp) -> tuple[int, float]:
         rng = random.Random(5)
-        tasks = [sim_task("upscayl", f"u{n}-{i}", "running", created=-5.0, start=-1.0,
+        tasks = [sim_task("freepik", f"u{n}-{i}", "running", created=-5.0, start=-1.0,
                           end=rng.uniform(30, 300)) for i in range(n)]
         sim = sim_factory(_at_wall(sim_scenario(*tasks)))
         with Store(tmp / f"u{n}.db") as st:
-            run = await _run_to_ends(sim, st, "upscayl", tasks, 400.0)
+            run = await _run_to_ends(sim, st, "freepik", tasks, 400.0)
             assert len(run.seen) == n
-            worst = max(run.seen[f"upscayl:{t.task_id}"] - t.end for t in tasks)
-        assert not [r for r in sim.requests if r.provider == "upscayl" and r.endpoint == "status"]
-        return sum(1 for r in sim.requests if r.provider == "upscayl" and r.endpoint == "list"), worst
+            worst = max(run.seen[f"freepik:{t.task_id}"] - t.end for t in tasks)
+        # status requests: the first probe (a fresh engine probes with a status call, never
+        # the list: issue 11) and one detail per task the list saw COMPLETED (no results there)
+        assert len([r for r in sim.requests if r.provider == "freepik" and r.endpoint == "status"]) <= n + 1
+        return sum(1 for r in sim.requests if r.provider == "freepik" and r.endpoint == "list"), worst
 
     import pathlib
     import tempfile
@@ -307,19 +311,22 @@ async def test_one_list_answer_reschedules_every_task(sim_factory, sim_task, sim
     # twenty tasks ending at twenty different times cost about one list per end
     # (plus the approach that all of them share), not ten times what two tasks cost
     assert many <= 20 + 2 * few, (few, many)
-    assert few_worst <= 2 * FLOOR and many_worst <= 2 * FLOOR
+    # Freepik's list reports no progress: a quiet task is asked at most QUIET_CAP apart,
+    # and a list may slip by its slack (a quarter of that)
+    bound = QUIET_CAP * 1.25 + 2 * FLOOR
+    assert few_worst <= bound and many_worst <= bound
 
 
 async def test_a_list_waits_for_the_first_task_that_cannot_wait(sim_factory, sim_task, sim_scenario, store):
     """A due task whose poll may slip (its slack) does not bring the list by itself."""
-    tasks = [sim_task("upscayl", f"s{i}", "queued", created=-1.0, start=1000.0, end=2000.0) for i in range(3)]
+    tasks = [sim_task("freepik", f"s{i}", "queued", created=-1.0, start=1000.0, end=2000.0) for i in range(3)]
     sim = sim_factory(_at_wall(sim_scenario(*tasks)))
-    store.add("upscayl", [t.task_id for t in tasks])
-    run = _Run(sim, store, _config(sim, "upscayl"))
+    store.add("freepik", [t.task_id for t in tasks])
+    run = _Run(sim, store, _config(sim, "freepik"))
     try:
-        await run.until(0.0, ["never"])  # the first list: every task answered once
+        await run.until(0.0, ["never"])  # a status probe, then the list: every task answered once
         assert len([r for r in sim.requests if r.endpoint == "list"]) == 1
-        scheds = [run.engine._sched[f"upscayl:s{i}"] for i in range(3)]
+        scheds = [run.engine._sched[f"freepik:s{i}"] for i in range(3)]
         assert len({s.last_poll for s in scheds}) == 1  # one answer, every task rescheduled
         # due now, but each may slip: no list yet
         for s in scheds:

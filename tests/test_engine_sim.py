@@ -87,8 +87,13 @@ async def test_every_provider_reaches_every_end_state(sim, sim_task, store):
             assert done.state == "succeeded", (p, done)
             assert done.results and all(u.startswith("https://sim.tasktui.invalid/") for u in done.results)
             failed = store.get(f"{p}:{p}-failed")
+            if p == "qolaba":
+                # Qolaba's backend wraps every exception (a dead Redis too) in 500 + FAILED:
+                # not proof of a failed task, so it never ends one (issue 11); it shows as a failed poll
+                assert failed.state == "unknown" and failed.failed_polls == 1 and failed.last_error, failed
+                continue
             assert failed.state == "failed", (p, failed)
-            if p in ("upscayl", "qolaba", "evolink"):  # the Freepik shapes carry no message
+            if p in ("upscayl", "evolink"):  # the Freepik shapes carry no message
                 assert failed.error, (p, failed)
             assert store.get(f"{p}:{p}-running").state == "running"
             # Upscayl's docs enum has no "queued" word: PROCESSING reads as running
@@ -113,7 +118,7 @@ async def test_every_provider_reaches_every_end_state(sim, sim_task, store):
         before = len(sim.requests)
         await engine.poll_once()
         asked = {r.task_id for r in sim.requests[before:] if r.endpoint == "status"}
-        assert asked == {"qolaba-missing"}  # the only one still live
+        assert asked == {"qolaba-missing", "qolaba-failed"}  # the only ones still live (see above)
         assert not any(r.endpoint == "list" for r in sim.requests[before:])
         # every answer and its history are in SQLite, not only in memory
         with Store(store.path) as other:
@@ -134,7 +139,9 @@ async def test_freepik_one_list_then_detail_only_for_completed(sim, sim_task, st
         lists = reqs(sim, "freepik", "list")
         details = reqs(sim, "freepik", "status")
         assert len(lists) == 1 and lists[0].path == "/v1/ai/text-to-image/hyperflux"
-        assert [r.task_id for r in details] == ["freepik-done"]  # COMPLETED, results only in detail
+        # a fresh engine probes with one status request (never the list: issue 11), then the
+        # list; a detail only for the task the list saw COMPLETED (results only in the detail)
+        assert [r.task_id for r in details] == ["fp-0", "freepik-done"]
         assert store.get("freepik:freepik-done").results
         assert all(store.get(f"freepik:fp-{i}").state == "running" for i in range(6))
 
@@ -184,7 +191,13 @@ async def test_per_task_bad_answer_keeps_last_state_and_is_logged(sim, sim_fault
         assert store.get("evolink:evolink-queued").state == "running"  # others went on
         events = store.events(provider="evolink")
         assert events and events[0].kind == "bad_response" and events[0].task_id == "evolink-running"
-        assert engine.status("evolink").state == "ok"
+        # one task's poll failed: the provider is answering but not all is well (issue 11:
+        # never `ok` while answers fail); the next clean answer makes it ok again
+        status = engine.status("evolink")
+        assert status.state == "degraded" and "polls failing" in status.cause
+        engine.refresh_now()
+        await engine.poll_once()
+        assert engine.status("evolink").state == "ok" and engine.status("evolink").cause is None
     finally:
         await engine.stop()
 
@@ -554,18 +567,22 @@ async def test_retry_window_with_a_fake_clock(sim, sim_fault, store):
 
 
 async def test_freepik_detail_waiting_for_budget_goes_before_the_next_list(sim, store):
-    store.add("freepik", ["freepik-done", "freepik-running"])
+    store.add("freepik", ["freepik-running", "freepik-done"])
     # one token at a time: the list takes it, the detail has to wait for the next one
     engine = Engine(config_for(sim.base_url, providers=("freepik",),
                                freepik={"rate_limit": "2/s", "concurrency": 1}), store)
     try:
-        await engine.poll_once()
-        assert [r.endpoint for r in reqs(sim, "freepik")] == ["list"]
-        assert store.get("freepik:freepik-done").state == "unknown"  # not marked done without results
         worker = engine.workers["freepik"]
+        await engine.poll_once()  # a fresh engine probes with a status request, never the list
+        assert [(r.endpoint, r.task_id) for r in reqs(sim, "freepik")] == [("status", "freepik-running")]
         await until(lambda: worker.budget.available >= 1, what="a token")
         await engine.poll_once()
-        assert [(r.endpoint, r.task_id) for r in reqs(sim, "freepik")] == [("list", None), ("status", "freepik-done")]
+        assert [r.endpoint for r in reqs(sim, "freepik")] == ["status", "list"]
+        assert store.get("freepik:freepik-done").state == "unknown"  # not marked done without results
+        await until(lambda: worker.budget.available >= 1, what="a token")
+        await engine.poll_once()
+        assert [(r.endpoint, r.task_id) for r in reqs(sim, "freepik")] == [
+            ("status", "freepik-running"), ("list", None), ("status", "freepik-done")]
         done = store.get("freepik:freepik-done")
         assert done.state == "succeeded" and done.results
     finally:

@@ -107,3 +107,52 @@ class Budget:
         recent = sum(1 for t in times if t > now - self.capacity / self.rate)
         self._tokens = max(0.0, self.capacity - recent)
         self._stamp = now
+
+
+class DailyBudget:
+    """A provider's per-day request limit (Freepik: requests per key, service and
+    day): ``limit`` requests per UTC day, counted on the wall clock, all of them
+    available again at the next UTC midnight (``reset_at``).  Whether status polls
+    count toward a provider's daily figure is rarely stated: they are counted."""
+
+    DAY = 86400.0
+
+    def __init__(self, limit: int, wall: Callable[[], float] = time.time) -> None:
+        self.limit = max(0, int(limit))
+        self.wall = wall
+        self.used = 0
+        self._day = int(wall() // self.DAY)
+
+    def _roll(self) -> None:
+        day = int(self.wall() // self.DAY)
+        if day != self._day:
+            self._day = day
+            self.used = 0
+
+    @property
+    def available(self) -> int:
+        self._roll()
+        return max(0, self.limit - self.used)
+
+    @property
+    def reset_at(self) -> float:
+        """Wall time (epoch seconds) when the count starts again from zero."""
+        self._roll()
+        return (self._day + 1) * self.DAY
+
+    def take(self) -> bool:
+        self._roll()
+        if self.used >= self.limit:
+            return False
+        self.used += 1
+        return True
+
+    def restore(self, used: object, reset_at: object) -> None:
+        """What another run counted today (``reset_at`` names the day it counted)."""
+        self._roll()
+        if (isinstance(used, (int, float)) and not isinstance(used, bool) and math.isfinite(used)
+                and isinstance(reset_at, (int, float)) and reset_at == (self._day + 1) * self.DAY):
+            self.used = max(self.used, min(self.limit, max(0, int(used))))
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"limit": self.limit, "used": self.used, "reset_at": self.reset_at}

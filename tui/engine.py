@@ -40,8 +40,10 @@ from __future__ import annotations
 import asyncio
 import bisect
 import heapq
+import inspect
 import math
 import random
+import sqlite3
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -49,13 +51,15 @@ from typing import Any, Callable, Iterable
 
 import httpx
 
-from .budget import Budget, format_rate, parse_rate
+from .budget import Budget, DailyBudget, format_rate, parse_rate
 from .model import (
+    FAILED,
     NOT_FOUND,
     SUCCEEDED,
     TERMINAL,
     AuthError,
     BadResponse,
+    ClientError,
     Event,
     NotFound,
     ProviderError,
@@ -74,7 +78,8 @@ RATE_LIMITED = "rate_limited"
 AUTH_FAILED = "auth_failed"
 QUOTA_EXHAUSTED = "quota_exhausted"
 OFFLINE = "offline"
-PROVIDER_STATES = (OK, BACKING_OFF, RATE_LIMITED, AUTH_FAILED, QUOTA_EXHAUSTED, OFFLINE)
+DEGRADED = "degraded"  # answering, but some tasks' polls fail or tasks are stalled (see ``cause``)
+PROVIDER_STATES = (OK, BACKING_OFF, RATE_LIMITED, AUTH_FAILED, QUOTA_EXHAUSTED, OFFLINE, DEGRADED)
 
 DEFAULT_RETRY_AFTER = 60.0  # a 429 that does not say how long to wait
 RETRY_MARGIN = 0.25  # seconds added to a provider's Retry-After
@@ -86,6 +91,16 @@ MAX_AGE = 7 * 86400.0  # a created_at older than this (or in the future) says no
 IDLE_WAKE = 2.0  # a worker looks for new tasks (other processes' adds) this often
 BALANCE_INTERVAL = 300.0
 RPM_MINUTES = 60
+MAX_RETRY_WAIT = 3600.0  # longest wait any Retry-After or quota answer may impose (engine max_retry_wait)
+OPTIONAL_RETRY = 1800.0  # a list/history/balance endpoint switched off is tried again after this
+USELESS_ROUNDS = 3  # list answers in a row naming none of the tracked tasks of its kind: switched off
+STALL_FAILS = 3  # failed polls in a row that make a task stalled
+STALL_AFTER = 1800.0  # a task whose state has not moved for this long is stalled (provider.stall_after)
+STALL_FACTOR = 4.0  # ... or for this many times the typical learned duration, if longer
+FLUSH_EVERY = 1.0  # seconds of round time between two writes of the answers received so far
+UNSAVED_EVENTS = 1000  # events kept in memory while the store refuses writes
+DISCOVER_MAX_ROUND = 1000  # tasks one list round may add (engine discover_max_round)
+DISCOVER_MAX_TOTAL = 10000  # tasks discovery may add in all (engine discover_max_total)
 
 
 # ---------------------------------------------------------------- scheduling
@@ -111,6 +126,8 @@ class Schedule:
     predicted: tuple[float, float, float, float] | None = None  # (made at, earliest, latest, likeliest end)
     expired: float | None = None  # the likeliest end last predicted, passed with the task still running
     prior_end: float | None = None  # the end the learned durations made likely at the last answer
+    fail_since: float | None = None  # wall time of the first failed poll in a row
+    path: tuple[str | None, str | None] | None = None  # (kind, the path its status is asked at)
 
 
 RESOLUTION = 1.0  # seconds: providers give created/eta in whole seconds, progress in whole points
@@ -342,6 +359,7 @@ class ProviderStatus:
     paused: bool
     answers: dict[str, int] = field(default_factory=dict)
     tasks: dict[str, int] = field(default_factory=dict)
+    cause: str | None = None  # why the state is not ok (degraded: which tasks fail or are stalled)
 
 
 def _pc(cfg: Any, key: str, default: Any = None) -> Any:
@@ -359,7 +377,8 @@ def _secret(value: Any) -> str:
 class _Worker:
     """The per-provider part of the engine."""
 
-    def __init__(self, name: str, cfg: Any, clock: Callable[[], float]) -> None:
+    def __init__(self, name: str, cfg: Any, clock: Callable[[], float],
+                 wall: Callable[[], float] = time.time) -> None:
         self.name = name
         self.cfg = cfg
         self.provider = make_provider(name, _secret(_pc(cfg, "api_key")), _pc(cfg, "base_url"))
@@ -395,6 +414,27 @@ class _Worker:
         self.due_cache: tuple[int, float | None] | None = None  # (store revision, next due)
         self.balance: float | None = None
         self.balance_unit: str | None = None
+        self.cause: str | None = None  # why the state is not ok
+        self.one_shot = False  # refresh_now on a rate-limited / out-of-quota provider: one request may go
+        # optional endpoints switched off: "list:<kind>" / "balance" -> (until, monotonic; reason)
+        self.off: dict[str, tuple[float, str]] = {}
+        self.useless: dict[str | None, int] = {}  # list answers in a row that named no tracked task
+        self.failing: dict[str, str] = {}  # live task key -> its last poll error (its polls fail)
+        self.stalled: dict[str, str] = {}  # live task key -> why it cannot progress
+        self.discovered = 0  # tasks discovery added (all runs)
+        self.capped: set[str] = set()  # discovery caps already reported
+        daily = getattr(self.provider, "daily_limits", None) or {}
+        self.daily: dict[str, DailyBudget] = {}
+        if _pc(cfg, "daily_limits", True) is not False and isinstance(daily, dict):
+            for kind, limit in daily.items():
+                if isinstance(limit, (int, float)) and not isinstance(limit, bool) and limit > 0:
+                    self.daily[str(kind)] = DailyBudget(int(limit), wall)
+        # what the store would not take (StoreWriteError): kept, merged by key, written with the next round
+        self.unsaved_updates: dict[str, Task] = {}
+        self.unsaved_found: dict[str, Task] = {}
+        self.unsaved_events: deque[Event] = deque(maxlen=UNSAVED_EVENTS)
+        self.unsaved_health: dict[str, dict[str, Any]] = {}
+        self.unsaved_counters: dict | None = None
         self.counters: dict[str, Any] = {
             "requests": 0, "errors": 0, "rate_limited": 0, "answers": {},
             "last_error": None, "last_error_at": None, "rpm": {},
@@ -412,7 +452,33 @@ class _Worker:
     def blocked(self, now: float) -> bool:
         if self.state == AUTH_FAILED:
             return True
+        if self.one_shot and self.state in (RATE_LIMITED, QUOTA_EXHAUSTED):
+            return False  # the user asked (``r``): one request goes, its answer decides
         return self.retry_mono is not None and now < self.retry_mono
+
+    @property
+    def has_unsaved(self) -> bool:
+        return bool(self.unsaved_updates or self.unsaved_found or self.unsaved_events
+                    or self.unsaved_health or self.unsaved_counters)
+
+    def list_off(self, kind: str | None, now: float) -> bool:
+        """Is the list of this kind switched off (failed or useless) right now?"""
+        if not self.off:
+            return False
+        entry = self.off.get(f"list:{kind or ''}")
+        return entry is not None and now < entry[0]
+
+    def daily_for(self, kind: str | None) -> DailyBudget | None:
+        if not self.daily:
+            return None
+        kind = kind or self.provider.default_kind
+        poll_kind = getattr(self.provider, "poll_kind", None)
+        if poll_kind is not None:
+            try:
+                kind = poll_kind(kind) or kind
+            except Exception:
+                pass
+        return self.daily.get(kind or "")
 
     @property
     def wants_balance(self) -> bool:
@@ -427,12 +493,16 @@ class _Worker:
 
 
 class _Round:
-    """What one round collects before it is written in one transaction."""
+    """What one round collects before it is written (as it arrives, at least every
+    ``FLUSH_EVERY`` seconds, and at the end)."""
 
     def __init__(self) -> None:
         self.updates: list[Task] = []
         self.discovered: list[Task] = []
         self.events: list[Event] = []
+        self.health: dict[str, dict[str, Any]] = {}  # task key -> poll health to write
+        self.inflight: dict[str, Task] = {}  # status requests under way (key -> task)
+        self.failed = 0  # task polls that failed (transient, bad answer)
         self.answered = 0  # answers from the provider (any HTTP answer but a failure class)
         self.transient = 0
         self.network = 0  # transient failures without an HTTP status
@@ -456,6 +526,12 @@ class Engine:
         self.max_interval = float(_pc(knobs, "max_interval", MAX_INTERVAL))
         self.max_backoff = float(_pc(knobs, "max_backoff", BACKOFF_CAP))
         self.discover_interval = float(_pc(knobs, "discover_interval", 60.0))
+        self.max_retry_wait = max(1.0, float(_pc(knobs, "max_retry_wait", MAX_RETRY_WAIT)))
+        self.discover_max_round = max(0, int(_pc(knobs, "discover_max_round", DISCOVER_MAX_ROUND)))
+        self.discover_max_total = max(0, int(_pc(knobs, "discover_max_total", DISCOVER_MAX_TOTAL)))
+        self.store_problem: str | None = None  # why answers could not be written (None: writes work)
+        self._health: dict[str, tuple] = {}  # task key -> the poll health last written
+        self._health_kw: bool | None = None  # does store.apply take health=?
         self.rand = rand
         self.paused = False
         self._stopping = False
@@ -477,7 +553,7 @@ class Engine:
         for name, cfg in providers.items():
             if not _pc(cfg, "enabled", True):
                 continue
-            worker = _Worker(name, cfg, self.clock)
+            worker = _Worker(name, cfg, self.clock, self.wall)
             self._restore(worker, saved.get(name) or {})
             self.workers[name] = worker
 
@@ -503,9 +579,18 @@ class Engine:
         if recent:
             w.budget.restore([wall_now - float(t) for t in recent])
         retry_at = saved.get("retry_at")
-        if saved.get("state") in (RATE_LIMITED, QUOTA_EXHAUSTED) and retry_at and retry_at > wall_now:
+        if (saved.get("state") in (RATE_LIMITED, QUOTA_EXHAUSTED) and isinstance(retry_at, (int, float))
+                and math.isfinite(retry_at) and retry_at > wall_now):
             w.state = saved["state"]
-            w.retry_mono = now + (float(retry_at) - wall_now)
+            w.retry_mono = now + min(float(retry_at) - wall_now, self.max_retry_wait)  # no lockout for decades
+        if isinstance(saved.get("discovered"), int):
+            w.discovered = max(0, saved["discovered"])
+        daily = saved.get("daily")
+        if isinstance(daily, dict):
+            for kind, budget in w.daily.items():
+                entry = daily.get(kind)
+                if isinstance(entry, dict):
+                    budget.restore(entry.get("used"), entry.get("reset_at"))
         if w.provider.has_balance and saved.get("balance_at"):
             age = wall_now - float(saved["balance_at"])
             w.balance_due = now + max(0.0, w.balance_interval - age)
@@ -584,18 +669,25 @@ class Engine:
 
     def refresh_now(self, keys: Iterable[str] | None = None) -> None:
         """Make tasks (all live ones by default) due now and wake the workers.
-        Works while paused; never overrides a Retry-After or a refused key."""
+        Works while paused; never overrides a refused key.  A provider waiting out
+        a Retry-After or an empty account gets ONE request through (the ``r``
+        key), whose answer decides what comes next."""
         now = self.clock()
         wanted = None if keys is None else set(keys)
+        names = None if wanted is None else {k.split(":", 1)[0] for k in wanted}
         for key, sched in self._sched.items():
             if wanted is None or key in wanted:
                 sched.due = now
                 sched.slack = 0.0
                 sched.fails = 0
         for w in self.workers.values():
+            if names is not None and w.name not in names:
+                continue
             w.due_cache = None
             if w.state in (BACKING_OFF, OFFLINE):
                 w.retry_mono = None
+            elif w.state in (RATE_LIMITED, QUOTA_EXHAUSTED):
+                w.one_shot = True
             w.once = True
             self._wake(w)
 
@@ -625,6 +717,11 @@ class Engine:
         for key in keys:
             if key in self._sched and self.store.get(key) is None:
                 del self._sched[key]  # removed: forget its schedule (a re-add starts afresh)
+                self._health.pop(key, None)
+                w = self.workers.get(key.split(":", 1)[0])
+                if w is not None:
+                    w.failing.pop(key, None)
+                    w.stalled.pop(key, None)
         names = {k.split(":", 1)[0] for k in keys if k not in self._sched}
         for name in names:
             w = self.workers.get(name)
@@ -696,11 +793,15 @@ class Engine:
         if w.due_cache is not None and revision is not None and w.due_cache[0] == revision:
             return w.due_cache[1]
         sched = self._sched
-        if w.provider.has_list:  # one list answers for all: due when the first task's slack runs out
-            due = min((sched[k].due + sched[k].slack if k in sched else self.clock()
+        now = self.clock()
+        if w.provider.has_list and w.off:  # a task whose list is off is due on its own
+            due = min((sched[k].due + (0.0 if w.list_off(t.kind or w.provider.default_kind, now) else sched[k].slack)
+                       if k in sched else now for t, k in self._live_keyed(w)), default=None)
+        elif w.provider.has_list:  # one list answers for all: due when the first task's slack runs out
+            due = min((sched[k].due + sched[k].slack if k in sched else now
                        for _, k in self._live_keyed(w)), default=None)
         else:
-            due = min((sched[k].due if k in sched else self.clock() for _, k in self._live_keyed(w)),
+            due = min((sched[k].due if k in sched else now for _, k in self._live_keyed(w)),
                       default=None)
         w.due_cache = (revision, due) if revision is not None else None
         return due
@@ -731,16 +832,19 @@ class Engine:
         sched = self._sched
         ranked: list[tuple[float, int, Task]] = []
         pressing = force  # a list provider: some due task's slack has run out
+        listing = w.provider.has_list
+        default = w.provider.default_kind
         for n, (task, key) in enumerate(self._live_keyed(w)):
             s = sched.get(key)
             if s is None:
                 s = sched[key] = Schedule(due=now)
             if force or s.due <= now:
                 ranked.append((priority(s, now), n, task))
-                pressing = pressing or s.due + s.slack <= now or key in w.pending
-        if w.provider.has_list and not pressing:
+                pressing = (pressing or s.due + s.slack <= now or key in w.pending
+                            or (listing and bool(w.off) and w.list_off(task.kind or default, now)))
+        if listing and not pressing:
             return []  # the due ones wait for the list that the first pressing task brings
-        if not w.provider.has_list and len(ranked) > 64:
+        if not listing and len(ranked) > 64:
             ranked = heapq.nsmallest(max(1, w.budget.available), ranked)
         else:
             ranked.sort()
@@ -757,36 +861,157 @@ class Engine:
             now = self.clock()
             if w.blocked(now):
                 return
+            held: float | None = None
+            if w.one_shot:  # ``r`` on a provider told to wait: one request, its answer decides
+                w.one_shot = False
+                if w.state in (RATE_LIMITED, QUOTA_EXHAUSTED):
+                    held, w.retry_mono = w.retry_mono, None
             w.due_cache = None
             live = self._live(w)
             due = self._select(w, now, force)
             r = _Round()
             w.open()
-            discovering = w.discover and (force or now >= w.list_due)
-            if w.provider.has_list and (due or discovering) and not r.halt:
-                due = await self._list_round(w, live, due, r)
-            if due and not r.halt:
-                await self._task_round(w, due, r)
-            if w.wants_balance and now >= w.balance_due and not r.halt:
-                await self._fetch_balance(w, r)  # after the tasks: they decide whether the key works
+            body = asyncio.ensure_future(self._round_body(w, r, live, due, now, force))
+            try:
+                await self._drive(w, r, body)
+            finally:
+                if held is not None and r.sent == 0 and w.retry_mono is None:
+                    w.retry_mono = held  # nothing could be sent: the wait stands
             self._finish(w, r)
 
-    def _limit(self, w: _Worker, r: _Round) -> bool:
-        """May this round send another request?  Takes one from the budget if so."""
+    async def _round_body(self, w: _Worker, r: _Round, live: list[Task], due: list[Task], now: float,
+                          force: bool) -> None:
+        discovering = w.discover and (force or now >= w.list_due)
+        if w.provider.has_list and (due or discovering) and not r.halt:
+            due = await self._list_round(w, live, due, r)
+        if due and not r.halt:
+            await self._task_round(w, due, r)
+        if w.wants_balance and now >= w.balance_due and not r.halt:
+            await self._fetch_balance(w, r)  # after the tasks: they decide whether the key works
+
+    def _round_deadline(self, w: _Worker) -> float:
+        """Seconds a round may last before the requests still out are given up."""
+        return max(10.0, 2.0 * w.timeout + 5.0)
+
+    async def _drive(self, w: _Worker, r: _Round, body: asyncio.Future) -> None:
+        """Run a round's requests; store the answers received so far every
+        ``FLUSH_EVERY`` seconds, so one slow request never holds the others'
+        answers; at the round's deadline, give up the requests still out."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._round_deadline(w)
+        try:
+            while not body.done():
+                left = deadline - loop.time()
+                if left <= 0:
+                    body.cancel()
+                    await asyncio.wait({body})
+                    self._overdue(w, r)
+                    return
+                await asyncio.wait({body}, timeout=min(FLUSH_EVERY, left))
+                if not body.done() and (r.updates or r.events or r.health or r.discovered):
+                    self._flush(w, r)
+        except asyncio.CancelledError:
+            body.cancel()
+            raise
+        body.result()  # an internal error of the round surfaces here
+
+    def _overdue(self, w: _Worker, r: _Round) -> None:
+        """Status requests still out at the round's deadline: failed polls."""
+        seconds = self._round_deadline(w)
+        for key, task in list(r.inflight.items()):
+            err = Transient(f"timed out (no answer within the round's {seconds:g} s)", provider=w.name)
+            w.counters["answers"]["transient"] = w.counters["answers"].get("transient", 0) + 1
+            self._settle(w, r, task, None, err)
+        r.inflight.clear()
+
+    def _flush(self, w: _Worker, r: _Round) -> None:
+        """Write what the round has so far (the round goes on)."""
+        updates, events, found, health = r.updates, r.events, r.discovered, r.health
+        r.updates, r.events, r.discovered, r.health = [], [], [], {}
+        self._write(w, updates, events, None, found, health)
+
+    def _limit(self, w: _Worker, r: _Round, kind: Any = ...) -> bool:
+        """May this round send another request?  Takes one from the budget (and from
+        the kind's daily budget, ``kind`` given) if so."""
         if r.halt or (w.probing and r.sent >= 1 and r.answered == 0):
             return False  # a probe is out (or failed): wait for it
+        daily = w.daily_for(kind) if kind is not ... else None
+        if daily is not None and daily.available <= 0:
+            return False
         if not w.budget.take():
             r.short = True
             return False
+        if daily is not None:
+            daily.take()
         return True
 
-    async def _call(self, w: _Worker, r: _Round, factory: Callable[[], Any]) -> tuple[Any, ProviderError | None]:
-        """Send one request (budget already taken); count it; classify a failure."""
+    def _daily_closed(self, w: _Worker, kind: str | None) -> DailyBudget | None:
+        """The kind's daily budget when it is spent (its tasks wait), else None."""
+        daily = w.daily_for(kind)
+        return daily if daily is not None and daily.available <= 0 else None
+
+    def _daily_wait(self, w: _Worker, r: _Round, task: Task, daily: DailyBudget) -> None:
+        """A task whose kind has spent its daily requests: due again at the reset, stalled till then."""
+        sched = self._sched_for(task)
+        left = max(1.0, daily.reset_at - self.wall())
+        sched.due = self.clock() + left
+        sched.slack = 0.0
+        kind = task.kind or w.provider.default_kind or ""
+        poll_kind = getattr(w.provider, "poll_kind", None)
+        if poll_kind is not None:
+            try:
+                kind = poll_kind(kind) or kind
+            except Exception:
+                pass
+        reason = (f"daily limit of {daily.limit} requests reached for {kind}; "
+                  f"resumes {_hhmm(daily.reset_at)}")
+        self._set_health(w, r, task, stalled=reason)
+
+    async def _task_round(self, w: _Worker, due: list[Task], r: _Round) -> None:
+        queue = iter(due)
+
+        async def runner(limit: int | None = None) -> None:
+            n = 0
+            for task in queue:
+                closed = self._daily_closed(w, task.kind) if w.daily else None
+                if closed is not None:
+                    self._daily_wait(w, r, task, closed)
+                    continue
+                if not self._limit(w, r, task.kind):
+                    return
+                await self._poll_one(w, r, task)
+                n += 1
+                if limit is not None and n >= limit:
+                    return
+
+        if w.probing and r.answered == 0:
+            await runner(limit=1)  # one probe first; the rest only if it got through
+            if r.answered == 0 or r.halt:
+                return
+        await asyncio.gather(*(runner() for _ in range(w.parallel)))
+
+    async def _poll_one(self, w: _Worker, r: _Round, task: Task) -> None:
+        """One status request (budget already taken), settled."""
+        key = task.key
+        r.inflight[key] = task
+        try:
+            fresh, err = await self._call(
+                w, r, lambda t=task: w.provider.fetch_status(w.client, t.task_id, t.kind))
+        finally:
+            r.inflight.pop(key, None)
+        self._settle(w, r, task, fresh, err)
+
+    def _call_count(self, w: _Worker, r: _Round) -> None:
         r.sent += 1
         c = w.counters
         c["requests"] += 1
         minute = int(self.wall() // 60)
         c["rpm"][minute] = c["rpm"].get(minute, 0) + 1
+
+    async def _call(self, w: _Worker, r: _Round, factory: Callable[[], Any]) -> tuple[Any, ProviderError | None]:
+        """Send one request (budget already taken); count it; classify a failure."""
+        self._call_count(w, r)
+        c = w.counters
         async with w.sem:
             try:
                 value = await factory()
@@ -803,6 +1028,12 @@ class Engine:
         c["answers"][err.kind] = c["answers"].get(err.kind, 0) + 1
         return None, err
 
+    def _capped(self, seconds: float) -> float:
+        """A wait a provider asked for, within reason (no lockout for decades)."""
+        if not math.isfinite(seconds):
+            return self.max_retry_wait
+        return min(max(seconds, 0.0), self.max_retry_wait)
+
     def _fail(self, w: _Worker, r: _Round, err: ProviderError, task_id: str | None = None) -> None:
         """Provider-level consequences of a failed request, and its event."""
         now = self.clock()
@@ -816,6 +1047,10 @@ class Engine:
         c["errors"] += 1
         c["last_error"] = f"{err.kind}: {message}"[:300]
         c["last_error_at"] = self.wall()
+        if isinstance(err, ClientError):
+            r.answered += 1  # the provider answered: the request about this task is refused
+            r.events.append(event)
+            return
         if isinstance(err, AuthError):
             r.halt = AUTH_FAILED
             if w.state != AUTH_FAILED:
@@ -823,25 +1058,27 @@ class Engine:
                 w.retry_mono = None
                 r.events.append(event)  # once per refusal, not once per task
             return
+        if err.retry_after is not None:
+            event.retry_after = self._capped(err.retry_after)
         r.events.append(event)
         if isinstance(err, RateLimited):
             c["rate_limited"] += 1
-            wait = err.retry_after if err.retry_after is not None else DEFAULT_RETRY_AFTER
-            until = now + max(wait, 0.0) + RETRY_MARGIN
+            wait = self._capped(err.retry_after if err.retry_after is not None else DEFAULT_RETRY_AFTER)
+            until = now + wait + RETRY_MARGIN
             w.retry_mono = max(w.retry_mono or 0.0, until)
             w.state = RATE_LIMITED
             w.parallel = max(1, w.parallel // 2)
             r.halt = RATE_LIMITED
         elif isinstance(err, QuotaExhausted):
             w.state = QUOTA_EXHAUSTED
-            w.retry_mono = now + QUOTA_PROBE
+            w.retry_mono = now + min(QUOTA_PROBE, self.max_retry_wait)
             r.halt = QUOTA_EXHAUSTED
         elif isinstance(err, Transient):
             r.transient += 1
             if is_network_down(err):
                 r.network += 1
             if err.retry_after is not None:  # a 503 that says when to come back
-                w.retry_mono = max(w.retry_mono or 0.0, now + err.retry_after + RETRY_MARGIN)
+                w.retry_mono = max(w.retry_mono or 0.0, now + self._capped(err.retry_after) + RETRY_MARGIN)
             if r.answered == 0:
                 r.halt = BACKING_OFF  # nothing works yet: do not hammer, probe later
 
@@ -873,45 +1110,196 @@ class Engine:
                                            self.max_interval, QUIET_CAP, durations)
         sched.due = now + sched.interval
 
-    async def _task_round(self, w: _Worker, due: list[Task], r: _Round) -> None:
-        queue = iter(due)
+    # ------------------------------------------------------------ task health
 
-        async def runner(limit: int | None = None) -> None:
-            for n, task in enumerate(queue):
-                if not self._limit(w, r):
-                    return
-                fresh, err = await self._call(
-                    w, r, lambda t=task: w.provider.fetch_status(w.client, t.task_id, t.kind))
-                self._settle(w, r, task, fresh, err)
-                if limit is not None and n + 1 >= limit:
-                    return
+    def _poll_path(self, w: _Worker, task: Task) -> str | None:
+        """The path the task's status is asked at (for messages and the detail view)."""
+        sched = self._sched_for(task)
+        kind = task.kind or w.provider.default_kind
+        if sched.path is not None and sched.path[0] == kind:
+            return sched.path[1]
+        path: str | None = None
+        try:
+            status_path = getattr(w.provider, "status_path", None)
+            if status_path is not None:
+                path = status_path(task.task_id, kind)
+            else:
+                path = httpx.URL(w.provider.status_request(task.task_id, kind).url).path
+        except Exception:
+            path = None
+        path = clean(scrub(path, w.provider.api_key), 300) or None if path else None
+        sched.path = (kind, path)
+        return path
 
-        if w.probing and r.answered == 0:
-            await runner(limit=1)  # one probe first; the rest only if it got through
-            if r.answered == 0 or r.halt:
-                return
-        await asyncio.gather(*(runner() for _ in range(w.parallel)))
+    def _typical(self, w: _Worker, task: Task) -> float | None:
+        """The median learned duration of tasks like this one, if any were learned."""
+        d = self._durations.get((w.name, task.kind or "", task.model or ""))
+        if d is None or not len(d):
+            return None
+        return d._sorted[len(d._sorted) // 2]
+
+    def _quiet_stall(self, w: _Worker, task: Task, sched: Schedule) -> str | None:
+        """Why an answering task seems stuck (its state has not moved for far longer
+        than tasks like it take), or None."""
+        if task.terminal or sched.last_change is None:
+            return None
+        quiet = self.clock() - sched.last_change
+        typical = self._typical(w, task)
+        after = getattr(w.provider, "stall_after", STALL_AFTER)
+        if not isinstance(after, (int, float)) or not after > 0:
+            after = STALL_AFTER
+        limit = max(float(after), STALL_FACTOR * typical if typical else 0.0)
+        if quiet <= limit:
+            return None
+        reason = f"no change for {_span(quiet)}"
+        if typical:
+            reason += f"; tasks like it take ~{_span(typical)}"
+        hint_of = getattr(w.provider, "stall_hint", None)
+        if hint_of is not None:
+            try:
+                hint = hint_of(task)
+            except Exception:
+                hint = None
+            if hint:
+                reason += f"; {clean(hint, 300)}"
+        return reason
+
+    def _known_health(self, task: Task) -> tuple:
+        known = self._health.get(task.key)
+        if known is None:
+            known = (getattr(task, "last_error", None), getattr(task, "last_error_at", None),
+                     getattr(task, "failed_polls", 0) or 0, getattr(task, "stalled", None),
+                     getattr(task, "poll_path", None))
+        return known
+
+    def _set_health(self, w: _Worker, r: _Round, task: Task, *, write: bool = True, **fields: Any) -> dict:
+        """Note a task's poll health; queued for the store only when it changed."""
+        old = self._known_health(task)
+        values = dict(zip(HEALTH_KEYS, old))
+        values.update(fields)
+        new = tuple(values[k] for k in HEALTH_KEYS)
+        key = task.key
+        if values["failed_polls"]:
+            w.failing[key] = values["last_error"] or "failing"
+        else:
+            w.failing.pop(key, None)
+        if values["stalled"]:
+            w.stalled[key] = values["stalled"]
+        else:
+            w.stalled.pop(key, None)
+        if new != old:
+            self._health[key] = new
+            if write:
+                r.health[key] = values
+        return values
 
     def _settle(self, w: _Worker, r: _Round, task: Task, fresh: Task | None, err: ProviderError | None) -> None:
+        sched = self._sched_for(task)
+        path = self._poll_path(w, task)
         if err is None and fresh is not None:
-            r.updates.append(fresh)
             self._answered(w, task, fresh)
+            sched.fail_since = None
+            stalled = None if fresh.terminal else self._quiet_stall(w, fresh, sched)
+            values = self._set_health(w, r, task, write=False, last_error=None, last_error_at=None,
+                                      failed_polls=0, stalled=stalled, poll_path=path)
+            for name in HEALTH_KEYS:
+                setattr(fresh, name, values[name])  # an answer writes its own health
+            if fresh.terminal:
+                w.failing.pop(task.key, None)
+                w.stalled.pop(task.key, None)
+            r.updates.append(fresh)
             return
         assert err is not None
         self._fail(w, r, err, task.task_id)
+        message = clean(scrub(err.message, w.provider.api_key), 500)
+        ended: Task | None = None
         if isinstance(err, NotFound):
-            gone = Task(provider=w.name, task_id=task.task_id, kind=task.kind, state=NOT_FOUND,
-                        error=clean(err.message, 500) or "not found", updated_at=self.wall())
-            r.updates.append(gone)
-        elif not isinstance(err, (RateLimited, AuthError, QuotaExhausted)):
+            if sched.polls == 0 and task.provider_status is None:  # never seen alive
+                message = f"not found at {path or 'its status path'}"
+                kinds = tuple(getattr(w.provider, "known_kinds", ()) or ())
+                if kinds or w.provider.default_kind is not None:
+                    message += " — wrong --kind?"
+                    if kinds:
+                        message += " known kinds: " + ", ".join(clean(k, 80) for k in kinds)
+                elif err.message:
+                    message += f": {clean(scrub(err.message, w.provider.api_key), 300)}"
+            ended = Task(provider=w.name, task_id=task.task_id, kind=task.kind, state=NOT_FOUND,
+                         error=clean(message, 500) or "not found", updated_at=self.wall())
+        elif isinstance(err, ClientError):  # another 4xx about the task: asking again will not help
+            head = (f"request refused (HTTP {err.status})" if err.status is not None
+                    else "request could not be sent")
+            ended = Task(provider=w.name, task_id=task.task_id, kind=task.kind, state=FAILED,
+                         error=clean(f"{head}: {message}", 500), updated_at=self.wall())
+        elif isinstance(err, (Transient, BadResponse)):  # never ends a task: counted, visible
+            r.failed += 1
+            now_wall = self.wall()
+            if sched.fail_since is None:
+                sched.fail_since = now_wall
+            old = self._known_health(task)
+            fails = int(old[2] or 0) + 1
+            text = clean(f"HTTP {err.status}: {message}" if err.status is not None else message, 300)
+            stalled = (f"polls failing since {_hhmm(sched.fail_since)}: {text}"
+                       if fails >= STALL_FAILS else None)
+            self._set_health(w, r, task, last_error=text, last_error_at=now_wall, failed_polls=fails,
+                             stalled=stalled, poll_path=path)
             self._backoff_task(w, task)
+            return
+        else:  # rate limited, refused key, no credits: the provider's state says it
+            return
+        ended.poll_path = path
+        self._set_health(w, r, task, write=False, last_error=None, last_error_at=None, failed_polls=0,
+                         stalled=None, poll_path=path)
+        w.failing.pop(task.key, None)
+        w.stalled.pop(task.key, None)
+        r.updates.append(ended)
+
+    # ------------------------------------------------------------ optional endpoints
+
+    def _switch_off(self, w: _Worker, r: _Round, name: str, reason: str, err: ProviderError | None = None) -> None:
+        """An optional endpoint (a list, the balance) failed or proved useless: off for
+        ``OPTIONAL_RETRY``, said once; each task is asked on its own meanwhile."""
+        w.off[name] = (self.clock() + OPTIONAL_RETRY, reason)
+        what = "balance" if name == "balance" else (
+            f"list of {name[5:]}" if name[5:] else "list")
+        text = clean(scrub(f"{what} switched off for {_span(OPTIONAL_RETRY)}: {reason}", w.provider.api_key), 500)
+        if err is not None:
+            w.counters["errors"] += 1
+            w.counters["last_error"] = f"{err.kind}: {text}"[:300]
+            w.counters["last_error_at"] = self.wall()
+        r.events.append(Event(time=self.wall(), provider=w.name, message=text,
+                              status=err.status if err is not None else None,
+                              kind=err.kind if err is not None else "info"))
+
+    def _endpoint_off(self, w: _Worker, name: str) -> bool:
+        entry = w.off.get(name)
+        if entry is None:
+            return False
+        if self.clock() < entry[0]:
+            return True
+        del w.off[name]  # time to try it again
+        if name.startswith("list:"):
+            kind = name[5:] or None
+            w.useless[kind] = USELESS_ROUNDS - 1  # one more useless answer turns it off again
+        return False
 
     async def _list_round(self, w: _Worker, live: list[Task], due: list[Task], r: _Round) -> list[Task]:
         """One list request per kind refreshes every task of that kind; returns the
-        due tasks the lists did not answer for (fetched one by one)."""
+        due tasks the lists did not answer for (fetched one by one).  A list is an
+        optimisation, never a gate: one that fails, or keeps naming none of the
+        tracked tasks, is switched off and each task is asked on its own."""
         default = w.provider.default_kind
+        leftover = list(due)
+        # an unproven provider is probed with a status request, never the list
+        if w.probing and r.answered == 0 and leftover:
+            first = leftover[0]
+            closed = self._daily_closed(w, first.kind) if w.daily else None
+            if closed is None and self._limit(w, r, first.kind):
+                await self._poll_one(w, r, first)
+                leftover = leftover[1:]
+            if r.answered == 0 or r.halt:
+                return []
         kinds: list[str | None] = []
-        for t in due:
+        for t in leftover:
             kind = t.kind or default
             if kind not in kinds:
                 kinds.append(kind)
@@ -919,40 +1307,52 @@ class Engine:
             for kind in w.kinds or [default]:
                 if kind not in kinds:
                     kinds.append(kind)
+        kinds = [k for k in kinds if not self._endpoint_off(w, f"list:{k or ''}")]
         tracked = {t.task_id: t for t in live}
-        leftover = list(due)
         # tasks an earlier list saw COMPLETED whose detail found no budget come first,
         # so that a burst of one token is not spent on the list round after round
         asked: set[str] = set()
         for old in [t for t in live if t.key in w.pending]:
-            if not self._limit(w, r):
+            if not self._limit(w, r, old.kind):
                 break
-            fresh, err = await self._call(
-                w, r, lambda t=old: w.provider.fetch_status(w.client, t.task_id, t.kind))
-            self._settle(w, r, old, fresh, err)
+            await self._poll_one(w, r, old)
             w.pending.discard(old.key)
             asked.add(old.task_id)
         leftover = [t for t in leftover if t.task_id not in asked]
-        if r.halt or not leftover and not w.discover:
+        wanted = {(t.kind or default) for t in leftover}
+        kinds = [k for k in kinds if k in wanted or w.discover]
+        if r.halt or not kinds:
             return leftover
         if w.discover:
             w.list_due = self.clock() + max(w.poll_interval, self.discover_interval)
         details: list[tuple[Task, Task]] = []
+        seen_new: set[str] = set()
         for kind in kinds:
-            if not self._limit(w, r):
+            if w.daily and self._daily_closed(w, kind) is not None:
+                continue  # its tasks wait for the daily reset (said per task below)
+            if not self._limit(w, r, kind):
                 break
             rows, err = await self._call(w, r, lambda k=kind: w.provider.fetch_list(w.client, k))
             if err is not None:
-                self._fail(w, r, err)
-                if isinstance(err, NotFound):
-                    continue  # no list for this kind: fall back to one request per task
-                break
+                if isinstance(err, (RateLimited, AuthError, QuotaExhausted)):
+                    self._fail(w, r, err)  # the provider's, not the list's: the round stops
+                    break
+                detail = f"HTTP {err.status}: " if err.status is not None else ""
+                self._switch_off(w, r, f"list:{kind or ''}",
+                                 f"{err.kind} ({detail}{clean(err.message, 200)}); asking each task instead", err)
+                continue
+            rows = rows or []
             answered: set[str] = set()
-            for row in rows or []:
+            found = 0
+            for row in rows:
                 old = tracked.get(row.task_id)
                 if old is None:
-                    if w.discover and self.store.get(row.key) is None:
-                        r.discovered.append(row.copy(kind=row.kind or kind))
+                    if w.discover and row.key not in seen_new and self.store.get(row.key) is None:
+                        if self._may_discover(w, r):
+                            seen_new.add(row.key)
+                            r.discovered.append(row.copy(kind=row.kind or kind))
+                            w.discovered += 1
+                            found += 1
                     continue
                 if (old.kind or default) != kind or row.task_id in asked:
                     continue
@@ -960,42 +1360,67 @@ class Engine:
                 if row.state == SUCCEEDED and not row.results:
                     details.append((old, row))  # the list has no `generated`: ask once
                 else:
-                    r.updates.append(row)
-                    self._answered(w, old, row)
+                    self._settle(w, r, old, row, None)
+            mine = sum(1 for t in leftover if (t.kind or default) == kind)
+            if answered or found or not mine:
+                w.useless[kind] = 0
+            else:
+                w.useless[kind] = w.useless.get(kind, 0) + 1
+                if w.useless[kind] >= USELESS_ROUNDS:
+                    w.useless[kind] = 0
+                    self._switch_off(w, r, f"list:{kind or ''}",
+                                     f"its answers named none of the {mine} tracked task(s) "
+                                     f"{USELESS_ROUNDS} times; asking each task instead")
             leftover = [t for t in leftover if not ((t.kind or default) == kind and t.task_id in answered)]
         for n, (old, row) in enumerate(details):
-            if not self._limit(w, r):
+            if not self._limit(w, r, old.kind):
                 # no budget left for these details: they go first next round (still due)
                 w.pending.update(o.key for o, _ in details[n:])
                 break
-            fresh, err = await self._call(
-                w, r, lambda t=old: w.provider.fetch_status(w.client, t.task_id, t.kind))
-            self._settle(w, r, old, fresh, err)
+            await self._poll_one(w, r, old)
         return [t for t in leftover if t.task_id in tracked]
 
+    def _may_discover(self, w: _Worker, r: _Round) -> bool:
+        """Discovery has a bound: per round and in all; reaching one is said once."""
+        if len(r.discovered) >= self.discover_max_round:
+            cap, text = "round", f"discovery adds at most {self.discover_max_round} tasks a round; the rest wait"
+        elif w.discovered >= self.discover_max_total:
+            cap, text = "total", (f"discovery stopped: it added {self.discover_max_total} tasks "
+                                  "(engine discover_max_total)")
+        else:
+            return True
+        if cap not in w.capped:
+            w.capped.add(cap)
+            r.events.append(Event(time=self.wall(), provider=w.name, message=text, kind="info"))
+        return False
+
     async def _fetch_balance(self, w: _Worker, r: _Round) -> None:
-        """Fetch the balance (counted against the budget); failures are logged only."""
+        """Fetch the balance (counted against the budget).  An optimisation: a failing
+        balance endpoint is switched off for a while, said once, never a gate."""
+        if self._endpoint_off(w, "balance"):
+            return
         if not self._limit(w, r):
             return
         w.balance_due = self.clock() + w.balance_interval
         balance, err = await self._call(w, r, lambda: w.provider.fetch_balance(w.client))
         if err is not None:
-            if isinstance(err, (RateLimited, Transient)):
+            if isinstance(err, RateLimited):
                 self._fail(w, r, err)
                 w.balance_due = self.clock() + min(w.balance_interval, 60.0)  # sooner than usual
-            else:  # a balance endpoint may want other credentials: never stop polling for it
-                w.counters["errors"] += 1
-                r.events.append(Event(time=self.wall(), provider=w.name, status=err.status,
-                                      kind=err.kind, message="balance: " + clean(
-                                          scrub(err.message, w.provider.api_key), 400)))
+                return
+            detail = f"HTTP {err.status}: " if err.status is not None else ""
+            self._switch_off(w, r, "balance", f"{err.kind} ({detail}{clean(err.message, 200)})", err)
             return
         w.balance = balance.remaining
         w.balance_unit = balance.unit
         w.counters["balance_at"] = self.wall()
 
+    # ------------------------------------------------------------ after a round
+
     def _finish(self, w: _Worker, r: _Round) -> None:
-        """Provider state after a round, then one store transaction."""
+        """Provider state after a round, then the rest of its answers to the store."""
         now = self.clock()
+        before = (w.state, w.cause)
         if r.halt in (RATE_LIMITED, AUTH_FAILED, QUOTA_EXHAUSTED):
             pass  # set by _fail
         elif r.transient and not r.answered:
@@ -1010,39 +1435,145 @@ class Engine:
             if not w.verified:
                 w.verified = True
                 self._wake(w)
-            if w.state != OK:
+            if w.state not in (OK, DEGRADED):
                 w.state = OK
                 if w.retry_mono is not None and w.retry_mono <= now:
                     w.retry_mono = None
                 self._wake(w)  # a probe got through: go on at once
-        if not (r.updates or r.events or r.sent or r.discovered):
+        if w.state in (OK, DEGRADED):
+            w.cause = self._degraded_cause(w)
+            w.state = DEGRADED if w.cause else OK
+        else:
+            w.cause = w.counters.get("last_error")
+        changed = (w.state, w.cause) != before
+        if not (r.updates or r.events or r.sent or r.discovered or r.health or changed or w.has_unsaved):
             return
-        counters = {w.name: self._counters_blob(w)}
-        if r.discovered:
-            self._write(w, r.discovered, [], None, discovered=True)
-        self._write(w, r.updates, r.events, counters)
+        self._write(w, r.updates, r.events, {w.name: self._counters_blob(w)}, r.discovered, r.health)
+
+    def _degraded_cause(self, w: _Worker) -> str | None:
+        """Why an answering provider is not ok: tasks whose polls fail, stalled tasks."""
+        for table in (w.failing, w.stalled):
+            for key in [k for k in table if (t := self.store.get(k)) is None or t.terminal]:
+                del table[key]
+        parts = []
+        if w.failing:
+            last = next(reversed(w.failing.values()))
+            n = len(w.failing)
+            parts.append(f"{n} task{'s' if n > 1 else ''}' polls failing ({clean(last, 160)})")
+        quiet = {k: v for k, v in w.stalled.items() if k not in w.failing}
+        if quiet:
+            n = len(quiet)
+            parts.append(f"{n} task{'s' if n > 1 else ''} stalled ({clean(next(iter(quiet.values())), 160)})")
+        return "; ".join(parts) or None
 
     def _write(self, w: _Worker, updates: list[Task], events: list[Event], counters: dict | None,
-               discovered: bool = False) -> None:
-        """One transaction for the round; if the store refuses it (an answer it cannot
-        encode ...), store what it takes one task at a time and log what it did not."""
+               found: list[Task] | None = None, health: dict[str, dict] | None = None) -> None:
+        """Write answers, events, counters and poll health.  What an earlier write could
+        not store goes first.  If the store cannot write (disk full, read-only ...),
+        everything is kept in memory (merged by key) and tried again with the next
+        write: ``store_problem`` says why meanwhile.  An answer the store itself
+        refuses (one it cannot encode) is dropped with an event; the others go in."""
+        found = list(found or [])
+        health = dict(health or {})
+        if w.has_unsaved:
+            merged = dict(w.unsaved_updates)
+            merged.update((t.key, t) for t in updates)
+            updates = list(merged.values())
+            merged_found = dict(w.unsaved_found)
+            merged_found.update((t.key, t) for t in found)
+            found = list(merged_found.values())
+            events = list(w.unsaved_events) + list(events)
+            old_health = w.unsaved_health
+            for key, fields in health.items():
+                old_health[key] = {**old_health.get(key, {}), **fields}
+            health = old_health
+            counters = counters or w.unsaved_counters
+            w.unsaved_updates, w.unsaved_found, w.unsaved_health = {}, {}, {}
+            w.unsaved_events.clear()
+            w.unsaved_counters = None
         try:
-            self.store.apply(updates, events, counters, discovered=discovered)
-            return
+            if found:
+                self._apply(w, found, [], None, discovered=True)
+            if updates or events or counters or health:
+                self._apply(w, updates, events, counters, health=health)
         except Exception as exc:
-            if type(exc).__name__ == "StoreBusy" or not updates:
-                raise
+            if not self._store_trouble(exc):
+                self._write_each(w, updates, events, counters, found, health, exc)
+                return
+            if updates or found:
+                try:  # is it the store, or one answer in the batch?
+                    self._apply(w, [], [], {w.name: self._counters_blob(w)})
+                except Exception as again:
+                    if self._store_trouble(again):
+                        self._keep(w, updates, events, counters, found, health, again)
+                        return
+                self._write_each(w, updates, events, counters, found, health, exc)
+                return
+            self._keep(w, updates, events, counters, found, health, exc)
+            return
+        self._store_ok()
+
+    def _write_each(self, w: _Worker, updates: list[Task], events: list[Event], counters: dict | None,
+                    found: list[Task], health: dict, exc: BaseException) -> None:
+        """The store refused a batch over one answer: store what it takes, one task at a time."""
         dropped: list[Event] = []
-        for task in updates:
+        for discovered, batch in ((True, found), (False, updates)):
+            for task in batch:
+                try:
+                    self._apply(w, [task], [], None, discovered=discovered)
+                except Exception as one:
+                    dropped.append(Event(time=self.wall(), provider=w.name, task_id=clean(task.task_id, 200),
+                                         kind="bad_response", message=clean(
+                                             f"answer not stored: {type(one).__name__}", 200)))
+        try:
+            self._apply(w, [], list(events) + dropped, counters, health=health)
+        except Exception as last:
+            self._keep(w, [], list(events) + dropped, counters, [], health, last)
+            return
+        self._store_ok()
+
+    def _apply(self, w: _Worker, updates: list[Task], events: list[Event], counters: dict | None,
+               discovered: bool = False, health: dict | None = None) -> Any:
+        if health and self._takes_health():
+            return self.store.apply(updates, events, counters, discovered=discovered, health=health)
+        return self.store.apply(updates, events, counters, discovered=discovered)
+
+    def _takes_health(self) -> bool:
+        if self._health_kw is None:
             try:
-                self.store.apply([task], discovered=discovered)
-            except Exception as exc:
-                if type(exc).__name__ == "StoreBusy":
-                    raise
-                dropped.append(Event(time=self.wall(), provider=w.name, task_id=clean(task.task_id, 200),
-                                     kind="bad_response", message=clean(
-                                         f"answer not stored: {type(exc).__name__}", 200)))
-        self.store.apply([], list(events) + dropped, counters)
+                params = inspect.signature(self.store.apply).parameters
+                self._health_kw = "health" in params or any(
+                    p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+            except (TypeError, ValueError):
+                self._health_kw = False
+        return self._health_kw
+
+    @staticmethod
+    def _store_trouble(exc: BaseException) -> bool:
+        """The store cannot write (as opposed to refusing one answer)."""
+        names = {c.__name__ for c in type(exc).__mro__}
+        return bool(names & {"StoreError", "StoreWriteError", "StoreBusy"}) or isinstance(
+            exc, (sqlite3.Error, OSError))
+
+    def _keep(self, w: _Worker, updates: list[Task], events: list[Event], counters: dict | None,
+              found: list[Task], health: dict, exc: BaseException) -> None:
+        """The store cannot write: keep it all (merged by key) for the next write."""
+        for t in updates:
+            w.unsaved_updates[t.key] = t
+        for t in found:
+            w.unsaved_found[t.key] = t
+        w.unsaved_events.extend(events)
+        for key, fields in (health or {}).items():
+            w.unsaved_health[key] = {**w.unsaved_health.get(key, {}), **fields}
+        if counters:
+            w.unsaved_counters = counters
+        reason = clean(scrub(str(exc) or type(exc).__name__, w.provider.api_key), 200)
+        self.store_problem = clean(f"answers not written to the task database (kept in memory, retried): "
+                                   f"{reason}", 300)
+
+    def _store_ok(self) -> None:
+        if self.store_problem is not None and not any(x.has_unsaved for x in self.workers.values()):
+            self.store_problem = None
 
     def _counters_blob(self, w: _Worker) -> dict[str, Any]:
         c = w.counters
@@ -1053,6 +1584,7 @@ class Engine:
         blob["rpm"] = {str(m): n for m, n in c["rpm"].items()}
         blob["answers"] = dict(c["answers"])
         blob["state"] = w.state
+        blob["cause"] = w.cause
         blob["retry_at"] = self._retry_wall(w)
         blob["recent"] = [round(wall_now - age, 3) for age in w.budget.recent()]
         blob["balance"] = w.balance
@@ -1060,6 +1592,12 @@ class Engine:
         blob["durations"] = {f"{kind}\t{model}": [round(v, 1) for v in d.values()]
                              for (provider, kind, model), d in self._durations.items()
                              if provider == w.name and len(d)}
+        if w.daily:
+            blob["daily"] = {kind: d.to_dict() for kind, d in w.daily.items()}
+        now = self.clock()
+        blob["endpoints_off"] = {name: {"reason": reason, "until": round(wall_now + until - now, 3)}
+                                 for name, (until, reason) in w.off.items() if until > now}
+        blob["discovered"] = w.discovered
         return blob
 
     def _retry_wall(self, w: _Worker) -> float | None:
@@ -1104,6 +1642,7 @@ class Engine:
             balance=w.balance, balance_unit=w.balance_unit, budget=w.rate_text,
             budget_capacity=w.budget.capacity, budget_available=w.budget.available,
             rpm=rpm, paused=self.paused, answers=dict(c["answers"]), tasks=dict(counts),
+            cause=w.cause if w.state != OK else None,
         )
 
     def statuses(self) -> list[ProviderStatus]:
@@ -1120,6 +1659,7 @@ class Engine:
                 "budget_left": s.budget_available, "tasks": s.tasks,
                 "budget": s.budget, "balance_unit": s.balance_unit if s.balance is not None else None,
                 "last_error": s.last_error, "paused": s.paused, "answers": s.answers, "enabled": True,
+                "cause": s.cause,
             })
         # configured but switched off (enabled = false): listed, never polled
         saved = self._saved_counters()
@@ -1135,9 +1675,35 @@ class Engine:
                 "balance": blob.get("balance"), "budget_left": None, "tasks": dict(counts.get(name, {})),
                 "budget": str(_pc(cfg, "rate_limit", "")) or None, "balance_unit": blob.get("balance_unit"),
                 "last_error": blob.get("last_error"), "paused": self.paused, "answers": dict(blob.get("answers") or {}),
-                "enabled": False,
+                "enabled": False, "cause": None,
             })
         return out
+
+
+HEALTH_KEYS = ("last_error", "last_error_at", "failed_polls", "stalled", "poll_path")
+
+
+def _hhmm(wall: float) -> str:
+    """A wall time as local HH:MM (what a person reads beside a message)."""
+    try:
+        return time.strftime("%H:%M", time.localtime(wall))
+    except (OverflowError, OSError, ValueError):
+        return "?"
+
+
+def _span(seconds: float) -> str:
+    """42s, 3m, 1h 5m, 2d 3h: a duration for a message."""
+    s = int(max(0.0, seconds) + 0.5)
+    if s < 120:
+        return f"{s}s"
+    m = s // 60
+    if m < 120:
+        return f"{m}m"
+    h, m = divmod(m, 60)
+    if h < 48:
+        return f"{h}h {m}m" if m else f"{h}h"
+    d, h = divmod(h, 24)
+    return f"{d}d {h}h" if h else f"{d}d"
 
 
 def is_network_down(err: ProviderError) -> bool:
@@ -1164,4 +1730,4 @@ def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
 
 
 __all__ = ["Engine", "ProviderStatus", "Schedule", "next_interval", "backoff", "priority",
-           "PROVIDER_STATES"]
+           "PROVIDER_STATES", "DEGRADED"]
