@@ -143,7 +143,7 @@ def test_missing_file_is_empty_config_unless_required(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "nope.toml", must_exist=True)
     msg = str(info.value)
-    assert str(tmp_path / "nope.toml") in msg and "config.example.toml" in msg and "--config" in msg
+    assert str(tmp_path / "nope.toml") in msg and "tasktui config init" in msg and "--config" in msg
 
 
 def test_example_config_is_valid_and_documents_every_key(tmp_path):
@@ -226,7 +226,7 @@ def test_redacted_never_holds_keys(tmp_path):
     ('[ui]\nthem = "nord"\n', "ui.them", "did you mean 'theme'?"),
     ('[ui]\nbell = 1\n', "ui.bell", "boolean"),
     ('[ui]\nrefresh_hz = 0\n', "ui.refresh_hz", "greater than or equal"),
-    ('[ui]\nkeymap = { refresh = " " }\n', "ui.keymap", "'refresh' has no keys"),
+    ('[ui]\nkeymap = { refresh = " " }\n', "ui.keymap.refresh", "has no keys"),
     ('[ui.saved_filters]\n"my f" = 3\n', 'ui.saved_filters."my f"', "string"),
     ('ui = 3\n', "ui", "should be a table"),
     ('[engine]\nmax_backoff = -1\n', "engine.max_backoff", "greater than or equal"),
@@ -245,7 +245,163 @@ def test_toml_syntax_error_gives_line_and_column(tmp_path):
 
 def test_several_problems_are_counted_on_one_line(tmp_path):
     msg = error_of(tmp_path, '[providers.evolink]\napi_key = "x"\npoll_interval = "a"\nconcurrency = "b"\n')
-    assert msg.startswith("providers.evolink.poll_interval: ") and "(and 1 more problem)" in msg
+    assert msg.startswith("providers.evolink.poll_interval: ") and "(and 1 more problem;" in msg
+    assert "tasktui config check" in msg
+
+
+MANY = """\
+[providers.evolink]
+api_key = "${NOPE_NOT_SET}"
+rate_limit = "fast"
+poll_intervall = 3
+[providers.openai]
+api_key = "x"
+[providers.qolaba]
+api_key = "x"
+[providers.freepik]
+api_key = "x"
+base_url = "https://u:p@api.freepik.com"
+[ui]
+theme = "nordd"
+bell = "loud"
+keymap = { refersh = "r", quit = "ctrl+", sort = "ctl+s", help = "f1,escpae" }
+[engine]
+max_backoff = -1
+[extra]
+x = 1
+"""
+
+
+def test_all_problems_are_collected(tmp_path):
+    path = write(tmp_path, MANY)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    problems = info.value.problems
+    assert all(p.startswith(f"{path}: ") and "\n" not in p for p in problems), problems
+    keys = [p[len(str(path)) + 2:].split(": ", 1)[0] for p in problems]
+    assert keys == [
+        "providers.evolink.api_key",
+        "providers.evolink.rate_limit",
+        "providers.evolink.poll_intervall",  # a table's unknown keys after its known ones
+        "providers.openai",
+        "providers.qolaba.base_url",
+        "providers.freepik.base_url",
+        "ui.theme",
+        "ui.bell",
+        "ui.keymap.refersh",
+        "ui.keymap.quit",
+        "ui.keymap.sort",
+        "ui.keymap.help",
+        "engine.max_backoff",
+        "extra",
+    ], keys
+    assert str(info.value) == f"{problems[0]} (and {len(problems) - 1} more problems; `tasktui config check` lists all)"
+
+
+def test_check_prints_every_problem_one_per_line(tmp_path, capsys):
+    path = write(tmp_path, MANY)
+    assert cli.main(["config", "check", "--config", str(path)]) == 2
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert out == "" and len(lines) == 14, lines
+    assert all(line.startswith(f"{path}: ") for line in lines)
+    text = "\n".join(lines)
+    assert "environment variable NOPE_NOT_SET is not set" in text
+    assert "unknown theme 'nordd' (did you mean 'nord'?); themes: textual-dark, textual-light, nord" in text
+    assert "ui.keymap.refersh: unknown binding id 'refersh' (did you mean 'refresh'?)" in text
+    assert "ui.keymap.quit: 'ctrl+' is not a key" in text
+    assert "ui.keymap.sort: unknown modifier 'ctl' in 'ctl+s' (did you mean 'ctrl'?)" in text
+    assert "ui.keymap.help: unknown key 'escpae' (did you mean 'escape'?)" in text
+    assert "required for qolaba" in text and "credentials in base_url" in text
+
+
+@pytest.mark.parametrize("theme", ["textual-dark", "nord", "gruvbox", "ansi-dark", "catppuccin-latte"])
+def test_known_themes_are_fine(tmp_path, theme):
+    assert load_config(write(tmp_path, f'[ui]\ntheme = "{theme}"\n')).ui.theme == theme
+
+
+def test_theme_names_agree_with_textual():
+    from textual.theme import BUILTIN_THEMES
+
+    from tui.config import THEMES
+
+    assert set(THEMES) == set(BUILTIN_THEMES)
+
+
+def _binding_ids() -> set[str]:
+    """Every binding id the dashboard's app, screens and widgets declare."""
+    import importlib
+    import pkgutil
+
+    from textual.dom import DOMNode
+
+    import tui
+    import tui.screens
+    import tui.widgets
+
+    ids: set[str] = set()
+    names = ["tui.app"] + [f"{pkg.__name__}.{m.name}" for pkg in (tui.screens, tui.widgets)
+                           for m in pkgutil.iter_modules(pkg.__path__)]
+    for name in names:
+        module = importlib.import_module(name)
+        for obj in vars(module).values():
+            if isinstance(obj, type) and issubclass(obj, DOMNode) and obj.__module__ == name:
+                for binding in obj.BINDINGS:
+                    if getattr(binding, "id", None):
+                        ids.add(binding.id)
+    return ids
+
+
+def test_keymap_binding_ids_agree_with_the_app():
+    from tui.config import BINDING_IDS
+
+    assert set(BINDING_IDS) == _binding_ids(), "update tui.config.BINDING_IDS (and docs/config.md)"
+
+
+def test_keymap_keys_agree_with_textual():
+    from textual.keys import Keys
+
+    from tui.config import UIConfig
+
+    keys = sorted({k.value for k in Keys if not k.value.startswith("<") and k.value != "ctrl-at"})
+    for key in keys:
+        UIConfig(keymap={"refresh": key})  # every key Textual names is accepted
+
+
+@pytest.mark.parametrize("given,stored", [
+    ("r,f5", "r,f5"),
+    (" r , f5 ", "r,f5"),
+    ("?", "question_mark"),
+    ("ctrl+r, /", "ctrl+r,slash"),
+    ("R,ctrl+shift+up,alt+x", "R,ctrl+shift+up,alt+x"),
+    ("comma,full_stop,space,escape,pagedown", "comma,full_stop,space,escape,pagedown"),
+])
+def test_keymap_keys_are_normalised_as_textual_names_them(tmp_path, given, stored):
+    config = load_config(write(tmp_path, f'[ui.keymap]\nrefresh = "{given}"\n"saved.3" = "f3"\n'))
+    assert config.ui.keymap == {"refresh": stored, "saved.3": "f3"}
+
+
+def test_keymap_still_drives_the_app(tmp_path):
+    """A normalised punctuation key reaches the binding (Textual's keymap does not normalise it)."""
+    import asyncio
+
+    from tui.app import make_app
+    from tui.store import Store
+
+    config = load_config(write(tmp_path, '[ui.keymap]\nhelp = "!"\n'))
+
+    async def go():
+        store = Store(tmp_path / "t.db")
+        app = make_app(config, store, offline=True)
+        try:
+            async with app.run_test(size=(100, 30)) as pilot:
+                await pilot.press("exclamation_mark")
+                await pilot.pause()
+                return type(app.screen).__name__
+        finally:
+            store.close()
+
+    assert "Help" in asyncio.run(go())
 
 
 def test_bad_values_never_echo_a_secret(tmp_path, env):
@@ -338,7 +494,7 @@ def test_save_setting_keeps_everything_else_byte_for_byte(tmp_path):
     changed = [(b, a) for b, a in zip(before_lines, after_lines) if b != a]
     assert changed == [('theme = "nord"', 'theme = "gruvbox"')]
     assert after.endswith("\n")
-    assert oct(path.stat().st_mode & 0o777) == oct(0o640)  # mode kept
+    assert oct(path.stat().st_mode & 0o777) == oct(0o600)  # private, whatever it was
     assert load_config(path).ui.theme == "gruvbox"
 
 
@@ -417,7 +573,7 @@ def test_check_errors(tmp_path, capsys):
     assert err == f"{path}: providers.evolink.api_key: environment variable NOPE_NOT_SET is not set\n"
     assert cmd_check(SimpleNamespace(config=str(tmp_path / "missing.toml"))) == 2
     err = capsys.readouterr().err
-    assert str(tmp_path / "missing.toml") in err and "config.example.toml" in err
+    assert str(tmp_path / "missing.toml") in err and "tasktui config init" in err
 
 
 def test_check_missing_file_via_env(env, tmp_path, capsys):
@@ -445,8 +601,10 @@ def test_check_subprocess(tmp_path):
                 name="bad.toml")
     res = run_check("--config", str(bad))
     assert res.returncode == 2
-    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
-    assert f"{bad}: providers.evolink.api_key: environment variable NOPE_NOT_SET" in res.stderr
+    assert "Traceback" not in res.stderr and res.stderr.strip().splitlines() == [
+        f"{bad}: providers.evolink.api_key: environment variable NOPE_NOT_SET is not set",
+        f"{bad}: providers.evolink.rate_limit: should be \"N/s\", \"N/m\", \"N/h\" or \"N/d\" with N a whole number"
+        " >= 1 (e.g. \"100/h\")"]
 
     syntax = write(tmp_path, "[ui\n", name="syntax.toml")
     res = run_check(env={"TASKTUI_CONFIG": str(syntax)})
@@ -454,7 +612,7 @@ def test_check_subprocess(tmp_path):
     assert res.stderr.startswith(f"{syntax}: line 1, column ")
 
     res = run_check("--config", str(tmp_path / "missing.toml"))
-    assert res.returncode == 2 and "Traceback" not in res.stderr and "config.example.toml" in res.stderr
+    assert res.returncode == 2 and "Traceback" not in res.stderr and "tasktui config init" in res.stderr
 
 
 def test_empty_config_object():

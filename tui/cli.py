@@ -27,6 +27,7 @@ COMMANDS = {
     "quota": "tui.headless:cmd_quota",
     "export": "tui.headless:cmd_export",
     "config check": "tui.config:cmd_check",
+    "config init": "tui.config:cmd_init",
 }
 
 
@@ -94,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", parents=[common], help="config tools")
     csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     csub.add_parser("check", parents=[common], help="validate the config; on error name file, key and reason")
+    csub.add_parser("init", parents=[common],
+                    help="write the commented example config to the config path (never overwrites)")
     return parser
 
 

@@ -18,10 +18,11 @@ import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Iterable, Mapping, NamedTuple
+from typing import Annotated, Any, Iterable, Mapping, NamedTuple, TextIO
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -42,17 +43,43 @@ from .paths import APP_NAME, _config_source, config_path, db_path  # noqa: F401 
 
 
 class ConfigError(Exception):
-    """A bad or missing config.  ``str()`` is one line: ``file: key: reason``."""
+    """A bad or missing config.  ``str()`` is one line: ``file: key: reason``.
 
-    def __init__(self, file: str | os.PathLike | None, key: str | None, reason: str) -> None:
+    When the file has several problems, this error is the first and ``more``
+    holds the others: ``str()`` counts them on the same line, ``problems``
+    gives every one as its own line (``tasktui config check`` prints them all).
+    """
+
+    def __init__(self, file: str | os.PathLike | None, key: str | None, reason: str,
+                 more: Iterable[ConfigError] = ()) -> None:
         self.file = str(file) if file is not None else "<config>"
         self.key = key
         self.reason = reason
+        self.more = list(more)
         super().__init__(str(self))
 
-    def __str__(self) -> str:
+    def line(self) -> str:
+        """This problem alone, on one line."""
         line = f"{self.file}: {self.key}: {self.reason}" if self.key else f"{self.file}: {self.reason}"
         return _NEWLINES.sub(" ", line)  # one line, whatever the reason held
+
+    @property
+    def problems(self) -> list[str]:
+        """Every problem, one line each, this one first."""
+        return [self.line(), *(p.line() for p in self.more)]
+
+    def __str__(self) -> str:
+        if not self.more:
+            return self.line()
+        n = len(self.more)
+        return (f"{self.line()} (and {n} more problem{'s' if n > 1 else ''};"
+                " `tasktui config check` lists all)")
+
+
+def _raise_all(problems: list[ConfigError]) -> None:
+    if problems:
+        first = problems[0]
+        raise ConfigError(first.file, first.key, first.reason, more=problems[1:])
 
 
 _NEWLINES = re.compile(r"[\r\n\t\v\f]+")
@@ -126,6 +153,127 @@ PROVIDER_DEFAULTS: dict[str, tuple[str | None, str, float, str | None]] = {
 }
 
 
+# ---------------------------------------------------------------- other defaults
+# The one place these defaults live: the models below use them, and the engine
+# and the HTTP layer read them from the config they are given (or from here).
+
+DEFAULT_CONCURRENCY = 4
+DEFAULT_TIMEOUT = 20.0  # seconds for one HTTP request
+DEFAULT_MAX_BODY = 4 * 1024 * 1024  # bytes of a decoded answer body
+DEFAULT_DAILY_LIMITS = True  # honour a provider's per-kind requests/day (Freepik)
+DEFAULT_BALANCE_INTERVAL = 300.0
+DEFAULT_MAX_INTERVAL = 600.0
+DEFAULT_MAX_BACKOFF = 300.0
+DEFAULT_DISCOVER_INTERVAL = 60.0
+DEFAULT_MAX_RETRY_WAIT = 3600.0  # longest wait a provider's Retry-After can impose
+DEFAULT_DISCOVER_MAX_ROUND = 1000  # tasks one list round may add
+DEFAULT_DISCOVER_MAX_TOTAL = 10_000  # tasks discovery may add in all
+
+# ---------------------------------------------------------------- [ui] names
+
+# Textual's built-in themes (textual.theme.BUILTIN_THEMES), kept here so that
+# reading the config never imports Textual; tests/test_config.py checks them.
+THEMES: tuple[str, ...] = (
+    "textual-dark", "textual-light", "nord", "gruvbox", "catppuccin-mocha", "dracula", "tokyo-night",
+    "monokai", "flexoki", "catppuccin-latte", "catppuccin-frappe", "catppuccin-macchiato",
+    "solarized-light", "solarized-dark", "rose-pine", "rose-pine-moon", "rose-pine-dawn",
+    "atom-one-dark", "atom-one-light", "ansi-dark", "ansi-light",
+)
+
+# The ids of the dashboard's bindings ([ui.keymap] keys).  tests/test_config.py
+# checks this against every Binding(id=...) of the app, its screens and widgets.
+BINDING_IDS: tuple[str, ...] = (
+    "filter", "detail", "help", "quit", "add", "forget", "copy", "sort", "refresh", "pause", "errors",
+    "quota", "clear", *(f"saved.{n}" for n in range(1, 10)),
+    "list.down", "list.up", "list.page_down", "list.page_up", "list.first", "list.last",
+    "filter.clear", "add.submit", "add.cancel", "confirm.yes", "confirm.no",
+    "detail.back", "detail.copy", "errors.back", "errors.filter", "help.close",
+)
+
+MODIFIERS = ("ctrl", "shift", "alt", "meta", "super", "hyper")
+# Key names Textual uses for keys that are not one printable character
+# (textual.keys.Keys without modifiers, and its replacements of Unicode names).
+NAMED_KEYS = frozenset({
+    "escape", "enter", "return", "tab", "space", "backspace", "left", "right", "up", "down",
+    "home", "end", "insert", "delete", "pageup", "pagedown", "newline",
+    *(f"f{n}" for n in range(1, 25)),
+    "slash", "backslash", "at", "minus", "plus", "underscore",
+})
+_REPLACEMENTS = {"solidus": "slash", "reverse_solidus": "backslash", "commercial_at": "at",
+                 "hyphen_minus": "minus", "plus_sign": "plus", "low_line": "underscore"}
+_HYPHENATED = {"hyphen_minus": "-", "less_than_sign": "<", "greater_than_sign": ">"}
+
+
+def _character_to_key(char: str) -> str:
+    """A character's key name as Textual gives it (``"?"`` -> ``"question_mark"``)."""
+    import unicodedata
+
+    if char.isalnum():
+        return char
+    try:
+        name = unicodedata.name(char).lower().replace("-", "_").replace(" ", "_")
+    except ValueError:
+        name = {"\t": "tab"}.get(char, char)
+    return _REPLACEMENTS.get(name, name)
+
+
+def normalize_key(key: str) -> str:
+    """``"ctrl+?"`` -> ``"ctrl+question_mark"``: one key as Textual names it, or ``ValueError``."""
+    import unicodedata
+
+    if key == "+":
+        return "plus"
+    parts = key.split("+")
+    if any(not p.strip() for p in parts):
+        raise ValueError(f"'{key}' is not a key (write e.g. \"ctrl+f\")")
+    *mods, base = (p.strip() for p in parts)
+    for mod in mods:
+        if mod.lower() not in MODIFIERS:
+            raise ValueError(f"unknown modifier '{mod}' in '{key}'{_did_you_mean(mod.lower(), MODIFIERS)};"
+                             f" modifiers: {', '.join(MODIFIERS)}")
+    mods = [m.lower() for m in mods]
+    if len(base) == 1:
+        if not base.isprintable():
+            raise ValueError(f"'{key}' holds a control character (name the key, e.g. \"tab\")")
+        name = _character_to_key(base)
+    elif base.lower() in NAMED_KEYS:
+        name = base.lower()
+    else:
+        low = base.lower()
+        char = _HYPHENATED.get(low)
+        if char is None:
+            try:
+                char = unicodedata.lookup(low.replace("_", " "))
+            except KeyError:
+                char = None
+        if char is None or len(char) != 1 or not char.isprintable() or char.isspace() and char != " ":
+            raise ValueError(f"unknown key '{base}'{_did_you_mean(low, NAMED_KEYS)}"
+                             " (a character, a name such as escape, f5, pageup, question_mark,"
+                             " with modifiers such as ctrl+)")
+        name = _character_to_key(char)
+    return "+".join([*mods, name])
+
+
+def _binding_id(value: str) -> str:
+    if value not in BINDING_IDS:
+        raise ValueError(f"unknown binding id '{value}'{_did_you_mean(value, BINDING_IDS)};"
+                         " the ids are listed in docs/config.md (and by `?` in the dashboard)")
+    return value
+
+
+def _key_list(value: str) -> str:
+    keys = [k.strip() for k in value.split(",")] if value.strip() else []
+    if not keys:
+        raise ValueError('has no keys (give e.g. "ctrl+f,f3")')
+    if any(not k for k in keys):
+        raise ValueError(f"'{value}' has an empty key between commas")
+    return ",".join(dict.fromkeys(normalize_key(k) for k in keys))
+
+
+BindingId = Annotated[str, AfterValidator(_binding_id)]
+KeyList = Annotated[str, AfterValidator(_key_list)]
+
+
 # ---------------------------------------------------------------- models
 
 # hide_input_in_errors: a ValidationError from direct construction never shows a key either.
@@ -143,12 +291,14 @@ class ProviderConfig(BaseModel):
     base_url: str
     poll_interval: float = Field(ge=0.1, le=86400)
     rate_limit: RateLimitField
-    concurrency: int = Field(default=4, ge=1, le=64)
-    timeout: float = Field(default=20.0, gt=0, le=600)
+    concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1, le=64)
+    timeout: float = Field(default=DEFAULT_TIMEOUT, gt=0, le=600)
     enabled: bool = True
     discover: bool = False
     kinds: list[str] = Field(default_factory=list)
-    balance_interval: float = Field(default=300.0, ge=0, le=86400)
+    balance_interval: float = Field(default=DEFAULT_BALANCE_INTERVAL, ge=0, le=86400)
+    daily_limits: bool = DEFAULT_DAILY_LIMITS
+    max_body: int = Field(default=DEFAULT_MAX_BODY, ge=1024, le=1 << 30)
 
     @model_validator(mode="before")
     @classmethod
@@ -189,6 +339,8 @@ class ProviderConfig(BaseModel):
             parts.port  # noqa: B018 - raises on a bad port
         except ValueError:
             host, parts = None, None
+        if parts is not None and "@" in parts.netloc:
+            raise ValueError("credentials in base_url are not allowed; use api_key")
         if parts is None or parts.scheme not in ("http", "https") or not host:
             raise ValueError('should be an http:// or https:// URL such as "https://api.evolink.ai"')
         if parts.query or parts.fragment or any(ch.isspace() for ch in value):
@@ -227,14 +379,15 @@ class UIConfig(BaseModel):
     notify: bool = True
     refresh_hz: float = Field(default=4.0, ge=0.5, le=60)
     saved_filters: dict[str, str] = Field(default_factory=dict)
-    keymap: dict[str, str] = Field(default_factory=dict)
+    # binding id -> keys, stored as Textual names them ("?" -> "question_mark")
+    keymap: dict[BindingId, KeyList] = Field(default_factory=dict)
 
-    @field_validator("keymap")
+    @field_validator("theme")
     @classmethod
-    def _keys(cls, value: dict[str, str]) -> dict[str, str]:
-        for binding, keys in value.items():
-            if not keys.strip():
-                raise ValueError(f"'{binding}' has no keys (give e.g. \"ctrl+f,f3\")")
+    def _theme(cls, value: str) -> str:
+        if value not in THEMES:
+            raise ValueError(f"unknown theme '{value}'{_did_you_mean(value, THEMES)};"
+                             f" themes: {', '.join(THEMES)}")
         return value
 
 
@@ -244,9 +397,12 @@ class EngineConfig(BaseModel):
     model_config = _STRICT
 
     adaptive: bool = True
-    max_interval: float = Field(default=600.0, ge=1, le=86400)
-    max_backoff: float = Field(default=300.0, ge=1, le=86400)
-    discover_interval: float = Field(default=60.0, ge=1, le=86400)
+    max_interval: float = Field(default=DEFAULT_MAX_INTERVAL, ge=1, le=86400)
+    max_backoff: float = Field(default=DEFAULT_MAX_BACKOFF, ge=1, le=86400)
+    discover_interval: float = Field(default=DEFAULT_DISCOVER_INTERVAL, ge=1, le=86400)
+    max_retry_wait: float = Field(default=DEFAULT_MAX_RETRY_WAIT, gt=0, le=86400)
+    discover_max_round: int = Field(default=DEFAULT_DISCOVER_MAX_ROUND, ge=1, le=1_000_000)
+    discover_max_total: int = Field(default=DEFAULT_DISCOVER_MAX_TOTAL, ge=1, le=10_000_000)
 
 
 @dataclass
@@ -258,6 +414,10 @@ class Config:
     engine: EngineConfig = field(default_factory=EngineConfig)
     path: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    # providers whose api_key is (partly) written in the file, not only ${VAR}s
+    literal_keys: list[str] = field(default_factory=list)
+    # the warnings every command prints once (see print_warnings); also in ``warnings``
+    secrecy_warnings: list[str] = field(default_factory=list)
 
     def enabled(self) -> dict[str, ProviderConfig]:
         """The providers to poll (``enabled = true``), in file order."""
@@ -283,8 +443,13 @@ _REF = re.compile(r"\$\$|\$\{([^}]*)\}|\$\{")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def expand_env(value: Any, file: str, parts: list[str | int], environ: Mapping[str, str]) -> Any:
-    """Replace ``${VAR}`` in every string of ``value`` (``$$`` is a literal ``$``)."""
+def expand_env(value: Any, file: str, parts: list[str | int], environ: Mapping[str, str],
+               problems: list[ConfigError] | None = None) -> Any:
+    """Replace ``${VAR}`` in every string of ``value`` (``$$`` is a literal ``$``).
+
+    A bad reference raises ``ConfigError``; with ``problems`` given it is added
+    there instead and the string is kept as written.
+    """
     if isinstance(value, str):
         def sub(m: re.Match) -> str:
             if m.group(0) == "$$":
@@ -297,12 +462,139 @@ def expand_env(value: Any, file: str, parts: list[str | int], environ: Mapping[s
                 raise ConfigError(file, dotted(parts), f"environment variable {name} is not set")
             return environ[name]
 
-        return _REF.sub(sub, value)
+        try:
+            return _REF.sub(sub, value)
+        except ConfigError as exc:
+            if problems is None:
+                raise
+            problems.append(exc)
+            return value
     if isinstance(value, dict):
-        return {k: expand_env(v, file, [*parts, k], environ) for k, v in value.items()}
+        return {k: expand_env(v, file, [*parts, k], environ, problems) for k, v in value.items()}
     if isinstance(value, list):
-        return [expand_env(v, file, [*parts, i], environ) for i, v in enumerate(value)]
+        return [expand_env(v, file, [*parts, i], environ, problems) for i, v in enumerate(value)]
     return value
+
+
+def _references(value: str) -> list[str]:
+    """The variable names ``${...}`` in ``value``."""
+    return [m.group(1) for m in _REF.finditer(value) if m.group(1)]
+
+
+def _literal_text(value: str) -> bool:
+    """True when ``value`` holds text of its own besides ``${VAR}`` references
+    (``"sk-${EMPTY}abc"`` and ``"$${VAR}"`` do: the file holds the key)."""
+    rest = _REF.sub(lambda m: "$" if m.group(0) == "$$" else "", value)
+    return bool(rest.strip())
+
+
+# ---------------------------------------------------------------- reading the file
+
+MAX_BYTES = 1 << 20  # a config is a few kB; anything this large is not one
+MAX_DEPTH = 32  # tables, arrays and dotted-key parts nested in one another
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def _not_regular(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _KINDS if test(mode)), "not a file")
+    return f"not a regular file ({kind}): refusing to read it"
+
+
+def read_config_text(file: Path) -> str | None:
+    """The file's text, or None when there is no file.
+
+    Only a regular file is read: its type is checked with ``stat`` before it is
+    opened, and it is opened non-blocking (a FIFO put in its place between the
+    two cannot hang us) and checked again.  A UTF-8 BOM is dropped.
+    """
+    try:
+        st = os.stat(file)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise ConfigError(file, None, f"cannot read: {exc.strerror or type(exc).__name__}") from None
+    if (why := _not_regular(st.st_mode)) is not None:
+        raise ConfigError(file, None, why)
+    too_large = ConfigError(file, None, f"too large for a config (over {MAX_BYTES // 1024} KiB)")
+    if st.st_size > MAX_BYTES:
+        raise too_large
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(file, flags)
+    except OSError as exc:
+        raise ConfigError(file, None, f"cannot read: {exc.strerror or type(exc).__name__}") from None
+    try:
+        if (why := _not_regular(os.fstat(fd).st_mode)) is not None:
+            raise ConfigError(file, None, why)
+        chunks, size = [], 0
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_BYTES:
+                raise too_large
+    except OSError as exc:
+        raise ConfigError(file, None, f"cannot read: {exc.strerror or type(exc).__name__}") from None
+    finally:
+        os.close(fd)
+    try:
+        return b"".join(chunks).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigError(file, None, "not UTF-8 text") from None
+
+
+# Strings and comments (skipped), and the characters that nest or end a key.
+_TOKENS = re.compile(r'"""(?:[^"\\]|\\.|"(?!""))*"{0,2}"""'
+                     r"|'''.*?'{0,2}'''"
+                     r'|"(?:[^"\\\n]|\\.)*"'
+                     r"|'[^'\n]*'"
+                     r"|#[^\n]*"
+                     r"|[\[\]{}=,.\n]", re.S)
+
+
+def _check_nesting(text: str, file: str) -> None:
+    """Refuse deep nesting before ``tomllib`` sees it: nested arrays and inline
+    tables recurse (RecursionError), and a dotted key of n parts costs memory in
+    n squared (``a.a.a...`` of 100,000 parts takes gigabytes)."""
+    depth = dots = 0
+    line = 1
+    for m in _TOKENS.finditer(text):
+        tok = m.group()
+        first = tok[0]
+        if first == "\n":
+            line += 1
+            dots = 0
+        elif first in "\"'":
+            line += tok.count("\n")
+        elif first in "[{":
+            depth += 1
+            dots = 0
+        elif first in "]}":
+            depth = max(0, depth - 1)
+            dots = 0
+        elif first in "=,":
+            dots = 0
+        elif first == ".":
+            dots += 1
+        if depth > MAX_DEPTH or dots >= MAX_DEPTH:
+            raise ConfigError(file, f"line {line}", f"nested more than {MAX_DEPTH} levels deep")
+
+
+def _deepest(data: Any) -> list[str | int] | None:
+    """The path to a value nested deeper than MAX_DEPTH (walked without recursion), or None."""
+    stack: list[tuple[Any, list[str | int]]] = [(data, [])]
+    while stack:
+        value, path = stack.pop()
+        if len(path) > MAX_DEPTH:
+            return path
+        if isinstance(value, dict):
+            stack.extend((v, [*path, k]) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, [*path, i]) for i, v in enumerate(value))
+    return None
 
 
 # ---------------------------------------------------------------- loading
@@ -313,23 +605,21 @@ def load_config(path: str | os.PathLike | None = None, *, must_exist: bool = Fal
     """Read, expand and validate the config file.
 
     A missing file gives an empty ``Config`` (no providers), or a
-    ``ConfigError`` saying where we looked when ``must_exist``.
+    ``ConfigError`` saying where we looked when ``must_exist``.  Every problem
+    is found before one is raised (``ConfigError.problems``).
     """
     file, source = _config_source(path)
-    if not file.exists():
+    text = read_config_text(file)
+    if text is None:
         if must_exist:
-            raise ConfigError(file, None, f"no config file here (path from {source}); copy"
-                              " config.example.toml from the tasktui sources here and edit it"
+            raise ConfigError(file, None, f"no config file here (path from {source});"
+                              " run `tasktui config init` to write a commented example"
                               " (keys: docs/config.md)")
         return Config()
-    try:
-        text = file.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(file, None, "not UTF-8 text") from None
-    except OSError as exc:
-        raise ConfigError(file, None, f"cannot read: {exc.strerror or type(exc).__name__}") from None
     config = parse_config(text, file, environ=environ)
-    config.warnings.extend(_permission_warnings(file, text, config))
+    extra = permission_warnings(file, config)
+    config.warnings.extend(extra)
+    config.secrecy_warnings.extend(extra)
     return config
 
 
@@ -338,38 +628,98 @@ def parse_config(text: str, file: str | os.PathLike = "<config>", *,
     """Validate config ``text`` (the file's contents); ``file`` names it in errors."""
     name = str(file)
     environ = os.environ if environ is None else environ
+    text = text.removeprefix("\ufeff")
+    _check_nesting(text, name)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _syntax_error(name, exc) from None
-    for key in data:
-        if key not in SECTIONS:
-            raise ConfigError(name, dotted([key]), f"unknown key '{key}'{_did_you_mean(key, SECTIONS)}")
+    except RecursionError:
+        raise ConfigError(name, None, f"nested more than {MAX_DEPTH} levels deep") from None
+    deep = _deepest(data)
+    if deep is not None:
+        raise ConfigError(name, dotted(deep[:4]) + "...", f"nested more than {MAX_DEPTH} levels deep")
+    problems: list[ConfigError] = []
     config = Config(path=Path(file))
-    providers = data.get("providers", {})
+    for key, value in data.items():
+        if key == "providers":
+            _parse_providers(value, name, environ, config, problems)
+        elif key in SECTIONS:
+            result = _check_section(SECTIONS[key], value, name, [key], environ, problems)
+            if result is not None:
+                setattr(config, key, result)
+        else:
+            problems.append(ConfigError(name, dotted([key]),
+                                        f"unknown key '{key}'{_did_you_mean(key, SECTIONS)}"))
+    _raise_all(problems)
+    config.secrecy_warnings.extend(_secrecy_warnings(name, config))
+    config.warnings.extend([*config.secrecy_warnings, *_content_warnings(name, config)])
+    return config
+
+
+def _parse_providers(providers: Any, name: str, environ: Mapping[str, str], config: Config,
+                     problems: list[ConfigError]) -> None:
     if not isinstance(providers, dict):
-        raise ConfigError(name, "providers", "should be tables like [providers.evolink]")
+        problems.append(ConfigError(name, "providers", "should be tables like [providers.evolink]"))
+        return
     for pname, table in providers.items():
         parts: list[str | int] = ["providers", pname]
         if pname not in PROVIDERS:
-            raise ConfigError(name, dotted(parts), f"unknown provider '{pname}'"
-                              f"{_did_you_mean(pname, PROVIDERS)}; known: {', '.join(PROVIDERS)}")
+            problems.append(ConfigError(name, dotted(parts), f"unknown provider '{pname}'"
+                                        f"{_did_you_mean(pname, PROVIDERS)}; known: {', '.join(PROVIDERS)}"))
+            continue
         if not isinstance(table, dict):
-            raise ConfigError(name, dotted(parts), f"should be a table: [providers.{pname}]")
+            problems.append(ConfigError(name, dotted(parts), f"should be a table: [providers.{pname}]"))
+            continue
         if "name" in table:
-            raise ConfigError(name, dotted([*parts, "name"]), "unknown key 'name'"
-                              " (the table's name is the provider)")
-        if "base_url" not in table and PROVIDER_DEFAULTS[pname][0] is None:
-            raise ConfigError(name, dotted([*parts, "base_url"]),
-                              f"required for {pname}: the provider documents no server URL")
-        table = expand_env(table, name, parts, environ)
-        config.providers[pname] = _validate(ProviderConfig, {**table, "name": pname}, name, parts)
-    for section in ("ui", "engine"):
-        if section in data:
-            value = expand_env(data[section], name, [section], environ)
-            setattr(config, section, _validate(SECTIONS[section], value, name, [section]))
-    config.warnings.extend(_content_warnings(name, config))
-    return config
+            problems.append(ConfigError(name, dotted([*parts, "name"]), "unknown key 'name'"
+                                        " (the table's name is the provider)"))
+            table = {k: v for k, v in table.items() if k != "name"}
+        raw_key = table.get("api_key")
+        found: list[ConfigError] = []
+        result = _check_section(ProviderConfig, {**table, "name": pname}, name, parts, environ, found)
+        for problem in found:
+            if problem.key == dotted([*parts, "base_url"]) and problem.reason == "required key is missing":
+                problem.reason = f"required for {pname}: the provider documents no server URL"
+            elif (problem.key == dotted([*parts, "api_key"]) and problem.reason == "is empty"
+                  and isinstance(raw_key, str) and _references(raw_key)):
+                refs = ", ".join(f"${{{r}}}" for r in dict.fromkeys(_references(raw_key)))
+                problem.reason = f"is empty (from {refs}, empty in the environment)"
+        problems.extend(found)
+        if result is not None:
+            config.providers[pname] = result
+            if isinstance(raw_key, str) and _literal_text(raw_key):
+                config.literal_keys.append(pname)
+
+
+def _check_section(model: type[BaseModel], raw: Any, file: str, prefix: list[str | int],
+                   environ: Mapping[str, str], problems: list[ConfigError]) -> Any:
+    """Expand and validate one table; its problems go to ``problems`` (None returned then)."""
+    if not isinstance(raw, dict):
+        problems.append(ConfigError(file, dotted(prefix), f"should be a table: [{dotted(prefix)}]"))
+        return None
+    env_problems: list[ConfigError] = []
+    value = expand_env(raw, file, prefix, environ, env_problems)
+    found = _check(model, value, file, prefix)
+    # a value left unexpanded is already reported: drop what validation said of it
+    bad = {p.key for p in env_problems}
+    found = [p for p in found if not any(p.key == b or (p.key or "").startswith((f"{b}.", f"{b}["))
+                                         for b in bad)]
+    problems.extend(sorted([*env_problems, *found], key=lambda p: _order(model, prefix, p)))
+    if env_problems or found:
+        return None
+    return model.model_validate(value)
+
+
+def _order(model: type[BaseModel], prefix: list[str | int], problem: ConfigError) -> int:
+    """Problems of one table in the order of the model's fields (unknown keys last)."""
+    head = dotted(prefix)
+    rest = (problem.key or "")[len(head) + 1:]
+    fields = list(model.model_fields)
+    for i, fname in enumerate(fields):
+        if rest == fname or rest.startswith((f"{fname}.", f"{fname}[")):
+            return i
+    return len(fields)
 
 
 _AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
@@ -383,19 +733,25 @@ def _syntax_error(file: str, exc: tomllib.TOMLDecodeError) -> ConfigError:
     return ConfigError(file, where, f"TOML syntax error: {reason[:1].lower()}{reason[1:]}")
 
 
+def _check(model: type[BaseModel], data: Any, file: str, prefix: list[str | int]) -> list[ConfigError]:
+    """Every validation problem of ``data`` as a ``model``, one ConfigError each."""
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        out = []
+        for error in exc.errors(include_input=False, include_url=False):
+            loc = [part for part in error["loc"] if part != "[key]"]
+            out.append(ConfigError(file, dotted([*prefix, *loc]), _reason(error, model)))
+        return out
+    return []
+
+
 def _validate(model: type[BaseModel], data: Any, file: str, prefix: list[str | int]) -> Any:
+    """``data`` as a ``model``, or a ConfigError listing every problem."""
     if not isinstance(data, dict):
         raise ConfigError(file, dotted(prefix), f"should be a table: [{dotted(prefix)}]")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        errors = exc.errors(include_input=False, include_url=False)
-        first = errors[0]
-        loc = [*prefix, *first["loc"]]
-        reason = _reason(first, model)
-        if len(errors) > 1:
-            reason += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-        raise ConfigError(file, dotted(loc), reason) from None
+    _raise_all(_check(model, data, file, prefix))
+    return model.model_validate(data)
 
 
 def _reason(error: dict, model: type[BaseModel]) -> str:
@@ -417,14 +773,19 @@ def _reason(error: dict, model: type[BaseModel]) -> str:
 # ---------------------------------------------------------------- warnings
 
 
-def _content_warnings(file: str, config: Config) -> list[str]:
-    from .filter import problems
-
+def _secrecy_warnings(file: str, config: Config) -> list[str]:
     out = []
     for name, p in config.providers.items():
         host = urlsplit(p.base_url).hostname or ""
         if p.base_url.startswith("http://") and host not in ("localhost", "127.0.0.1", "::1"):
             out.append(f"{file}: providers.{name}.base_url: plain http sends the API key unencrypted")
+    return out
+
+
+def _content_warnings(file: str, config: Config) -> list[str]:
+    from .filter import problems
+
+    out = []
     for fname, query in config.ui.saved_filters.items():
         for problem in problems(query):
             out.append(f"{file}: {dotted(['ui', 'saved_filters', fname])}: {problem}")
@@ -433,22 +794,37 @@ def _content_warnings(file: str, config: Config) -> list[str]:
     return out
 
 
-def _permission_warnings(file: Path, text: str, config: Config) -> list[str]:
-    """Warn when the file holds a literal key (not ${VAR}) and group/others can read it."""
-    if os.name != "posix":
+def permission_warnings(path: str | os.PathLike, config: Config) -> list[str]:
+    """One warning per provider whose key is written in the file (wholly or in
+    part: ``"sk-${EMPTY}abc"`` counts) when group or others can read the file."""
+    if os.name != "posix" or not config.literal_keys:
         return []
     try:
-        mode = stat.S_IMODE(file.stat().st_mode)
+        mode = stat.S_IMODE(os.stat(path).st_mode)
     except OSError:
         return []
     if not mode & 0o044:
         return []
-    raw = tomllib.loads(text).get("providers", {})
-    literal = [n for n in config.providers
-               if isinstance(raw.get(n, {}).get("api_key"), str) and "${" not in raw[n]["api_key"]]
-    return [f"{file}: providers.{n}.api_key is written in a file that other users can read"
-            f" (mode {mode:04o}); run `chmod 600 {file}` or use api_key = \"${{VAR}}\""
-            for n in literal]
+    return [f"{path}: providers.{n}.api_key: the key is written in a file that other users can read"
+            f" (mode {mode:04o}); run `chmod 600 {path}` or use api_key = \"${{VAR}}\""
+            for n in config.literal_keys]
+
+
+_printed: set[str] = set()
+
+
+def print_warnings(config: Config, stream: TextIO | None = None, *, every: bool = False) -> None:
+    """Print the config's secrecy warnings on stderr, each once per process.
+
+    Every command calls this after loading the config; ``every=True`` prints
+    all warnings (``config check``).
+    """
+    stream = stream or sys.stderr
+    for warning in (config.warnings if every else config.secrecy_warnings):
+        if warning in _printed and not every:
+            continue
+        _printed.add(warning)
+        print(f"warning: {warning}", file=stream, flush=True)
 
 
 # ---------------------------------------------------------------- saving
@@ -460,22 +836,26 @@ def save_setting(path: str | os.PathLike | None, key: str | Iterable[str], value
     ``key`` is dotted (``"ui.theme"``) or a sequence of parts (for names with dots,
     ``("ui", "saved_filters", "my.filter")``).  Tables are created as needed.
     ``[ui]`` and ``[engine]`` values are validated before anything is written.
-    Returns the file written.
+    A symlinked config is followed (the link stays, its target is rewritten);
+    the file written is private (0600, or its own mode if stricter).
+    Returns the config path (the link, when it is one).
     """
     import tomlkit
     from tomlkit.exceptions import TOMLKitError
 
     file = config_path(path)
+    target = Path(os.path.realpath(file))
     parts = key.split(".") if isinstance(key, str) else list(key)
     if not parts or not all(parts):
         raise ConfigError(file, str(key), "empty key")
+    text = read_config_text(target) or ""
     try:
-        text = file.read_text(encoding="utf-8") if file.exists() else ""
+        _check_nesting(text, str(file))
         doc = tomlkit.parse(text)
     except TOMLKitError as exc:
         raise ConfigError(file, None, f"TOML syntax error: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(file, None, f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    except RecursionError:
+        raise ConfigError(file, None, f"nested more than {MAX_DEPTH} levels deep") from None
     container: Any = doc
     for i, part in enumerate(parts[:-1]):
         if part not in container:
@@ -491,47 +871,97 @@ def save_setting(path: str | os.PathLike | None, key: str | Iterable[str], value
         container[parts[-1]] = value
     section = parts[0]
     if SECTIONS.get(section) is not None and section in doc:
-        _validate(SECTIONS[section], doc[section].unwrap(), str(file), [section])
+        problems: list[ConfigError] = []
+        _check_section(SECTIONS[section], doc[section].unwrap(), str(file), [section], os.environ, problems)
+        # a ${VAR} unset here is not this change's business
+        _raise_all([p for p in problems if "environment variable" not in p.reason])
     try:
-        _write_atomic(file, tomlkit.dumps(doc))
+        _write_atomic(target, tomlkit.dumps(doc))
     except OSError as exc:
         raise ConfigError(file, None, f"cannot write: {exc.strerror or type(exc).__name__}") from None
     return file
 
 
 def _write_atomic(file: Path, text: str) -> None:
-    file.parent.mkdir(parents=True, exist_ok=True)
+    """Replace ``file`` with ``text`` through a temporary file in its folder.
+
+    The result is 0600, or the file's own mode where that is stricter; a new
+    folder is 0700.
+    """
+    import tempfile
+
+    file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
-        mode = stat.S_IMODE(file.stat().st_mode)
+        mode = stat.S_IMODE(os.stat(file).st_mode) & 0o600
     except OSError:
         mode = 0o600
-    tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
+            if hasattr(os, "fchmod"):
+                os.fchmod(fh.fileno(), mode)
         os.replace(tmp, file)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        Path(tmp).unlink(missing_ok=True)
         raise
 
 
-# ---------------------------------------------------------------- `tasktui config check`
+# ---------------------------------------------------------------- `tasktui config check` / `init`
 
 
 def cmd_check(args) -> int:
-    """Validate the config: ``OK: ...`` and warnings, exit 0; or one error line, exit 2."""
+    """Validate the config: ``OK: ...`` and warnings, exit 0; or every problem, one a line, exit 2."""
     try:
         config = load_config(getattr(args, "config", None), must_exist=True)
     except ConfigError as exc:
-        print(exc, file=sys.stderr)
+        for line in exc.problems:
+            print(line, file=sys.stderr)
         return 2
     names = [n if p.enabled else f"{n} [disabled]" for n, p in config.providers.items()]
     count = len(names)
     print(f"OK: {config.path}: {count} provider{'' if count == 1 else 's'} ({', '.join(names)})")
-    for warning in config.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+    print_warnings(config, every=True)
+    return 0
+
+
+def example_text() -> str:
+    """The commented example config shipped in the package (same as config.example.toml)."""
+    from importlib.resources import files
+
+    return files("tui").joinpath("config.example.toml").read_text(encoding="utf-8")
+
+
+def cmd_init(args) -> int:
+    """Write the commented example to the config path (0600); never overwrite anything."""
+    file, source = _config_source(getattr(args, "config", None))
+    exists = f"{file}: already exists (path from {source}); not overwritten (check it: `tasktui config check`)"
+    if os.path.lexists(file):
+        print(exists, file=sys.stderr)
+        return 2
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+    except FileExistsError:
+        if os.path.lexists(file):
+            print(exists, file=sys.stderr)
+            return 2
+        print(f"{file}: cannot write: {file.parent} is not a folder", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"{file}: cannot write: {exc.strerror or type(exc).__name__}", file=sys.stderr)
+        return 2
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(example_text())
+            if hasattr(os, "fchmod"):
+                os.fchmod(fh.fileno(), 0o600)
+    except OSError as exc:
+        file.unlink(missing_ok=True)
+        print(f"{file}: cannot write: {exc.strerror or type(exc).__name__}", file=sys.stderr)
+        return 2
+    print(f"wrote {file} (path from {source}): delete the providers you do not use, export the"
+          " API keys it names (e.g. EVOLINK_API_KEY), then run `tasktui config check`")
     return 0
