@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -268,3 +269,137 @@ def test_an_existing_database_keeps_its_mode(tmp_path: Path) -> None:
     with Store(db) as store:
         store.add("evolink", ["b"])
         assert db.stat().st_mode & 0o777 == 0o640
+
+
+# ---------------------------------------------------------------- deleted or replaced file
+
+
+def integrity(db: Path) -> str:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_check_file_is_none_while_the_file_stays(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    with Store(db) as store:
+        store.add("evolink", ["a"])
+        assert store.check_file() is None
+        with Store(db) as other:  # other processes writing is not a replacement
+            other.add("evolink", ["b"])
+        assert store.check_file() is None and store.sync() == {"evolink:b"}
+    assert Store(tmp_path / "none.db", readonly=True).check_file() is None
+
+
+def test_deleted_file_stops_writes_until_a_new_one_appears(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    store = Store(db)
+    try:
+        store.add("evolink", ["a", "b"])
+        store.apply([Task("evolink", "a", state="running", progress=30.0)])
+        os.unlink(db)
+        reason = f"database file was deleted: {db}"
+        assert store.check_file() == reason
+        before = snapshot(store)
+        seen = feed(store)
+        with pytest.raises(StoreWriteError) as info:
+            store.sync()
+        assert str(info.value) == reason
+        # the old file's -wal left at the path is empty: a database made there starts clean
+        assert Path(f"{db}-wal").stat().st_size == 0
+        for write in every_write(store):
+            with pytest.raises(StoreWriteError) as info:
+                write()
+            assert str(info.value) == reason
+        assert snapshot(store) == before and seen == []
+        assert store.get("evolink:a").progress == 30.0  # reads still answer from memory
+        # `tasktui add` in another process makes a new database at the path
+        with Store(db) as cli:
+            cli.add("comfy", ["x"])
+        keys = store.sync()
+        assert keys == {"evolink:a", "evolink:b", "comfy:x"} and seen[-1].keys == keys
+        assert "deleted" in store.file_notice and "wrote 2 task(s)" in store.file_notice
+        assert store.get("evolink:a").progress == 30.0 and "comfy:x" in store
+        assert store.check_file() is None
+        store.apply([Task("evolink", "b", state="succeeded", results=["https://r/b"])])
+    finally:
+        store.close()
+    with Store(db) as fresh:
+        assert sorted(fresh.keys()) == ["comfy:x", "evolink:a", "evolink:b"]
+        assert fresh.get("evolink:b").state == "succeeded" and fresh.get("evolink:a").state == "running"
+        assert any("known only to this process" in e.message for e in fresh.events())
+    assert integrity(db) == "ok"
+
+
+def test_replaced_file_is_reopened_and_memory_only_tasks_written_to_it(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    other = tmp_path / "other.db"
+    store = Store(db)
+    try:
+        store.add("evolink", ["a", "b", "c"])
+        store.apply([Task("evolink", "a", state="running"), Task("evolink", "c", state="queued",
+                                                                  details={"storage path": "u/c.png"})])
+        old_top_rev = max(t.rev for t in store.tasks())
+        assert Path(f"{db}-wal").stat().st_size > 0  # our writes sit in the WAL, not yet checkpointed
+        with Store(other) as s2:
+            s2.add("evolink", ["a", "b", "x"])
+            s2.apply([Task("evolink", "a", state="succeeded", results=["https://r/a"])])
+            s2.remove(["evolink:b"])  # removed there: it must not come back
+        os.replace(other, db)
+        assert store.check_file() == f"database file was replaced: {db}"
+        seen = feed(store)
+        keys = store.sync()
+        assert keys == {"evolink:a", "evolink:b", "evolink:c", "evolink:x"} and seen[-1].keys == keys
+        assert seen[-1].events == 1
+        assert store.keys() == ["evolink:a", "evolink:x", "evolink:c"]
+        assert store.get("evolink:a").state == "succeeded"  # the file's own answer wins
+        assert store.get("evolink:c").details == {"storage path": "u/c.png"}
+        assert min(t.rev for t in store.tasks()) > old_top_rev  # no (key, rev) seen before
+        assert "replaced" in store.file_notice and "wrote 1 task(s)" in store.file_notice
+        assert store.check_file() is None and store.sync() == set()
+        store.apply([Task("evolink", "x", state="running")])
+    finally:
+        store.close()
+    assert integrity(db) == "ok"
+    with Store(db) as fresh:
+        got = {t.key: (t.state, t.results) for t in fresh.tasks()}
+    assert got == {"evolink:a": ("succeeded", ["https://r/a"]), "evolink:x": ("running", []),
+                   "evolink:c": ("queued", [])}
+
+
+def test_read_only_store_follows_a_replaced_file(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    other = tmp_path / "other.db"
+    with Store(db) as w:
+        w.add("evolink", ["a"])
+    reader = Store(db, readonly=True)
+    try:
+        with Store(other) as s2:
+            s2.add("comfy", ["x"])
+        os.replace(other, db)
+        assert reader.sync() == {"evolink:a", "comfy:x"}
+        assert reader.keys() == ["comfy:x"] and "not in it: read-only" in reader.file_notice
+    finally:
+        reader.close()
+
+
+def test_a_write_notices_a_replaced_file_without_a_sync(tmp_path: Path) -> None:
+    """The engine may write a round before anyone syncs: the answer must land in the file at the path."""
+    db = tmp_path / "t.db"
+    other = tmp_path / "other.db"
+    store = Store(db)
+    try:
+        store.add("evolink", ["a"])
+        with Store(other) as s2:
+            s2.add("evolink", ["a", "x"], label="new file")
+        os.replace(other, db)
+        assert store.apply([Task("evolink", "a", state="succeeded", results=["https://r/a"])]) == {"evolink:a"}
+        assert "replaced" in store.file_notice
+    finally:
+        store.close()
+    assert integrity(db) == "ok"
+    with Store(db) as fresh:
+        assert fresh.keys() == ["evolink:a", "evolink:x"]
+        assert fresh.get("evolink:a").state == "succeeded" and fresh.get("evolink:x").label == "new file"

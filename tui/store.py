@@ -36,6 +36,11 @@ nothing, on disk or in memory; other SQLite failures (corrupt file) become
 
 The database file is created 0600 (SQLite gives its -wal and -shm the same mode).
 
+A database file deleted or replaced under an open store is noticed (``check_file``,
+an inode check done by ``sync()`` and before every write): a replaced file is reopened
+and the tasks only this store knows are written into it; a deleted one makes every
+write and sync raise ``StoreWriteError`` until a file is back at the path.
+
 Use one ``Store`` from one thread (the asyncio thread).  The store has no API
 that takes a secret, and must never get one.
 """
@@ -393,10 +398,14 @@ class Store:
         self.revision = 0
         self.last_updated_kinds: list[str] = []  # set by add(): tracked keys whose kind it changed
         self.last_revived: list[str] = []  # set by add(): of those, the ones that were not_found
+        self.file_notice: str | None = None  # what the last reopen of a replaced file did
+        self._file_id: tuple[int, int] | None = None  # (st_dev, st_ino) of the file opened
+        self._lost: str | None = None  # why the file opened is gone (deleted), until one is back
         self._conn: sqlite3.Connection | None = None
         if readonly and not self.path.exists():
             return  # nothing stored yet: an empty, read-only store
         self._conn = self._connect()
+        self._file_id = self._path_id()
         try:
             _retry(self._load, self.path)
             if not readonly:
@@ -519,7 +528,131 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # ------------------------------------------------------------ file identity
+
+    def _path_id(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+    def check_file(self) -> str | None:
+        """None while the path still names the file this store opened; else one line:
+        "database file was deleted: PATH" or "database file was replaced: PATH".
+
+        SQLite keeps writing to an open file after it is unlinked or renamed over, and
+        nobody else would ever read what it writes: ``sync()`` and every write check
+        this first (one ``stat``)."""
+        if self._lost is not None:
+            return self._lost
+        if self._conn is None or self._file_id is None:
+            return None
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return f"database file was deleted: {self.path}"
+        except OSError:
+            return None  # cannot tell (a directory we may not search): carry on
+        if (st.st_dev, st.st_ino) != self._file_id:
+            return f"database file was replaced: {self.path}"
+        return None
+
+    def _follow_file(self) -> None:
+        """Check the file; when it was replaced, reopen the one now at the path and write
+        into it the tasks only this store still knows (tombstones in the new file are
+        respected), with an event per provider saying so (``file_notice`` too).  When it
+        was deleted, raise StoreWriteError at every write and sync until a file is back at
+        the path (then as replaced).  The new file's content is announced with the next
+        change (``_pending``).
+
+        The old database's -wal file stays at the path, and SQLite, which cannot tell
+        whose it is, replays its frames onto whatever database is opened there next: the
+        "new" file would show the old content (seen in a test).  Closing does not help:
+        SQLite will not checkpoint a moved database at close, and leaves the -wal behind.
+        So the old connection first checkpoints with TRUNCATE (its frames go into its own,
+        unlinked, file and the -wal at the path is emptied), then closes, and only then is
+        the new file opened (side by side in one process, the new connection would also
+        adopt the old one's -shm: POSIX locks of one process never conflict).
+        """
+        problem = self.check_file()
+        if problem is None:
+            return
+        if self._lost is None:
+            self._lost = problem
+            self._file_id = None
+            if self._conn is not None:
+                try:
+                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except sqlite3.Error:  # read-only, or busy with other readers of the old file
+                    pass
+            self.close()
+        if not self.path.exists():
+            raise StoreWriteError(problem)
+        try:
+            conn = self._connect()
+        except StoreError as exc:
+            raise StoreWriteError(f"{problem}; cannot open the new file: {exc}") from None
+        self._conn = conn
+        memory = dict(self._index)
+        before_event_id = self._event_id
+        written: list[Task] = []
+
+        def attempt() -> None:
+            conn.execute("BEGIN" if self.readonly else "BEGIN IMMEDIATE")
+            try:
+                written.clear()
+                in_file = {row[0] for row in conn.execute("SELECT key FROM tasks")}
+                missing = [t for key, t in memory.items() if key not in in_file]
+                if not self.readonly:
+                    # Revs must never repeat for a key in this process: start above all we saw.
+                    conn.execute("UPDATE meta SET value = MAX(value, ?) WHERE name = 'seq'", (self._seq,))
+                    tx = _Tx(self, conn)
+                    seq = tx.next_seq()
+                    conn.execute("UPDATE tasks SET rev = ?, seq = ? WHERE deleted = 0", (seq, seq))
+                    for task in missing:
+                        tx.insert(task.copy(raw=None, rev=seq))
+                        written.append(task)
+                    by_provider: dict[str, int] = {}
+                    for task in written:
+                        by_provider[task.provider] = by_provider.get(task.provider, 0) + 1
+                    if by_provider:
+                        tx.log([Event(time=self._clock(), provider=provider, kind="internal",
+                                      message=f"{problem}; {n} task(s) known only to this process"
+                                              " written to it")
+                                for provider, n in sorted(by_provider.items())])
+                else:
+                    written.extend(missing)
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+
+        try:
+            _retry(attempt, self.path, writing=None if self.readonly else self.path)
+            _retry(self._load, self.path)
+        except BaseException:
+            self.close()  # still lost: the next sync or write tries again
+            raise
+        self._file_id = self._path_id()
+        self._lost = None
+        if self.readonly:
+            self.file_notice = (f"{problem}; opened the new file ({len(written)} task(s) known only to"
+                                " this process are not in it: read-only)")
+        else:
+            self.file_notice = (f"{problem}; opened the new file and wrote {len(written)} task(s) known"
+                                " only to this process into it")
+        log.warning("%s", self.file_notice)
+        pending = self._pending
+        pending.keys |= set(memory) | set(self._index)
+        pending.events += max(0, self._event_id - before_event_id)
+        pending.counters = True
+
     def _require_conn(self) -> sqlite3.Connection:
+        if self._conn is not None:
+            return self._conn
+        if self._lost is not None:
+            raise StoreWriteError(self._lost)
         if self._conn is None:
             raise StoreError("the store is closed" if not self.readonly else "nothing is stored yet")
         return self._conn
@@ -697,15 +830,22 @@ class Store:
     def sync(self) -> set[str]:
         """Pick up what other processes committed; returns the changed keys.
 
-        Costs one ``PRAGMA data_version`` when nothing changed.
+        Costs one ``stat`` and one ``PRAGMA data_version`` when nothing changed.  A database
+        file replaced at the path is reopened (see ``check_file``, ``file_notice``); a
+        deleted one raises StoreWriteError("database file was deleted: PATH").
         """
-        conn = self._conn
-        if conn is None:
+        if self._conn is None and self._lost is None:
             return set()
+        self._follow_file()
+        conn = self._require_conn()
         try:
             version = conn.execute("PRAGMA data_version").fetchone()[0]
             if version == self._data_version:
-                return set()
+                if not self._pending:
+                    return set()
+                keys = set(self._pending.keys)  # a reopened file, or a catch-up before a failed write
+                self._notify(Change())
+                return keys
 
             def read() -> None:
                 conn.execute("BEGIN")
@@ -777,6 +917,9 @@ class Store:
         record effects on the ``_Tx``: it may run again if the lock was busy."""
         if self.readonly:
             raise StoreError("the store is open read-only")
+        if self._lost is None:
+            self._require_conn()
+        self._follow_file()
         conn = self._require_conn()
 
         def attempt() -> tuple[_Tx, Any, int]:
