@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tui.headless import read_ids, table, to_csv
-from tui.model import TASK_FIELDS, Task
+from tui.model import HEALTH_FIELDS, TASK_FIELDS, Task
 from tui.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,7 +108,7 @@ def test_export_json_and_csv(tmp_path):
     r = run(tmp_path, "export", "--format", "csv", "-o", str(out))
     assert r.returncode == 0, r.stderr
     rows = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8"))))
-    assert rows[0] == list(TASK_FIELDS)
+    assert rows[0] == list(TASK_FIELDS) + list(HEALTH_FIELDS)  # the contract's columns, then the additive ones
     e1 = dict(zip(rows[0], rows[1]))
     assert e1["results"] == "https://x/1.png https://x/2.png"
     assert e1["label"] == 'say "hi", then, go' and e1["credits"] == "2.5"
@@ -132,9 +132,10 @@ def test_bad_config_is_one_line_exit_2(tmp_path):
         assert "poll_interval" in r.stderr
 
 
-def test_wait_with_no_matching_tasks_is_exit_0(tmp_path):
+def test_wait_with_no_matching_tasks_is_exit_2(tmp_path):
+    # a misspelled label must not make a CI step pass (issue 13)
     r = run(tmp_path, "wait", "--json", config="")
-    assert r.returncode == 0 and "no tasks match" in r.stderr
+    assert r.returncode == 2 and "no tasks match" in r.stderr
     assert json.loads(r.stdout) == []
 
 
@@ -192,4 +193,4 @@ def test_read_ids_and_table_helpers():
              created_at=1000.0, updated_at=1090.0)
     lines = table([t], now=1100.0).splitlines()
     assert lines[1].split() == ["evolink", "t" * 39 + "…", "lbl", "running", "42%", "1m", "10s", "ago"]
-    assert to_csv([]) == ",".join(TASK_FIELDS) + "\n"
+    assert to_csv([]) == ",".join(TASK_FIELDS + HEALTH_FIELDS) + "\n"

@@ -131,7 +131,7 @@ def test_wait_filter_limits_the_tasks_waited_for(sim, tmp_path):
     assert r.returncode == 0, r.stderr
     assert [d["task_id"] for d in json.loads(r.stdout)] == ["evolink-done"]
     r = cli(tmp_path, "wait", "--filter", "label:nothing-has-this")
-    assert r.returncode == 0 and "no tasks match" in r.stderr
+    assert r.returncode == 2 and "no tasks match" in r.stderr  # no match is trouble (issue 13)
 
 
 def test_poll_prints_one_round_and_quota_counts_it(sim, tmp_path):

@@ -11,8 +11,12 @@ import argparse
 import gc
 import importlib
 import sys
+import time
 
 from . import __version__
+from .model import PROVIDERS
+
+STARTED = time.monotonic()  # process start, near enough: `wait --timeout` counts from here
 
 # command -> "module:function"
 COMMANDS = {
@@ -46,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     ), None)
     parser.add_argument("--version", action="version", version=f"tasktui {__version__}")
     parser.add_argument("--offline", action="store_true", help="open the stored state without contacting providers")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                help="without one: the dashboard (needs a terminal)")
 
     p = sub.add_parser("demo", help="dashboard on the built-in simulator, temporary store")
     p.add_argument("--seed", type=int, default=7, help="scenario seed (default 7)")
@@ -55,57 +60,104 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--headless", action="store_true", help="run the poller without the dashboard, print progress")
 
     p = sub.add_parser("simulate", help="serve the simulator over HTTP")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="port (0 picks a free one)")
     p.add_argument("--scenario", metavar="FILE", help="scenario file (JSON or TOML); default: generated")
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--tasks", type=int, default=50)
-    p.add_argument("--speed", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=7, help="seed of the generated scenario (default 7)")
+    p.add_argument("--tasks", type=int, default=50, help="tasks in the generated scenario (default 50)")
+    p.add_argument("--speed", type=float, default=1.0, help="simulated time per real second (default 1.0)")
 
-    p = sub.add_parser("add", parents=[common], help="track tasks; ID '-' reads ids from stdin")
-    p.add_argument("provider")
-    p.add_argument("ids", nargs="+", metavar="ID")
-    p.add_argument("--kind", help="task family, e.g. image-relight or text-to-image/hyperflux")
+    providers = ", ".join(PROVIDERS)
+    p = sub.add_parser("add", parents=[common], help="track tasks; ID '-' reads ids from stdin",
+                       description=f"Track tasks by id. Providers: {providers}.",
+                       epilog="Adding a tracked task again with another --kind or --label updates it.")
+    p.add_argument("provider", help=f"one of: {providers}")
+    p.add_argument("ids", nargs="+", metavar="ID", help="task ids; '-' reads ids from stdin, one a line")
+    p.add_argument("--kind", help="task family, e.g. image-relight or text-to-image/hyperflux "
+                                  "(an unknown one is accepted with a warning listing the known ones)")
     p.add_argument("--label", help="a label of yours, e.g. batch-7")
 
     p = sub.add_parser("rm", parents=[common], help="stop tracking tasks")
-    p.add_argument("provider")
-    p.add_argument("ids", nargs="+", metavar="ID")
+    p.add_argument("provider", help=f"one of: {providers}")
+    p.add_argument("ids", nargs="+", metavar="ID", help="task ids; '-' reads ids from stdin, one a line")
 
-    p = sub.add_parser("ls", parents=[common], help="tasks with their last known state")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--filter", metavar="QUERY", default="")
+    filter_help = "only tasks matching QUERY, e.g. 'state:failed' or '-state:done' (see README: filter)"
+    p = sub.add_parser("ls", parents=[common], help="tasks with their last known state",
+                       epilog="A state marked ⚠ is stalled (it cannot progress), ! has failing polls.")
+    p.add_argument("--json", action="store_true", help="print a JSON array (the contract of DESIGN.md)")
+    p.add_argument("--filter", metavar="QUERY", default="", help=filter_help)
 
     p = sub.add_parser("poll", parents=[common], help="one refresh round, then print")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--filter", metavar="QUERY", default="")
+    p.add_argument("--json", action="store_true", help="print a JSON array instead of the table")
+    p.add_argument("--filter", metavar="QUERY", default="", help=filter_help)
 
-    p = sub.add_parser("wait", parents=[common], help="refresh until every matching task is terminal")
-    p.add_argument("--timeout", type=float, default=None, metavar="S")
-    p.add_argument("--filter", metavar="QUERY", default="")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser(
+        "wait", parents=[common], help="refresh until every matching task is terminal",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="exit codes:\n"
+               "  0  every matching task succeeded\n"
+               "  1  every matching task ended, and at least one failed, was cancelled or is gone\n"
+               "  2  trouble: timed out, no task matches the filter, credentials refused, a bad\n"
+               "     config or database, or nothing left can progress (every unfinished task\n"
+               "     is stalled or its provider is out of credits); the stuck tasks are listed")
+    p.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help="give up after S seconds, counted from the start of the command (exit 2)")
+    p.add_argument("--filter", metavar="QUERY", default="", help=filter_help)
+    p.add_argument("--json", action="store_true", help="print the tasks as a JSON array at the end")
 
     p = sub.add_parser("quota", parents=[common], help="per-provider counters")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print a JSON array, one object per provider")
 
-    p = sub.add_parser("export", parents=[common], help="write every task as JSON or CSV")
-    p.add_argument("--format", choices=("json", "csv"), default="json")
+    p = sub.add_parser("export", parents=[common], help="write every task as JSON or CSV",
+                       epilog="CSV: a cell starting with = + - @ tab or CR gets a leading ' "
+                              "(so a spreadsheet shows it instead of running it).")
+    p.add_argument("--format", choices=("json", "csv"), default="json", help="json (default) or csv")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument("--filter", metavar="QUERY", default="", help=filter_help)
 
     p = sub.add_parser("config", parents=[common], help="config tools")
-    csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True,
+                            help="what to do with the config")
     csub.add_parser("check", parents=[common], help="validate the config; on error name file, key and reason")
     csub.add_parser("init", parents=[common],
                     help="write the commented example config to the config path (never overwrites)")
     return parser
 
 
+# Options whose value may start with '-' ("--filter -state:done", "--timeout -1"):
+# argparse would take that value for an option of its own.
+_DASH_VALUES = ("--filter", "--timeout")
+
+
+def join_dash_values(argv: list[str]) -> list[str]:
+    """``--filter -x`` -> ``--filter=-x`` (what argparse reads as a value)."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            out.extend(argv[i:])
+            break
+        if arg in _DASH_VALUES and i + 1 < len(argv) and argv[i + 1].startswith("-") \
+                and argv[i + 1] not in ("-h", "--help"):
+            out.append(f"{arg}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_dash_values(list(sys.argv[1:] if argv is None else argv)))
     name = args.command
     if name == "config":
         name = f"config {args.config_command}"
+    if (name is None or (name == "demo" and not args.headless)) and not _is_terminal(sys.stdout):
+        print("tasktui: the dashboard needs a terminal (stdout is not one); "
+              "use `tasktui ls` or `tasktui wait` in scripts and pipes", file=sys.stderr)
+        return 2
     module_name, func_name = COMMANDS[name].split(":")
     # Start-up makes many objects and frees few: the cyclic collector would only
     # slow it (~15 % of importing Textual and pydantic).  The dashboard turns it
@@ -124,6 +176,13 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:
             pass
         return 0
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream is not None and stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 if __name__ == "__main__":

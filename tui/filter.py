@@ -340,3 +340,41 @@ def _word(needle: str) -> Predicate:
                 or in_common(task.provider_status))
 
     return match
+
+
+# ---------------------------------------------------------------- closed fields
+
+
+def check_query(query: str) -> list[str]:
+    """Warnings about values no task can have, on the closed fields.
+
+    ``state:`` takes a state, a group or a prefix of one (or the provider's raw
+    status, which is open: only a value close to a known state is flagged, as
+    ``state:faild``); ``provider:`` a substring of a known provider.  Each
+    warning says "did you mean" when a known value is close.  Never raises.
+    """
+    import difflib
+
+    from .model import PROVIDERS
+
+    out: list[str] = []
+    states = [s for s in STATES] + sorted(GROUPS)
+    for term in parse(query or ""):
+        if term.field is None or term.value == "":
+            continue
+        value = term.value.lower()
+        sign = "-" if term.negate else ""
+        if term.field == "state":
+            needle = value.replace("-", "_")
+            if needle in GROUPS or any(s.startswith(needle) or s.replace("_", "") == needle for s in STATES):
+                continue
+            close = difflib.get_close_matches(needle, states, n=1, cutoff=0.75)
+            if close:
+                out.append(f"'{sign}state:{term.value}' matches no state; did you mean '{close[0]}'?")
+        elif term.field == "provider":
+            if any(value in p for p in PROVIDERS):
+                continue
+            close = difflib.get_close_matches(value, PROVIDERS, n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else f" (providers: {', '.join(PROVIDERS)})"
+            out.append(f"'{sign}provider:{term.value}' matches no provider{hint}")
+    return out

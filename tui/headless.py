@@ -12,12 +12,14 @@ import csv
 import functools
 import io
 import json
+import math
+import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, TextIO
 
-from .model import BAD_ENDS, PROVIDERS, TASK_FIELDS, Task, task_key
+from .model import BAD_ENDS, HEALTH_FIELDS, PROVIDERS, TASK_FIELDS, Task, task_key
 
 EXIT_OK, EXIT_BAD_END, EXIT_TROUBLE = 0, 1, 2
 
@@ -67,12 +69,21 @@ def load_config(args: Any):
 
 
 def open_store(args: Any, readonly: bool = False):
+    """The task store; one clear line (``Fail``) when its folder cannot be made,
+    or when a ``--db`` given by hand names a file that does not exist."""
     from .paths import db_path
     from .store import Store
 
-    path = Path(db_path(getattr(args, "db", None)))
-    if not readonly:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    given = getattr(args, "db", None)
+    path = Path(db_path(given))
+    if readonly:
+        if given and not path.exists():
+            raise Fail(f"{path}: the database file does not exist")
+    else:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise Fail(f"cannot create the database folder {path.parent}: {exc.strerror or exc}") from None
     return Store(path, readonly=readonly)
 
 
@@ -86,9 +97,29 @@ def make_engine(config: Any, store: Any):
 
 
 def matcher(query: str | None) -> Callable[[Task], bool]:
-    from .filter import compile_filter
+    """The filter's predicate (``FilterError`` on a malformed query); a value no
+    task can have (``state:faild``) is a warning on stderr, with "did you mean"."""
+    from . import filter as tfilter
 
-    return compile_filter(query or "", strict=True)
+    pred = tfilter.compile_filter(query or "", strict=True)
+    for warning in getattr(tfilter, "check_query", lambda q: [])(query or ""):
+        _say(f"tasktui: warning: {warning}")
+    return pred
+
+
+def dumps(value: Any, **kwargs: Any) -> str:
+    """JSON that every parser reads: a non-finite number (inf, nan) is null."""
+    return json.dumps(_finite(value), allow_nan=False, ensure_ascii=False, **kwargs)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 # ---------------------------------------------------------------- add / rm
@@ -113,23 +144,116 @@ def _check_provider(name: str) -> None:
         raise Fail(f"unknown provider {name!r}; known: {', '.join(PROVIDERS)}")
 
 
+def kind_warning(provider: str, kind: str | None) -> str | None:
+    """The provider's one-line warning about ``kind`` (unknown to it), else None.
+
+    Asks the provider's ``check_kind``; a provider without one, or one that
+    cannot be built here, has no opinion."""
+    if not kind:
+        return None
+    try:
+        from .providers import provider_class
+
+        cls = provider_class(provider)
+    except Exception:
+        return None
+    check = getattr(cls, "check_kind", None)
+    if check is None:
+        return None
+    try:
+        instance = cls("", None)
+    except Exception:
+        instance = cls.__new__(cls)
+    try:
+        warning = check(instance, kind)
+    except Exception:
+        return None
+    return str(warning).splitlines()[0] if warning else None
+
+
+class _Signals:
+    """SIGINT/SIGTERM during ``add``: before the commit they interrupt (nothing is
+    stored); once the commit is under way they are held, and the command ends
+    with its summary and exit code 0."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.committing = False
+        self.caught: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "_Signals":
+        try:
+            for sig in self.SIGNALS:
+                self._old[sig] = signal.signal(sig, self._handle)
+        except ValueError:  # not the main thread: leave the defaults alone
+            self._old.clear()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.committing:
+            self.caught = signum
+            return
+        raise KeyboardInterrupt
+
+    def hold(self) -> None:
+        """From here on a signal waits: the write commits or rolls back whole."""
+        self.committing = True
+        if self._old and hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
+
+    def release(self) -> None:
+        if self._old and hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, self.SIGNALS)  # a held signal lands now
+
+
+def _plural(n: int, word: str = "task") -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
 @command
 def cmd_add(args: Any) -> int:
     _check_provider(args.provider)
-    ids = read_ids(args.ids)
-    if not ids:
-        raise Fail("no task ids given")
-    store = open_store(args)
-    try:
+    with _Signals() as signals:
         try:
-            added = store.add(args.provider, ids, kind=args.kind, label=args.label)
-        except ValueError as exc:
-            raise Fail(str(exc)) from None
-    finally:
-        store.close()
-    known = len(ids) - len(added)
-    _say(f"added {len(added)} {args.provider} task{'s' if len(added) != 1 else ''}"
-         f"{f', {known} already tracked' if known else ''}", sys.stdout)
+            ids = read_ids(args.ids)
+            if not ids:
+                raise Fail("no task ids given")
+            warning = kind_warning(args.provider, args.kind)
+            if warning:
+                _say(f"tasktui: warning: {warning}")
+            store = open_store(args)
+        except KeyboardInterrupt:
+            _say("tasktui: interrupted: nothing was added")
+            return 130
+        try:
+            keys = [task_key(args.provider, i) for i in ids]
+            before = {k: t.kind for k in keys if (t := store.get(k)) is not None}
+            signals.hold()
+            try:
+                added = store.add(args.provider, ids, kind=args.kind, label=args.label)
+            except ValueError as exc:
+                raise Fail(str(exc)) from None
+            updated = [k for k, kind in before.items()
+                       if (t := store.get(k)) is not None and t.kind != kind]
+        finally:
+            store.close()
+        known = len(ids) - len(added) - len(updated)
+        parts = [f"added {len(added)} {args.provider} task{'s' if len(added) != 1 else ''}"]
+        if updated:
+            parts.append(f"updated kind of {_plural(len(updated))}")
+        if known:
+            parts.append(f"{known} already tracked")
+        _say(", ".join(parts), sys.stdout)
+        signals.release()
+        if signals.caught is not None:
+            return EXIT_OK  # the summary above is what was stored
     _warn_unconfigured(args, args.provider)
     return EXIT_OK
 
@@ -175,32 +299,64 @@ def ago(seconds: float | None) -> str:
 
 
 def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+    """``text`` in at most ``width`` terminal cells (an ellipsis when cut)."""
+    from rich.cells import cell_len, set_cell_size
+
+    if cell_len(text) <= width:
+        return text
+    return set_cell_size(text, width - 1).rstrip() + "…"
+
+
+def health_mark(task: Task) -> str:
+    """The mark of a live task that is not well: "⚠" stalled (it cannot progress),
+    "!" its polls are failing; "" otherwise (and for an ended task)."""
+    if task.terminal:
+        return ""
+    if task.stalled:
+        return "⚠"
+    if task.failed_polls:
+        return "!"
+    return ""
 
 
 def table(tasks: list[Task], now: float | None = None) -> str:
-    """The readable ls table: provider, id, label, state, progress, age, updated."""
+    """The readable ls table: provider, id, label, state, progress, age, updated.
+
+    Columns are aligned by terminal cells (CJK and emoji take two); a stalled
+    task's state reads "⚠ queued", one with failing polls "! running"."""
+    from rich.cells import cell_len
+
+    from .text import clean
+
     now = time.time() if now is None else now
     head = ("PROVIDER", "ID", "LABEL", "STATE", "PROGRESS", "AGE", "UPDATED")
     rows = [head]
+    marked = any(health_mark(t) for t in tasks)
     for t in tasks:
         progress = "-" if t.progress is None else f"{t.progress:.0f}%"
         age = ago(now - t.created_at) if t.created_at else "-"
         updated = ago(now - t.updated_at) + " ago" if t.updated_at else "-"
-        rows.append((t.provider, _cut(t.task_id, 40), _cut(t.label or "-", 24), t.state,
-                     progress, age, updated))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+        state = t.state
+        if marked:
+            state = f"{health_mark(t) or ' '} {state}"
+        rows.append((t.provider, _cut(clean(t.task_id), 40), _cut(clean(t.label) if t.label else "-", 24),
+                     state, progress, age, updated))
+    cells = [[cell_len(c) for c in r] for r in rows]
+    widths = [max(c[i] for c in cells) for i in range(len(head))]
     right = {4, 5}
     lines = []
-    for r in rows:
-        cells = [r[i].rjust(widths[i]) if i in right else r[i].ljust(widths[i]) for i in range(len(r))]
-        lines.append("  ".join(cells).rstrip())
+    for r, c in zip(rows, cells):
+        out = []
+        for i, text in enumerate(r):
+            pad = " " * (widths[i] - c[i])
+            out.append(pad + text if i in right else text + pad)
+        lines.append("  ".join(out).rstrip())
     return "\n".join(lines)
 
 
 def _print_tasks(tasks: list[Task], as_json: bool) -> None:
     if as_json:
-        print(json.dumps([t.to_dict() for t in tasks], indent=2, ensure_ascii=False))
+        print(dumps([t.to_dict() for t in tasks], indent=2))
     elif tasks:
         print(table(tasks))
 
@@ -265,12 +421,40 @@ def _wait_code(tasks: list[Task]) -> int:
     return EXIT_BAD_END if any(t.state in BAD_ENDS for t in tasks) else EXIT_OK
 
 
+# A provider in one of these states answers nothing until someone acts.
+_DEAD_ENDS = {"auth_failed": "credentials refused", "quota_exhausted": "out of credits (quota exhausted)"}
+
+
+def _stuck(engine: Any, live: list[Task], asked: dict[str, int]) -> list[str]:
+    """"provider:id — reason" for every live task when none of them can
+    progress (each is stalled, or its provider refuses us or is out of
+    credits); [] while any one still can.  A stall mark counts once the engine
+    has asked that provider again since ``wait`` began (``asked``: its request
+    count then), so a mark left by an earlier run is checked first."""
+    out = []
+    for t in live:
+        status = engine.status(t.provider) if t.provider in engine.workers else None
+        state = getattr(status, "state", None)
+        if state in _DEAD_ENDS:
+            last = getattr(status, "last_error", None)
+            out.append(f"{t.key} — {t.provider}: {_DEAD_ENDS[state]}" + (f" ({last})" if last else ""))
+        elif t.stalled and (status is None or getattr(status, "requests", 0) > asked.get(t.provider, 0)):
+            out.append(f"{t.key} — {t.stalled}")
+        else:
+            return []
+    return out
+
+
 async def wait_for(engine: Any, store: Any, keys: list[str], timeout: float | None,
-                   progress: Callable[[str], None] | None = None) -> tuple[int, str | None]:
+                   progress: Callable[[str], None] | None = None,
+                   notice: Callable[[str], None] | None = None) -> tuple[int, str | None]:
     """Run the engine until every task of ``keys`` is terminal.
 
-    Returns (exit code, message): 0/1 by the end states, 2 with a reason on a
-    timeout or when a provider refuses our credentials.
+    Returns (exit code, message): 0/1 by the end states; 2 with a reason on a
+    timeout, when a provider refuses our credentials, or when nothing left can
+    progress (the message then lists the stuck tasks, one a line).
+    ``progress`` gets a "waiting: 3/5 done" line when it changes; ``notice``
+    a line each time a task becomes stalled (or its reason changes).
     """
     import asyncio
 
@@ -283,6 +467,11 @@ async def wait_for(engine: Any, store: Any, keys: list[str], timeout: float | No
     changed = asyncio.Event()
     unsubscribe = store.subscribe(lambda change: changed.set())
     last_line = None
+    told: dict[str, str] = {}  # key -> the stall reason already said
+    asked = {}
+    for name in {t.provider for t in tasks}:
+        if name in engine.workers:
+            asked[name] = getattr(engine.status(name), "requests", 0)
     await engine.start()
     try:
         while True:
@@ -292,18 +481,32 @@ async def wait_for(engine: Any, store: Any, keys: list[str], timeout: float | No
             if not live:
                 return _wait_code(tasks), None
             refused = sorted({t.provider for t in live
-                              if engine.status(t.provider).state == "auth_failed"})
+                              if t.provider in engine.workers and engine.status(t.provider).state == "auth_failed"})
             if refused:
                 reasons = "; ".join(
                     f"{name}: credentials refused ({engine.status(name).last_error or 'auth failed'})"
                     for name in refused)
                 return EXIT_TROUBLE, reasons
+            for t in live:
+                if t.stalled and told.get(t.key) != t.stalled:
+                    told[t.key] = t.stalled
+                    if notice is not None:
+                        notice(f"{t.key} stalled: {t.stalled}")
+                elif not t.stalled:
+                    told.pop(t.key, None)
+            stuck = _stuck(engine, live, asked)
+            if stuck:
+                return EXIT_TROUBLE, "\n".join([f"nothing left can progress ({len(stuck)} of {len(tasks)} "
+                                                 "tasks stuck):", *stuck])
             if progress is not None:
                 done = len(tasks) - len(live)
                 line = f"waiting: {done}/{len(tasks)} done"
                 trouble = _provider_trouble(engine, {t.provider for t in live})
                 if trouble:
                     line += " · " + " · ".join(trouble)
+                stalled = sum(1 for t in live if t.stalled)
+                if stalled:
+                    line += f" · {stalled} stalled"
                 if line != last_line:
                     progress(line)
                     last_line = line
@@ -311,7 +514,9 @@ async def wait_for(engine: Any, store: Any, keys: list[str], timeout: float | No
             if deadline is not None:
                 left = deadline - loop.time()
                 if left <= 0:
-                    return EXIT_TROUBLE, f"timed out with {len(live)} of {len(tasks)} tasks not finished"
+                    lines = [f"timed out with {len(live)} of {len(tasks)} tasks not finished"]
+                    lines += [f"{t.key} — {t.stalled}" for t in live if t.stalled]
+                    return EXIT_TROUBLE, "\n".join(lines)
                 wait = min(wait, left)
             changed.clear()
             try:
@@ -323,20 +528,46 @@ async def wait_for(engine: Any, store: Any, keys: list[str], timeout: float | No
         await engine.stop()
 
 
+def _started() -> float:
+    """When this process started (``tui.cli`` notes it at import), monotonic."""
+    started = getattr(sys.modules.get("tui.cli"), "STARTED", None)
+    return started if isinstance(started, (int, float)) else time.monotonic()
+
+
+def _timeout_left(timeout: float | None) -> float | None:
+    """--timeout checked (a finite number of seconds, 0 or more) and counted
+    from process start, so start-up is part of it."""
+    if timeout is None:
+        return None
+    if not math.isfinite(timeout) or timeout < 0:
+        raise Fail(f"--timeout must be a number of seconds, 0 or more (got {timeout!r})")
+    return max(0.0, timeout - (time.monotonic() - _started()))
+
+
+def _not_succeeded(tasks: list[Task]) -> list[str]:
+    out = []
+    for t in tasks:
+        if t.state in BAD_ENDS:
+            out.append(f"{t.key} {t.state}" + (f": {t.error}" if t.error else ""))
+    return out
+
+
 @command
 def cmd_wait(args: Any) -> int:
     import asyncio  # only the commands that poll pay for it
 
+    timeout = _timeout_left(args.timeout)
     config = load_config(args)
     pred = matcher(args.filter)
     store = open_store(args)
     try:
         keys = [t.key for t in store.tasks() if pred(t)]
         if not keys:
-            _say("no tasks match" + (f" the filter {args.filter!r}" if args.filter else ": nothing is tracked"))
+            _say("tasktui: no tasks match" + (f" the filter {args.filter!r}" if args.filter
+                                               else ": nothing is tracked"))
             if args.json:
                 print("[]")
-            return EXIT_OK
+            return EXIT_TROUBLE
         engine = make_engine(config, store)
         pending = {store.get(k).provider for k in keys if not store.get(k).terminal}
         missing = sorted(pending - set(engine.workers))
@@ -345,15 +576,19 @@ def cmd_wait(args: Any) -> int:
                        "(add a [providers.NAME] table to the config)")
         tty = sys.stderr.isatty()
         progress = (lambda line: _say(line)) if tty else None
-        code, message = asyncio.run(wait_for(engine, store, keys, args.timeout, progress))
+        notice = (lambda line: _say(f"tasktui: {line}")) if tty or not args.json else None
+        code, message = asyncio.run(wait_for(engine, store, keys, timeout, progress, notice))
         if message:
             _say(f"tasktui: {message}")
         tasks = [t for t in (store.get(k) for k in keys) if t is not None]
         if args.json:
             _print_tasks(tasks, True)
-        elif code == EXIT_BAD_END:
-            bad = [t for t in tasks if t.state in BAD_ENDS]
-            _say(f"{len(bad)} of {len(tasks)} tasks did not succeed")
+        else:
+            bad = _not_succeeded(tasks)
+            if bad:
+                _say(f"{len(bad)} of {len(tasks)} tasks did not succeed:")
+                for line in bad:
+                    _say(f"  {line}")
         return code
     finally:
         store.close()
@@ -387,7 +622,7 @@ def cmd_quota(args: Any) -> int:
     finally:
         store.close()
     if args.json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        print(dumps(rows, indent=2))
     elif rows:
         print(quota_table(rows))
     else:
@@ -398,27 +633,60 @@ def cmd_quota(args: Any) -> int:
 # ---------------------------------------------------------------- export
 
 
+# A cell a spreadsheet would run as a formula (OWASP "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+CSV_FIELDS: tuple[str, ...] = TASK_FIELDS + HEALTH_FIELDS  # the contract's columns, then the additive ones
+
+
+def csv_cell(value: Any) -> str:
+    """One CSV cell: null is empty, booleans are true/false, a number stays a
+    number, and text starting with = + - @ tab or CR gets a leading ' so a
+    spreadsheet shows it instead of running it."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return "" if isinstance(value, float) and not math.isfinite(value) else str(value)
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 def to_csv(tasks: list[Task]) -> str:
-    """CSV with the TASK_FIELDS columns; results joined by spaces, null as empty."""
+    """CSV with the TASK_FIELDS columns then HEALTH_FIELDS; results joined by
+    spaces, details as a JSON object, null as empty, formulas escaped."""
+    # The writer quotes a cell holding a character of its line terminator: with
+    # "\r\n" that is CR and LF both (a cell with a bare CR stays in its row);
+    # each row then ends in a plain "\n" as before.
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(TASK_FIELDS)
+    writer = csv.writer(buf, lineterminator="\r\n")
+    out = []
+
+    def row(cells) -> None:
+        buf.seek(0)
+        buf.truncate()
+        writer.writerow(cells)
+        out.append(buf.getvalue()[:-2] + "\n")
+
+    row(CSV_FIELDS)
     for t in tasks:
         d = t.to_dict()
         d["results"] = " ".join(d["results"])
-        writer.writerow("" if d[f] is None else d[f] for f in TASK_FIELDS)
-    return buf.getvalue()
+        d["details"] = dumps(d["details"]) if d["details"] else None
+        row([csv_cell(d.get(f)) for f in CSV_FIELDS])
+    return "".join(out)
 
 
 def to_json(tasks: list[Task]) -> str:
-    return json.dumps([t.to_dict() for t in tasks], indent=2, ensure_ascii=False) + "\n"
+    return dumps([t.to_dict() for t in tasks], indent=2) + "\n"
 
 
 @command
 def cmd_export(args: Any) -> int:
+    pred = matcher(getattr(args, "filter", ""))
     store = open_store(args, readonly=True)
     try:
-        tasks = store.tasks()
+        tasks = [t for t in store.tasks() if pred(t)]
     finally:
         store.close()
     text = to_csv(tasks) if args.format == "csv" else to_json(tasks)
