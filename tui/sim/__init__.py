@@ -15,7 +15,23 @@ upscayl ``POST /get-task-status`` and ``POST /get-upscayl-history``; qolaba
 Control, without auth: ``GET /_sim/requests``, ``GET /_sim/violations``,
 ``POST /_sim/reset`` ``{"time"?}``, ``GET|POST /_sim/clock``
 ``{"advance"|"set"|"speed"}``, ``POST /_sim/tasks`` ``{"tasks", "faults",
-"providers", "relative"}``, ``GET /_sim/scenario``.
+"providers", "relative", "strict"}``, ``GET /_sim/scenario``.
+
+Strict mode (``Scenario.strict``, ``build_scenario(strict=True)``,
+``TASKTUI_SIM_STRICT=1 tasktui simulate``) serves only each seed document's
+endpoint: Comfy's per-task GET, Upscayl's get-task-status, Qolaba's getImage,
+Freepik's HyperFlux list and per-task GETs, EvoLink's task detail (which then
+refuses ids without ``task-unified-`` with 400 ``invalid_task_id``); balance,
+credits, history and other lists answer 404 (records say ``missing_route``).
+
+Published variants beyond the seeds: a variant string ``base+flavor...``
+per provider or per task (``scenario.FLAVORS``): Comfy ``task_status`` and
+``lower`` (ComfyUI's words), Upscayl ``path_only`` and ``uncharged``, Qolaba
+``backend`` (qolaba_modal_docs' APITaskResponse).  A task's ``kind`` is the
+path it was created on; it is served at ``path_kind`` (skin-enhancer/<mode>
+-> skin-enhancer, or ``poll_kind``).  Fault ``infra_error`` is a 500 from a
+broken backend (Qolaba: FAILED, task_id null, a Redis error) after which the
+task answers normally.  ``generate(real=True)`` mixes all of these in.
 
 Modules: ``clock`` (SimClock), ``scenario`` (the data model, load/dump, small
 builders), ``generate`` (deterministic scenarios), ``bodies`` (each provider's
@@ -26,7 +42,7 @@ answer shapes), ``state`` (the Simulator: lifecycles, faults, budgets, records),
 from __future__ import annotations
 
 from .clock import SimClock
-from .generate import generate, small_scenario
+from .generate import generate, real_variants, small_scenario
 from .scenario import Fault, ProviderSpec, Scenario, SimTask, build_scenario, sim_task
 from .state import Record, Simulator, Violation
 
@@ -43,6 +59,7 @@ __all__ = [
     "build_scenario",
     "generate",
     "make_app",
+    "real_variants",
     "sim_task",
     "small_scenario",
 ]
