@@ -89,6 +89,23 @@ def test_a_database_of_the_previous_schema_opens_and_upgrades(db: Path, clock: C
         assert s.get("evolink:old").failed_polls == 1
 
 
+def test_a_previous_schema_file_reads_read_only_without_migrating(db: Path) -> None:
+    """`tasktui ls` right after an upgrade opens the old file read-only: it must read, not refuse."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    migrate(conn, store_mod.MIGRATIONS[:1])
+    conn.execute("INSERT INTO tasks (key, provider, task_id, state, rev, seq)"
+                 " VALUES ('comfy:a', 'comfy', 'a', 'queued', 1, 1)")
+    conn.execute("UPDATE meta SET value = 1 WHERE name = 'seq'")
+    with Store(db, readonly=True) as reader:
+        t = reader.get("comfy:a")
+        assert (t.state, t.failed_polls, t.details, t.last_error) == ("queued", 0, {}, None)
+        conn.execute("UPDATE meta SET value = 2 WHERE name = 'seq'")
+        conn.execute("UPDATE tasks SET state = 'running', rev = 2, seq = 2")
+        assert reader.sync() == {"comfy:a"} and reader.get("comfy:a").state == "running"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1  # left as it was
+    conn.close()
+
+
 # ---------------------------------------------------------------- apply(health=)
 
 

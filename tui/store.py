@@ -83,6 +83,10 @@ _TASK_COLS = (
     " error, model, credits, created_at, updated_at, finished_at,"
     " last_error, last_error_at, failed_polls, stalled, poll_path, details, eta, rev"
 )
+# The same columns read from a schema-1 file opened read-only (no migration allowed there).
+_TASK_COLS_V1 = _TASK_COLS.replace(
+    "last_error, last_error_at, failed_polls, stalled, poll_path, details",
+    "NULL, NULL, 0, NULL, NULL, NULL")
 # The poll-health fields ``Store.apply(health=...)`` writes (see HEALTH_KEYS).
 HEALTH_KEYS: tuple[str, ...] = ("last_error", "last_error_at", "failed_polls", "stalled", "poll_path")
 # What a user can see: a change in any of these bumps rev and notifies.
@@ -401,6 +405,7 @@ class Store:
         self.file_notice: str | None = None  # what the last reopen of a replaced file did
         self._file_id: tuple[int, int] | None = None  # (st_dev, st_ino) of the file opened
         self._lost: str | None = None  # why the file opened is gone (deleted), until one is back
+        self._cols = _TASK_COLS  # _TASK_COLS_V1 for a schema-1 file opened read-only
         self._conn: sqlite3.Connection | None = None
         if readonly and not self.path.exists():
             return  # nothing stored yet: an empty, read-only store
@@ -439,11 +444,13 @@ class Store:
                 raise StoreError(f"{self.path}: database schema version {version} is newer than"
                                  f" this tasktui ({SCHEMA_VERSION}); upgrade tasktui")
             if self.readonly:
-                if version != SCHEMA_VERSION:
+                self._cols = _TASK_COLS_V1 if version == 1 else _TASK_COLS
+                if version not in (1, SCHEMA_VERSION):
                     raise StoreError(
                         f"{self.path}: schema version {version}, expected {SCHEMA_VERSION};"
                         " open it once without read-only mode to migrate")
             else:
+                self._cols = _TASK_COLS
                 mode = _retry(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone()[0], where)
                 if str(mode).lower() != "wal":
                     raise StoreError(f"{self.path}: cannot use WAL journal (got {mode})")
@@ -669,7 +676,7 @@ class Store:
         gc_on = gc.isenabled()
         gc.disable()  # 100,000 new objects would trigger many useless collections
         try:
-            rows = conn.execute(f"SELECT {_TASK_COLS} FROM tasks WHERE deleted = 0 ORDER BY id")
+            rows = conn.execute(f"SELECT {self._cols} FROM tasks WHERE deleted = 0 ORDER BY id")
             for (provider, task_id, kind, label, state, pstatus, progress, results, error,
                  model, credits, created, updated, finished,
                  last_error, last_error_at, failed_polls, stalled, poll_path, details, eta, rev) in rows:
@@ -889,7 +896,7 @@ class Store:
             pending.counters = True
             return
         rows = conn.execute(
-            f"SELECT {_TASK_COLS}, deleted FROM tasks WHERE seq > ? ORDER BY id", (self._seq,)
+            f"SELECT {self._cols}, deleted FROM tasks WHERE seq > ? ORDER BY id", (self._seq,)
         ).fetchall()
         for row in rows:
             key = task_key(row[0], row[1])
