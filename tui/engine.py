@@ -919,7 +919,7 @@ class Engine:
         """Status requests still out at the round's deadline: failed polls."""
         seconds = self._round_deadline(w)
         for key, task in list(r.inflight.items()):
-            err = Transient(f"timed out (no answer within the round's {seconds:g} s)", provider=w.name)
+            err = Transient(f"timed out: no answer by the round's deadline ({seconds:g} s)", provider=w.name)
             w.counters["answers"]["transient"] = w.counters["answers"].get("transient", 0) + 1
             self._settle(w, r, task, None, err)
         r.inflight.clear()
@@ -993,12 +993,10 @@ class Engine:
     async def _poll_one(self, w: _Worker, r: _Round, task: Task) -> None:
         """One status request (budget already taken), settled."""
         key = task.key
-        r.inflight[key] = task
-        try:
-            fresh, err = await self._call(
-                w, r, lambda t=task: w.provider.fetch_status(w.client, t.task_id, t.kind))
-        finally:
-            r.inflight.pop(key, None)
+        r.inflight[key] = task  # still there if the round's deadline cancels the request
+        fresh, err = await self._call(
+            w, r, lambda t=task: w.provider.fetch_status(w.client, t.task_id, t.kind))
+        r.inflight.pop(key, None)
         self._settle(w, r, task, fresh, err)
 
     def _call_count(self, w: _Worker, r: _Round) -> None:
