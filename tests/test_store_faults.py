@@ -403,3 +403,31 @@ def test_a_write_notices_a_replaced_file_without_a_sync(tmp_path: Path) -> None:
     with Store(db) as fresh:
         assert fresh.keys() == ["evolink:a", "evolink:x"]
         assert fresh.get("evolink:a").state == "succeeded" and fresh.get("evolink:x").label == "new file"
+
+
+# ---------------------------------------------------------------- the real program
+
+
+def cli(db: Path, *argv: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKTUI_")}
+    env.update(TASKTUI_DB=str(db), TASKTUI_CONFIG=str(db.parent / "none.toml"), CI="true")
+    return subprocess.run([sys.executable, "-m", "tui", *argv], cwd=ROOT, env=env, text=True, input="",
+                          capture_output=True, timeout=60)
+
+
+def test_cli_add_on_a_full_disk_and_a_read_only_mount_says_why(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "mnt") as mnt:
+        db = mnt / "tasks.db"
+        assert cli(db, "add", "evolink", "a").returncode == 0
+        with open(mnt / "filler", "wb", buffering=0) as f:
+            with contextlib.suppress(OSError):
+                while True:
+                    f.write(b"\0" * 4096)
+        r = cli(db, "add", "evolink", *[f"id{i}-{'x' * 200}" for i in range(2000)])
+        assert r.returncode == 2 and "Traceback" not in r.stderr
+        assert r.stderr.strip().splitlines() == [f"tasktui: task database: disk full writing {db}"]
+        (mnt / "filler").unlink()
+        subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+        r = cli(db, "add", "evolink", "b")
+        assert r.returncode == 2 and "Traceback" not in r.stderr
+        assert r.stderr.strip().splitlines() == [f"tasktui: task database: database is read-only: {db}"]
