@@ -247,3 +247,22 @@ def test_a_not_found_from_a_wrong_kind_is_recovered_by_readding(store: Store, cl
     assert (done.kind, done.state, done.results) == ("skin-enhancer", "succeeded", ["https://r/x.png"])
     with Store(db, readonly=True) as other:
         assert other.get("freepik:a").to_dict() == a.to_dict()
+
+
+def test_health_values_are_kept_storable(store: Store, db: Path) -> None:
+    """NaN would come back from SQLite as NULL (and NaN != NaN would look like a change at every
+    round); huge texts and detail lists are capped."""
+    store.add("evolink", ["a", "b"])
+    store.apply([Task("evolink", "a", state="running", last_error_at=float("nan"), failed_polls=10**30,
+                      last_error="e" * 100_000, details={f"k{i}": "v" for i in range(500)})],
+                health={"evolink:b": {"last_error_at": float("inf"), "failed_polls": None, "stalled": 42}})
+    a, b = store.get("evolink:a"), store.get("evolink:b")
+    assert a.last_error_at is None and a.failed_polls == 10**9 and len(a.last_error) == store_mod.TEXT_CAP
+    assert len(a.details) == store_mod.DETAILS_CAP
+    assert (b.last_error_at, b.failed_polls, b.stalled) == (None, 0, "42")
+    rev = a.rev
+    store.apply([Task("evolink", "a", state="running", last_error_at=float("nan"), failed_polls=10**30,
+                      last_error="e" * 100_000, details={f"k{i}": "v" for i in range(500)})])
+    assert store.get("evolink:a").rev == rev  # the same answer again is no change
+    with Store(db, readonly=True) as other:
+        assert {t.key: t.to_dict() for t in other.tasks()} == {t.key: t.to_dict() for t in store.tasks()}

@@ -50,6 +50,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import math
 import os
 import random
 import sqlite3
@@ -1081,6 +1082,7 @@ class Store:
                         continue
                     task = update.copy(raw=None, rev=tx.next_seq(),
                                        updated_at=update.updated_at or now)
+                    _sane_health(task)
                     if task.terminal and task.finished_at is None:
                         task.finished_at = task.updated_at
                     tx.insert(task, raw=update.raw)
@@ -1124,18 +1126,56 @@ class Store:
         self._write(lambda tx: tx.save_counters(provider, data, self._clock()))
 
 
+TEXT_CAP = 2_000  # characters of one health text or detail value kept
+DETAILS_CAP = 50  # entries of one task's details kept
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)[:TEXT_CAP]
+
+
+def _finite(value: Any) -> float | None:
+    """A time or number SQLite can store and give back equal (NaN is stored as NULL)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _details(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    items = list(value.items())[:DETAILS_CAP]
+    return {str(k)[:TEXT_CAP]: str(v)[:TEXT_CAP] for k, v in items}
+
+
+def _sane_health(task: Task) -> None:
+    """In place: the health fields and details of a task about to be written, storable as they are."""
+    task.last_error = _text(task.last_error)
+    task.last_error_at = _finite(task.last_error_at)
+    task.failed_polls = min(max(0, int(_finite(task.failed_polls) or 0)), 10**9)
+    task.stalled = _text(task.stalled)
+    task.poll_path = _text(task.poll_path)
+    if len(task.details) > DETAILS_CAP or any(
+            len(k) > TEXT_CAP or not isinstance(v, str) or len(v) > TEXT_CAP for k, v in task.details.items()):
+        task.details = _details(task.details)
+
+
 def _health_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """Check and normalise one task's ``health`` entry of ``Store.apply``."""
     out: dict[str, Any] = {}
     for name, value in fields.items():
         if name in ("last_error", "stalled", "poll_path"):
-            out[name] = None if value is None else str(value)
+            out[name] = _text(value)
         elif name == "last_error_at":
-            out[name] = None if value is None else float(value)
+            out[name] = _finite(value)
         elif name == "failed_polls":
-            out[name] = max(0, int(value or 0))
+            out[name] = min(max(0, int(_finite(value) or 0)), 10**9)
         elif name == "details":
-            out[name] = {str(k): str(v) for k, v in (value or {}).items()}
+            out[name] = _details(value)
         else:
             raise ValueError(f"unknown health field {name!r} (known: {', '.join(HEALTH_KEYS)}, details)")
     return out
@@ -1144,6 +1184,7 @@ def _health_fields(fields: dict[str, Any]) -> dict[str, Any]:
 def _merge(old: Task, update: Task, now: float) -> Task:
     """``update`` merged onto ``old`` by the rules of ``Store.apply`` (raw left out)."""
     merged = update.copy(raw=None)
+    _sane_health(merged)
     for name in _KEEP_IF_NONE:
         if getattr(merged, name) is None:
             setattr(merged, name, getattr(old, name))
