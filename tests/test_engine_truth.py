@@ -273,6 +273,20 @@ async def test_404_on_a_task_never_seen_alive_names_the_path_and_the_kinds(sim, 
         await engine.stop()
 
 
+async def test_re_adding_with_the_right_kind_polls_the_right_path(sim, store):
+    store.add("comfy", ["comfy-done"], kind="image-relite")
+    engine = Engine(config_for(sim.base_url, providers=("comfy",)), store)
+    try:
+        await engine.poll_once()
+        assert store.get("comfy:comfy-done").state == NOT_FOUND
+        store.add("comfy", ["comfy-done"], kind="image-relight")  # the store brings it back
+        await engine.poll_once()
+        t = store.get("comfy:comfy-done")
+        assert t.state == "succeeded" and t.poll_path == "/proxy/freepik/v1/ai/image-relight/comfy-done"
+    finally:
+        await engine.stop()
+
+
 async def test_a_task_seen_alive_then_404_is_simply_gone(sim, sim_fault, store):
     store.add("evolink", ["evolink-running"])
     engine = Engine(config_for(sim.base_url, providers=("evolink",)), store)
@@ -349,6 +363,11 @@ async def test_quota_says_degraded_while_a_status_answers_500(sim, sim_fault, st
         assert engine.status("evolink").state == "degraded"  # still failing: still not ok
     finally:
         await engine.stop()
+    # a fresh `tasktui quota` (a new engine, no request) reads the tasks' stored health
+    fresh = Engine(config_for(sim.base_url, providers=("evolink",)), store)
+    row = {q["provider"]: q for q in fresh.quota()}["evolink"]
+    assert row["state"] == "degraded" and "polls failing" in row["cause"]
+    await fresh.stop()
 
 
 # ---------------------------------------------------------------- 5. daily limits

@@ -556,6 +556,30 @@ class Engine:
             worker = _Worker(name, cfg, self.clock, self.wall)
             self._restore(worker, saved.get(name) or {})
             self.workers[name] = worker
+        self._restore_health()
+
+    def _restore_health(self) -> None:
+        """Tasks whose polls were failing or that were stalled when the last run
+        stopped (their health is in the store): the provider starts ``degraded``,
+        so a fresh ``quota`` tells the truth before any request."""
+        if not self.workers:
+            return
+        try:
+            tasks = self.store.tasks()
+        except Exception:
+            return
+        for t in tasks:
+            w = self.workers.get(t.provider)
+            if w is None or t.terminal:
+                continue
+            if getattr(t, "failed_polls", 0):
+                w.failing[t.key] = t.last_error or "failing"
+            if getattr(t, "stalled", None):
+                w.stalled[t.key] = t.stalled
+        for w in self.workers.values():
+            if w.state == OK and (w.failing or w.stalled):
+                w.cause = self._degraded_cause(w)
+                w.state = DEGRADED if w.cause else OK
 
     def _saved_counters(self) -> dict[str, dict]:
         try:
@@ -741,8 +765,11 @@ class Engine:
         if sync is not None:
             try:
                 sync()
-            except Exception:
-                pass
+            except Exception as exc:  # the database file gone or unreadable: say so
+                if self._store_trouble(exc):
+                    self.store_problem = clean(f"the task database cannot be read: {exc}", 300)
+            else:
+                self._store_ok()
 
     # ------------------------------------------------------------ the worker loop
 
@@ -1193,7 +1220,14 @@ class Engine:
 
     def _settle(self, w: _Worker, r: _Round, task: Task, fresh: Task | None, err: ProviderError | None) -> None:
         sched = self._sched_for(task)
+        before = sched.path
         path = self._poll_path(w, task)
+        if before is not None and before[1] != path:
+            # re-added with a --kind that polls elsewhere (the store cleared its health): new to us
+            sched = self._sched[task.key] = Schedule(due=self.clock(), path=sched.path)
+            self._health.pop(task.key, None)
+            w.failing.pop(task.key, None)
+            w.stalled.pop(task.key, None)
         if err is None and fresh is not None:
             self._answered(w, task, fresh)
             sched.fail_since = None
@@ -1289,13 +1323,13 @@ class Engine:
         leftover = list(due)
         # an unproven provider is probed with a status request, never the list
         if w.probing and r.answered == 0 and leftover:
-            first = leftover[0]
-            closed = self._daily_closed(w, first.kind) if w.daily else None
-            if closed is None and self._limit(w, r, first.kind):
-                await self._poll_one(w, r, first)
-                leftover = leftover[1:]
-            if r.answered == 0 or r.halt:
-                return []
+            first = next((t for t in leftover if not (w.daily and self._daily_closed(w, t.kind))), None)
+            if first is not None:
+                if self._limit(w, r, first.kind):
+                    await self._poll_one(w, r, first)
+                    leftover = [t for t in leftover if t is not first]
+                if r.answered == 0 or r.halt:
+                    return []
         kinds: list[str | None] = []
         for t in leftover:
             kind = t.kind or default
@@ -1457,7 +1491,8 @@ class Engine:
         if w.failing:
             last = next(reversed(w.failing.values()))
             n = len(w.failing)
-            parts.append(f"{n} task{'s' if n > 1 else ''}' polls failing ({clean(last, 160)})")
+            who = f"{n} tasks'" if n > 1 else "1 task's"
+            parts.append(f"{who} polls failing ({clean(last, 160)})")
         quiet = {k: v for k, v in w.stalled.items() if k not in w.failing}
         if quiet:
             n = len(quiet)
