@@ -121,6 +121,21 @@ def test_deep_nesting_makes_wait_exit_2_not_1(tmp_path):
         assert_one_line_exit_2(res, str(path), "nested")
 
 
+def test_nesting_built_from_allowed_parts_is_refused(tmp_path):
+    # 32 inline tables, each with a 31-part dotted key: each within the scan's limits,
+    # together a 992-level table that would overflow the recursion of what reads it
+    level = "{" + ".".join(["a"] * 31) + " = "
+    text = "[ui]\nsaved_filters = " + level * 32 + '"x"' + "}" * 32 + "\n"
+    assert "nested more than 32 levels" in one_error(write(tmp_path, text))
+
+
+def test_recursion_in_the_parser_is_a_config_error(tmp_path, monkeypatch):
+    import tui.config
+
+    monkeypatch.setattr(tui.config, "_check_nesting", lambda text, file: None)
+    assert "nested" in one_error(write(tmp_path, "x = " + "[" * DEEP + "]" * DEEP + "\n"))
+
+
 def test_reasonable_nesting_still_parses(tmp_path):
     config = load_config(write(tmp_path, '[providers.evolink]\napi_key = "${EVOLINK_API_KEY}"\n'
                                          '[ui.saved_filters]\n"a.b.c" = "state:bad"\n'
@@ -147,6 +162,32 @@ def test_fifo_config_is_refused_without_opening_it(tmp_path):
     assert stat.S_ISFIFO(fifo.stat().st_mode)  # left as it was
     res = run("wait", "--db", str(tmp_path / "t.db"), "--timeout", "5", config=fifo, timeout=60)
     assert_one_line_exit_2(res, str(fifo), "not a regular file")
+
+
+@posix_only
+def test_fifo_is_never_opened(tmp_path, monkeypatch):
+    fifo = tmp_path / "config.toml"
+    os.mkfifo(fifo)
+    opened = []
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda path, *a, **k: (opened.append(str(path)), real_open(path, *a, **k))[1])
+    assert "FIFO" in one_error(fifo)
+    monkeypatch.undo()
+    assert str(fifo) not in opened
+
+
+@posix_only
+@pytest.mark.timeout(60)
+def test_fifo_swapped_in_after_the_check_cannot_hang(tmp_path, monkeypatch):
+    """A FIFO put in place between the type check and the open: opened non-blocking, refused."""
+    regular = write(tmp_path, "[ui]\n", name="regular.toml")
+    fifo = tmp_path / "config.toml"
+    os.mkfifo(fifo)
+    real_stat = os.stat
+    monkeypatch.setattr(os, "stat", lambda path, *a, **k: real_stat(regular if str(path) == str(fifo) else path,
+                                                                     *a, **k))
+    with pytest.raises(ConfigError, match="FIFO"):
+        load_config(fifo)
 
 
 @pytest.mark.timeout(60)

@@ -519,9 +519,6 @@ def read_config_text(file: Path) -> str | None:
         raise ConfigError(file, None, f"cannot read: {exc.strerror or type(exc).__name__}") from None
     if (why := _not_regular(st.st_mode)) is not None:
         raise ConfigError(file, None, why)
-    too_large = ConfigError(file, None, f"too large for a config (over {MAX_BYTES // 1024} KiB)")
-    if st.st_size > MAX_BYTES:
-        raise too_large
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(file, flags)
@@ -534,8 +531,8 @@ def read_config_text(file: Path) -> str | None:
         while chunk := os.read(fd, 65536):
             chunks.append(chunk)
             size += len(chunk)
-            if size > MAX_BYTES:
-                raise too_large
+            if size > MAX_BYTES:  # read, not stat: a file may grow, /proc files say 0
+                raise ConfigError(file, None, f"too large for a config (over {MAX_BYTES // 1024} KiB)")
     except OSError as exc:
         raise ConfigError(file, None, f"cannot read: {exc.strerror or type(exc).__name__}") from None
     finally:
@@ -937,18 +934,18 @@ def example_text() -> str:
 def cmd_init(args) -> int:
     """Write the commented example to the config path (0600); never overwrite anything."""
     file, source = _config_source(getattr(args, "config", None))
-    exists = f"{file}: already exists (path from {source}); not overwritten (check it: `tasktui config check`)"
-    if os.path.lexists(file):
-        print(exists, file=sys.stderr)
-        return 2
     try:
         file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        print(f"{file}: cannot write: cannot make the folder {file.parent}"
+              f" ({exc.strerror or type(exc).__name__})", file=sys.stderr)
+        return 2
+    try:
+        # O_EXCL: never over anything already there, not even a dangling symlink or a FIFO
         fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
     except FileExistsError:
-        if os.path.lexists(file):
-            print(exists, file=sys.stderr)
-            return 2
-        print(f"{file}: cannot write: {file.parent} is not a folder", file=sys.stderr)
+        print(f"{file}: already exists (path from {source}); not overwritten"
+              " (check it: `tasktui config check`)", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"{file}: cannot write: {exc.strerror or type(exc).__name__}", file=sys.stderr)
@@ -956,8 +953,6 @@ def cmd_init(args) -> int:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(example_text())
-            if hasattr(os, "fchmod"):
-                os.fchmod(fh.fileno(), 0o600)
     except OSError as exc:
         file.unlink(missing_ok=True)
         print(f"{file}: cannot write: {exc.strerror or type(exc).__name__}", file=sys.stderr)
