@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Footer, Static
 
 FILTER_HELP = [
     ("flux", "bare word: substring of id, label, model, provider, kind, state"),
@@ -33,6 +33,7 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box", classes="dialog"):
             yield Static(self._content(), id="help-text")
+        yield Footer()  # this screen's own keys, not the main screen's
 
     def _content(self) -> Table:
         outer = Table.grid(padding=(0, 0))
