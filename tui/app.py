@@ -128,6 +128,9 @@ class TaskTUI(App[None]):
         Binding("enter", "detail", "Detail", id="detail"),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit", "Quit", id="quit"),
+        # as in htop and k9s (Textual's own ctrl+c only says how to quit); text
+        # still copies first: a selection or an input's copy takes ctrl+c before this
+        Binding("ctrl+c", "quit", "Quit", show=False, id="quit"),
         Binding("a", "add", "Add", id="add"),
         Binding("x", "forget", "Forget", id="forget"),
         Binding("c", "copy_url", "Copy", id="copy"),

@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from ..headless import health_mark
 from ..model import Task, iso
 from ..text import is_web_url
 from .cells import clean
@@ -39,6 +40,8 @@ def task_rows(task: Task, now: float, *, full: bool) -> list[tuple[str, Text]]:
     if task.provider_status:
         state.append(f"  ({clean(task.provider_status, 200)})", "dim")
     add("state", state)
+    if not full:  # what is wrong comes first in the small pane
+        health_rows(task, now, full, add)
     if task.progress is not None:
         done, empty = bar(task.progress, 20)
         value = Text(done)
@@ -57,6 +60,8 @@ def task_rows(task: Task, now: float, *, full: bool) -> list[tuple[str, Text]]:
         add("expected", f"{task.eta:g} s")
     if task.error:
         add("error", task.error, "bold")
+    if full:
+        health_rows(task, now, full, add)
     results = list(task.results)
     for i, url in enumerate(results if full else results[:3]):
         name = "results" if i == 0 else ""
@@ -66,9 +71,40 @@ def task_rows(task: Task, now: float, *, full: bool) -> list[tuple[str, Text]]:
         add(name, text)
     if not full and len(results) > 3:
         add("", f"… {len(results) - 3} more (enter)")
+    if not full:  # the provider's own facts (the detail has them all, after the health rows)
+        for name, value in list(task.details.items())[:2]:
+            add(clean(name, 40), value)
     if not results and full:
         add("results", "-")
     return rows
+
+
+def health_rows(task: Task, now: float, full: bool, add) -> None:
+    """Why a task may not be moving (the engine's marks), and the provider's
+    own facts about it (``details``).  The summary says what is wrong in a
+    line or two; the detail shows every field."""
+    mark = health_mark(task)
+    if not full:
+        if task.stalled:
+            add("stalled", Text(f"{mark or '⚠'} {clean(task.stalled, 500)}", "bold"))
+        if task.failed_polls:
+            text = Text(f"{mark or '!'} {task.failed_polls} failed in a row", "bold")
+            if task.last_error:
+                text.append(f" — {clean(task.last_error, 300)}")
+                if task.last_error_at is not None:
+                    text.append(f" ({since(now, task.last_error_at)})", "dim")
+            add("polls", text)
+        return
+    if task.stalled:
+        add("stalled", Text(f"{mark or '⚠'} {clean(task.stalled, 500)}", "bold"))
+    add("failed polls", Text(f"{mark} {task.failed_polls} in a row".strip(), "bold")
+        if task.failed_polls else "0")
+    add("last error", task.last_error or "-")
+    if task.last_error:
+        add("error at", _when(task.last_error_at, now))
+    add("polled at", task.poll_path or "-")
+    for name, value in task.details.items():
+        add(clean(name, 40), value)
 
 
 def rows_table(rows: list[tuple[str, Text]]) -> Table:

@@ -40,6 +40,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from ..headless import health_mark
 from ..model import Task
 from .cells import clean
 from .cells import ago, bar, fit, percent, since, state_label
@@ -172,6 +173,7 @@ class TaskList(ScrollView, can_focus=True):
         "task-list--state-cancelled",
         "task-list--state-not_found",
         "task-list--state-unknown",
+        "task-list--health",
     }
 
     BINDINGS = [
@@ -668,7 +670,12 @@ class TaskList(ScrollView, can_focus=True):
             segs.append(Segment(fit(what, c.model) + " ", dim))
         state_style = self._style(f"state-{task.state}" if task.state in _STATE_RANK
                                   else "state-unknown")
-        segs.append(Segment(fit(state_label(task.state), c.state) + " ", state_style))
+        mark = health_mark(task)
+        if mark:  # stalled or failing polls: a mark that reads without colour too
+            segs.append(Segment(mark + " ", self._style("health")))
+            segs.append(Segment(fit(state_label(task.state), c.state - 2) + " ", state_style))
+        else:
+            segs.append(Segment(fit(state_label(task.state), c.state) + " ", state_style))
         if c.bar:
             if task.state == "succeeded" and task.progress is None:
                 progress = 100.0

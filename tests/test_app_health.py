@@ -1,0 +1,98 @@
+"""A task that cannot progress is never silently stuck on screen (issue 11):
+its row carries a mark, its summary and detail say why; and ctrl+c quits like
+q (issue 13).  Pilot over a real SQLite store, fixed clock, no engine."""
+
+from __future__ import annotations
+
+from test_app_fixtures import NOW, clock, fill_store, make_config, plain, screen_text, wait_for
+from tui.app import make_app
+from tui.model import Task
+from tui.screens.detail import DetailScreen
+
+REASON = "Celery answers PENDING for ids it never saw or whose result expired"
+
+
+def tasks() -> list[Task]:
+    return [
+        Task("qolaba", "q-stalled", state="queued", provider_status="PENDING", stalled=REASON,
+             poll_path="/api/v1/task-status/q-stalled", created_at=NOW - 4000, updated_at=NOW - 30),
+        Task("comfy", "c-failing", state="running", progress=30.0, last_error="HTTP 502 transient: bad gateway",
+             last_error_at=NOW - 180, failed_polls=4, poll_path="/proxy/freepik/v1/ai/skin-enhancer/c-failing",
+             created_at=NOW - 600, updated_at=NOW - 20),
+        Task("evolink", "e-healthy", state="running", progress=50.0, created_at=NOW - 60, updated_at=NOW - 10),
+        Task("upscayl", "u-done", state="succeeded", details={"storage path": "users/abc/x.jpg"},
+             created_at=NOW - 900, updated_at=NOW - 40, finished_at=NOW - 40),
+    ]
+
+
+def app_for(tmp_path):
+    store = fill_store(tmp_path / "tasks.db", tasks(), events=False)
+    return make_app(make_config(tmp_path), store, clock=clock, config_path=tmp_path / "config.toml"), store
+
+
+def line_of(app, task_id: str) -> str:
+    return next(line for line in screen_text(app).splitlines() if task_id in line)
+
+
+async def test_rows_mark_stalled_and_failing_tasks(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 30)) as pilot:
+        await pilot.pause()
+        assert "⚠ ○ queued" in line_of(app, "q-stalled")
+        assert "! ▶ running" in line_of(app, "c-failing")
+        healthy = line_of(app, "e-healthy")
+        assert "▶ running" in healthy and "⚠" not in healthy and "!" not in healthy
+        # the engine's next write clears one mark and sets another: the rows follow
+        store.apply([Task("comfy", "c-failing", state="running", progress=30.0),
+                     Task("evolink", "e-healthy", state="running", progress=50.0, failed_polls=1,
+                          last_error="timed out", last_error_at=NOW)])
+        await wait_for(pilot, lambda: "! ▶ running" in line_of(app, "e-healthy"))
+        assert "!" not in line_of(app, "c-failing")
+
+
+async def test_summary_says_why_a_task_is_stuck(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 30)) as pilot:
+        assert app.task_list.select("qolaba:q-stalled")
+        await wait_for(pilot, lambda: "q-stalled" in plain(app.query_one("#summary")))
+        summary = plain(app.query_one("#summary"))
+        assert "stalled" in summary and "Celery answers PENDING" in summary
+
+
+async def test_detail_shows_last_error_time_path_count_reason_and_details(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 50)) as pilot:
+        assert app.task_list.select("comfy:c-failing")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
+        text = plain(app.screen.query_one("#detail-fields"))
+        assert "HTTP 502 transient: bad gateway" in text
+        assert "2027-01-15T07:57:00Z" in text and "3m ago" in text  # when it failed, and how long ago
+        assert "/proxy/freepik/v1/ai/skin-enhancer/c-failing" in text
+        assert "failed polls" in text and "4" in text
+        await pilot.press("escape")
+        assert app.task_list.select("qolaba:q-stalled")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.key == "qolaba:q-stalled")
+        text = plain(app.screen.query_one("#detail-fields"))
+        assert "stalled" in text and REASON in text and "/api/v1/task-status/q-stalled" in text
+        await pilot.press("escape")
+        assert app.task_list.select("upscayl:u-done")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.key == "upscayl:u-done")
+        text = plain(app.screen.query_one("#detail-fields"))
+        assert "storage path" in text and "users/abc/x.jpg" in text
+
+
+async def test_ctrl_c_quits_cleanly_like_q(tmp_path):
+    for where in ("main", "detail"):
+        (tmp_path / where).mkdir()
+        app, store = app_for(tmp_path / where)
+        async with app.run_test(size=(120, 30)) as pilot:
+            if where == "detail":
+                await pilot.press("enter")
+                await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
+            await pilot.press("ctrl+c")
+            await wait_for(pilot, lambda: app.return_code is not None)
+        assert app.return_code == 0
+        store.close()
