@@ -96,3 +96,12 @@ async def test_ctrl_c_quits_cleanly_like_q(tmp_path):
             await wait_for(pilot, lambda: app.return_code is not None)
         assert app.return_code == 0
         store.close()
+
+
+async def test_filter_flags_a_state_no_task_can_have(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await pilot.press("slash", *"state:faild")
+        await wait_for(pilot, lambda: "did you mean 'failed'" in plain(app.query_one("#filter-count")))
+        await pilot.press(*["backspace"] * 5, *"fail")
+        await wait_for(pilot, lambda: "did you mean" not in plain(app.query_one("#filter-count")))

@@ -212,3 +212,20 @@ def test_wait_shows_progress_lines_on_a_terminal(sim, tmp_path):
     text = b"".join(chunks).decode("utf-8", "replace")
     assert proc.returncode == 2
     assert "waiting: " in text and "/2 done" in text and "timed out" in text
+
+
+def test_wait_exits_2_listing_the_tasks_when_the_provider_is_out_of_credits(sim_factory, sim_scenario, sim_task,
+                                                                              sim_fault, tmp_path):
+    # 402 on every status request: nothing left can progress, so wait says so now,
+    # not at its timeout (issue 11)
+    sim = sim_factory(sim_scenario(sim_task("evolink", "e-1", "running"), sim_task("evolink", "e-2", "queued"),
+                                   faults=[sim_fault("quota", "evolink")]))
+    write_config(tmp_path, sim.base_url, providers=("evolink",))
+    add(tmp_path, "evolink", "e-1", "e-2")
+    started = time.monotonic()
+    r = cli(tmp_path, "wait", "--timeout", "240")
+    assert r.returncode == 2, r.stderr
+    assert "timed out" not in r.stderr and time.monotonic() - started < 200
+    assert "nothing left can progress" in r.stderr
+    assert "evolink:e-1 — evolink: out of credits" in r.stderr and "evolink:e-2 — " in r.stderr
+    no_secrets(r.stdout, r.stderr)

@@ -452,7 +452,8 @@ class TaskTUI(App[None]):
         return count
 
     def _update_count(self) -> None:
-        probs = tfilter.problems(self.query_text)
+        query = self.query_text
+        probs = tfilter.problems(query) + tfilter.check_query(query)  # state:faild: did you mean
         self.filter_bar.set_count(self.task_list.count, len(self.store),
                                   probs[0] if probs else None)
 
