@@ -92,8 +92,14 @@ def test_kill_dashboard_and_wait_at_random_moments(world):
             cmd = [sys.executable, "-m", "tui", "wait", "--timeout", "60"]
         victim = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         ids = [f"acked-{round_no:03d}-{n}" for n in range(3)]
+        seen = len(sim.requests)
         adder = _add(env, ids)
-        time.sleep(rng.uniform(0.3, 1.5))  # a random moment: start-up, a round, a write
+        # A random moment of its polling: wait for the event (the victim's first request
+        # reached the simulator), not for a fixed time a busy machine may not honour.
+        deadline = time.monotonic() + 120
+        while len(sim.requests) <= seen and victim.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.8))  # then a round, a write, a sleep between rounds
         if victim.poll() is None:
             victim.send_signal(signal.SIGKILL)
             kills += 1
@@ -103,7 +109,7 @@ def test_kill_dashboard_and_wait_at_random_moments(world):
             acknowledged.update(ids)
         assert "database is locked" not in err
     assert kills >= KILLS * 0.8, f"only {kills} of {KILLS} processes were still running when killed"
-    assert len(sim.requests) > 0  # the victims really were polling
+    assert len(sim.requests) > 0  # the victims really were polling (each was killed after its first request)
     _check(db, acknowledged)
     assert len(acknowledged) == 3 * KILLS
 
