@@ -14,7 +14,7 @@ from tui.app import make_app
 from tui.model import Event, Task
 from tui.screens.add import AddTaskScreen
 from tui.screens.confirm import ConfirmScreen
-from tui.screens.errors import ErrorLogScreen  # noqa: F401
+from tui.screens.errors import COLUMNS, MESSAGE, ErrorLogScreen, ErrorMessageScreen, column_widths, middle
 from tui.screens.help import HelpScreen
 
 EVO = "task-unified-1756817821-4x3rx6ny"  # docs.evolink.ai get-task-detail example (seeds/evolink-task-detail.md)
@@ -184,3 +184,171 @@ async def test_q_in_help_goes_back_and_never_quits(tmp_path):
             await pilot.press(key)
             await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen))
             assert app.is_running and app.return_code is None
+
+
+# ---------------------------------------------------------------- error log
+
+
+async def open_log(pilot, app) -> ErrorLogScreen:
+    await pilot.press("e")
+    await wait_for(pilot, lambda: isinstance(app.screen, ErrorLogScreen))
+    return app.screen
+
+
+def row_texts(table) -> list[list[str]]:
+    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+async def test_q_and_esc_leave_the_error_log_and_never_quit(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        for key in ("q", "escape"):
+            await open_log(pilot, app)
+            await pilot.press(key)
+            await wait_for(pilot, lambda: not isinstance(app.screen, ErrorLogScreen))
+            assert app.is_running and app.return_code is None
+        # q typed into the filter is a letter, not "back"
+        screen = await open_log(pilot, app)
+        await pilot.press("slash", "q")
+        assert screen.query_one("#errors-filter").value == "q" and app.screen is screen
+        keys = footer_keys(screen)
+        assert keys.get("escape") == "Back" and "Quit" not in keys.values()
+
+
+async def test_task_failures_appear_as_their_own_kind(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(160, 40)) as pilot:
+        screen = await open_log(pilot, app)
+        table = screen.query_one(DataTable)
+        rows = row_texts(table)
+        kinds = [r[4] for r in rows]
+        assert kinds.count("task failed") == 2 and kinds.count("task cancelled") == 2
+        assert kinds.count("task not found") == 2
+        assert kinds.count("auth_failed") == 1 and len(rows) == 9  # 3 events + 6 tasks
+        failed = next(r for r in rows if r[4] == "task failed")
+        assert failed[2] == "freepik-task-003" and failed[5] == "simulated failure"
+        assert [r[0] for r in rows] == sorted((r[0] for r in rows), reverse=True)  # newest first
+        assert "3 errors · 6 task failures" in plain(screen.query_one("#errors-count"))
+        # a task that fails while the log is open appears; one that recovers goes
+        key = next(t.key for t in store.tasks() if t.state == "running")
+        store.apply([store.get(key).copy(state="failed", error="died just now", updated_at=NOW)])
+        await wait_for(pilot, lambda: table.row_count == 10)
+        assert "died just now" in row_texts(table)[0][5]
+        gone = next(t.key for t in store.tasks() if t.state == "cancelled")
+        store.remove([gone])
+        await wait_for(pilot, lambda: table.row_count == 9)
+
+
+async def test_message_column_uses_the_width_it_has(tmp_path):
+    long = "upstream said: " + " ".join(f"word{i}" for i in range(120))
+    for width in (80, 120, 200):
+        app, store = app_for(tmp_path / str(width))
+        store.log([Event(time=NOW, provider="freepik", message=long, task_id="freepik-task-003",
+                         status=500, kind="transient")])
+        async with app.run_test(size=(width, 30)) as pilot:
+            screen = await open_log(pilot, app)
+            table = screen.query_one(DataTable)
+            await pilot.pause()
+            widths = [c.width for c in table.ordered_columns]
+            assert sum(widths) + 2 * len(widths) + 2 == width  # the columns fill the table
+            message = str(table.get_row_at(0)[MESSAGE])
+            assert len(message) == widths[MESSAGE] and message.endswith("…")
+            assert message[:-1] in long
+            if width == 200:
+                assert widths[MESSAGE] > 100
+
+
+def test_column_widths_and_middle_ellipsis():
+    assert column_widths(80)[MESSAGE] >= 18
+    for width in (80, 119, 120, 200):
+        assert sum(column_widths(width)) + 2 * len(COLUMNS) + 2 == width  # padding and scrollbar
+    assert len(column_widths(80)) == len(COLUMNS)
+    cut = middle("task-unified-1756817821-4x3rx6ny", 14)
+    assert len(cut) == 14 and cut.startswith("task-u") and cut.endswith("3rx6ny") and "…" in cut
+
+
+async def test_enter_shows_the_whole_message_and_jumps_to_the_task(tmp_path):
+    long = "quota for image-relight exhausted: " + "x" * 600 + " END-OF-MESSAGE"
+    app, store = app_for(tmp_path)
+    store.log([Event(time=NOW, provider="freepik", message=long, task_id="freepik-task-003",
+                     status=429, kind="rate_limited", retry_after=30.0)])
+    posted = []
+    async with app.run_test(size=(100, 30), message_hook=posted.append) as pilot:
+        await pilot.pause()
+        results = []
+        app.push_screen(ErrorLogScreen(store), results.append)
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorLogScreen))
+        log = app.screen
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorMessageScreen))
+        shown = plain(app.screen.query_one("#error-message"))
+        assert "END-OF-MESSAGE" in shown and len(shown) == len(long)  # whole, not cut
+        assert "freepik-task-003" in plain(app.screen.query_one("#error-head"))
+        keys = footer_keys(app.screen)
+        assert keys.get("enter") == "Go to task" and keys.get("escape") == "Back"
+        await pilot.press("c")
+        assert app.clipboard == long
+        await pilot.press("escape")  # back to the log
+        await wait_for(pilot, lambda: app.screen is log)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorMessageScreen))
+        await pilot.press("enter")  # go to the task
+        await wait_for(pilot, lambda: results == ["freepik:freepik-task-003"])
+        assert not isinstance(app.screen, (ErrorLogScreen, ErrorMessageScreen))
+        jumps = [m for m in posted if isinstance(m, ErrorLogScreen.JumpToTask)]
+        assert [m.key for m in jumps] == ["freepik:freepik-task-003"]
+
+
+async def test_g_jumps_from_the_row_and_rows_without_a_task_say_so(tmp_path):
+    app, store = app_for(tmp_path)
+    posted = []
+    async with app.run_test(size=(140, 40), message_hook=posted.append) as pilot:
+        screen = await open_log(pilot, app)
+        table = screen.query_one(DataTable)
+        assert screen.cursor_row_data.task_id is None  # the newest row: comfy's refused key
+        await pilot.press("g")
+        await pilot.pause()
+        assert app.screen is screen and not [m for m in posted if isinstance(m, ErrorLogScreen.JumpToTask)]
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorMessageScreen))
+        assert "go to task" not in " ".join(footer_keys(app.screen).values()).lower()
+        await pilot.press("q")
+        await wait_for(pilot, lambda: app.screen is screen)
+        table.move_cursor(row=1)
+        key = screen.cursor_row_data.key
+        assert key is not None
+        await pilot.press("g")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ErrorLogScreen))
+        assert [m.key for m in posted if isinstance(m, ErrorLogScreen.JumpToTask)] == [key]
+        assert app.is_running
+
+
+async def test_a_forgotten_task_cannot_be_jumped_to(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await open_log(pilot, app)
+        screen.query_one(DataTable).move_cursor(row=1)
+        key = screen.cursor_row_data.key
+        store.remove([key])
+        await pilot.press("g")
+        await pilot.pause()
+        assert app.screen is screen
+        assert any("no longer tracked" in n.message for n in app._notifications)
+
+
+async def test_error_log_rows_stay_inert_and_redacted(tmp_path):
+    from test_app_fixtures import HOSTILE_ERROR
+
+    evil = Task(provider="evolink", task_id="evil-1", state="failed", error=HOSTILE_ERROR,
+                created_at=NOW - 5, updated_at=NOW - 1)
+    app, store = app_for(tmp_path, tasks=[evil])
+    async with app.run_test(size=(160, 40)) as pilot:
+        screen = await open_log(pilot, app)
+        table = screen.query_one(DataTable)
+        row = next(r for r in row_texts(table) if r[4] == "task failed")
+        assert "[bold]loud[/bold]" in row[5] and "\x1b" not in row[5] and "\x07" not in row[5]
+        table.move_cursor(row=[r[4] for r in row_texts(table)].index("task failed"))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorMessageScreen))
+        shown = plain(app.screen.query_one("#error-message"))
+        assert "[bold]loud[/bold]" in shown and "\x1b" not in shown and "\x07" not in shown

@@ -1,52 +1,243 @@
-"""The error log: newest first, filterable.  A DataTable holds one page of rows."""
+"""The error log: newest first, filterable.  A DataTable holds one page of rows.
+
+Two kinds of rows, both read from the store (never from a provider):
+
+* the event log (``store.events``): failed polls, refused keys, rate limits;
+* task failures: every tracked task that ended ``failed``, ``cancelled`` or
+  ``not_found``, with its error, as the types ``task failed``, ``task
+  cancelled`` and ``task not found``.
+
+The message column takes the width the others leave.  ``enter`` shows a row's
+whole message; from there (or with ``g`` on the row) the log jumps to the
+task: it posts :class:`ErrorLogScreen.JumpToTask` to the app and dismisses
+itself with the task's key.  ``q`` and ``esc`` go back.
+"""
 
 from __future__ import annotations
 
+import heapq
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any, Iterable
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Label
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Footer, Input, Label, Static
 
-from ..model import Event
-from ..widgets.cells import clean
+from ..model import Event, Task, task_key
+from ..widgets.cells import clean, fit
 
-PAGE = 1000  # newest rows read from the store
+PAGE = 1000  # newest rows read from the store, of each kind
+TASK_KINDS = {"failed": "task failed", "cancelled": "task cancelled", "not_found": "task not found"}
+TASK_MESSAGES = {  # when the provider said nothing more
+    "failed": "the task failed (the provider gave no reason)",
+    "cancelled": "the task was cancelled",
+    "not_found": "the provider does not know this task id (not found)",
+}
+COLUMNS = ("time (UTC)", "provider", "task", "HTTP", "type", "message", "wait")
+MESSAGE = COLUMNS.index("message")
+WIDE = 120  # from this many columns, the roomy layout
+# widths of every column but the message, roomy and narrow
+WIDE_WIDTHS = (14, 8, 24, 4, 14, 6)
+NARROW_WIDTHS = (8, 7, 14, 3, 10, 4)
+MIN_MESSAGE = 10
+SCROLLBAR = 2  # the table's vertical scrollbar
 
 
-def _time(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%m-%d %H:%M:%S")
+@dataclass(frozen=True)
+class LogRow:
+    """One row of the log: an event, or a task that ended badly."""
+
+    time: float
+    provider: str
+    task_id: str | None
+    status: int | None
+    kind: str
+    message: str
+    retry_after: float | None = None
+    source: str = "event"  # "event" | "task"
+
+    @property
+    def key(self) -> str | None:
+        """The task the row is about (None: it is about the provider)."""
+        return task_key(self.provider, self.task_id) if self.task_id else None
 
 
-def event_cells(e: Event) -> tuple[str, ...]:
-    """The visible columns of one event, as inert plain strings."""
-    wait = f"{e.retry_after:g}s" if e.retry_after is not None else ""
+def event_row(e: Event) -> LogRow:
+    return LogRow(e.time, e.provider, e.task_id, e.status, e.kind, e.message, e.retry_after)
+
+
+def task_row(t: Task) -> LogRow | None:
+    """The row of a task that ended badly; None for any other task."""
+    kind = TASK_KINDS.get(t.state)
+    if kind is None:
+        return None
+    when = t.finished_at or t.updated_at or 0.0
+    return LogRow(when, t.provider, t.task_id, None, kind, t.error or TASK_MESSAGES[t.state],
+                  source="task")
+
+
+def task_rows(tasks: Iterable[Task], limit: int = PAGE) -> list[LogRow]:
+    """The newest ``limit`` task failures, newest first."""
+    rows = [r for r in map(task_row, tasks) if r is not None]
+    return heapq.nlargest(limit, rows, key=lambda r: r.time)
+
+
+def merge(events: list[LogRow], tasks: list[LogRow]) -> list[LogRow]:
+    """Both kinds, newest first; at the same moment an event comes first."""
+    return sorted(events + tasks, key=lambda r: (r.time, r.source == "event"), reverse=True)
+
+
+def _time(ts: float, narrow: bool = False) -> str:
+    try:
+        dt = datetime.fromtimestamp(ts, tz=timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return "?"
+    return dt.strftime("%H:%M:%S" if narrow else "%m-%d %H:%M:%S")
+
+
+def middle(text: str, width: int) -> str:
+    """``text`` cut to ``width`` cells with the ellipsis in the middle (ids differ at
+    their ends: ``task-uni…4x3rx6ny``)."""
+    if width <= 0:
+        return ""
+    if len(text) <= width:
+        return text
+    if width < 4:
+        return fit(text, width)
+    head = (width - 1) // 2
+    tail = width - 1 - head
+    return text[:head] + "…" + text[-tail:]
+
+
+def row_cells(r: LogRow) -> tuple[str, ...]:
+    """The visible columns of one row, as inert plain strings (whole, uncut)."""
+    wait = f"{r.retry_after:g}s" if r.retry_after is not None else ""
     return (
-        _time(e.time),
-        clean(e.provider, 40),
-        clean(e.task_id, 80) if e.task_id else "",
-        str(e.status) if e.status is not None else "-",
-        clean(e.kind, 40),
-        clean(e.message, 500),
+        _time(r.time),
+        clean(r.provider, 40),
+        clean(r.task_id, 200) if r.task_id else "",
+        str(r.status) if r.status is not None else "-",
+        clean(r.kind, 40),
+        clean(r.message, 500).replace("\n", " ").replace("\t", " "),
         wait,
     )
 
 
-class ErrorLogScreen(Screen[None]):
-    """``e`` opens it.  Type to filter (substring over every column); ``esc`` goes back."""
+def event_cells(e: Event) -> tuple[str, ...]:
+    """The visible columns of one event, as inert plain strings."""
+    return row_cells(event_row(e))
+
+
+def column_widths(width: int) -> tuple[int, ...]:
+    """Widths of the seven columns for a table ``width`` cells wide: fixed ones for
+    all but the message, which takes what is left (each column has one cell of
+    padding on both sides)."""
+    others = WIDE_WIDTHS if width >= WIDE else NARROW_WIDTHS
+    used = sum(others) + 2 * len(COLUMNS) + SCROLLBAR
+    message = max(MIN_MESSAGE, width - used)
+    widths = list(others)
+    widths.insert(MESSAGE, message)
+    return tuple(widths)
+
+
+class ErrorMessageScreen(ModalScreen[str | None]):
+    """One row of the log in full.  Dismisses with the task's key to jump to it."""
+
+    DEFAULT_CSS = """
+    ErrorMessageScreen #error-box { width: 90%; max-width: 120; height: auto; max-height: 80%; }
+    ErrorMessageScreen #error-head { height: auto; margin-bottom: 1; }
+    ErrorMessageScreen #error-scroll { height: auto; max-height: 20; }
+    ErrorMessageScreen #error-keys { color: $foreground-muted; margin-top: 1; }
+    """
+
+    BINDINGS = [
+        Binding("enter,g", "jump", "Go to task", id="error.jump"),
+        Binding("c", "copy", "Copy message", id="error.copy"),
+        Binding("escape,q", "close", "Back", id="error.back"),
+    ]
+
+    def __init__(self, row: LogRow, tracked: bool) -> None:
+        super().__init__()
+        self.row = row
+        self.tracked = tracked
+        self.message = clean(row.message)
+
+    def compose(self) -> ComposeResult:
+        r = self.row
+        head = Text()
+        for name, value in (("time", _time(r.time) + " UTC"), ("provider", clean(r.provider, 40)),
+                            ("task", clean(r.task_id, 400) if r.task_id else "(none: about the provider)"),
+                            ("HTTP", str(r.status) if r.status is not None else "-"),
+                            ("type", clean(r.kind, 40)),
+                            ("wait", f"{r.retry_after:g}s" if r.retry_after is not None else "")):
+            if value:
+                head.append(f"{name:<9}", "bold")
+                head.append(value + "\n")
+        head.rstrip()
+        with Vertical(id="error-box", classes="dialog"):
+            yield Label("Error", classes="dialog-title")
+            yield Static(head, id="error-head")
+            with VerticalScroll(id="error-scroll"):
+                yield Static(Text(self.message), id="error-message")
+            yield Static(Text(self._keys_hint()), id="error-keys")
+        yield Footer()
+
+    def _keys_hint(self) -> str:
+        if self.row.key is None:
+            return "This row is about the provider, not one task.  esc goes back."
+        if not self.tracked:
+            return "This task is no longer tracked.  esc goes back."
+        return "enter or g goes to the task · c copies the message · esc goes back"
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "jump":
+            return self.row.key is not None and self.tracked
+        return True
+
+    def action_jump(self) -> None:
+        if self.row.key is not None and self.tracked:
+            self.dismiss(self.row.key)
+
+    def action_copy(self) -> None:
+        self.app.copy_to_clipboard(self.message)
+        self.notify("Copied the message.", timeout=2, markup=False)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class ErrorLogScreen(Screen[str | None]):
+    """``e`` opens it.  Type to filter (substring over every column); ``enter`` shows a
+    row in full; ``g`` goes to the row's task; ``q``/``esc`` go back.  Dismisses with
+    the key of the task to go to (None: just back)."""
+
+    class JumpToTask(Message):
+        """Posted to the app: show this task (``key``) on the main screen."""
+
+        def __init__(self, key: str) -> None:
+            super().__init__()
+            self.key = key
 
     BINDINGS = [
         Binding("escape", "back", "Back", id="errors.back"),
+        Binding("q", "back", "Back", show=False, id="errors.quit"),
         Binding("slash", "focus_filter", "Filter", id="errors.filter"),
+        Binding("g", "jump", "Go to task", id="errors.jump"),
     ]
 
-    def __init__(self, store) -> None:
+    def __init__(self, store: Any) -> None:
         super().__init__()
         self.store = store
-        self.rows: list[tuple[str, ...]] = []
+        self.rows: list[LogRow] = []
+        self.cells: list[tuple[str, ...]] = []
+        self.shown: list[LogRow] = []  # the rows in the table, in order
+        self.widths: tuple[int, ...] = ()
+        self._failed_keys: set[str] = set()
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="errors-bar"):
@@ -57,42 +248,114 @@ class ErrorLogScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for name, width in (("time (UTC)", 14), ("provider", 8), ("task", 22), ("HTTP", 4),
-                            ("type", 14), ("message", None), ("wait", 6)):
-            table.add_column(name, width=width)
+        self._columns(self.app.size.width)
         self.reload()
-        table.focus()
+        self.query_one(DataTable).focus()
+
+    def _columns(self, width: int) -> bool:
+        """(Re)build the columns for ``width``; True when they changed."""
+        widths = column_widths(width)
+        if widths == self.widths:
+            return False
+        self.widths = widths
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        for name, w in zip(COLUMNS, widths):
+            table.add_column(name, width=w)
+        return True
+
+    def on_resize(self, event: Any) -> None:
+        if self._columns(self.size.width):
+            self._fill()
 
     def reload(self) -> None:
-        """Read the newest events from the store and redraw."""
-        self.rows = [event_cells(e) for e in self.store.events(limit=PAGE)]
+        """Read the newest events and task failures from the store and redraw."""
+        events = [event_row(e) for e in self.store.events(limit=PAGE)]
+        tasks = task_rows(self.store.tasks())
+        self._failed_keys = {r.key for r in tasks if r.key}
+        self.rows = merge(events, tasks)
+        self.cells = [row_cells(r) for r in self.rows]
         self._fill()
 
     def _fill(self) -> None:
         needle = self.query_one("#errors-filter", Input).value.strip().lower()
         table = self.query_one(DataTable)
+        narrow = self.widths[0] < WIDE_WIDTHS[0]
+        cursor = table.cursor_row
         table.clear()
-        shown = 0
-        for cells in self.rows:
+        self.shown = []
+        for row, cells in zip(self.rows, self.cells):
             if needle and not any(needle in c.lower() for c in cells):
                 continue
-            table.add_row(*(Text(c) for c in cells))
-            shown += 1
+            shown = list(cells)
+            if narrow:
+                shown[0] = _time(row.time, narrow=True)
+            shown[2] = middle(shown[2], self.widths[2])
+            shown[MESSAGE] = fit(shown[MESSAGE], self.widths[MESSAGE]).rstrip()
+            table.add_row(*(Text(c, no_wrap=True) for c in shown))
+            self.shown.append(row)
+        if self.shown and cursor:
+            table.move_cursor(row=min(cursor, len(self.shown) - 1))
+        events = sum(1 for r in self.rows if r.source == "event")
+        tasks = len(self.rows) - events
         total = len(self.rows)
+        what = f"{events:,} errors · {tasks:,} task failures"
         self.query_one("#errors-count", Label).update(
-            f"{shown:,} of {total:,}" if total else "no errors logged")
+            (f"{len(self.shown):,} of {total:,} ({what})" if needle else what) if total
+            else "no errors logged")
+
+    @property
+    def cursor_row_data(self) -> LogRow | None:
+        table = self.query_one(DataTable)
+        if not self.shown or not 0 <= table.cursor_row < len(self.shown):
+            return None
+        return self.shown[table.cursor_row]
 
     def on_store_change(self, keys: set[str], events: int) -> None:
-        """Called by the app while this screen is on top: new log rows -> reload."""
-        if events:
+        """Called by the app while this screen is on top: new log rows, or a task that
+        ended badly (or stopped being so) -> reload."""
+        if events or any(k in self._failed_keys or self._is_failure(k) for k in keys):
             self.reload()
+
+    def _is_failure(self, key: str) -> bool:
+        task = self.store.get(key)
+        return task is not None and task.state in TASK_KINDS
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self._fill()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.query_one(DataTable).focus()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        row = self.cursor_row_data
+        if row is None:
+            return
+        tracked = row.key is not None and row.key in self.store
+
+        def done(key: str | None) -> None:
+            if key:
+                self._jump(key)
+
+        self.app.push_screen(ErrorMessageScreen(row, tracked), done)
+
+    def action_jump(self) -> None:
+        row = self.cursor_row_data
+        if row is None:
+            return
+        if row.key is None:
+            self.notify("This row is about the provider, not one task.", severity="warning",
+                        timeout=3, markup=False)
+            return
+        self._jump(row.key)
+
+    def _jump(self, key: str) -> None:
+        if key not in self.store:
+            self.notify("That task is no longer tracked.", severity="warning", timeout=3, markup=False)
+            return
+        self.app.post_message(self.JumpToTask(key))
+        self.dismiss(key)
 
     def action_focus_filter(self) -> None:
         self.query_one("#errors-filter", Input).focus()
@@ -102,4 +365,4 @@ class ErrorLogScreen(Screen[None]):
         if filt.has_focus and filt.value:
             filt.value = ""
             return
-        self.app.pop_screen()
+        self.dismiss(None)
