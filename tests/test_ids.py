@@ -161,3 +161,25 @@ def test_the_rule_is_documented_in_the_module():
     for needle in ("whitespace", "comma", "Quotes", "/v1/ai/<kind>/<id>", "/tasks/<id>", "200 characters",
                    "task-unified-", "UUID"):
         assert needle in doc
+
+
+def test_command_line_arguments_and_stdin_follow_the_same_rule():
+    import io
+
+    from tui.ids import parse_args
+
+    stdin = io.StringIO(f"# ids from a script\n{EVO}, task-unified-2\n\"task-unified-3\"\n"
+                        f"https://api.evolink.ai/v1/tasks/task-unified-4\n{'y' * 300}\n")
+    parsed = parse_args(["task-unified-0", "-", "task-unified-2"], stdin)
+    assert parsed.values == ["task-unified-0", EVO, "task-unified-2", "task-unified-3", "task-unified-4"]
+    assert parsed.duplicates == 1 and len(parsed.invalid) == 1
+    assert parsed.provider() == "evolink"
+
+
+def test_the_module_imports_no_textual_or_rich():
+    import subprocess
+    import sys
+
+    code = "import sys, tui.ids; bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'rich', 'httpx')]; print(bad)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, TextIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 MAX_ID = 200  # characters; a longer token is not an id anyone was given
@@ -258,6 +258,23 @@ def parse_ids(text: str | Iterable[str]) -> ParsedIds:
     return result
 
 
+def parse_args(items: Iterable[str], stdin: TextIO | None = None) -> ParsedIds:
+    """Ids given on a command line (``tasktui add PROVIDER ID... [-]``): each argument
+    is read by the rule; an argument ``-`` stands for the whole of ``stdin``, read by
+    the same rule (so ``add -`` and the add form agree)."""
+    chunks: list[str] = []
+    for item in items:
+        if item == "-":
+            if stdin is None:
+                import sys
+
+                stdin = sys.stdin
+            chunks.append(stdin.read())
+        else:
+            chunks.append(item)
+    return parse_ids(chunks)
+
+
 def split_ids(text: str | Iterable[str]) -> list[str]:
     """The valid ids of ``text``, de-duplicated, in order."""
     return parse_ids(text).values
@@ -302,5 +319,5 @@ def shape_warning(provider: str, task_id: str) -> str | None:
 
 
 __all__ = ["MAX_ID", "ParsedId", "ParsedIds", "guess_provider", "guess_providers", "id_problem",
-           "is_uuid", "parse_ids", "parse_token", "parse_url", "shape_warning", "split_ids",
+           "is_uuid", "parse_args", "parse_ids", "parse_token", "parse_url", "shape_warning", "split_ids",
            "strip_quotes", "tokens"]
