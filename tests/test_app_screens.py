@@ -352,3 +352,14 @@ async def test_error_log_rows_stay_inert_and_redacted(tmp_path):
         await wait_for(pilot, lambda: isinstance(app.screen, ErrorMessageScreen))
         shown = plain(app.screen.query_one("#error-message"))
         assert "[bold]loud[/bold]" in shown and "\x1b" not in shown and "\x07" not in shown
+
+
+async def test_help_lists_the_sub_screens_keys_from_their_bindings(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 60)) as pilot:
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        text = plain(app.screen.query_one("#help-text"))
+        for needle in ("In the error log", "esc q", "Go to task", "In the add form", "ctrl+s",
+                       "esc or q closes"):
+            assert needle in text

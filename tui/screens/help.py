@@ -20,6 +20,34 @@ FILTER_HELP = [
 ]
 
 
+KEY_NAMES = {"escape": "esc", "slash": "/", "question_mark": "?", "enter": "enter"}
+
+
+def binding_rows(bindings) -> list[tuple[str, str]]:
+    """(keys, what) of a screen's BINDINGS, keys of the same action together."""
+    rows: dict[str, list[str]] = {}
+    for b in bindings:
+        if not isinstance(b, Binding):
+            b = Binding(*b)
+        keys = [KEY_NAMES.get(k.strip(), k.strip()) for k in b.key.split(",")]
+        rows.setdefault(b.description or b.action, []).extend(keys)
+    return [(" ".join(dict.fromkeys(keys)), what) for what, keys in rows.items()]
+
+
+def screen_sections() -> list[tuple[str, list[tuple[str, str]]]]:
+    """The keys of the sub-screens, read from their own bindings."""
+    from .add import AddTaskScreen
+    from .errors import ErrorLogScreen, ErrorMessageScreen
+
+    log = binding_rows(ErrorLogScreen.BINDINGS)
+    log.insert(0, ("enter", "the row's whole message"))
+    return [
+        ("In the error log", log),
+        ("On one error", binding_rows(ErrorMessageScreen.BINDINGS)),
+        ("In the add form", binding_rows(AddTaskScreen.BINDINGS)),
+    ]
+
+
 class HelpScreen(ModalScreen[None]):
     """``?`` opens it; ``esc``, ``?`` or ``q`` closes it."""
 
@@ -53,6 +81,15 @@ class HelpScreen(ModalScreen[None]):
         for example, what in FILTER_HELP:
             filt.add_row(example, what)
         outer.add_row(filt)
+        for title, rows in screen_sections():
+            outer.add_row("")
+            outer.add_row(Text(title, "bold"))
+            table = Table.grid(padding=(0, 2))
+            table.add_column(style="bold", no_wrap=True)
+            table.add_column()
+            for key, what in rows:
+                table.add_row(key, what)
+            outer.add_row(table)
         if self.saved:
             outer.add_row("")
             outer.add_row(Text("Saved filters", "bold"))
@@ -63,5 +100,5 @@ class HelpScreen(ModalScreen[None]):
                 saved.add_row(key, Text(query))
             outer.add_row(saved)
         outer.add_row("")
-        outer.add_row(Text("esc closes · ctrl+p lists every command", "dim"))
+        outer.add_row(Text("esc or q closes · ctrl+p lists every command", "dim"))
         return outer
