@@ -63,7 +63,12 @@ def generate(seed: int = 7, n_tasks: int = 50, *, horizon: float = 60.0, fail_ra
     rng = random.Random(seed)
     specs = {}
     for p in providers:
-        specs[p] = ProviderSpec(key=f"sim-{p}-{rng.getrandbits(48):012x}", variant=rng.choice(VARIANTS[p]),
+        variant = rng.choice(VARIANTS[p])
+        if p == "qolaba":
+            # A failure must be one a client can confirm: a 200 FAILED.  The "500" form is no
+            # proof (the backend answers every exception so, issue 11); faults play it instead.
+            variant = "200"
+        specs[p] = ProviderSpec(key=f"sim-{p}-{rng.getrandbits(48):012x}", variant=variant,
                                 budget=(budgets or {}).get(p))
     tasks: list[SimTask] = []
     hostile_done = False
