@@ -136,6 +136,18 @@ def test_recursion_in_the_parser_is_a_config_error(tmp_path, monkeypatch):
     assert "nested" in one_error(write(tmp_path, "x = " + "[" * DEEP + "]" * DEEP + "\n"))
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("text", [
+    '"""\'\'\'"\\' * 100_000,  # unterminated strings everywhere: each opening once scanned to the end
+    "\'\'\'\"\"\"\'\\" * 100_000,
+    '"\\\n' * 300_000,
+], ids=["basic", "literal", "lines"])
+def test_nesting_scan_is_linear_on_unterminated_strings(tmp_path, text):
+    # a quadratic scan took minutes on the first of these (the timeout is a hang guard)
+    msg = one_error(write(tmp_path, text))
+    assert "TOML syntax error" in msg or "too large" in msg
+
+
 def test_reasonable_nesting_still_parses(tmp_path):
     config = load_config(write(tmp_path, '[providers.evolink]\napi_key = "${EVOLINK_API_KEY}"\n'
                                          '[ui.saved_filters]\n"a.b.c" = "state:bad"\n'

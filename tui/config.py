@@ -544,10 +544,13 @@ def read_config_text(file: Path) -> str | None:
 
 
 # Strings and comments (skipped), and the characters that nest or end a key.
-_TOKENS = re.compile(r'"""(?:[^"\\]|\\.|"(?!""))*"{0,2}"""'
-                     r"|'''.*?'{0,2}'''"
-                     r'|"(?:[^"\\\n]|\\.)*"'
-                     r"|'[^'\n]*'"
+# A string's closing quotes are optional so that no pattern ever fails after a
+# long scan: an unterminated string ends the token (tomllib then says why), and
+# the whole scan stays linear whatever the text (no retry from each quote).
+_TOKENS = re.compile(r'"""(?:[^"\\]|\\.|"(?!""))*(?:"{0,2}""")?'
+                     r"|'''(?:[^']|'(?!''))*(?:'{0,2}''')?"
+                     r'|"(?:[^"\\\n]|\\[^\n])*"?'
+                     r"|'[^'\n]*'?"
                      r"|#[^\n]*"
                      r"|[\[\]{}=,.\n]", re.S)
 
