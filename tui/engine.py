@@ -4,23 +4,39 @@ Each worker owns its provider's pooled ``httpx.AsyncClient``, a request
 ``Budget`` (token bucket under a hard window), a concurrency cap and a state:
 
     ok               answering
+    degraded         answering, but some tasks' polls fail or tasks are stalled (``cause`` says which)
     backing_off      5xx / timeouts: exponential backoff with jitter, one probe at a time
     offline          every attempt failed with a network error: same backoff
     rate_limited     429: no request at all before ``retry_at`` (persisted: other
-                     processes on the same database wait too)
+                     processes on the same database wait too; never longer than
+                     ``max_retry_wait``; ``refresh_now`` lets one request through)
     auth_failed      401/403: no polling until ``resume_provider`` or ``reconfigure``
     quota_exhausted  402: one probe every ``QUOTA_PROBE`` seconds
 
 A round refreshes the tasks that are due, most-likely-changed first, within
-the budget, and writes every answer, event and counter to the store in one
-transaction.  The first request of a round is sent alone while the provider
-is unproven (just started, failing, after a 429); the rest follow only if it
-got through.  List providers (``has_list``) refresh every task of a kind with
-one request and fetch a task's detail only when the list says it just
-COMPLETED without results; the list is asked for when the first due task can
-wait no longer (its ``slack``), and its answer reschedules every task it
-lists.  When a round ends the worker re-arms a one-shot sleep until the next
-task is due, so rounds never overlap.
+the budget (and a kind's daily budget, where the provider has one), and writes
+the answers, events, poll health and counters to the store as they arrive (at
+least every ``FLUSH_EVERY`` seconds, and at the end), so one slow request never
+holds the others' answers; a round has a deadline, after which the requests
+still out count as failed polls.  The first request of a round is sent alone
+while the provider is unproven (just started, failing, after a 429), always a
+status request; the rest follow only if it got through.  List providers
+(``has_list``) refresh every task of a kind with one request and fetch a
+task's detail only when the list says it just COMPLETED without results; the
+list is asked for when the first due task can wait no longer (its ``slack``),
+and its answer reschedules every task it lists.  A list, like the balance, is
+an optimisation and never a gate: one that fails or keeps naming none of the
+tracked tasks is switched off for ``OPTIONAL_RETRY`` (one event says why) and
+each task is asked on its own in the same round.  When a round ends the worker
+re-arms a one-shot sleep until the next task is due, so rounds never overlap.
+
+No live task is silently stuck: each carries its poll health (failed polls in
+a row, the last error, the path asked, and a ``stalled`` reason after
+``STALL_FAILS`` failures or a quiet spell far longer than tasks like it take),
+written only when it changes.  A 404 ends a task ``not_found`` (naming the path
+and the known kinds when it was never seen alive), another 4xx ends it
+``failed``; transient and unreadable answers never end a task.  When the store
+cannot write, answers are kept in memory and written later (``store_problem``).
 
 When a task is due next is ``plan``'s: an end predicted from its progress rate
 and the provider's eta is polled just after, once two answers agree on it; a
@@ -1239,6 +1255,7 @@ class Engine:
             if fresh.terminal:
                 w.failing.pop(task.key, None)
                 w.stalled.pop(task.key, None)
+                self._health.pop(task.key, None)
             r.updates.append(fresh)
             return
         assert err is not None
@@ -1283,6 +1300,7 @@ class Engine:
                          stalled=None, poll_path=path)
         w.failing.pop(task.key, None)
         w.stalled.pop(task.key, None)
+        self._health.pop(task.key, None)
         r.updates.append(ended)
 
     # ------------------------------------------------------------ optional endpoints
