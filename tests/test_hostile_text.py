@@ -40,6 +40,8 @@ HOSTILE = (
     "\u202eevil\u202c\u2066x\u2069"  # bidi overrides and isolates
     "\x9b31m\x85\x90dcs\x9c"  # C1 controls (8-bit CSI, NEL, DCS, ST)
     "\x07\x08\x00\x7f"  # BEL, BS, NUL, DEL
+    "\U000e0069\U000e0067\U000e006e\U000e007f"  # tag characters (text a reader cannot see)
+    "\u2060\u2062\u2064\u200b\ufeff\u00ad\ufff9\U000e0100"  # word joiner, invisible operators, ZWSP, BOM ...
     f"{MARKUP}"
 )
 LONG = "L" * 100_000  # a 100 KB line
@@ -47,9 +49,11 @@ BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u
 
 
 def bad_chars(text: str) -> list[str]:
-    """ESC, BEL, every other C0/C1 control (tab and newline aside) and bidi controls in ``text``."""
+    """ESC, BEL, every other C0/C1 control (tab and newline aside), bidi controls and
+    invisible characters (format characters, tags, variation selectors) in ``text``."""
     return sorted({repr(ch) for ch in text
-                   if ch not in "\t\n" and (unicodedata.category(ch) == "Cc" or ch in BIDI)})
+                   if ch not in "\t\n" and (unicodedata.category(ch) in ("Cc", "Cf") or ch in BIDI
+                                             or 0xE0000 <= ord(ch) <= 0xE0FFF)})
 
 
 # ---------------------------------------------------------------- the hostile server
@@ -202,11 +206,12 @@ async def test_hostile_text_is_stored_clean_and_printed_inert(tmp_path, hostile)
         store.add(p, [f"{p}-hostile"], label="hostile")
     # the status word first (tasks stay live), then errors of every shape, then failed tasks
     engine = await engine_rounds(hostile.base_url, store, hostile,
-                                 ["status", "500", "400", "429", "html", "text", "failed"])
+                                 ["status", "500", "429", "html", "text", "400", "failed"])
 
     # the store: every task and event string is clean and bounded
     tasks = store.tasks()
-    assert {t.state for t in tasks} == {"failed"}, [(t.key, t.state, t.error) for t in tasks]
+    # a 400 ends some tasks (comfy: refused, evolink: an id it does not know); "failed" ends the rest
+    assert {t.state for t in tasks} <= {"failed", "not_found"}, [(t.key, t.state) for t in tasks]
     events = store.events(limit=100_000)
     assert {e.kind for e in events} >= {"transient", "client_error", "rate_limited", "bad_response"}
     texts = [str(v) for t in tasks for v in t.to_dict().values() if v is not None]
@@ -285,7 +290,8 @@ async def test_lone_surrogates_do_not_break_a_round(tmp_path):
 def test_hostile_labels_and_ids_from_the_command_line(tmp_path):
     """What scripts pipe into ``tasktui add`` is not trusted either."""
     (tmp_path / "config.toml").write_text("", encoding="utf-8")
-    r = cli(tmp_path, "add", "evolink", "ok-1", "--label", HOSTILE.replace("\x00", ""))  # argv has no NUL
+    # argv has no NUL; the store keeps printable characters (U+E0100.. are printable: its part)
+    r = cli(tmp_path, "add", "evolink", "ok-1", "--label", HOSTILE.replace("\x00", "").replace("\U000e0100", ""))
     assert r.returncode == 0, r.stderr
     r = cli(tmp_path, "add", "evolink", "bad\x1b[2Jid")
     assert r.returncode == 2 and b"\x1b" not in r.stdout + r.stderr

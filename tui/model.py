@@ -49,6 +49,7 @@ HEALTH_FIELDS: tuple[str, ...] = ("last_error", "last_error_at", "failed_polls",
 
 
 MAX_EPOCH = 253402300800.0  # 10000-01-01: datetime (and so iso()) cannot go past it
+MIN_EPOCH = -62135596800.0  # 0001-01-01: nor before it
 
 
 def task_key(provider: str, task_id: str) -> str:
@@ -56,22 +57,38 @@ def task_key(provider: str, task_id: str) -> str:
     return f"{provider}:{task_id}"
 
 
-def iso(ts: float | None) -> str | None:
-    """Epoch seconds -> ISO 8601 UTC (``2026-11-23T17:54:00Z``), None stays None."""
-    if ts is None:
+def iso(ts: Any) -> str | None:
+    """Epoch seconds -> ISO 8601 UTC (``2026-11-23T17:54:00Z``), None stays None.
+
+    Never raises: a value that is no time (NaN, infinite, out of datetime's years
+    1-9999, not a number, as a damaged store may hold) gives None."""
+    if ts is None or isinstance(ts, bool) or not isinstance(ts, (int, float)):
         return None
-    dt = datetime.fromtimestamp(ts, tz=timezone.utc)
+    try:
+        ts = float(ts)
+        if not MIN_EPOCH <= ts < MAX_EPOCH:  # NaN fails both
+            return None
+        dt = datetime.fromtimestamp(ts, tz=timezone.utc)
+    except (OverflowError, ValueError, OSError):
+        return None
     if dt.microsecond:
         return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return dt.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def epoch(value: Any) -> float | None:
-    """Best effort: a provider timestamp (seconds, milliseconds or ISO) -> epoch seconds."""
+    """Best effort: a provider timestamp (seconds, milliseconds or ISO) -> epoch seconds.
+
+    Only times after 1970 and before the year 10000 (UTC) are kept: anything else
+    (NaN, huge numbers, ``9999-12-31T23:59:59-14:00``, ``0001-01-01T00:00:00+14:00``)
+    is None, so every kept value can be shown by ``iso``."""
     if value is None or value == "" or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        v = float(value)
+        try:
+            v = float(value)
+        except OverflowError:  # an int too large for a float
+            return None
         if not math.isfinite(v) or v <= 0:
             return None
         if v > 1e14:  # microseconds
@@ -81,17 +98,20 @@ def epoch(value: Any) -> float | None:
         return v if v < MAX_EPOCH else None
     if isinstance(value, str):
         s = value.strip()
+        if len(s) > 64:  # no timestamp is this long
+            return None
         try:
             return epoch(float(s))
         except ValueError:
             pass
         try:
             dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
-        except ValueError:
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=timezone.utc)
+            v = dt.timestamp()
+        except (ValueError, OverflowError, OSError):
             return None
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
-        return dt.timestamp()
+        return v if 0 < v < MAX_EPOCH else None
     return None
 
 
@@ -177,9 +197,15 @@ def clamp_progress(value: Any) -> float | None:
             value = float(value)
         except ValueError:
             return None
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not isinstance(value, (int, float)):
         return None
-    return float(min(100.0, max(0.0, value)))
+    try:
+        value = float(value)
+    except OverflowError:  # an int too large for a float: beyond either end
+        return 100.0 if value > 0 else 0.0
+    if not math.isfinite(value):
+        return None
+    return min(100.0, max(0.0, value))
 
 
 # ---------------------------------------------------------------- errors

@@ -14,12 +14,14 @@ wrong shape, invalid UTF-8 ... all become ``BadResponse``).
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import math
 import re
 import time
-from dataclasses import dataclass, field
+import zlib
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -37,9 +39,15 @@ from ..model import (
     Task,
     Transient,
 )
+from ..redact import redact, redact_value
 from ..text import clean
 
 USER_AGENT = "tasktui"
+DEADLINE = 30.0  # seconds a whole request may take (headers and body), unless the engine says
+MAX_BODY = 4 * 1024 * 1024  # bytes of a decoded answer we read, unless the engine says
+MAX_RESULTS = 100  # result links kept per task (the first ones, duplicates dropped)
+MAX_LIST = 10_000  # rows of one list answer read
+MAX_RETRY_AFTER = 86400.0  # the longest wait a provider may ask for (the engine caps further)
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]*")  # what an API key may hold to travel in a header
 
 
@@ -66,6 +74,10 @@ class Provider:
     default_kind: ClassVar[str | None] = None
     has_list: ClassVar[bool] = False  # one request answers for every task of a kind
     has_balance: ClassVar[bool] = False
+    # Set per instance by whoever builds the provider (the engine, from the config):
+    deadline: float = DEADLINE  # overall limit of one request, headers and body (seconds)
+    max_body: int = MAX_BODY  # decoded answer size limit (bytes)
+    list_cut: int = 0  # rows the last list answer held beyond MAX_LIST (dropped)
 
     def __init__(self, api_key: str, base_url: str | None = None) -> None:
         base = base_url or self.default_base_url
@@ -170,6 +182,17 @@ class Provider:
         return Request(method, self.url(path), headers, body)
 
     def task(self, task_id: str, kind: str | None, **values: Any) -> Task:
+        """A Task of this provider; its results lose duplicates and are cut to
+        MAX_RESULTS (a note in ``details`` says how many there were)."""
+        results = values.get("results")
+        if results:
+            unique = list(dict.fromkeys(results))  # linear, first occurrence kept
+            if len(unique) > MAX_RESULTS:
+                details = dict(values.get("details") or {})
+                details["results"] = f"first {MAX_RESULTS} of {len(unique)} links kept"
+                values["details"] = details
+                unique = unique[:MAX_RESULTS]
+            values["results"] = unique
         return Task(provider=self.name, task_id=task_id, kind=kind, updated_at=time.time(), **values)
 
     # ------------------------------------------------------------ parsing
@@ -180,12 +203,28 @@ class Provider:
                                            response, task_id=task_id, kind=kind))
 
     def parse_list(self, kind: str | None, response: httpx.Response) -> list[Task]:
+        """At most MAX_LIST rows are read (``list_cut`` says how many more there were)."""
         kind = kind or self.default_kind
-        tasks = self._guard(lambda data: self.read_list(kind, data, response), response)
+        self.list_cut = 0
+
+        def read(data: Any) -> list[Task]:
+            data, self.list_cut = cap_rows(data, MAX_LIST)
+            return self.read_list(kind, data, response)
+
+        tasks = self._guard(read, response)
+        if len(tasks) > MAX_LIST:
+            self.list_cut += len(tasks) - MAX_LIST
+            tasks = tasks[:MAX_LIST]
         return [self.scrub_task(t) for t in tasks]
 
     def parse_balance(self, response: httpx.Response) -> Balance:
-        return self._guard(lambda data: self.read_balance(data, response), response)
+        balance = self._guard(lambda data: self.read_balance(data, response), response)
+        key = self.api_key
+        balance.raw = redact_value(balance.raw, key)
+        balance.unit = redact(balance.unit, key)
+        if balance.note is not None:
+            balance.note = redact(balance.note, key)
+        return balance
 
     def _guard(self, read, response: httpx.Response, task_id: str | None = None,
                kind: str | None = None):
@@ -214,28 +253,29 @@ class Provider:
                                          status=response.status_code, provider=self.name)) from None
 
     def scrub(self, exc: ProviderError) -> ProviderError:
-        """Blank our API key out of an error's text (a server may echo it back)."""
+        """Mask our API key, in every form ``tui.redact`` knows, out of an error's
+        text (a server may echo it back, altered)."""
         key = self.api_key
-        if key and len(key) >= 4:
-            exc.message = exc.message.replace(key, "***")
-            exc.args = (exc.message,)
-            if exc.code:
-                exc.code = exc.code.replace(key, "***")
+        exc.message = redact(exc.message, key)
+        exc.args = (exc.message,)
+        if exc.code:
+            exc.code = redact(exc.code, key)
         return exc
 
     def scrub_task(self, task: Task) -> Task:
-        """Blank our API key out of everything a task answer carries (text fields
-        and the raw answer, which the store keeps), in case a server echoed it."""
+        """Mask our API key out of everything a task answer carries (text fields,
+        results, details and the raw answer, which the store keeps), in case a
+        server echoed it.  ``provider`` and ``task_id`` are ours, not the server's."""
         key = self.api_key
-        if not key or len(key) < 4:
+        if not key:
             return task
-        for name in ("error", "model", "provider_status", "kind"):
-            value = getattr(task, name)
-            if isinstance(value, str) and key in value:
-                setattr(task, name, value.replace(key, "***"))
-        if any(key in url for url in task.results):
-            task.results = [url.replace(key, "***") for url in task.results]
-        task.raw = _scrub_value(task.raw, key)
+        for f in fields(Task):
+            if f.name in ("provider", "task_id"):
+                continue
+            value = getattr(task, f.name)
+            if isinstance(value, (str, list, dict)) or f.name == "raw":
+                setattr(task, f.name, redact_value(value, key) if not isinstance(value, str)
+                        else redact(value, key))
         return task
 
     def error_for(self, response: httpx.Response, data: Any) -> ProviderError:
@@ -261,24 +301,84 @@ class Provider:
 
     # ------------------------------------------------------------ HTTP
 
-    async def send(self, client: httpx.AsyncClient, request: Request) -> httpx.Response:
-        """Send and read the whole body; network faults become ``Transient``."""
+    async def send(self, client: httpx.AsyncClient, request: Request,
+                   deadline: float | None = None) -> httpx.Response:
+        """Send and read the whole body, within ``deadline`` seconds overall
+        (default ``self.deadline``: headers, a trickled body and an endless stream
+        all end there) and ``self.max_body`` decoded bytes.  Network faults and the
+        deadline become ``Transient``; a bigger answer is ``BadResponse``.  The
+        response returned holds the decoded body (``content``)."""
         if not _HEADER_SAFE.fullmatch(self.api_key or ""):  # httpx's error would echo the key
             raise AuthError("the API key holds characters an HTTP header cannot carry",
                             provider=self.name)
+        limit = self.deadline if deadline is None else deadline
+        if limit is None or not (isinstance(limit, (int, float)) and math.isfinite(limit) and limit > 0):
+            limit = None
+        timer = asyncio.timeout(limit)
         try:
-            return await client.request(request.method, request.url, headers=request.headers,
-                                        json=request.json)
+            async with timer:
+                return await self._exchange(client, request)
+        except TimeoutError:
+            if not timer.expired():
+                raise
+            raise Transient(f"timed out after {limit:g}s (overall deadline)", provider=self.name) from None
+
+    async def _exchange(self, client: httpx.AsyncClient, request: Request) -> httpx.Response:
+        try:
+            async with client.stream(request.method, request.url, headers=request.headers,
+                                     json=request.json) as response:
+                body = await self._read_body(response)
+        except ProviderError as exc:
+            exc.provider = exc.provider or self.name
+            raise self.scrub(exc) from None
         except (UnicodeEncodeError, httpx.LocalProtocolError):  # its message echoes the headers
             raise ClientError("the request could not be sent (invalid characters)",
                               provider=self.name) from None
         except httpx.TimeoutException as exc:
             raise Transient(f"timed out ({type(exc).__name__})", provider=self.name) from None
-        except httpx.HTTPError as exc:  # connect errors, resets, protocol errors, decoding
+        except httpx.HTTPError as exc:  # connect errors, resets, protocol errors
             raise self.scrub(Transient(f"network error: {type(exc).__name__}: {clean(exc, 200)}",
                                        provider=self.name)) from None
         except OSError as exc:
             raise self.scrub(Transient(f"network error: {clean(exc, 200)}", provider=self.name)) from None
+        headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _BODY_HEADERS]
+        extensions = {k: v for k, v in response.extensions.items() if k in ("http_version", "reason_phrase")}
+        return httpx.Response(response.status_code, headers=headers, content=body,
+                              request=response.request, extensions=extensions)
+
+    async def _read_body(self, response: httpx.Response) -> bytes:
+        """The decoded body, read as it arrives; stops past ``max_body`` decoded bytes
+        (a gzip answer is inflated by at most that much, never all at once)."""
+        limit = max(0, int(self.max_body))
+        status = response.status_code
+
+        def too_big() -> BadResponse:
+            return BadResponse(f"answer larger than {size_text(limit)}", status=status, provider=self.name)
+
+        codings = [c.strip().lower() for c in response.headers.get("content-encoding", "").split(",")]
+        codings = [c for c in codings if c and c != "identity"]
+        if len(codings) > 1 or (codings and codings[0] not in _INFLATERS):
+            raise BadResponse(f"answer in an encoding we did not ask for: {clean(', '.join(codings), 60)}",
+                              status=status, provider=self.name)
+        declared = response.headers.get("content-length", "")
+        if not codings and declared.isdigit() and int(declared) > limit:
+            raise too_big()
+        inflater = Inflater(codings[0]) if codings else None
+        chunks: list[bytes] = []
+        size = 0
+        async for raw in response.aiter_raw():
+            data = inflater.feed(raw, limit - size + 1) if inflater else raw
+            size += len(data)
+            if size > limit:
+                raise too_big()
+            chunks.append(data)
+        if inflater:
+            data = inflater.end()
+            size += len(data)
+            if size > limit:
+                raise too_big()
+            chunks.append(data)
+        return b"".join(chunks)
 
     async def fetch_status(self, client: httpx.AsyncClient, task_id: str,
                            kind: str | None = None) -> Task:
@@ -297,17 +397,58 @@ class Provider:
 # ---------------------------------------------------------------- shared helpers
 
 
-def _scrub_value(value: Any, key: str, depth: int = 0) -> Any:
-    """``value`` (decoded JSON) with ``key`` blanked out of every string in it."""
-    if isinstance(value, str):
-        return value.replace(key, "***") if key in value else value
-    if depth > 64:  # kept for display only: cut, rather than walk it (and keep a key deep inside)
-        return "… (nested too deep)"
-    if isinstance(value, dict):
-        return {_scrub_value(k, key, depth + 1): _scrub_value(v, key, depth + 1) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrub_value(v, key, depth + 1) for v in value]
-    return value
+_BODY_HEADERS = ("content-encoding", "content-length", "transfer-encoding")
+
+
+def size_text(n: int) -> str:
+    """4194304 -> "4 MiB", 2000 -> "2000 bytes"."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n} bytes"
+
+
+_INFLATERS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+class Inflater:
+    """Content-Encoding gzip or deflate (zlib-wrapped or raw, as httpx accepts),
+    inflating at most ``room`` bytes per ``feed`` so a bomb never expands past
+    the caller's limit."""
+
+    def __init__(self, coding: str) -> None:
+        self.coding = coding
+        self.wbits = _INFLATERS[coding]
+        self.obj = zlib.decompressobj(self.wbits)
+        self.started = False
+
+    def feed(self, data: bytes, room: int) -> bytes:
+        try:
+            out = self.obj.decompress(data, max(1, room))
+        except zlib.error as exc:
+            if self.coding == "deflate" and not self.started and self.wbits > 0:  # raw deflate
+                self.wbits = -zlib.MAX_WBITS
+                self.obj = zlib.decompressobj(self.wbits)
+                return self.feed(data, room)
+            raise BadResponse(f"answer could not be decoded ({self.coding}: {clean(exc, 80)})") from None
+        self.started = True
+        return out
+
+    def end(self) -> bytes:
+        try:
+            return self.obj.flush()
+        except zlib.error as exc:
+            raise BadResponse(f"answer could not be decoded ({self.coding}: {clean(exc, 80)})") from None
+
+
+def cap_rows(data: Any, limit: int) -> tuple[Any, int]:
+    """A list answer (a bare list, or ``{data: [...]}``) cut to ``limit`` rows,
+    and how many rows were dropped."""
+    if isinstance(data, list) and len(data) > limit:
+        return data[:limit], len(data) - limit
+    if isinstance(data, dict) and isinstance(data.get("data"), list) and len(data["data"]) > limit:
+        return {**data, "data": data["data"][:limit]}, len(data["data"]) - limit
+    return data, 0
 
 
 def decode_json(response: httpx.Response, provider: str = "") -> Any:
@@ -378,25 +519,34 @@ def parse_wait_text(text: str | None) -> float | None:
     if not m:
         return None
     unit = (m.group(2) or "s")[0].lower()
-    return float(m.group(1)) * _UNITS.get(unit, 1)
+    return cap_wait(float(m.group(1)) * _UNITS.get(unit, 1))
+
+
+def cap_wait(seconds: float) -> float:
+    """A wait a provider asked for, within 0 .. MAX_RETRY_AFTER (NaN: 0)."""
+    if seconds != seconds:  # NaN
+        return 0.0
+    return min(MAX_RETRY_AFTER, max(0.0, seconds))
 
 
 def retry_after(header: str | None, message: str | None = None, data: Any = None) -> float | None:
     """Seconds to wait: the Retry-After header (seconds or HTTP date), else a
-    suggestion in the body (EvoLink ``fallback_suggestion``, Upscayl's message)."""
+    suggestion in the body (EvoLink ``fallback_suggestion``, Upscayl's message).
+    Never more than MAX_RETRY_AFTER (a day): ``1e12`` or a date in year 9999 is a day."""
     if header:
-        header = header.strip()
+        header = header.strip()[:200]
         try:
             seconds = float(header)
             if math.isfinite(seconds):  # "inf" / "nan" are no answer
-                return max(0.0, seconds)
+                return cap_wait(seconds)
         except ValueError:
             try:
                 when = email.utils.parsedate_to_datetime(header)
-            except (TypeError, ValueError):
-                when = None
-            if when is not None:
-                return max(0.0, when.timestamp() - time.time())
+                wait = when.timestamp() - time.time() if when is not None else None
+            except (TypeError, ValueError, IndexError, OverflowError, OSError):
+                wait = None
+            if wait is not None:
+                return cap_wait(wait)
     texts: list[str] = []
     if isinstance(data, dict):
         err = data.get("error")
