@@ -159,6 +159,19 @@ def test_reasonable_nesting_still_parses(tmp_path):
         "y": "[[[[\n.......................................\n"}
 
 
+def test_errors_never_carry_terminal_escapes(tmp_path, capsys):
+    path = write(tmp_path, '[ui]\ntheme = "\\u001b[2J\\u001b]52;c;AAAA\\u0007red\\u202e\\U000E0041"\n'
+                           '"\\u001b[31m" = 1\n[ui.keymap]\nrefresh = "ctrl+\\u001b[1m"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    for line in [str(info.value), *info.value.problems]:
+        assert not any(ord(c) < 32 or 0x7f <= ord(c) < 0xa0 or c in "\u202e\U000E0041" for c in line), line
+    assert len(info.value.problems) == 3
+    assert cmd_check(SimpleNamespace(config=str(path))) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err and len(err.strip().splitlines()) == 3
+
+
 # ---------------------------------------------------------------- not a regular file
 
 

@@ -61,7 +61,7 @@ class ConfigError(Exception):
     def line(self) -> str:
         """This problem alone, on one line."""
         line = f"{self.file}: {self.key}: {self.reason}" if self.key else f"{self.file}: {self.reason}"
-        return _NEWLINES.sub(" ", line)  # one line, whatever the reason held
+        return _one_line(line)
 
     @property
     def problems(self) -> list[str]:
@@ -83,6 +83,14 @@ def _raise_all(problems: list[ConfigError]) -> None:
 
 
 _NEWLINES = re.compile(r"[\r\n\t\v\f]+")
+# other control and invisible characters a hostile file could put in a value we echo
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff"
+                          "\U000e0000-\U000e007f]")
+
+
+def _one_line(text: str) -> str:
+    """One line without terminal escapes or invisible characters, whatever the text held."""
+    return _UNPRINTABLE.sub("?", _NEWLINES.sub(" ", text))
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -824,7 +832,7 @@ def print_warnings(config: Config, stream: TextIO | None = None, *, every: bool 
         if warning in _printed and not every:
             continue
         _printed.add(warning)
-        print(f"warning: {warning}", file=stream, flush=True)
+        print(f"warning: {_one_line(warning)}", file=stream, flush=True)
 
 
 # ---------------------------------------------------------------- saving
