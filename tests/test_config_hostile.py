@@ -235,6 +235,8 @@ def test_huge_config_is_refused(tmp_path):
     f"https://user:{SECRET}@api.evolink.ai",
     "https://user@api.evolink.ai",
     f"https://:{SECRET}@127.0.0.1:9000/x",
+    "https://api.evolink.ai${EMPTY}@127.0.0.1:9",  # would send the key to another host
+    "https://api.evolink.ai\\\\@127.0.0.1:9",
 ])
 def test_credentials_in_base_url_are_refused(tmp_path, url):
     msg = one_error(write(tmp_path, f'[providers.evolink]\napi_key = "${{EVOLINK_API_KEY}}"\nbase_url = "{url}"\n'))
