@@ -484,3 +484,17 @@ def test_new_keys_are_read(tmp_path):
 ])
 def test_new_keys_are_validated(tmp_path, text, key):
     assert f": {key}: " in one_error(write(tmp_path, text))
+
+
+def test_defaults_agree_with_the_engine_and_the_http_layer():
+    """The defaults live in tui.config; the fallbacks the engine and providers keep must agree."""
+    from tui import config, engine
+    from tui.providers import base
+
+    assert base.MAX_BODY == config.DEFAULT_MAX_BODY
+    assert engine.MAX_RETRY_WAIT == config.DEFAULT_MAX_RETRY_WAIT
+    assert engine.DISCOVER_MAX_ROUND == config.DEFAULT_DISCOVER_MAX_ROUND
+    assert engine.DISCOVER_MAX_TOTAL == config.DEFAULT_DISCOVER_MAX_TOTAL
+    assert engine.BACKOFF_CAP == config.DEFAULT_MAX_BACKOFF
+    assert engine.MAX_INTERVAL == config.DEFAULT_MAX_INTERVAL
+    assert engine.BALANCE_INTERVAL == config.DEFAULT_BALANCE_INTERVAL
