@@ -358,6 +358,15 @@ def test_keymap_binding_ids_agree_with_the_app():
     assert set(BINDING_IDS) == _binding_ids(), "update tui.config.BINDING_IDS (and docs/config.md)"
 
 
+def test_docs_list_every_binding_id():
+    from tui.config import BINDING_IDS
+
+    row = next(line for line in (ROOT / "docs" / "config.md").read_text().splitlines()
+               if line.startswith("| `keymap` |"))
+    words = set(row.replace("`", " ").replace(",", " ").split())
+    assert [b for b in BINDING_IDS if b not in words and not b.startswith("saved.")] == []
+
+
 def test_keymap_keys_agree_with_textual():
     from textual.keys import Keys
 
