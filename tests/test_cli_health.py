@@ -161,6 +161,21 @@ def test_wait_keeps_going_while_one_task_can_progress_and_names_the_stalled_one(
     assert [line for line in lines if "stalled" in line] == [f"qolaba:q1 stalled: {PENDING_REASON}"]
 
 
+def test_a_stall_mark_from_an_earlier_run_waits_for_the_engine_to_ask_again(tmp_path):
+    with Store(tmp_path / "t.db") as store:
+        store.add("qolaba", ["q1"])
+        store.apply([Task("qolaba", "q1", state="queued", stalled=PENDING_REASON)])  # left by an earlier run
+        engine = FakeEngine(store, [])
+        engine.workers = {"qolaba": None}
+
+        async def idle() -> None:  # the engine has not asked the provider yet
+            pass
+
+        engine.start = idle
+        code, message = asyncio.run(wait_for(engine, store, ["qolaba:q1"], 0.3))
+    assert code == 2 and message.startswith("timed out")
+
+
 def test_wait_exits_2_when_the_provider_is_out_of_credits(tmp_path):
     with Store(tmp_path / "t.db") as store:
         store.add("freepik", ["f1"])
@@ -347,9 +362,10 @@ def test_every_subcommand_and_option_has_help_and_wait_lists_exit_codes(capsys):
 
     assert list(walk(parser, "tasktui")) == []
     code, out, err = cli(capsys, "wait", "--help")
-    for words in ("0", "1", "2", "exit"):
-        assert words in out
-    assert "stuck" in out or "stalled" in out
+    codes = out[out.index("exit codes:"):]
+    for line in ("0  every matching task succeeded", "1  every matching task ended", "2  trouble"):
+        assert line in codes
+    assert "nothing left can progress" in codes
 
 
 # ---------------------------------------------------------------- issue 12
