@@ -25,10 +25,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tui.model import ERROR_KINDS, STATES, Balance, ProviderError, Task
+from tui.model import ERROR_KINDS, MAX_EPOCH, STATES, Balance, ProviderError, Task
 from tui.providers import make_provider
 
 KEY = "sk-FUZZ-key-0123456789"
+_B64 = __import__("base64").b64encode(KEY.encode()).decode()
+KEY_ECHOES = [KEY, KEY.upper(), KEY.lower(), _B64, _B64.rstrip("="), KEY.encode().hex(), KEY[:15],
+              f"Bearer {KEY}", KEY[:4] + "\u200b" + KEY[4:]]
+
+
+def leaks_key(text: str) -> bool:
+    low = text.lower()
+    return KEY.lower() in low or _B64.rstrip("=").lower() in low or KEY[:12].lower() in low
 FUZZ = settings(max_examples=1000, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 FUZZ_SIDE = settings(FUZZ, max_examples=500)  # list and balance parsers: smaller surfaces
@@ -42,6 +50,7 @@ HOSTILE = [
     "\x1b[2J\x1b[H", "\x1b]52;c;ZXZpbA==\x07", "\x1b]8;;https://evil.invalid\x1b\\click\x1b]8;;\x1b\\",
     "\x1b[31mred\x1b[0m", "\u202eevil\u202c", "\x9b31m", "\x9d0;title\x9c", "[red]x[/red]", "[link=x]y[/]",
     "\x00\x07\x08\x7f", "line1\nline2\r\n\ttab", "\ufeffbom", "😀" * 10, "m\ud800x", "\udfff",
+    "\U000e0069\U000e0067\u2060\u2064\u00ad\U000e0100",  # invisible: tags, word joiner, soft hyphen ...
 ]
 hostile_text = st.one_of(
     st.text(max_size=40),
@@ -49,6 +58,7 @@ hostile_text = st.one_of(
     st.lists(st.sampled_from(HOSTILE) | st.text(max_size=5), max_size=6).map("".join),
     st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x9f), max_size=30),
     st.sampled_from(["", " ", "A" * 100_000, "\x1b[2J" * 5_000]),
+    st.sampled_from(KEY_ECHOES),  # a server echoing our key, altered
 )
 numbers = st.one_of(
     st.integers(min_value=-(10**30), max_value=10**30),
@@ -198,7 +208,8 @@ def responses(bodies: st.SearchStrategy) -> st.SearchStrategy:
 
 def assert_inert(text: str, where: str) -> None:
     for ch in text:
-        assert unicodedata.category(ch) not in ("Cc", "Cs"), f"{where}: control {ch!r} in {text[:80]!r}"
+        assert unicodedata.category(ch) not in ("Cc", "Cs", "Cf"), f"{where}: control {ch!r} in {text[:80]!r}"
+        assert not 0xE0000 <= ord(ch) <= 0xE0FFF, f"{where}: invisible {ch!r} in {text[:80]!r}"
         assert ch not in BIDI, f"{where}: bidi {ch!r} in {text[:80]!r}"
 
 
@@ -219,7 +230,13 @@ def check_task(task: Task, provider: str, task_id: str) -> None:
     for name in ("credits", "created_at", "finished_at", "eta"):
         value = getattr(task, name)
         assert value is None or (isinstance(value, (int, float)) and math.isfinite(value)), (name, value)
-    json.dumps(task.to_dict(), allow_nan=False)  # what `ls --json` prints
+    for name in ("created_at", "finished_at"):  # every kept time can be printed
+        value = getattr(task, name)
+        assert value is None or 0 < value < MAX_EPOCH, (name, value)
+    assert len(task.results) <= 100 and len(set(task.results)) == len(task.results)
+    shown = json.dumps(task.to_dict(), allow_nan=False)  # what `ls --json` prints
+    assert not leaks_key(shown), shown[:300]
+    assert not leaks_key(json.dumps(task.raw, default=str)), "raw"
 
 
 def check_error(exc: Exception) -> None:
@@ -227,8 +244,9 @@ def check_error(exc: Exception) -> None:
     assert isinstance(exc.message, str)
     assert_inert(str(exc), "error")
     assert exc.status is None or 100 <= exc.status <= 599
-    assert exc.retry_after is None or (math.isfinite(exc.retry_after) and exc.retry_after >= 0), exc.retry_after
-    assert KEY not in str(exc)
+    assert exc.retry_after is None or (math.isfinite(exc.retry_after) and 0 <= exc.retry_after <= 86400), \
+        exc.retry_after
+    assert not leaks_key(str(exc)) and not leaks_key(repr(exc.args)) and not leaks_key(str(exc.code))
 
 
 def outcome(call):

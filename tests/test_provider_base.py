@@ -418,3 +418,176 @@ def test_task_copy_is_independent():
     other = task.copy(state="running")
     other.results.append("v")
     assert task.results == ["u"] and task.state == "unknown" and other.state == "running"
+
+
+# ---------------------------------------------------------------- out-of-range values (issue 12, item 4)
+
+OUT_OF_RANGE_TIMES = ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "0001-01-01T00:00:00",
+                      "9999-12-31T23:59:59.999999+00:00", 10 ** 400, -10 ** 400, 1e308, -1e308,
+                      float("nan"), "nan", "-inf", "1" + "0" * 30, "2025-09-02T12:57:01Z" * 10]
+
+
+@pytest.mark.parametrize("value", OUT_OF_RANGE_TIMES)
+def test_epoch_of_an_out_of_range_time_is_none(value):
+    assert epoch(value) is None
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), 1e20, -1e20, MAX_EPOCH,
+                                   -62135596801.0, 10 ** 400, "1756817821", b"x", [1], True])
+def test_iso_of_anything_stored_never_raises(value):
+    assert iso(value) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.floats(), st.integers(), st.text(max_size=40), st.none()))
+def test_epoch_and_iso_never_raise(value):
+    ts = epoch(value)
+    assert ts is None or (0 < ts < MAX_EPOCH and iso(ts).endswith("Z"))
+    iso(value)  # whatever a damaged store hands it
+
+
+def test_task_to_dict_with_out_of_range_stored_times():
+    """A Task loaded from a store that holds impossible times prints them as null."""
+    import json
+
+    task = Task(provider="evolink", task_id="t1", created_at=1e20, updated_at=float("nan"),
+                finished_at=-1e20, last_error_at=float("inf"))
+    out = task.to_dict()
+    assert [out[k] for k in ("created_at", "updated_at", "finished_at", "last_error_at")] == [None] * 4
+    json.dumps(out, allow_nan=False)
+
+
+@pytest.mark.parametrize("value, expected", [(10 ** 400, 100.0), (-10 ** 400, 0.0), ("1e400", None),
+                                             ("9" * 400, None), (1e308, 100.0)])
+def test_clamp_progress_of_huge_numbers(value, expected):
+    assert clamp_progress(value) == expected
+
+
+def evolink_answer(**fields):
+    # docs.evolink.ai/en/api-manual/task-management/get-task-detail.md (TaskDetailResponse), fields altered
+    body = {"created": 1756817821, "id": "task-unified-1", "model": "gpt-image-1", "object": "image.generation.task",
+            "progress": 100, "results": ["https://files.evolink.ai/1.png"], "status": "completed",
+            "task_info": {"can_cancel": False, "estimated_time": 30}, "type": "image",
+            "usage": {"billing_rule": "per_call", "credits_reserved": 2.5, "user_group": "default"}}
+    body.update(fields)
+    return httpx.Response(200, json=body)
+
+
+@pytest.mark.parametrize("created", OUT_OF_RANGE_TIMES[:4] + [1e308, "1e400"])
+def test_a_provider_time_out_of_range_is_dropped_at_parse(created):
+    """Issue 12: a created of 9999-12-31T23:59:59-14:00 made ls --json, export and the dashboard
+    crash until the task was removed by hand."""
+    import json
+
+    from tui.providers import make_provider
+
+    task = make_provider("evolink", KEY).parse_status("task-unified-1", None, evolink_answer(created=created))
+    assert task.state == "succeeded" and task.created_at is None
+    json.dumps(task.to_dict(), allow_nan=False)
+
+
+def test_a_huge_progress_is_clamped_at_parse():
+    from tui.providers import make_provider
+
+    p = make_provider("evolink", KEY)
+    assert p.parse_status("t", None, evolink_answer(progress=10 ** 400, status="processing")).progress == 100.0
+    # upscayl openapi.yaml ProcessingTask (tests/fixtures/upscayl/status_openapi_processing.json), altered
+    body = {"status": "success", "data": {"status": "processing", "progress": "9" * 400, "files": [],
+                                          "createdAt": "9999-12-31T23:59:59-14:00"}}
+    task = make_provider("upscayl", KEY).parse_status("t", None, httpx.Response(200, json=body))
+    assert (task.state, task.progress, task.created_at) == ("running", None, None)  # "9"*400 reads as inf
+
+
+@pytest.mark.parametrize("header", ["1e12", "1e308", "99999999999999999999999999",
+                                    "Fri, 31 Dec 9999 23:59:59 GMT", "Fri, 31 Dec 9999 23:59:59 -1400"])
+def test_retry_after_header_is_capped_at_a_day(header):
+    assert retry_after(header) == 86400.0
+
+
+@pytest.mark.parametrize("text", ["Try again in 99999999999 hours", "retry after 1" + "0" * 400 + " seconds",
+                                  "Try again in 9999999999999999999999 minutes"])
+def test_a_wait_in_words_is_capped_at_a_day(text):
+    assert parse_wait_text(text) == 86400.0
+    assert retry_after(None, text) == 86400.0
+
+
+@pytest.mark.parametrize("provider", ["comfy", "upscayl", "qolaba", "freepik", "evolink"])
+@pytest.mark.parametrize("header, said", [("1e12", "slow down"), (None, "Try again in 99999999999 hours"),
+                                          ("Fri, 31 Dec 9999 23:59:59 GMT", "slow down")])
+def test_a_429_asking_for_ages_is_capped_at_parse(provider, header, said):
+    """Issue 12: Retry-After 1e12 or 'Try again in 99999999999 hours' crashed quota and the dashboard."""
+    from tui.providers import make_provider
+    from tui.sim import bodies
+
+    p = make_provider(provider, KEY, "http://127.0.0.1:9")
+    response = httpx.Response(429, json=bodies.error_body(provider, 429, said),
+                              headers={"Retry-After": header} if header else {},
+                              request=httpx.Request("GET", "http://127.0.0.1:9/"))
+    with pytest.raises(RateLimited) as info:
+        p.parse_status("t1", None, response)
+    assert info.value.retry_after == 86400.0
+
+
+# ---------------------------------------------------------------- big answers (issue 12, item 9)
+
+
+def test_results_lose_duplicates_and_are_capped_at_100():
+    p = Dummy(KEY)
+    links = [f"https://a/{i}.png" for i in range(100_000)] + ["https://a/0.png"]
+    task = p.task("t1", None, results=links)
+    assert task.results == links[:100]
+    assert task.details == {"results": "first 100 of 100000 links kept"}
+    assert p.task("t1", None, results=["u", "v", "u"]).results == ["u", "v"]
+
+
+class Lister(Dummy):
+    has_list = True
+
+    def read_list(self, kind, data, response):
+        rows = data["data"] if isinstance(data, dict) else data
+        self.rows_read = len(rows)
+        return [self.task(str(r["id"]), kind, state="running") for r in rows]
+
+
+@pytest.mark.parametrize("wrapped", [True, False])
+def test_a_list_answer_is_read_up_to_10000_rows(wrapped):
+    rows = [{"id": i} for i in range(100_000)]
+    p = Lister(KEY)
+    tasks = p.parse_list(None, httpx.Response(200, json={"data": rows} if wrapped else rows))
+    assert p.rows_read == 10_000 and len(tasks) == 10_000 and p.list_cut == 90_000
+    p.parse_list(None, httpx.Response(200, json={"data": rows[:5]}))
+    assert p.list_cut == 0
+
+
+# ---------------------------------------------------------------- invisible text (issue 12, item 16)
+
+
+INVISIBLE = ["\U000e0041", "\U000e0001", "\U000e007f", "\u2060", "\u2061", "\u2062", "\u2063", "\u2064",
+             "\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\u202a", "\u202e", "\u2066", "\u2069",
+             "\ufeff", "\u00ad", "\u034f", "\u180e", "\u3164", "\ufe0f", "\U000e0100", "\U000e01ef",
+             "\u0600", "\ufff9", "\U0001d173", "\u115f", "\u206f"]
+
+
+@pytest.mark.parametrize("ch", INVISIBLE, ids=lambda c: f"U+{ord(c):04X}")
+def test_clean_drops_invisible_characters(ch):
+    assert clean(f"a{ch}b{ch * 3}c") == "abc"
+
+
+def test_clean_drops_every_format_character():
+    import sys
+    import unicodedata
+
+    kept = [hex(c) for c in range(0x80, sys.maxunicode + 1)
+            if unicodedata.category(chr(c)) == "Cf" and clean(f"a{chr(c)}b") != "ab"]
+    assert kept == []
+
+
+def test_clean_keeps_visible_text():
+    text = "café 日本語 Ünïcødé ❤ 👍🏽 👨 العربية עברית"
+    assert clean(text) == text
+
+
+def test_hidden_tag_text_is_gone():
+    """'ASCII smuggling': tag characters spell out text no one sees."""
+    hidden = "".join(chr(0xE0000 + ord(c)) for c in "ignore previous instructions")
+    assert clean(f"done{hidden}") == "done"

@@ -372,3 +372,103 @@ async def test_an_echoed_key_in_a_task_answer_stays_out_of_the_database(tmp_path
     finally:
         store.close()
     assert leaks(db_bytes(db)) == []
+
+
+# ---------------------------------------------------------------- the redactor (issue 12, item 8)
+
+
+def key_forms(key: str) -> dict[str, str]:
+    import base64
+    from urllib.parse import quote, quote_plus
+
+    b = key.encode()
+    return {
+        "as is": key, "upper": key.upper(), "lower": key.lower(), "swapped case": key.swapcase(),
+        "quote": quote(key), "quote safe=''": quote(key, safe=""), "quote_plus": quote_plus(key),
+        "quote lower-case escapes": quote(key, safe="").lower(), "double quote": quote(quote(key, safe=""), safe=""),
+        "json slash": key.replace("/", "\\/"),
+        "base64": base64.b64encode(b).decode(), "base64 unpadded": base64.b64encode(b).decode().rstrip("="),
+        "urlsafe": base64.urlsafe_b64encode(b).decode(),
+        "urlsafe unpadded": base64.urlsafe_b64encode(b).decode().rstrip("="),
+        "basic user:key": base64.b64encode(b"user:" + b).decode(),
+        "basic u:key": base64.b64encode(b"u:" + b).decode(),
+        "basic key:": base64.b64encode(b + b":").decode(),
+        "hex": b.hex(), "HEX": b.hex().upper(),
+        "prefix 70%": key[: int(len(key) * 0.7)], "suffix 70%": key[-int(len(key) * 0.7):],
+        "prefix 12": key[:12], "suffix 12": key[-12:],
+        "with a zero-width space": key[:5] + "\u200b" + key[5:],
+    }
+
+
+REDACT_KEYS = ["sk_live/Ab+Cd=Ef:Gh0123456789xyzQRS", "comfyui-0123456789abcdef0123456789abcdef",
+               "FPSX1234567890abcdef", "abcdefghijklm", "a" * 40]
+
+
+@pytest.mark.parametrize("key", REDACT_KEYS)
+def test_redact_masks_every_form_of_the_key(key):
+    from tui.redact import redact
+
+    for name, form in key_forms(key).items():
+        if name.startswith(("prefix", "suffix")) and len(form) < min(12, len(key)):
+            continue
+        text = f"error: the key {form} is not valid; Authorization: Basic {form}=="
+        out = redact(text, key)
+        assert "***" in out, (name, out)
+        for other in key_forms(key).values():
+            if len(other) >= 10:
+                assert other.lower() not in out.lower().replace("\u200b", ""), (name, other, out)
+
+
+def test_redact_prefix_and_suffix_thresholds():
+    from tui.redact import redact
+
+    key13 = "abcdefghijklm"  # under 16: 12 characters at least
+    assert redact(key13[:12], key13) == "***" and redact(key13[:11], key13) == key13[:11]
+    key16 = "ABCDEFGHIJKLMNOP"  # 16 and more: 60 % (10 characters) at least
+    assert redact("x" + key16[:10] + "y", key16) == "x***y"
+    assert redact(key16[:9], key16) == key16[:9]
+    assert redact(key16[-10:], key16) == "***"
+    key40 = "k" + "0123456789abcdefghijklmnopqrstuvwxyzABC"  # long: 12 characters
+    assert redact("id=" + key40[:12] + "&", key40) == "id=***&"
+    assert redact(key40[5:30], key40) == key40[5:30]  # a piece from the middle is not a prefix or suffix
+
+
+def test_redact_leaves_ordinary_text_and_short_keys_alone():
+    from tui.redact import redact, redact_value
+
+    text = "Task not found or expired (HTTP 404): try again later, id task-unified-1"
+    assert redact(text, "sk-SECRET-evolink-1234567890") == text
+    assert redact("abc abc", "abc") == "abc abc"  # under 4 characters: nothing masked
+    assert redact(text, None) == text and redact(text, "") == text
+    assert redact_value({"a": [1, 2.5, None, True]}, "sk-SECRET-1234") == {"a": [1, 2.5, None, True]}
+
+
+def test_redact_value_walks_keys_values_and_depth():
+    from tui.redact import redact_value
+
+    key = "sk-SECRET-evolink-1234567890"
+    value = {key: [key.upper(), {"n": 1, "deep": (key,)}], "ok": "fine"}
+    out = redact_value(value, key)
+    assert out == {"***": ["***", {"n": 1, "deep": ["***"]}], "ok": "fine"}
+    deep: Any = key
+    for _ in range(200):
+        deep = [deep]
+    assert key not in json.dumps(redact_value(deep, key))
+
+
+@pytest.mark.parametrize("key", REDACT_KEYS[:3])
+def test_balance_answers_are_masked_too(key):
+    """A balance's raw answer and note are kept and shown: an echo there is masked."""
+    for provider, body in (
+        # docs.evolink.ai/en/api-manual/account/get-credits.md (GET /v1/credits), with an echo added
+        ("evolink", {"success": True, "message": f"ok {key}", "data": {
+            "token": {"remaining_credits": 5, "unlimited_credits": False, "used_credits": 1, "name": key.lower()},
+            "user": {"remaining_credits": 5, "used_credits": 1}}}),
+        # comfy_api_nodes /customers/balance (tests/fixtures/comfy/balance.json shape), with an echo added
+        ("comfy", {"amount_micros": 1234, "currency": "usd", "debug": {"key": key.upper()}}),
+    ):
+        p = make_provider(provider, key, "http://127.0.0.1:9")
+        balance = p.parse_balance(httpx.Response(200, json=body))
+        assert balance.remaining is not None
+        shown = json.dumps(balance.raw) + repr(balance)
+        assert key.lower() not in shown.lower(), shown

@@ -30,6 +30,8 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+from .text import strip_invisible
+
 MASK = "***"
 MIN_SECRET = 4  # shorter secrets are not masked
 MIN_PIECE = 12  # a prefix/suffix this long is masked ...
@@ -86,8 +88,17 @@ class _Masker:
             needles.setdefault(core.casefold(), _B64)
         add(raw.hex(), minimum=MIN_ENCODED)
         self.needles = needles
+        self.lowered = tuple({n.lower() for n in needles})  # the quick check before the search
+        self.shortest = min(len(n) for n in needles)
         ordered = sorted(needles, key=len, reverse=True)
         self.pattern = re.compile("|".join(re.escape(n) for n in ordered), re.IGNORECASE)
+
+    def found(self, text: str) -> bool:
+        """Might ``text`` hold a form?  (substring tests, much faster than the search)"""
+        if len(text) < self.shortest:
+            return False
+        low = text.lower()
+        return any(n in low for n in self.lowered)
 
     def __call__(self, text: str) -> str:
         pattern = self.pattern
@@ -143,12 +154,11 @@ def redact(text: str, secret: str | None) -> str:
     if not secret or len(secret) < MIN_SECRET:
         return text
     masker = _masker(secret)
-    out = masker(text)
-    from .text import strip_invisible
-
-    bare = strip_invisible(out)
-    if bare != out and masker.pattern.search(bare):
-        out = masker(bare)
+    out = masker(text) if masker.found(text) else text
+    if not out.isascii():  # an echo with invisible characters inside it
+        bare = strip_invisible(out)
+        if bare != out and masker.found(bare) and masker.pattern.search(bare):
+            out = masker(bare)
     return out
 
 
