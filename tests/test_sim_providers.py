@@ -21,7 +21,7 @@ from tui.sim.serve import SimServer
 
 PROVIDERS = ("comfy", "upscayl", "qolaba", "freepik", "evolink")
 FAULTS = ("rate_limit", "rate_limit_text", "rate_limit_bare", "quota", "auth", "not_found", "server_error",
-          "html_502", "malformed", "invalid_utf8", "empty", "wrong_shape", "slow", "drop")
+          "html_502", "malformed", "invalid_utf8", "empty", "wrong_shape", "slow", "drop", "infra_error")
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,7 @@ EXPECTED = {
     "rate_limit": RateLimited, "rate_limit_text": RateLimited, "rate_limit_bare": RateLimited,
     "quota": QuotaExhausted, "auth": AuthError, "not_found": NotFound, "server_error": Transient,
     "html_502": Transient, "malformed": BadResponse, "invalid_utf8": BadResponse, "empty": BadResponse,
-    "wrong_shape": BadResponse, "slow": Transient, "drop": Transient,
+    "wrong_shape": BadResponse, "slow": Transient, "drop": Transient, "infra_error": Transient,
 }
 
 
@@ -146,6 +146,52 @@ async def test_every_fault_ends_in_its_typed_error(fsim, provider, fault):
         assert err.status == 502 and "HTML" in err.message
     elif fault in ("slow", "drop"):
         assert err.status is None
+    elif fault == "infra_error":  # Qolaba's 500 FAILED from a dead Redis is not the task's failure
+        assert err.status == 500
+        if provider == "qolaba":
+            assert err.code == "unconfirmed_failure" and "redis:6379" in err.message
+
+
+# ---------------------------------------------------------------- published variants (issue 11)
+
+UUID = "046b6c7f-0b8a-43b9-b35d-6489e6daee91"
+VARIANT_CASES = [
+    # (provider, SimTask fields, --kind, expected state, expected results are the sim's)
+    ("comfy", dict(state="succeeded", variant="task_status"), None, "succeeded", True),
+    ("comfy", dict(state="running", variant="bare+task_status+lower"), None, "running", False),
+    ("comfy", dict(state="queued", variant="lower"), None, "queued", False),
+    ("comfy", dict(state="failed", variant="lower"), None, "failed", False),
+    ("comfy", dict(state="cancelled", variant="lower"), None, "cancelled", False),
+    ("comfy", dict(state="succeeded", kind="skin-enhancer/faithful"), "skin-enhancer/faithful", "succeeded", True),
+    ("freepik", dict(state="succeeded", kind="skin-enhancer/creative"), "skin-enhancer/creative", "succeeded", True),
+    ("upscayl", dict(state="succeeded", variant="path_only"), None, "succeeded", False),
+    ("qolaba", dict(state="succeeded", variant="backend", model="sdxl"), None, "succeeded", True),
+    ("qolaba", dict(state="running", variant="backend"), None, "queued", False),  # PENDING: Celery has no more
+    ("evolink", dict(state="cancelled"), None, "cancelled", False),
+]
+
+
+@pytest.mark.parametrize("provider,fields,kind,state,with_results", VARIANT_CASES,
+                         ids=[f"{c[0]}-{c[1].get('variant') or c[1].get('kind') or c[1]['state']}-{c[1]['state']}"
+                              for c in VARIANT_CASES])
+async def test_published_variants_read_back(sim_factory, sim_scenario, provider, fields, kind, state, with_results):
+    fields = dict(fields)
+    task = sim_task(provider, UUID, fields.pop("state"), **fields)
+    sim = sim_factory(sim_scenario(task))
+    got = await fetch(sim, provider, UUID, kind)
+    assert got.state == state
+    assert got.results == (list(task.results) if with_results else [])
+    if provider == "upscayl":  # the storage path is a detail, never a result
+        assert any("users/sim/" in v for v in got.details.values())
+    if provider == "qolaba" and state == "succeeded":
+        assert got.model == "sdxl"  # the app id inside input
+
+
+async def test_evolink_invalid_task_id_is_not_found_with_its_message(sim_factory, sim_scenario):
+    sim = sim_factory(sim_scenario(strict=True))
+    with pytest.raises(NotFound) as info:
+        await fetch(sim, "evolink", "legacy-7f3a")
+    assert "Invalid task ID format" in info.value.message
 
 
 async def test_retry_after_http_date_is_understood(sim, sim_fault):
