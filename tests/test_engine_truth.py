@@ -287,6 +287,23 @@ async def test_re_adding_with_the_right_kind_polls_the_right_path(sim, store):
         await engine.stop()
 
 
+async def test_a_re_added_kind_starts_its_failed_poll_count_afresh(sim, sim_fault, store):
+    sim.add(faults=[sim_fault("server_error", "comfy", task_id="comfy-running", status=500, count=3)])
+    store.add("comfy", ["comfy-queued", "comfy-running"], kind="image-relight")
+    engine = Engine(config_for(sim.base_url, providers=("comfy",)), store)
+    try:
+        await engine.poll_once()
+        await engine.poll_once()
+        assert store.get("comfy:comfy-running").failed_polls == 2
+        store.add("comfy", ["comfy-running"], kind="image-upscaler")  # polled elsewhere from now on
+        await engine.poll_once()
+        t = store.get("comfy:comfy-running")
+        assert t.failed_polls == 1 and t.stalled is None  # not the third failure of the old route
+        assert t.poll_path == "/proxy/freepik/v1/ai/image-upscaler/comfy-running"
+    finally:
+        await engine.stop()
+
+
 async def test_a_task_seen_alive_then_404_is_simply_gone(sim, sim_fault, store):
     store.add("evolink", ["evolink-running"])
     engine = Engine(config_for(sim.base_url, providers=("evolink",)), store)
