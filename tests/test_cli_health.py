@@ -176,6 +176,21 @@ def test_a_stall_mark_from_an_earlier_run_waits_for_the_engine_to_ask_again(tmp_
     assert code == 2 and message.startswith("timed out")
 
 
+def test_wait_exits_2_when_answers_cannot_be_written(tmp_path):
+    problem = "answers not written to the task database (kept in memory, retried): disk I/O error"
+    with Store(tmp_path / "t.db") as store:
+        store.add("evolink", ["e1"])
+        engine = FakeEngine(store, [])
+        engine.workers = {"evolink": None}
+
+        async def start() -> None:
+            engine.store_problem = problem
+
+        engine.start = start
+        code, message = asyncio.run(wait_for(engine, store, ["evolink:e1"], 60))
+    assert code == 2 and message == problem
+
+
 def test_wait_exits_2_when_the_provider_is_out_of_credits(tmp_path):
     with Store(tmp_path / "t.db") as store:
         store.add("freepik", ["f1"])

@@ -451,8 +451,9 @@ async def wait_for(engine: Any, store: Any, keys: list[str], timeout: float | No
     """Run the engine until every task of ``keys`` is terminal.
 
     Returns (exit code, message): 0/1 by the end states; 2 with a reason on a
-    timeout, when a provider refuses our credentials, or when nothing left can
-    progress (the message then lists the stuck tasks, one a line).
+    timeout, when a provider refuses our credentials, when the engine cannot
+    write answers to the store (``engine.store_problem``), or when nothing left
+    can progress (the message then lists the stuck tasks, one a line).
     ``progress`` gets a "waiting: 3/5 done" line when it changes; ``notice``
     a line each time a task becomes stalled (or its reason changes).
     """
@@ -476,6 +477,9 @@ async def wait_for(engine: Any, store: Any, keys: list[str], timeout: float | No
     try:
         while True:
             store.sync()
+            problem = getattr(engine, "store_problem", None)
+            if problem:  # answers would end nowhere: a result stored nowhere is no result
+                return EXIT_TROUBLE, str(problem)
             tasks = [t for t in (store.get(k) for k in keys) if t is not None]
             live = [t for t in tasks if not t.terminal]
             if not live:
