@@ -363,3 +363,18 @@ async def test_help_lists_the_sub_screens_keys_from_their_bindings(tmp_path):
         for needle in ("In the error log", "esc q", "Go to task", "In the add form", "ctrl+s",
                        "esc or q closes"):
             assert needle in text
+
+
+async def test_add_form_warnings_follow_a_provider_picked_after_the_paste(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_add(pilot, app)
+        await paste(pilot, screen, EVO)
+        await wait_for(pilot, lambda: screen.query_one("#add-provider").value == "evolink")
+        warnings = screen.query_one("#add-warnings")
+        assert not warnings.display
+        screen.query_one("#add-provider").value = "comfy"  # picked by the user afterwards
+        await wait_for(pilot, lambda: warnings.display)
+        assert "looks like an EvoLink id; Comfy ids are UUIDs" in plain(warnings)
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: f"comfy:{EVO}" in store)  # a warning, not a refusal

@@ -153,9 +153,7 @@ class AddTaskScreen(ModalScreen[AddRequest | None]):
         self._show()
 
     def on_select_changed(self, event: Select.Changed) -> None:
-        if event.value != self._auto_provider:
-            self.provider_chosen = True
-        self._show()
+        self._show()  # the warnings depend on the provider
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "add-kind" and event.value != self._auto_kind:
