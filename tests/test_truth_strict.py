@@ -239,3 +239,39 @@ def test_every_task_ends_right_against_the_seed_only_server(sim_factory, tmp_pat
         problems.insert(0, f"wait exit {code}, want 1; stderr: {err[-1500:]}")
 
     assert not problems, "\n".join(problems)
+
+
+def test_upscayl_history_without_ids_never_stands_in_for_status(sim_factory, tmp_path):
+    """Not strict: the history route answers, but its rows (openapi.yaml ProcessingTask)
+    carry no task id, so it can answer for no tracked task.  Every task must still end
+    through get-task-status, and the shared 100/hour budget must not go on history
+    (issue 11: history and status requests came out 1:1)."""
+    from tui.sim import build_scenario, sim_task
+
+    ids = {"k2j3b4c5d-h1done0000": "succeeded", "k2j3b4c5d-h2failed00": "failed",
+           "k2j3b4c5d-h3running0": "running"}
+    sim = sim_factory(build_scenario(*(sim_task("upscayl", i, s) for i, s in ids.items())))
+    write_config(tmp_path, sim.base_url)
+    r = cli(tmp_path, "add", "upscayl", *ids)
+    assert r.returncode == 0, r.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "tui", "wait", "--json", "--timeout", str(WAIT_TIMEOUT)],
+                            cwd=ROOT, env=env_for(tmp_path), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + WAIT_TIMEOUT / 2
+        while proc.poll() is None and time.monotonic() < deadline and not any(
+                q.task_id == "k2j3b4c5d-h3running0" and q.status == 200 for q in sim.requests):
+            time.sleep(0.05)  # waiting for the running task's first answer (an event in the request log)
+        sim.advance(3600)
+        out, err = proc.communicate(timeout=WAIT_TIMEOUT + 60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    states = {d["task_id"]: d["state"] for d in json.loads(out or "[]")}
+    assert states == {"k2j3b4c5d-h1done0000": "succeeded", "k2j3b4c5d-h2failed00": "failed",
+                      "k2j3b4c5d-h3running0": "succeeded"}, err[-1500:]
+    history = [q for q in sim.requests if q.endpoint == "list"]
+    status = [q for q in sim.requests if q.endpoint == "status"]
+    assert len(status) >= 4 and len(history) <= 1, (len(status), len(history))
+    assert proc.returncode == 1
