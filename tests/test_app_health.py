@@ -105,3 +105,13 @@ async def test_filter_flags_a_state_no_task_can_have(tmp_path):
         await wait_for(pilot, lambda: "did you mean 'failed'" in plain(app.query_one("#filter-count")))
         await pilot.press(*["backspace"] * 5, *"fail")
         await wait_for(pilot, lambda: "did you mean" not in plain(app.query_one("#filter-count")))
+
+
+async def test_header_says_when_the_task_database_is_gone(tmp_path):
+    # issue 12: a deleted database is never silent (the store notices; the header says it)
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await pilot.pause()
+        assert "task database" not in plain(app.query_one("#header"))
+        (tmp_path / "tasks.db").unlink()
+        await wait_for(pilot, lambda: "⚠ task database" in plain(app.query_one("#header")))

@@ -169,6 +169,7 @@ class TaskTUI(App[None]):
         self._header_key: tuple | None = None
         self._credits: tuple[int, dict[str, float]] = (-1, {})
         self._theme_ready = False
+        self._store_problem: str | None = None  # the last store sync's failure
         set_secrets(_secret_values(config))
         enabled = getattr(config, "enabled", None)
         providers = enabled() if callable(enabled) else getattr(config, "providers", None) or {}
@@ -288,8 +289,18 @@ class TaskTUI(App[None]):
     def _sync(self) -> None:
         try:
             self.store.sync()
-        except Exception as exc:  # a locked or vanished file: say so once, keep going
-            self.log.warning(f"store sync failed: {exc}")
+        except Exception as exc:  # a locked or vanished file: say so (header), keep going
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if self._store_problem is None:
+                self.log.warning(f"store sync failed: {exc}")
+            self._store_problem = clean(first, 300)
+        else:
+            self._store_problem = None
+
+    def store_problem(self) -> str | None:
+        """Why the task database is not being read or written (None: it is fine):
+        this process's last sync, or the engine's kept-in-memory answers."""
+        return self._store_problem or getattr(self.engine, "store_problem", None)
 
     def _main_active(self) -> bool:
         return len(self.screen_stack) <= 1
@@ -403,6 +414,9 @@ class TaskTUI(App[None]):
                 word = problem({"state": getattr(worker, "state", "ok")})
                 if word:
                     troubles.append((name, word))
+        stored = self.store_problem()
+        if stored:  # answers that end nowhere: louder than any provider's trouble
+            troubles.insert(0, ("task database", clean(str(stored), 300)))
         paused = bool(getattr(self.engine, "paused", False))
         tasks = self.task_list
         shown = tasks.count if tasks.filtered else None
