@@ -115,3 +115,16 @@ async def test_header_says_when_the_task_database_is_gone(tmp_path):
         assert "task database" not in plain(app.query_one("#header"))
         (tmp_path / "tasks.db").unlink()
         await wait_for(pilot, lambda: "⚠ task database" in plain(app.query_one("#header")))
+
+
+async def test_a_failed_poll_written_as_health_only_marks_the_row(tmp_path):
+    # the engine's path for a poll that failed: health without an answer (Store.apply(health=...))
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 30)) as pilot:
+        await pilot.pause()
+        assert "!" not in line_of(app, "e-healthy")
+        store.apply([], health={"evolink:e-healthy": {"failed_polls": 2, "last_error": "HTTP 503 transient",
+                                                      "last_error_at": NOW - 5}})
+        await wait_for(pilot, lambda: "! ▶ running" in line_of(app, "e-healthy"))
+        store.apply([], health={"evolink:e-healthy": {"stalled": "no answer for 2 h"}})
+        await wait_for(pilot, lambda: "⚠ ▶ running" in line_of(app, "e-healthy"))
