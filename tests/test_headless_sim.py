@@ -229,3 +229,22 @@ def test_wait_exits_2_listing_the_tasks_when_the_provider_is_out_of_credits(sim_
     assert "nothing left can progress" in r.stderr
     assert "evolink:e-1 — evolink: out of credits" in r.stderr and "evolink:e-2 — " in r.stderr
     no_secrets(r.stdout, r.stderr)
+
+
+def test_wait_names_a_task_whose_polls_keep_failing_and_exits_2_when_it_is_stuck(sim_factory, sim_scenario,
+                                                                                  sim_task, sim_fault, tmp_path):
+    # every status request for the task answers 500: the engine marks it stalled after
+    # a few failed polls; it was the only task, so nothing left can progress (issue 11)
+    sim = sim_factory(sim_scenario(sim_task("evolink", "e-sick", "running"),
+                                   faults=[sim_fault("server_error", "evolink", status=500)]))
+    write_config(tmp_path, sim.base_url, providers=("evolink",))
+    add(tmp_path, "evolink", "e-sick")
+    r = cli(tmp_path, "wait", "--timeout", "240")
+    assert r.returncode == 2, r.stderr
+    assert "timed out" not in r.stderr
+    assert "tasktui: evolink:e-sick stalled: " in r.stderr  # said while waiting
+    assert "nothing left can progress" in r.stderr and "evolink:e-sick — " in r.stderr
+    with Store(tmp_path / "tasks.db") as store:
+        t = store.get("evolink:e-sick")
+        assert t.stalled and t.failed_polls >= 1 and t.last_error and t.state == "unknown"
+    no_secrets(r.stdout, r.stderr)
