@@ -151,8 +151,11 @@ async def test_add_form_footer_shows_its_own_keys_and_fits_80x24(tmp_path):
         screen.query_one("#add-provider").value = "freepik"
         await wait_for(pilot, lambda: plain(screen.query_one("#add-warnings")).count("⚠") == 2)
         await pilot.pause()
-        add = screen.query_one("#add")
-        assert add.region.height == 1 and add.region.bottom <= footer.region.y
+        for wid in ("#add", "#add-parsed", "#add-warnings"):  # drawn, not clipped by the dialog
+            widget = screen.query_one(wid)
+            assert widget.region.height >= 1 and widget.region.bottom <= footer.region.y
+            assert screen.get_widget_at(widget.region.x + 1, widget.region.y)[0] is widget
+        assert "longer than 200 characters" in plain(screen.query_one("#add-warnings"))
 
 
 async def test_confirm_and_help_show_their_own_footer_keys(tmp_path):
@@ -259,7 +262,7 @@ async def test_message_column_uses_the_width_it_has(tmp_path):
 
 
 def test_column_widths_and_middle_ellipsis():
-    assert column_widths(80)[MESSAGE] >= 18
+    assert column_widths(80)[MESSAGE] >= 16
     for width in (80, 119, 120, 200):
         assert sum(column_widths(width)) + 2 * len(COLUMNS) + 2 == width  # padding and scrollbar
     assert len(column_widths(80)) == len(COLUMNS)
@@ -306,6 +309,8 @@ async def test_g_jumps_from_the_row_and_rows_without_a_task_say_so(tmp_path):
         screen = await open_log(pilot, app)
         table = screen.query_one(DataTable)
         assert screen.cursor_row_data.task_id is None  # the newest row: comfy's refused key
+        await pilot.press("c")  # copies the row's whole message, not a result URL
+        assert app.clipboard == "Invalid API key"
         await pilot.press("g")
         await pilot.pause()
         assert app.screen is screen and not [m for m in posted if isinstance(m, ErrorLogScreen.JumpToTask)]

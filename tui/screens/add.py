@@ -68,10 +68,9 @@ def problems(parsed: ParsedIds, provider: str | None) -> list[str]:
     """Warning lines for the form, most important first."""
     out = []
     if parsed.invalid:
-        first = parsed.invalid[0]
-        more = f"; +{len(parsed.invalid) - 1:,} more" if len(parsed.invalid) > 1 else ""
-        out.append(f"⚠ {len(parsed.invalid):,} invalid, not added: {_quote(first.source)} "
-                   f"({first.problem}){more}")
+        first = parsed.invalid[0]  # the reason first: a narrow form cuts the end
+        out.append(f"⚠ {len(parsed.invalid):,} invalid, not added: {first.problem}: "
+                   f"{_quote(first.source, 24)}")
     notes = []
     shape = parsed.warnings(provider)
     if shape:
@@ -91,7 +90,8 @@ class AddTaskScreen(ModalScreen[AddRequest | None]):
 
     DEFAULT_CSS = """
     #add-box #add-parsed { height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
-    #add-box #add-warnings { height: auto; max-height: 2; color: $warning; }
+    #add-box #add-warnings { height: auto; max-height: 2; color: $warning; text-wrap: nowrap;
+                             text-overflow: ellipsis; }
     #add-box .buttons Button { height: 1; }
     """
 
@@ -124,7 +124,7 @@ class AddTaskScreen(ModalScreen[AddRequest | None]):
                 yield Label("label", classes="field-name")
                 yield Input(placeholder="optional, e.g. batch-7", id="add-label")
             yield Label("task ids or provider links: spaces, commas and newlines split them",
-                        classes="hint")
+                        classes="hint", id="add-hint")
             yield TextArea(id="add-ids", soft_wrap=False)
             yield Static(Text(preview(self.parsed)), id="add-parsed")
             yield Static("", id="add-warnings")
@@ -184,6 +184,8 @@ class AddTaskScreen(ModalScreen[AddRequest | None]):
             kind_input.value = want
 
     def _show(self) -> None:
+        typed = bool(self.parsed.ids or self.parsed.invalid)
+        self.query_one("#add-hint", Label).display = not typed  # the preview says more (80x24 fit)
         self.query_one("#add-parsed", Static).update(Text(preview(self.parsed)))
         lines = problems(self.parsed, self.provider)
         warnings = self.query_one("#add-warnings", Static)
@@ -228,7 +230,7 @@ class AddTaskScreen(ModalScreen[AddRequest | None]):
             if discard:
                 self.dismiss(None)
 
-        self.app.push_screen(ConfirmScreen(f"Discard this form?\nNothing is added; {what} is lost.",
+        self.app.push_screen(ConfirmScreen(f"Discard this form and {what}?\nNothing is added.",
                                            yes="Discard"), answer)
 
     def action_submit(self) -> None:

@@ -39,11 +39,12 @@ TASK_MESSAGES = {  # when the provider said nothing more
     "not_found": "the provider does not know this task id (not found)",
 }
 COLUMNS = ("time (UTC)", "provider", "task", "HTTP", "type", "message", "wait")
+NARROW_COLUMNS = ("UTC", "prov.", "task", "HTTP", "type", "message", "wait")
 MESSAGE = COLUMNS.index("message")
 WIDE = 120  # from this many columns, the roomy layout
 # widths of every column but the message, roomy and narrow
 WIDE_WIDTHS = (14, 8, 24, 4, 14, 6)
-NARROW_WIDTHS = (8, 7, 14, 3, 10, 4)
+NARROW_WIDTHS = (8, 7, 14, 4, 10, 4)
 MIN_MESSAGE = 10
 SCROLLBAR = 2  # the table's vertical scrollbar
 
@@ -228,6 +229,7 @@ class ErrorLogScreen(Screen[str | None]):
         Binding("q", "back", "Back", show=False, id="errors.quit"),
         Binding("slash", "focus_filter", "Filter", id="errors.filter"),
         Binding("g", "jump", "Go to task", id="errors.jump"),
+        Binding("c", "copy", "Copy message", id="errors.copy"),
     ]
 
     def __init__(self, store: Any) -> None:
@@ -260,7 +262,8 @@ class ErrorLogScreen(Screen[str | None]):
         self.widths = widths
         table = self.query_one(DataTable)
         table.clear(columns=True)
-        for name, w in zip(COLUMNS, widths):
+        names = COLUMNS if width >= WIDE else NARROW_COLUMNS
+        for name, w in zip(names, widths):
             table.add_column(name, width=w)
         return True
 
@@ -291,6 +294,8 @@ class ErrorLogScreen(Screen[str | None]):
             if narrow:
                 shown[0] = _time(row.time, narrow=True)
             shown[2] = middle(shown[2], self.widths[2])
+            for i in (1, 4):  # provider, type: cut with an ellipsis, not cropped
+                shown[i] = fit(shown[i], self.widths[i]).rstrip()
             shown[MESSAGE] = fit(shown[MESSAGE], self.widths[MESSAGE]).rstrip()
             table.add_row(*(Text(c, no_wrap=True) for c in shown))
             self.shown.append(row)
@@ -339,6 +344,14 @@ class ErrorLogScreen(Screen[str | None]):
                 self._jump(key)
 
         self.app.push_screen(ErrorMessageScreen(row, tracked), done)
+
+    def action_copy(self) -> None:
+        """Copy the whole message of the row under the cursor (OSC 52)."""
+        row = self.cursor_row_data
+        if row is None:
+            return
+        self.app.copy_to_clipboard(clean(row.message))
+        self.notify("Copied the message.", timeout=2, markup=False)
 
     def action_jump(self) -> None:
         row = self.cursor_row_data
