@@ -441,9 +441,13 @@ def test_daily_budget_resets_at_utc_midnight():
 # ---------------------------------------------------------------- 6. one slow request never holds the others
 
 
-async def test_a_trickling_status_does_not_keep_the_others_out_of_the_store(sim, sim_fault, store):
+@pytest.mark.parametrize("slow_first", [False, True])
+async def test_a_trickling_status_does_not_keep_the_others_out_of_the_store(sim, sim_fault, store, slow_first):
+    """The slow task last, or first (then it is a fresh engine's probe: after a few
+    seconds another task is probed alongside it, and the rest follow that answer)."""
     sim.add(faults=[sim_fault("slow", "evolink", task_id="evolink-running", endpoint="status", delay=120.0)])
-    store.add("evolink", ["evolink-done", "evolink-failed", "evolink-queued", "evolink-running"])
+    fast = ["evolink-done", "evolink-failed", "evolink-queued"]
+    store.add("evolink", ["evolink-running", *fast] if slow_first else [*fast, "evolink-running"])
     engine = Engine(config_for(sim.base_url, providers=("evolink",), evolink={"timeout": 300.0}), store)
     round_ = asyncio.ensure_future(engine.poll_once())
     try:

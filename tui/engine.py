@@ -113,6 +113,8 @@ USELESS_ROUNDS = 3  # list answers in a row naming none of the tracked tasks of 
 STALL_FAILS = 3  # failed polls in a row that make a task stalled
 STALL_AFTER = 1800.0  # a task whose state has not moved for this long is stalled (provider.stall_after)
 STALL_FACTOR = 4.0  # ... or for this many times the typical learned duration, if longer
+PROBE_PATIENCE = 3.0  # seconds a probe may take before another task is probed alongside it
+PROBE_MAX = 4  # probes out at once at most
 FLUSH_EVERY = 1.0  # seconds of round time between two writes of the answers received so far
 UNSAVED_EVENTS = 1000  # events kept in memory while the store refuses writes
 DISCOVER_MAX_ROUND = 1000  # tasks one list round may add (engine discover_max_round)
@@ -519,6 +521,7 @@ class _Round:
         self.health: dict[str, dict[str, Any]] = {}  # task key -> poll health to write
         self.inflight: dict[str, Task] = {}  # status requests under way (key -> task)
         self.failed = 0  # task polls that failed (transient, bad answer)
+        self.probes = 1  # requests an unproven provider may have out before one answers
         self.answered = 0  # answers from the provider (any HTTP answer but a failure class)
         self.transient = 0
         self.network = 0  # transient failures without an HTTP status
@@ -976,7 +979,7 @@ class Engine:
     def _limit(self, w: _Worker, r: _Round, kind: Any = ...) -> bool:
         """May this round send another request?  Takes one from the budget (and from
         the kind's daily budget, ``kind`` given) if so."""
-        if r.halt or (w.probing and r.sent >= 1 and r.answered == 0):
+        if r.halt or (w.probing and r.sent >= r.probes and r.answered == 0):
             return False  # a probe is out (or failed): wait for it
         daily = w.daily_for(kind) if kind is not ... else None
         if daily is not None and daily.available <= 0:
@@ -1027,11 +1030,31 @@ class Engine:
                 if limit is not None and n >= limit:
                     return
 
-        if w.probing and r.answered == 0:
-            await runner(limit=1)  # one probe first; the rest only if it got through
+        if not (w.probing and r.answered == 0):
+            await asyncio.gather(*(runner() for _ in range(w.parallel)))
+            return
+        # One probe first; the rest only if it got through.  A probe that takes long
+        # does not hold the round: after PROBE_PATIENCE another goes (PROBE_MAX at
+        # most), and the first answer lets the rest follow.
+        probes = {asyncio.ensure_future(runner(limit=1))}
+        try:
+            while probes and r.answered == 0 and not r.halt:
+                done, probes = await asyncio.wait(probes, timeout=PROBE_PATIENCE,
+                                                  return_when=asyncio.FIRST_COMPLETED)
+                for f in done:
+                    f.result()
+                if done and r.answered == 0:
+                    break  # a probe failed (or found no budget): no more this round
+                if not done and r.probes < PROBE_MAX:
+                    r.probes += 1
+                    probes.add(asyncio.ensure_future(runner(limit=1)))
             if r.answered == 0 or r.halt:
+                await asyncio.gather(*probes)  # the slow ones may still answer
                 return
-        await asyncio.gather(*(runner() for _ in range(w.parallel)))
+            await asyncio.gather(*probes, *(runner() for _ in range(w.parallel)))
+        finally:
+            for f in probes:
+                f.cancel()  # the round was cancelled (its deadline): no request outlives it
 
     async def _poll_one(self, w: _Worker, r: _Round, task: Task) -> None:
         """One status request (budget already taken), settled."""
