@@ -99,6 +99,7 @@ def test_store_round_trip_carries_health_to_ls_json_and_export(home, capsys):
     assert data["u1"]["details"] == {"storage path": "users/abc/x.jpg"}
     code, out, err = cli(capsys, "ls")
     assert "⚠" in out and "!" in out
+    assert "⚠ 1 stalled" in err and "! 1 with failing polls" in err  # what the marks mean
 
     code, out, err = cli(capsys, "export", "--format", "csv")
     assert code == 0, err

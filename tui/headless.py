@@ -372,7 +372,19 @@ def cmd_ls(args: Any) -> int:
     _print_tasks(tasks, args.json)
     if not tasks and not args.json:
         _say("no tasks" + (" match the filter" if args.filter else " tracked"))
+    elif not args.json:
+        _legend(tasks)
     return EXIT_OK
+
+
+def _legend(tasks: list[Task]) -> None:
+    """What the marks in the table mean, on stderr, when there are any."""
+    marks = [health_mark(t) for t in tasks]
+    stalled, failing = marks.count("⚠"), marks.count("!")
+    parts = ([f"⚠ {stalled} stalled (cannot progress)"] if stalled else []) + \
+            ([f"! {failing} with failing polls"] if failing else [])
+    if parts:
+        _say(" · ".join(parts) + " — the reasons: tasktui ls --json, or the task's detail in the dashboard")
 
 
 def _provider_trouble(engine: Any, providers: Iterable[str]) -> list[str]:
