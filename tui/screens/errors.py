@@ -77,15 +77,18 @@ def task_row(t: Task) -> LogRow | None:
     kind = TASK_KINDS.get(t.state)
     if kind is None:
         return None
-    when = t.finished_at or t.updated_at or 0.0
-    return LogRow(when, t.provider, t.task_id, None, kind, t.error or TASK_MESSAGES[t.state],
+    return LogRow(_ended(t), t.provider, t.task_id, None, kind, t.error or TASK_MESSAGES[t.state],
                   source="task")
+
+
+def _ended(t: Task) -> float:
+    return t.finished_at or t.updated_at or 0.0
 
 
 def task_rows(tasks: Iterable[Task], limit: int = PAGE) -> list[LogRow]:
     """The newest ``limit`` task failures, newest first."""
-    rows = [r for r in map(task_row, tasks) if r is not None]
-    return heapq.nlargest(limit, rows, key=lambda r: r.time)
+    bad = [t for t in tasks if t.state in TASK_KINDS]
+    return [task_row(t) for t in heapq.nlargest(limit, bad, key=_ended)]  # type: ignore[misc]
 
 
 def merge(events: list[LogRow], tasks: list[LogRow]) -> list[LogRow]:
@@ -240,6 +243,8 @@ class ErrorLogScreen(Screen[str | None]):
         self.shown: list[LogRow] = []  # the rows in the table, in order
         self.widths: tuple[int, ...] = ()
         self._failed_keys: set[str] = set()
+        self._events: list[LogRow] = []
+        self._tasks: list[LogRow] = []
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="errors-bar"):
@@ -271,12 +276,14 @@ class ErrorLogScreen(Screen[str | None]):
         if self._columns(self.size.width):
             self._fill()
 
-    def reload(self) -> None:
-        """Read the newest events and task failures from the store and redraw."""
-        events = [event_row(e) for e in self.store.events(limit=PAGE)]
-        tasks = task_rows(self.store.tasks())
-        self._failed_keys = {r.key for r in tasks if r.key}
-        self.rows = merge(events, tasks)
+    def reload(self, events: bool = True, tasks: bool = True) -> None:
+        """Read the newest events and/or task failures from the store and redraw."""
+        if events:
+            self._events = [event_row(e) for e in self.store.events(limit=PAGE)]
+        if tasks:
+            self._tasks = task_rows(self.store.tasks())
+            self._failed_keys = {r.key for r in self._tasks if r.key}
+        self.rows = merge(self._events, self._tasks)
         self.cells = [row_cells(r) for r in self.rows]
         self._fill()
 
@@ -319,8 +326,9 @@ class ErrorLogScreen(Screen[str | None]):
     def on_store_change(self, keys: set[str], events: int) -> None:
         """Called by the app while this screen is on top: new log rows, or a task that
         ended badly (or stopped being so) -> reload."""
-        if events or any(k in self._failed_keys or self._is_failure(k) for k in keys):
-            self.reload()
+        tasks = any(k in self._failed_keys or self._is_failure(k) for k in keys)
+        if events or tasks:
+            self.reload(events=bool(events), tasks=tasks)
 
     def _is_failure(self, key: str) -> bool:
         task = self.store.get(key)
