@@ -571,6 +571,75 @@ async def test_answers_are_kept_when_the_store_cannot_write(sim, sim_fault, tmp_
         store.close()
 
 
+async def test_kept_answers_and_later_failures_are_written_in_order(sim, sim_fault, tmp_path):
+    from tui import store as store_module
+
+    WriteError = getattr(store_module, "StoreWriteError", store_module.StoreError)
+
+    class FullDisk(Store):
+        full = False
+
+        def apply(self, *args, **kwargs):
+            if self.full:
+                raise WriteError("database or disk is full")
+            return super().apply(*args, **kwargs)
+
+    store = FullDisk(tmp_path / "full.db")
+    try:
+        store.add("evolink", ["evolink-queued", "evolink-running"])
+        engine = Engine(config_for(sim.base_url, providers=("evolink",)), store)
+        store.full = True
+        await engine.poll_once()  # running, 50 %: kept in memory
+        sim.add(faults=[sim_fault("server_error", "evolink", task_id="evolink-running", status=500, count=2)])
+        await engine.poll_once()  # then a failed poll of it: kept too, newer than the answer
+        store.full = False
+        await engine.poll_once()  # another failed poll; everything kept is written first
+        t = store.get("evolink:evolink-running")
+        assert t.state == "running" and t.progress == 50  # the kept answer
+        assert t.failed_polls == 2 and "HTTP 500" in t.last_error  # and both failures after it
+        events = store.events(provider="evolink")
+        assert [e.status for e in events if e.task_id == "evolink-running"] == [500, 500]  # kept events too
+        sim.advance(100)
+        await engine.poll_once()  # a fresh answer clears it
+        t = store.get("evolink:evolink-running")
+        assert t.state == "succeeded" and t.failed_polls == 0 and t.last_error is None
+    finally:
+        await engine.stop()
+        store.close()
+
+
+async def test_a_kept_failure_does_not_outlive_a_later_kept_answer(sim, sim_fault, tmp_path):
+    from tui import store as store_module
+
+    WriteError = getattr(store_module, "StoreWriteError", store_module.StoreError)
+
+    class FullDisk(Store):
+        full = False
+
+        def apply(self, *args, **kwargs):
+            if self.full:
+                raise WriteError("attempt to write a readonly database")
+            return super().apply(*args, **kwargs)
+
+    store = FullDisk(tmp_path / "ro.db")
+    try:
+        store.add("evolink", ["evolink-queued", "evolink-running"])
+        sim.add(faults=[sim_fault("server_error", "evolink", task_id="evolink-running", status=500, count=1)])
+        engine = Engine(config_for(sim.base_url, providers=("evolink",)), store)
+        store.full = True
+        await engine.poll_once()  # a failed poll: kept
+        await engine.poll_once()  # then an answer: kept, newer
+        assert "readonly" in engine.store_problem
+        store.full = False
+        engine.refresh_now()
+        await engine.poll_once()
+        t = store.get("evolink:evolink-running")
+        assert t.state == "running" and t.failed_polls == 0 and t.last_error is None
+    finally:
+        await engine.stop()
+        store.close()
+
+
 # ---------------------------------------------------------------- 9. discovery has a bound
 
 

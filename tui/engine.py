@@ -1549,17 +1549,25 @@ class Engine:
         refuses (one it cannot encode) is dropped with an event; the others go in."""
         found = list(found or [])
         health = dict(health or {})
-        if w.has_unsaved:
+        if w.has_unsaved:  # older first: a newer answer or health of the same task wins
             merged = dict(w.unsaved_updates)
-            merged.update((t.key, t) for t in updates)
+            old_health = w.unsaved_health
+            for t in updates:
+                merged[t.key] = t
+                old_health.pop(t.key, None)  # an answer carries its own (newer) health
+            for key, fields in health.items():
+                pending = merged.get(key)
+                if pending is not None:  # newer health than a kept answer: onto that answer
+                    for name, value in fields.items():
+                        if name in HEALTH_KEYS:
+                            setattr(pending, name, value)
+                else:
+                    old_health[key] = {**old_health.get(key, {}), **fields}
             updates = list(merged.values())
             merged_found = dict(w.unsaved_found)
             merged_found.update((t.key, t) for t in found)
             found = list(merged_found.values())
             events = list(w.unsaved_events) + list(events)
-            old_health = w.unsaved_health
-            for key, fields in health.items():
-                old_health[key] = {**old_health.get(key, {}), **fields}
             health = old_health
             counters = counters or w.unsaved_counters
             w.unsaved_updates, w.unsaved_found, w.unsaved_health = {}, {}, {}
