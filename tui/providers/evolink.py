@@ -13,6 +13,7 @@ balance a key can spend is the lower of its own and the account's bucket.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Annotated, Any
 
@@ -288,3 +289,33 @@ class Evolink(Provider):
         if hint and message and hint not in message:
             message = clean(f"{message} ({hint})", 500)
         return message or hint, code
+
+    # ------------------------------------------------------------ push
+
+    def parse_webhook(self, payload: bytes | str | dict, kind: str | None = None) -> Task:
+        """One ``callback_url`` delivery as a Task.  EvoLink posts "the same object as
+        the task query" on completed, failed or cancelled (providers.md §5), so it is
+        read like a poll answer; its ``id`` names the task.  Callbacks are unsigned:
+        the receiver (tui/push.py) treats the result as a hint to poll, never as the
+        truth.  Raises ``BadResponse`` for a body that is not JSON, not a task, or
+        names no id; nothing else escapes.
+        """
+        try:
+            data = json.loads(payload) if isinstance(payload, (bytes, bytearray, str)) else payload
+        except (ValueError, RecursionError):
+            raise BadResponse("callback body is not JSON", provider=self.name) from None
+        try:
+            if isinstance(data, dict) and isinstance(data.get("data"), dict) and "status" not in data:
+                data = data["data"]  # a wrapped body, should one come
+            row: EvolinkTask = _check(EvolinkTask, data)
+            task_id = (row.id or _text(data.get("task_id")) or "").strip()
+            if not task_id or len(task_id) > 256 or not task_id.isprintable():
+                raise BadResponse("callback body names no usable task id")
+            task = self.read_status(task_id, kind, data, None)  # type: ignore[arg-type]
+        except ProviderError as exc:
+            exc.provider = exc.provider or self.name
+            raise self.scrub(exc) from None
+        except Exception as exc:
+            raise self.scrub(BadResponse(f"unexpected callback shape ({type(exc).__name__}: {clean(exc, 200)})",
+                                         provider=self.name)) from None
+        return self.scrub_task(task)

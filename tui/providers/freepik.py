@@ -12,12 +12,13 @@ its create path is polled (and listed) on its poll path where the two differ
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from ..model import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, UNKNOWN, BadResponse, Task
+from ..model import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, UNKNOWN, BadResponse, ProviderError, Task
 from ..text import clean, clean_or_none, clean_url
 from .base import Provider, Request, generic_error_message, path_part
 
@@ -229,3 +230,37 @@ class Freepik(Provider):
                 if isinstance(data.get(key), str):
                     return clean(data[key], 500) or None, code
         return message, code
+
+    # ------------------------------------------------------------ push
+
+    def parse_webhook(self, payload: bytes | str | dict, kind: str | None = None) -> Task:
+        """One webhook delivery as a Task, read by the same rules as a poll answer.
+
+        docs.freepik.com (hyperflux, mystic, imagen3 pages): the payload "is the same
+        as the corresponding GET endpoint response, but without the ``data`` field",
+        so ``{task_id, status, generated}``; a body still wrapped in ``data`` is read
+        too.  The signature is checked by the receiver (tui/push.py) before this.
+        ``kind`` is the task's poll kind when known (a webhook does not say).
+        Raises ``BadResponse`` for a body that is not JSON, not a task, or names no
+        ``task_id``; nothing else escapes.
+        """
+        try:
+            data = json.loads(payload) if isinstance(payload, (bytes, bytearray, str)) else payload
+        except (ValueError, RecursionError):
+            raise BadResponse("webhook body is not JSON", provider=self.name) from None
+        try:
+            body = data.get("data", data) if isinstance(data, dict) else data
+            if not isinstance(body, dict):
+                raise BadResponse(f"webhook body: expected an object, got {type(body).__name__}")
+            row = _check(FreepikTask, body, "webhook")
+            task_id = (row.task_id or "").strip()
+            if not task_id or len(task_id) > 256 or not task_id.isprintable():
+                raise BadResponse("webhook body names no usable task_id")
+            task = self._task(task_id, kind or self.default_kind, row, data)
+        except ProviderError as exc:
+            exc.provider = exc.provider or self.name
+            raise self.scrub(exc) from None
+        except Exception as exc:  # a wrong shape, whatever it broke
+            raise self.scrub(BadResponse(f"unexpected webhook shape ({type(exc).__name__}: {clean(exc, 200)})",
+                                         provider=self.name)) from None
+        return self.scrub_task(task)
