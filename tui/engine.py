@@ -88,6 +88,11 @@ from .model import (
 from .providers import make_provider
 from .text import clean
 
+try:
+    from .redact import redact as _redact
+except ImportError:  # pragma: no cover - the redactor is part of the package
+    _redact = None
+
 OK = "ok"
 BACKING_OFF = "backing_off"
 RATE_LIMITED = "rate_limited"
@@ -1797,11 +1802,14 @@ def is_network_down(err: ProviderError) -> bool:
 
 
 def scrub(text: str, secret: str | None) -> str:
-    """Remove a secret from text that might echo it (an error body, an exception)."""
+    """Mask a secret in text that might echo it (an error body, an exception), in
+    every form a server could echo it (``tui.redact``: encoded, upper-case ...)."""
     text = str(text)
-    if secret and len(secret) >= 4 and secret in text:
-        text = text.replace(secret, "[redacted]")
-    return text
+    if not secret or len(secret) < 4:
+        return text
+    if _redact is not None:
+        return _redact(text, secret)
+    return text.replace(secret, "***") if secret in text else text
 
 
 def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
