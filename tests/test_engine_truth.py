@@ -23,6 +23,7 @@ from tui.engine import DEGRADED, OPTIONAL_RETRY, Durations, Engine
 from tui.model import NOT_FOUND
 from tui.store import Store
 
+from hostile_server import hostile, json_answer, slow_body  # noqa: F401 (fixture)
 from test_engine_sim import config_for, reqs, until
 
 
@@ -173,6 +174,43 @@ async def test_a_failing_balance_is_switched_off_once(sim, sim_fault, store):
         assert store.get("evolink:evolink-done").state == "succeeded"
         off = [e for e in store.events(provider="evolink") if "switched off" in e.message]
         assert len(off) == 1 and off[0].message.startswith("balance") and off[0].status == 502
+    finally:
+        await engine.stop()
+
+
+# GET /v1/ai/text-to-image/hyperflux/{task-id}, 200 example (docs.freepik.com, "Get the status of
+# one hyperflux task"; the seed's list document has the same task object)
+FREEPIK_DONE = {"data": {"generated": ["https://openapi-generator.tech", "https://openapi-generator.tech"],
+                         "task_id": "046b6c7f-0b8a-43b9-b35d-6489e6daee91", "status": "COMPLETED"}}
+
+
+async def test_a_list_echoing_the_key_in_other_forms_is_switched_off_masked(hostile, store):
+    """A hostile list answer: HTML-ish text echoing the key URL-encoded, base64 and in
+    upper case.  The one switch-off event, the counters and the quota carry none of it."""
+    import base64
+    import json
+    from urllib.parse import quote
+
+    key = "fpk-Secret/Key+123456"
+    echo = f"bad key {quote(key, safe='')} {base64.b64encode(key.encode()).decode()} {key.upper()}"
+    task_id = FREEPIK_DONE["data"]["task_id"]
+    hostile.serve(json_answer({"message": echo}, status=500), path="/v1/ai/text-to-image/hyperflux")
+    hostile.serve(json_answer(FREEPIK_DONE), path=f"/v1/ai/text-to-image/hyperflux/{task_id}")
+    store.add("freepik", [task_id, "00000000-0000-4000-8000-000000000001"])
+    hostile.serve(json_answer({"data": {"task_id": "00000000-0000-4000-8000-000000000001",
+                                        "status": "IN_PROGRESS", "generated": []}}),
+                  path="/v1/ai/text-to-image/hyperflux/00000000-0000-4000-8000-000000000001")
+    engine = Engine(config_for(hostile.base_url, providers=("freepik",), keys={"freepik": key}), store)
+    try:
+        await engine.poll_once()
+        await engine.poll_once()
+        assert store.get(f"freepik:{task_id}").state == "succeeded"
+        off = [e for e in store.events(provider="freepik") if "switched off" in e.message]
+        assert len(off) == 1
+        shown = json.dumps([e.message for e in store.events(provider="freepik")]) + json.dumps(
+            engine.quota()) + json.dumps(store.counters())
+        for form in (key, quote(key, safe=""), base64.b64encode(key.encode()).decode(), key.upper()):
+            assert form not in shown, form
     finally:
         await engine.stop()
 
