@@ -149,6 +149,9 @@ class Task:
     raw: Any = None
     eta: float | None = None
     rev: int = 0
+    # local paths of downloaded results (``tasktui pull``); after ``rev`` so that
+    # positional construction (the store's hot path) is unchanged
+    files: list[str] = field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -175,12 +178,14 @@ class Task:
         out["stalled_reason"] = self.stalled
         out["poll_path"] = self.poll_path
         out["details"] = dict(self.details)
+        out["files"] = list(self.files)
         return out
 
     def copy(self, **changes: Any) -> "Task":
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values["results"] = list(self.results)
         values["details"] = dict(self.details)
+        values["files"] = list(self.files)
         values.update(changes)
         return Task(**values)
 

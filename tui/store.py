@@ -82,10 +82,11 @@ _SEP = "\x1f"
 _TASK_COLS = (
     "provider, task_id, kind, label, state, provider_status, progress, results,"
     " error, model, credits, created_at, updated_at, finished_at,"
-    " last_error, last_error_at, failed_polls, stalled, poll_path, details, eta, rev"
+    " last_error, last_error_at, failed_polls, stalled, poll_path, details, eta, rev, files"
 )
-# The same columns read from a schema-1 file opened read-only (no migration allowed there).
-_TASK_COLS_V1 = _TASK_COLS.replace(
+# The same columns read from an older file opened read-only (no migration allowed there).
+_TASK_COLS_V2 = _TASK_COLS.replace("rev, files", "rev, NULL")
+_TASK_COLS_V1 = _TASK_COLS_V2.replace(
     "last_error, last_error_at, failed_polls, stalled, poll_path, details",
     "NULL, NULL, 0, NULL, NULL, NULL")
 # The poll-health fields ``Store.apply(health=...)`` writes (see HEALTH_KEYS).
@@ -202,6 +203,10 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE tasks ADD COLUMN stalled TEXT",
         "ALTER TABLE tasks ADD COLUMN poll_path TEXT",
         "ALTER TABLE tasks ADD COLUMN details TEXT",
+    ],
+    # 3: local paths of downloaded results (JSON array of strings; NULL = none), see set_files.
+    [
+        "ALTER TABLE tasks ADD COLUMN files TEXT",
     ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -370,11 +375,12 @@ def _row_task(row: tuple) -> Task:
     """A ``_TASK_COLS`` row -> Task (positional: this runs 100,000 times at open)."""
     (provider, task_id, kind, label, state, pstatus, progress, results, error,
      model, credits, created, updated, finished,
-     last_error, last_error_at, failed_polls, stalled, poll_path, details, eta, rev) = row
+     last_error, last_error_at, failed_polls, stalled, poll_path, details, eta, rev, files) = row
     return Task(provider, task_id, kind, label, state, pstatus, progress,
                 _results_list(results), error, model, credits, created, updated, finished,
                 last_error, last_error_at, failed_polls or 0, stalled, poll_path,
-                _details_dict(details) if details else {}, None, eta, rev)
+                _details_dict(details) if details else {}, None, eta, rev,
+                _results_list(files) if files else [])
 
 
 def _printable(text: str) -> str:
@@ -445,8 +451,8 @@ class Store:
                 raise StoreError(f"{self.path}: database schema version {version} is newer than"
                                  f" this tasktui ({SCHEMA_VERSION}); upgrade tasktui")
             if self.readonly:
-                self._cols = _TASK_COLS_V1 if version == 1 else _TASK_COLS
-                if version not in (1, SCHEMA_VERSION):
+                self._cols = {1: _TASK_COLS_V1, 2: _TASK_COLS_V2}.get(version, _TASK_COLS)
+                if version not in (1, 2, SCHEMA_VERSION):
                     raise StoreError(
                         f"{self.path}: schema version {version}, expected {SCHEMA_VERSION};"
                         " open it once without read-only mode to migrate")
@@ -680,12 +686,14 @@ class Store:
             rows = conn.execute(f"SELECT {self._cols} FROM tasks WHERE deleted = 0 ORDER BY id")
             for (provider, task_id, kind, label, state, pstatus, progress, results, error,
                  model, credits, created, updated, finished,
-                 last_error, last_error_at, failed_polls, stalled, poll_path, details, eta, rev) in rows:
+                 last_error, last_error_at, failed_polls, stalled, poll_path, details, eta, rev,
+                 files) in rows:
                 index[provider + ":" + task_id] = new(
                     provider, task_id, kind, label, state, pstatus, progress,
                     results_list(results) if results != "[]" else [], error, model, credits,
                     created, updated, finished, last_error, last_error_at, failed_polls or 0,
-                    stalled, poll_path, details_dict(details) if details else {}, None, eta, rev)
+                    stalled, poll_path, details_dict(details) if details else {}, None, eta, rev,
+                    results_list(files) if files else [])
         finally:
             if gc_on:
                 gc.enable()
@@ -907,7 +915,7 @@ class Store:
                 continue
             old = self._index.get(key)
             self._put(_row_task(row[:-1]))
-            if old is None or old.rev != row[-2]:
+            if old is None or old.rev != row[-3]:  # (..., rev, files, deleted)
                 pending.keys.add(key)  # else a quiet refresh (updated_at, eta): no news
         event_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
         if event_id > self._event_id:
@@ -1115,6 +1123,27 @@ class Store:
 
         return self._write(plan)
 
+    def set_files(self, key: str, paths: Iterable[str]) -> bool:
+        """Record the local paths of a task's downloaded results (``tasktui pull``).
+
+        Replaces the stored list; leaves everything else alone.  Returns False when
+        the task is not tracked.  A real change bumps ``rev`` (the row is redrawn)."""
+        paths = [str(p).replace(_SEP, "") for p in paths]
+
+        def plan(tx: _Tx) -> bool:
+            old = tx.current(key)
+            if old is None:
+                return False
+            if old.files == paths:
+                return True
+            task = old.copy(raw=None, rev=tx.next_seq(), files=paths)
+            tx.conn.execute("UPDATE tasks SET files = ?, rev = ?, seq = ? WHERE key = ?",
+                            (_results_json(paths) if paths else None, task.rev, tx.next_seq(), key))
+            tx.puts[key] = task
+            return True
+
+        return self._write(plan)
+
     def log(self, events: Iterable[Event]) -> None:
         """Append rows to the event log (capped at EVENT_CAP newest)."""
         events = list(events)
@@ -1192,6 +1221,8 @@ def _merge(old: Task, update: Task, now: float) -> Task:
         merged.results = list(old.results)
     if not merged.details:  # an answer without facts of its own keeps the last ones
         merged.details = dict(old.details)
+    if not merged.files:  # downloads are recorded by set_files, never by an answer
+        merged.files = list(old.files)
     if merged.state == old.state:  # an answer that says less about the same state
         if merged.progress is None:
             merged.progress = old.progress
