@@ -525,7 +525,6 @@ class _Round:
         self.events: list[Event] = []
         self.health: dict[str, dict[str, Any]] = {}  # task key -> poll health to write
         self.inflight: dict[str, Task] = {}  # status requests under way (key -> task)
-        self.failed = 0  # task polls that failed (transient, bad answer)
         self.probes = 1  # requests an unproven provider may have out before one answers
         self.answered = 0  # answers from the provider (any HTTP answer but a failure class)
         self.transient = 0
@@ -1308,7 +1307,6 @@ class Engine:
             ended = Task(provider=w.name, task_id=task.task_id, kind=task.kind, state=FAILED,
                          error=clean(f"{head}: {message}", 500), updated_at=self.wall())
         elif isinstance(err, (Transient, BadResponse)):  # never ends a task: counted, visible
-            r.failed += 1
             now_wall = self.wall()
             if sched.fail_since is None:
                 sched.fail_since = now_wall
