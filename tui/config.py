@@ -28,6 +28,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -35,6 +36,14 @@ from pydantic import (
 )
 
 from .model import PROVIDERS
+from .providers.catalogue import (
+    DECLARATION_KEYS,
+    Declaration,
+    catalogue_entry,
+    catalogue_names,
+    catalogue_raw,
+    merge,
+)
 
 from .paths import APP_NAME, _config_source, config_path, db_path  # noqa: F401  (re-exported)
 
@@ -308,25 +317,59 @@ class ProviderConfig(BaseModel):
     balance_interval: float = Field(default=DEFAULT_BALANCE_INTERVAL, ge=0, le=86400)
     daily_limits: bool = DEFAULT_DAILY_LIMITS
     max_body: int = Field(default=DEFAULT_MAX_BODY, ge=1024, le=1 << 30)
+    # A declared provider (tui/providers/catalogue) carries its description, from a
+    # catalogue entry and/or the table's declaration keys; given as ``declaration=``
+    # at construction (the reader does), or found in the catalogue by name.
+    _declaration: Any = PrivateAttr(default=None)
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _provider_defaults(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or data.get("name") not in PROVIDER_DEFAULTS:
-            return data
-        base_url, rate, interval, kind = PROVIDER_DEFAULTS[data["name"]]
-        filled = {"rate_limit": rate, "poll_interval": interval, "kinds": [kind] if kind else []}
-        if base_url:
-            filled["base_url"] = base_url
-        return {**filled, **data}
+    def _provider_defaults(cls, data: Any, handler: Any) -> Any:
+        declaration = None
+        if isinstance(data, dict):
+            name = data.get("name")
+            declaration = data.get("declaration")
+            data = {k: v for k, v in data.items() if k != "declaration"}
+            if declaration is not None and not isinstance(declaration, Declaration):
+                raise ValueError("declaration: should be a provider description (Declaration)")
+            if declaration is None and name not in PROVIDERS and isinstance(name, str) \
+                    and name in catalogue_names():
+                declaration = catalogue_entry(name)
+            if declaration is not None:
+                filled = {"rate_limit": declaration.rate_limit, "poll_interval": declaration.poll_interval,
+                          "kinds": [declaration.default_kind] if declaration.default_kind else []}
+                if declaration.base_url:
+                    filled["base_url"] = declaration.base_url
+                data = {**filled, **data}
+            elif name in PROVIDER_DEFAULTS:
+                base_url, rate, interval, kind = PROVIDER_DEFAULTS[name]
+                filled = {"rate_limit": rate, "poll_interval": interval, "kinds": [kind] if kind else []}
+                if base_url:
+                    filled["base_url"] = base_url
+                data = {**filled, **data}
+            elif isinstance(name, str) and name not in PROVIDERS:
+                known = known_provider_names()
+                raise ValueError(f"unknown provider '{name}'{_did_you_mean(name, known)};"
+                                 f" known: {', '.join(known)}")
+        result = handler(data)
+        result._declaration = declaration
+        return result
 
     @field_validator("name")
     @classmethod
     def _known(cls, value: str) -> str:
-        if value not in PROVIDERS:
-            raise ValueError(f"unknown provider '{value}'{_did_you_mean(value, PROVIDERS)};"
-                             f" known: {', '.join(PROVIDERS)}")
+        if not value or any(ch.isspace() or ord(ch) < 32 for ch in value):
+            raise ValueError("a provider name is one word (letters, digits, - and _)")
         return value
+
+    @property
+    def declaration(self) -> Declaration | None:
+        """The description of a declared provider (catalogue or the user's); None for the five."""
+        return self._declaration
+
+    @property
+    def declared(self) -> bool:
+        return self._declaration is not None
 
     @field_validator("api_key")
     @classmethod
@@ -673,9 +716,12 @@ def _parse_providers(providers: Any, name: str, environ: Mapping[str, str], conf
         return
     for pname, table in providers.items():
         parts: list[str | int] = ["providers", pname]
-        if pname not in PROVIDERS:
+        is_declared = isinstance(table, dict) and ("type" in table or "catalogue" in table)
+        if pname not in PROVIDERS and not is_declared and pname not in catalogue_names():
+            known = known_provider_names()
             problems.append(ConfigError(name, dotted(parts), f"unknown provider '{pname}'"
-                                        f"{_did_you_mean(pname, PROVIDERS)}; known: {', '.join(PROVIDERS)}"))
+                                        f"{_did_you_mean(pname, known)}; known: {', '.join(known)}"
+                                        " (or describe it: type = \"declared\", docs/config.md)"))
             continue
         if not isinstance(table, dict):
             problems.append(ConfigError(name, dotted(parts), f"should be a table: [providers.{pname}]"))
@@ -684,6 +730,19 @@ def _parse_providers(providers: Any, name: str, environ: Mapping[str, str], conf
             problems.append(ConfigError(name, dotted([*parts, "name"]), "unknown key 'name'"
                                         " (the table's name is the provider)"))
             table = {k: v for k, v in table.items() if k != "name"}
+        if pname in PROVIDERS:
+            for key in ("type", "catalogue", "declaration"):
+                if key in table:
+                    problems.append(ConfigError(name, dotted([*parts, key]), f"unknown key '{key}'"
+                                                f" ({pname} is a built-in provider; to declare another,"
+                                                " give its table another name)"))
+            table = {k: v for k, v in table.items() if k not in ("type", "catalogue", "declaration")}
+        else:
+            found_decl: list[ConfigError] = []
+            table = _declared_table(pname, table, name, parts, found_decl)
+            problems.extend(found_decl)
+            if table is None:
+                continue
         raw_key = table.get("api_key")
         found: list[ConfigError] = []
         result = _check_section(ProviderConfig, {**table, "name": pname}, name, parts, environ, found)
@@ -699,6 +758,67 @@ def _parse_providers(providers: Any, name: str, environ: Mapping[str, str], conf
             config.providers[pname] = result
             if isinstance(raw_key, str) and _literal_text(raw_key):
                 config.literal_keys.append(pname)
+
+
+def known_provider_names() -> tuple[str, ...]:
+    """The five built-in providers, then the catalogue's entries."""
+    return (*PROVIDERS, *(n for n in catalogue_names() if n not in PROVIDERS))
+
+
+_TYPE_KEYS = ("type", "catalogue")
+
+
+def _declared_table(pname: str, table: dict[str, Any], file: str, parts: list[str | int],
+                    problems: list[ConfigError]) -> dict[str, Any] | None:
+    """A declared provider's table: its declaration (a catalogue entry and/or the
+    table's declaration keys) validated and put under ``declaration``, the other
+    keys left for ProviderConfig.  None (with problems) when it does not hold."""
+    entry_names = catalogue_names()
+    types = ("declared", *entry_names)
+    base: dict[str, Any] = {}
+    kind = table.get("type")
+    entry = table.get("catalogue")
+    bad = False
+    if kind is not None and (not isinstance(kind, str) or kind not in types):
+        problems.append(ConfigError(file, dotted([*parts, "type"]), f"unknown type {_show(kind)}"
+                                    f"{_did_you_mean(str(kind), types)}; types: {', '.join(types)}"))
+        bad = True
+    if entry is not None and (not isinstance(entry, str) or entry not in entry_names):
+        problems.append(ConfigError(file, dotted([*parts, "catalogue"]), f"unknown catalogue entry"
+                                    f" {_show(entry)}{_did_you_mean(str(entry), entry_names)};"
+                                    f" entries: {', '.join(entry_names)}"))
+        bad = True
+    if bad:
+        return None
+    source = entry if entry is not None else (kind if kind not in (None, "declared") else None)
+    if source is None and kind is None:
+        source = pname  # [providers.kling] with no type: the catalogue's own entry
+    if source is not None:
+        base = catalogue_raw(source)
+    config_keys = set(ProviderConfig.model_fields) - {"name"}
+    allowed = config_keys | set(DECLARATION_KEYS) | set(_TYPE_KEYS)
+    rest: dict[str, Any] = {}
+    over: dict[str, Any] = {}
+    for key, value in table.items():
+        if key == "declaration" or key not in allowed:
+            choices = sorted(allowed)
+            problems.append(ConfigError(file, dotted([*parts, key]),
+                                        f"unknown key '{key}'{_did_you_mean(key, choices)}"))
+        elif key in DECLARATION_KEYS:
+            over[key] = value
+        elif key not in _TYPE_KEYS:
+            rest[key] = value
+    found = _check(Declaration, merge(base, over), file, parts)
+    if found:
+        problems.extend(found)
+        return None
+    if any(p.key and p.key.startswith(dotted(parts)) for p in problems):
+        return None
+    return {**rest, "declaration": Declaration.model_validate(merge(base, over))}
+
+
+def _show(value: Any) -> str:
+    return f"'{value}'" if isinstance(value, str) else f"{type(value).__name__} {value!r}"[:80]
 
 
 def _check_section(model: type[BaseModel], raw: Any, file: str, prefix: list[str | int],

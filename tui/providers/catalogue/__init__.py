@@ -146,6 +146,13 @@ class StatusRequest(BaseModel):
         texts = [self.path, *self.query.values(), *template_strings(self.body)]
         return {name for text in texts for name in _PLACEHOLDER.findall(text)}
 
+    @model_validator(mode="after")
+    def _names_the_task(self) -> "StatusRequest":
+        if "id" not in self.placeholders():
+            raise ValueError(f"the path template '{self.path}' has no {{id}} (nor its query or body):"
+                             " every task would get the same answer")
+        return self
+
 
 class AnswerPaths(BaseModel):
     """Where each fact of a task lives in a status answer (or a list row)."""
@@ -333,14 +340,6 @@ class Declaration(BaseModel):
     @classmethod
     def _default_kind(cls, value: str | None) -> str | None:
         return None if value is None else _kind(value)
-
-    @model_validator(mode="after")
-    def _request_names_the_task(self) -> "Declaration":
-        names = self.request.placeholders()
-        if "id" not in names:
-            raise ValueError("request: the path template has no {id} (nor its query or body):"
-                             " every task would get the same answer")
-        return self
 
     def vocabulary(self) -> dict[str, str]:
         """provider word (lower case) -> our state."""
