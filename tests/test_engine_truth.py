@@ -243,6 +243,21 @@ async def test_failing_polls_are_counted_then_stalled_then_cleared(sim, sim_faul
         await engine.stop()
 
 
+async def test_an_answer_in_the_same_state_clears_the_failed_polls(sim, sim_fault, store):
+    store.add("evolink", ["evolink-running", "evolink-queued"])
+    engine = Engine(config_for(sim.base_url, providers=("evolink",)), store)
+    try:
+        await engine.poll_once()
+        sim.add(faults=[sim_fault("server_error", "evolink", task_id="evolink-queued", status=500, count=1)])
+        await engine.poll_once()
+        assert store.get("evolink:evolink-queued").failed_polls == 1
+        await engine.poll_once()  # queued again: nothing else changed, the mark still goes
+        t = store.get("evolink:evolink-queued")
+        assert t.state == "queued" and t.failed_polls == 0 and t.last_error is None
+    finally:
+        await engine.stop()
+
+
 async def test_a_task_that_does_not_move_is_stalled_with_the_reason(sim, store):
     clock = Clock()
     store.add("qolaba", ["qolaba-queued"])  # Celery PENDING, frozen sim: it never moves
