@@ -386,3 +386,26 @@ async def test_add_form_warnings_follow_a_provider_picked_after_the_paste(tmp_pa
         assert "looks like an EvoLink id; Comfy ids are UUIDs" in plain(warnings)
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: f"comfy:{EVO}" in store)  # a warning, not a refusal
+
+
+# ---------------------------------------------------------------- snapshots
+# Update with ``pytest tests/test_app_screens.py -k snapshot --snapshot-update`` and look at them.
+
+import pytest  # noqa: E402
+
+
+def snapshot_app(tmp_path):
+    app, store = app_for(tmp_path)
+    store.log([Event(time=NOW, provider="evolink", task_id=EVO, status=400, kind="not_found",
+                     message="Invalid task ID format, must start with 'task-unified-' "
+                             "(docs.evolink.ai get-task-detail, 400 invalid_task_id)")])
+    return app
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 50)], ids=["80x24", "160x50"])
+def test_snapshot_error_log(snap_compare, tmp_path, size):
+    assert snap_compare(snapshot_app(tmp_path), press=["e"], terminal_size=size)
+
+
+def test_snapshot_one_error_in_full(snap_compare, tmp_path):
+    assert snap_compare(snapshot_app(tmp_path), press=["e", "enter"], terminal_size=(80, 24))

@@ -184,7 +184,7 @@ class ErrorMessageScreen(ModalScreen[str | None]):
                 head.append(value + "\n")
         head.rstrip()
         with Vertical(id="error-box", classes="dialog"):
-            yield Label("Error", classes="dialog-title")
+            yield Label("Task failure" if r.source == "task" else "Error", classes="dialog-title")
             yield Static(head, id="error-head")
             with VerticalScroll(id="error-scroll"):
                 yield Static(Text(self.message), id="error-message")
@@ -195,7 +195,7 @@ class ErrorMessageScreen(ModalScreen[str | None]):
         if self.row.key is None:
             return "This row is about the provider, not one task.  esc goes back."
         if not self.tracked:
-            return "This task is no longer tracked.  esc goes back."
+            return "This task is not tracked here.  esc goes back."
         return "enter or g goes to the task · c copies the message · esc goes back"
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -373,7 +373,8 @@ class ErrorLogScreen(Screen[str | None]):
 
     def _jump(self, key: str) -> None:
         if key not in self.store:
-            self.notify("That task is no longer tracked.", severity="warning", timeout=3, markup=False)
+            self.notify("That task is no longer tracked here.", severity="warning", timeout=3,
+                        markup=False)
             return
         self.app.post_message(self.JumpToTask(key))
         self.dismiss(key)
