@@ -81,8 +81,12 @@ def test_unknown_hosts_are_read_by_path():
 
 
 def test_query_parameter_ids():
+    # ComfyUI comfy_api_nodes polls MiniMax at /proxy/minimax/query/video_generation?task_id={id}
     p = parse_url("https://api.comfy.org/proxy/minimax/query/video_generation?task_id=abc-9")
-    assert p.id == "abc-9" and p.provider == "comfy"
+    assert p.id == "abc-9" and p.provider is None  # another vendor, not the comfy (Freepik) provider
+    # ComfyUI comfy_api_nodes polls Runway at /proxy/runway/tasks/{id}
+    p = parse_url("https://api.comfy.org/proxy/runway/tasks/rw-123")
+    assert p.id == "rw-123" and p.provider is None
 
 
 def test_urls_without_a_task_id_are_invalid_not_guessed():

@@ -28,6 +28,8 @@ How text becomes task ids
    ``freepik.com``/``magnific.com``, ``comfy.org``, ``qolaba.ai``,
    ``upscayl.org``), else from its path (``/proxy/freepik/v1/ai/`` Comfy,
    ``/v1/ai/`` Freepik, ``/api/v1/tasks/`` Qolaba, ``/v1/tasks/`` EvoLink).
+   A link to another vendor behind Comfy's proxy (``/proxy/kling/…``) names
+   no provider: the id is still taken, the provider is yours to choose.
 4. Duplicates are dropped, keeping the first occurrence and its order.
 5. Invalid (never added, with the reason): longer than 200 characters,
    containing control or invisible characters, or ``.``/``..``.
@@ -182,6 +184,8 @@ def parse_url(url: str) -> ParsedId:
     segments = [unquote(s) for s in parts.path.split("/") if s]
     path = "/" + "/".join(segments)
     provider = _host_provider(host)
+    if provider == "comfy" and path.startswith("/proxy/") and not path.startswith("/proxy/freepik/"):
+        provider = None  # another vendor behind Comfy's proxy (Kling, Runway...): not the comfy provider
     task_id: str | None = None
     kind: str | None = None
     if "ai" in segments and segments.index("ai") > 0 and segments[segments.index("ai") - 1] == "v1":
