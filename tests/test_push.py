@@ -424,3 +424,71 @@ def test_cmd_listen_prints_the_urls(tmp_path, capsys):
     assert f"evolink\tcallback_url\thttps://example.org/tt/hooks/evolink/{token}" in out.out
     assert "webhook_secret" in out.err  # no Freepik route without a secret
     assert stat.S_IMODE((tmp_path / "push-token").stat().st_mode) == 0o600
+
+
+async def test_out_of_order_across_processes(store, serve):
+    """Another process (a poller) stored COMPLETED since our last look: a late
+    IN_PROGRESS must still not move the task back."""
+    store.add("freepik", [TASK_ID])
+    base = await serve(make_receiver(store))
+    with Store(store.path) as other:
+        other.apply([Task("freepik", TASK_ID, state="succeeded", provider_status="COMPLETED",
+                          results=FP_COMPLETED["generated"])])
+    assert (await post_fp(base, FP_IN_PROGRESS, "msg_late")).status_code == 200
+    assert store.get(FP_KEY).state == "succeeded"
+    with Store(store.path, readonly=True) as check:
+        assert check.get(FP_KEY).state == "succeeded"
+
+
+async def test_a_kind_path_that_is_not_one_we_hand_out_is_404(store, serve):
+    base = await serve(make_receiver(store))
+    r = await post_fp(base, FP_COMPLETED, "msg_k", path="/hooks/freepik/a%0Ab")
+    assert r.status_code == 404 and store.get(FP_KEY) is None
+
+
+def test_listen_command_polls_a_hinted_task_against_the_simulator(sim, tmp_path):
+    """`tasktui listen` as its own process (no engine): an EvoLink callback for a tracked
+    task makes it poll that task once (the simulator) and store the answer."""
+    import subprocess
+    import sys
+    import time
+
+    config = tmp_path / "config.toml"
+    config.write_text(sim.config_toml(("evolink",)))
+    db = tmp_path / "tasks.db"
+    with Store(db) as s:
+        s.add("evolink", ["evolink-done"])
+    script = ("import sys, argparse\n"
+              "from tui.push import add_parser, cmd_listen\n"
+              "p = argparse.ArgumentParser(); add_parser(p.add_subparsers(dest='command'))\n"
+              "a = p.parse_args(['listen', '--port', '0']); a.config, a.db = sys.argv[1], sys.argv[2]\n"
+              "sys.exit(cmd_listen(a))\n")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(config), str(db)],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        port = None
+        lines = []
+        while port is None:
+            line = proc.stderr.readline()
+            assert line, f"listen ended: {''.join(lines)}"
+            lines.append(line)
+            if "listening on http://127.0.0.1:" in line:
+                port = int(line.split("127.0.0.1:")[1].split("/")[0])
+        assert "<token>" in "".join(lines)
+        token = (tmp_path / "push-token").read_text().strip()
+        assert token not in "".join(lines)
+        body = {**EVO_COMPLETED, "id": "evolink-done"}
+        r = httpx.post(f"http://127.0.0.1:{port}/hooks/evolink/{token}", json=body)
+        assert r.status_code == 202
+        deadline = time.monotonic() + 30
+        with Store(db, readonly=True) as check:
+            while check.get("evolink:evolink-done").state != "succeeded":  # wait for the write
+                assert time.monotonic() < deadline, "the hinted task was not polled"
+                time.sleep(0.05)
+                check.sync()
+        assert any(req.path.endswith("/v1/tasks/evolink-done") for req in sim.requests)
+    finally:
+        proc.terminate()
+        rest = proc.communicate(timeout=30)[1]
+    assert proc.returncode == 0, rest
+    assert token not in rest

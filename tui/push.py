@@ -72,6 +72,7 @@ DEFAULT_PORT = 8787
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
 _PREFIX_RE = re.compile(r"^(/[A-Za-z0-9._~-]+)*$")
 _VERSION_RE = re.compile(r"^v[0-9]+$")
+_KIND_RE = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 
 # What a counter may be named (``rejected`` holds the refusals).
 REJECTIONS = ("bad_signature", "stale", "unknown_task", "too_large", "rate", "bad_payload", "unknown_token")
@@ -401,14 +402,13 @@ class PushReceiver:
         return None, body
 
     def _tracked(self, key: str) -> Task | None:
-        task = self.store.get(key)
-        if task is None:
-            try:
-                self.store.sync()  # added by another process since we last looked?
-            except Exception as exc:
-                log.warning("task database not readable: %s", _one_line(exc))
-            task = self.store.get(key)
-        return task
+        """The stored task, as of now: another process (``tasktui add``, a poller) may
+        have added or moved it since we last looked (one PRAGMA when nothing changed)."""
+        try:
+            self.store.sync()
+        except Exception as exc:
+            log.warning("task database not readable: %s", _one_line(exc))
+        return self.store.get(key)
 
     def _tell(self, hook: Callable[[str], Any] | None, key: str) -> None:
         if hook is None:
@@ -428,6 +428,9 @@ class PushReceiver:
         if refusal is not None:
             return refusal
         source = self._source(request)
+        kind = request.path_params.get("kind") or None
+        if kind is not None and (len(kind) > 200 or not _KIND_RE.match(kind)):
+            return _json(404, {"error": "not found"})  # not a URL we hand out
         headers = request.headers
         msg_id = headers.get("webhook-id", "")
         stamp = headers.get("webhook-timestamp", "")
@@ -447,7 +450,6 @@ class PushReceiver:
             self._count(provider, "duplicate")
             return _json(200, {"ok": True, "duplicate": True})
         # From here on no await: the check above and the record below see the same state.
-        kind = request.path_params.get("kind") or None
         try:
             update = self.providers[provider].parse_webhook(body, kind)
         except Exception as exc:  # BadResponse; anything else is a bug, answered the same
@@ -674,7 +676,7 @@ class DirectPoller:
         if self.client is None:
             self.client = httpx.AsyncClient(timeout=httpx.Timeout(30.0))
         try:
-            task = await provider.fetch_status(self.client, tracked.task_id, tracked.poll_path or tracked.kind)
+            task = await provider.fetch_status(self.client, tracked.task_id, tracked.kind)
         except ProviderError as exc:
             log.warning("poll of %s after its callback failed: %s", key, _one_line(exc.message))
             return
