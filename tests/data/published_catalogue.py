@@ -1,0 +1,301 @@
+"""Status answers of the catalogue's vendors, as their docs, SDKs or ComfyUI's
+comfy_api_nodes publish them (the source beside each).  Written from those
+sources, not from the catalogue files: a test reads each with the catalogue
+entry and checks the Task.
+
+Where a source gives a schema but no whole example, the body is the schema's
+fields with the example values the same source gives, and the comment says so.
+Ids and links are shortened where the source masks them ("xxx").
+
+Each case: (label, HTTP status, body, expected), expected being Task fields
+(or {"raises": ErrorClassName}) to compare.
+"""
+
+from __future__ import annotations
+
+COMFY = "github:Comfy-Org/ComfyUI@a125cd84 comfy_api_nodes"
+
+CASES: dict[str, list[tuple[str, int, object, dict]]] = {
+    "kling": [
+        # Kling's official answer format, as reproduced in a reseller's "official format" page
+        # (gpt.morphogen.top/en/video/keling/query-results-official.html) and v98store.com/html_docs/api-243012261.html;
+        # fields as ComfyUI's apis/__init__.py Data4/Data7 (created_at ms, task_status_msg, task_result).
+        ("success (image generation)", 200, {
+            "code": 0,
+            "data": {
+                "task_id": "CjMT7WdSwWcAAAAAALvB3g", "created_at": 1733851336696, "updated_at": 1733851344553,
+                "task_result": {"images": [{"id": "", "url": "https://cdn.klingai.com/bs2/upload-kling-api/0923471513/image/CjMT7WdSwWcAAAAAALvB3g-0_raw_image_0.png"}]},
+                "task_status": "succeed", "task_status_msg": "",
+            },
+            "message": "SUCCEED", "request_id": "CjNTkGdSwxYAAAAAALud5A",
+        }, {"state": "succeeded", "provider_status": "succeed",
+            "results": ["https://cdn.klingai.com/bs2/upload-kling-api/0923471513/image/CjMT7WdSwWcAAAAAALvB3g-0_raw_image_0.png"],
+            "created_at": 1733851336.696}),
+        # ComfyUI apis/__init__.py KlingVideoResult {duration, id, url} under task_result.videos.
+        ("success (video)", 200, {
+            "code": 0, "message": "SUCCEED", "request_id": "r1",
+            "data": {"task_id": "866168216002236456", "task_status": "succeed", "task_status_msg": "",
+                     "created_at": 1774805076166, "updated_at": 1774805190000,
+                     "task_result": {"videos": [{"id": "v1", "url": "https://cdn.klingai.com/video/v1.mp4", "duration": "5"}]}},
+        }, {"state": "succeeded", "results": ["https://cdn.klingai.com/video/v1.mp4"]}),
+        # The answer to a create, as a published request log shows it (task_status submitted).
+        ("running (submitted)", 200, {
+            "code": 0, "message": "SUCCEED", "request_id": "c0656403-1e6e-4b7e-b8f8-2cdd2595f2b9",
+            "data": {"task_id": "867283741759111202", "task_status": "submitted",
+                     "task_info": {"external_task_id": "text2video_kling_v3_final-1774805076"},
+                     "created_at": 1774805076166, "updated_at": 1774805076166},
+        }, {"state": "queued", "provider_status": "submitted", "results": []}),
+        ("running (processing)", 200, {
+            "code": 0, "message": "SUCCEED", "request_id": "r2",
+            "data": {"task_id": "867283741759111202", "task_status": "processing", "task_status_msg": "",
+                     "created_at": 1774805076166, "updated_at": 1774805096166},
+        }, {"state": "running"}),
+        # KlingTaskStatus.failed with task_status_msg (ComfyUI raises it as the failure text).
+        ("failure", 200, {
+            "code": 0, "message": "SUCCEED", "request_id": "r3",
+            "data": {"task_id": "867283741759111202", "task_status": "failed",
+                     "task_status_msg": "Failure to pass the risk control system",
+                     "created_at": 1774805076166, "updated_at": 1774805096166},
+        }, {"state": "failed", "error": "Failure to pass the risk control system"}),
+        # KlingErrorResponse (ComfyUI apis/__init__.py): 1203 "Requested resource does not exist".
+        ("not found", 404, {"code": 1203, "message": "task not found", "request_id": "r4"},
+         {"raises": "NotFound"}),
+        ("not found in a 200", 200, {"code": 1203, "message": "task not found", "request_id": "r5"},
+         {"raises": "NotFound"}),
+    ],
+    "runway": [
+        # github:runwayml/sdk-python src/runwayml/types/task_retrieve_response.py (id, createdAt, status,
+        # failure, failureCode, output, progress 0..1); docs.dev.runwayml.com Task management examples.
+        ("success", 200, {"id": "17f20503-6c24-4c16-946b-35dbbce2af2f", "status": "SUCCEEDED",
+                          "createdAt": "2024-06-27T19:49:32.334Z",
+                          "output": ["https://dnznrvs05pmza.cloudfront.net/output.mp4?_jwt=x"]},
+         {"state": "succeeded", "results": ["https://dnznrvs05pmza.cloudfront.net/output.mp4?_jwt=x"],
+          "created_at": 1719517772.334}),
+        ("running", 200, {"id": "17f20503-6c24-4c16-946b-35dbbce2af2f", "status": "RUNNING",
+                          "createdAt": "2024-06-27T19:49:32.334Z", "progress": 0.4},
+         {"state": "running", "progress": 40.0}),
+        ("throttled", 200, {"id": "17f20503", "status": "THROTTLED", "createdAt": "2024-06-27T19:49:32.334Z"},
+         {"state": "queued"}),
+        ("failure", 200, {"id": "17f20503", "status": "FAILED", "createdAt": "2024-06-27T19:49:32.334Z",
+                          "failure": "An unexpected error occurred.", "failureCode": "INTERNAL.BAD_OUTPUT.CODE01"},
+         {"state": "failed", "error": "An unexpected error occurred."}),
+        ("cancelled", 200, {"id": "17f20503", "status": "CANCELLED", "createdAt": "2024-06-27T19:49:32.334Z"},
+         {"state": "cancelled"}),
+        # docs.dev.runwayml.com: GET /v1/tasks/{id} answers 404 for a deleted or unknown task.
+        ("not found", 404, {"error": "Task not found"}, {"raises": "NotFound"}),
+    ],
+    "luma": [
+        # ComfyUI apis/luma_api.py LumaGeneration {id, generation_type, state, failure_reason, created_at,
+        # assets {video, image}, model}; github:lumalabs/lumaai-api openapi.yaml Generation example.
+        ("success", 200, {"id": "d1968551-6113-4b46-b567-09210c2e79b0", "generation_type": "video",
+                          "state": "completed", "failure_reason": None,
+                          "created_at": "2024-11-22T08:45:47.713Z",
+                          "assets": {"video": "https://storage.cdn-luma.com/dream_machine/a/b.mp4"},
+                          "model": "ray-2", "request": {"prompt": "a tiger"}},
+         {"state": "succeeded", "results": ["https://storage.cdn-luma.com/dream_machine/a/b.mp4"],
+          "model": "ray-2", "created_at": 1732265147.713}),
+        ("running", 200, {"id": "d1968551", "generation_type": "video", "state": "dreaming",
+                          "created_at": "2024-11-22T08:45:47.713Z", "assets": None, "model": "ray-2"},
+         {"state": "running", "results": []}),
+        ("queued", 200, {"id": "d1968551", "generation_type": "image", "state": "queued",
+                         "created_at": "2024-11-22T08:45:47.713Z", "model": "photon-1"},
+         {"state": "queued"}),
+        ("failure", 200, {"id": "d1968551", "generation_type": "video", "state": "failed",
+                          "failure_reason": "Prompt not allowed because advanced moderation failed",
+                          "created_at": "2024-11-22T08:45:47.713Z", "model": "ray-2"},
+         {"state": "failed", "error": "Prompt not allowed because advanced moderation failed"}),
+        ("not found", 404, {"detail": "Generation not found"}, {"raises": "NotFound"}),
+    ],
+    "minimax": [
+        # MiniMax query answer as published by Baidu Qianfan's MiniMax page (cloud.baidu.com/doc/qianfan-api/s/tmwbl4b6e)
+        # and platform.minimax.io openapi.json (base_resp {status_code, status_msg}, file_id, status).
+        ("success", 200, {"task_id": "67bd3a0334815", "status": "Success", "file_id": "241342648594580",
+                          "video_width": 1280, "video_height": 720,
+                          "base_resp": {"status_code": 0, "status_msg": "success"}},
+         {"state": "succeeded", "results": [], "details": {"file id": "241342648594580"}}),
+        ("running", 200, {"task_id": "67bd3a0334815", "status": "Processing",
+                          "base_resp": {"status_code": 0, "status_msg": "success"}},
+         {"state": "running"}),
+        ("queueing", 200, {"task_id": "67bd3a0334815", "status": "Queueing",
+                           "base_resp": {"status_code": 0, "status_msg": "success"}},
+         {"state": "queued"}),
+        # 1027: "the generated video touches sensitive content" comes with status Fail.
+        ("failure", 200, {"task_id": "67bd3a0334815", "status": "Fail",
+                          "base_resp": {"status_code": 1027, "status_msg": "output video sensitive"}},
+         {"state": "failed", "error": "output video sensitive"}),
+        # MiniMax answers errors in a 200 with a non-zero base_resp.status_code (2013: invalid params).
+        ("not found", 200, {"task_id": "", "status": "",
+                            "base_resp": {"status_code": 2013, "status_msg": "invalid params, task not found"}},
+         {"raises": "ClientError"}),
+        ("bad key", 200, {"base_resp": {"status_code": 1004, "status_msg": "login fail"}}, {"raises": "AuthError"}),
+    ],
+    "seedance": [
+        # ComfyUI nodes_bytedance.py TaskStatusResponse {id, model, status, error {code, message}, content {video_url}};
+        # BytePlus ModelArk "Query a video generation task" example (docs.byteplus.com/en/docs/ModelArk/1521309).
+        ("success", 200, {"id": "cgt-20250331175019-68d9t", "model": "seedance-1-0-pro-250528",
+                          "status": "succeeded",
+                          "content": {"video_url": "https://ark-content-generation-ap-southeast-1.tos.example/x.mp4"},
+                          "usage": {"completion_tokens": 246840, "total_tokens": 246840},
+                          "created_at": 1743414619, "updated_at": 1743414673},
+         {"state": "succeeded", "model": "seedance-1-0-pro-250528",
+          "results": ["https://ark-content-generation-ap-southeast-1.tos.example/x.mp4"], "created_at": 1743414619.0}),
+        ("running", 200, {"id": "cgt-20250331175019-68d9t", "model": "seedance-1-0-pro-250528", "status": "running",
+                          "created_at": 1743414619, "updated_at": 1743414630},
+         {"state": "running"}),
+        ("queued", 200, {"id": "cgt-1", "model": "seedance-1-0-lite-t2v-250428", "status": "queued"},
+         {"state": "queued"}),
+        ("failure", 200, {"id": "cgt-1", "model": "seedance-1-0-pro-250528", "status": "failed",
+                          "error": {"code": "OutputVideoSensitiveContentDetected",
+                                    "message": "The request failed because the output video may contain sensitive information."}},
+         {"state": "failed",
+          "error": "The request failed because the output video may contain sensitive information. (OutputVideoSensitiveContentDetected)"}),
+        ("cancelled", 200, {"id": "cgt-1", "model": "seedance-1-0-pro-250528", "status": "cancelled"},
+         {"state": "cancelled"}),
+        # BytePlus error body: {"error": {"code", "message", "param", "type"}} with 404 for an unknown task.
+        ("not found", 404, {"error": {"code": "ResourceNotFound", "message": "The specified task is not found.",
+                                      "param": "", "type": "NotFound"}},
+         {"raises": "NotFound"}),
+    ],
+    "wan": [
+        # docs.qwencloud.com/api-reference/video-generation/wan-text-to-video/query-result (Alibaba's own docs).
+        ("success", 200, {"request_id": "c1209113-8437-424f-a386-xxxxxx",
+                          "output": {"task_id": "966cebcd-dedc-4962-af88-xxxxxx", "task_status": "SUCCEEDED",
+                                     "video_url": "https://dashscope-result-sh.oss-accelerate.aliyuncs.com/xxx.mp4?Expires=xxx",
+                                     "task_metrics": {"TOTAL": 1, "SUCCEEDED": 1, "FAILED": 0}},
+                          "usage": {"video_count": 1, "video_duration": 10}},
+         {"state": "succeeded",
+          "results": ["https://dashscope-result-sh.oss-accelerate.aliyuncs.com/xxx.mp4?Expires=xxx"]}),
+        # The same page's status flow PENDING -> RUNNING; body as ComfyUI nodes_wan.py VideoTaskStatusResponse.
+        ("running", 200, {"request_id": "e5d70b02", "output": {"task_id": "966cebcd", "task_status": "RUNNING",
+                                                              "submit_time": "2025-07-27 21:05:15.212"}},
+         {"state": "running", "details": {"submitted": "2025-07-27 21:05:15.212", "request id": "e5d70b02"}}),
+        ("pending", 200, {"request_id": "e5d70b02", "output": {"task_id": "966cebcd", "task_status": "PENDING"}},
+         {"state": "queued"}),
+        # DashScope task query failure: output.code and output.message (ComfyUI VideoTaskStatusOutputField).
+        ("failure", 200, {"request_id": "daad9007", "output": {"task_id": "fe8aa114", "task_status": "FAILED",
+                                                              "code": "InvalidParameter",
+                                                              "message": "The size is not match the allowed size"}},
+         {"state": "failed", "error": "The size is not match the allowed size"}),
+        # DashScope: UNKNOWN = the task does not exist or has expired (kept 24 h).
+        ("not found", 200, {"request_id": "1a2b", "output": {"task_id": "f0b5", "task_status": "UNKNOWN"}},
+         {"state": "not_found"}),
+    ],
+    "sora": [
+        # platform.openai.com/docs/api-reference/videos/object: the video job object; ComfyUI nodes_sora.py
+        # Sora2GenerationResponse {id, error, status}.
+        ("success", 200, {"id": "video_123", "object": "video", "model": "sora-2", "status": "completed",
+                          "progress": 100, "created_at": 1712697600, "size": "1024x1808", "seconds": "8",
+                          "quality": "standard"},
+         {"state": "succeeded", "progress": 100.0, "model": "sora-2", "created_at": 1712697600.0,
+          "details": {"seconds": "8", "size": "1024x1808"}}),
+        ("running", 200, {"id": "video_123", "object": "video", "model": "sora-2", "status": "in_progress",
+                          "progress": 33, "created_at": 1712697600, "size": "1280x720", "seconds": "4"},
+         {"state": "running", "progress": 33.0}),
+        ("queued", 200, {"id": "video_123", "object": "video", "model": "sora-2", "status": "queued",
+                         "progress": 0, "created_at": 1712697600},
+         {"state": "queued"}),
+        ("failure", 200, {"id": "video_123", "object": "video", "model": "sora-2", "status": "failed",
+                          "progress": 0, "created_at": 1712697600,
+                          "error": {"code": "moderation_blocked", "message": "Your request was blocked by our moderation system."}},
+         {"state": "failed", "error": "Your request was blocked by our moderation system. (moderation_blocked)"}),
+        # OpenAI's error shape for an unknown id.
+        ("not found", 404, {"error": {"message": "Video with id 'video_x' not found.", "type": "invalid_request_error",
+                                      "param": None, "code": None}},
+         {"raises": "NotFound"}),
+    ],
+    "tripo": [
+        # ComfyUI apis/tripo_api.py TripoTaskResponse {code, data: TripoTask {task_id, type, status, output
+        # {model, base_model, pbr_model, rendered_image}, progress, create_time}}; platform.tripo3d.ai/docs/task.
+        ("success", 200, {"code": 0, "data": {"task_id": "1ec04ced-4b87-44f6-a296-beee80777941",
+                                              "type": "text_to_model", "status": "success", "progress": 100,
+                                              "create_time": 1709048933,
+                                              "input": {"prompt": "a small cat"},
+                                              "output": {"pbr_model": "https://tripo-data.cdn/pbr.glb",
+                                                         "rendered_image": "https://tripo-data.cdn/r.webp"}}},
+         {"state": "succeeded", "progress": 100.0, "created_at": 1709048933.0,
+          "results": ["https://tripo-data.cdn/pbr.glb", "https://tripo-data.cdn/r.webp"],
+          "details": {"task type": "text_to_model"}}),
+        ("running", 200, {"code": 0, "data": {"task_id": "1ec04ced", "type": "text_to_model", "status": "running",
+                                              "progress": 42, "create_time": 1709048933, "running_left_time": 30}},
+         {"state": "running", "progress": 42.0}),
+        ("failure", 200, {"code": 0, "data": {"task_id": "1ec04ced", "type": "text_to_model", "status": "banned",
+                                              "progress": 0, "create_time": 1709048933}},
+         {"state": "failed"}),
+        ("expired", 200, {"code": 0, "data": {"task_id": "1ec04ced", "type": "text_to_model", "status": "expired"}},
+         {"state": "not_found"}),
+        # Tripo error body (platform.tripo3d.ai/docs/error-codes): {code, message, suggestion}; 2000 task not found.
+        ("not found", 404, {"code": 2000, "message": "Task not found", "suggestion": "Check the task id"},
+         {"raises": "NotFound"}),
+    ],
+    "pixverse": [
+        # ComfyUI apis/pixverse_api.py PixverseGenerationStatusResponse {ErrCode, ErrMsg, Resp {id, status, url,
+        # create_time, ...}} and PixverseStatus (1 successful, 5 generating, 6 deleted, 7 moderation, 8 failed).
+        ("success", 200, {"ErrCode": 0, "ErrMsg": "Success",
+                          "Resp": {"id": 321, "status": 1, "url": "https://media.pixverse.ai/x.mp4",
+                                   "create_time": "2025-03-20T10:00:00Z", "outputWidth": 1280, "outputHeight": 720}},
+         {"state": "succeeded", "provider_status": "1", "results": ["https://media.pixverse.ai/x.mp4"],
+          "created_at": 1742464800.0}),
+        ("running", 200, {"ErrCode": 0, "ErrMsg": "Success", "Resp": {"id": 321, "status": 5, "url": ""}},
+         {"state": "running", "results": []}),
+        ("moderation", 200, {"ErrCode": 0, "ErrMsg": "Success", "Resp": {"id": 321, "status": 7}},
+         {"state": "failed"}),
+        ("failure", 200, {"ErrCode": 0, "ErrMsg": "Success", "Resp": {"id": 321, "status": 8}},
+         {"state": "failed"}),
+        ("not found (deleted)", 200, {"ErrCode": 0, "ErrMsg": "Success", "Resp": {"id": 321, "status": 6}},
+         {"state": "not_found"}),
+        ("error in a 200 (illustrative code; non-zero ErrCode)", 200, {"ErrCode": 500044, "ErrMsg": "Video not found", "Resp": None},
+         {"raises": "ClientError"}),
+    ],
+    "vidu": [
+        # ComfyUI nodes_vidu.py TaskStatusResponse {state, err_code, creations [{id, url, cover_url}]};
+        # platform.vidu.com "Get generation" example.
+        ("success", 200, {"id": "your_task_id", "state": "success", "err_code": "",
+                          "creations": [{"id": "creation_id", "url": "https://vidu.cdn/x.mp4",
+                                         "cover_url": "https://vidu.cdn/x.jpg"}]},
+         {"state": "succeeded", "results": ["https://vidu.cdn/x.mp4"]}),
+        ("running", 200, {"id": "t", "state": "processing", "err_code": "", "creations": []},
+         {"state": "running"}),
+        ("queued", 200, {"id": "t", "state": "queueing", "err_code": "", "creations": []}, {"state": "queued"}),
+        ("failure", 200, {"id": "t", "state": "failed", "err_code": "AuditSubmitIllegal", "creations": []},
+         {"state": "failed", "error": "AuditSubmitIllegal"}),
+        ("not found", 404, {"code": 404, "reason": "TaskNotFound", "message": "task not found"},
+         {"raises": "NotFound"}),
+    ],
+    "stability": [
+        # platform.stability.ai/docs/api-reference#tag/Results: 202 {id, status: "in-progress"} while running;
+        # ComfyUI stability_api.py StabilityResultsGetResponse {image, finish_reason, seed, id, name, errors}.
+        ("running", 202, {"id": "a6dc6c6e20acda010fe14d71f180658f2896ed9b4ec25aa99a6ff06c796987c4",
+                          "status": "in-progress"},
+         {"state": "running"}),
+        ("success", 200, {"image": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==",
+                          "finish_reason": "SUCCESS", "seed": 343940597},
+         {"state": "succeeded", "results": [], "details": {"seed": "343940597"}}),
+        ("failure (content filtered)", 200, {"image": None, "finish_reason": "CONTENT_FILTERED", "seed": 1},
+         {"state": "failed"}),
+        # Results expire after 24 h: 404 {id, name: "not_found", errors: [...]}.
+        ("not found", 404, {"id": "a6dc6c6e", "name": "not_found",
+                            "errors": ["Generation ID a6dc6c6e not found"]},
+         {"raises": "NotFound"}),
+    ],
+    "veo": [
+        # ComfyUI apis/__init__.py VeoGenVidPollResponse {done, error {code, message}, name, response {videos
+        # [{gcsUri, mimeType}], raiMediaFilteredCount}}; Vertex AI long-running operation docs
+        # (cloud.google.com/vertex-ai/generative-ai/docs/model-reference/veo-video-generation).
+        ("running", 200, {"name": "projects/p/locations/us-central1/publishers/google/models/veo-2.0-generate-001/operations/a1b07c8e"},
+         {"state": "running"}),
+        ("success", 200, {"name": "projects/p/locations/us-central1/publishers/google/models/veo-2.0-generate-001/operations/a1b07c8e",
+                          "done": True,
+                          "response": {"@type": "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse",
+                                       "videos": [{"gcsUri": "gs://bucket/out/sample_0.mp4", "mimeType": "video/mp4"}]}},
+         {"state": "succeeded", "results": []}),  # gs:// is no web link: not a result
+        ("failure", 200, {"name": "projects/p/operations/a1b07c8e", "done": True,
+                          "error": {"code": 3, "message": "The prompt could not be submitted."}},
+         {"state": "failed", "error": "The prompt could not be submitted. (3)"}),
+        ("filtered", 200, {"name": "projects/p/operations/a1b07c8e", "done": True,
+                           "response": {"raiMediaFilteredCount": 1,
+                                        "raiMediaFilteredReasons": ["Unable to show generated videos."]}},
+         {"state": "failed", "error": "Unable to show generated videos."}),
+        ("not found", 404, {"error": {"code": 404, "message": "Operation not found", "status": "NOT_FOUND"}},
+         {"raises": "NotFound"}),
+    ],
+}
