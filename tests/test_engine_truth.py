@@ -572,6 +572,9 @@ async def test_r_on_a_provider_that_still_refuses_honours_the_new_answer(sim, si
         assert engine.status("evolink").state == "rate_limited"
         await engine.poll_once()
         assert len(reqs(sim, "evolink")) == 2
+        engine.refresh_now(["evolink:evolink-done"])  # an add or a webhook hint: no bypass
+        await engine.poll_once()
+        assert len(reqs(sim, "evolink")) == 2
     finally:
         await engine.stop()
 

@@ -716,9 +716,10 @@ class Engine:
 
     def refresh_now(self, keys: Iterable[str] | None = None) -> None:
         """Make tasks (all live ones by default) due now and wake the workers.
-        Works while paused; never overrides a refused key.  A provider waiting out
-        a Retry-After or an empty account gets ONE request through (the ``r``
-        key), whose answer decides what comes next."""
+        Works while paused; never overrides a refused key.  Asked for all tasks
+        (the ``r`` key), a provider waiting out a Retry-After or an empty account
+        gets ONE request through, whose answer decides what comes next; a refresh
+        of some keys (an add, a webhook hint) never bypasses such a wait."""
         now = self.clock()
         wanted = None if keys is None else set(keys)
         names = None if wanted is None else {k.split(":", 1)[0] for k in wanted}
@@ -733,7 +734,7 @@ class Engine:
             w.due_cache = None
             if w.state in (BACKING_OFF, OFFLINE):
                 w.retry_mono = None
-            elif w.state in (RATE_LIMITED, QUOTA_EXHAUSTED):
+            elif w.state in (RATE_LIMITED, QUOTA_EXHAUSTED) and wanted is None:
                 w.one_shot = True
             w.once = True
             self._wake(w)
