@@ -299,6 +299,14 @@ def test_negated_filter_is_accepted(home, capsys, form):
         assert "expected one argument" not in err and "Traceback" not in err
 
 
+def test_an_option_after_filter_is_still_an_option():
+    from tui.cli import join_dash_values
+
+    assert join_dash_values(["ls", "--filter", "-state:done", "--json"]) == ["ls", "--filter=-state:done", "--json"]
+    assert join_dash_values(["ls", "--filter", "--json"]) == ["ls", "--filter", "--json"]
+    assert join_dash_values(["wait", "--timeout", "-1", "--filter", "-h"]) == ["wait", "--timeout=-1", "--filter", "-h"]
+
+
 def test_wait_with_no_match_is_exit_2(home, capsys):
     with Store(home / "tasks.db") as store:
         store.add("evolink", ["e1"], label="batch-7")

@@ -138,8 +138,9 @@ def join_dash_values(argv: list[str]) -> list[str]:
         if arg == "--":
             out.extend(argv[i:])
             break
-        if arg in _DASH_VALUES and i + 1 < len(argv) and argv[i + 1].startswith("-") \
-                and argv[i + 1] not in ("-h", "--help"):
+        nxt = argv[i + 1] if i + 1 < len(argv) else ""
+        # "-state:done" or "-1" is a value; "--json" or "-h" is the next option
+        if arg in _DASH_VALUES and nxt.startswith("-") and not nxt.startswith("--") and nxt != "-h":
             out.append(f"{arg}={argv[i + 1]}")
             i += 2
             continue
