@@ -954,6 +954,12 @@ class Store:
             return tx, result, version
 
         tx, result, self._data_version = _retry(attempt, self.path, writing=self.path)
+        self._committed(tx)
+        return result
+
+    def _committed(self, tx: "_Tx") -> None:
+        """After COMMIT: apply a write transaction's effects to memory and notify
+        (shared with the PostgreSQL store, tui/store_pg.py)."""
         change = Change()
         for key, task in tx.puts.items():
             if task is None:
@@ -970,7 +976,6 @@ class Store:
             self._event_id = tx.event_id
         change.counters = tx.counters
         self._notify(change)
-        return result
 
     def add(self, provider: str, ids: Iterable[str], kind: str | None = None,
             label: str | None = None) -> list[str]:
