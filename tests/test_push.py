@@ -442,8 +442,10 @@ async def test_out_of_order_across_processes(store, serve):
 
 async def test_a_kind_path_that_is_not_one_we_hand_out_is_404(store, serve):
     base = await serve(make_receiver(store))
-    r = await post_fp(base, FP_COMPLETED, "msg_k", path="/hooks/freepik/a%0Ab")
-    assert r.status_code == 404 and store.get(FP_KEY) is None
+    for n, odd in enumerate(("a%20b", "mystic%3Bx", "a//b", "%1B%5B31m", "x" * 201)):
+        r = await post_fp(base, FP_COMPLETED, f"msg_k{n}", path=f"/hooks/freepik/{odd}")
+        assert r.status_code == 404, odd
+    assert store.get(FP_KEY) is None
 
 
 def test_listen_command_polls_a_hinted_task_against_the_simulator(sim, tmp_path):
