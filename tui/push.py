@@ -69,6 +69,7 @@ FLUSH_EVERY = 5.0  # seconds between writes of the counters of refused requests
 PUSH_KEY = "push"  # key of the push counters in a provider's counters blob
 TOKEN_FILE = "push-token"  # next to the task database, mode 0600
 DEFAULT_PORT = 8787
+POLLS_AT_ONCE = 4  # a standalone listener's polls of hinted tasks in flight at once
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
 _PREFIX_RE = re.compile(r"^(/[A-Za-z0-9._~-]+)*$")
 _VERSION_RE = re.compile(r"^v[0-9]+$")
@@ -658,6 +659,7 @@ class DirectPoller:
         self.providers = providers
         self.client = None
         self.pending: set[asyncio.Task] = set()
+        self.limit: asyncio.Semaphore | None = None  # made in the loop that polls
 
     def __call__(self, key: str) -> None:
         task = asyncio.ensure_future(self.poll(key))
@@ -675,8 +677,10 @@ class DirectPoller:
             return
         if self.client is None:
             self.client = httpx.AsyncClient(timeout=httpx.Timeout(30.0))
+            self.limit = asyncio.Semaphore(POLLS_AT_ONCE)
         try:
-            task = await provider.fetch_status(self.client, tracked.task_id, tracked.kind)
+            async with self.limit:
+                task = await provider.fetch_status(self.client, tracked.task_id, tracked.kind)
         except ProviderError as exc:
             log.warning("poll of %s after its callback failed: %s", key, _one_line(exc.message))
             return
