@@ -494,3 +494,31 @@ def test_listen_command_polls_a_hinted_task_against_the_simulator(sim, tmp_path)
         rest = proc.communicate(timeout=30)[1]
     assert proc.returncode == 0, rest
     assert token not in rest
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+async def test_rate_cap_source_behind_a_trusted_proxy(store, trusted):
+    """--forwarded-allow-ips: the cap counts X-Forwarded-For's client, and only from a trusted proxy."""
+    store.add("evolink", [EVO_ID])
+    receiver = make_receiver(store, hints=[], rate=0.001, burst=1, hint_gap=0)
+    server, task, port = await start_server(receiver.app, "127.0.0.1", 0,
+                                            forwarded_allow_ips="127.0.0.1" if trusted else None)
+    try:
+        url = f"http://127.0.0.1:{port}/hooks/evolink/{TOKEN}"
+        async with httpx.AsyncClient() as client:
+            codes = [(await client.post(url, json=EVO_COMPLETED, headers={"X-Forwarded-For": ip})).status_code
+                     for ip in ("198.51.100.1", "198.51.100.2", "198.51.100.1")]
+    finally:
+        server.should_exit = True
+        await task
+    assert codes == ([202, 202, 429] if trusted else [202, 429, 429])
+
+
+async def test_secrets_in_rotation_both_verify(store, serve):
+    store.add("freepik", [TASK_ID])
+    receiver = PushReceiver(store, {"freepik": Freepik("k")}, secrets={"freepik": ["old-secret", SECRET]},
+                            clock=Clock())
+    base = await serve(receiver)
+    assert (await post_fp(base, FP_IN_PROGRESS, "m_old", secret="old-secret")).status_code == 200
+    assert (await post_fp(base, FP_COMPLETED, "m_new")).status_code == 200
+    assert receiver.routes == {"freepik": "/hooks/freepik"}  # no EvoLink route without a token
