@@ -54,7 +54,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .model import NOT_FOUND, QUEUED, RUNNING, TERMINAL, UNKNOWN, Task, task_key
+from .model import NOT_FOUND, QUEUED, RUNNING, TERMINAL, UNKNOWN, Task
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class SeenIds:
 
     def _expire(self, now: float) -> None:
         while self._ids:
-            first, when = next(iter(self._ids.items()))
+            when = next(iter(self._ids.values()))
             if now - when <= self.ttl and len(self._ids) <= self.limit:
                 break
             self._ids.popitem(last=False)
