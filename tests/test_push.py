@@ -522,3 +522,30 @@ async def test_secrets_in_rotation_both_verify(store, serve):
     assert (await post_fp(base, FP_IN_PROGRESS, "m_old", secret="old-secret")).status_code == 200
     assert (await post_fp(base, FP_COMPLETED, "m_new")).status_code == 200
     assert receiver.routes == {"freepik": "/hooks/freepik"}  # no EvoLink route without a token
+
+
+async def test_refusals_reach_the_store_in_the_background_and_at_shutdown(store):
+    import asyncio
+
+    # written by the flush loop while serving
+    receiver = make_receiver(store, flush_every=0.05)
+    server, task, port = await start_server(receiver.app, "127.0.0.1", 0)
+    try:
+        assert (await post_fp(f"http://127.0.0.1:{port}", FP_COMPLETED, "m1", secret="wrong")).status_code == 401
+        for _ in range(3000):  # wait for the write (a bound, not a timing)
+            if push_counts(store).get("rejected", {}).get("bad_signature") == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert push_counts(store)["rejected"]["bad_signature"] == 1
+    finally:
+        server.should_exit = True
+        await task
+    # written when the server stops
+    receiver = make_receiver(store, flush_every=3600)
+    server, task, port = await start_server(receiver.app, "127.0.0.1", 0)
+    assert (await post_fp(f"http://127.0.0.1:{port}", FP_COMPLETED, "m2", ts=NOW - 999)).status_code == 401
+    assert push_counts(store)["rejected"]["stale"] == 0
+    server.should_exit = True
+    await task
+    assert push_counts(store)["rejected"]["stale"] == 1
+    assert push_counts(store)["rejected"]["bad_signature"] == 1  # the earlier run's count kept
