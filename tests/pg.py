@@ -13,6 +13,7 @@ When no server can be started the PostgreSQL tests skip, saying why.
 
 from __future__ import annotations
 
+import atexit
 import glob
 import os
 import shutil
@@ -145,15 +146,33 @@ def _has_c_utf8() -> bool:
     return os.path.isdir("/usr/lib/locale/C.utf8") or os.path.isdir("/usr/lib/locale/C.UTF-8")
 
 
-@pytest.fixture(scope="session")
-def pg_server():
-    try:
-        server = start_server()
-    except RuntimeError as exc:
-        pytest.skip(f"PostgreSQL tests need a server: {exc}")
-    yield server
+_SERVER: list = []  # [PgServer] or [RuntimeError]: one server per test process, whichever module asks
+
+
+def shared_server() -> PgServer:
+    """The server of this test process, started on first use (stopped at exit)."""
+    if not _SERVER:
+        try:
+            server = start_server()
+        except RuntimeError as exc:
+            _SERVER.append(exc)
+        else:
+            _SERVER.append(server)
+            atexit.register(_stop, server)
+    got = _SERVER[0]
+    if isinstance(got, RuntimeError):
+        pytest.skip(f"PostgreSQL tests need a server: {got}")
+    return got
+
+
+def _stop(server: PgServer) -> None:
     server.stop()
     shutil.rmtree(server.base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> PgServer:
+    return shared_server()
 
 
 @pytest.fixture

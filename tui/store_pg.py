@@ -1,0 +1,696 @@
+"""The task store on PostgreSQL (13 or later), for a team sharing one store.
+
+``PgStore`` has the public API and the semantics of ``tui.store.Store``: it IS a
+``Store`` whose I/O goes to PostgreSQL (psycopg 3) instead of a SQLite file.  The
+merge rules, the in-memory index, the change feed and the plans of add/remove/apply/
+set_files are Store's own code, run unchanged: ``_PgConn`` gives them the
+``conn.execute(sql, params)`` they expect (``?`` placeholders become ``%s``).
+
+Tables and columns are those of the SQLite store (``tasks`` with ``seq``/``rev`` and
+tombstones, ``raw``, ``history``, ``events``, ``counters``, ``meta``), created by
+their own versioned migrations (``PG_MIGRATIONS``, version in table
+``schema_version``).  A database without the schema is given it by the first
+writable open; a schema of an older tasktui is upgraded only by ``tasktui db
+migrate`` (upgrading a shared store locks out older clients on other machines, so it
+is done on purpose); a newer one is refused with one line.
+
+Writers are serialized like SQLite's ``BEGIN IMMEDIATE``: each write transaction
+first locks the ``meta.seq`` row (``FOR UPDATE``), catches up with what others
+committed, then writes.  So sequence numbers are committed in order and a reader
+that loads ``seq > last`` in one snapshot never skips a row.
+
+Change feed: every write transaction that changes anything sends ``NOTIFY
+tasktui_changes, '<seq>'`` (delivered at COMMIT, to every listening session of the
+database).  ``sync()`` reads pending notifications from a second, listening
+connection without a round trip (free when nothing changed) and, when one says a
+``seq`` above ours, or when the listening connection was (re)opened, loads the rows
+with ``seq`` above the last one seen: nothing is missed across a reconnect.
+
+Connections: a lost connection is reopened, with backoff and jitter, for up to
+RETRY_DEADLINE seconds of one call; a write that was cut off before COMMIT is run
+again from scratch (plans are re-planned after a catch-up); one cut off during
+COMMIT is looked up (``pg_xact_status``) so that it is neither lost nor done twice.
+What cannot be done raises ``StoreWriteError`` (writes) or ``StoreError`` (reads)
+with one line naming the database by its URL without the password.  No message
+ever holds the password.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Any, Callable
+from urllib.parse import quote, unquote, urlsplit
+
+from .store import (
+    TOMBSTONE_DAYS,
+    Change,
+    Store,
+    StoreBusy,
+    StoreError,
+    StoreWriteError,
+    _Tx,
+    _raw_json,
+    _TASK_COLS,
+)
+from .model import STATES
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "tasktui_changes"
+CONNECT_TIMEOUT = 5  # seconds for one connection attempt
+RETRY_DEADLINE = 10.0  # seconds of reconnect attempts within one call before giving up
+LISTEN_RETRY_MAX = 30.0  # longest wait between two attempts to reopen the listening connection
+LOCK_TIMEOUT_MS = 60_000  # a writer waits this long for another's transaction (then StoreBusy)
+IDLE_TX_TIMEOUT_MS = 60_000  # the server ends a session of ours stuck inside a transaction
+MIGRATE_LOCK = 0x7461736B74756900  # pg_advisory_xact_lock key of migrations ("tasktui\0")
+
+URL_SCHEMES = ("postgresql://", "postgres://")
+
+# One list of SQL statements per schema version; PG_MIGRATIONS[i] takes the database
+# from version i to i + 1.  Append, never edit a shipped step.  Same tables and
+# columns as the SQLite store (tui/store.py MIGRATIONS), in PostgreSQL's types.
+PG_MIGRATIONS: list[list[str]] = [
+    [
+        "CREATE TABLE meta (name text PRIMARY KEY, value bigint NOT NULL)",
+        "INSERT INTO meta VALUES ('seq', 0), ('purged_seq', 0)",
+        """CREATE TABLE tasks (
+            id bigserial PRIMARY KEY,
+            key text NOT NULL UNIQUE,
+            provider text NOT NULL,
+            task_id text NOT NULL,
+            kind text,
+            label text,
+            state text NOT NULL,
+            provider_status text,
+            progress double precision,
+            results text NOT NULL DEFAULT '[]',
+            error text,
+            model text,
+            credits double precision,
+            created_at double precision,
+            updated_at double precision,
+            finished_at double precision,
+            eta double precision,
+            rev bigint NOT NULL,
+            seq bigint NOT NULL,
+            deleted smallint NOT NULL DEFAULT 0,
+            removed_at double precision,
+            last_error text,
+            last_error_at double precision,
+            failed_polls bigint NOT NULL DEFAULT 0,
+            stalled text,
+            poll_path text,
+            details text,
+            files text
+        )""",
+        "CREATE INDEX tasks_seq ON tasks(seq)",
+        "CREATE INDEX tasks_tombstones ON tasks(removed_at) WHERE deleted = 1",
+        "CREATE TABLE raw (key text PRIMARY KEY, body text NOT NULL)",
+        """CREATE TABLE history (
+            id bigserial PRIMARY KEY,
+            key text NOT NULL,
+            time double precision NOT NULL,
+            state text NOT NULL,
+            provider_status text
+        )""",
+        "CREATE INDEX history_key ON history(key, id)",
+        """CREATE TABLE events (
+            id bigserial PRIMARY KEY,
+            time double precision NOT NULL,
+            provider text NOT NULL,
+            task_id text,
+            status bigint,
+            kind text NOT NULL,
+            message text NOT NULL,
+            retry_after double precision
+        )""",
+        "CREATE INDEX events_provider ON events(provider, id)",
+        """CREATE TABLE counters (
+            provider text PRIMARY KEY,
+            data text NOT NULL,
+            updated_at double precision NOT NULL,
+            seq bigint NOT NULL
+        )""",
+    ],
+]
+PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
+
+
+def is_pg_url(target: object) -> bool:
+    return isinstance(target, str) and target.lower().startswith(URL_SCHEMES)
+
+
+def safe_url(url: str) -> str:
+    """The URL to show: no password, no query (which may carry one)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        port = f":{parts.port}" if parts.port else ""
+        user = f"{quote(unquote(parts.username), safe='')}@" if parts.username else ""
+        return f"{parts.scheme}://{user}{host}{port}{parts.path}"
+    except ValueError:
+        return "postgresql://(unreadable URL)"
+
+
+def _password(url: str) -> str | None:
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        value = conninfo_to_dict(url).get("password")
+    except Exception:
+        value = None
+    if not value:
+        try:
+            value = unquote(urlsplit(url).password or "") or None
+        except ValueError:
+            value = None
+    return str(value) if value else None
+
+
+def _pg():
+    try:
+        import psycopg
+    except ImportError:
+        raise StoreError("a postgresql:// store needs psycopg: pip install 'psycopg[binary]'") from None
+    return psycopg
+
+
+def _sql(sql: str) -> str:
+    """SQLite's ``?`` placeholders -> psycopg's ``%s`` (the store's SQL has no other ``?`` or ``%``)."""
+    cached = _SQL_CACHE.get(sql)
+    if cached is None:
+        cached = _SQL_CACHE[sql] = sql.replace("%", "%%").replace("?", "%s")
+    return cached
+
+
+_SQL_CACHE: dict[str, str] = {}
+
+
+class _PgConn:
+    """A psycopg connection (autocommit; transactions by explicit BEGIN/COMMIT) with the
+    ``execute``/``executemany`` of sqlite3 that Store's shared code calls."""
+
+    def __init__(self, conn: Any) -> None:
+        self.raw = conn
+
+    def execute(self, sql: str, params: Any = None) -> Any:
+        if params is None:
+            return self.raw.execute(sql)
+        return self.raw.execute(_sql(sql), params)
+
+    def executemany(self, sql: str, rows: Any) -> None:
+        with self.raw.cursor() as cur:
+            cur.executemany(_sql(sql), list(rows))
+
+    @property
+    def broken(self) -> bool:
+        return bool(self.raw.closed or getattr(self.raw, "broken", False))
+
+    def rollback(self) -> None:
+        try:
+            if not self.broken and self.raw.info.transaction_status != 0:  # 0 = IDLE
+                self.raw.execute("ROLLBACK")
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        try:
+            self.raw.close()
+        except Exception:
+            pass
+
+
+def _nul_free_dumper():
+    """A str dumper that drops NUL characters (PostgreSQL text cannot hold them; SQLite can)."""
+    from psycopg.types.string import StrDumperUnknown
+
+    class NulFree(StrDumperUnknown):
+        def dump(self, obj: str) -> Any:
+            return super().dump(obj.replace("\x00", "") if "\x00" in obj else obj)
+
+    return NulFree
+
+
+class _PgTx(_Tx):
+    """Store's write transaction, with PostgreSQL's spelling where SQLite's differs."""
+
+    def raw(self, key: str, raw: Any) -> None:
+        body = _raw_json(raw)
+        if body is not None:
+            self.conn.execute("INSERT INTO raw (key, body) VALUES (?, ?)"
+                              " ON CONFLICT (key) DO UPDATE SET body = excluded.body", (key, body))
+
+
+def schema_version(conn: Any) -> int:
+    """The schema version of the database behind ``conn`` (a psycopg connection); 0 = none."""
+    if conn.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:
+        return 0
+    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
+def pg_migrate(conn: Any, steps: list[list[str]] = PG_MIGRATIONS, where: str = "database") -> tuple[int, int]:
+    """Bring the schema to ``len(steps)`` in one transaction; returns (old, new) versions.
+
+    ``conn``: a psycopg connection in autocommit mode.  Concurrent migrators wait for
+    each other (an advisory lock); the version is read under it.
+    """
+    target = len(steps)
+    conn.execute("BEGIN")
+    try:
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
+        version = schema_version(conn)
+        if version > target:
+            raise StoreError(f"{where}: database schema version {version} is newer than this"
+                             f" tasktui ({target}); upgrade tasktui")
+        for step in steps[version:]:
+            for sql in step:
+                conn.execute(sql)
+        if version != target:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
+            conn.execute("DELETE FROM schema_version")
+            conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (target,))
+        conn.execute("COMMIT")
+    except BaseException:
+        try:
+            conn.execute("ROLLBACK")
+        except Exception:
+            pass
+        raise
+    return version, target
+
+
+class PgStore(Store):
+    """PostgreSQL-backed task store with the API of ``Store``.  See the module docstring."""
+
+    def __init__(self, url: str, readonly: bool = False, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._prepare(url, readonly, clock)
+        try:
+            self._conn = self._open_conn()  # once: an unreachable server is one line, at once
+            self._check_schema()
+            self._run(self._load_snapshot, writing=False)
+            if not readonly:
+                self._purge_tombstones()
+        except BaseException:
+            self.close()
+            raise
+
+    def _prepare(self, url: str, readonly: bool, clock: Callable[[], float]) -> None:
+        """The attributes of a store not yet connected."""
+        psycopg = _pg()
+        self._psycopg = psycopg
+        self._url = url
+        self._password = _password(url)
+        self.url = safe_url(url)  # what messages show
+        self.path = None  # no file
+        self.readonly = readonly
+        self._clock = clock
+        # The memory state of Store.__init__ (test_store_contract checks both have the same).
+        self._index = {}
+        self._counts = dict.fromkeys(STATES, 0)
+        self._by_provider = {}
+        self._subscribers = []
+        self._seq = 0
+        self._event_id = 0
+        self._data_version = None
+        self._pending = Change()
+        self.revision = 0
+        self.last_updated_kinds = []
+        self.last_revived = []
+        self.file_notice = None
+        self._file_id = None
+        self._lost = None
+        self._cols = _TASK_COLS
+        self._conn: _PgConn | None = None
+        self._listen: Any = None
+        self._listen_error: str | None = None
+        self._listen_retry_at = 0.0
+        self._listen_delay = 0.5
+        self._closed = False
+
+    # ------------------------------------------------------------ connections
+
+    def _say(self, exc: BaseException) -> str:
+        """One line about a psycopg error, never holding the password."""
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        if text.startswith("connection failed: "):
+            text = text[len("connection failed: "):]
+        if self._password:
+            text = text.replace(self._password, "***")
+        return text[:500]
+
+    def _connect(self, listen: bool = False) -> Any:  # type: ignore[override]
+        psycopg = self._psycopg
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            given = conninfo_to_dict(self._url)
+        except psycopg.Error as exc:
+            raise StoreError(f"{self.url}: bad database URL: {self._say(exc)}") from None
+        extra: dict[str, Any] = {"autocommit": True}
+        if "connect_timeout" not in given:
+            extra["connect_timeout"] = CONNECT_TIMEOUT
+        if "application_name" not in given:
+            extra["application_name"] = "tasktui"
+        conn = psycopg.connect(self._url, **extra)
+        try:
+            conn.adapters.register_dumper(str, _nul_free_dumper())
+            if not listen:
+                conn.execute(f"SET lock_timeout = {int(LOCK_TIMEOUT_MS)}")
+                conn.execute(f"SET idle_in_transaction_session_timeout = {int(IDLE_TX_TIMEOUT_MS)}")
+                if self.readonly:
+                    conn.execute("SET default_transaction_read_only = on")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _open_conn(self) -> _PgConn:
+        try:
+            return _PgConn(self._connect())
+        except self._psycopg.Error as exc:
+            raise StoreError(f"{self.url}: cannot connect: {self._say(exc)}") from None
+
+    def _check_schema(self) -> None:
+        conn = self._require_conn().raw
+        try:
+            version = schema_version(conn)
+            if version == 0 and not self.readonly:
+                pg_migrate(conn, where=self.url)
+                version = PG_SCHEMA_VERSION
+        except StoreError:
+            raise
+        except self._psycopg.Error as exc:
+            raise StoreError(f"{self.url}: cannot read the schema: {self._say(exc)}") from None
+        if version > PG_SCHEMA_VERSION:
+            raise StoreError(f"{self.url}: database schema version {version} is newer than this"
+                             f" tasktui ({PG_SCHEMA_VERSION}); upgrade tasktui")
+        if version == 0:
+            raise StoreError(f"{self.url}: no tasktui schema in this database; run tasktui db migrate")
+        if version < PG_SCHEMA_VERSION:
+            raise StoreError(f"{self.url}: schema version {version}, this tasktui needs"
+                             f" {PG_SCHEMA_VERSION}; run tasktui db migrate")
+
+    def _require_conn(self) -> _PgConn:  # type: ignore[override]
+        if self._closed:
+            raise StoreError("the store is closed")
+        if self._conn is None or self._conn.broken:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            self._conn = _PgConn(self._connect())  # psycopg errors go to _run's retry
+        return self._conn
+
+    def _run(self, fn: Callable[[_PgConn], Any], *, writing: bool) -> Any:
+        """Run ``fn(conn)``; reopen a lost connection and run it again, with backoff and
+        jitter, for up to RETRY_DEADLINE seconds; then StoreWriteError/StoreError."""
+        psycopg = self._psycopg
+        errors = psycopg.errors
+        fail = StoreWriteError if writing else StoreError
+        deadline = time.monotonic() + RETRY_DEADLINE
+        delay = 0.05
+        while True:
+            try:
+                return fn(self._require_conn())
+            except errors.LockNotAvailable:
+                raise StoreBusy(f"{self.url}: another writer held the lock for"
+                                f" {LOCK_TIMEOUT_MS / 1000:.0f} s") from None
+            except (errors.SerializationFailure, errors.DeadlockDetected) as exc:
+                problem = self._say(exc)
+            except errors.ReadOnlySqlTransaction:
+                raise StoreError("the store is open read-only") from None
+            except psycopg.OperationalError as exc:
+                problem = self._say(exc)
+                if self._conn is not None and self._conn.broken:
+                    self._conn.close()
+                    self._conn = None
+            except psycopg.Error as exc:
+                raise fail(f"{self.url}: {self._say(exc)}") from None
+            if time.monotonic() + delay > deadline:
+                what = "cannot write to" if writing else "cannot read"
+                raise fail(f"{what} {self.url}: {problem} (gave up after {RETRY_DEADLINE:g} s)") from None
+            log.warning("%s: %s; trying again", self.url, problem)
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 2.0)
+
+    def close(self) -> None:
+        """Close the connections (idempotent).  The in-memory index stays readable."""
+        self._closed = True
+        for conn in (self._conn, self._listen):
+            if conn is not None:
+                try:
+                    conn.close()
+                except Exception:
+                    pass
+        self._conn = None
+        self._listen = None
+
+    # ------------------------------------------------------------ no file
+
+    def check_file(self) -> str | None:
+        """Always None: a PostgreSQL store has no file to lose."""
+        return None
+
+    def _follow_file(self) -> None:
+        return None
+
+    def _path_id(self) -> None:
+        return None
+
+    # ------------------------------------------------------------ loading
+
+    def _load_snapshot(self, conn: _PgConn) -> None:
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            seq = conn.execute("SELECT value FROM meta WHERE name = 'seq'").fetchone()[0]
+            self._reload(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.rollback()
+            raise
+        self._seq = seq
+
+    def _purge_tombstones(self) -> None:
+        cutoff = self._clock() - TOMBSTONE_DAYS * 86400
+
+        def purge(conn: _PgConn) -> None:
+            probe = "SELECT 1 FROM tasks WHERE deleted = 1 AND removed_at < ? LIMIT 1"
+            if conn.execute(probe, (cutoff,)).fetchone() is None:
+                return
+            conn.execute("BEGIN")
+            try:
+                conn.execute("SELECT value FROM meta WHERE name = 'seq' FOR UPDATE")
+                top = conn.execute("SELECT MAX(seq) FROM tasks WHERE deleted = 1 AND removed_at < ?",
+                                   (cutoff,)).fetchone()[0]
+                if top is not None:
+                    conn.execute("DELETE FROM tasks WHERE deleted = 1 AND removed_at < ?", (cutoff,))
+                    conn.execute("UPDATE meta SET value = GREATEST(value, ?) WHERE name = 'purged_seq'",
+                                 (top,))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.rollback()
+                raise
+
+        self._run(purge, writing=True)
+
+    # ------------------------------------------------------------ reads (database, on demand)
+
+    def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
+        return self._run(lambda conn: conn.execute(sql, args or None).fetchall(), writing=False)
+
+    def history(self, key: str) -> list[tuple[float, str, str | None]]:
+        if self._closed:
+            return []
+        rows = self._read("SELECT time, state, provider_status FROM history WHERE key = ? ORDER BY id", (key,))
+        return [tuple(r) for r in rows]
+
+    def raw(self, key: str) -> Any:
+        if self._closed:
+            return None
+        rows = self._read("SELECT body FROM raw WHERE key = ?", (key,))
+        if not rows or rows[0][0] is None:
+            return None
+        import json
+
+        try:
+            return json.loads(rows[0][0])
+        except ValueError:
+            return None
+
+    def events(self, limit: int = 1000, provider: str | None = None):
+        from .model import Event
+
+        if self._closed:
+            return []
+        cols = "time, provider, message, task_id, status, kind, retry_after"
+        if provider is None:
+            rows = self._read(f"SELECT {cols} FROM events ORDER BY id DESC LIMIT ?", (int(limit),))
+        else:
+            rows = self._read(f"SELECT {cols} FROM events WHERE provider = ? ORDER BY id DESC LIMIT ?",
+                              (provider, int(limit)))
+        return [Event(*row) for row in rows]
+
+    def counters(self) -> dict[str, dict]:
+        import json
+
+        if self._closed:
+            return {}
+        out: dict[str, dict] = {}
+        for provider, data in self._read("SELECT provider, data FROM counters ORDER BY provider"):
+            try:
+                value = json.loads(data)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                out[provider] = value
+        return out
+
+    # ------------------------------------------------------------ change feed
+
+    def _poll_listener(self) -> bool:
+        """Read what the listening connection got; True when a catch-up is needed
+        (a notification of a seq above ours, or a listening connection just (re)opened).
+        Raises StoreError while it cannot be (re)opened (tried again with backoff)."""
+        psycopg = self._psycopg
+        if self._listen is not None:
+            pgconn = self._listen.pgconn
+            try:
+                pgconn.consume_input()
+                news = False
+                while (note := pgconn.notifies()) is not None:
+                    try:
+                        news = news or int(note.extra) > self._seq
+                    except ValueError:
+                        news = True
+                if pgconn.status == 0 and not self._listen.closed:  # 0 = CONNECTION_OK
+                    return news
+            except psycopg.Error as exc:
+                log.warning("%s: listening connection lost: %s", self.url, self._say(exc))
+            try:
+                self._listen.close()
+            except Exception:
+                pass
+            self._listen = None
+            self._listen_retry_at = 0.0  # the first reconnect right away
+        now = time.monotonic()
+        if now < self._listen_retry_at:
+            raise StoreError(self._listen_error or f"{self.url}: not connected")
+        try:
+            listen = self._connect(listen=True)
+            listen.execute(f"LISTEN {CHANNEL}")
+        except psycopg.Error as exc:
+            self._listen_error = f"{self.url}: cannot connect: {self._say(exc)}"
+            self._listen_retry_at = now + self._listen_delay * (0.5 + random.random())
+            self._listen_delay = min(self._listen_delay * 2, LISTEN_RETRY_MAX)
+            raise StoreError(self._listen_error) from None
+        self._listen = listen
+        self._listen_error = None
+        self._listen_delay = 0.5
+        return True  # whatever was committed while nobody listened: catch up
+
+    def wait(self, timeout: float) -> bool:
+        """Block until a change notification may have come in, at most ``timeout``
+        seconds (then ``sync()`` picks it up); True when something arrived.  For a
+        collector or ``tasktui wait`` that wants to wake on changes, not on a timer."""
+        import select
+
+        if self._closed:
+            return False
+        if self._listen is None:
+            try:
+                self._poll_listener()
+            except StoreError:
+                return False
+            return True
+        try:
+            ready, _, _ = select.select([self._listen.pgconn.socket], [], [], max(0.0, timeout))
+        except (OSError, ValueError, self._psycopg.Error):
+            return True  # a lost connection: sync() reopens it
+        return bool(ready)
+
+    def _read_catch_up(self, conn: _PgConn) -> None:
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            self._catch_up()
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.rollback()
+            raise
+
+    def sync(self) -> set[str]:
+        """Pick up what other processes committed; returns the changed keys.
+
+        No round trip to the server when no notification came in."""
+        if self._closed:
+            return set()
+        if self._poll_listener():
+            self._run(self._read_catch_up, writing=False)
+        if not self._pending:
+            return set()
+        keys = set(self._pending.keys)
+        self._notify(Change())
+        return keys
+
+    def _catch_up(self) -> None:
+        """Store's catch-up, counting new events by rows (PostgreSQL ids have gaps)."""
+        conn = self._require_conn()
+        before = self._event_id
+        Store._catch_up(self)
+        if self._event_id > before and self._pending.events:
+            n, top = conn.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM events WHERE id > ?",
+                                  (before,)).fetchone()
+            self._pending.events -= (self._event_id - before) - int(n)
+            self._event_id = max(self._event_id, int(top))
+
+    # ------------------------------------------------------------ writes
+
+    def _write(self, plan: Callable[[_Tx], Any]) -> Any:
+        if self.readonly:
+            raise StoreError("the store is open read-only")
+
+        def attempt(conn: _PgConn) -> tuple[_Tx, Any]:
+            conn.execute("BEGIN")
+            try:
+                # The writers' lock (held to COMMIT): sequence numbers are committed in order.
+                conn.execute("SELECT value FROM meta WHERE name = 'seq' FOR UPDATE")
+                self._catch_up()
+                tx = _PgTx(self, conn)
+                result = plan(tx)
+                if tx.seq is None:
+                    conn.execute("COMMIT")
+                    return tx, result
+                conn.execute("SELECT pg_notify(?, ?)", (CHANNEL, str(tx.seq)))
+                xid = conn.execute("SELECT pg_current_xact_id()::text").fetchone()[0]
+            except BaseException:
+                conn.rollback()
+                raise
+            try:
+                conn.execute("COMMIT")
+            except self._psycopg.OperationalError:
+                if self._landed(xid):
+                    return tx, result
+                raise
+            return tx, result
+
+        tx, result = self._run(attempt, writing=True)
+        self._committed(tx)
+        return result
+
+    def _landed(self, xid: str) -> bool:
+        """After a connection lost during COMMIT: did that transaction commit?"""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+        def status(conn: _PgConn) -> str | None:
+            return conn.execute("SELECT pg_xact_status(?::xid8)", (xid,)).fetchone()[0]
+
+        try:
+            return self._run(status, writing=True) == "committed"
+        except StoreError:
+            return False
