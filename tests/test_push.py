@@ -549,3 +549,21 @@ async def test_refusals_reach_the_store_in_the_background_and_at_shutdown(store)
     await task
     assert push_counts(store)["rejected"]["stale"] == 1
     assert push_counts(store)["rejected"]["bad_signature"] == 1  # the earlier run's count kept
+
+
+async def test_listener_for_the_engine(tmp_path, store):
+    """What `collect --listen` / the dashboard use: a receiver in their own loop, hints to their hook."""
+    from tui.push import Listener
+
+    store.add("evolink", [EVO_ID])
+    hints: list[str] = []
+    args = argparse.Namespace(db=str(tmp_path / "tasks.db"), host=None, port=0, path_prefix=None,
+                              public_url=None, forwarded_allow_ips=None)
+    listener = await Listener.start(None, store, args, on_hint=hints.append)
+    try:
+        token = (tmp_path / "push-token").read_text().strip()
+        assert listener.urls == {"evolink": f"http://127.0.0.1:{listener.port}/hooks/evolink/<token>"}
+        r = await post_evo(f"http://127.0.0.1:{listener.port}", EVO_COMPLETED, token=token)
+        assert r.status_code == 202 and hints == [EVO_KEY]
+    finally:
+        await listener.stop()

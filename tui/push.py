@@ -650,6 +650,33 @@ async def start_server(app: Any, host: str = "127.0.0.1", port: int = 0, *,
     return server, task, bound
 
 
+class Listener:
+    """A receiver served in the running event loop, for ``collect --listen`` and the
+    dashboard: ``listener = await Listener.start(config, store, args, on_hint=...)``,
+    ``listener.urls`` (for display: EvoLink's token masked), ``await listener.stop()``."""
+
+    def __init__(self, receiver: PushReceiver, server: Any, task: asyncio.Task, host: str, port: int) -> None:
+        self.receiver, self.server, self.task, self.host, self.port = receiver, server, task, host, port
+
+    @classmethod
+    async def start(cls, config: Any, store: Any, args: Any = None, *, on_hint: Callable[[str], Any] | None = None,
+                    on_push: Callable[[str], Any] | None = None) -> "Listener":
+        receiver, settings = build_receiver(config, store, args, on_hint=on_hint, on_push=on_push)
+        server, task, port = await start_server(receiver.app, settings["host"], settings["port"],
+                                                forwarded_allow_ips=settings["forwarded_allow_ips"])
+        return cls(receiver, server, task, settings["host"], port)
+
+    @property
+    def urls(self) -> dict[str, str]:
+        token = self.receiver.token
+        return {name: f"http://{self.host}:{self.port}" + (path.replace(token, "<token>") if token else path)
+                for name, path in self.receiver.routes.items()}
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        await self.task
+
+
 class DirectPoller:
     """``on_hint`` for a standalone ``tasktui listen`` (no engine running): poll the
     hinted task once, now, and store the answer."""
