@@ -19,7 +19,7 @@ import time
 import pytest
 
 from tui.budget import DailyBudget
-from tui.engine import DEGRADED, OPTIONAL_RETRY, Durations, Engine
+from tui.engine import DEGRADED, OPTIONAL_RETRY, Engine
 from tui.model import NOT_FOUND
 from tui.store import Store
 
@@ -287,18 +287,19 @@ async def test_a_task_that_does_not_move_is_stalled_with_the_reason(sim, store):
         await engine.stop()
 
 
-async def test_the_stall_waits_for_four_times_what_tasks_like_it_take(sim, store):
+async def test_the_stall_waits_for_four_times_what_tasks_like_it_take(sim, store, monkeypatch):
+    from tui.providers import make_provider
+
+    monkeypatch.setattr(type(make_provider("evolink", "k" * 8)), "stall_after", 10.0)
     clock = Clock()
     store.add("evolink", ["evolink-queued"])
+    # what an earlier run learned of tasks like it (the sim's evolink-queued: kind image, gpt-image-1)
+    store.save_counters("evolink", {"durations": {"image\tgpt-image-1": [40.0, 50.0, 60.0]}})
     engine = engine_on(clock, config_for(sim.base_url, providers=("evolink",)), store)
     try:
-        engine.workers["evolink"].provider.stall_after = 10.0
         await engine.poll_once()
         task = store.get("evolink:evolink-queued")
-        learned = Durations()
-        for seconds in (40.0, 50.0, 60.0):
-            learned.add(seconds)
-        engine._durations[("evolink", task.kind or "", task.model or "")] = learned
+        assert (task.kind, task.model) == ("image", "gpt-image-1")
         clock.t += 150  # past stall_after, not past 4 x 50 s
         await engine.poll_once()
         assert store.get("evolink:evolink-queued").stalled is None
