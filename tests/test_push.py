@@ -567,3 +567,30 @@ async def test_listener_for_the_engine(tmp_path, store):
         assert r.status_code == 202 and hints == [EVO_KEY]
     finally:
         await listener.stop()
+
+
+def test_build_receiver_reads_the_config_keys_the_lead_adds(tmp_path, store):
+    """[providers.freepik] webhook_secret (a SecretStr, space-separated during a rotation)
+    and [listen] host/port/path_prefix/public_url/token, read from any object that has them."""
+    from types import SimpleNamespace
+
+    from pydantic import SecretStr
+
+    from tui.push import build_receiver
+
+    freepik = SimpleNamespace(key="fp-key", base_url="https://api.freepik.com",
+                              webhook_secret=SecretStr(f"old-one {SECRET}"))
+    evolink = SimpleNamespace(key="evo-key", base_url="https://api.evolink.ai")
+    config = SimpleNamespace(providers={"freepik": freepik, "evolink": evolink},
+                             listen={"host": "0.0.0.0", "port": 9000, "path_prefix": "tt",
+                                     "public_url": "https://example.org", "token": SecretStr(TOKEN)})
+    args = argparse.Namespace(db=str(tmp_path / "tasks.db"), host=None, port=None, path_prefix=None,
+                              public_url=None, forwarded_allow_ips=None)
+    receiver, settings = build_receiver(config, store, args)
+    assert receiver.secrets["freepik"] == ["old-one", SECRET]
+    assert receiver.token == TOKEN and not (tmp_path / "push-token").exists()
+    assert receiver.routes == {"freepik": "/tt/hooks/freepik", "evolink": f"/tt/hooks/evolink/{TOKEN}"}
+    assert (settings["host"], settings["port"], settings["public_url"]) == ("0.0.0.0", 9000, "https://example.org")
+    args.port, args.host = 1234, "127.0.0.1"  # the command line wins
+    _, settings = build_receiver(config, store, args)
+    assert (settings["host"], settings["port"]) == ("127.0.0.1", 1234)
