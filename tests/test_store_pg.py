@@ -383,3 +383,46 @@ def test_run_db_commands(tmp_path: Path, pg_url: str) -> None:
     assert run_db(parser.parse_args(["db", "copy", str(tmp_path / "s.db"), pg_url]), out=said.append) == 0
     assert said[0].endswith("schema created (version 1)") and said[1].startswith("copied 1 task(s)")
     assert all(PASSWORD not in line for line in said)
+
+
+def test_a_writer_waits_for_another_and_catches_up_under_the_lock(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two writers at once: the second waits for the first's COMMIT, then plans on what
+    it committed (the same task is not inserted twice; seq numbers stay in order)."""
+    import threading
+
+    with PgStore(pg_url) as mine, PgStore(pg_url) as theirs:
+        inside, release = threading.Event(), threading.Event()
+        real = store_pg._PgTx.insert
+
+        def insert_and_hold(tx, task, raw=None):
+            real(tx, task, raw)
+            if tx.store is theirs and not inside.is_set():
+                inside.set()
+                assert release.wait(30)
+
+        monkeypatch.setattr(store_pg._PgTx, "insert", insert_and_hold)
+        results: dict[str, object] = {}
+
+        def run(name: str, store: PgStore) -> None:
+            try:
+                results[name] = store.add("evolink", ["x"])
+            except Exception as exc:  # the test wants to see it
+                results[name] = exc
+
+        a = threading.Thread(target=run, args=("theirs", theirs))
+        a.start()
+        assert inside.wait(30)
+        b = threading.Thread(target=run, args=("mine", mine))
+        b.start()
+        with admin(pg_url) as conn:  # wait until mine is blocked on theirs' lock
+            deadline = time.monotonic() + 30
+            while not conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                   " AND wait_event_type = 'Lock'").fetchone()[0]:
+                assert time.monotonic() < deadline, "the second writer never waited for the lock"
+                conn.execute("SELECT pg_sleep(0.01)")
+        release.set()
+        a.join(30)
+        b.join(30)
+        assert results == {"theirs": ["evolink:x"], "mine": []}
+        assert mine.keys() == ["evolink:x"] and mine._seq == theirs._seq
