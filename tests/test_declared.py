@@ -127,6 +127,9 @@ def test_a_catalogue_entry_with_its_own_base_url_and_key():
      "providers.x.states", "'OK' is in both"),
     ('type = "declared"\napi_key = "k"\nstates = { succeeded = ["ok"] }\npaths = { status = "s" }\n'
      'request = { path = "/t/{id}" }\n', "providers.x.base_url", "required"),
+    ('type = "declared"\napi_key = "k"\nbase_url = "http://127.0.0.1:9"\nstates = { succeeded = ["ok"] }\n'
+     'paths = { status = "s" }\nrequest = { path = "/t/{id}" }\nstatus_defalt = "x"\n', "providers.x.status_defalt",
+     "did you mean 'status_default'?"),
     ('type = "declard"\napi_key = "k"\n', "providers.x.type", "did you mean 'declared'?"),
     ('catalogue = "klin"\napi_key = "k"\n', "providers.x.catalogue", "did you mean 'kling'?"),
     ('type = "declared"\napi_key = "k"\nbase_url = "http://127.0.0.1:9"\nrequest = { path = "/t/{id}" }\n'
@@ -152,7 +155,7 @@ def test_an_unknown_name_says_how_to_declare_and_the_five_cannot_be_redeclared()
 def test_paths():
     data = {"a": {"b": [{"u": 1}, {"u": None}, {"u": 3}], "c": [[5, 6]]}, "x.y": 1}
     assert find(data, "a.b[*].u") == [1, 3]
-    assert find(data, "a.b[2].u") == [3] and find(data, "a.b[9].u") == []
+    assert find(data, "a.b[2].u") == [3] and find(data, "a.b[9].u") == [] and find(data, "a.b[3].u") == []
     assert find(data, "a.c[0][1]") == [6] and find(data, "a.nope") == [] and find([7], "[0]") == [7]
     assert find("text", "a") == [] and find(data, "a.b.u") == []
     assert parse_path("data.task_result.videos[*].url") == ("data", "task_result", "videos", "*", "url")
@@ -179,6 +182,14 @@ def test_every_declared_fact_is_read():
     assert task.details == {"queue position": "4"} and task.kind == "video"
     failed = declared().parse_status("j1", None, answer(state="error", failure={"reason": "[red]boom\x1b[2J"}))
     assert failed.state == "failed" and "\x1b" not in failed.error and "boom" in failed.error
+
+
+def test_progress_is_scaled_and_kept_within_0_to_100():
+    assert declared().parse_status("j1", None, answer(state="working", percent=250)).progress == 100.0
+    assert declared().parse_status("j1", None, answer(state="working", percent="-3")).progress == 0.0
+    runway = make_provider("runway", "comfyui-k")  # progress 0..1 (runwayml/sdk-python TaskRetrieveResponse)
+    assert runway.parse_status("t", None, httpx.Response(200, json={"status": "RUNNING", "progress": 0.25})).progress == 25.0
+    assert runway.parse_status("t", None, httpx.Response(200, json={"status": "RUNNING", "progress": 7})).progress == 100.0
 
 
 def test_an_unknown_word_is_unknown_with_the_word_and_a_hint():
@@ -347,16 +358,40 @@ def test_cmd_is_importable_for_the_cli():
 
 # ---------------------------------------------------------------- fuzz
 
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-        st.sampled_from(["job", "state", "percent", "outputs", "url", "failure", "reason", "queue", "cost",
-                         "created", "model", "preview", "jobs", "id", "code", "message", "x"]), inner, max_size=5),
-    max_leaves=25)
+KEYS = ["job", "state", "percent", "outputs", "url", "failure", "reason", "queue", "cost", "created", "model",
+        "preview", "jobs", "id", "code", "message", "data", "task_status", "status", "Resp", "ErrCode",
+        "base_resp", "status_code", "done", "error", "response", "finish_reason", "progress", "x"]
+LEAF = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20) \
+    | st.sampled_from(["done", "working", "succeed", "SUCCESS", "Fail", "true", "1", "0"])
+JSON = st.recursive(LEAF, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+    st.sampled_from(KEYS), inner, max_size=5), max_leaves=25)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(body=JSON, status=st.sampled_from([200, 202, 400, 404, 429, 500]))
+def nest(path: str, value):
+    """A body holding ``value`` at a declared path (lists for [n] and [*])."""
+    for part in reversed(parse_path(path)):
+        value = [value] if part == "*" else [None] * part + [value] if isinstance(part, int) else {part: value}
+    return value
+
+
+FUZZED = [declared(), *(make_provider(n, "comfyui-k") for n in ("kling", "minimax", "pixverse", "veo",
+                                                                 "stability", "runway", "wan", "tripo"))]
+
+
+@st.composite
+def answers(draw):
+    """Random JSON, or a body with a random value at one provider's status path."""
+    if draw(st.booleans()):
+        return draw(JSON)
+    p = draw(st.sampled_from(FUZZED))
+    body = nest(draw(st.sampled_from(p.declaration.paths.status)), draw(JSON))
+    if isinstance(body, dict) and draw(st.booleans()):
+        body.update(draw(st.dictionaries(st.sampled_from(KEYS), JSON, max_size=3)))
+    return body
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=answers(), status=st.sampled_from([200, 202, 200, 400, 404, 429, 500]))
 def test_any_json_answer_gives_a_task_or_a_typed_error(body, status):
     for p in FUZZED:
         response = httpx.Response(status, content=json.dumps(body).encode())
@@ -366,7 +401,9 @@ def test_any_json_answer_gives_a_task_or_a_typed_error(body, status):
             pass
         else:
             assert task.state in model.STATES and isinstance(task.results, list)
-            json.dumps(task.to_dict())
+            assert all(isinstance(r, str) and r.startswith(("http://", "https://")) for r in task.results)
+            assert task.progress is None or 0 <= task.progress <= 100
+            json.dumps(task.to_dict(), allow_nan=False)
         try:
             if p.has_list:
                 p.parse_list(None, response)
@@ -382,9 +419,6 @@ def test_any_json_in_a_job_gives_a_task_or_a_typed_error(body):
         job = {"state": "done", "outputs": body, "percent": body, "created": body, "failure": body, "cost": body,
                "queue": body, "model": body}
         task = p.parse_status("t1", None, httpx.Response(200, content=json.dumps({"job": job}).encode()))
-        json.dumps(task.to_dict())
+        json.dumps(task.to_dict(), allow_nan=False)
     except model.ProviderError:
         pass
-
-
-FUZZED = [declared(), *(make_provider(n, "comfyui-k") for n in ("kling", "minimax", "pixverse", "veo", "stability"))]
