@@ -26,6 +26,9 @@ from tui.store import Store
 ROOT = Path(__file__).resolve().parents[1]
 WHEN = 1_790_000_000.0  # 2026-09-21T14:13:20Z
 
+EVO = "task-unified-1756817821-4x3rx6ny"  # seeds/evolink-task-detail.md example
+UUID = "046b6c7f-0b8a-43b9-b35d-6489e6daee91"  # seeds/freepik-hyperflux-list-tasks.md example
+UUID2 = "146b6c7f-0b8a-43b9-b35d-6489e6daee92"
 PENDING_REASON = "Celery answers PENDING for ids it never saw or whose result expired"
 
 
@@ -238,10 +241,10 @@ def test_add_warns_on_an_unknown_kind_and_still_adds(home, capsys, monkeypatch):
     cls = provider_class("freepik")
     monkeypatch.setattr(cls, "check_kind", lambda self, kind: None if kind == "mystic" else
                         f"unknown kind {kind!r}; known: mystic, image-relight", raising=False)
-    code, out, err = cli(capsys, "add", "freepik", "f1", "--kind", "mystik")
+    code, out, err = cli(capsys, "add", "freepik", UUID, "--kind", "mystik")
     assert code == 0 and "added 1" in out
     assert err.splitlines()[0] == "tasktui: warning: unknown kind 'mystik'; known: mystic, image-relight"
-    code, out, err = cli(capsys, "add", "freepik", "f2", "--kind", "mystic")
+    code, out, err = cli(capsys, "add", "freepik", UUID2, "--kind", "mystic")
     assert "warning" not in err
 
 
@@ -250,7 +253,7 @@ def test_add_warns_with_the_providers_own_known_kinds(home, capsys):
 
     if not hasattr(provider_class("freepik"), "check_kind"):
         pytest.skip("providers have no check_kind yet (helper A)")
-    code, out, err = cli(capsys, "add", "freepik", "f1", "--kind", "no-such-kind")
+    code, out, err = cli(capsys, "add", "freepik", UUID, "--kind", "no-such-kind")
     assert code == 0 and "added 1" in out
     warning = [line for line in err.splitlines() if "warning" in line]
     assert len(warning) == 1 and "no-such-kind" in warning[0] and "mystic" in warning[0]
@@ -264,7 +267,7 @@ def test_add_help_lists_the_providers(capsys):
 # ---------------------------------------------------------------- issue 13 bugs
 
 
-@pytest.mark.parametrize("argv", [["add", "evolink", "e1"], ["rm", "evolink", "e1"], ["poll"],
+@pytest.mark.parametrize("argv", [["add", "evolink", EVO], ["rm", "evolink", EVO], ["poll"],
                                   ["wait", "--timeout", "5"]])
 @pytest.mark.parametrize("where", ["under-a-file", "proc"])
 def test_a_database_folder_that_cannot_be_made_is_one_line(home, capsys, argv, where):
@@ -477,3 +480,33 @@ def test_a_signal_after_add_committed_exits_0_with_its_summary(tmp_path, sig):
         tmp_path / "other.db")}, capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert "nothing was added" in r.stderr
+
+
+# ---------------------------------------------------------------- ids by the add form's rule (issue 13 bug 15)
+
+def test_add_reads_ids_by_the_add_forms_rule(home, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"# batch\n{EVO}, task-unified-2\n\"task-unified-3\"\n"))
+    code, out, err = cli(capsys, "add", "evolink", f"https://api.evolink.ai/v1/tasks/{EVO}", "-", "task-unified-4")
+    assert code == 0, err
+    assert "added 4 evolink tasks" in out
+    with Store(home / "tasks.db", readonly=True) as store:
+        assert {t.task_id for t in store.tasks()} == {EVO, "task-unified-2", "task-unified-3", "task-unified-4"}
+
+
+def test_add_skips_invalid_tokens_and_warns_on_shapes(home, capsys):
+    code, out, err = cli(capsys, "add", "evolink", "..", "x" * 300, "e1", "e2", "e3", "e4", "e5", "e6", "e7")
+    assert code == 0 and "added 7" in out
+    assert err.count("skipped") == 2
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert len(warnings) == 6 and "… and 2 more" in warnings[-1] and "task-unified-" in warnings[0]
+    code, out, err = cli(capsys, "add", "evolink", "..")
+    assert code == 2 and "no valid task id" in err
+
+
+def test_add_takes_the_kind_from_a_pasted_freepik_url(home, capsys):
+    code, out, err = cli(capsys, "add", "freepik", f"https://api.freepik.com/v1/ai/image-relight/{UUID}")
+    assert code == 0, err
+    with Store(home / "tasks.db", readonly=True) as store:
+        (t,) = store.tasks()
+    assert (t.task_id, t.kind) == (UUID, "image-relight")
+    assert "taken from the pasted URL" in err

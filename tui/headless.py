@@ -213,6 +213,35 @@ class _Signals:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, self.SIGNALS)  # a held signal lands now
 
 
+SHOWN_WARNINGS = 5  # id warnings printed one by one; the rest are counted
+
+
+def _ids_to_add(args: Any) -> tuple[list[str], str | None]:
+    """The ids of ``add`` and the kind to give them, by the rule the add form
+    uses (tui.ids): split on whitespace and commas, '#' comments, quotes
+    stripped, the id taken out of a pasted provider URL.  An invalid token is
+    skipped with its reason; an id whose shape does not fit the provider gets
+    a warning (it is still added).  A kind named by pasted URLs is used when
+    ``--kind`` is not given."""
+    from .ids import parse_args
+
+    parsed = parse_args(args.ids)
+    for bad in parsed.invalid:
+        _say(f"tasktui: skipped {bad.source[:60]!r}: {bad.problem}")
+    if not parsed.ids:
+        raise Fail("no task ids given" if not parsed.invalid else "no valid task id given")
+    warnings = parsed.warnings(args.provider)
+    for line in warnings[:SHOWN_WARNINGS]:
+        _say(f"tasktui: warning: {line}")
+    if len(warnings) > SHOWN_WARNINGS:
+        _say(f"tasktui: warning: … and {len(warnings) - SHOWN_WARNINGS} more ids of the same kind")
+    kind = args.kind
+    if kind is None and parsed.kind:
+        kind = parsed.kind
+        _say(f"tasktui: kind {kind!r} taken from the pasted URL")
+    return parsed.values, kind
+
+
 def _plural(n: int, word: str = "task") -> str:
     return f"{n} {word}{'s' if n != 1 else ''}"
 
@@ -222,10 +251,8 @@ def cmd_add(args: Any) -> int:
     _check_provider(args.provider)
     with _Signals() as signals:
         try:
-            ids = read_ids(args.ids)
-            if not ids:
-                raise Fail("no task ids given")
-            warning = kind_warning(args.provider, args.kind)
+            ids, kind = _ids_to_add(args)
+            warning = kind_warning(args.provider, kind)
             if warning:
                 _say(f"tasktui: warning: {warning}")
             store = open_store(args)
@@ -237,7 +264,7 @@ def cmd_add(args: Any) -> int:
             before = {k: t.kind for k in keys if (t := store.get(k)) is not None}
             signals.hold()
             try:
-                added = store.add(args.provider, ids, kind=args.kind, label=args.label)
+                added = store.add(args.provider, ids, kind=kind, label=args.label)
             except ValueError as exc:
                 raise Fail(str(exc)) from None
             updated = [k for k, kind in before.items()
