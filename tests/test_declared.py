@@ -325,7 +325,8 @@ def run_provider_test(tmp_path, capsys, body, *extra, name="myvendor", status=20
     add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["--config", str(cfg), "provider", "test", name, "--sample", str(sample),
                               "--status", str(status), *extra])
-    code = args.func(args)
+    assert args.command == "provider" and args.provider_command == "test"
+    code = cmd_provider_test(args)
     out = capsys.readouterr()
     return code, out.out, out.err
 

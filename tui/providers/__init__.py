@@ -54,3 +54,28 @@ def provider_class(name: str, declaration: Any = None) -> type[Provider]:
 
 def make_provider(name: str, api_key: str, base_url: str | None = None, declaration: Any = None) -> Provider:
     return provider_class(name, declaration)(api_key, base_url)
+
+
+def add_provider_parser(subparsers, parents=()) -> None:
+    """``tasktui provider test NAME --sample FILE [--id ID] [--kind KIND] [--status N] [--json]``.
+
+    Kept here, importing nothing heavy, so the CLI can build its parser without
+    httpx or pydantic; the command is ``tui.providers.declared:cmd_provider_test``
+    (the parsed arguments have ``command == "provider"``, ``provider_command == "test"``)."""
+    provider = subparsers.add_parser("provider", parents=list(parents),
+                                     help="check a provider's description against saved answers")
+    sub = provider.add_subparsers(dest="provider_command", metavar="ACTION", required=True,
+                                  help="what to do")
+    test = sub.add_parser("test", parents=list(parents),
+                          help="parse a saved status answer and print the task it yields",
+                          description="Read a saved status answer (JSON) with provider NAME as the config"
+                                      " describes it (one of the five, a catalogue entry or a declared"
+                                      " provider) and print the task it yields and the declared paths that"
+                                      " pointed nowhere.  No request is made.  Exit 0, or 2 with the error.")
+    test.add_argument("name", metavar="NAME", help="provider name as in the config (or a catalogue entry)")
+    test.add_argument("--sample", metavar="FILE", required=True, help="the saved answer: a JSON file, or - for stdin")
+    test.add_argument("--id", default="sample-task", help="the task id to read it as (default: sample-task)")
+    test.add_argument("--kind", default=None, help="the kind the task is polled on")
+    test.add_argument("--status", type=int, default=200, help="the HTTP status it came with (default: 200)")
+    test.add_argument("--json", action="store_true", help="print the task as JSON (the ls --json object)")
+    test.set_defaults(func_path="tui.providers.declared:cmd_provider_test")

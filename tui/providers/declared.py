@@ -370,22 +370,11 @@ def catalogue_class(name: str) -> type[DeclaredProvider]:
 # ---------------------------------------------------------------- `tasktui provider test`
 
 
-def add_parser(subparsers) -> None:
-    """``tasktui provider test NAME --sample FILE [--id ID] [--kind KIND] [--status N] [--json]``."""
-    provider = subparsers.add_parser("provider", help="check a provider's description against answers")
-    sub = provider.add_subparsers(dest="provider_command", required=True)
-    test = sub.add_parser("test", help="parse a saved status answer and print the task it yields",
-                          description="Read a saved status answer (JSON) with the configured provider"
-                                      " NAME (one of the five, a catalogue entry or a declared provider)"
-                                      " and print the task it yields and the declared paths that"
-                                      " pointed nowhere.  No request is made.")
-    test.add_argument("name", help="provider name as in the config (or a catalogue entry)")
-    test.add_argument("--sample", required=True, help="the saved answer: a JSON file, or - for stdin")
-    test.add_argument("--id", default="sample-task", help="the task id to read it as (default sample-task)")
-    test.add_argument("--kind", default=None, help="the kind the task is polled on")
-    test.add_argument("--status", type=int, default=200, help="the HTTP status it came with (default 200)")
-    test.add_argument("--json", action="store_true", help="print the task as JSON")
-    test.set_defaults(func=cmd_provider_test)
+def add_parser(subparsers, parents=()) -> None:
+    """``tasktui provider test ...`` (see ``tui.providers.add_provider_parser``, light to import)."""
+    from . import add_provider_parser
+
+    add_provider_parser(subparsers, parents)
 
 
 def provider_for(name: str, config: Any = None, api_key: str = "", base_url: str | None = None) -> Provider:
