@@ -93,6 +93,24 @@ async def test_the_deadline_defaults_to_30_s_and_is_per_call(hostile):
             await p.send(client, p.status_request("t1"), deadline=0.5)
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("provider, endpoint", [("upscayl", "list"), ("freepik", "list"), ("comfy", "balance"),
+                                                ("evolink", "balance")])
+async def test_list_and_balance_requests_have_the_same_limits(hostile, provider, endpoint):
+    p = provider_at(provider, hostile.base_url)
+    async with httpx.AsyncClient() as client:
+        call = (lambda: p.fetch_list(client)) if endpoint == "list" else (lambda: p.fetch_balance(client))
+        hostile.serve(endless_chunked(interval=0.02))
+        with pytest.raises(Transient) as info:
+            await call()
+        assert info.value.message == "timed out after 1s (overall deadline)"
+        hostile.serve(gzip_bomb())
+        with pytest.raises(BadResponse) as info:
+            await call()
+        assert info.value.message == "answer larger than 4 MiB"
+    assert len(hostile.wait_for_requests(2)) == 2
+
+
 # ---------------------------------------------------------------- body cap (item 3)
 
 
