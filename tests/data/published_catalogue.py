@@ -3,9 +3,13 @@ comfy_api_nodes publish them (the source beside each).  Written from those
 sources, not from the catalogue files: a test reads each with the catalogue
 entry and checks the Task.
 
-Where a source gives a schema but no whole example, the body is the schema's
-fields with the example values the same source gives, and the comment says so.
-Ids and links are shortened where the source masks them ("xxx").
+Provenance, per body (the comment above it says which):
+  [P] copied from the page named (ids and links shortened where it masks them, "xxx");
+  [S] assembled from the schema named (field names and types as published), values
+      illustrative.  The error bodies of 4xx answers are [S] unless marked: for
+      those, the HTTP status decides the error class, the body only gives the text.
+Vendor pages that publish a whole example for every state are rare; where a [P]
+body exists for one state, the others of the same vendor keep its fields.
 
 Each case: (label, HTTP status, body, expected), expected being Task fields
 (or {"raises": ErrorClassName}) to compare.
@@ -17,7 +21,7 @@ COMFY = "github:Comfy-Org/ComfyUI@a125cd84 comfy_api_nodes"
 
 CASES: dict[str, list[tuple[str, int, object, dict]]] = {
     "kling": [
-        # Kling's official answer format, as reproduced in a reseller's "official format" page
+        # [P] Kling's official answer format, as reproduced in a reseller's "official format" page
         # (gpt.morphogen.top/en/video/keling/query-results-official.html) and v98store.com/html_docs/api-243012261.html;
         # fields as ComfyUI's apis/__init__.py Data4/Data7 (created_at ms, task_status_msg, task_result).
         ("success (image generation)", 200, {
@@ -31,40 +35,42 @@ CASES: dict[str, list[tuple[str, int, object, dict]]] = {
         }, {"state": "succeeded", "provider_status": "succeed",
             "results": ["https://cdn.klingai.com/bs2/upload-kling-api/0923471513/image/CjMT7WdSwWcAAAAAALvB3g-0_raw_image_0.png"],
             "created_at": 1733851336.696}),
-        # ComfyUI apis/__init__.py KlingVideoResult {duration, id, url} under task_result.videos.
+        # [S] ComfyUI apis/__init__.py KlingVideoResult {duration, id, url} under task_result.videos.
         ("success (video)", 200, {
             "code": 0, "message": "SUCCEED", "request_id": "r1",
             "data": {"task_id": "866168216002236456", "task_status": "succeed", "task_status_msg": "",
                      "created_at": 1774805076166, "updated_at": 1774805190000,
                      "task_result": {"videos": [{"id": "v1", "url": "https://cdn.klingai.com/video/v1.mp4", "duration": "5"}]}},
         }, {"state": "succeeded", "results": ["https://cdn.klingai.com/video/v1.mp4"]}),
-        # The answer to a create, as a published request log shows it (task_status submitted).
+        # [P] the answer to a create, as a published request log shows it (task_status submitted;
+        # m-macmini.tail568a50.ts.net/youtube-automation/logs/requests/1774805076247_text2video.json).
         ("running (submitted)", 200, {
             "code": 0, "message": "SUCCEED", "request_id": "c0656403-1e6e-4b7e-b8f8-2cdd2595f2b9",
             "data": {"task_id": "867283741759111202", "task_status": "submitted",
                      "task_info": {"external_task_id": "text2video_kling_v3_final-1774805076"},
                      "created_at": 1774805076166, "updated_at": 1774805076166},
         }, {"state": "queued", "provider_status": "submitted", "results": []}),
+        # [S] as above, task_status processing (KlingTaskStatus).
         ("running (processing)", 200, {
             "code": 0, "message": "SUCCEED", "request_id": "r2",
             "data": {"task_id": "867283741759111202", "task_status": "processing", "task_status_msg": "",
                      "created_at": 1774805076166, "updated_at": 1774805096166},
         }, {"state": "running"}),
-        # KlingTaskStatus.failed with task_status_msg (ComfyUI raises it as the failure text).
+        # [S] KlingTaskStatus.failed with task_status_msg (ComfyUI raises it as the failure text).
         ("failure", 200, {
             "code": 0, "message": "SUCCEED", "request_id": "r3",
             "data": {"task_id": "867283741759111202", "task_status": "failed",
                      "task_status_msg": "Failure to pass the risk control system",
                      "created_at": 1774805076166, "updated_at": 1774805096166},
         }, {"state": "failed", "error": "Failure to pass the risk control system"}),
-        # KlingErrorResponse (ComfyUI apis/__init__.py): 1203 "Requested resource does not exist".
+        # [S] KlingErrorResponse (ComfyUI apis/__init__.py): 1203 "Requested resource does not exist".
         ("not found", 404, {"code": 1203, "message": "task not found", "request_id": "r4"},
          {"raises": "NotFound"}),
         ("not found in a 200", 200, {"code": 1203, "message": "task not found", "request_id": "r5"},
          {"raises": "NotFound"}),
     ],
     "runway": [
-        # github:runwayml/sdk-python src/runwayml/types/task_retrieve_response.py (id, createdAt, status,
+        # [S] github:runwayml/sdk-python src/runwayml/types/task_retrieve_response.py (id, createdAt, status,
         # failure, failureCode, output, progress 0..1); docs.dev.runwayml.com Task management examples.
         ("success", 200, {"id": "17f20503-6c24-4c16-946b-35dbbce2af2f", "status": "SUCCEEDED",
                           "createdAt": "2024-06-27T19:49:32.334Z",
@@ -81,11 +87,11 @@ CASES: dict[str, list[tuple[str, int, object, dict]]] = {
          {"state": "failed", "error": "An unexpected error occurred."}),
         ("cancelled", 200, {"id": "17f20503", "status": "CANCELLED", "createdAt": "2024-06-27T19:49:32.334Z"},
          {"state": "cancelled"}),
-        # docs.dev.runwayml.com: GET /v1/tasks/{id} answers 404 for a deleted or unknown task.
+        # [S] docs.dev.runwayml.com: GET /v1/tasks/{id} answers 404 for a deleted or unknown task.
         ("not found", 404, {"error": "Task not found"}, {"raises": "NotFound"}),
     ],
     "luma": [
-        # ComfyUI apis/luma_api.py LumaGeneration {id, generation_type, state, failure_reason, created_at,
+        # [S] ComfyUI apis/luma_api.py LumaGeneration {id, generation_type, state, failure_reason, created_at,
         # assets {video, image}, model}; github:lumalabs/lumaai-api openapi.yaml Generation example.
         ("success", 200, {"id": "d1968551-6113-4b46-b567-09210c2e79b0", "generation_type": "video",
                           "state": "completed", "failure_reason": None,
@@ -107,7 +113,7 @@ CASES: dict[str, list[tuple[str, int, object, dict]]] = {
         ("not found", 404, {"detail": "Generation not found"}, {"raises": "NotFound"}),
     ],
     "minimax": [
-        # MiniMax query answer as published by Baidu Qianfan's MiniMax page (cloud.baidu.com/doc/qianfan-api/s/tmwbl4b6e)
+        # [P] (success) MiniMax query answer as published by Baidu Qianfan's MiniMax page (cloud.baidu.com/doc/qianfan-api/s/tmwbl4b6e)
         # and platform.minimax.io openapi.json (base_resp {status_code, status_msg}, file_id, status).
         ("success", 200, {"task_id": "67bd3a0334815", "status": "Success", "file_id": "241342648594580",
                           "video_width": 1280, "video_height": 720,
@@ -119,18 +125,18 @@ CASES: dict[str, list[tuple[str, int, object, dict]]] = {
         ("queueing", 200, {"task_id": "67bd3a0334815", "status": "Queueing",
                            "base_resp": {"status_code": 0, "status_msg": "success"}},
          {"state": "queued"}),
-        # 1027: "the generated video touches sensitive content" comes with status Fail.
+        # [S] 1027: "the generated video touches sensitive content" comes with status Fail.
         ("failure", 200, {"task_id": "67bd3a0334815", "status": "Fail",
                           "base_resp": {"status_code": 1027, "status_msg": "output video sensitive"}},
          {"state": "failed", "error": "output video sensitive"}),
-        # MiniMax answers errors in a 200 with a non-zero base_resp.status_code (2013: invalid params).
+        # [S] MiniMax answers errors in a 200 with a non-zero base_resp.status_code (2013: invalid params).
         ("not found", 200, {"task_id": "", "status": "",
                             "base_resp": {"status_code": 2013, "status_msg": "invalid params, task not found"}},
          {"raises": "ClientError"}),
         ("bad key", 200, {"base_resp": {"status_code": 1004, "status_msg": "login fail"}}, {"raises": "AuthError"}),
     ],
     "seedance": [
-        # ComfyUI nodes_bytedance.py TaskStatusResponse {id, model, status, error {code, message}, content {video_url}};
+        # [S] ComfyUI nodes_bytedance.py TaskStatusResponse {id, model, status, error {code, message}, content {video_url}};
         # BytePlus ModelArk "Query a video generation task" example (docs.byteplus.com/en/docs/ModelArk/1521309).
         ("success", 200, {"id": "cgt-20250331175019-68d9t", "model": "seedance-1-0-pro-250528",
                           "status": "succeeded",
@@ -151,13 +157,13 @@ CASES: dict[str, list[tuple[str, int, object, dict]]] = {
           "error": "The request failed because the output video may contain sensitive information. (OutputVideoSensitiveContentDetected)"}),
         ("cancelled", 200, {"id": "cgt-1", "model": "seedance-1-0-pro-250528", "status": "cancelled"},
          {"state": "cancelled"}),
-        # BytePlus error body: {"error": {"code", "message", "param", "type"}} with 404 for an unknown task.
+        # [S] BytePlus error body: {"error": {"code", "message", "param", "type"}} with 404 for an unknown task.
         ("not found", 404, {"error": {"code": "ResourceNotFound", "message": "The specified task is not found.",
                                       "param": "", "type": "NotFound"}},
          {"raises": "NotFound"}),
     ],
     "wan": [
-        # docs.qwencloud.com/api-reference/video-generation/wan-text-to-video/query-result (Alibaba's own docs).
+        # [P] docs.qwencloud.com/api-reference/video-generation/wan-text-to-video/query-result (Alibaba's own docs).
         ("success", 200, {"request_id": "c1209113-8437-424f-a386-xxxxxx",
                           "output": {"task_id": "966cebcd-dedc-4962-af88-xxxxxx", "task_status": "SUCCEEDED",
                                      "video_url": "https://dashscope-result-sh.oss-accelerate.aliyuncs.com/xxx.mp4?Expires=xxx",
@@ -165,23 +171,23 @@ CASES: dict[str, list[tuple[str, int, object, dict]]] = {
                           "usage": {"video_count": 1, "video_duration": 10}},
          {"state": "succeeded",
           "results": ["https://dashscope-result-sh.oss-accelerate.aliyuncs.com/xxx.mp4?Expires=xxx"]}),
-        # The same page's status flow PENDING -> RUNNING; body as ComfyUI nodes_wan.py VideoTaskStatusResponse.
+        # [S] the same page's status flow PENDING -> RUNNING; submit_time as s.apifox.cn/ef5ff055-4fd6-4acc-bf24-d05a51d4e537/339611922e0; body as ComfyUI nodes_wan.py VideoTaskStatusResponse.
         ("running", 200, {"request_id": "e5d70b02", "output": {"task_id": "966cebcd", "task_status": "RUNNING",
                                                               "submit_time": "2025-07-27 21:05:15.212"}},
          {"state": "running", "details": {"submitted": "2025-07-27 21:05:15.212", "request id": "e5d70b02"}}),
         ("pending", 200, {"request_id": "e5d70b02", "output": {"task_id": "966cebcd", "task_status": "PENDING"}},
          {"state": "queued"}),
-        # DashScope task query failure: output.code and output.message (ComfyUI VideoTaskStatusOutputField).
+        # [S] DashScope task query failure: output.code and output.message (ComfyUI VideoTaskStatusOutputField).
         ("failure", 200, {"request_id": "daad9007", "output": {"task_id": "fe8aa114", "task_status": "FAILED",
                                                               "code": "InvalidParameter",
                                                               "message": "The size is not match the allowed size"}},
          {"state": "failed", "error": "The size is not match the allowed size"}),
-        # DashScope: UNKNOWN = the task does not exist or has expired (kept 24 h).
+        # [S] DashScope: UNKNOWN = the task does not exist or has expired (kept 24 h).
         ("not found", 200, {"request_id": "1a2b", "output": {"task_id": "f0b5", "task_status": "UNKNOWN"}},
          {"state": "not_found"}),
     ],
     "sora": [
-        # platform.openai.com/docs/api-reference/videos/object: the video job object; ComfyUI nodes_sora.py
+        # [S] platform.openai.com/docs/api-reference/videos/object: the video job object; ComfyUI nodes_sora.py
         # Sora2GenerationResponse {id, error, status}.
         ("success", 200, {"id": "video_123", "object": "video", "model": "sora-2", "status": "completed",
                           "progress": 100, "created_at": 1712697600, "size": "1024x1808", "seconds": "8",
@@ -198,13 +204,13 @@ CASES: dict[str, list[tuple[str, int, object, dict]]] = {
                           "progress": 0, "created_at": 1712697600,
                           "error": {"code": "moderation_blocked", "message": "Your request was blocked by our moderation system."}},
          {"state": "failed", "error": "Your request was blocked by our moderation system. (moderation_blocked)"}),
-        # OpenAI's error shape for an unknown id.
+        # [S] OpenAI's error shape for an unknown id.
         ("not found", 404, {"error": {"message": "Video with id 'video_x' not found.", "type": "invalid_request_error",
                                       "param": None, "code": None}},
          {"raises": "NotFound"}),
     ],
     "tripo": [
-        # ComfyUI apis/tripo_api.py TripoTaskResponse {code, data: TripoTask {task_id, type, status, output
+        # [S] ComfyUI apis/tripo_api.py TripoTaskResponse {code, data: TripoTask {task_id, type, status, output
         # {model, base_model, pbr_model, rendered_image}, progress, create_time}}; platform.tripo3d.ai/docs/task.
         ("success", 200, {"code": 0, "data": {"task_id": "1ec04ced-4b87-44f6-a296-beee80777941",
                                               "type": "text_to_model", "status": "success", "progress": 100,
@@ -223,12 +229,12 @@ CASES: dict[str, list[tuple[str, int, object, dict]]] = {
          {"state": "failed"}),
         ("expired", 200, {"code": 0, "data": {"task_id": "1ec04ced", "type": "text_to_model", "status": "expired"}},
          {"state": "not_found"}),
-        # Tripo error body (platform.tripo3d.ai/docs/error-codes): {code, message, suggestion}; 2000 task not found.
+        # [S] Tripo error body {code, message, suggestion} (platform.tripo3d.ai/docs/error-codes); code illustrative.
         ("not found", 404, {"code": 2000, "message": "Task not found", "suggestion": "Check the task id"},
          {"raises": "NotFound"}),
     ],
     "pixverse": [
-        # ComfyUI apis/pixverse_api.py PixverseGenerationStatusResponse {ErrCode, ErrMsg, Resp {id, status, url,
+        # [S] ComfyUI apis/pixverse_api.py PixverseGenerationStatusResponse {ErrCode, ErrMsg, Resp {id, status, url,
         # create_time, ...}} and PixverseStatus (1 successful, 5 generating, 6 deleted, 7 moderation, 8 failed).
         ("success", 200, {"ErrCode": 0, "ErrMsg": "Success",
                           "Resp": {"id": 321, "status": 1, "url": "https://media.pixverse.ai/x.mp4",
@@ -247,7 +253,7 @@ CASES: dict[str, list[tuple[str, int, object, dict]]] = {
          {"raises": "ClientError"}),
     ],
     "vidu": [
-        # ComfyUI nodes_vidu.py TaskStatusResponse {state, err_code, creations [{id, url, cover_url}]};
+        # [S] ComfyUI nodes_vidu.py TaskStatusResponse {state, err_code, creations [{id, url, cover_url}]};
         # platform.vidu.com "Get generation" example.
         ("success", 200, {"id": "your_task_id", "state": "success", "err_code": "",
                           "creations": [{"id": "creation_id", "url": "https://vidu.cdn/x.mp4",
@@ -262,7 +268,7 @@ CASES: dict[str, list[tuple[str, int, object, dict]]] = {
          {"raises": "NotFound"}),
     ],
     "stability": [
-        # platform.stability.ai/docs/api-reference#tag/Results: 202 {id, status: "in-progress"} while running;
+        # [S] platform.stability.ai/docs/api-reference#tag/Results: 202 {id, status: "in-progress"} while running;
         # ComfyUI stability_api.py StabilityResultsGetResponse {image, finish_reason, seed, id, name, errors}.
         ("running", 202, {"id": "a6dc6c6e20acda010fe14d71f180658f2896ed9b4ec25aa99a6ff06c796987c4",
                           "status": "in-progress"},
@@ -272,13 +278,13 @@ CASES: dict[str, list[tuple[str, int, object, dict]]] = {
          {"state": "succeeded", "results": [], "details": {"seed": "343940597"}}),
         ("failure (content filtered)", 200, {"image": None, "finish_reason": "CONTENT_FILTERED", "seed": 1},
          {"state": "failed"}),
-        # Results expire after 24 h: 404 {id, name: "not_found", errors: [...]}.
+        # [S] results expire after 24 h: 404 {id, name: "not_found", errors: [...]}.
         ("not found", 404, {"id": "a6dc6c6e", "name": "not_found",
                             "errors": ["Generation ID a6dc6c6e not found"]},
          {"raises": "NotFound"}),
     ],
     "veo": [
-        # ComfyUI apis/__init__.py VeoGenVidPollResponse {done, error {code, message}, name, response {videos
+        # [S] ComfyUI apis/__init__.py VeoGenVidPollResponse {done, error {code, message}, name, response {videos
         # [{gcsUri, mimeType}], raiMediaFilteredCount}}; Vertex AI long-running operation docs
         # (cloud.google.com/vertex-ai/generative-ai/docs/model-reference/veo-video-generation).
         ("running", 200, {"name": "projects/p/locations/us-central1/publishers/google/models/veo-2.0-generate-001/operations/a1b07c8e"},
