@@ -100,6 +100,19 @@ CASES: dict[str, list[tuple[str, int, object, dict]]] = {
                           "model": "ray-2", "request": {"prompt": "a tiger"}},
          {"state": "succeeded", "results": ["https://storage.cdn-luma.com/dream_machine/a/b.mp4"],
           "model": "ray-2", "created_at": 1732265147.713}),
+        # [P] github:lumalabs/lumaai-api openapi.yaml (v1alpha), components.schemas.Generation.example.
+        ("success (v1alpha example)", 200, {
+            "id": "123e4567-e89b-12d3-a456-426614174000", "state": "completed", "state_reason": None,
+            "created_at": "2023-06-01T12:00:00Z", "updated_at": "2023-06-01T12:05:00Z",
+            "assets": {"thumbnail": "https://example.com/thumbnail.jpg", "video": "https://example.com/video.mp4"},
+            "version": "v1.6",
+            "request": {"prompt": "A serene lake surrounded by mountains at sunset", "enhance_prompt": True,
+                        "aspect_ratio": "16:9", "negative_prompt": "cloudy, stormy", "loop": True,
+                        "keyframes": {"frame0": {"imageUrl": "https://example.com/image.jpg"},
+                                      "frame1": {"gen_id": "123e4567-e89b-12d3-a456-426614174000"}}}},
+         {"state": "succeeded", "results": ["https://example.com/video.mp4"], "model": "v1.6",
+          "created_at": 1685620800.0}),
+        # [S] as ComfyUI's LumaGeneration, state dreaming.
         ("running", 200, {"id": "d1968551", "generation_type": "video", "state": "dreaming",
                           "created_at": "2024-11-22T08:45:47.713Z", "assets": None, "model": "ray-2"},
          {"state": "running", "results": []}),
@@ -110,6 +123,7 @@ CASES: dict[str, list[tuple[str, int, object, dict]]] = {
                           "failure_reason": "Prompt not allowed because advanced moderation failed",
                           "created_at": "2024-11-22T08:45:47.713Z", "model": "ray-2"},
          {"state": "failed", "error": "Prompt not allowed because advanced moderation failed"}),
+        # [S] the openapi.yaml Error schema {detail}.
         ("not found", 404, {"detail": "Generation not found"}, {"raises": "NotFound"}),
     ],
     "minimax": [
@@ -197,9 +211,13 @@ CASES: dict[str, list[tuple[str, int, object, dict]]] = {
         ("running", 200, {"id": "video_123", "object": "video", "model": "sora-2", "status": "in_progress",
                           "progress": 33, "created_at": 1712697600, "size": "1280x720", "seconds": "4"},
          {"state": "running", "progress": 33.0}),
+        # [P] the video job example of OpenAI's API reference ("Create video" response), as copied in
+        # github:tegnike/sora-webui docs/sora_api.md.
         ("queued", 200, {"id": "video_123", "object": "video", "model": "sora-2", "status": "queued",
-                         "progress": 0, "created_at": 1712697600},
-         {"state": "queued"}),
+                         "progress": 0, "created_at": 1712697600, "size": "1024x1808", "seconds": "8",
+                         "quality": "standard"},
+         {"state": "queued", "progress": 0.0, "model": "sora-2", "created_at": 1712697600.0,
+          "details": {"seconds": "8", "size": "1024x1808"}}),
         ("failure", 200, {"id": "video_123", "object": "video", "model": "sora-2", "status": "failed",
                           "progress": 0, "created_at": 1712697600,
                           "error": {"code": "moderation_blocked", "message": "Your request was blocked by our moderation system."}},
