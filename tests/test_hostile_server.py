@@ -111,6 +111,26 @@ async def test_list_and_balance_requests_have_the_same_limits(hostile, provider,
     assert len(hostile.wait_for_requests(2)) == 2
 
 
+@pytest.mark.parametrize("bad", [None, 0, -1, float("inf"), float("nan"), "5", True])
+async def test_a_bad_deadline_or_cap_falls_back_to_the_default(hostile, bad, monkeypatch):
+    """There is always a deadline and a cap: a bad value gets the default, never 'none'."""
+    from tui.providers import base
+
+    monkeypatch.setattr(base, "DEADLINE", 0.5)  # the default, shortened for the test
+    p = provider_at("evolink", hostile.base_url, max_body=bad)
+    p.deadline = bad
+    hostile.serve(huge_plain(claim=None))
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(BadResponse) as info:
+            await p.send(client, p.status_request("t1"))
+    assert info.value.message == "answer larger than 4 MiB"
+    hostile.serve(slow_headers(interval=0.05))
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(Transient) as info:
+            await p.send(client, p.status_request("t1"))
+    assert info.value.message == "timed out after 0.5s (overall deadline)"
+
+
 # ---------------------------------------------------------------- body cap (item 3)
 
 

@@ -312,8 +312,8 @@ class Provider:
             raise AuthError("the API key holds characters an HTTP header cannot carry",
                             provider=self.name)
         limit = self.deadline if deadline is None else deadline
-        if limit is None or not (isinstance(limit, (int, float)) and math.isfinite(limit) and limit > 0):
-            limit = None
+        if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not 0 < limit < math.inf:
+            limit = DEADLINE  # never no deadline: a bad value gets the default
         timer = asyncio.timeout(limit)
         try:
             async with timer:
@@ -349,7 +349,9 @@ class Provider:
     async def _read_body(self, response: httpx.Response) -> bytes:
         """The decoded body, read as it arrives; stops past ``max_body`` decoded bytes
         (a gzip answer is inflated by at most that much, never all at once)."""
-        limit = max(0, int(self.max_body))
+        limit = self.max_body
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+            limit = MAX_BODY  # never no cap: a bad value gets the default
         status = response.status_code
 
         def too_big() -> BadResponse:
