@@ -141,6 +141,24 @@ def test_bad_declarations_give_one_line_errors(table, key, reason):
     assert all("\n" not in line for line in found)
 
 
+def test_provider_config_built_directly():
+    from pydantic import ValidationError
+
+    from tui.config import ProviderConfig
+
+    kling = ProviderConfig(name="kling", api_key="k")  # a catalogue entry by its name
+    assert kling.declared and kling.base_url == "https://api.comfy.org" and kling.poll_interval == 16.0
+    assert ProviderConfig.model_validate(kling).declaration is kling.declaration
+    assert not ProviderConfig(name="comfy", api_key="k").declared
+    d = parse_config(config_text(), "cfg.toml", environ={}).providers["myvendor"].declaration
+    own = ProviderConfig(name="mine", api_key="k", base_url="https://h.example", declaration=d)
+    assert own.declaration is d and own.kinds == ["video"]
+    with pytest.raises(ValidationError, match="unknown provider 'nope'"):
+        ProviderConfig(name="nope", api_key="k", base_url="http://x", poll_interval=1, rate_limit="1/s")
+    with pytest.raises(ValidationError):
+        ProviderConfig(name="mine", api_key="k", base_url="http://x", declaration={"request": {}})
+
+
 def test_an_unknown_name_says_how_to_declare_and_the_five_cannot_be_redeclared():
     (line,) = problems('[providers.openai]\napi_key = "x"\n')
     assert "unknown provider 'openai'" in line and 'type = "declared"' in line and "kling" in line

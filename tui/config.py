@@ -352,7 +352,8 @@ class ProviderConfig(BaseModel):
                 raise ValueError(f"unknown provider '{name}'{_did_you_mean(name, known)};"
                                  f" known: {', '.join(known)}")
         result = handler(data)
-        result._declaration = declaration
+        if isinstance(data, dict):  # an instance given again keeps its own declaration
+            result._declaration = declaration
         return result
 
     @field_validator("name")
