@@ -141,6 +141,18 @@ def test_bad_declarations_give_one_line_errors(table, key, reason):
     assert all("\n" not in line for line in found)
 
 
+def test_config_check_names_declared_providers(tmp_path, capsys):
+    from tui.config import cmd_check
+
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(config_text() + '[providers.kling]\napi_key = "comfyui-k"\n'
+                   '[providers.luma2]\ncatalogue = "luma"\napi_key = "k"\npoll_interval = 9\nenabled = false\n')
+    cfg.chmod(0o600)
+    assert cmd_check(argparse.Namespace(config=str(cfg))) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"OK: {cfg}: 3 providers (myvendor [declared], kling [catalogue], luma2 [disabled, declared])")
+
+
 def test_provider_config_built_directly():
     from pydantic import ValidationError
 

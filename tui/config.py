@@ -1050,7 +1050,13 @@ def cmd_check(args) -> int:
         for line in exc.problems:
             print(line, file=sys.stderr)
         return 2
-    names = [n if p.enabled else f"{n} [disabled]" for n, p in config.providers.items()]
+    names = []
+    for n, p in config.providers.items():
+        tags = [] if p.enabled else ["disabled"]
+        if p.declared:  # a catalogue entry as shipped, or a description of the user's
+            shipped = n in catalogue_names() and p.declaration == catalogue_entry(n)
+            tags.append("catalogue" if shipped else "declared")
+        names.append(f"{n} [{', '.join(tags)}]" if tags else n)
     count = len(names)
     print(f"OK: {config.path}: {count} provider{'' if count == 1 else 's'} ({', '.join(names)})")
     print_warnings(config, every=True)
