@@ -212,7 +212,7 @@ MEMORY_SCRIPT = textwrap.dedent("""
 @pytest.mark.parametrize("bomb", ["gzip bomb", "endless plain body"])
 def test_peak_memory_stays_near_the_cap(hostile, bomb):
     """4 MB of gzip inflating to 4 GB, or an endless body: the client's peak
-    traced memory stays within a few times the 4 MiB cap (count, not time)."""
+    traced memory stays under three times the 4 MiB cap (count, not time)."""
     answer = gzip_bomb if bomb == "gzip bomb" else (lambda: huge_plain(claim=None))
     hostile.serve(json_answer({"id": "t1", "status": "completed"}), count=1)  # the warm-up request
     hostile.serve(answer(), path="/v1/tasks/t1")
@@ -222,7 +222,7 @@ def test_peak_memory_stays_near_the_cap(hostile, bomb):
     assert out.returncode == 0, out.stderr[-2000:]
     said, peak = out.stdout.strip().splitlines()
     assert said == "BadResponse answer larger than 4 MiB"
-    assert int(peak) < 24 * 1024 * 1024, f"peak {int(peak) >> 20} MiB"
+    assert int(peak) < 12 * 1024 * 1024, f"peak {int(peak) >> 20} MiB"  # about 4.6 MiB; unbounded inflate: 140
 
 
 # ---------------------------------------------------------------- key echoes (item 8)

@@ -369,11 +369,11 @@ class Provider:
         chunks: list[bytes] = []
         size = 0
         async for raw in response.aiter_raw():
-            data = inflater.feed(raw, limit - size + 1) if inflater else raw
-            size += len(data)
-            if size > limit:
-                raise too_big()
-            chunks.append(data)
+            for data in inflater.feed(raw, limit - size + 1) if inflater else (raw,):
+                size += len(data)
+                if size > limit:
+                    raise too_big()
+                chunks.append(data)
         if inflater:
             data = inflater.end()
             size += len(data)
@@ -424,17 +424,27 @@ class Inflater:
         self.obj = zlib.decompressobj(self.wbits)
         self.started = False
 
-    def feed(self, data: bytes, room: int) -> bytes:
-        try:
-            out = self.obj.decompress(data, max(1, room))
-        except zlib.error as exc:
-            if self.coding == "deflate" and not self.started and self.wbits > 0:  # raw deflate
-                self.wbits = -zlib.MAX_WBITS
-                self.obj = zlib.decompressobj(self.wbits)
-                return self.feed(data, room)
-            raise BadResponse(f"answer could not be decoded ({self.coding}: {clean(exc, 80)})") from None
-        self.started = True
-        return out
+    STEP = 256 * 1024  # bytes inflated at a time
+
+    def feed(self, data: bytes, room: int) -> list[bytes]:
+        """The next decoded pieces of ``data``, at most ``room`` bytes in all."""
+        pieces: list[bytes] = []
+        room = max(1, room)
+        while True:
+            try:
+                out = self.obj.decompress(data, min(room, self.STEP))
+            except zlib.error as exc:
+                if self.coding == "deflate" and not self.started and self.wbits > 0:  # raw deflate
+                    self.wbits = -zlib.MAX_WBITS
+                    self.obj = zlib.decompressobj(self.wbits)
+                    continue
+                raise BadResponse(f"answer could not be decoded ({self.coding}: {clean(exc, 80)})") from None
+            self.started = True
+            pieces.append(out)
+            room -= len(out)
+            data = self.obj.unconsumed_tail
+            if not data or room <= 0:
+                return pieces
 
     def end(self) -> bytes:
         try:
