@@ -128,3 +128,33 @@ async def test_a_failed_poll_written_as_health_only_marks_the_row(tmp_path):
         await wait_for(pilot, lambda: "! ▶ running" in line_of(app, "e-healthy"))
         store.apply([], health={"evolink:e-healthy": {"stalled": "no answer for 2 h"}})
         await wait_for(pilot, lambda: "⚠ ▶ running" in line_of(app, "e-healthy"))
+
+
+async def test_ids_stay_distinguishable_at_80_columns(tmp_path):
+    # issue 13 bug 4: EvoLink ids share a long prefix; the label must not push their ends away
+    ids = ["task-unified-1756817821-4x3rx6ny", "task-unified-1756817821-5qfatx6d"]
+    store = fill_store(tmp_path / "tasks.db",
+                       [Task("evolink", i, label="a-rather-long-batch-label", state="running",
+                             created_at=NOW - 60, updated_at=NOW - n) for n, i in enumerate(ids)], events=False)
+    app = make_app(make_config(tmp_path), store, clock=clock)
+    for size in ((80, 24), (120, 30), (160, 40)):
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            lines = [line for line in screen_text(app).splitlines() if "evolink" in line]
+            assert len(lines) == 2
+            assert "4x3rx6ny" in lines[0] and "5qfatx6d" in lines[1], (size, lines)
+            if size[0] >= 160:
+                assert "a-rather-long" in lines[0]  # wide enough: the label has a column of its own
+        app = make_app(make_config(tmp_path), store, clock=clock)
+
+
+def test_fit_middle_keeps_both_ends_in_exact_cells():
+    from rich.cells import cell_len
+
+    from tui.widgets.cells import fit_middle
+
+    assert fit_middle("task-unified-1756817821-5qfatx6d", 17) == "task-uni…5qfatx6d"
+    assert fit_middle("short", 8) == "short   "
+    for text in ("猫の写真猫の写真猫の写真", "ab🎨🎨🎨🎨🎨cd", "x" * 50):
+        for width in range(1, 20):
+            assert cell_len(fit_middle(text, width)) == width

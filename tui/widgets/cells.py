@@ -110,6 +110,23 @@ def fit(text: str, width: int) -> str:
     return set_cell_size(text, width)
 
 
+def fit_middle(text: str, width: int) -> str:
+    """Like ``fit``, but a cut keeps both ends (``task-uni…5qfatx6d``): ids that
+    share a long prefix stay apart."""
+    if width <= 0:
+        return ""
+    if cell_len(text) <= width:
+        return set_cell_size(text, width)
+    if width < 5:
+        return fit(text, width)
+    head = (width - 1) // 2
+    tail = width - 1 - head
+    end = text[-tail:]
+    while cell_len(end) > tail:  # wide characters at the end
+        end = end[1:]
+    return set_cell_size(set_cell_size(text, head) + "…" + end, width)
+
+
 def number(value: float | int | None, unit: str = "") -> str:
     """A count or amount for the quota pane: ``1234`` -> ``"1,234"``; None -> ``"-"``."""
     if value is None:

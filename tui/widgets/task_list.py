@@ -43,7 +43,7 @@ from textual.strip import Strip
 from ..headless import health_mark
 from ..model import Task
 from .cells import clean
-from .cells import ago, bar, fit, percent, since, state_label
+from .cells import ago, bar, fit, fit_middle, percent, since, state_label
 
 # state -> rank for the "state" sort: what needs attention first.
 _STATE_RANK = {"failed": 0, "running": 1, "queued": 2, "unknown": 3, "not_found": 4,
@@ -100,6 +100,7 @@ class Columns:
     bar: int
     age: int
     updated: int
+    label: int = 0  # 0: no label column (narrow: the label is in the summary)
 
     @classmethod
     def for_width(cls, width: int) -> "Columns":
@@ -109,12 +110,16 @@ class Columns:
         fixed = provider + state + progress + age + updated
         gaps = 7  # one space between columns, two before "updated"
         rest = max(6, width - fixed - gaps - 1)
+        label = 0
+        if rest >= 48:  # room for the id, a label column and a model column
+            label = min(20, rest // 4)
+            rest -= label + 1
         if rest >= 36:
             model = min(28, rest * 2 // 5)
             name = rest - model - 1
         else:
             model, name = 0, rest
-        return cls(provider, name, model, state, barw, age, updated)
+        return cls(provider, name, model, state, barw, age, updated, label)
 
 
 class _Row:
@@ -617,6 +622,8 @@ class TaskList(ScrollView, can_focus=True):
     def _header(self, width: int) -> Strip:
         c = self._layout()
         parts = [fit("PROVIDER", c.provider), fit("TASK", c.name)]
+        if c.label:
+            parts.append(fit("LABEL", c.label))
         if c.model:
             parts.append(fit("KIND/MODEL", c.model))
         parts.append(fit("STATE", c.state))
@@ -655,16 +662,11 @@ class TaskList(ScrollView, can_focus=True):
         c = self._layout()
         dim = self._style("dim")
         segs = [Segment(" " + fit(task.provider, c.provider) + " ")]
-        label = clean(task.label, 200) if task.label else ""
-        tid = clean(task.task_id, 200)
-        if label:
-            text = fit(label + " " + tid, c.name)
-            cut = min(len(label) + 1, len(text))
-            segs.append(Segment(text[:cut]))
-            segs.append(Segment(text[cut:], dim))
-        else:
-            segs.append(Segment(fit(tid, c.name)))
-        segs.append(Segment(" "))
+        # the id keeps both ends when cut (ids often share a long prefix); the
+        # label has its own column when there is room, else it is left to the summary
+        segs.append(Segment(fit_middle(clean(task.task_id, 200), c.name) + " "))
+        if c.label:
+            segs.append(Segment(fit(clean(task.label, 200) if task.label else "", c.label) + " ", dim))
         if c.model:
             what = clean(task.model or task.kind or "", 200)
             segs.append(Segment(fit(what, c.model) + " ", dim))
