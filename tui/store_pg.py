@@ -660,7 +660,10 @@ class PgStore(Store):
                 conn.execute("SELECT value FROM meta WHERE name = 'seq' FOR UPDATE")
                 self._catch_up()
                 tx = _PgTx(self, conn)
-                result = plan(tx)
+                # Pipeline mode: statements go out without waiting for each answer (a round
+                # trip per statement made 10,000 adds ten times slower than SQLite).
+                with conn.raw.pipeline():
+                    result = plan(tx)
                 if tx.seq is None:
                     conn.execute("COMMIT")
                     return tx, result
