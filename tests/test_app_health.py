@@ -158,3 +158,18 @@ def test_fit_middle_keeps_both_ends_in_exact_cells():
     for text in ("猫の写真猫の写真猫の写真", "ab🎨🎨🎨🎨🎨cd", "x" * 50):
         for width in range(1, 20):
             assert cell_len(fit_middle(text, width)) == width
+
+
+async def test_progress_sort_counts_a_succeeded_task_as_100_percent(tmp_path):
+    # issue 13 bug 9: the column shows 100 % for it, so the sort must agree
+    store = fill_store(tmp_path / "tasks.db", [
+        Task("evolink", "half", state="running", progress=50.0, updated_at=NOW - 1),
+        Task("evolink", "none", state="queued", updated_at=NOW - 2),
+        Task("evolink", "done", state="succeeded", updated_at=NOW - 3),
+        Task("evolink", "most", state="running", progress=90.0, updated_at=NOW - 4)], events=False)
+    app = make_app(make_config(tmp_path), store, clock=clock)
+    async with app.run_test(size=(140, 30)) as pilot:
+        await pilot.pause()
+        app.task_list.sort_mode = "progress"
+        await pilot.pause()
+        assert app.task_list.index == ["evolink:done", "evolink:most", "evolink:half", "evolink:none"]

@@ -54,13 +54,20 @@ def _updated(t: Task) -> float:
     return t.updated_at or t.created_at or 0.0
 
 
+def _progress(t: Task) -> float:
+    """The progress the row shows: a succeeded task without one is 100 %; unknown -1."""
+    if t.progress is not None:
+        return t.progress
+    return 100.0 if t.state == "succeeded" else -1.0
+
+
 # One cheap key per sort (ascending); ties keep insertion order (the sort is stable).
 SORTS: dict[str, Callable[[Task], object]] = {
     "updated": lambda t: -(t.updated_at or t.created_at or 0.0),
     "created": lambda t: -(t.created_at or 0.0),
     "state": lambda t: (_STATE_RANK.get(t.state, 9), -_updated(t)),
     "provider": lambda t: (t.provider, t.task_id),
-    "progress": lambda t: (-(t.progress if t.progress is not None else -1.0), -_updated(t)),
+    "progress": lambda t: (-_progress(t), -_updated(t)),
 }
 SORT_NAMES = tuple(SORTS)
 
