@@ -439,3 +439,8 @@ def test_new_events_are_counted_by_rows_not_by_ids(pg_url: str) -> None:
         theirs.log([Event(time=1.0, provider="evolink", message="one")])
         wait_for(mine, lambda: mine._seq == theirs._seq, "the event")
         assert sum(c.events for c in changes) == 1
+
+
+def test_db_copy_from_a_missing_file_says_so(tmp_path: Path, pg_url: str) -> None:
+    with pytest.raises(StoreError, match="no such database file"):
+        db_copy(tmp_path / "nope.db", pg_url)

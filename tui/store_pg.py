@@ -37,6 +37,7 @@ ever holds the password.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -224,6 +225,7 @@ class _PgConn:
             pass
 
 
+@functools.lru_cache(maxsize=None)
 def _nul_free_dumper():
     """A str dumper that drops NUL characters (PostgreSQL text cannot hold them; SQLite can)."""
     from psycopg.types.string import StrDumperUnknown

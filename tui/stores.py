@@ -120,6 +120,8 @@ def db_copy(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -> str
     """
     if os.fspath(source) == os.fspath(dest):
         raise StoreError("db copy: source and destination are the same store")
+    if not is_pg_url(os.fspath(source)) and not Path(source).exists():
+        raise StoreError(f"db copy: {os.fspath(source)}: no such database file")
     src = open_store(source, readonly=True)
     try:
         dst = open_store(dest)
@@ -132,8 +134,13 @@ def db_copy(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -> str
 
 
 def _rows(store: Store, sql: str) -> list[tuple]:
-    conn = getattr(store, "_conn", None)
-    if conn is None:  # a read-only SQLite store with no file yet: nothing stored
+    """All rows of a query on a store's own connection (SQL both backends speak)."""
+    from .store_pg import PgStore
+
+    if isinstance(store, PgStore):
+        return [tuple(r) for r in store._run(lambda conn: conn.execute(sql).fetchall(), writing=False)]
+    conn = store._conn
+    if conn is None:  # a read-only SQLite store with no file: nothing stored
         return []
     return [tuple(r) for r in conn.execute(sql).fetchall()]
 
