@@ -19,7 +19,7 @@ from typing import Any, Callable
 from .store import Store, StoreError
 from .store_pg import is_pg_url, safe_url
 
-__all__ = ["open_store", "store_target", "describe", "is_pg_url", "db_migrate", "db_copy",
+__all__ = ["open_store", "store_target", "describe", "is_pg_url", "db_migrate", "db_copy", "cmd_db",
            "add_db_parser", "run_db"]
 
 
@@ -246,3 +246,15 @@ def run_db(args: Any, config_url: str | None = None, out: Callable[[str], Any] =
 def _arg(value: str) -> str | Path:
     return value if is_pg_url(value) else Path(value).expanduser()
 
+
+
+def cmd_db(args: Any) -> int:
+    """``tasktui db migrate`` / ``tasktui db copy SRC DST``: one line on stdout, or one
+    line on stderr and exit code 2 when the store cannot be reached or used."""
+    import sys
+
+    try:
+        return run_db(args)
+    except StoreError as exc:
+        print(f"tasktui: task database: {exc}", file=sys.stderr, flush=True)
+        return 2
