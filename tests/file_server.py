@@ -9,7 +9,8 @@ What it serves (``FileServer.url(name)``):
   server starts; ``/clip.mp4`` (``video/mp4``: an ``ftyp`` box and a ``moov``
   whose ``mvhd`` says 4.5 s), ``/song.mp3`` (``audio/mpeg``, ``ID3`` + bytes)
 - ``/big.bin``: 300,000 bytes, all static files answer Range requests (206,
-  416 past the end) unless ``server.ranges = False``
+  416 past the end) unless ``server.ranges = False`` (then 200 and the whole
+  file), or ``"from_zero"`` (a 206 from byte 0 whatever was asked)
 - ``/slow.bin``: 300,000 bytes; a request WITHOUT a Range header gets the
   first ``HOLD`` bytes, then nothing until ``release()`` or the client leaves;
   a Range request is answered at once
@@ -275,7 +276,7 @@ class FileServer:
         base = {"Content-Type": file.ctype, "Accept-Ranges": "bytes", **file.headers}
         if rng and self.ranges and rng.startswith("bytes="):
             first, _, last = rng[6:].partition("-")
-            start = int(first or 0)
+            start = 0 if self.ranges == "from_zero" else int(first or 0)
             end = int(last) if last else len(body) - 1
             if start >= len(body):
                 await self._head(seen, writer, 416, {"Content-Range": f"bytes */{len(body)}", "Content-Length": "0"})

@@ -134,6 +134,17 @@ async def test_a_host_that_ignores_range_restarts_the_file(files, store, tmp_pat
     assert (dest / "qolaba/results/q1-1.bin").read_bytes() == files.body("/big.bin")
 
 
+async def test_a_206_of_another_range_restarts_the_file(files, store, tmp_path):
+    dest = tmp_path / "out"
+    succeed(store, "qolaba", "q1", [files.url("/big.bin")])
+    (dest / "qolaba/results").mkdir(parents=True)
+    (dest / "qolaba/results/q1-1.part").write_bytes(b"garbage" * 1000)
+    files.ranges = "from_zero"
+    got = await R.pull(store, store.tasks(), dest)
+    assert got[0].status == "downloaded"
+    assert (dest / "qolaba/results/q1-1.bin").read_bytes() == files.body("/big.bin")
+
+
 def test_resume_after_kill_9_mid_file(files, tmp_path):
     """A pull killed with SIGKILL in the middle of a file; the next run completes it by Range."""
     db, dest = tmp_path / "tasks.db", tmp_path / "out"
