@@ -444,3 +444,14 @@ def test_new_events_are_counted_by_rows_not_by_ids(pg_url: str) -> None:
 def test_db_copy_from_a_missing_file_says_so(tmp_path: Path, pg_url: str) -> None:
     with pytest.raises(StoreError, match="no such database file"):
         db_copy(tmp_path / "nope.db", pg_url)
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://postgres:sekrit%40pw@127.0.0.1:notaport/db",
+    "postgresql://u:sekrit@pw@[::1/db",
+    "postgresql://u:sekrit@127.0.0.1:1/db?sslmode=bogus&password=sekrit",
+])
+def test_a_malformed_url_is_one_line_without_its_password(url: str) -> None:
+    with pytest.raises(StoreError) as err:
+        open_store(url)
+    assert "sekrit" not in str(err.value) and "\n" not in str(err.value)

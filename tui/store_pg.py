@@ -40,6 +40,7 @@ from __future__ import annotations
 import functools
 import logging
 import random
+import re
 import time
 from typing import Any, Callable
 from urllib.parse import quote, unquote, urlsplit
@@ -169,6 +170,9 @@ def _password(url: str) -> str | None:
             value = unquote(urlsplit(url).password or "") or None
         except ValueError:
             value = None
+    if not value:  # a URL too broken for both parsers: what sits between "user:" and "@"
+        found = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://[^:@/]*:([^@/]*)@", url)
+        value = found.group(1) if found else None
     return str(value) if value else None
 
 
@@ -342,8 +346,12 @@ class PgStore(Store):
         text = " ".join(str(exc).split()) or type(exc).__name__
         if text.startswith("connection failed: "):
             text = text[len("connection failed: "):]
+        text = text.replace(self._url, self.url)
         if self._password:
             text = text.replace(self._password, "***")
+            encoded = quote(self._password, safe="")
+            if encoded != self._password:
+                text = text.replace(encoded, "***")
         return text[:500]
 
     def _connect(self, listen: bool = False) -> Any:  # type: ignore[override]
