@@ -454,30 +454,36 @@ def render_halfblocks(image_bytes: bytes, width: int, height: int,
     """The image as Rich ``Text`` lines of ``▀`` cells (fg = upper pixel, bg = lower),
     at most ``width`` x ``height`` cells, aspect ratio kept.  ``PreviewError`` for
     bytes that are no readable image."""
-    from rich.color import Color
+    from rich.color import Color, ColorType
+    from rich.color_triplet import ColorTriplet
     from rich.style import Style
-    from rich.text import Text
+    from rich.text import Span, Text
 
     grid = pixels(image_bytes, width, height, background)
+    colours: dict[tuple[int, int, int], Color] = {}
     styles: dict[tuple, Style] = {}
+
+    def colour(rgb: tuple[int, int, int]) -> Color:
+        c = colours.get(rgb)
+        if c is None:
+            c = colours[rgb] = Color("#%02x%02x%02x" % rgb, ColorType.TRUECOLOR, triplet=ColorTriplet(*rgb))
+        return c
+
     lines = []
     for y in range(0, len(grid), 2):
         upper, lower = grid[y], grid[y + 1]
-        line = Text(no_wrap=True, overflow="crop")
-        run_style, run = None, 0
-        for top, bottom in zip(upper, lower):
-            style = styles.get((top, bottom))
-            if style is None:
-                style = styles[(top, bottom)] = Style(color=Color.from_rgb(*top), bgcolor=Color.from_rgb(*bottom))
-            if style is run_style:
-                run += 1
-                continue
-            if run:
-                line.append(UPPER_HALF * run, run_style)
-            run_style, run = style, 1
-        if run:
-            line.append(UPPER_HALF * run, run_style)
-        lines.append(line)
+        spans: list[Span] = []
+        start, prev = 0, None
+        for x, pair in enumerate(zip(upper, lower)):
+            if pair != prev:
+                if prev is not None:
+                    spans.append(Span(start, x, styles[prev]))
+                if pair not in styles:
+                    styles[pair] = Style.from_color(colour(pair[0]), colour(pair[1]))
+                start, prev = x, pair
+        if prev is not None:
+            spans.append(Span(start, len(upper), styles[prev]))
+        lines.append(Text(UPPER_HALF * len(upper), spans=spans, no_wrap=True, overflow="crop"))
     return lines
 
 
