@@ -173,3 +173,20 @@ async def test_progress_sort_counts_a_succeeded_task_as_100_percent(tmp_path):
         app.task_list.sort_mode = "progress"
         await pilot.pause()
         assert app.task_list.index == ["evolink:done", "evolink:most", "evolink:half", "evolink:none"]
+
+
+async def test_relative_times_in_summary_and_detail_tick(tmp_path):
+    # issue 13 bug 7: "(10s ago)" must move on with the clock, as the list's ages do
+    now = [NOW]
+    store = fill_store(tmp_path / "tasks.db", [Task("evolink", "e1", state="running", created_at=NOW - 10,
+                                                    updated_at=NOW - 10)], events=False)
+    app = make_app(make_config(tmp_path), store, clock=lambda: now[0])
+    async with app.run_test(size=(140, 30)) as pilot:
+        await wait_for(pilot, lambda: "(10s ago)" in plain(app.query_one("#summary")))
+        now[0] += 120
+        await wait_for(pilot, lambda: "(2m ago)" in plain(app.query_one("#summary")))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
+        assert "(2m ago)" in plain(app.screen.query_one("#detail-fields"))
+        now[0] += 3600
+        await wait_for(pilot, lambda: "(1h ago)" in plain(app.screen.query_one("#detail-fields")))

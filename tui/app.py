@@ -367,6 +367,7 @@ class TaskTUI(App[None]):
         if not self._main_active():
             return
         self.task_list.tick()
+        self._update_summary()  # its "(12s ago)" moves on too (redrawn once a second at most)
         self._update_quota()
         self._update_header()
 

@@ -57,6 +57,7 @@ class DetailScreen(Screen[None]):
         self.store = store
         self.key = key
         self.clock = clock
+        self._shown_fields: list[tuple[str, str]] = []
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="detail-body"):
@@ -70,6 +71,19 @@ class DetailScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.show()
+        self.set_interval(1.0, self._tick, name="detail-ages")
+
+    def _tick(self) -> None:
+        """Once a second: the fields again, so "(12s ago)" keeps up with the clock
+        (the history and the raw answer change only with the task)."""
+        task = self.store.get(self.key)
+        if task is None:
+            return
+        rows = task_rows(task, self.clock(), full=True)
+        shown = [(name, value.plain) for name, value in rows]
+        if shown != self._shown_fields:  # redraw only when a time's text moved
+            self._shown_fields = shown
+            self.query_one("#detail-fields", Static).update(rows_table(rows))
 
     def show(self) -> None:
         """(Re)read the task from the store and draw it."""
@@ -84,7 +98,9 @@ class DetailScreen(Screen[None]):
         head.append(clean(task.task_id, 300), "bold")
         head.append(f"   {state_label(task.state)}")
         title.update(head)
-        self.query_one("#detail-fields", Static).update(rows_table(task_rows(task, now, full=True)))
+        rows = task_rows(task, now, full=True)
+        self._shown_fields = [(name, value.plain) for name, value in rows]
+        self.query_one("#detail-fields", Static).update(rows_table(rows))
         self.query_one("#detail-history", Static).update(self._history())
         raw = self.store.raw(self.key)
         body = Text("(nothing received yet)", "dim") if raw is None else Text(pretty_json(raw))

@@ -120,6 +120,7 @@ class TaskSummary(Static):
     """What the cursor is on: the fields that matter, in a few lines."""
 
     _shown: tuple | None = None
+    _text: list | None = None
 
     def show(self, task: Task | None, now: float) -> None:
         shown = None if task is None else (task.key, task.rev, int(now))
@@ -127,9 +128,15 @@ class TaskSummary(Static):
             return  # same task, same revision, same second: nothing would change
         self._shown = shown
         if task is None:
+            self._text = None
             self._put(Text("No task selected.", "dim"))
             return
-        self._put(rows_table(task_rows(task, now, full=False)))
+        rows = task_rows(task, now, full=False)
+        text = [(name, value.plain) for name, value in rows]
+        if text == self._text:
+            return  # a second later, but every "(3m ago)" reads the same
+        self._text = text
+        self._put(rows_table(rows))
 
     def _put(self, renderable) -> None:
         """Update; lay out again only if the pane's height follows its content
