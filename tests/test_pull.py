@@ -362,3 +362,35 @@ def test_a_schema_2_file_reads_read_only_with_no_files(tmp_path):
         s.set_files("comfy:a", ["/p"])
     with Store(db, readonly=True) as reader:
         assert reader.get("comfy:a").files == ["/p"]
+
+
+# ---------------------------------------------------------------- expiry
+
+
+def test_evolink_links_expire_24_h_after_the_task_ended():
+    # EvoLinkAI/evolink-media-mcp packages/core/src/tools/check-task.ts:
+    # "Note: Download URLs expire in 24 hours. Save results promptly."
+    t = Task("evolink", "task-unified-1", state="succeeded", results=["https://files/x.mp4"], finished_at=1000.0)
+    assert R.expires_at(t) == 1000.0 + 86400
+    assert R.expiry_text(t, 1000.0 + 21 * 3600) == "expires in 3 h"
+    assert R.expiry_text(t, 1000.0 + 86400 - 25 * 60) == "expires in 25 min"
+    assert R.expiry_text(t, 1000.0 + 86400 + 2 * 3600) == "expired 2 h ago"
+    assert not R.expiry_soon(t, 1000.0 + 17 * 3600)  # 7 h of 24 left
+    assert R.expiry_soon(t, 1000.0 + 19 * 3600)  # 5 h left: the last quarter
+    assert R.expiry_soon(t, 1000.0 + 30 * 3600)  # expired
+    assert R.expires_at(t.copy(state="running", finished_at=None)) is None
+
+
+def test_upscayl_expiry_comes_from_its_files_expires_at():
+    # docs.upscayl.org openapi FileData.expiresAt ("Timestamp of file expiration"); the
+    # Upscayl client keeps the earliest as details["expires"] (ISO)
+    t = Task("upscayl", "u1", state="succeeded", results=["https://cdn/x.png"], created_at=0.0,
+             finished_at=1_640_990_000.0, details={"expires": "2022-01-01T00:00:00Z"})
+    assert R.expires_at(t) == 1_640_995_200.0
+    assert R.expiry_text(t, 1_640_995_200.0 - 7200) == "expires in 2 h"
+    assert R.expiry_soon(t, 1_640_995_200.0 - 1000) and not R.expiry_soon(t, 1_640_990_100.0)
+
+
+def test_no_stated_lifetime_no_expiry():
+    t = Task("freepik", "f", state="succeeded", results=["https://x/y.png"], finished_at=5.0)
+    assert R.expires_at(t) is None and R.expiry_text(t, 10.0) is None and not R.expiry_soon(t, 1e12)

@@ -504,6 +504,61 @@ async def _check_complete(http: httpx.AsyncClient, final: Path, url: str,
     return None
 
 
+# ---------------------------------------------------------------- expiry
+
+# Result links whose lifetime a provider states, counted from the task's end.
+# EvoLink: "Note: Download URLs expire in 24 hours. Save results promptly."
+# (EvoLinkAI/evolink-media-mcp, packages/core/src/tools/check-task.ts).
+LINK_LIFETIME: dict[str, float] = {"evolink": 24 * 3600.0}
+
+
+def expires_at(task: Task) -> float | None:
+    """When the task's result links stop working, if the provider says: a time in
+    its answer (Upscayl's file ``expiresAt``, kept in ``details["expires"]``), else
+    the stated lifetime after the task ended (EvoLink: 24 h).  None: not stated."""
+    from .model import epoch
+
+    stated = epoch(task.details.get("expires")) if task.details.get("expires") else None
+    if stated is not None:
+        return stated
+    lifetime = LINK_LIFETIME.get(task.provider)
+    if lifetime and task.state == SUCCEEDED and task.finished_at is not None:
+        return task.finished_at + lifetime
+    return None
+
+
+def expiry_text(task: Task, now: float) -> str | None:
+    """``expires in 3 h`` / ``expires in 25 min`` / ``expired 2 h ago`` (None: not stated)."""
+    at = expires_at(task)
+    if at is None or not task.results:
+        return None
+    left = at - now
+    span = _span(abs(left))
+    return f"expires in {span}" if left > 0 else f"expired {span} ago"
+
+
+def expiry_soon(task: Task, now: float) -> bool:
+    """True in the last quarter of the links' lifetime, and once they have expired:
+    the row's marker.  The lifetime runs from the task's end (or creation)."""
+    at = expires_at(task)
+    if at is None or not task.results:
+        return False
+    start = task.finished_at or task.created_at
+    if start is None or start >= at:
+        return at - now < 3600  # no known start: the last hour
+    return (at - now) <= (at - start) / 4
+
+
+def _span(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    if seconds < 48 * 3600:
+        return f"{round(seconds / 3600)} h"
+    return f"{round(seconds / 86400)} d"
+
+
 # ---------------------------------------------------------------- command
 
 
