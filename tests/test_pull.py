@@ -318,6 +318,21 @@ def test_command_prints_plain_lines_off_a_terminal_and_json_on_request(files, tm
     assert none.returncode == 0 and json.loads(none.stdout) == []
 
 
+async def test_a_terminal_gets_bars_per_file_and_overall(files, tmp_path):
+    import io
+
+    out = io.StringIO()
+    tasks = [Task("evolink", "t", label="b", state="succeeded",
+                  results=[files.url("/big.bin"), files.url("/expired410"), files.url("/img.png")])]
+    with R._Bars(out, force_terminal=True, width=120) as bars:
+        got = await R.pull(None, tasks, tmp_path / "out", on_progress=bars)
+    assert [r.status for r in got] == ["downloaded", "expired", "downloaded"]
+    text = out.getvalue()
+    assert "all files" in text and "t-1.bin" in text and "300.0 kB" in text  # a bar with bytes of the file
+    assert "downloaded" in text and "expired" in text and "HTTP 410" in text
+    assert "\x1b[" in text  # drawn as a terminal's live display
+
+
 def test_ls_json_shows_files(files, tmp_path):
     db = tmp_path / "tasks.db"
     with Store(db) as s:

@@ -592,12 +592,12 @@ class _Bars:
     """A terminal's progress: a bar per file being fetched and one overall
     (bytes, speed, ETA), with Rich (no Textual)."""
 
-    def __init__(self, stream) -> None:
+    def __init__(self, stream, force_terminal: bool | None = None, width: int | None = None) -> None:
         from rich.console import Console
         from rich.progress import (BarColumn, DownloadColumn, Progress as Bars, TextColumn,
                                    TimeRemainingColumn, TransferSpeedColumn)
 
-        self.console = Console(file=stream)
+        self.console = Console(file=stream, force_terminal=force_terminal, width=width)
         self.bars = Bars(TextColumn("{task.description}", markup=False), BarColumn(), DownloadColumn(),
                          TransferSpeedColumn(), TimeRemainingColumn(), console=self.console,
                          transient=False)
