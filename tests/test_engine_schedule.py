@@ -22,8 +22,8 @@ from tui.engine import (
     QUIET_CAP,
     Durations,
     Engine,
+    ProviderHealth,
     Schedule,
-    next_interval,
     observe,
     plan,
     predict_end,
@@ -42,10 +42,12 @@ def _task(**kw) -> Task:
 
 def _answer(s: Schedule, now: float, floor: float = FLOOR, durations: Durations | None = None,
             **kw) -> tuple[float, float]:
-    """One answer at ``now`` (engine clock == wall clock - WALL): observe, then plan."""
+    """One answer at ``now`` (engine clock == wall clock - WALL): observe, plan, adopt the plan."""
     t = _task(**kw)
     observe(s, t, now)
-    return plan(floor, s, t, now, WALL + now, cap=600.0, quiet_cap=QUIET_CAP, durations=durations)
+    p = plan(floor, s, t, now, WALL + now, cap=600.0, quiet_cap=QUIET_CAP, durations=durations)
+    s.adopt(p, now)
+    return p.wait, p.slack
 
 
 # ---------------------------------------------------------------- predictions
@@ -126,7 +128,7 @@ def test_a_quiet_task_is_polled_less_and_less_but_at_least_once_a_minute():
     assert _answer(s, 0.0)[0] == FLOOR
     assert _answer(s, 100.0)[0] == pytest.approx(25.0)
     assert _answer(s, 10_000.0)[0] == QUIET_CAP  # an end nobody foretold is seen within a minute
-    assert next_interval(FLOOR, s, _task(), 10_000.0, WALL, adaptive=False) == FLOOR
+    assert plan(FLOOR, s, _task(), 10_000.0, WALL, adaptive=False).wait == FLOOR
 
 
 def test_learned_durations_skip_the_polls_before_the_likely_end():
@@ -326,7 +328,7 @@ async def test_a_list_waits_for_the_first_task_that_cannot_wait(sim_factory, sim
     try:
         await run.until(0.0, ["never"])  # a status probe, then the list: every task answered once
         assert len([r for r in sim.requests if r.endpoint == "list"]) == 1
-        scheds = [run.engine._sched[f"freepik:s{i}"] for i in range(3)]
+        scheds = [run.engine.workers["freepik"].sched[f"freepik:s{i}"] for i in range(3)]
         assert len({s.last_poll for s in scheds}) == 1  # one answer, every task rescheduled
         # due now, but each may slip: no list yet
         for s in scheds:
@@ -409,14 +411,15 @@ async def test_learned_durations_outlive_the_process(sim_factory, sim_task, sim_
              for i in range(8)]
     later = [sim_task("comfy", f"b{i}", "running", created=300.0, start=300.0, end=300 + rng.uniform(50, 70))
              for i in range(8)]
-    sim = sim_factory(_at_wall(sim_scenario(*first, *later)))
+    extra = [sim_task("comfy", f"x{i}", "running", created=600.0, start=600.0, end=660.0) for i in range(3)]
+    sim = sim_factory(_at_wall(sim_scenario(*first, *later, *extra)))
     one = await _run_to_ends(sim, store, "comfy", first, 200.0)
-    (key, durations), = one.engine._durations.items()  # one provider, kind and model
-    learned = durations.values()
+    saved = ProviderHealth.decode("comfy", store.counters()["comfy"])  # what the next process reads
+    (key, learned), = saved.durations.items()  # one kind and model
     assert len(learned) == 8
 
     two = _Run(sim, store, _config(sim, "comfy"))  # a new engine on the same store
-    assert two.engine._durations[key].values() == [round(v, 1) for v in learned]
+    assert two.engine.health()[0].durations[key] == learned  # known before its first request
     two.vt = 300.0
     store.add("comfy", [t.task_id for t in later])
     try:
@@ -428,15 +431,21 @@ async def test_learned_durations_outlive_the_process(sim_factory, sim_task, sim_
     assert all(two.seen[f"comfy:{t.task_id}"] - t.end <= 0.25 * 70 + 1.0 for t in later)
 
     # what was saved is read defensively: junk is skipped, the rest kept
-    two.engine._restore_durations("comfy", {"img\tm": ["x", None, True, -1, float("inf"), 42.0], 7: [1.0]})
-    assert two.engine._durations[("comfy", "img", "m")].values() == [42.0]
-    two.engine._restore_durations("comfy", ["not", "a", "dict"])
+    junk = ProviderHealth.decode("comfy", {"durations": {"img\tm": ["x", None, True, -1, float("inf"), 42.0],
+                                                         7: [1.0]}})
+    assert junk.durations == {("img", "m"): [42.0]}
+    assert ProviderHealth.decode("comfy", {"durations": ["not", "a", "dict"]}).durations == {}
     # provider text cannot grow it without bound: many models, at most MAX_KINDS kept
-    two.engine._restore_durations("comfy", {f"img\tmodel-{i}": [30.0] for i in range(2 * MAX_KINDS)})
-    assert len(two.engine._durations) == MAX_KINDS
-    worker = two.engine.workers["comfy"]
-    for i in range(10):  # answers naming yet more models learn nothing new, and still get a plan
-        task = Task("comfy", f"m{i}", state=RUNNING, model=f"new-{i}")
-        two.engine._answered(worker, task, task)
-        assert two.engine._sched[task.key].interval >= FLOOR
-    assert len(two.engine._durations) == MAX_KINDS
+    full = {f"img\tmodel-{i}": [30.0] for i in range(2 * MAX_KINDS)}
+    assert len(ProviderHealth.decode("comfy", {"durations": full}).durations) == MAX_KINDS
+    store.save_counters("comfy", {"durations": full})
+    three = _Run(sim, store, _config(sim, "comfy"))  # its table is full from the start
+    three.vt = 600.0
+    store.add("comfy", [t.task_id for t in extra])
+    try:  # tasks of a kind it cannot learn any more are still planned and seen to their ends
+        await three.until(800.0, [f"comfy:{t.task_id}" for t in extra])
+    finally:
+        await three.engine.stop()
+    assert len(three.seen) == len(extra)
+    assert all(three.seen[f"comfy:{t.task_id}"] - t.end <= QUIET_CAP + 1.0 for t in extra)
+    assert len(ProviderHealth.decode("comfy", store.counters()["comfy"]).durations) == MAX_KINDS

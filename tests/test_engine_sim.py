@@ -431,6 +431,34 @@ async def test_pause_stops_rounds_and_refresh_now_still_works(sim, store):
         await engine.stop()
 
 
+async def test_no_request_leaves_while_paused_and_polling_resumes_after(sim, store):
+    """Paused, the worker sends nothing, not even for a task added meanwhile; a
+    second engine (another provider on the same simulator) is the clock: while
+    it polls ten times, the paused one would have polled too."""
+    store.add("evolink", ["evolink-running"])
+    store.add("qolaba", ["qolaba-running"])
+    paused = Engine(config_for(sim.base_url, providers=("evolink",)), store, adaptive=False)
+    witness = Engine(config_for(sim.base_url, providers=("qolaba",)), store, adaptive=False)
+    paused.pause()
+    await paused.start()
+    await witness.start()
+    try:
+        await until(lambda: len(reqs(sim, "qolaba", "status")) >= 3, what="the witness polling")
+        store.add("evolink", ["evolink-queued"])  # a new task wakes the paused worker
+        seen = len(reqs(sim, "qolaba", "status"))
+        await until(lambda: len(reqs(sim, "qolaba", "status")) >= seen + 10, what="ten more witness polls")
+        assert reqs(sim, "evolink") == []  # not one request reached the provider
+        assert paused.status("evolink").paused
+        paused.resume()
+        await until(lambda: {r.task_id for r in reqs(sim, "evolink", "status")} >= {"evolink-running",
+                                                                                   "evolink-queued"},
+                    what="both tasks polled after resume")
+        assert not paused.status("evolink").paused
+    finally:
+        await paused.stop()
+        await witness.stop()
+
+
 async def test_balance_is_fetched_and_counted(sim, store):
     store.add("evolink", ["evolink-done"])
     engine = Engine(config_for(sim.base_url, providers=("evolink",)), store)
@@ -475,11 +503,11 @@ async def test_adaptive_polling_spends_fewer_requests_than_fixed(sim_factory, si
 
 async def test_an_answer_the_store_refuses_does_not_sink_the_round(sim, tmp_path):
     class PickyStore(Store):
-        def apply(self, updates, events=(), counters=None, discovered=False):
+        def apply(self, updates, events=(), counters=None, discovered=False, *, health=None):
             updates = list(updates)
             if any(t.task_id == "evolink-failed" for t in updates):
                 raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
-            return super().apply(updates, events, counters, discovered)
+            return super().apply(updates, events, counters, discovered, health=health)
 
     store = PickyStore(tmp_path / "picky.db")
     try:
@@ -514,26 +542,30 @@ async def test_tight_budget_reaches_every_task_before_asking_any_again(sim_facto
     assert not any(r.over_budget or r.status == 429 for r in reqs(sim, "qolaba"))
 
 
-async def test_an_internal_error_is_logged_and_polling_goes_on(sim, store):
-    store.add("evolink", ["evolink-done"])
-    engine = Engine(config_for(sim.base_url, providers=("evolink",)), store)
-    calls = {"n": 0}
-    real = engine._round
+async def test_an_internal_error_is_logged_and_polling_goes_on(sim, tmp_path):
+    class BrokenOnce(Store):  # a bug anywhere in a round (here: the task list read) must not stop polling
+        armed = False
 
-    async def flaky(w, force=False):
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise RuntimeError("boom")
-        await real(w, force)
+        def tasks(self):
+            if self.armed:
+                self.armed = False
+                raise RuntimeError("boom")
+            return super().tasks()
 
-    engine._round = flaky
-    await engine.start()
+    store = BrokenOnce(tmp_path / "broken.db")
     try:
-        await until(lambda: store.get("evolink:evolink-done").state == "succeeded", what="recovery")
-        internal = [e for e in store.events(provider="evolink") if e.kind == "internal"]
-        assert len(internal) == 1 and "RuntimeError: boom" in internal[0].message
+        store.add("evolink", ["evolink-done"])
+        engine = Engine(config_for(sim.base_url, providers=("evolink",)), store)
+        store.armed = True
+        await engine.start()
+        try:
+            await until(lambda: store.get("evolink:evolink-done").state == "succeeded", what="recovery")
+            internal = [e for e in store.events(provider="evolink") if e.kind == "internal"]
+            assert len(internal) == 1 and "RuntimeError: boom" in internal[0].message
+        finally:
+            await engine.stop()
     finally:
-        await engine.stop()
+        store.close()
 
 
 async def test_retry_window_with_a_fake_clock(sim, sim_fault, store):

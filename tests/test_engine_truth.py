@@ -526,7 +526,7 @@ async def test_a_round_gives_up_a_request_at_its_deadline(sim, sim_fault, store,
     sim.add(faults=[sim_fault("slow", "evolink", task_id="evolink-running", endpoint="status", delay=120.0)])
     store.add("evolink", ["evolink-done", "evolink-running"])
     engine = Engine(config_for(sim.base_url, providers=("evolink",), evolink={"timeout": 300.0}), store)
-    monkeypatch.setattr(engine, "_round_deadline", lambda w: 1.5)
+    engine.workers["evolink"].round_deadline = 1.5  # seconds, instead of 2 x timeout + 5
     try:
         await engine.poll_once()  # returns at the deadline, not after 120 s
         t = store.get("evolink:evolink-running")

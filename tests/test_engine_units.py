@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tui.budget import Budget, format_rate, parse_rate
-from tui.engine import Schedule, backoff, next_interval, observe, priority
+from tui.budget import Budget
+from tui.engine import Schedule, backoff, observe, plan, priority
 from tui.model import RUNNING, Task
 
 
@@ -18,25 +18,6 @@ class FakeClock:
 
     def advance(self, dt: float) -> None:
         self.t += dt
-
-
-@pytest.mark.parametrize("text, expected", [
-    ("100/h", (100.0, 3600.0)), ("10/s", (10.0, 1.0)), ("60/m", (60.0, 60.0)),
-    ("5/2m", (5.0, 120.0)), (" 3 / hour ", (3.0, 3600.0)), ((7, 30), (7.0, 30.0)),
-])
-def test_parse_rate(text, expected):
-    assert parse_rate(text) == expected
-
-
-@pytest.mark.parametrize("bad", ["", "100", "x/h", "0/s", "10/y", "-1/s"])
-def test_parse_rate_rejects(bad):
-    with pytest.raises(ValueError):
-        parse_rate(bad)
-
-
-def test_format_rate_round_trips():
-    assert format_rate(*parse_rate("100/h")) == "100/h"
-    assert format_rate(*parse_rate("10/s")) == "10/s"
 
 
 def test_budget_never_exceeds_count_in_any_window():
@@ -92,6 +73,26 @@ def test_budget_recent_lists_ages_inside_window():
 
 def _task(**kw) -> Task:
     return Task(provider="evolink", task_id="t1", state=RUNNING, **kw)
+
+
+def next_interval(floor: float, s: Schedule, t: Task, now: float, wall_now: float, **kw) -> float:
+    """``plan``'s wait, made the task's schedule (what the engine does with it)."""
+    p = plan(floor, s, t, now, wall_now, **kw)
+    s.adopt(p, now)
+    return p.wait
+
+
+def test_plan_leaves_its_schedule_alone_and_adopt_applies_it():
+    s = Schedule()
+    observe(s, _task(progress=10.0), now=0.0)
+    t = _task(progress=30.0)
+    observe(s, t, now=20.0)
+    before = repr(s)
+    p = plan(1.0, s, t, now=20.0, wall_now=0.0)
+    assert repr(s) == before  # a plan is returned, never written into its argument
+    assert p.predicted is not None and p.predicted[0] == 20.0
+    s.adopt(p, 20.0)
+    assert (s.interval, s.slack, s.due, s.predicted) == (p.wait, p.slack, 20.0 + p.wait, p.predicted)
 
 
 def test_interval_floor_and_growth_without_progress():

@@ -1,6 +1,6 @@
 """Request budgets: a token bucket under a hard sliding-window cap.
 
-``Budget(100, 3600)`` ("100/h") refills at 100 per hour and allows small
+``Budget(100, 3600)`` ("100/h", a ``tui.config.RateLimit``) refills at 100 per hour and allows small
 bursts (a tenth of the count), while the window guarantees that no window of
 ``per`` seconds ever holds more than ``count`` requests, which is what a
 provider's limit means.  Time comes from an injectable monotonic clock.
@@ -9,36 +9,9 @@ provider's limit means.  Time comes from an injectable monotonic clock.
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections import deque
 from typing import Callable
-
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)?\s*([smhd])[a-z]*\s*$", re.I)
-
-
-def parse_rate(value: str | tuple[float, float] | list[float]) -> tuple[float, float]:
-    """``"100/h"``, ``"10/s"``, ``"5/2m"`` or ``(count, per_seconds)`` -> (count, per_seconds)."""
-    if isinstance(value, (tuple, list)):
-        count, per = float(value[0]), float(value[1])
-    else:
-        m = _RATE.match(str(value))
-        if not m:
-            raise ValueError(f"not a rate: {value!r} (use N/s, N/m or N/h)")
-        count = float(m.group(1))
-        per = float(m.group(2) or 1) * _UNITS[m.group(3).lower()]
-    if count <= 0 or per <= 0:
-        raise ValueError(f"not a rate: {value!r} (count and period must be positive)")
-    return count, per
-
-
-def format_rate(count: float, per: float) -> str:
-    for unit, seconds in (("h", 3600.0), ("m", 60.0), ("s", 1.0)):
-        if per == seconds:
-            return f"{count:g}/{unit}"
-    return f"{count:g}/{per:g}s"
-
 
 class Budget:
     """How many requests a provider may send now.  ``take()`` spends one."""

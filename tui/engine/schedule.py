@@ -1,0 +1,271 @@
+"""When a live task is polled next: the pure scheduling policy.
+
+Nothing here sends a request, reads a clock or touches the store: each
+function takes the times it needs and returns what it decides.  ``plan``
+returns a ``Plan`` (the wait, its slack and the prediction it made);
+``Schedule.adopt`` is where a caller makes it the task's schedule.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable
+
+from ..config import DEFAULT_MAX_BACKOFF, DEFAULT_MAX_INTERVAL
+from ..model import Task
+
+MAX_INTERVAL = DEFAULT_MAX_INTERVAL  # longest wait between two polls of one live task (engine max_interval)
+BACKOFF_CAP = DEFAULT_MAX_BACKOFF  # longest wait after transient failures (engine max_backoff)
+QUIET_CAP = 60.0  # longest wait between two polls of a task whose end cannot be foreseen
+RESOLUTION = 1.0  # seconds: providers give created/eta in whole seconds, progress in whole points
+TOLERANCE = 0.01  # a delay of this share of a task's length is not worth a request to avoid
+STALLED = 2.0  # progress that has not moved for this many points' worth of time: the rate is stale
+QUIET_SHARE = 0.25  # without a prediction, wait this share of the time the task has been quiet
+PRIOR_SHARE = 1 / 6  # with learned durations, poll each time this share of the likely ends has passed
+PRIOR_MIN = 5  # ... when at least this many learned durations are longer than the task's age
+PRIOR_SIZE = 64  # learned durations kept per provider, kind and model (the latest)
+MAX_KINDS = 256  # (provider, kind, model) triples learned at most: provider text must not grow memory or the counters
+
+Prediction = tuple[float, float, float, float]  # (made at, earliest, latest, likeliest end)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What ``plan`` decided for one task: wait ``wait`` seconds, a poll up to
+    ``slack`` later costs nothing, and the prediction state to keep."""
+
+    wait: float
+    slack: float
+    predicted: Prediction | None = None
+    expired: float | None = None
+    prior_end: float | None = None
+
+
+@dataclass(slots=True)
+class Schedule:
+    """What the engine remembers about one task between polls (monotonic times)."""
+
+    due: float = 0.0
+    interval: float = 0.0
+    last_poll: float | None = None
+    last_change: float | None = None
+    signature: tuple | None = None  # (state, provider_status, progress) of the last answer
+    progress_start: tuple[float, float] | None = None  # (progress, time): first seen above 0
+    rate: float | None = None  # progress points per second
+    fails: int = 0
+    polls: int = 0
+    slack: float = 0.0  # the next poll may come this much after ``due`` at no loss (see ``plan``)
+    first_seen: float | None = None  # time of the first answer
+    born: float | None = None  # when the task began: the provider's created_at, else first seen
+    moved: float | None = None  # when the progress was first seen at its current value
+    predicted: Prediction | None = None  # (made at, earliest, latest, likeliest end)
+    expired: float | None = None  # the likeliest end last predicted, passed with the task still running
+    prior_end: float | None = None  # the end the learned durations made likely at the last answer
+    fail_since: float | None = None  # wall time of the first failed poll in a row
+    path: tuple[str | None, str | None] | None = None  # (kind, the path its status is asked at)
+
+    def adopt(self, p: Plan, now: float) -> None:
+        """Make a plan made at ``now`` this task's schedule."""
+        self.interval, self.slack = p.wait, p.slack
+        self.predicted, self.expired, self.prior_end = p.predicted, p.expired, p.prior_end
+        self.due = now + p.wait
+
+
+class Durations:
+    """How long finished tasks of one provider, kind and model took (seconds
+    from their start to their end, the latest ``PRIOR_SIZE``), learned as
+    tasks end: what the engine knows of a task that reports nothing but its
+    state."""
+
+    __slots__ = ("_recent", "_sorted")
+
+    def __init__(self, values: list[float] | None = None) -> None:
+        self._recent: deque[float] = deque(maxlen=PRIOR_SIZE)
+        self._sorted: list[float] = []
+        for value in values or ():
+            self.add(value)
+
+    def __len__(self) -> int:
+        return len(self._recent)
+
+    def add(self, seconds: float) -> None:
+        if not (seconds > 0 and math.isfinite(seconds)):
+            return
+        if len(self._recent) == self._recent.maxlen:
+            old = self._recent[0]
+            del self._sorted[bisect.bisect_left(self._sorted, old)]
+        self._recent.append(seconds)
+        bisect.insort(self._sorted, seconds)
+
+    def values(self) -> list[float]:
+        """The learned durations, oldest first (what the counters save)."""
+        return list(self._recent)
+
+    def typical(self) -> float | None:
+        """The median learned duration (None before any was learned)."""
+        return self._sorted[len(self._sorted) // 2] if self._sorted else None
+
+    def next_end(self, age: float, share: float = PRIOR_SHARE) -> float | None:
+        """The age by which ``share`` of the learned tasks that were still running
+        at ``age`` had ended; None when too few of them ran that long (the task
+        is already older than what was learned, or nothing was)."""
+        k = bisect.bisect_right(self._sorted, age)
+        longer = len(self._sorted) - k
+        if longer < PRIOR_MIN:
+            return None
+        return self._sorted[k + max(0, math.ceil(share * longer) - 1)]
+
+
+def predict_end(sched: Schedule, task: Task, now: float,
+                wall_now: float) -> tuple[float, float, float, bool] | None:
+    """(earliest, likeliest, latest, confirmed): when the task should end, on the
+    engine's clock, from its progress rate and the provider's eta; None when
+    there is neither, or both have run out while the task still runs.
+
+    Each source is an interval as wide as what it is made of: an eta and a
+    creation time in whole seconds; a rate measured over ``dp`` whole points
+    (off by up to a point at each end) and the current progress (a point).
+    Two sources that overlap narrow and confirm each other; apart, the
+    prediction spans both, the earlier is the likeliest, and it is not
+    confirmed.  A rate alone is confirmed when the prediction made at the
+    previous answer still overlaps.  A rate whose progress has not moved for
+    ``STALLED`` points' worth of time predicts nothing."""
+    found: list[tuple[float, float, float]] = []
+    rate = sched.rate
+    if rate and rate > 0 and task.progress is not None and sched.progress_start is not None:
+        remaining = (100.0 - task.progress) / rate
+        moving = sched.moved is None or (now - sched.moved) * rate <= STALLED
+        if remaining > 0 and moving:
+            slack = remaining / max(1.0, task.progress - sched.progress_start[0])
+            point = 1.0 / rate
+            found.append((now + max(0.0, remaining - slack - point), now + remaining,
+                          now + remaining + slack + point * 0.5))
+    rate_based = bool(found)
+    if task.eta and task.created_at:
+        remaining = task.created_at + task.eta - wall_now
+        if remaining > 0:  # an eta that ran out while the task runs is stale
+            found.append((now + max(0.0, remaining - 1.5 * RESOLUTION), now + remaining,
+                          now + remaining + 1.5 * RESOLUTION))
+    if not found:
+        return None
+    if len(found) == 2:
+        (a0, a, a1), (b0, b, b1) = found
+        lo, hi = max(a0, b0), min(a1, b1)
+        if lo <= hi:
+            best = a if a1 - a0 <= b1 - b0 else b
+            return lo, min(max(best, lo), hi), hi, True
+        return min(a0, b0), min(a, b), max(a1, b1), False
+    lo, best, hi = found[0]
+    prior = sched.predicted
+    confirmed = rate_based and prior is not None and prior[0] < now and prior[1] <= hi and lo <= prior[2]
+    return lo, best, hi, confirmed
+
+
+def plan(floor: float, sched: Schedule, task: Task, now: float, wall_now: float,
+         adaptive: bool = True, cap: float = MAX_INTERVAL, quiet_cap: float | None = None,
+         durations: Durations | None = None) -> Plan:
+    """The next poll of a live task: ``Plan.wait`` seconds from ``now``, and how
+    much later (``Plan.slack``) that poll may come at no loss (a list request,
+    which refreshes many tasks at once, waits for the first task whose slack
+    has run out).  ``sched`` is read, never changed: ``Schedule.adopt`` applies
+    the plan.
+
+    ``floor`` (the configured poll_interval) is the minimum, ``cap`` the
+    maximum.  With a predicted end (progress rate, eta; see ``predict_end``):
+
+    - not confirmed: halfway to the likeliest end (a poll to learn more, which
+      may slip by half as much again);
+    - confirmed and sharp (no wider than the floor or a ``TOLERANCE`` share of
+      the task's length): at its latest end, the first poll after the end;
+    - confirmed but wide: a step past its earliest end (or halfway, if later).
+
+    Without a prediction: when the ``durations`` learned from finished tasks
+    like it say when it likely ends, each time a ``PRIOR_SHARE`` of those ends
+    has passed (no polls before the shortest ones), at most ``quiet_cap``
+    apart; else a ``QUIET_SHARE`` of the time the task has been quiet (since
+    its last change, or since the likely end it has outlived), at most
+    ``quiet_cap``: an end nothing foretold is seen within a fifth of that time.
+    """
+    predicted, expired, prior_end = sched.predicted, sched.expired, sched.prior_end
+    if not adaptive:
+        return Plan(floor, 0.0, predicted, expired, prior_end)
+    cap = max(cap, floor)
+    found = predict_end(sched, task, now, wall_now)
+    if found is not None:
+        lo, best, hi, confirmed = found
+        if predicted is None or predicted[0] < now:
+            predicted = (now, lo, hi, best)
+        length = hi - (sched.born if sched.born is not None else now)
+        step = max(floor, TOLERANCE * max(length, task.eta or 0.0))
+        if confirmed and hi - lo <= step:
+            wait, slack = hi - now, 0.0
+        else:
+            half = (best - now) * 0.5
+            wait = min(hi - now, max(half, lo - now + step if confirmed else 0.0))
+            slack = max(0.0, min(half * 0.5, lo - now - wait))  # never past the earliest end
+        wait = min(cap, max(floor, wait))
+        return Plan(wait, max(0.0, min(slack, cap - wait)), predicted, expired, prior_end)
+    if predicted is not None:
+        if predicted[3] <= now:  # its likeliest end has passed: overdue since then
+            expired = predicted[3]
+        predicted = None
+    if durations is not None and sched.born is not None:
+        age = now - sched.born
+        end = durations.next_end(age)
+        if end is not None:
+            wait = max(floor, min(cap, quiet_cap or cap, end - age))
+            return Plan(wait, wait * QUIET_SHARE, predicted, expired, sched.born + end)
+    if prior_end is not None:
+        if prior_end <= now:  # older than what was learned: overdue since the last likely end
+            expired = max(expired or prior_end, prior_end)
+        prior_end = None
+    quiet = now - max((x for x in (sched.last_change, expired) if x is not None), default=now)
+    wait = max(floor, min(cap, quiet_cap or cap, quiet * QUIET_SHARE))
+    return Plan(wait, wait * QUIET_SHARE, predicted, expired, prior_end)
+
+
+def observe(sched: Schedule, task: Task, now: float) -> None:
+    """Note an answer in the task's schedule: did it change, how fast does it progress."""
+    p = task.progress
+    if p is not None and (sched.moved is None or sched.signature is None or p != sched.signature[2]):
+        sched.moved = now
+    signature = (task.state, task.provider_status, p)
+    if signature != sched.signature:
+        sched.last_change = now
+        sched.signature = signature
+    if sched.last_change is None:
+        sched.last_change = now
+    if p is not None:
+        if sched.progress_start is None or p < sched.progress_start[0]:
+            if p > 0 or sched.progress_start is not None:  # 0: not started, no anchor yet
+                sched.progress_start = (p, now)
+                sched.rate = None
+        else:
+            p0, t0 = sched.progress_start
+            if p > p0 and now > t0:
+                sched.rate = (p - p0) / (now - t0)
+    if sched.first_seen is None:
+        sched.first_seen = now
+    if sched.born is None:
+        sched.born = now
+    sched.last_poll = now
+    sched.fails = 0
+    sched.polls += 1
+
+
+def priority(sched: Schedule | None, now: float) -> float:
+    """Sort key of a due task (smallest first): never-polled first, then the most
+    overdue relative to its own interval (the likeliest to have changed)."""
+    if sched is None or sched.last_poll is None:
+        return -math.inf
+    return -(now - sched.last_poll) / max(sched.interval, 1e-6)
+
+
+def backoff(fails: int, base: float, cap: float = BACKOFF_CAP, rand: Callable[[], float] = random.random) -> float:
+    """Exponential backoff with jitter: base * 2^(fails-1), capped, times 0.5..1."""
+    raw = min(cap, base * (2 ** max(0, fails - 1)))
+    return raw * (0.5 + 0.5 * rand())
