@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import bodies
+from . import bodies, vendors
 from .scenario import Fault, ProviderSpec, SimTask
 from .state import Record, Simulator, lifecycle
 
@@ -87,12 +87,15 @@ def _presented_key(provider: str, request: Request) -> str | None:
     auth = h.get("authorization", "")
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip()
-    if provider == "comfy":  # Comfy API keys also come as X-API-KEY (providers.md §1)
+    if provider == "comfy" or provider in vendors.PROXY_VENDORS:  # Comfy keys also come as X-API-KEY (providers.md §1)
         return h.get("x-api-key")
     return None
 
 
 def _unauthorized(provider: str, presented: str | None, status: int = 401) -> Answer:
+    if provider in vendors.VENDORS:
+        code, body = vendors.unauthorized(provider)
+        return status, body, {}
     missing = not presented
     message = {
         "freepik": "Missing API key" if missing else "Invalid API key",
@@ -406,6 +409,43 @@ class _Sim:
 
         return await self.serve(request, "evolink", "balance", None, answer)
 
+    # ------------------------------------------------------------ the Comfy proxy's other vendors, acme
+
+    def _vendor_answer(self, vendor: str, task_id: str | None, kind: str | None = None) -> Callable[[float], Answer]:
+        def answer(t: float) -> Answer:
+            if not task_id:
+                return 400, {"error": "bad_request", "message": "task id required"}, {}
+            task = self.sim.task(vendor, task_id)
+            snap = lifecycle(task, t) if task and (kind is None or task.path_kind == kind) else None
+            if snap is None:
+                expired = task is not None and task.expires is not None and t >= task.expires
+                status, body = vendors.not_found(vendor, task_id, expired)
+                return status, body, {}
+            status, body = vendors.answer(vendor, task, snap[0], snap[1], self.sim.wall)
+            return status, body, {}
+        return answer
+
+    def vendor_route(self, vendor: str) -> Callable[[Request], Any]:
+        """The handler of ``vendor``'s poll path (tui/sim/vendors.py ROUTES)."""
+
+        async def handler(request: Request) -> Response:
+            params = request.path_params
+            kind: str | None = None
+            if vendor == "kling":  # v1/{videos|images}/{endpoint}/{id}
+                kind, _, task_id = params["path"].rstrip("/").rpartition("/")
+            elif vendor == "minimax":
+                task_id = request.query_params.get("task_id")
+            elif vendor == "veo":  # the operation name comes in the body
+                data = await _json_body(request)
+                name = data.get("operationName") if isinstance(data, dict) else None
+                task_id = name if isinstance(name, str) else None
+                kind = params["kind"]
+            else:
+                task_id = params["id"]
+            return await self.serve(request, vendor, "status", task_id, self._vendor_answer(vendor, task_id, kind))
+
+        return handler
+
     # ------------------------------------------------------------ elsewhere
 
     async def unknown(self, request: Request) -> Response:
@@ -489,6 +529,8 @@ def make_app(sim: Simulator) -> Starlette:
         Route("/v1/tasks/{task_id}", h.evolink_status, methods=["GET"]),
         Route("/v1/credits", h.evolink_credits, methods=["GET"]),
         Route("/v1/ai/{path:path}", h.freepik_get, methods=["GET"]),
+        *[Route(path, h.vendor_route(vendor), methods=[method])
+          for vendor, (method, path) in vendors.ROUTES.items()],
         Route("/_sim/requests", h.ctl_requests, methods=["GET"]),
         Route("/_sim/violations", h.ctl_violations, methods=["GET"]),
         Route("/_sim/reset", h.ctl_reset, methods=["POST"]),

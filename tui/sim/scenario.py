@@ -17,7 +17,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from . import vendors as _vendors
+
 PROVIDERS: tuple[str, ...] = ("comfy", "upscayl", "qolaba", "freepik", "evolink")
+# The Comfy proxy's other vendors (and the made-up acme), served by tui/sim/vendors.py.
+VENDORS: tuple[str, ...] = _vendors.VENDORS
+ALL_PROVIDERS: tuple[str, ...] = PROVIDERS + VENDORS
 
 DEFAULT_KINDS: dict[str, str | None] = {
     "comfy": "image-relight",
@@ -25,6 +30,7 @@ DEFAULT_KINDS: dict[str, str | None] = {
     "qolaba": None,
     "freepik": "text-to-image/hyperflux",
     "evolink": None,
+    **_vendors.DEFAULT_KINDS,
 }
 
 # Per provider: the documented answer variants; the first is the default.
@@ -34,6 +40,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "qolaba": ("500", "200"),  # a failure answers HTTP 500 + FAILURE, or 200 + FAILED
     "freepik": ("default",),
     "evolink": ("default",),
+    **{v: ("default",) for v in VENDORS},
 }
 
 # Per provider: published shapes that combine with a base variant, written
@@ -53,6 +60,7 @@ FLAVORS: dict[str, tuple[str, ...]] = {
     "qolaba": ("backend",),
     "freepik": (),
     "evolink": (),
+    **{v: () for v in VENDORS},
 }
 
 
@@ -167,8 +175,8 @@ class SimTask(_Model):
     @field_validator("provider")
     @classmethod
     def _provider(cls, v: str) -> str:
-        if v not in PROVIDERS:
-            raise ValueError(f"unknown provider {v!r}; known: {', '.join(PROVIDERS)}")
+        if v not in ALL_PROVIDERS:
+            raise ValueError(f"unknown provider {v!r}; known: {', '.join(ALL_PROVIDERS)}")
         return v
 
     @model_validator(mode="after")
@@ -185,6 +193,8 @@ class SimTask(_Model):
         the kind it was created with, e.g. skin-enhancer/faithful -> skin-enhancer)."""
         if self.poll_kind:
             return self.poll_kind
+        if self.provider == "kling":
+            return _vendors.kling_poll_kind(self.kind)
         kind = self.kind or DEFAULT_KINDS[self.provider]
         return POLL_KINDS.get(kind, kind) if kind else kind
 
@@ -213,7 +223,7 @@ class Fault(_Model):
     @field_validator("provider")
     @classmethod
     def _provider(cls, v: str | None) -> str | None:
-        if v is not None and v not in PROVIDERS:
+        if v is not None and v not in ALL_PROVIDERS:
             raise ValueError(f"unknown provider {v!r}")
         return v
 
@@ -236,7 +246,7 @@ class Scenario(_Model):
     @classmethod
     def _providers(cls, v: dict[str, ProviderSpec]) -> dict[str, ProviderSpec]:
         for name, spec in v.items():
-            if name not in PROVIDERS:
+            if name not in ALL_PROVIDERS:
                 raise ValueError(f"unknown provider {name!r}")
             if spec.variant is not None:
                 split_variant(name, spec.variant)
@@ -326,9 +336,10 @@ def build_scenario(*tasks: SimTask, faults: list[Fault] | tuple = (), keys: dict
     "budget": "100/h"}`` sets a provider's options."""
     specs = default_keys()
     for name, key in (keys or {}).items():
-        specs[name] = specs[name].model_copy(update={"key": key})
+        specs[name] = specs[name].model_copy(update={"key": key}) if name in specs else ProviderSpec(key=key)
     for name, options in provider_options.items():
-        if name not in specs:
+        if name not in specs and name not in VENDORS:
             raise ValueError(f"unknown provider {name!r}")
-        specs[name] = ProviderSpec(**{**specs[name].model_dump(), **options})
+        base = specs[name].model_dump() if name in specs else {"key": f"sim-key-{name}"}
+        specs[name] = ProviderSpec(**{**base, **options})
     return Scenario(providers=specs, tasks=list(tasks), faults=list(faults), strict=strict)

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable
 
 from .clock import SimClock
 from .scenario import VARIANTS, Fault, ProviderSpec, Scenario, SimTask, parse_rate, split_variant
+from .vendors import OWN_VENDORS, PROXY_VENDORS
 
 DEFAULT_BALANCE = {"comfy": 10_000.0, "evolink": 1_000.0}  # cents, credits
 
@@ -131,7 +132,16 @@ class Simulator:
         return self.scenario.providers.get(provider)
 
     def key(self, provider: str) -> str:
-        return self.scenario.providers[provider].key
+        """The key ``provider``'s requests must carry: its own, or for a vendor behind
+        the Comfy proxy without one of its own, the Comfy key (acme: ``sim-key-acme``)."""
+        spec = self.spec(provider)
+        if spec is not None:
+            return spec.key
+        if provider in PROXY_VENDORS:
+            return self.scenario.providers["comfy"].key
+        if provider in OWN_VENDORS:
+            return f"sim-key-{provider}"
+        raise KeyError(provider)
 
     @property
     def strict(self) -> bool:
@@ -200,10 +210,13 @@ class Simulator:
     # ------------------------------------------------------------ answers
 
     def auth_ok(self, provider: str, presented: str | None) -> bool:
-        spec = self.spec(provider)
-        if spec is None or not presented:
+        if not presented:
             return False
-        return hmac.compare_digest(presented.encode(), spec.key.encode())
+        try:
+            key = self.key(provider)
+        except KeyError:
+            return False
+        return hmac.compare_digest(presented.encode(), key.encode())
 
     def take_fault(self, provider: str, endpoint: str, task_id: str | None, t: float) -> Fault | None:
         """The first active fault for this request, its count used up by one."""
