@@ -190,3 +190,19 @@ async def test_relative_times_in_summary_and_detail_tick(tmp_path):
         assert "(2m ago)" in plain(app.screen.query_one("#detail-fields"))
         now[0] += 3600
         await wait_for(pilot, lambda: "(1h ago)" in plain(app.screen.query_one("#detail-fields")))
+
+
+async def test_a_filter_warning_never_squeezes_the_input(tmp_path):
+    # issue 13 bug 5: at 80-120 columns "unknown field 'provdier:'" took the whole bar
+    for width in (80, 120):
+        (tmp_path / str(width)).mkdir()
+        app, store = app_for(tmp_path / str(width))
+        async with app.run_test(size=(width, 24)) as pilot:
+            await pilot.press("slash", *"provdier:evolink")
+            count = app.query_one("#filter-count")
+            await wait_for(pilot, lambda: "unknown field" in plain(count))
+            await pilot.pause()
+            field = app.query_one("#filter-input")
+            assert field.region.width >= width // 3, (width, field.region, count.region)
+            assert count.region.right <= width
+        store.close()
