@@ -206,3 +206,24 @@ async def test_a_filter_warning_never_squeezes_the_input(tmp_path):
             assert field.region.width >= width // 3, (width, field.region, count.region)
             assert count.region.right <= width
         store.close()
+
+
+async def test_a_short_terminal_keeps_rows_for_the_list(tmp_path):
+    # issue 13 bug 10: at 40x10 the fixed summary pane left the list no rows
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(40, 10)) as pilot:
+        await pilot.pause()
+        assert app.task_list.region.height >= 6  # its header and five tasks at least
+        assert not app.query_one("#side").display
+    (tmp_path / "tall").mkdir()
+    app, store = app_for(tmp_path / "tall")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app.query_one("#side").display  # at 80x24 the summary stays
+
+
+def test_the_progress_track_differs_from_its_fill_without_colour():
+    from tui.widgets.cells import bar
+
+    done, rest = bar(40.0, 10)
+    assert done == "━━━━" and rest and set(rest) & set(done) == set()

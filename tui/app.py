@@ -121,6 +121,7 @@ class TaskTUI(App[None]):
     CSS_PATH = str(stylesheet("app.tcss"))
     TITLE = "tasktui"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (16, "-tall")]  # under 16 rows the list takes them all
     ENABLE_COMMAND_PALETTE = True
 
     BINDINGS = [

@@ -82,16 +82,17 @@ def since(now: float, then: float | None) -> str:
 
 
 def bar(progress: float | None, width: int) -> tuple[str, str]:
-    """A ``width``-cell bar as (done, rest) parts, half-cell resolution: ``━━━╸`` + ``━━``.
+    """A ``width``-cell bar as (done, rest) parts, half-cell resolution: ``━━━╸`` + ``──``.
 
-    The caller styles ``rest`` as a dim track.  Unknown progress gives
+    The track is a thin line, so fill and track differ without colour too
+    (NO_COLOR); the caller styles ``rest`` dim.  Unknown progress gives
     ``("", "")`` so the cell can stay blank.
     """
     if progress is None or width <= 0:
         return "", ""
     halves = int(round(max(0.0, min(100.0, progress)) / 100.0 * width * 2))
     done = "━" * (halves // 2) + ("╸" if halves % 2 else "")
-    return done, "━" * (width - len(done))
+    return done, "─" * (width - len(done))
 
 
 def percent(progress: float | None) -> str:
