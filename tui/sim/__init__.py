@@ -33,9 +33,22 @@ path it was created on; it is served at ``path_kind`` (skin-enhancer/<mode>
 broken backend (Qolaba: FAILED, task_id null, a Redis error) after which the
 task answers normally.  ``generate(real=True)`` mixes all of these in.
 
+The Comfy proxy's other vendors (Kling, Runway, Luma, MiniMax, Seedance, Wan, Sora,
+Tripo, PixVerse, Vidu, Stability, Veo) answer at their own poll paths behind
+``/proxy/<vendor>/...`` with the Comfy key, and a made-up ``acme`` at
+``GET /acme/v2/jobs/{id}`` (its own key) for declared providers: ``vendors``
+(bodies written from the vendors' published answers, never from the catalogue).
+Their tasks are ``SimTask(provider="kling", ...)`` like any other.
+
+Push: ``Pusher(sim, freepik_url=..., freepik_secret=..., evolink_url=...)`` sends
+Freepik webhooks (Standard Webhooks signatures) and EvoLink callbacks when tasks
+change status, with options to sign wrong, go stale, duplicate, reorder, lose a
+share, and retries in sim time (``push``; ``SimServer.pusher(...)``).
+
 Modules: ``clock`` (SimClock), ``scenario`` (the data model, load/dump, small
 builders), ``generate`` (deterministic scenarios), ``bodies`` (each provider's
 answer shapes), ``state`` (the Simulator: lifecycles, faults, budgets, records),
+``vendors`` (the other vendors' shapes), ``push`` (webhooks and callbacks sent),
 ``app`` (the Starlette app), ``serve`` (SimServer, ``serve()``, ``tasktui simulate``).
 """
 
@@ -49,6 +62,8 @@ from .state import Record, Simulator, Violation
 __all__ = [
     "Fault",
     "ProviderSpec",
+    "PushOptions",
+    "Pusher",
     "Record",
     "Scenario",
     "SimClock",
@@ -72,4 +87,6 @@ def __getattr__(name: str):  # the HTTP parts import starlette/uvicorn: load on 
         return importlib.import_module(f"{__name__}.serve").SimServer
     if name == "make_app":
         return importlib.import_module(f"{__name__}.app").make_app
+    if name in ("Pusher", "PushOptions"):
+        return getattr(importlib.import_module(f"{__name__}.push"), name)
     raise AttributeError(name)

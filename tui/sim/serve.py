@@ -132,6 +132,12 @@ class SimServer:
     def reset(self) -> None:
         self.sim.reset()
 
+    def pusher(self, **kwargs):
+        """A ``tui.sim.push.Pusher`` for this server's tasks (close it when done)."""
+        from .push import Pusher
+
+        return Pusher(self.sim, **kwargs)
+
     def config_toml(self, providers: tuple[str, ...] | None = None) -> str:
         """A tasktui config pointing every scenario provider at this server."""
         return config_toml(self.base_url, self.sim.scenario, providers)
