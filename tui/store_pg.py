@@ -242,13 +242,104 @@ def _nul_free_dumper():
 
 
 class _PgTx(_Tx):
-    """Store's write transaction, with PostgreSQL's spelling where SQLite's differs."""
+    """Store's write transaction, with PostgreSQL's spelling where SQLite's differs, and
+    its statements sent in batches.
+
+    One statement at a time costs psycopg ~100 µs of Python each (10,000 adds: 40,000
+    statements, 3.4 s); ``executemany`` of one statement over many rows costs a third
+    of that.  So the statements of a *unit* (one call of insert/update/quiet/health/
+    tombstone/history/raw, all about one task key) are queued, grouped by statement,
+    and sent with one ``executemany`` per group at the next read, at a statement that
+    is not part of a unit (sequence, events, counters), or at the end of the plan.
+
+    Grouping reorders statements of different keys only; each of them touches rows of
+    its own key (tasks, raw, history by key), so that changes nothing.  The statements
+    of one key keep their order: a statement that would land in a group before one
+    already used for its key first sends the queue.
+    """
+
+    def __init__(self, store: Store, conn: "_PgConn") -> None:
+        super().__init__(store, _QueueingConn(conn, self))
+        self.real = conn
+        self._unit: str | None = None  # key of the unit being run
+        self._unit_group = -1  # group index of the unit's last queued statement
+        self._groups: dict[str, list[tuple]] = {}  # statement -> rows, in first-use order
+        self._key_group: dict[str, int] = {}  # key -> highest group index queued for it
+
+    def flush(self) -> None:
+        groups, self._groups = self._groups, {}
+        self._key_group = {}
+        self._unit_group = -1
+        for sql, rows in groups.items():
+            if len(rows) == 1:
+                self.real.execute(sql, rows[0])
+            else:
+                self.real.executemany(sql, rows)
+
+    def queue(self, sql: str, params: Any) -> None:
+        index = list(self._groups).index(sql) if sql in self._groups else len(self._groups)
+        if index < self._unit_group:
+            self.flush()
+            index = 0
+        self._groups.setdefault(sql, []).append(tuple(params))
+        self._unit_group = index
+
+    def _in_unit(self, key: str, run: Callable[..., None], *args: Any) -> None:
+        if self._unit is not None:  # a unit calling another (insert -> raw): one unit
+            run(*args)
+            return
+        self._unit, self._unit_group = key, self._key_group.get(key, -1)
+        try:
+            run(*args)
+        finally:
+            self._unit = None
+            if self._unit_group >= 0:
+                self._key_group[key] = self._unit_group
+
+    def insert(self, task: Any, raw: Any = None) -> None:
+        self._in_unit(task.key, super().insert, task, raw)
+
+    def update(self, task: Any, raw: Any = None) -> None:
+        self._in_unit(task.key, super().update, task, raw)
+
+    def quiet(self, task: Any, raw: Any) -> None:
+        self._in_unit(task.key, super().quiet, task, raw)
+
+    def health(self, task: Any) -> None:
+        self._in_unit(task.key, super().health, task)
+
+    def tombstone(self, key: str) -> None:
+        self._in_unit(key, super().tombstone, key)
+
+    def history(self, key: str, when: float | None, state: str, provider_status: str | None) -> None:
+        self._in_unit(key, super().history, key, when, state, provider_status)
 
     def raw(self, key: str, raw: Any) -> None:
         body = _raw_json(raw)
         if body is not None:
-            self.conn.execute("INSERT INTO raw (key, body) VALUES (?, ?)"
-                              " ON CONFLICT (key) DO UPDATE SET body = excluded.body", (key, body))
+            self._in_unit(key, self.conn.execute, "INSERT INTO raw (key, body) VALUES (?, ?)"
+                          " ON CONFLICT (key) DO UPDATE SET body = excluded.body", (key, body))
+
+
+class _QueueingConn:
+    """``tx.conn`` of a ``_PgTx``: a unit's INSERT/UPDATE/DELETE is queued; anything
+    else first sends the queue, then runs."""
+
+    def __init__(self, conn: "_PgConn", tx: _PgTx) -> None:
+        self.conn = conn
+        self.tx = tx
+
+    def execute(self, sql: str, params: Any = None) -> Any:
+        tx = self.tx
+        if tx._unit is not None and params is not None and sql[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+            tx.queue(sql, params)
+            return None
+        tx.flush()
+        return self.conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Any) -> None:
+        self.tx.flush()
+        self.conn.executemany(sql, rows)
 
 
 def schema_version(conn: Any) -> int:
@@ -674,6 +765,7 @@ class PgStore(Store):
                 # trip per statement made 10,000 adds ten times slower than SQLite).
                 with conn.raw.pipeline():
                     result = plan(tx)
+                    tx.flush()
                 if tx.seq is None:
                     conn.execute("COMMIT")
                     return tx, result
