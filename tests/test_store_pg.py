@@ -542,3 +542,11 @@ def test_batched_statements_keep_each_keys_order(pg_url: str, tmp_path: Path) ->
     assert raws == {"evolink:a": {"a": 9}, "evolink:new": {"n": 1}, "evolink:b": {"b": 2},
                     "evolink:x": None, "evolink:c": None}
     assert [t["label"] for t in tasks] == ["changed", None, "b2", None, "c2"]
+
+
+def test_wait_opening_the_listener_leaves_the_catch_up_to_sync(pg_url: str) -> None:
+    with PgStore(pg_url) as mine, PgStore(pg_url) as theirs:
+        theirs.add("evolink", ["before-anyone-listened"])
+        assert mine._listen is None
+        assert mine.wait(0.0) is True  # opened the listener: whatever came before is owed
+        assert mine.sync() == {"evolink:before-anyone-listened"}

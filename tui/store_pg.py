@@ -429,6 +429,7 @@ class PgStore(Store):
         self._listen_retry_at = 0.0
         self._listen_delay = 0.5
         self._closed = False
+        self._stale = False  # a catch-up is owed (listener (re)opened, or news not loaded yet)
 
     # ------------------------------------------------------------ connections
 
@@ -690,6 +691,7 @@ class PgStore(Store):
             self._listen_delay = min(self._listen_delay * 2, LISTEN_RETRY_MAX)
             raise StoreError(self._listen_error) from None
         self._listen = listen
+        self._stale = True  # kept until a sync() caught up, whoever opened the listener
         self._listen_error = None
         self._listen_delay = 0.5
         return True  # whatever was committed while nobody listened: catch up
@@ -704,8 +706,9 @@ class PgStore(Store):
             return False
         if self._listen is None:
             try:
-                self._poll_listener()
+                self._poll_listener()  # leaves the catch-up it asks for to sync()
             except StoreError:
+                time.sleep(max(0.0, timeout))  # no server: do not spin
                 return False
             return True
         try:
@@ -730,7 +733,10 @@ class PgStore(Store):
         if self._closed:
             return set()
         if self._poll_listener():
+            self._stale = True
+        if self._stale:
             self._run(self._read_catch_up, writing=False)
+            self._stale = False
         if not self._pending:
             return set()
         keys = set(self._pending.keys)
