@@ -550,3 +550,36 @@ def test_wait_opening_the_listener_leaves_the_catch_up_to_sync(pg_url: str) -> N
         assert mine._listen is None
         assert mine.wait(0.0) is True  # opened the listener: whatever came before is owed
         assert mine.sync() == {"evolink:before-anyone-listened"}
+
+
+def test_two_writer_processes_and_a_reader_that_misses_nothing(pg_url: str) -> None:
+    """Two processes add tasks at the same time, one add() each; a third store follows
+    by LISTEN/NOTIFY only and ends with every acknowledged task, each once, in the
+    order the database gave them."""
+    with open_store(pg_url) as reader:
+        reader.sync()
+        changes: list = []
+        reader.subscribe(changes.append)
+        code = textwrap.dedent("""
+            import sys
+            from tui.stores import open_store
+            url, prefix = sys.argv[1], sys.argv[2]
+            with open_store(url) as s:
+                for k in range(150):
+                    s.add("evolink", [f"{prefix}{k}"])
+                    print(f"{prefix}{k}", flush=True)
+        """)
+        procs = [subprocess.Popen([sys.executable, "-c", code, pg_url, prefix], cwd=ROOT, text=True,
+                                  stdout=subprocess.PIPE, stdin=subprocess.DEVNULL) for prefix in ("p", "q")]
+        acked: list[str] = []
+        for p in procs:
+            out, _ = p.communicate(timeout=120)
+            assert p.returncode == 0
+            acked += [f"evolink:{line}" for line in out.split()]
+        assert len(acked) == 300
+        wait_for(reader, lambda: len(reader) == 300, "every task of both writers")
+        with open_store(pg_url) as fresh:
+            assert reader.keys() == fresh.keys()
+            assert [t.rev for t in reader.tasks()] == [t.rev for t in fresh.tasks()]
+        assert set(reader.keys()) == set(acked)
+        assert set().union(*(c.keys for c in changes)) == set(acked)
