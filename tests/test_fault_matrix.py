@@ -75,6 +75,7 @@ class Cell:
     reason: str | None = None  # the start of the ended task's error text
     cause: str | None = None  # the start of the provider's cause (state degraded)
     list_off: bool = False  # the kind's list answered the fault first: switched off, one event
+    code: str | None = None  # the error's code, where the cell pins it
 
 
 # Issue 11 changed these rows on purpose:
@@ -100,6 +101,13 @@ FAULTS = [
     Cell("429-body-hint", dict(kind="rate_limit_text", retry_after=120), RateLimited, 429, "rate_limited", 120.0),
     Cell("429-no-hint", dict(kind="rate_limit_bare"), RateLimited, 429, "rate_limited"),
     Cell("500", dict(kind="server_error", status=500), Transient, 500, "backing_off"),
+    # A broken backend's 500 (issue 11, item 2). Qolaba's handle_exceptions wraps
+    # every exception, a Redis outage included, in {"error": "Internal Error",
+    # "error_data": ..., "status": "FAILED", "task_id": null} (qolaba_modal_docs
+    # src/utils/Exceptions.py; tui/sim/bodies.py qolaba_infra_error): no proof the
+    # task failed, so Transient (code unconfirmed_failure), the task keeps running
+    # (it used to end failed). The other providers answer their plain 500 body.
+    Cell("500-backend-failed", dict(kind="infra_error"), Transient, 500, "backing_off"),
     Cell("502-html", dict(kind="html_502"), Transient, 502, "backing_off"),
     Cell("503", dict(kind="server_error", status=503), Transient, 503, "backing_off"),
     Cell("timeout", dict(kind="slow", delay=60), Transient, None, "backing_off", timeout=1.5),
@@ -116,6 +124,7 @@ BY_NAME = {c.name: c for c in FAULTS}
 EXCEPTIONS: dict[tuple[str, str], dict[str, Any]] = {
     # EvoLink's 503 body says "retry after 30 seconds" (fallback_suggestion): honoured.
     ("evolink", "503"): dict(retry_after=30.0),
+    ("qolaba", "500-backend-failed"): dict(code="unconfirmed_failure"),
     # Issue 11, item 9: EvoLink's 400 about the task id (param "task_id", as in its
     # published invalid_task_id body) means the id can never be found: NotFound,
     # and the task ends not_found with the message (it used to be retried for ever).
@@ -362,6 +371,8 @@ async def test_client_raises_the_typed_error(provider, fault, server, front_fact
     assert exc.status == cell.status
     assert exc.provider == provider
     assert exc.retry_after == cell.retry_after
+    if cell.code is not None:
+        assert exc.code == cell.code
     assert exc.message and server.key(provider) not in str(exc)
 
 
