@@ -227,10 +227,22 @@ def test_server_gone_for_good_is_one_store_write_error(
             s.add("evolink", ["b"])
         assert "\n" not in str(err.value) and PASSWORD not in str(err.value) and "gave up" in str(err.value)
         assert s.keys() == ["evolink:a"]  # nothing changed in memory
+        # given up a moment ago: the next calls say so at once, without a connection attempt
+        attempts: list[int] = []
+        real = s._connect
+        s._connect = lambda *a, **kw: attempts.append(1) or real(*a, **kw)
+        with pytest.raises(StoreWriteError, match="gave up"):
+            s.add("evolink", ["c"])
         with pytest.raises(StoreError, match="cannot"):
             s.events()
+        assert attempts == []
         with pytest.raises(StoreError, match="cannot connect"):
             s.sync()
+        # the server is back (the URL was right again): after the pause, all works
+        s._url = pg_server.url(pg_db)
+        s._down_until = 0.0
+        assert s.add("evolink", ["b"]) == ["evolink:b"] and s._down_reason is not None
+        assert s.add("evolink", ["c"]) == ["evolink:c"]
 
 
 def test_a_writer_holding_the_lock_too_long_is_store_busy(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "tasktui_changes"
 CONNECT_TIMEOUT = 5  # seconds for one connection attempt
 RETRY_DEADLINE = 10.0  # seconds of reconnect attempts within one call before giving up
+DOWN_PAUSE = 2.0  # after giving up, calls fail at once for this long (doubling, up to LISTEN_RETRY_MAX)
 LISTEN_RETRY_MAX = 30.0  # longest wait between two attempts to reopen the listening connection
 LOCK_TIMEOUT_MS = 60_000  # a writer waits this long for another's transaction (then StoreBusy)
 IDLE_TX_TIMEOUT_MS = 60_000  # the server ends a session of ours stuck inside a transaction
@@ -430,6 +431,9 @@ class PgStore(Store):
         self._listen_delay = 0.5
         self._closed = False
         self._stale = False  # a catch-up is owed (listener (re)opened, or news not loaded yet)
+        self._down_until = 0.0  # after giving up on the server: calls fail at once until then
+        self._down_pause = DOWN_PAUSE
+        self._down_reason: str | None = None
 
     # ------------------------------------------------------------ connections
 
@@ -514,11 +518,18 @@ class PgStore(Store):
         psycopg = self._psycopg
         errors = psycopg.errors
         fail = StoreWriteError if writing else StoreError
-        deadline = time.monotonic() + RETRY_DEADLINE
+        now = time.monotonic()
+        if now < self._down_until and self._down_reason:
+            # Gave up a moment ago: say so at once rather than block the caller (the
+            # dashboard's loop) for another RETRY_DEADLINE; try again after the pause.
+            raise fail(self._down_reason)
+        deadline = now + RETRY_DEADLINE
         delay = 0.05
         while True:
             try:
-                return fn(self._require_conn())
+                result = fn(self._require_conn())
+                self._down_until, self._down_pause = 0.0, DOWN_PAUSE
+                return result
             except errors.LockNotAvailable:
                 raise StoreBusy(f"{self.url}: another writer held the lock for"
                                 f" {LOCK_TIMEOUT_MS / 1000:.0f} s") from None
@@ -535,7 +546,10 @@ class PgStore(Store):
                 raise fail(f"{self.url}: {self._say(exc)}") from None
             if time.monotonic() + delay > deadline:
                 what = "cannot write to" if writing else "cannot read"
-                raise fail(f"{what} {self.url}: {problem} (gave up after {RETRY_DEADLINE:g} s)") from None
+                self._down_reason = f"{what} {self.url}: {problem} (gave up after {RETRY_DEADLINE:g} s)"
+                self._down_until = time.monotonic() + self._down_pause
+                self._down_pause = min(self._down_pause * 2, LISTEN_RETRY_MAX)
+                raise fail(self._down_reason) from None
             log.warning("%s: %s; trying again", self.url, problem)
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 2.0)
