@@ -31,8 +31,12 @@ RETRY_DEADLINE seconds of one call; a write that was cut off before COMMIT is ru
 again from scratch (plans are re-planned after a catch-up); one cut off during
 COMMIT is looked up (``pg_xact_status``) so that it is neither lost nor done twice.
 What cannot be done raises ``StoreWriteError`` (writes) or ``StoreError`` (reads)
-with one line naming the database by its URL without the password.  No message
-ever holds the password.
+with one line naming the database by its URL without the password, and for a pause
+after that (DOWN_PAUSE, doubling) calls fail at once instead of blocking their caller
+again.  No message ever holds the password.
+
+Like ``Store``, every call blocks until the server answered: use one store from one
+thread.  ``wait(timeout)`` blocks until a notification may have come in.
 """
 
 from __future__ import annotations
