@@ -7,11 +7,17 @@
                everyone who wants a provider's state without an engine.
 
 engine -> worker -> schedule, health; health -> schedule; never back.
+
+``Engine``, ``ProviderStatus``, ``Worker`` and the worker's constants load on
+first use: reading provider health (``tasktui quota``) imports neither httpx
+nor the providers.
 """
 
 from __future__ import annotations
 
-from .engine import Engine, ProviderStatus
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .health import (
     AUTH_FAILED,
     BACKING_OFF,
@@ -41,7 +47,21 @@ from .schedule import (
     predict_end,
     priority,
 )
-from .worker import OPTIONAL_RETRY, Worker
+
+if TYPE_CHECKING:
+    from .engine import Engine, ProviderStatus
+    from .worker import OPTIONAL_RETRY, Worker
+
+_LAZY = {"Engine": "engine", "ProviderStatus": "engine", "Worker": "worker", "OPTIONAL_RETRY": "worker"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "AUTH_FAILED", "BACKING_OFF", "DEGRADED", "DISABLED", "MAX_KINDS", "OFFLINE", "OK", "OPTIONAL_RETRY",

@@ -258,7 +258,7 @@ class Engine:
 
     def status(self, name: str) -> ProviderStatus:
         """The dashboard's view of one configured provider."""
-        h = self.workers[name].health()
+        h = self.workers[name].health(learned=False)
         counts = self.store.counts_by_provider().get(name, {})
         return ProviderStatus(
             name=name, state=h.state, retry_at=h.retry_at, requests=h.requests, errors=h.errors,
@@ -279,7 +279,7 @@ class Engine:
         wall_now = self.wall()
         credits = self._credits()
         counts = self.store.counts_by_provider()
-        rows = [w.health() for w in self.workers.values()]
+        rows = [w.health(learned=False) for w in self.workers.values()]
         saved = self._saved_counters()
         for name, cfg in self.config.providers.items():
             if name not in self.workers:  # configured but switched off (enabled = false): never polled

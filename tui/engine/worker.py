@@ -266,8 +266,9 @@ class Worker:
         left = self.retry_mono - self.clock()
         return self.wall() + left if left > 0 else None
 
-    def health(self) -> ProviderHealth:
-        """This provider's health now (what the store keeps, and what everyone reads)."""
+    def health(self, *, learned: bool = True) -> ProviderHealth:
+        """This provider's health now (what the store keeps, and what everyone reads);
+        ``learned=False`` leaves out the learned durations (a view for the screen)."""
         h = self.h
         wall_now, now = self.wall(), self.clock()
         floor = int(wall_now // 60) - RPM_MINUTES
@@ -284,7 +285,7 @@ class Worker:
             daily={kind: d.to_dict() for kind, d in self.daily.items()},
             endpoints_off={name: {"reason": reason, "until": round(wall_now + until - now, 3)}
                            for name, (until, reason) in self.off.items() if until > now},
-            durations={key: d.values() for key, d in self.durations.items() if len(d)},
+            durations={key: d.values() for key, d in self.durations.items() if len(d)} if learned else {},
             discovered=h.discovered, saved_at=wall_now,
         )
 
