@@ -218,10 +218,12 @@ def tripo(task: SimTask, state: str, progress: float, wall: Wall) -> tuple[int, 
         output["pbr_model"] = results[0]
         if len(results) > 1:
             output["rendered_image"] = results[1]
-    return 200, {"code": 0, "data": {"task_id": task.task_id, "type": "text_to_model", "status": word,
-                                     "input": {"prompt": "a small cat"}, "output": output,
-                                     "progress": 100 if word == "success" else int(progress),
-                                     "create_time": int(wall(task.created))}}
+    data: dict[str, Any] = {"task_id": task.task_id, "type": "text_to_model", "status": word,
+                            "input": {"prompt": "a small cat"}, "progress": 100 if word == "success" else int(progress),
+                            "create_time": int(wall(task.created))}
+    if output:
+        data["output"] = output
+    return 200, {"code": 0, "data": data}
 
 
 def pixverse(task: SimTask, state: str, progress: float, wall: Wall) -> tuple[int, Any]:
@@ -240,13 +242,14 @@ def pixverse(task: SimTask, state: str, progress: float, wall: Wall) -> tuple[in
 
 def vidu(task: SimTask, state: str, progress: float, wall: Wall) -> tuple[int, Any]:
     """Vidu "Get generation" (platform.vidu.com/docs/get-generation; ComfyUI nodes_vidu.py
-    TaskStatusResponse): {id, state created/queueing/processing/success/failed, err_code,
-    creations [{id, url, cover_url}]}.  No cancel: failed."""
+    TaskStatusResponse; the proxy's schema, docs.comfy.org/api-reference/api-nodes/
+    get-proxyvidutasks-creations): {id, state created/queueing/processing/success/failed,
+    err_code, creations [{id, url, cover_url, watermarked_url, moderation_url}]}.  No cancel: failed."""
     word = {"queued": "queueing", "running": "processing", "succeeded": "success"}.get(state, "failed")
     return 200, {"id": task.task_id, "state": word,
                  "err_code": (task.error or "AuditSubmitIllegal") if word == "failed" else "",
-                 "credits": int(task.credits),
-                 "creations": [{"id": f"{task.task_id}-{i}", "url": u, "cover_url": u + ".jpg"}
+                 "creations": [{"id": f"{task.task_id}-{i}", "url": u, "cover_url": u + ".jpg",
+                                "watermarked_url": u, "moderation_url": []}
                                for i, u in enumerate(_results(task, state))]}
 
 
