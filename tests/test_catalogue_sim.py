@@ -271,3 +271,24 @@ def test_every_vendor_refuses_a_wrong_key_in_its_shape(sim, vendor):
     r = httpx.request(method, url, headers={"Authorization": "Bearer wrong"}, json={"operationName": "x"})
     assert r.status_code == 401 and r.json()
     assert sim.requests[-1].provider == vendor and not sim.requests[-1].auth_ok
+
+
+async def test_the_simulators_own_config_serves_its_vendors(sim_factory, sim_task, sim_scenario, tmp_path):
+    """``sim.config_toml()`` (printed by ``tasktui simulate``) configures the vendors its tasks use:
+    a proxy vendor with the Comfy key, acme declared."""
+    from tui.config import parse_config
+    from tui.engine import Engine
+
+    sim = sim_factory(sim_scenario(sim_task("kling", "k-done", "succeeded"), sim_task("acme", "a-run", "running")))
+    config = parse_config(sim.config_toml())
+    assert {"kling", "acme"} <= set(config.providers) and "luma" not in config.providers
+    with Store(tmp_path / "tasks.db") as store:
+        store.add("kling", ["k-done"])
+        store.add("acme", ["a-run"])
+        engine = Engine(config, store)
+        try:
+            await engine.poll_once()
+        finally:
+            await engine.stop()
+        assert store.get("kling:k-done").state == "succeeded" and store.get("kling:k-done").results
+        assert store.get("acme:a-run").state == "running" and store.get("acme:a-run").progress == 50

@@ -15,8 +15,9 @@ import uvicorn
 
 from .app import make_app, quiet_uvicorn
 from .clock import SimClock
-from .scenario import PROVIDERS, Scenario
+from .scenario import PROVIDERS, VENDORS, Scenario
 from .state import Record, Simulator, Violation
+from .vendors import OWN_VENDORS, PROXY_VENDORS
 
 START_TIMEOUT = 15.0
 
@@ -146,10 +147,32 @@ class SimServer:
         return f"<SimServer {self.base_url} t={self.now():.1f}>"
 
 
+# How a user declares the simulator's made-up vendor acme (tui/sim/vendors.py acme).
+ACME_DECLARATION = """[providers.acme]
+type = "declared"
+api_key = "{key}"
+base_url = "{base}"
+request = {{ path = "/acme/v2/jobs/{{id}}" }}
+paths = {{ status = "job.phase", progress = "job.percent", results = "job.outputs[*].href", error = "job.problem.text", model = "job.engine", created_at = "job.created" }}
+states = {{ queued = ["waiting"], running = ["working"], succeeded = ["done"], failed = ["broken"], cancelled = ["stopped"] }}
+"""
+
+
 def config_toml(base_url: str, scenario: Scenario, providers: tuple[str, ...] | None = None) -> str:
+    """The five seed providers (those with a spec), then every vendor the scenario has tasks
+    for: a Comfy proxy vendor with the Comfy key, acme as a declared provider."""
     lines = ["# tasktui config: every provider served by the simulator", ""]
-    for name in providers or PROVIDERS:
+    with_tasks = {t.provider for t in scenario.tasks}
+    names = providers or PROVIDERS + tuple(v for v in VENDORS if v in with_tasks)
+    comfy = scenario.providers.get("comfy")
+    for name in names:
         spec = scenario.providers.get(name)
+        if name in OWN_VENDORS:
+            key = spec.key if spec else f"sim-key-{name}"
+            lines.append(ACME_DECLARATION.format(key=key, base=base_url))
+            continue
+        if spec is None and name in PROXY_VENDORS and comfy is not None:
+            spec = comfy.model_copy(update={"budget": None})
         if spec is None:
             continue
         lines += [f"[providers.{name}]", f'api_key = "{spec.key}"', f'base_url = "{base_url}"']
