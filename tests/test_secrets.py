@@ -472,3 +472,17 @@ def test_balance_answers_are_masked_too(key):
         assert balance.remaining is not None
         shown = json.dumps(balance.raw) + repr(balance)
         assert key.lower() not in shown.lower(), shown
+
+
+@pytest.mark.parametrize("inside", ["\x1b[0m", "\x00", "\u200b", "\U000e0041", "\x1b]8;;https://x\x07", "\u2060\u00ad"])
+def test_redact_sees_through_what_clean_removes(inside):
+    """clean() runs after redact() in places: an escape or invisible character inside
+    an echo must not let clean() put the key back together."""
+    from tui.redact import redact
+    from tui.text import clean
+
+    key = "sk-SECRET-evolink-1234567890"
+    for at in (3, 11, 20):
+        echoed = f"bad key {key[:at]}{inside}{key[at:]} here"
+        for shown in (redact(echoed, key), clean(redact(echoed, key)), redact(clean(echoed), key)):
+            assert key[:9].lower() not in shown.lower() and key[-9:] not in shown, (at, shown)

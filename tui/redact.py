@@ -30,7 +30,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from .text import strip_invisible
+from .text import strip_hidden
 
 MASK = "***"
 MIN_SECRET = 4  # shorter secrets are not masked
@@ -148,18 +148,17 @@ def _masker(secret: str) -> _Masker:
 
 def redact(text: str, secret: str | None) -> str:
     """``text`` with every form of ``secret`` (see the module docstring) masked
-    as ``***``.  Invisible characters inside an echo do not hide it: when the
-    text holds any, it is searched (and returned) without them."""
+    as ``***``.  What ``clean`` would remove (escape sequences, control and
+    invisible characters) does not hide an echo either: when such a text holds
+    one, it is returned without them, masked."""
     text = str(text)
     if not secret or len(secret) < MIN_SECRET:
         return text
     masker = _masker(secret)
-    out = masker(text) if masker.found(text) else text
-    if not out.isascii():  # an echo with invisible characters inside it
-        bare = strip_invisible(out)
-        if bare != out and masker.found(bare) and masker.pattern.search(bare):
-            out = masker(bare)
-    return out
+    bare = strip_hidden(text)  # an echo with escapes, controls or invisible characters inside it
+    if bare != text and masker.found(bare) and masker.pattern.search(bare):
+        return masker(bare)
+    return masker(text) if masker.found(text) else text
 
 
 def redact_value(value: Any, secret: str | None, _depth: int = 0) -> Any:

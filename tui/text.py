@@ -66,6 +66,12 @@ def strip_invisible(text: str) -> str:
     return _INVISIBLE.sub("", text)
 
 
+def strip_hidden(text: str) -> str:
+    """``text`` without what ``clean`` removes silently: escape sequences, control
+    and invisible characters (whitespace is left as it is)."""
+    return _CONTROLS.sub("", _ESCAPES.sub("", text))
+
+
 def clean(value: object, limit: int = MAX_TEXT) -> str:
     """Return ``value`` as inert single-paragraph text.
 
