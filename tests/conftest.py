@@ -35,6 +35,25 @@ Simulator fixtures (a real server on 127.0.0.1, a random free port):
     Build a ``Scenario`` with all five providers (keys ``sim-key-<p>``), e.g.
     ``sim_scenario(t1, t2, faults=[f], upscayl={"variant": "openapi", "budget": "100/h"})``.
 
+Vendors behind the Comfy proxy (tui/sim/vendors.py): ``sim_task("kling", "k1")``
+works for kling runway luma minimax seedance wan sora tripo pixverse vidu
+stability veo, served at each vendor's poll path under ``/proxy/<vendor>/``
+with the Comfy key (``sim.key("kling") == sim.key("comfy")``); ``acme`` is a
+made-up vendor at ``GET /acme/v2/jobs/{id}`` (key ``sim-key-acme``) for
+declared providers.  ``sim.config_toml()`` configures the vendors a scenario
+has tasks for.  Kling's kind ``text2video`` is polled on ``videos/text2video``;
+Veo's kind is the model, its id the operation name.
+
+Push (tui/sim/push.py): ``sim.pusher(freepik_url=..., freepik_secret=...,
+evolink_url=..., options=PushOptions(...))`` sends Freepik webhooks and EvoLink
+callbacks for status changes in sim time; ``pusher.pump()`` (blocking HTTP: in
+an async test ``await asyncio.to_thread(pusher.pump)``) sends what is due,
+retries included (sim time: EvoLink 1, 2, 4 s), ``pusher.replay(attempt)``,
+``pusher.attempts``; close it after (``sim_pusher`` does).
+
+``sim_pusher(sim=None, **kwargs)``
+    A Pusher for ``sim`` (default: the ``sim`` fixture's server), closed after the test.
+
 Example::
 
     async def test_x(sim_factory, sim_task, sim_fault, sim_scenario):
@@ -92,3 +111,18 @@ def sim_scenario():
     from tui.sim import build_scenario
 
     return build_scenario
+
+
+@pytest.fixture
+def sim_pusher(request):
+    pushers = []
+
+    def make(sim=None, **kwargs):
+        server = sim if sim is not None else request.getfixturevalue("sim")
+        pusher = server.pusher(**kwargs)
+        pushers.append(pusher)
+        return pusher
+
+    yield make
+    for pusher in pushers:
+        pusher.close()

@@ -332,3 +332,53 @@ async def test_ten_percent_lost_and_no_task_missed_after_the_safety_net(world, s
     assert {key for key, end in want.items() if w.state(*key) != end} == set()  # zero missed
     asked = {r.task_id for r in w.sim.requests[before:] if r.task_id}
     assert asked <= {i for _, i in missed}  # the safety net asked only about what was behind
+
+
+def test_background_pumping_and_both_signature_implementations_agree(sim, sim_task, sim_pusher):
+    """``start()`` pumps from a thread as sim time passes; what it signs, tui.push verifies
+    (two implementations of the Standard Webhooks scheme agree), and the whsec_ form too."""
+    import base64
+    import http.server
+    import threading
+
+    from tui.push import verify_signature
+
+    got: list[tuple[dict, bytes]] = []
+    arrived = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            body = self.rfile.read(int(self.headers["content-length"]))
+            got.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(204)
+            self.end_headers()
+            if b'"fp-bg"' in body:
+                arrived.set()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        raw = b"\x01\x02secret-bytes\xff"
+        whsec = "whsec_" + base64.b64encode(raw).decode()
+        sim.add([queued(sim_task, "freepik", "fp-bg")])
+        pusher = sim_pusher(freepik_url=f"http://127.0.0.1:{server.server_port}/hooks/freepik",
+                            freepik_secret=raw).start(every=0.02)
+        sim.advance(45)
+        assert arrived.wait(PATIENCE), "the background pump sent nothing"
+        headers, body = next((h, b) for h, b in got if b'"fp-bg"' in b)
+        assert json.loads(body) == {"task_id": "fp-bg", "status": "IN_PROGRESS", "generated": []}
+        assert verify_signature([whsec], headers["webhook-id"], headers["webhook-timestamp"], body,
+                                headers["webhook-signature"])
+        assert not verify_signature(["whsec_" + base64.b64encode(b"other").decode()], headers["webhook-id"],
+                                    headers["webhook-timestamp"], body, headers["webhook-signature"])
+        deadline = time.monotonic() + PATIENCE
+        while not any(a.task_id == "fp-bg" for a in pusher.attempts):  # recorded once the answer is read
+            assert time.monotonic() < deadline, "the attempt was never recorded"
+            time.sleep(0.01)
+        assert [a.status for a in pusher.attempts if a.task_id == "fp-bg"] == [204]
+    finally:
+        server.shutdown()
+        server.server_close()
