@@ -39,7 +39,7 @@ from ..model import (
     Task,
     Transient,
 )
-from ..redact import redact, redact_value
+from ..redact import has_secret, redact, redact_value
 from ..text import clean
 
 USER_AGENT = "tasktui"
@@ -215,7 +215,8 @@ class Provider:
         if len(tasks) > MAX_LIST:
             self.list_cut += len(tasks) - MAX_LIST
             tasks = tasks[:MAX_LIST]
-        return [self.scrub_task(t) for t in tasks]
+        # an id that holds our key (echoed) is no task of ours: never stored, never polled
+        return [self.scrub_task(t) for t in tasks if not has_secret(t.task_id, self.api_key)]
 
     def parse_balance(self, response: httpx.Response) -> Balance:
         balance = self._guard(lambda data: self.read_balance(data, response), response)
