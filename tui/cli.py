@@ -32,6 +32,11 @@ COMMANDS = {
     "export": "tui.headless:cmd_export",
     "config check": "tui.config:cmd_check",
     "config init": "tui.config:cmd_init",
+    "db migrate": "tui.stores:cmd_db",
+    "db copy": "tui.stores:cmd_db",
+    "pull": "tui.results:cmd_pull",
+    "listen": "tui.push:cmd_listen",
+    "provider test": "tui.providers.declared:cmd_provider_test",
 }
 
 
@@ -39,8 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     def paths(parser: argparse.ArgumentParser, default) -> argparse.ArgumentParser:
         parser.add_argument("--config", metavar="PATH", default=default,
                             help="config file (default: $TASKTUI_CONFIG or the user config dir)")
-        parser.add_argument("--db", metavar="PATH", default=default,
-                            help="task database (default: $TASKTUI_DB or the user data dir)")
+        parser.add_argument("--db", metavar="PATH|URL", default=default,
+                            help="task database: a SQLite file or a postgresql:// URL"
+                                 " (default: $TASKTUI_DB or the user data dir)")
         return parser
 
     # Given after the command, --config/--db must not reset what was given before it.
@@ -66,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7, help="seed of the generated scenario (default 7)")
     p.add_argument("--tasks", type=int, default=50, help="tasks in the generated scenario (default 50)")
     p.add_argument("--speed", type=float, default=1.0, help="simulated time per real second (default 1.0)")
+    p.add_argument("--strict", action="store_true",
+                   help="serve only the seed documents' endpoints (balance, history and other lists answer 404),"
+                        " with the published variants mixed in")
 
     providers = ", ".join(PROVIDERS)
     p = sub.add_parser("add", parents=[common], help="track tasks; ID '-' reads ids from stdin",
@@ -121,7 +130,26 @@ def build_parser() -> argparse.ArgumentParser:
     csub.add_parser("check", parents=[common], help="validate the config; on error name file, key and reason")
     csub.add_parser("init", parents=[common],
                     help="write the commented example config to the config path (never overwrites)")
+
+    # Commands whose modules keep their own arguments (imported here without their heavy parts).
+    from .providers import add_provider_parser
+    from .push import add_parser as add_listen_parser
+    from .stores import add_db_parser
+
+    pull_arguments(sub.add_parser("pull", parents=[common], help="download the results of succeeded tasks"))
+    add_listen_parser(sub, [common])
+    add_db_parser(sub, [common])
+    add_provider_parser(sub, [common])
     return parser
+
+
+def pull_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``tasktui pull`` (here, so building the parser imports no httpx)."""
+    parser.add_argument("--filter", metavar="QUERY", default="", help="only tasks matching this filter")
+    parser.add_argument("--dir", metavar="DIR", default=".", help="destination folder (default: the current one)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per result link")
+    parser.add_argument("--max-size", type=float, default=None, metavar="MB",
+                        help="refuse a file larger than this many MB (default 2147, i.e. 2 GiB)")
 
 
 # Options whose value may start with '-' ("--filter -state:done", "--timeout -1"):
@@ -153,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(join_dash_values(list(sys.argv[1:] if argv is None else argv)))
     name = args.command
-    if name == "config":
-        name = f"config {args.config_command}"
+    if name in ("config", "db", "provider"):
+        name = f"{name} {getattr(args, name + '_command')}"
     if (name is None or (name == "demo" and not args.headless)) and not _is_terminal(sys.stdout):
         print("tasktui: the dashboard needs a terminal (stdout is not one); "
               "use `tasktui ls` or `tasktui wait` in scripts and pipes", file=sys.stderr)

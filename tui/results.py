@@ -631,12 +631,10 @@ class _Bars:
 
 
 def add_arguments(parser: Any) -> None:
-    """The options of ``tasktui pull`` (for the CLI's subparser)."""
-    parser.add_argument("--filter", metavar="QUERY", default="", help="only tasks matching this filter")
-    parser.add_argument("--dir", metavar="DIR", default=".", help="destination folder (default: the current one)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object per result link")
-    parser.add_argument("--max-size", type=float, default=None, metavar="MB",
-                        help=f"refuse a file larger than this many MB (default {DEFAULT_MAX_BYTES // 10**6})")
+    """The options of ``tasktui pull`` (defined with the CLI, which builds them without httpx)."""
+    from .cli import pull_arguments
+
+    pull_arguments(parser)
 
 
 def cmd_pull(args: Any) -> int:
