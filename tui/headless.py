@@ -65,17 +65,21 @@ def load_config(args: Any):
     """The validated config (``ConfigError`` on a bad one)."""
     from . import config as config_mod
 
-    return config_mod.load_config(config_mod.config_path(getattr(args, "config", None)))
+    config = config_mod.load_config(config_mod.config_path(getattr(args, "config", None)))
+    config_mod.print_warnings(config)  # a literal key in a readable file: said once, by every command
+    return config
 
 
 def open_store(args: Any, readonly: bool = False):
     """The task store; one clear line (``Fail``) when its folder cannot be made,
     or when a ``--db`` given by hand names a file that does not exist."""
-    from .paths import db_path
-    from .store import Store
+    from .stores import is_pg_url, open_store as open_any, store_target
 
     given = getattr(args, "db", None)
-    path = Path(db_path(given))
+    target = store_target(given)
+    if is_pg_url(target):
+        return open_any(target, readonly=readonly)
+    path = Path(target)
     if readonly:
         if given and not path.exists():
             raise Fail(f"{path}: the database file does not exist")
@@ -84,7 +88,7 @@ def open_store(args: Any, readonly: bool = False):
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise Fail(f"cannot create the database folder {path.parent}: {exc.strerror or exc}") from None
-    return Store(path, readonly=readonly)
+    return open_any(path, readonly=readonly)
 
 
 def make_engine(config: Any, store: Any):
@@ -139,12 +143,24 @@ def read_ids(ids: Iterable[str], stdin: TextIO | None = None) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _check_provider(name: str) -> None:
-    if name not in PROVIDERS:
-        raise Fail(f"unknown provider {name!r}; known: {', '.join(PROVIDERS)}")
+def _configured(args: Any) -> dict[str, Any]:
+    """The config's provider tables (none when there is no readable config: add and rm work without one)."""
+    try:
+        return dict(load_config(args).providers)
+    except Exception:
+        return {}
 
 
-def kind_warning(provider: str, kind: str | None) -> str | None:
+def _check_provider(name: str, args: Any = None) -> None:
+    """One of the five, a catalogue entry, or a provider the config declares."""
+    from .providers import known_names
+
+    known = (*known_names(), *(n for n in _configured(args) if n not in PROVIDERS))
+    if name not in known:
+        raise Fail(f"unknown provider {name!r}; known: {', '.join(dict.fromkeys(known))}")
+
+
+def kind_warning(provider: str, kind: str | None, args: Any = None) -> str | None:
     """The provider's one-line warning about ``kind`` (unknown to it), else None.
 
     Asks the provider's ``check_kind``; a provider without one, or one that
@@ -154,7 +170,8 @@ def kind_warning(provider: str, kind: str | None) -> str | None:
     try:
         from .providers import provider_class
 
-        cls = provider_class(provider)
+        cfg = _configured(args).get(provider)
+        cls = provider_class(provider, getattr(cfg, "declaration", None))
     except Exception:
         return None
     check = getattr(cls, "check_kind", None)
@@ -248,11 +265,11 @@ def _plural(n: int, word: str = "task") -> str:
 
 @command
 def cmd_add(args: Any) -> int:
-    _check_provider(args.provider)
+    _check_provider(args.provider, args)
     with _Signals() as signals:
         try:
             ids, kind = _ids_to_add(args)
-            warning = kind_warning(args.provider, kind)
+            warning = kind_warning(args.provider, kind, args)
             if warning:
                 _say(f"tasktui: warning: {warning}")
             store = open_store(args)
@@ -298,7 +315,7 @@ def _warn_unconfigured(args: Any, provider: str) -> None:
 
 @command
 def cmd_rm(args: Any) -> int:
-    _check_provider(args.provider)
+    _check_provider(args.provider, args)
     ids = read_ids(args.ids)
     store = open_store(args)
     try:
@@ -441,7 +458,7 @@ def cmd_poll(args: Any) -> int:
             try:
                 await engine.poll_once()
             finally:
-                await engine.stop()
+                await stop_engine(engine)
 
         asyncio.run(one_round())
         for line in _provider_trouble(engine, engine.workers):
@@ -568,7 +585,28 @@ async def wait_for(engine: Any, store: Any, keys: list[str], timeout: float | No
                 pass
     finally:
         unsubscribe()
-        await engine.stop()
+        await stop_engine(engine)
+
+
+async def stop_engine(engine: Any, every: float = 0.5) -> None:
+    """``engine.stop()``, asking its workers again while it waits.
+
+    On Python 3.11 ``asyncio.wait_for`` returns instead of raising when the
+    cancel arrives just as what it waits for is done (a worker's wake event,
+    set by the store change of the last answer); that worker then keeps
+    running and ``stop()`` awaits it for ever.  Cancelling again ends it."""
+    import asyncio
+
+    stop = asyncio.ensure_future(engine.stop())
+    while True:
+        done, _ = await asyncio.wait({stop}, timeout=every)
+        if done:
+            stop.result()
+            return
+        for worker in (getattr(engine, "workers", None) or {}).values():
+            runner = getattr(worker, "runner", None)
+            if runner is not None and not runner.done():
+                runner.cancel()
 
 
 def _started() -> float:

@@ -222,14 +222,15 @@ def _copy(src: Store, dst: Store, src_name: str, dst_name: str) -> str:
 def add_db_parser(sub: Any, parents: list | tuple = ()) -> None:
     """Add ``db migrate`` and ``db copy SRC DST`` to an argparse subparsers object."""
     p = sub.add_parser("db", parents=list(parents), help="task database tools (migrate, copy)")
-    dsub = p.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
+    dsub = p.add_subparsers(dest="db_command", metavar="COMMAND", required=True,
+                            help="what to do with the database")
     dsub.add_parser("migrate", parents=list(parents),
                     help="create or upgrade the schema of the store (--db, $TASKTUI_DB or the default)")
     c = dsub.add_parser("copy", parents=list(parents),
                         help="copy tasks, history, events and counters from SRC to DST"
                              " (a path or a postgresql:// URL each)")
-    c.add_argument("src", metavar="SRC")
-    c.add_argument("dst", metavar="DST")
+    c.add_argument("src", metavar="SRC", help="where to copy from: a SQLite file or a postgresql:// URL")
+    c.add_argument("dst", metavar="DST", help="where to copy to: a SQLite file or a postgresql:// URL")
 
 
 def run_db(args: Any, config_url: str | None = None, out: Callable[[str], Any] = print) -> int:
