@@ -619,3 +619,14 @@ async def test_freepik_detail_waiting_for_budget_goes_before_the_next_list(sim, 
         assert done.state == "succeeded" and done.results
     finally:
         await engine.stop()
+
+
+def test_the_provider_gets_the_configs_timeout_and_body_cap(store):
+    # one table of defaults: what the config says (or its DEFAULT_*), never a figure of the engine's own
+    from tui.config import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT
+
+    engine = Engine(config_for("http://127.0.0.1:9", providers=("evolink", "qolaba"),
+                               evolink={"timeout": 7.5, "max_body": 2048}), store)
+    evolink, qolaba = engine.workers["evolink"].provider, engine.workers["qolaba"].provider
+    assert (evolink.deadline, evolink.max_body) == (7.5, 2048)
+    assert (qolaba.deadline, qolaba.max_body) == (DEFAULT_TIMEOUT, DEFAULT_MAX_BODY)
