@@ -510,3 +510,40 @@ def test_add_takes_the_kind_from_a_pasted_freepik_url(home, capsys):
         (t,) = store.tasks()
     assert (t.task_id, t.kind) == (UUID, "image-relight")
     assert "taken from the pasted URL" in err
+
+
+def test_stop_engine_ends_a_worker_that_swallowed_its_cancel():
+    # Python 3.11: asyncio.wait_for returns instead of raising when the cancel meets a
+    # wake that is already set, so a worker loop carries on and engine.stop() waits for ever
+    from tui.headless import stop_engine
+
+    async def main() -> None:
+        swallowed = []
+
+        async def worker_loop() -> None:
+            while True:
+                try:
+                    await asyncio.sleep(30)
+                except asyncio.CancelledError:
+                    if not swallowed:
+                        swallowed.append(1)
+                        continue  # the race: this cancel is lost
+                    raise
+
+        worker = SimpleNamespace(runner=asyncio.ensure_future(worker_loop()))
+
+        class Engine:
+            workers = {"evolink": worker}
+
+            async def stop(self) -> None:
+                worker.runner.cancel()
+                try:
+                    await worker.runner
+                except asyncio.CancelledError:
+                    pass
+
+        await asyncio.sleep(0)
+        await asyncio.wait_for(stop_engine(Engine(), every=0.05), 20)
+        assert swallowed and worker.runner.done()
+
+    asyncio.run(main())

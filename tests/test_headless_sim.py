@@ -26,6 +26,7 @@ def write_config(tmp_path: Path, base_url: str, providers=PROVIDERS, keys=None, 
         lines.append("")
     path = tmp_path / "config.toml"
     path.write_text("\n".join(lines), encoding="utf-8")
+    path.chmod(0o600)  # it holds literal keys: a readable file gets a warning on stderr
     return path
 
 
