@@ -249,7 +249,9 @@ class TaskTUI(App[None]):
             self._unsubscribe()
             self._unsubscribe = None
         if self.engine is not None and self.manage_engine:
-            await self.engine.stop()
+            from .headless import stop_engine  # asks a worker that swallowed its cancel again
+
+            await stop_engine(self.engine)
 
     def _terminal_gone(self) -> None:
         """SIGHUP: the terminal went away (a dropped SSH session)."""
@@ -264,7 +266,9 @@ class TaskTUI(App[None]):
         """
         if self.engine is not None and self.manage_engine:
             try:
-                await asyncio.wait_for(self.engine.stop(), HANGUP_GRACE)
+                from .headless import stop_engine
+
+                await asyncio.wait_for(stop_engine(self.engine), HANGUP_GRACE)
             except Exception:
                 pass
         if self.hard_exit_on_hangup:
