@@ -346,16 +346,8 @@ BIG_SCRIPT = textwrap.dedent("""
 """)
 
 
-QUADRATIC = {  # de-duplication by `url not in list` in the provider module (not base.py)
-    "freepik": "freepik.py _urls: `if url and url not in out` (use dict.fromkeys)",
-    "evolink": "evolink.py read_status: `if url not in results` (use dict.fromkeys)",
-}
-
-
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("provider", [
-    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=QUADRATIC[p])) if p in QUADRATIC else p
-    for p in PROVIDERS])
+@pytest.mark.parametrize("provider", PROVIDERS)
 def test_200000_results_are_deduplicated_and_capped(provider):
     """Runs in a subprocess so that a quadratic parse is stopped by the subprocess
     timeout, not counted on a clock: a linear one takes about 2 s, a quadratic one

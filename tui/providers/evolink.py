@@ -225,12 +225,10 @@ class Evolink(Provider):
 
     def read_status(self, task_id: str, kind: str | None, data: Any, response: httpx.Response) -> Task:
         row: EvolinkTask = _check(EvolinkTask, data)
-        results = list(row.results)
+        results = dict.fromkeys(row.results)  # ordered, de-duplicated in linear time
         for item in row.result_data:
             for name in MEDIA_FIELDS:
-                for url in _urls(getattr(item, name)):
-                    if url not in results:
-                        results.append(url)
+                results.update(dict.fromkeys(_urls(getattr(item, name))))
         info, usage = row.task_info, row.usage
         return self.task(
             task_id,
@@ -238,7 +236,7 @@ class Evolink(Provider):
             state=state_of(row.status, row.error),
             provider_status=row.status,
             progress=clamp_progress(row.progress),
-            results=results,
+            results=list(results),
             error=task_error(row.error),
             model=row.model,
             credits=usage.credits_reserved if usage else None,

@@ -48,14 +48,14 @@ def _urls(value: Any) -> list[str]:
         value = [value]
     if not isinstance(value, list):
         raise ValueError(f"expected a list of links, got {type(value).__name__}")
-    out: list[str] = []
+    out: dict[str, None] = {}  # ordered and de-duplicated in linear time (a provider may send 100,000)
     for item in value:
         if isinstance(item, dict):
             item = item.get("url")
         url = clean_url(item) if isinstance(item, str) else None
-        if url and url not in out:
-            out.append(url)
-    return out
+        if url:
+            out[url] = None
+    return list(out)
 
 
 Text = Annotated[str | None, BeforeValidator(_text)]
