@@ -204,7 +204,7 @@ BINDING_IDS: tuple[str, ...] = (
     "quota", "clear", *(f"saved.{n}" for n in range(1, 10)),
     "list.down", "list.up", "list.page_down", "list.page_up", "list.first", "list.last",
     "filter.clear", "add.submit", "add.cancel", "confirm.yes", "confirm.no",
-    "detail.back", "detail.copy", "errors.back", "errors.filter", "errors.jump", "errors.quit",
+    "detail.back", "detail.copy", "errors.back", "errors.copy", "errors.filter", "errors.jump", "errors.quit",
     "error.back", "error.copy", "error.jump", "help.close",
 )
 
