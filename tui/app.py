@@ -60,6 +60,9 @@ KEY_HELP = {
     "help": "this screen",
     "quit": "quit",
     "clear": "clear the filter",
+    # results
+    "open": "open the result in a browser or viewer (over SSH: copy its URL)",
+    "download": "download the task's results into [results] dir (else the current folder)",
 }
 
 
@@ -141,6 +144,9 @@ class TaskTUI(App[None]):
         Binding("e", "errors", "Errors", id="errors"),
         Binding("v", "toggle_quota", "Quota", show=False, id="quota"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="clear"),
+        # results
+        Binding("o", "open_result", "Open", id="open"),
+        Binding("d", "download", "Download", id="download"),
     ] + [
         Binding(str(n), f"saved_filter({n})", f"Saved filter {n}", show=False, id=f"saved.{n}")
         for n in range(1, 10)
@@ -560,7 +566,14 @@ class TaskTUI(App[None]):
                 return
             known = len(req.ids) - len(added)
             extra = f" ({known} already tracked)" if known else ""
-            self.notify(f"Tracking {len(added)} new {req.provider} task(s){extra}", markup=False)
+            skipped = list(getattr(req, "skipped", None) or [])
+            warnings = list(getattr(req, "warnings", None) or [])
+            if skipped:
+                extra += f"; {len(skipped)} invalid id{'s' if len(skipped) != 1 else ''} skipped"
+            if warnings:
+                extra += f"; {len(warnings)} warning(s): " + clean(str(warnings[0]), 120)
+            self.notify(f"Tracking {len(added)} new {req.provider} task(s){extra}",
+                        severity="warning" if skipped or warnings else "information", markup=False)
             if self.engine is not None and added:
                 self.engine.refresh_now(added)
 
@@ -599,6 +612,95 @@ class TaskTUI(App[None]):
         self.copy_to_clipboard(url)
         self.notify(clean(url, 300), title="Copied result URL", markup=False)
 
+    # ------------------------------------------------------------ results
+
+    def _result_target(self) -> tuple[Any, int]:
+        """(task, result index) the results keys act on: the detail's task and the
+        result it shows, else the list's selected task and its first result."""
+        if self._main_active():
+            key, index = self.task_list.cursor_key, 0
+        else:
+            key, index = getattr(self.screen, "key", None), int(getattr(self.screen, "result_index", 0) or 0)
+        task = self.store.get(key) if key else None
+        return task, index
+
+    def action_open_result(self) -> None:
+        """Open the selected result locally; over SSH or with no display, copy its
+        URL (OSC 52) and say so.  A link that is not http(s) is never opened."""
+        from . import preview
+
+        task, index = self._result_target()
+        if task is None:
+            return
+        if not task.results:
+            self.notify("This task has no result to open.", severity="warning", markup=False)
+            return
+        url = task.results[min(index, len(task.results) - 1)]
+        if not is_web_url(url):
+            self.notify("Not an http(s) link: not opened.", severity="warning", markup=False)
+            return
+        if preview.can_open_locally() and preview.open_url(url):
+            self.notify(clean(url, 300), title="Opened", markup=False)
+            return
+        self.copy_to_clipboard(url)
+        self.notify(clean(url, 300), title="No display here: copied the URL instead", markup=False)
+
+    def _results_dir(self) -> str:
+        results = getattr(self.config, "results", None)
+        folder = results.get("dir") if isinstance(results, dict) else getattr(results, "dir", None)
+        return str(folder) if folder else os.getcwd()
+
+    def action_download(self) -> None:
+        """Download the selected task's results (``tui.results.pull``) in a worker."""
+        task, _ = self._result_target()
+        if task is None:
+            return
+        if task.state != "succeeded" or not task.results:
+            self.notify("Only a succeeded task's results can be downloaded.", severity="warning", markup=False)
+            return
+        if not hasattr(self, "downloads"):
+            self.downloads: dict[str, str] = {}  # task key -> progress line (the detail shows it)
+        if task.key in self.downloads and not self.downloads[task.key].startswith("download done"):
+            self.notify("Already downloading this task.", timeout=2, markup=False)
+            return
+        self.downloads[task.key] = f"downloading 0 of {len(task.results)} files…"
+        self.run_worker(self._download([task], self._results_dir()), group="download", exit_on_error=False)
+
+    async def _download(self, tasks: list, folder: str) -> None:
+        from .results import human_bytes, pull
+
+        files = {t.key: len(t.results) for t in tasks}
+        finished: dict[str, int] = {}
+
+        def progress(p: Any) -> None:
+            if p.finished is not None:
+                finished[p.key] = finished.get(p.key, 0) + 1
+            done = human_bytes(p.done) + (f" of {human_bytes(p.total)}" if p.total else "")
+            self.downloads[p.key] = (f"downloading {finished.get(p.key, 0)} of {files.get(p.key, 0)} files…"
+                                     f" (file {p.n}: {done})")
+            if getattr(self.screen, "key", None) == p.key:
+                getattr(self.screen, "refresh_results", lambda: None)()
+
+        try:
+            results = await pull(self.store, tasks, folder, on_progress=progress)
+        except Exception as exc:  # a folder that cannot be made, a store that cannot be written
+            for t in tasks:
+                self.downloads[t.key] = "download done: failed"
+            self.notify(clean(f"{type(exc).__name__}: {exc}", 300), title="Download failed",
+                        severity="error", markup=False)
+            return
+        good = [r for r in results if r.ok]
+        bad = [r for r in results if not r.ok]
+        for t in tasks:
+            mine = [r for r in results if r.key == t.key]
+            ok = sum(r.ok for r in mine)
+            self.downloads[t.key] = f"download done: {ok} of {len(mine)} files"
+        getattr(self.screen, "refresh_results", lambda: None)()
+        message = f"{len(good)} file(s) in {clean(folder, 300)}"
+        if bad:
+            message += "; " + ", ".join(f"{r.status}: {clean(r.message or r.url, 120)}" for r in bad[:3])
+        self.notify(message, title="Downloaded", severity="warning" if bad else "information", markup=False)
+
     def action_refresh(self) -> None:
         if self.engine is None:
             self._sync()
@@ -623,7 +725,19 @@ class TaskTUI(App[None]):
     def action_errors(self) -> None:
         from .screens.errors import ErrorLogScreen
 
-        self.push_screen(ErrorLogScreen(self.store))
+        self.push_screen(ErrorLogScreen(self.store), self.go_to_task)
+
+    def go_to_task(self, key: str | None) -> None:
+        """Put the cursor on ``key`` (the error log's jump), clearing the filter
+        when it hides that task; focus the list and show the task's summary."""
+        if not key or self.store.get(key) is None:
+            return
+        tasks = self.task_list
+        if not tasks.select(key):
+            self.action_clear_filter()
+            tasks.select(key)
+        tasks.focus()
+        self._update_summary()
 
     def action_toggle_quota(self) -> None:
         self.screen.toggle_class("-show-quota")
@@ -649,6 +763,9 @@ class TaskTUI(App[None]):
         yield SystemCommand("Add tasks", "Track task ids (a)", self.action_add)
         yield SystemCommand("Forget task", "Stop tracking the selected task (x)", self.action_forget)
         yield SystemCommand("Copy result URL", "OSC 52 clipboard (c)", self.action_copy_url)
+        yield SystemCommand("Open result", "In a browser or viewer; over SSH copy it (o)", self.action_open_result)
+        yield SystemCommand("Download results", "Of the selected task, into [results] dir (d)",
+                            self.action_download)
         yield SystemCommand("Refresh now", "Poll every live task now (r)", self.action_refresh)
         yield SystemCommand("Pause or resume polling", "(p)", self.action_pause)
         yield SystemCommand("Error log", "Newest first (e)", self.action_errors)
