@@ -206,6 +206,8 @@ BINDING_IDS: tuple[str, ...] = (
     "filter.clear", "add.submit", "add.cancel", "confirm.yes", "confirm.no",
     "detail.back", "detail.copy", "errors.back", "errors.copy", "errors.filter", "errors.jump", "errors.quit",
     "error.back", "error.copy", "error.jump", "help.close",
+    # results
+    "open", "download", "detail.prev", "detail.next",
 )
 
 MODIFIERS = ("ctrl", "shift", "alt", "meta", "super", "hyper")

@@ -1,8 +1,13 @@
-"""The task detail screen: every field, the state history, results, the
-provider's error text and the last raw answer as pretty JSON.
+"""The task detail screen: the results first (a half-block preview of the
+selected one, left/right to step, links as OSC 8 hyperlinks, expiry and the
+downloaded files), then every field, the state history, the provider's error
+text and the last raw answer as pretty JSON.
 
 Everything shown comes from the store (``get``, ``history``, ``raw``); all
 provider text is put in ``rich.text.Text`` objects, so it is never markup.
+The preview is fetched by ``tui.preview.fetch_preview`` in an async worker (a
+file host, never the provider's API, no credentials), so a keystroke is
+answered while it loads; only a succeeded task's results are previewed.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import json
 import re
 from typing import Any, Callable
 
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -19,7 +25,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from ..model import iso
+from ..model import SUCCEEDED, iso
+from ..text import is_web_url
 from ..widgets.cells import clean, redact
 from ..widgets.cells import state_label
 from ..widgets.summary import rows_table, task_rows
@@ -48,6 +55,9 @@ class DetailScreen(Screen[None]):
     BINDINGS = [
         Binding("escape,q", "app.pop_screen", "Back", id="detail.back"),
         Binding("c", "app.copy_url", "Copy URL", id="detail.copy"),
+        # results (priority: the scrolling body would take left/right for itself)
+        Binding("left", "step(-1)", "Prev result", id="detail.prev", priority=True),
+        Binding("right", "step(1)", "Next result", id="detail.next", priority=True),
         Binding("j,down", "scroll('down')", "Down", show=False),
         Binding("k,up", "scroll('up')", "Up", show=False),
     ]
@@ -58,10 +68,17 @@ class DetailScreen(Screen[None]):
         self.key = key
         self.clock = clock
         self._shown_fields: list[tuple[str, str]] = []
+        self.result_index = 0  # the result shown (left/right)
+        self.preview: Any = None  # tui.preview.Preview of the shown result, once fetched
+        self._preview_url: str | None = None  # the link being fetched or shown
+        self._cache: Any = None
+        self._result_text: str | None = None
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="detail-body"):
             yield Static(id="detail-title")
+            yield Static(id="detail-result")
+            yield Static(id="detail-preview")
             yield Static(id="detail-fields")
             yield Static(Text("State history", "bold"), classes="section")
             yield Static(id="detail-history")
@@ -84,6 +101,7 @@ class DetailScreen(Screen[None]):
         if shown != self._shown_fields:  # redraw only when a time's text moved
             self._shown_fields = shown
             self.query_one("#detail-fields", Static).update(rows_table(rows))
+        self._show_result(task)  # "expires in 3 h" moves on too (redrawn only when its text changed)
 
     def show(self) -> None:
         """(Re)read the task from the store and draw it."""
@@ -101,6 +119,7 @@ class DetailScreen(Screen[None]):
         rows = task_rows(task, now, full=True)
         self._shown_fields = [(name, value.plain) for name, value in rows]
         self.query_one("#detail-fields", Static).update(rows_table(rows))
+        self._show_result(task)
         self.query_one("#detail-history", Static).update(self._history())
         raw = self.store.raw(self.key)
         body = Text("(nothing received yet)", "dim") if raw is None else Text(pretty_json(raw))
@@ -110,6 +129,120 @@ class DetailScreen(Screen[None]):
         """Called by the app while this screen is on top: redraw when our task changed."""
         if self.key in keys:
             self.show()
+
+    # ------------------------------------------------------------ results
+
+    def selected_url(self) -> str | None:
+        """The result link shown now (``o`` opens it), or None."""
+        task = self.store.get(self.key)
+        if task is None or not task.results:
+            return None
+        return task.results[min(self.result_index, len(task.results) - 1)]
+
+    def refresh_results(self) -> None:
+        """Redraw the results block (the app calls it as a download moves on)."""
+        task = self.store.get(self.key)
+        if task is not None:
+            self._show_result(task)
+
+    def action_step(self, delta: int) -> None:
+        task = self.store.get(self.key)
+        if task is None or len(task.results) < 2:
+            return
+        self.result_index = (self.result_index + delta) % len(task.results)
+        self._show_result(task)
+
+    def _show_result(self, task) -> None:
+        """The results block: "result n of N", the link (OSC 8), expiry, downloaded
+        files, download progress; and the preview of the selected link."""
+        from ..results import expiry_text
+
+        box = self.query_one("#detail-result", Static)
+        area = self.query_one("#detail-preview", Static)
+        results = list(task.results)
+        if not results and not task.files:
+            box.display = area.display = False
+            return
+        box.display = True
+        self.result_index = min(self.result_index, max(len(results) - 1, 0))
+        text = Text()
+        if results:
+            url = results[self.result_index]
+            text.append(f"Result {self.result_index + 1} of {len(results)}", "bold")
+            if len(results) > 1:
+                text.append("   ← → step", "dim")
+            text.append("\n")
+            shown = clean(url, 2048)
+            if is_web_url(url):
+                text.append(shown, Style(link=shown, underline=True))  # an OSC 8 hyperlink
+            else:
+                text.append(shown)
+                text.append("  (not a web link: never fetched or opened)", "dim")
+        expiry = expiry_text(task, self.clock())
+        if expiry:
+            text.append(f"\n{expiry}", "bold red" if expiry.startswith("expired") else "yellow")
+        for path in task.files:
+            text.append("\nsaved ", "dim")
+            text.append(clean(path, 1024))
+        progress = getattr(self.app, "downloads", {}).get(self.key)
+        if progress:
+            text.append(f"\n{progress}", "dim")
+        if text.plain != self._result_text:
+            self._result_text = text.plain
+            box.update(text)
+        if not results or task.state != SUCCEEDED:
+            area.display = False
+            return
+        area.display = True
+        url = results[self.result_index]
+        if url != self._preview_url:
+            self._preview_url = url
+            self.preview = None
+            area.update(Text("loading…", "dim"))
+            self.run_worker(self._fetch(url), group="preview", exclusive=True, exit_on_error=False)
+
+    async def _fetch(self, url: str) -> None:
+        from ..preview import DEFAULT_MAX_BYTES, PreviewCache, fetch_preview
+
+        if self._cache is None:
+            self._cache = PreviewCache()
+        cfg = getattr(self.app, "config", None)
+        results = getattr(cfg, "results", None)
+        mb = results.get("preview_max_mb") if isinstance(results, dict) else getattr(results, "preview_max_mb", None)
+        cap = int(float(mb) * 10**6) if mb else DEFAULT_MAX_BYTES
+        preview = await fetch_preview(url, self._cache, cap)
+        if url != self._preview_url:  # stepped on meanwhile
+            return
+        self.preview = preview
+        self._draw_preview()
+
+    def _draw_preview(self) -> None:
+        """The fetched preview at the size the preview area has now."""
+        from ..preview import PreviewError, as_text, render_halfblocks
+
+        p = self.preview
+        if p is None:
+            return
+        area = self.query_one("#detail-preview", Static)
+        if p.status == "ok" and p.kind == "image" and p.data:
+            width, height = area.content_size
+            if width <= 0 or height <= 0:
+                self.call_after_refresh(self._draw_preview)
+                return
+            try:
+                area.update(as_text(render_halfblocks(p.data, width, height)))
+                return
+            except PreviewError as exc:
+                area.update(Text(clean(str(exc), 300), "dim"))
+                return
+        line = Text(clean(p.describe(), 300), "bold red" if p.status == "expired" else "dim")
+        if p.status == "ok" and p.kind in ("video", "audio"):
+            line.append("   o opens it", "dim")
+        area.update(line)
+
+    def on_resize(self) -> None:
+        if self.preview is not None:
+            self.call_after_refresh(self._draw_preview)
 
     def _history(self) -> Table | Text:
         rows = self.store.history(self.key)

@@ -1,0 +1,246 @@
+"""Results in the dashboard (issue 17): the detail view's half-block preview of a
+result fetched from a real file host on 127.0.0.1 (tests/file_server.py),
+left/right through a task's results, expiry and downloaded files, OSC 8 links;
+``o`` opens (or copies over SSH) and never a non-http(s) link; ``d`` downloads
+into ``[results] dir``; snapshots of the detail with a preview.
+
+Pilot over a real SQLite store, fixed clock, no engine; every wait is for an
+event (a request the server saw, text on screen), never a fixed sleep."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from file_server import HOLD, FileServer
+from test_app_fixtures import NOW, clock, fill_store, make_config, plain, wait_for
+from tui.app import make_app
+from tui.model import Task
+from tui.preview import PreviewCache, fetch_preview
+from tui.screens.detail import DetailScreen
+
+
+@pytest.fixture
+def server():
+    s = FileServer()
+    yield s
+    s.release()
+    s.close()
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    """Each test its own preview cache (nothing read from, or left in, the user's)."""
+    monkeypatch.setenv("TASKTUI_CACHE", str(tmp_path / "cache"))
+
+
+def done_task(task_id: str, results: list[str], **kw) -> Task:
+    # EvoLink states 24 h for its links: finished 21 h ago -> "expires in 3 h"
+    return Task("evolink", task_id, state="succeeded", provider_status="completed", results=results,
+                created_at=NOW - 21 * 3600 - 60, updated_at=NOW - 21 * 3600, finished_at=NOW - 21 * 3600, **kw)
+
+
+def app_for(tmp_path, tasks, config=None):
+    store = fill_store(tmp_path / "tasks.db", tasks, events=False)
+    return make_app(config or make_config(), store, clock=clock), store
+
+
+def shown(app, part: str) -> str:
+    return plain(app.screen.query_one(f"#detail-{part}"))
+
+
+def drawn(app) -> bool:
+    return isinstance(app.screen, DetailScreen) and "\u2580" in shown(app, "preview")
+
+
+async def open_detail(pilot, app, key: str) -> None:
+    assert app.task_list.select(key)
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.key == key)
+
+
+# ---------------------------------------------------------------- preview
+
+
+async def test_detail_previews_the_image_and_steps_through_results(tmp_path, server):
+    task = done_task("e-1", [server.url("/img.png"), server.url("/clip.mp4"), server.url("/expired410")])
+    app, store = app_for(tmp_path, [task])
+    saved = tmp_path / "out" / "e-1-1.png"
+    store.set_files(task.key, [str(saved)])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_detail(pilot, app, task.key)
+        await wait_for(pilot, lambda: drawn(app))
+        result = shown(app, "result")
+        assert "Result 1 of 3" in result and server.url("/img.png") in result
+        assert "expires in 3 h" in result and str(saved) in result
+        # drawn at the preview area's size: the 4x4 square fills its height, 2 pixel rows a cell
+        area = app.screen.query_one("#detail-preview")
+        lines = app.screen.query_one("#detail-preview").content.plain.split("\n")
+        width, height = area.content_size
+        assert len(lines) == height and len(lines[0]) == min(width, 2 * height)
+        first = app.screen.query_one("#detail-preview").content.spans[0].style
+        assert first.color.triplet == (255, 0, 0) and first.bgcolor.triplet == (255, 0, 0)  # red quadrant
+
+        await pilot.press("right")
+        await wait_for(pilot, lambda: "video/mp4" in shown(app, "preview"))
+        assert "Result 2 of 3" in shown(app, "result")
+        assert "0:04.5" in shown(app, "preview")  # the duration from the movie header
+        await pilot.press("right")
+        await wait_for(pilot, lambda: "expired" in shown(app, "preview"))
+        assert "Result 3 of 3" in shown(app, "result") and "HTTP 410" in shown(app, "preview")
+        await pilot.press("right")  # wraps to the first, drawn from the cache this time
+        await wait_for(pilot, lambda: drawn(app) and "Result 1 of 3" in shown(app, "result"))
+        await pilot.press("left")
+        await wait_for(pilot, lambda: "Result 3 of 3" in shown(app, "result"))
+    assert [r.path for r in server.requests].count("/img.png") == 1  # the second showing came from the cache
+    assert server.violations == []
+
+
+async def test_a_key_is_answered_while_a_slow_preview_loads(tmp_path, server):
+    task = done_task("e-slow", [server.url("/slow.bin"), server.url("/img.png")])
+    app, store = app_for(tmp_path, [task])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_detail(pilot, app, task.key)
+        await wait_for(pilot, lambda: "loading…" in shown(app, "preview"))
+        # the host has sent part of the file and holds the rest: the fetch is under way
+        await server.await_for(lambda seen: any(s.path == "/slow.bin" and s.sent >= HOLD for s in seen))
+        await pilot.press("right")
+        await wait_for(pilot, lambda: "Result 2 of 2" in shown(app, "result") and drawn(app))
+        slow = next(s for s in server.requests if s.path == "/slow.bin")
+        assert slow.sent == HOLD  # answered while the slow fetch had not finished
+        await pilot.press("escape")  # and leaving works at once too
+        await wait_for(pilot, lambda: not isinstance(app.screen, DetailScreen))
+
+
+async def test_only_a_succeeded_task_is_previewed(tmp_path, server):
+    task = Task("evolink", "e-failed", state="failed", results=[server.url("/img.png")],
+                created_at=NOW - 60, updated_at=NOW - 30)
+    app, store = app_for(tmp_path, [task])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_detail(pilot, app, task.key)
+        await wait_for(pilot, lambda: "Result 1 of 1" in shown(app, "result"))
+        assert not app.screen.query_one("#detail-preview").display
+    assert server.requests == []
+
+
+async def test_result_links_are_osc8_hyperlinks_and_inert_text(tmp_path, server):
+    hostile = "https://cdn.example.com/[bold]x[/bold]/[link=https://evil.example]y[/link].png"
+    task = Task("evolink", "e-links", state="failed", results=[hostile, "file:///etc/passwd"],
+                created_at=NOW - 60, updated_at=NOW - 30)
+    app, store = app_for(tmp_path, [task])
+    async with app.run_test(size=(160, 40)) as pilot:
+        await open_detail(pilot, app, task.key)
+        await wait_for(pilot, lambda: "Result 1 of 2" in shown(app, "result"))
+        text = app.screen.query_one("#detail-result").content
+        assert hostile in text.plain  # shown as it is, never markup
+        links = [s.style.link for s in text.spans if not isinstance(s.style, str) and s.style.link]
+        assert links == [hostile]
+        await pilot.press("right")
+        await wait_for(pilot, lambda: "Result 2 of 2" in shown(app, "result"))
+        text = app.screen.query_one("#detail-result").content
+        assert "file:///etc/passwd" in text.plain and "not a web link" in text.plain
+        assert not [s for s in text.spans if not isinstance(s.style, str) and s.style.link]
+
+
+# ---------------------------------------------------------------- open
+
+
+async def test_o_opens_the_selected_result_or_copies_it_without_a_display(tmp_path, server, monkeypatch):
+    import tui.preview
+
+    opened: list[str] = []
+    local = {"ok": True}
+    monkeypatch.setattr(tui.preview, "can_open_locally", lambda *a, **k: local["ok"])
+    monkeypatch.setattr(tui.preview, "open_url", lambda url: opened.append(url) or True)
+    urls = [server.url("/img.png"), server.url("/clip.mp4")]
+    bad = Task("evolink", "e-bad", state="succeeded", results=["file:///etc/passwd"],
+               created_at=NOW - 70, updated_at=NOW - 60, finished_at=NOW - 60)
+    app, store = app_for(tmp_path, [done_task("e-open", urls), bad])
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert app.task_list.select("evolink:e-open")
+        await pilot.press("o")
+        await wait_for(pilot, lambda: opened == [urls[0]])
+        await open_detail(pilot, app, "evolink:e-open")
+        await pilot.press("right", "o")
+        await wait_for(pilot, lambda: opened == [urls[0], urls[1]])
+        local["ok"] = False  # over SSH: the URL is copied instead, and the user told
+        await pilot.press("o")
+        await wait_for(pilot, lambda: app.clipboard == urls[1])
+        assert any("copied the URL" in (n.title or "") for n in app._notifications)
+        assert opened == urls
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, DetailScreen))
+        local["ok"] = True
+        assert app.task_list.select("evolink:e-bad")
+        app.copy_to_clipboard("unchanged")
+        await pilot.press("o")
+        await wait_for(pilot, lambda: any("not opened" in n.message for n in app._notifications))
+    assert opened == urls and app.clipboard == "unchanged"
+
+
+# ---------------------------------------------------------------- download
+
+
+async def test_d_downloads_the_selected_task_into_the_results_dir(tmp_path, server):
+    config = make_config()
+    config.results = SimpleNamespace(dir=str(tmp_path / "out"))  # [results] dir (read with getattr)
+    task = done_task("e-dl", [server.url("/img.png"), server.url("/clip.mp4")], label="cats")
+    app, store = app_for(tmp_path, [task], config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_detail(pilot, app, task.key)
+        await pilot.press("d")
+        await wait_for(pilot, lambda: any((n.title or "") == "Downloaded" for n in app._notifications))
+        note = next(n for n in app._notifications if n.title == "Downloaded")
+        assert "2 file(s) in " + str(tmp_path / "out") in note.message
+        files = store.get(task.key).files
+        assert len(files) == 2 and all(Path(f).is_file() and Path(f).is_relative_to(tmp_path / "out")
+                                       for f in files)
+        assert Path(files[0]).read_bytes() == server.body("/img.png")
+        # the detail shows where they are, and how the download ended
+        await wait_for(pilot, lambda: all(f in shown(app, "result") for f in files))
+        assert "download done: 2 of 2 files" in shown(app, "result")
+    assert server.violations == []
+
+
+async def test_d_without_a_results_dir_uses_the_current_folder(tmp_path, server, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    task = done_task("e-here", [server.url("/img.jpg")])
+    running = Task("evolink", "e-running", state="running", created_at=NOW - 10, updated_at=NOW - 5)
+    app, store = app_for(tmp_path, [task, running])
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert app.task_list.select(running.key)
+        await pilot.press("d")
+        await wait_for(pilot, lambda: any("succeeded" in n.message for n in app._notifications))
+        assert app.task_list.select(task.key)
+        await pilot.press("d")
+        await wait_for(pilot, lambda: bool(store.get(task.key).files))
+        assert Path(store.get(task.key).files[0]).is_relative_to(tmp_path)
+    assert [s.path for s in server.requests] == ["/img.jpg"]
+
+
+# ---------------------------------------------------------------- snapshots
+
+SNAP_URL = "https://cdn.example.com/evolink/result-1.png"  # no port in the picture
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 50)], ids=["80x24", "160x50"])
+def test_detail_with_a_preview(snap_compare, tmp_path, server, size):
+    """The served 4x4 PNG, cached under a fixed URL (the server's port changes from
+    run to run and would be in the picture); the snapshot waits for the drawing."""
+    import asyncio
+
+    cache = PreviewCache()
+    p = asyncio.run(fetch_preview(server.url("/img.png"), cache))
+    assert p.status == "ok" and p.data == server.body("/img.png")
+    cache.put(SNAP_URL, {"kind": p.kind, "content_type": p.content_type, "size": p.size,
+                         "width": p.width, "height": p.height}, p.data)
+    task = done_task("e-snap", [SNAP_URL, "https://cdn.example.com/evolink/result-2.mp4"], label="cats")
+    app, store = app_for(tmp_path, [task])
+
+    async def before(pilot):
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: drawn(app))
+
+    assert snap_compare(app, run_before=before, terminal_size=size)
