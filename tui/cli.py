@@ -86,9 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
                                   "(an unknown one is accepted with a warning listing the known ones)")
     p.add_argument("--label", help="a label of yours, e.g. batch-7")
 
-    p = sub.add_parser("rm", parents=[common], help="stop tracking tasks")
-    p.add_argument("provider", help=f"one of: {providers}")
-    p.add_argument("ids", nargs="+", metavar="ID", help="task ids; '-' reads ids from stdin, one a line")
+    p = sub.add_parser("rm", parents=[common], help="stop tracking tasks (by id, or every task a filter matches)",
+                       description="Stop tracking tasks: `rm PROVIDER ID...`, or `rm [PROVIDER] --filter QUERY` "
+                                   "for every task the filter matches (`--all`: every task). "
+                                   "The provider is not told.")
+    p.add_argument("provider", nargs="?", help=f"one of: {providers} (optional with --filter or --all)")
+    p.add_argument("ids", nargs="*", metavar="ID", help="task ids; '-' reads ids from stdin, one a line")
+    p.add_argument("--filter", metavar="QUERY", default=None,
+                   help="remove every task matching QUERY, e.g. 'state:failed' (see README: filter); "
+                        "prints the count")
+    p.add_argument("--all", action="store_true",
+                   help="remove every task (of PROVIDER, if given); needed for an empty filter")
 
     filter_help = "only tasks matching QUERY, e.g. 'state:failed' or '-state:done' (see README: filter)"
     p = sub.add_parser("ls", parents=[common], help="tasks with their last known state",

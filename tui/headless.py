@@ -315,6 +315,12 @@ def _warn_unconfigured(args: Any, provider: str) -> None:
 
 @command
 def cmd_rm(args: Any) -> int:
+    query = getattr(args, "filter", None)
+    every = bool(getattr(args, "all", False))
+    if query is not None or every:
+        return _rm_matching(args, query or "", every)
+    if not args.provider or not args.ids:
+        raise Fail("rm: give PROVIDER and task ids, or --filter QUERY (or --all)")
     _check_provider(args.provider, args)
     ids = read_ids(args.ids)
     store = open_store(args)
@@ -325,6 +331,28 @@ def cmd_rm(args: Any) -> int:
     missing = len(ids) - removed
     _say(f"removed {removed} task{'s' if removed != 1 else ''}"
          f"{f', {missing} not tracked' if missing else ''}", sys.stdout)
+    return EXIT_OK
+
+
+def _rm_matching(args: Any, query: str, every: bool) -> int:
+    """``rm [PROVIDER] --filter QUERY``: remove every (provider's) task the filter
+    matches; an empty filter removes everything, so it needs ``--all``."""
+    if args.ids:
+        raise Fail("rm: give task ids or --filter/--all, not both")
+    if not query.strip() and not every:
+        raise Fail("rm: an empty filter matches every task; add --all to remove them all")
+    if args.provider:
+        _check_provider(args.provider, args)
+    pred = matcher(query)
+    store = open_store(args)
+    try:
+        keys = [t.key for t in store.tasks()
+                if (not args.provider or t.provider == args.provider) and pred(t)]
+        removed = store.remove(keys) if keys else 0
+    finally:
+        store.close()
+    _say(f"removed {removed} task{'s' if removed != 1 else ''}"
+         + ("" if keys else " (none matched)"), sys.stdout)
     return EXIT_OK
 
 
