@@ -750,6 +750,8 @@ class TaskTUI(App[None]):
         """List actions work (and show in the footer) only on the main screen."""
         if action in self.MAIN_ONLY and not self._main_active():
             return False
+        if action in ("open_result", "download") and not self._main_active():
+            return hasattr(self.screen, "result_index")  # results keys: the list and the detail only
         return True
 
     # ------------------------------------------------------------ palette, theme
