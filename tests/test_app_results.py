@@ -220,6 +220,45 @@ async def test_d_without_a_results_dir_uses_the_current_folder(tmp_path, server,
     assert [s.path for s in server.requests] == ["/img.jpg"]
 
 
+async def test_download_progress_shows_in_the_detail(tmp_path, server):
+    config = make_config()
+    config.results = {"dir": str(tmp_path / "out")}  # a plain table works as well
+    task = done_task("e-prog", [server.url("/slow.bin")])
+    app, store = app_for(tmp_path, [task], config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_detail(pilot, app, task.key)
+        await pilot.press("d")
+        # the host holds the rest of the file: the detail says how far it got
+        await wait_for(pilot, lambda: "downloading 0 of 1 files… (file 1: 100.0 kB of 300.0 kB)"
+                       in shown(app, "result"))
+        await pilot.press("d")  # a second press while it runs starts nothing
+        await wait_for(pilot, lambda: any("Already downloading" in n.message for n in app._notifications))
+        server.release()
+        await wait_for(pilot, lambda: "download done: 1 of 1 files" in shown(app, "result"))
+        assert Path(store.get(task.key).files[0]).read_bytes() == server.body("/slow.bin")
+    assert sum(s.path == "/slow.bin" for s in server.requests) == 2  # the preview's and the download's
+
+
+async def test_d_downloads_the_marked_tasks(tmp_path, server, monkeypatch):
+    from tui.widgets.task_list import TaskList
+
+    if not hasattr(TaskList, "marked"):
+        pytest.skip("the task list has no marks yet")
+    monkeypatch.chdir(tmp_path)
+    a = done_task("e-a", [server.url("/img.png")])
+    b = done_task("e-b", [server.url("/img.webp")])
+    c = done_task("e-c", [server.url("/img.jpg")])
+    app, store = app_for(tmp_path, [a, b, c])
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.task_list.marks.update({a.key, c.key})
+        assert app.task_list.select(b.key)
+        await pilot.press("d")
+        await wait_for(pilot, lambda: bool(store.get(a.key).files) and bool(store.get(c.key).files))
+        await wait_for(pilot, lambda: any("2 file(s) in" in n.message for n in app._notifications))
+        assert store.get(b.key).files == []
+    assert sorted(s.path for s in server.requests) == ["/img.jpg", "/img.png"]
+
+
 # ---------------------------------------------------------------- snapshots
 
 SNAP_URL = "https://cdn.example.com/evolink/result-1.png"  # no port in the picture

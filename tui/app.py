@@ -651,20 +651,30 @@ class TaskTUI(App[None]):
         return str(folder) if folder else os.getcwd()
 
     def action_download(self) -> None:
-        """Download the selected task's results (``tui.results.pull``) in a worker."""
-        task, _ = self._result_target()
-        if task is None:
+        """Download the results (``tui.results.pull``) of the marked tasks in the list,
+        else of the selected task (the detail's), in a worker."""
+        marked = list(getattr(self.task_list, "marked", None) or []) if self._main_active() else []
+        if marked:
+            chosen = [t for t in (self.store.get(k) for k in marked) if t is not None]
+        else:
+            task, _ = self._result_target()
+            chosen = [task] if task is not None else []
+        if not chosen:
             return
-        if task.state != "succeeded" or not task.results:
+        tasks = [t for t in chosen if t.state == "succeeded" and t.results]
+        if not tasks:
             self.notify("Only a succeeded task's results can be downloaded.", severity="warning", markup=False)
             return
         if not hasattr(self, "downloads"):
             self.downloads: dict[str, str] = {}  # task key -> progress line (the detail shows it)
-        if task.key in self.downloads and not self.downloads[task.key].startswith("download done"):
-            self.notify("Already downloading this task.", timeout=2, markup=False)
+        busy = [t for t in tasks if not self.downloads.get(t.key, "download done").startswith("download done")]
+        tasks = [t for t in tasks if t not in busy]
+        if not tasks:
+            self.notify("Already downloading.", timeout=2, markup=False)
             return
-        self.downloads[task.key] = f"downloading 0 of {len(task.results)} files…"
-        self.run_worker(self._download([task], self._results_dir()), group="download", exit_on_error=False)
+        for t in tasks:
+            self.downloads[t.key] = f"downloading 0 of {len(t.results)} files…"
+        self.run_worker(self._download(tasks, self._results_dir()), group="download", exit_on_error=False)
 
     async def _download(self, tasks: list, folder: str) -> None:
         from .results import human_bytes, pull
