@@ -79,3 +79,104 @@ async def test_add_form_result_names_skipped_ids_and_warnings(tmp_path):
         assert "Tracking 2 new evolink task(s)" in text
         assert "2 invalid ids skipped" in text
         assert "abc does not look like an evolink id" in text
+
+
+# ---------------------------------------------------------------- marks and bulk actions
+
+
+def row_of(app, task_id: str) -> str:
+    return next(line for line in screen_text(app).splitlines() if task_id in line)
+
+
+async def test_space_marks_rows_with_a_visible_mark_and_the_header_counts_them(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        tasks = app.task_list
+        first, second, third = tasks.index[:3]
+        await pilot.press("space", "space")  # marks and moves down: two rows marked
+        assert tasks.marked == [first, second] and tasks.cursor_key == third
+        assert row_of(app, first.split(":")[1]).startswith("*")  # readable without colour
+        assert row_of(app, third.split(":")[1]).startswith(" ")
+        assert "* 2 marked" in plain(app.query_one("#header"))
+        await pilot.press("up", "space")  # unmarks the second
+        assert tasks.marked == [first]
+        assert row_of(app, second.split(":")[1]).startswith(" ")
+        await pilot.press("u")
+        assert tasks.marked == []
+        assert "marked" not in plain(app.query_one("#header"))
+        assert row_of(app, first.split(":")[1]).startswith(" ")
+
+
+async def test_mark_all_shown_then_forget_names_the_count(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        app.use_filter("state:failed")
+        await pilot.pause()
+        failed = set(app.task_list.index)
+        assert len(failed) == 2
+        await pilot.press("asterisk")
+        assert set(app.task_list.marked) == failed
+        await pilot.press("escape")  # marks outlive the filter
+        assert len(app.task_list.index) == 20 and set(app.task_list.marked) == failed
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "2 marked tasks" in str(app.screen.query_one("#confirm-question").render())
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not any(k in store for k in failed))
+        assert len(store) == 18
+        await wait_for(pilot, lambda: len(app.task_list.index) == 18)
+        assert app.task_list.marks == set()
+        assert "Forgot 2 tasks" in messages(app)
+
+
+async def test_forget_without_marks_still_asks_about_the_selected_task(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        key = app.task_list.cursor_key
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert key.split(":")[1] in str(app.screen.query_one("#confirm-question").render())
+
+
+async def test_copy_with_marks_copies_their_ids_one_a_line(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        copied = []
+        app.copy_to_clipboard = copied.append
+        first, second = app.task_list.index[:2]
+        await pilot.press("space", "space", "c")
+        assert copied == [f"{first.split(':', 1)[1]}\n{second.split(':', 1)[1]}"]
+        assert "Copied the marked ids" in messages(app)
+
+
+async def test_refresh_with_marks_refreshes_only_them(tmp_path, sim):
+    from tui.config import load_config
+    from tui.engine import Engine
+    from tui.store import Store
+
+    path = tmp_path / "config.toml"
+    path.write_text(sim.config_toml(), encoding="utf-8")
+    config = load_config(path)
+    store = Store(tmp_path / "live.db")
+    store.add("evolink", ["evolink-running", "evolink-queued", "evolink-done"])
+    engine = Engine(config, store)
+    asked = []
+    real = engine.refresh_now
+
+    def spy(keys=None):
+        asked.append(None if keys is None else sorted(keys))
+        real(keys)
+
+    engine.refresh_now = spy
+    app = make_app(config, store, engine, config_path=path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for(pilot, lambda: len(app.task_list.index) == 3)
+        await pilot.press("space")
+        marked = app.task_list.marked
+        assert len(marked) == 1
+        await pilot.press("r")
+        assert asked[-1] == marked
+        assert "Refreshing 1 marked task(s)" in messages(app)
+        await pilot.press("u", "r")
+        assert asked[-1] is None
+    store.close()

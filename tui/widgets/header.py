@@ -31,17 +31,18 @@ class StatusHeader(Static):
         return self.get_component_rich_style(f"status-header--{name}", partial=True)
 
     def show(self, counts: dict[str, int], *, total: int, paused: bool, offline: bool,
-             troubles: list[tuple[str, str]], sort: str, shown: int | None) -> None:
+             troubles: list[tuple[str, str]], sort: str, shown: int | None,
+             marked: int = 0) -> None:
         """Redraw from plain numbers (the app gathers them from store and engine)."""
         self._args = dict(counts=counts, total=total, paused=paused, offline=offline,
-                          troubles=troubles, sort=sort, shown=shown)
+                          troubles=troubles, sort=sort, shown=shown, marked=marked)
         self.update(self._render_text(**self._args), layout=False)  # one line, always
 
     def on_resize(self, event: events.Resize) -> None:
         if self._args is not None:
             self.update(self._render_text(**self._args), layout=False)
 
-    def _render_text(self, counts, total, paused, offline, troubles, sort, shown) -> Text:
+    def _render_text(self, counts, total, paused, offline, troubles, sort, shown, marked=0) -> Text:
         compact = self.size.width < COMPACT_BELOW
         gap = " " if compact else "  "
         dim = self._style("dim")
@@ -68,6 +69,9 @@ class StatusHeader(Static):
         text.append("│ ", dim)
         if shown is not None:
             text.append(f"{shown:,}/{total:,} shown ", "bold")
+            text.append("│ ", dim)
+        if marked:
+            text.append(f"* {marked:,} marked ", "bold")
             text.append("│ ", dim)
         text.append(f"sort {sort}" if compact else f"sort: {sort}", dim)
         return text

@@ -186,6 +186,7 @@ class TaskList(ScrollView, can_focus=True):
         "task-list--state-not_found",
         "task-list--state-unknown",
         "task-list--health",
+        "task-list--mark",
     }
 
     BINDINGS = [
@@ -235,6 +236,47 @@ class TaskList(ScrollView, can_focus=True):
         self._columns: Columns | None = None
         self._drawn_ages: dict[str, str] = {}  # key -> the age text last drawn
         self._columns_width = -1
+        self.marks: set[str] = set()  # marked keys (bulk actions act on them)
+
+    # ------------------------------------------------------------ marks
+
+    @property
+    def marked(self) -> list[str]:
+        """The marked keys, in list order (marks hidden by the filter included)."""
+        return [r.key for r in self._order if r.key in self.marks]
+
+    def _redraw_mark(self, key: str) -> None:
+        self._cache.pop(key, None)
+        row = self._row_of(key)
+        if row is not None:
+            self._refresh_row(row)
+
+    def toggle_mark(self, key: str | None = None) -> bool | None:
+        """Mark or unmark ``key`` (default: the cursor's task); True when now marked."""
+        key = key if key is not None else self.cursor_key
+        if key is None or key not in self._rows:
+            return None
+        if key in self.marks:
+            self.marks.discard(key)
+        else:
+            self.marks.add(key)
+        self._redraw_mark(key)
+        return key in self.marks
+
+    def mark_shown(self) -> int:
+        """Mark every task the list shows; returns how many are marked now."""
+        self.marks.update(r.key for r in self._index)
+        self._cache.clear()
+        self.refresh()
+        return len(self.marks)
+
+    def clear_marks(self) -> int:
+        """Unmark everything; returns how many were marked."""
+        n = len(self.marks)
+        self.marks.clear()
+        self._cache.clear()
+        self.refresh()
+        return n
 
     # ------------------------------------------------------------ index
 
@@ -275,6 +317,8 @@ class TaskList(ScrollView, can_focus=True):
         rows = [_Row(k, t) for k, t in items]
         self._order = rows
         self._rows = {r.key: r for r in rows}
+        if self.marks:
+            self.marks &= self._rows.keys()
         self._warm_at = 0
         self._refilter()
 
@@ -389,6 +433,7 @@ class TaskList(ScrollView, can_focus=True):
             if old is not None or t is not None:
                 moves.append((k, old.state if old else None, t.state if t else None))
             if t is None:
+                self.marks.discard(k)
                 if row is None:
                     continue
                 del self._rows[k]
@@ -668,7 +713,12 @@ class TaskList(ScrollView, can_focus=True):
     def _body(self, task: Task) -> list[Segment]:
         c = self._layout()
         dim = self._style("dim")
-        segs = [Segment(" " + fit(task.provider, c.provider) + " ")]
+        # the first cell is the mark column: "*" on a marked task (reads without colour)
+        if task.key in self.marks:
+            segs = [Segment("*", self._style("mark") + Style(bold=True)),
+                    Segment(fit(task.provider, c.provider) + " ")]
+        else:
+            segs = [Segment(" " + fit(task.provider, c.provider) + " ")]
         # the id keeps both ends when cut (ids often share a long prefix); the
         # label has its own column when there is room, else it is left to the summary
         segs.append(Segment(fit_middle(clean(task.task_id, 200), c.name) + " "))
