@@ -677,7 +677,7 @@ class TaskTUI(App[None]):
             self.notify("This task has no result to open.", severity="warning", markup=False)
             return
         url = task.results[min(index, len(task.results) - 1)]
-        if False:
+        if not is_web_url(url):
             self.notify("Not an http(s) link: not opened.", severity="warning", markup=False)
             return
         if preview.can_open_locally() and preview.open_url(url):
