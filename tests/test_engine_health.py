@@ -121,6 +121,9 @@ def test_read_health_needs_no_engine_and_lists_every_configured_provider(store):
     assert [(h.name, h.state, h.enabled) for h in rows] == [("evolink", "ok", True), ("comfy", DISABLED, False)]
     assert rows[0].budget == str(config.providers["evolink"].rate_limit)
     store.save_counters("evolink", {"state": "quota_exhausted", "cause": "no credits", "requests": 3})
-    (q, off) = quota(store, config, wall_now=0.0)
-    assert (q["state"], q["cause"], q["requests"], q["budget_left"]) == ("quota_exhausted", "no credits", 3, None)
+    assert rows[0].budget_available == rows[0].budget_capacity == 6  # 60/m: a fresh budget, a tenth of the count
+    store.save_counters("evolink", {"state": "quota_exhausted", "cause": "no credits", "requests": 3,
+                                    "recent": [99.0, 99.5, 100.0]})  # three requests a moment ago
+    (q, off) = quota(store, config, wall_now=100.0)
+    assert (q["state"], q["cause"], q["requests"], q["budget_left"]) == ("quota_exhausted", "no credits", 3, 3)
     assert off["state"] == DISABLED and off["retry_at"] is None

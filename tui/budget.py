@@ -31,6 +31,13 @@ class Budget:
         # arrivals, and two requests may travel at different speeds
         self._span = per + min(1.0, per * 0.01)
 
+    @classmethod
+    def for_provider(cls, count: float, per: float, concurrency: int,
+                     clock: Callable[[], float] = time.monotonic) -> Budget:
+        """A provider's budget: bursts of a tenth of the count, but at least one
+        request per connection (``concurrency``)."""
+        return cls(count, per, clock, burst=max(math.ceil(count / 10), min(int(count), concurrency)))
+
     def _refill(self, now: float) -> None:
         if now > self._stamp:
             self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)

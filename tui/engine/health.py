@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
+from ..budget import Budget
 from ..model import Task, iso
 from .schedule import MAX_KINDS, PRIOR_SIZE
 
@@ -177,20 +178,25 @@ def credits_by_provider(tasks: Iterable[Task]) -> dict[str, float]:
     return totals
 
 
-def read_health(store: Store, config: Config) -> list[ProviderHealth]:
+def read_health(store: Store, config: Config, *, wall_now: float | None = None) -> list[ProviderHealth]:
     """Every configured provider's health as last stored, enabled ones first (in
-    the config's order), then the ones switched off; no engine, no request."""
+    the config's order), then the ones switched off; no engine, no request.
+    ``budget_available`` is what the request budget allows now (``wall_now``)."""
     try:
         saved = store.counters() or {}
     except Exception:  # an unreadable counters table: nothing known yet
         saved = {}
+    wall_now = time.time() if wall_now is None else wall_now
     out: list[ProviderHealth] = []
     off: list[ProviderHealth] = []
     for name, cfg in config.providers.items():
         h = ProviderHealth.decode(name, saved.get(name))
-        if h.budget is None:
-            h.budget = str(cfg.rate_limit)
+        h.budget = str(cfg.rate_limit)
         if cfg.enabled:
+            # what the budget allows now, the requests of every run inside its window counted
+            budget = Budget.for_provider(cfg.rate_limit.count, cfg.rate_limit.per, cfg.concurrency)
+            budget.restore([wall_now - t for t in h.recent])
+            h.budget_capacity, h.budget_available = budget.capacity, budget.available
             out.append(h)
         else:
             h.enabled = False
@@ -206,7 +212,7 @@ def quota(store: Store, config: Config, *, paused: bool = False,
     credits = credits_by_provider(store.tasks())
     counts = store.counts_by_provider()
     return [h.quota_row(credits_spent=credits.get(h.name, 0.0), tasks=counts.get(h.name, {}),
-                        paused=paused, wall_now=wall_now) for h in read_health(store, config)]
+                        paused=paused, wall_now=wall_now) for h in read_health(store, config, wall_now=wall_now)]
 
 
 def _dict(value: Any) -> dict:

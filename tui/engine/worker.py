@@ -136,9 +136,7 @@ class Worker:
         self.poll_interval = float(cfg.poll_interval)
         self.concurrency = int(cfg.concurrency)
         rate = cfg.rate_limit
-        # bursts of a tenth of the count, but at least one request per connection
-        burst = max(math.ceil(rate.count / 10), min(int(rate.count), self.concurrency))
-        self.budget = Budget(rate.count, rate.per, clock, burst=burst)
+        self.budget = Budget.for_provider(rate.count, rate.per, self.concurrency, clock)
         self.rate_text = str(rate)
         # requests in flight at once: halved by every 429 (the ones already in flight
         # when a 429 is issued cannot be called back), grown by one per clean round
