@@ -180,3 +180,47 @@ async def test_refresh_with_marks_refreshes_only_them(tmp_path, sim):
         await pilot.press("u", "r")
         assert asked[-1] is None
     store.close()
+
+
+# ---------------------------------------------------------------- notifications (bug 8)
+
+
+async def test_finished_task_news_goes_to_the_header_not_over_the_columns(tmp_path):
+    app, store = app_for(tmp_path, bell=True)
+    bells = []
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.bell = lambda: bells.append(1)
+        running = next(t for t in store.tasks() if t.state == "running")
+        store.apply([running.copy(state="succeeded", progress=100.0, updated_at=NOW)])
+        await wait_for(pilot, lambda: "succeeded" in plain(app.query_one("#header")).split("│")[0]
+                       and running.task_id[-6:] in plain(app.query_one("#header")))
+        assert not [n for n in app._notifications if "succeeded" in f"{n.title} {n.message}"]
+        assert bells == [1]
+        # many at once: one short line, joined with what is already shown
+        live = [t for t in store.tasks() if t.state in ("running", "queued")]
+        store.apply([t.copy(state="failed", updated_at=NOW) for t in live])
+        total = len(live) + 1
+        await wait_for(pilot, lambda: f"{total} finished: ✓ 1 ✗ {len(live)}" in plain(app.query_one("#header")))
+        assert list(app._notifications) == []  # no toast at all
+        app._clear_news()  # what its timer does
+        assert "finished" not in plain(app.query_one("#header"))
+
+
+async def test_n_toggles_finished_task_news(tmp_path):
+    app, store = app_for(tmp_path, bell=True)
+    bells = []
+    async with app.run_test(size=(140, 40)) as pilot:
+        app.bell = lambda: bells.append(1)
+        await pilot.press("n")
+        assert app.notifications_on is False
+        assert "news off" in messages(app)
+        running = [t for t in store.tasks() if t.state == "running"]
+        store.apply([running[0].copy(state="succeeded", progress=100.0, updated_at=NOW)])
+        await wait_for(pilot, lambda: app.task_list.tasks[running[0].key].state == "succeeded")
+        app._announce()  # what the coalescing timer does
+        assert app.news_text() is None and bells == []
+        await pilot.press("n")
+        assert app.notifications_on is True
+        store.apply([running[1].copy(state="failed", updated_at=NOW)])
+        await wait_for(pilot, lambda: app.news_text() is not None)
+        assert "failed" in plain(app.query_one("#header"))

@@ -41,8 +41,8 @@ FLUSH_DELAY = 0.1  # coalesce store changes for this long (at most ~10 redraws a
 SYNC_INTERVAL = 0.25  # pick up other processes' writes this often
 TICK_INTERVAL = 1.0  # ages, quota pane, header troubles
 HANGUP_GRACE = 3.0  # seconds the engine gets to stop when the terminal is gone
-NOTIFY_MAX = 2  # more finished tasks than this at once -> one summary notification
 NOTIFY_EVERY = 2.0  # seconds: finished tasks are announced together, this often at most
+NEWS_SHOW = 8.0  # seconds the header shows finished-task news (never a toast over the columns)
 
 
 # What the help screen says about each of the dashboard's bindings (by binding id).
@@ -64,6 +64,7 @@ KEY_HELP = {
     "mark": "mark or unmark the selected task (then x, r and c act on the marked tasks)",
     "mark_all": "mark every task shown (the filter's matches)",
     "unmark": "clear every mark",
+    "notify": "turn finished-task news (in the header) and the bell on or off",
     # results
     "open": "open the result in a browser or viewer (over SSH: copy its URL)",
     "download": "download the task's results into [results] dir (else the current folder)",
@@ -152,6 +153,7 @@ class TaskTUI(App[None]):
         Binding("space", "toggle_mark", "Mark", id="mark"),
         Binding("asterisk", "mark_all", "Mark all shown", show=False, id="mark_all"),
         Binding("u", "clear_marks", "Unmark all", show=False, id="unmark"),
+        Binding("n", "toggle_notify", "Notifications", show=False, id="notify"),
         # results
         Binding("o", "open_result", "Open", id="open"),
         Binding("d", "download", "Download", id="download"),
@@ -180,6 +182,9 @@ class TaskTUI(App[None]):
         self._flush_timer = None
         self._notify_timer = None
         self._finished: list[tuple[str, str]] = []
+        self.notifications_on = bool(_ui(config, "notify", True))
+        self._news: list[tuple[str, str]] = []  # finished tasks the header is showing
+        self._news_timer = None
         self._unsubscribe: Callable[[], None] | None = None
         self._header_key: tuple | None = None
         self._credits: tuple[int, dict[str, float]] = (-1, {})
@@ -365,20 +370,47 @@ class TaskTUI(App[None]):
     def _announce(self) -> None:
         self._notify_timer = None
         finished, self._finished = self._finished, []
-        if not finished or not _ui(self.config, "notify", True):
+        if not finished or not self.notifications_on:
             return
-        bad = [k for k, s in finished if s != "succeeded"]
-        if len(finished) <= NOTIFY_MAX:
-            for key, state in finished:
-                self.notify(clean(key, 80), title=f"Task {state.replace('_', ' ')}",
-                            severity="error" if state != "succeeded" else "information",
-                            timeout=4, markup=False)
-        else:
-            self.notify(f"{len(finished) - len(bad)} succeeded, {len(bad)} failed or gone",
-                        title=f"{len(finished)} tasks finished",
-                        severity="warning" if bad else "information", timeout=4, markup=False)
+        # One coalesced line in the header (a toast would cover the STATE, PROGRESS
+        # and AGE columns); news arriving while it shows joins it.
+        self._news += finished
+        if self._news_timer is not None:
+            self._news_timer.stop()
+        self._news_timer = self.set_timer(NEWS_SHOW, self._clear_news, name="news")
+        self._update_header()
         if _ui(self.config, "bell", False):
             self.bell()
+
+    def news_text(self) -> tuple[str, bool] | None:
+        """The header's finished-task news (text, any failed), None when there is none."""
+        from .widgets.cells import STATE_SYMBOL, STATE_WORD, fit_middle
+
+        news = self._news
+        if not news:
+            return None
+        bad = sum(1 for _, state in news if state != "succeeded")
+        if len(news) == 1:
+            key, state = news[0]
+            name = clean(key.split(":", 1)[-1], 200)
+            return (f"{STATE_SYMBOL.get(state, '·')} {fit_middle(name, min(len(name), 24))} "
+                    f"{STATE_WORD.get(state, state)}", bool(bad))
+        text = f"{len(news)} finished: ✓ {len(news) - bad}"
+        return (text + (f" ✗ {bad}" if bad else ""), bool(bad))
+
+    @_while_mounted
+    def _clear_news(self) -> None:
+        self._news_timer = None
+        self._news = []
+        self._update_header()
+
+    def action_toggle_notify(self) -> None:
+        self.notifications_on = not self.notifications_on
+        if not self.notifications_on:
+            self._finished = []
+            self._clear_news()
+        self.notify("Finished-task news on." if self.notifications_on else
+                    "Finished-task news off (n turns it on).", timeout=1.5, markup=False)
 
     @_while_mounted
     def _tick(self) -> None:
@@ -442,14 +474,15 @@ class TaskTUI(App[None]):
         shown = tasks.count if tasks.filtered else None
         counts = self.store.counts()
         marked = len(tasks.marks)
+        news = self.news_text()
         key = (tuple(sorted(counts.items())), len(self.store), paused, tuple(troubles),
-               tasks.sort_mode, shown, marked)
+               tasks.sort_mode, shown, marked, news)
         if key == self._header_key:
             return
         self._header_key = key
         self.query_one("#header", StatusHeader).show(
             counts, total=len(self.store), paused=paused, offline=self.offline,
-            troubles=troubles, sort=tasks.sort_mode, shown=shown, marked=marked)
+            troubles=troubles, sort=tasks.sort_mode, shown=shown, marked=marked, news=news)
 
     def _update_summary(self) -> None:
         key = self.task_list.cursor_key
@@ -852,6 +885,8 @@ class TaskTUI(App[None]):
         yield SystemCommand("Mark or unmark task", "Bulk actions act on the marks (space)", self.action_toggle_mark)
         yield SystemCommand("Mark all shown", "Mark every task the filter shows (*)", self.action_mark_all)
         yield SystemCommand("Unmark all", "Clear every mark (u)", self.action_clear_marks)
+        yield SystemCommand("Toggle notifications", "Finished-task news in the header, and the bell (n)",
+                            self.action_toggle_notify)
         yield SystemCommand("Help", "Keys and the filter language (?)", self.action_help)
         for name, query in self.filters:
             yield SystemCommand(f"Saved filter: {name}", query,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.widgets import Static
@@ -32,17 +33,19 @@ class StatusHeader(Static):
 
     def show(self, counts: dict[str, int], *, total: int, paused: bool, offline: bool,
              troubles: list[tuple[str, str]], sort: str, shown: int | None,
-             marked: int = 0) -> None:
-        """Redraw from plain numbers (the app gathers them from store and engine)."""
+             marked: int = 0, news: tuple[str, bool] | None = None) -> None:
+        """Redraw from plain numbers (the app gathers them from store and engine).
+        ``news``: (finished-task news, any failed), shown right after the name."""
         self._args = dict(counts=counts, total=total, paused=paused, offline=offline,
-                          troubles=troubles, sort=sort, shown=shown, marked=marked)
+                          troubles=troubles, sort=sort, shown=shown, marked=marked, news=news)
         self.update(self._render_text(**self._args), layout=False)  # one line, always
 
     def on_resize(self, event: events.Resize) -> None:
         if self._args is not None:
             self.update(self._render_text(**self._args), layout=False)
 
-    def _render_text(self, counts, total, paused, offline, troubles, sort, shown, marked=0) -> Text:
+    def _render_text(self, counts, total, paused, offline, troubles, sort, shown, marked=0,
+                     news=None) -> Text:
         compact = self.size.width < COMPACT_BELOW
         gap = " " if compact else "  "
         dim = self._style("dim")
@@ -57,6 +60,10 @@ class StatusHeader(Static):
             text.append(" ")
         for provider, problem in troubles:
             text.append(f" ⚠ {provider} {problem} ", alert)
+            text.append(" ")
+        if news:
+            words, bad = news
+            text.append(f" {words} ", alert if bad else self._style("state-succeeded") + Style(reverse=True))
             text.append(" ")
         for state in STATES:
             n = counts.get(state, 0)
