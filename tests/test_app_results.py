@@ -98,6 +98,24 @@ async def test_detail_previews_the_image_and_steps_through_results(tmp_path, ser
     assert server.violations == []
 
 
+async def test_the_preview_is_redrawn_at_the_new_size_when_the_terminal_resizes(tmp_path, server):
+    task = done_task("e-size", [server.url("/img.png")])
+    app, store = app_for(tmp_path, [task])
+
+    def lines() -> list[str]:
+        return app.screen.query_one("#detail-preview").content.plain.split("\n")
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_detail(pilot, app, task.key)
+        await wait_for(pilot, lambda: drawn(app))
+        small = len(lines())
+        await pilot.resize_terminal(160, 50)
+        await wait_for(pilot, lambda: drawn(app) and len(lines()) > small)
+        area = app.screen.query_one("#detail-preview")
+        assert len(lines()) == area.content_size.height
+    assert [s.path for s in server.requests] == ["/img.png"]  # drawn again, not fetched again
+
+
 async def test_a_key_is_answered_while_a_slow_preview_loads(tmp_path, server):
     task = done_task("e-slow", [server.url("/slow.bin"), server.url("/img.png")])
     app, store = app_for(tmp_path, [task])
