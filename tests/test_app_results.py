@@ -98,6 +98,20 @@ async def test_detail_previews_the_image_and_steps_through_results(tmp_path, ser
     assert server.violations == []
 
 
+async def test_the_detail_starts_at_the_first_image_result(tmp_path, server):
+    task = done_task("e-first", [server.url("/clip.mp4"), server.url("/img.webp?sig=abc"), server.url("/img.png")])
+    app, store = app_for(tmp_path, [task])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_detail(pilot, app, task.key)
+        await wait_for(pilot, lambda: drawn(app))
+        assert "Result 2 of 3" in shown(app, "result")
+        first = app.screen.query_one("#detail-preview").content.spans[0].style
+        assert first.color.triplet == (0, 128, 128)  # the teal WebP
+        await pilot.press("left")
+        await wait_for(pilot, lambda: "video/mp4" in shown(app, "preview"))
+    assert [s.path for s in server.requests] == ["/img.webp?sig=abc", "/clip.mp4"]
+
+
 async def test_the_preview_is_redrawn_at_the_new_size_when_the_terminal_resizes(tmp_path, server):
     task = done_task("e-size", [server.url("/img.png")])
     app, store = app_for(tmp_path, [task])
@@ -117,7 +131,9 @@ async def test_the_preview_is_redrawn_at_the_new_size_when_the_terminal_resizes(
 
 
 async def test_a_key_is_answered_while_a_slow_preview_loads(tmp_path, server):
-    task = done_task("e-slow", [server.url("/slow.bin"), server.url("/img.png")])
+    # neither link is named like an image, so the detail starts at the slow one (the
+    # second is the PNG typed only as bytes: sniffed, then drawn)
+    task = done_task("e-slow", [server.url("/slow.bin"), server.url("/dl/result")])
     app, store = app_for(tmp_path, [task])
     async with app.run_test(size=(120, 40)) as pilot:
         await open_detail(pilot, app, task.key)

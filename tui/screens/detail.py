@@ -34,6 +34,8 @@ from ..widgets.summary import rows_table, task_rows
 # Control characters json.dumps(ensure_ascii=False) leaves alone (C1, bidi, zero-width).
 _UNSAFE = re.compile("[\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 RAW_LIMIT = 200_000  # characters of raw JSON shown
+# a link whose path names an image file (where the detail's preview starts)
+_IMAGE_NAME = re.compile(r"\.(?:png|jpe?g|webp|gif)(?:[?#]|$)", re.IGNORECASE)
 
 
 def pretty_json(raw: Any) -> str:
@@ -164,6 +166,8 @@ class DetailScreen(Screen[None]):
             box.display = area.display = False
             return
         box.display = True
+        if self._result_text is None:  # first drawing: start at the first image, by the link's name
+            self.result_index = next((i for i, u in enumerate(results) if _IMAGE_NAME.search(u)), 0)
         self.result_index = min(self.result_index, max(len(results) - 1, 0))
         text = Text()
         if results:
