@@ -214,7 +214,12 @@ class DetailScreen(Screen[None]):
         results = getattr(cfg, "results", None)
         mb = results.get("preview_max_mb") if isinstance(results, dict) else getattr(results, "preview_max_mb", None)
         cap = int(float(mb) * 10**6) if mb else DEFAULT_MAX_BYTES
-        preview = await fetch_preview(url, self._cache, cap)
+        try:
+            preview = await fetch_preview(url, self._cache, cap)
+        except Exception as exc:  # noqa: BLE001 - never a "loading…" that stays
+            from ..preview import Preview
+
+            preview = Preview(url, "error", message=f"no preview: {type(exc).__name__}: {exc}")
         if url != self._preview_url:  # stepped on meanwhile
             return
         self.preview = preview
