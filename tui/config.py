@@ -321,6 +321,8 @@ class ProviderConfig(BaseModel):
     balance_interval: float = Field(default=DEFAULT_BALANCE_INTERVAL, ge=0, le=86400)
     daily_limits: bool = DEFAULT_DAILY_LIMITS
     max_body: int = Field(default=DEFAULT_MAX_BODY, ge=1024, le=1 << 30)
+    # Freepik webhooks (tasktui listen): the signing secret(s), space-separated while rotating
+    webhook_secret: SecretStr | None = None
     # A declared provider (tui/providers/catalogue) carries its description, from a
     # catalogue entry and/or the table's declaration keys; given as ``declaration=``
     # at construction (the reader does), or found in the catalogue by name.
@@ -462,6 +464,36 @@ class EngineConfig(BaseModel):
     discover_max_total: int = Field(default=DEFAULT_DISCOVER_MAX_TOTAL, ge=1, le=10_000_000)
 
 
+class ResultsConfig(BaseModel):
+    """The ``[results]`` table: where downloads go, how large a preview may be."""
+
+    model_config = _STRICT
+
+    dir: str | None = Field(default=None, min_length=1)  # the `d` key's folder (default: the current one)
+    preview_max_mb: float = Field(default=20.0, gt=0, le=2000)
+
+
+class ListenConfig(BaseModel):
+    """The ``[listen]`` table of ``tasktui listen`` (the command line wins)."""
+
+    model_config = _STRICT
+
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=8787, ge=0, le=65535)
+    path_prefix: str = ""
+    public_url: str | None = Field(default=None, pattern=r"^https?://")
+    token: SecretStr | None = None  # the EvoLink callback token (default: one made once, beside the database)
+    forwarded_allow_ips: str | None = None
+
+
+class StoreConfig(BaseModel):
+    """The ``[store]`` table: the task database (--db and $TASKTUI_DB win)."""
+
+    model_config = _STRICT
+
+    url: str | None = Field(default=None, min_length=1)  # a SQLite path or a postgresql:// URL
+
+
 @dataclass
 class Config:
     """The whole config.  ``path`` is None when no file was read."""
@@ -469,6 +501,9 @@ class Config:
     providers: dict[str, ProviderConfig] = field(default_factory=dict)
     ui: UIConfig = field(default_factory=UIConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    results: ResultsConfig = field(default_factory=ResultsConfig)
+    listen: ListenConfig = field(default_factory=ListenConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
     path: Path | None = None
     warnings: list[str] = field(default_factory=list)
     # providers whose api_key is (partly) written in the file, not only ${VAR}s
@@ -490,7 +525,8 @@ class Config:
         }
 
 
-SECTIONS = {"providers": None, "ui": UIConfig, "engine": EngineConfig}
+SECTIONS = {"providers": None, "ui": UIConfig, "engine": EngineConfig, "results": ResultsConfig,
+            "listen": ListenConfig, "store": StoreConfig}
 
 
 # ---------------------------------------------------------------- environment

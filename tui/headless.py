@@ -76,7 +76,7 @@ def open_store(args: Any, readonly: bool = False):
     from .stores import is_pg_url, open_store as open_any, store_target
 
     given = getattr(args, "db", None)
-    target = store_target(given)
+    target = store_target(given, _store_url(args))
     if is_pg_url(target):
         return open_any(target, readonly=readonly)
     path = Path(target)
@@ -141,6 +141,14 @@ def read_ids(ids: Iterable[str], stdin: TextIO | None = None) -> list[str]:
         elif item.strip():
             out.append(item.strip())
     return list(dict.fromkeys(out))
+
+
+def _store_url(args: Any) -> str | None:
+    """``[store] url`` of the config, when there is a readable one (--db and $TASKTUI_DB win)."""
+    try:
+        return load_config(args).store.url
+    except Exception:
+        return None
 
 
 def _configured(args: Any) -> dict[str, Any]:

@@ -254,8 +254,14 @@ def cmd_db(args: Any) -> int:
     line on stderr and exit code 2 when the store cannot be reached or used."""
     import sys
 
+    from .config import config_path, load_config
+
     try:
-        return run_db(args)
+        config_url = load_config(config_path(getattr(args, "config", None))).store.url
+    except Exception:  # a db command works without a (valid) config: --db or $TASKTUI_DB then
+        config_url = None
+    try:
+        return run_db(args, config_url)
     except StoreError as exc:
         print(f"tasktui: task database: {exc}", file=sys.stderr, flush=True)
         return 2
