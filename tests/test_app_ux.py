@@ -224,3 +224,95 @@ async def test_n_toggles_finished_task_news(tmp_path):
         store.apply([running[1].copy(state="failed", updated_at=NOW)])
         await wait_for(pilot, lambda: app.news_text() is not None)
         assert "failed" in plain(app.query_one("#header"))
+
+
+# ---------------------------------------------------------------- provider health
+
+
+async def test_quota_card_shows_degraded_cause_daily_budgets_off_endpoints_and_last_answer(tmp_path):
+    app, store = app_for(tmp_path)
+    # the blob the engine saves (tui/engine/health.py ProviderHealth.encode)
+    store.save_counters("freepik", {
+        "state": "degraded", "cause": "2 tasks stalled: the status path answers 404",
+        "requests": 9, "last_answer_at": NOW - 75,
+        "daily": {"text-to-image": {"limit": 100, "used": 100, "reset_at": NOW + 3600},
+                  "image-upscaler": {"limit": 50, "used": 7, "reset_at": NOW + 3600}},
+        "endpoints_off": {"list:mystic": {"reason": "HTTP 404 on the list path", "until": NOW + 600}},
+    })
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause()
+        cards = {c.provider: c for c in app.query("ProviderCard")}
+        text = plain(cards["freepik"].query_one(".card-text"))
+        assert "last: degraded" in text
+        assert "cause" in text and "2 tasks stalled: the status path answers 404" in text
+        assert "answered 1m ago" in text
+        assert "image-upscaler 7/50" in text and "text-to-image 100/100 spent until 09:00:00" in text
+        assert "list:mystic off until 08:10:00: HTTP 404 on the list path" in text
+        other = plain(cards["comfy"].query_one(".card-text"))
+        assert "cause" not in other and "daily" not in other and "answered" not in other
+
+
+def test_live_card_reads_cause_and_health_extras():
+    from types import SimpleNamespace
+
+    from tui.engine.health import ProviderHealth
+    from tui.widgets.quota import health_lines, info_from_status, problem
+
+    status = SimpleNamespace(state="degraded", paused=False, retry_at=None, requests=3, errors=1,
+                             rate_limited=0, credits_spent=0.0, balance=None, balance_unit=None,
+                             budget="100/h", budget_capacity=100.0, budget_available=99, rpm=[0] * 60,
+                             last_error=None, cause="1 task's polls fail: HTTP 502")
+    health = ProviderHealth(name="comfy", last_answer_at=NOW - 5,
+                            daily={"relight": {"limit": 10, "used": 2, "reset_at": NOW + 60}})
+    info = info_from_status(status, health)
+    lines = dict(health_lines(info, NOW))
+    assert lines["cause"] == "1 task's polls fail: HTTP 502"
+    assert lines["answered"] == "5s ago" and lines["daily"] == "relight 2/10"
+    assert problem(info) == "degraded"
+
+
+class _Worker:
+    def __init__(self, state="ok", last_answer_at=None):
+        from types import SimpleNamespace
+
+        self.state = state
+        self.h = SimpleNamespace(last_answer_at=last_answer_at)
+
+
+class _Engine:
+    """Only what the header reads of an engine: its workers' states and last answers."""
+
+    paused = False
+    store_problem = None
+
+    def __init__(self, workers):
+        self.workers = workers
+
+    def status(self, name):
+        raise KeyError(name)
+
+    async def start(self):
+        pass
+
+    async def stop(self):
+        pass
+
+
+async def test_header_shows_last_answer_per_provider_and_a_stuck_poller_differs_from_a_quiet_one(tmp_path):
+    tasks = [Task("comfy", "c1", state="running", created_at=NOW - 60, updated_at=NOW - 5),
+             Task("evolink", "e1", state="queued", created_at=NOW - 900, updated_at=NOW - 600),
+             Task("qolaba", "q1", state="succeeded", created_at=NOW - 900, updated_at=NOW - 800)]
+    engine = _Engine({"comfy": _Worker(last_answer_at=NOW - 4),
+                      "evolink": _Worker(last_answer_at=NOW - 600),  # live tasks, silent 10 min
+                      "qolaba": _Worker(last_answer_at=NOW - 800)})  # nothing to poll: quiet is fine
+    app, store = app_for(tmp_path, tasks, engine=engine)
+    async with app.run_test(size=(200, 40)) as pilot:
+        await pilot.pause()
+        header = plain(app.query_one("#header"))
+        assert "comfy 4s" in header
+        assert "⚠ evolink no answer for 10m" in header and "evolink 10m!" in header
+        assert "qolaba idle" in header and "qolaba no answer" not in header
+        engine.paused = True  # paused: silence is expected
+        app._update_header()
+        header = plain(app.query_one("#header"))
+        assert "no answer" not in header and "evolink 10m" in header

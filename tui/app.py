@@ -42,6 +42,7 @@ SYNC_INTERVAL = 0.25  # pick up other processes' writes this often
 TICK_INTERVAL = 1.0  # ages, quota pane, header troubles
 HANGUP_GRACE = 3.0  # seconds the engine gets to stop when the terminal is gone
 NOTIFY_EVERY = 2.0  # seconds: finished tasks are announced together, this often at most
+STUCK_AFTER = 180.0  # seconds without an answer while tasks are live: the poller looks stuck
 NEWS_SHOW = 8.0  # seconds the header shows finished-task news (never a toast over the columns)
 
 
@@ -185,6 +186,7 @@ class TaskTUI(App[None]):
         self.notifications_on = bool(_ui(config, "notify", True))
         self._news: list[tuple[str, str]] = []  # finished tasks the header is showing
         self._news_timer = None
+        self._started_at = clock()  # a provider that never answered is stuck this long after
         self._unsubscribe: Callable[[], None] | None = None
         self._header_key: tuple | None = None
         self._credits: tuple[int, dict[str, float]] = (-1, {})
@@ -430,7 +432,9 @@ class TaskTUI(App[None]):
             out = {}
             for name in getattr(self.engine, "workers", {}) or self.providers:
                 try:
-                    out[name] = info_from_status(self.engine.status(name))
+                    status = self.engine.status(name)
+                    worker = (getattr(self.engine, "workers", None) or {}).get(name)
+                    out[name] = info_from_status(status, getattr(worker, "h", None))
                 except (KeyError, Exception):
                     continue
             return out
@@ -466,6 +470,8 @@ class TaskTUI(App[None]):
                 word = problem({"state": getattr(worker, "state", "ok")})
                 if word:
                     troubles.append((name, word))
+        answers = self._answers()
+        troubles += [(name, f"no answer for {age}") for name, age, kind in answers if kind == "stuck"]
         stored = self.store_problem()
         if stored:  # answers that end nowhere: louder than any provider's trouble
             troubles.insert(0, ("task database", clean(str(stored), 300)))
@@ -476,13 +482,45 @@ class TaskTUI(App[None]):
         marked = len(tasks.marks)
         news = self.news_text()
         key = (tuple(sorted(counts.items())), len(self.store), paused, tuple(troubles),
-               tasks.sort_mode, shown, marked, news)
+               tasks.sort_mode, shown, marked, news, tuple(answers))
         if key == self._header_key:
             return
         self._header_key = key
         self.query_one("#header", StatusHeader).show(
             counts, total=len(self.store), paused=paused, offline=self.offline,
-            troubles=troubles, sort=tasks.sort_mode, shown=shown, marked=marked, news=news)
+            troubles=troubles, sort=tasks.sort_mode, shown=shown, marked=marked, news=news,
+            answers=answers)
+
+    def _answers(self) -> list[tuple[str, str | None, str]]:
+        """Per polled provider: (name, how long since its last answer, kind) where
+        kind is "live" (tasks to poll, answering), "idle" (nothing to poll: quiet
+        is fine) or "stuck" (tasks to poll, no answer for STUCK_AFTER seconds
+        while polling runs and no known wait explains it)."""
+        from .model import TERMINAL as ended
+        from .widgets.cells import ago
+
+        workers = getattr(self.engine, "workers", None) or {} if self.engine is not None else {}
+        if not workers:
+            return []
+        now = self.clock()
+        paused = bool(getattr(self.engine, "paused", False))
+        by_provider = self.store.counts_by_provider()
+        out = []
+        for name, worker in workers.items():
+            at = getattr(getattr(worker, "h", None), "last_answer_at", None)
+            age = ago(max(0.0, now - at)) if isinstance(at, (int, float)) else None
+            live = any(n for state, n in (by_provider.get(name) or {}).items() if state not in ended)
+            quiet_for = now - at if isinstance(at, (int, float)) else now - self._started_at
+            state = getattr(worker, "state", "ok")
+            if not live:
+                kind = "idle"
+            elif not paused and state in ("ok", "degraded") and quiet_for > STUCK_AFTER:
+                kind = "stuck"
+                age = age or ago(quiet_for)
+            else:
+                kind = "live"
+            out.append((name, age, kind))
+        return out
 
     def _update_summary(self) -> None:
         key = self.task_list.cursor_key

@@ -27,13 +27,37 @@ HEALTH = {
     "quota_exhausted": ("✗", "quota exhausted"),
     "offline": ("○", "offline"),
     "paused": ("⏸", "paused"),
+    "degraded": ("◐", "degraded"),
+    "disabled": ("–", "disabled"),
 }
 RPM_MINUTES = 60
 
 
-def info_from_status(status: Any) -> dict:
-    """An ``engine.ProviderStatus`` -> the pane's dict."""
+def _health_extras(source: Any) -> dict:
+    """What a provider's health adds to its status: the cause of a bad state, the
+    daily budgets per kind, the endpoints switched off and the last answer time.
+    ``source`` is a ``ProviderHealth`` (live) or its stored blob (offline)."""
+    get = source.get if isinstance(source, dict) else (lambda k, d=None: getattr(source, k, d))
+    daily = get("daily") or {}
+    off = get("endpoints_off") or {}
     return {
+        "cause": get("cause"),
+        "daily": {str(k): dict(v) for k, v in daily.items() if isinstance(v, dict)}
+        if isinstance(daily, dict) else {},
+        "endpoints_off": {str(k): dict(v) for k, v in off.items() if isinstance(v, dict)}
+        if isinstance(off, dict) else {},
+        "last_answer_at": get("last_answer_at"),
+    }
+
+
+def info_from_status(status: Any, health: Any = None) -> dict:
+    """An ``engine.ProviderStatus`` (and, when given, the worker's
+    ``ProviderHealth`` for what the status leaves out) -> the pane's dict."""
+    extras = _health_extras(health) if health is not None else {}
+    if getattr(status, "cause", None):
+        extras["cause"] = status.cause
+    return {
+        **extras,
         "state": "paused" if status.paused and status.state == "ok" else status.state,
         "retry_at": status.retry_at,
         "requests": status.requests,
@@ -76,6 +100,7 @@ def info_from_counters(blob: dict, now: float, credits: float | None) -> dict:
         "balance_unit": blob.get("balance_unit"),
         "rpm": rpm,
         "last_error": blob.get("last_error"),
+        **_health_extras(blob),
     }
 
 
@@ -111,6 +136,64 @@ def health_text(info: dict, now: float) -> str:
     if last and last != "ok":
         word += f" (last: {HEALTH.get(str(last), ('', clean(last, 40)))[1]})"
     return f"{symbol} {word}"
+
+
+def _clock(at: Any) -> str:
+    """An epoch or ISO time -> ``HH:MM:SS`` (UTC, as everywhere on screen); '' if unknown."""
+    if isinstance(at, str):
+        at = epoch(at)
+    if not isinstance(at, (int, float)):
+        return ""
+    return (iso(at) or "")[11:19]
+
+
+def answer_age(info: dict, now: float) -> str | None:
+    """How long ago the provider last answered (``"12s"``), None if never."""
+    from .cells import ago
+
+    at = info.get("last_answer_at")
+    if isinstance(at, str):
+        at = epoch(at)
+    if not isinstance(at, (int, float)):
+        return None
+    return ago(max(0.0, now - at))
+
+
+def health_lines(info: dict, now: float) -> list[tuple[str, str]]:
+    """(label, text) lines the card adds for provider health: the cause of a bad
+    state, the last answer, daily budgets per kind, endpoints switched off."""
+    lines: list[tuple[str, str]] = []
+    state = str(info.get("state") or "ok")
+    cause = info.get("cause")
+    if cause and state != "ok":
+        lines.append(("cause", clean(str(cause), 200)))
+    age = answer_age(info, now)
+    if age is not None:
+        lines.append(("answered", f"{age} ago"))
+    daily = info.get("daily") or {}
+    if daily:
+        parts = []
+        for kind, d in sorted(daily.items()):
+            try:
+                used, limit = int(d.get("used") or 0), int(d.get("limit") or 0)
+            except (TypeError, ValueError):
+                continue
+            part = f"{clean(kind, 40)} {used:,}/{limit:,}"
+            if limit and used >= limit:
+                reset = _clock(d.get("reset_at"))
+                part += " spent" + (f" until {reset}" if reset else "")
+            parts.append(part)
+        if parts:
+            lines.append(("daily", " · ".join(parts)))
+    off = info.get("endpoints_off") or {}
+    for name, d in sorted(off.items()):
+        until = _clock(d.get("until"))
+        text = f"{clean(name, 40)} off" + (f" until {until}" if until else "")
+        reason = d.get("reason")
+        if reason:
+            text += f": {clean(str(reason), 120)}"
+        lines.append(("endpoint", text))
+    return lines
 
 
 def problem(info: dict) -> str | None:
@@ -167,6 +250,9 @@ class ProviderCard(Vertical):
             text.append(number(balance, clean(info.get("balance_unit") or "", 20)))
         else:
             text.append("n/a", dim)
+        for label, line in health_lines(info, now):
+            text.append(f"\n {label:<8} ", dim)
+            text.append(line)
         text.append("\n tasks    ", dim)
         parts = [f"{STATE_SYMBOL[s]} {tasks[s]}" for s in STATES if tasks.get(s)]
         text.append("  ".join(parts) if parts else "none")
