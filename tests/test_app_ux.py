@@ -316,3 +316,69 @@ async def test_header_shows_last_answer_per_provider_and_a_stuck_poller_differs_
         app._update_header()
         header = plain(app.query_one("#header"))
         assert "no answer" not in header and "evolink 10m" in header
+
+
+# ---------------------------------------------------------------- sorting by column
+
+
+def sorted_keys(store, mode, reverse=False):
+    from tui.widgets.task_list import SORTS
+
+    return [t.key for t in sorted(store.tasks(), key=SORTS[mode], reverse=reverse)]
+
+
+async def test_sort_keys_move_between_columns_and_reverse(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        tasks = app.task_list
+        assert tasks.sort_mode == "updated"
+        newest = tasks.index[0]
+        await pilot.press("S")
+        assert tasks.sort_reverse and tasks.sort_mode == "updated"
+        assert tasks.index[-1] == newest  # oldest first now
+        assert "sort: updated ↑ reversed" in plain(app.query_one("#header"))
+        await pilot.press("greater_than_sign")  # next column, same direction
+        assert tasks.sort_mode == "created" and tasks.sort_reverse
+        assert tasks.index == [k for k in sorted_keys(store, "created", reverse=True)]
+        await pilot.press("less_than_sign", "less_than_sign")
+        assert tasks.sort_mode == "progress"
+        await pilot.press("S")
+        assert not tasks.sort_reverse
+        assert tasks.index == sorted_keys(store, "progress")
+        header = plain(app.query_one("#header"))
+        assert "sort: progress" in header and "reversed" not in header
+
+
+async def test_reversed_sort_keeps_new_tasks_in_place(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        tasks = app.task_list
+        await pilot.press("S")  # updated, oldest first
+        store.add("evolink", ["brand-new"])
+        store.apply([Task("evolink", "brand-new", state="queued", created_at=NOW, updated_at=NOW)])
+        await wait_for(pilot, lambda: "evolink:brand-new" in tasks.index)
+        assert tasks.index[-1] == "evolink:brand-new"  # the newest goes last when reversed
+        assert tasks.index == sorted_keys(store, "updated", reverse=True)
+
+
+async def test_click_on_a_column_title_sorts_by_it_and_again_reverses(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        tasks = app.task_list
+        title = tasks.render_line(0).text
+        await pilot.click("#tasks", offset=(title.index("STATE") + 1, 0))
+        await wait_for(pilot, lambda: tasks.sort_mode == "state")
+        assert not tasks.sort_reverse and tasks.index == sorted_keys(store, "state")
+        await pilot.click("#tasks", offset=(title.index("STATE") + 1, 0))
+        await wait_for(pilot, lambda: tasks.sort_reverse)
+        assert tasks.index == sorted_keys(store, "state", reverse=True)
+        await pilot.click("#tasks", offset=(title.index("PROVIDER") + 1, 0))
+        await wait_for(pilot, lambda: tasks.sort_mode == "provider")
+        assert not tasks.sort_reverse
+        await pilot.click("#tasks", offset=(title.index("AGE"), 0))
+        await wait_for(pilot, lambda: tasks.sort_mode == "created")
+        await pilot.click("#tasks", offset=(title.index("UPDATED") + 2, 0))
+        await wait_for(pilot, lambda: tasks.sort_mode == "updated")
+        await pilot.click("#tasks", offset=(title.index("TASK") + 1, 0))  # not a sort column
+        await pilot.pause()
+        assert tasks.sort_mode == "updated"

@@ -66,6 +66,9 @@ KEY_HELP = {
     "mark_all": "mark every task shown (the filter's matches)",
     "unmark": "clear every mark",
     "notify": "turn finished-task news (in the header) and the bell on or off",
+    "sort.next": "sort by the next column (a click on a column title sorts by it; again reverses)",
+    "sort.prev": "sort by the previous column",
+    "sort.reverse": "reverse the sort",
     # results
     "open": "open the result in a browser or viewer (over SSH: copy its URL)",
     "download": "download the task's results into [results] dir (else the current folder)",
@@ -155,6 +158,9 @@ class TaskTUI(App[None]):
         Binding("asterisk", "mark_all", "Mark all shown", show=False, id="mark_all"),
         Binding("u", "clear_marks", "Unmark all", show=False, id="unmark"),
         Binding("n", "toggle_notify", "Notifications", show=False, id="notify"),
+        Binding("greater_than_sign", "sort_step(1)", "Sort by next column", show=False, id="sort.next"),
+        Binding("less_than_sign", "sort_step(-1)", "Sort by previous column", show=False, id="sort.prev"),
+        Binding("S", "sort_reverse", "Reverse sort", show=False, id="sort.reverse"),
         # results
         Binding("o", "open_result", "Open", id="open"),
         Binding("d", "download", "Download", id="download"),
@@ -482,14 +488,14 @@ class TaskTUI(App[None]):
         marked = len(tasks.marks)
         news = self.news_text()
         key = (tuple(sorted(counts.items())), len(self.store), paused, tuple(troubles),
-               tasks.sort_mode, shown, marked, news, tuple(answers))
+               tasks.sort_mode, tasks.sort_reverse, shown, marked, news, tuple(answers))
         if key == self._header_key:
             return
         self._header_key = key
         self.query_one("#header", StatusHeader).show(
             counts, total=len(self.store), paused=paused, offline=self.offline,
             troubles=troubles, sort=tasks.sort_mode, shown=shown, marked=marked, news=news,
-            answers=answers)
+            answers=answers, reverse=tasks.sort_reverse)
 
     def _answers(self) -> list[tuple[str, str | None, str]]:
         """Per polled provider: (name, how long since its last answer, kind) where
@@ -598,6 +604,32 @@ class TaskTUI(App[None]):
         mode = self.task_list.cycle_sort()
         self._update_header()
         self.notify(f"Sorted by {mode}", timeout=1.5, markup=False)
+
+    def _sorted(self) -> None:
+        tasks = self.task_list
+        self._update_header()
+        self._update_summary()
+        self.notify(f"Sorted by {tasks.sort_mode}{', reversed' if tasks.sort_reverse else ''}",
+                    timeout=1.5, markup=False)
+
+    def action_sort_step(self, step: int) -> None:
+        self.task_list.step_sort(step)
+        self._sorted()
+
+    def action_sort_reverse(self) -> None:
+        tasks = self.task_list
+        tasks.set_sort(tasks.sort_mode, not tasks.sort_reverse)
+        self._sorted()
+
+    @_while_mounted
+    def on_task_list_sort_clicked(self, event: TaskList.SortClicked) -> None:
+        """A click on a column title sorts by it; on the sorted column it reverses."""
+        tasks = self.task_list
+        if event.sort == tasks.sort_mode:
+            tasks.set_sort(event.sort, not tasks.sort_reverse)
+        else:
+            tasks.set_sort(event.sort, False)
+        self._sorted()
 
     def action_detail(self) -> None:
         key = self.task_list.cursor_key
@@ -871,7 +903,8 @@ class TaskTUI(App[None]):
         self._update_quota()
 
     MAIN_ONLY = frozenset({"filter", "detail", "sort", "add", "forget", "errors", "toggle_quota",
-                           "saved_filter", "clear_filter", "toggle_mark", "mark_all", "clear_marks"})
+                           "saved_filter", "clear_filter", "toggle_mark", "mark_all", "clear_marks",
+                           "sort_step", "sort_reverse"})
 
     # ------------------------------------------------------------ marks (daily-driver)
 
@@ -923,6 +956,9 @@ class TaskTUI(App[None]):
         yield SystemCommand("Mark or unmark task", "Bulk actions act on the marks (space)", self.action_toggle_mark)
         yield SystemCommand("Mark all shown", "Mark every task the filter shows (*)", self.action_mark_all)
         yield SystemCommand("Unmark all", "Clear every mark (u)", self.action_clear_marks)
+        yield SystemCommand("Sort by next column", "(>; < goes back; a click on a column title)",
+                            lambda: self.action_sort_step(1))
+        yield SystemCommand("Reverse sort", "(S)", self.action_sort_reverse)
         yield SystemCommand("Toggle notifications", "Finished-task news in the header, and the bell (n)",
                             self.action_toggle_notify)
         yield SystemCommand("Help", "Keys and the filter language (?)", self.action_help)

@@ -34,12 +34,13 @@ class StatusHeader(Static):
     def show(self, counts: dict[str, int], *, total: int, paused: bool, offline: bool,
              troubles: list[tuple[str, str]], sort: str, shown: int | None,
              marked: int = 0, news: tuple[str, bool] | None = None,
-             answers: list[tuple[str, str | None, str]] | None = None) -> None:
+             answers: list[tuple[str, str | None, str]] | None = None,
+             reverse: bool = False) -> None:
         """Redraw from plain numbers (the app gathers them from store and engine).
         ``news``: (finished-task news, any failed), shown right after the name."""
         self._args = dict(counts=counts, total=total, paused=paused, offline=offline,
                           troubles=troubles, sort=sort, shown=shown, marked=marked, news=news,
-                          answers=answers or [])
+                          answers=answers or [], reverse=reverse)
         self.update(self._render_text(**self._args), layout=False)  # one line, always
 
     def on_resize(self, event: events.Resize) -> None:
@@ -47,7 +48,7 @@ class StatusHeader(Static):
             self.update(self._render_text(**self._args), layout=False)
 
     def _render_text(self, counts, total, paused, offline, troubles, sort, shown, marked=0,
-                     news=None, answers=()) -> Text:
+                     news=None, answers=(), reverse=False) -> Text:
         compact = self.size.width < COMPACT_BELOW
         gap = " " if compact else "  "
         dim = self._style("dim")
@@ -83,6 +84,8 @@ class StatusHeader(Static):
             text.append(f"* {marked:,} marked ", "bold")
             text.append("│ ", dim)
         text.append(f"sort {sort}" if compact else f"sort: {sort}", dim)
+        if reverse:
+            text.append(" ↑ rev" if compact else " ↑ reversed", "bold")
         if answers and not compact:  # per provider, its last answer: stuck, idle or fresh
             text.append(" │ answered ", dim)
             for n, (provider, age, kind) in enumerate(answers):
