@@ -382,3 +382,30 @@ async def test_click_on_a_column_title_sorts_by_it_and_again_reverses(tmp_path):
         await pilot.click("#tasks", offset=(title.index("TASK") + 1, 0))  # not a sort column
         await pilot.pause()
         assert tasks.sort_mode == "updated"
+
+
+# ---------------------------------------------------------------- follow mode
+
+
+async def test_follow_mode_keeps_the_cursor_on_the_latest_change(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        tasks = app.task_list
+        first = tasks.cursor_key
+        target = tasks.index[10]
+        # without follow, a change elsewhere leaves the cursor alone
+        store.apply([store.get(target).copy(state="failed", updated_at=NOW + 1)])
+        await wait_for(pilot, lambda: tasks.tasks[target].state == "failed")
+        assert tasks.cursor_key == first
+        await pilot.press("f")
+        assert app.follow and "FOLLOW" in plain(app.query_one("#header"))
+        a, b = tasks.index[12], tasks.index[15]
+        store.apply([store.get(a).copy(progress=10.0, updated_at=NOW + 2),
+                     store.get(b).copy(progress=20.0, updated_at=NOW + 3)])
+        await wait_for(pilot, lambda: tasks.cursor_key == b)
+        await wait_for(pilot, lambda: b.split(":", 1)[1] in plain(app.query_one("#summary")))
+        await pilot.press("f")
+        assert not app.follow and "FOLLOW" not in plain(app.query_one("#header"))
+        store.apply([store.get(a).copy(progress=30.0, updated_at=NOW + 4)])
+        await wait_for(pilot, lambda: tasks.tasks[a].progress == 30.0)
+        assert tasks.cursor_key == b

@@ -69,6 +69,7 @@ KEY_HELP = {
     "sort.next": "sort by the next column (a click on a column title sorts by it; again reverses)",
     "sort.prev": "sort by the previous column",
     "sort.reverse": "reverse the sort",
+    "follow": "follow mode: the cursor stays on the most recently changed task",
     # results
     "open": "open the result in a browser or viewer (over SSH: copy its URL)",
     "download": "download the task's results into [results] dir (else the current folder)",
@@ -161,6 +162,7 @@ class TaskTUI(App[None]):
         Binding("greater_than_sign", "sort_step(1)", "Sort by next column", show=False, id="sort.next"),
         Binding("less_than_sign", "sort_step(-1)", "Sort by previous column", show=False, id="sort.prev"),
         Binding("S", "sort_reverse", "Reverse sort", show=False, id="sort.reverse"),
+        Binding("f", "toggle_follow", "Follow", show=False, id="follow"),
         # results
         Binding("o", "open_result", "Open", id="open"),
         Binding("d", "download", "Download", id="download"),
@@ -192,6 +194,7 @@ class TaskTUI(App[None]):
         self.notifications_on = bool(_ui(config, "notify", True))
         self._news: list[tuple[str, str]] = []  # finished tasks the header is showing
         self._news_timer = None
+        self.follow = False  # the cursor goes to the most recently changed task
         self._started_at = clock()  # a provider that never answered is stuck this long after
         self._unsubscribe: Callable[[], None] | None = None
         self._header_key: tuple | None = None
@@ -354,6 +357,8 @@ class TaskTUI(App[None]):
         with self.batch_update():
             if keys:
                 self._notify_finished(self.task_list.apply_changes(keys))
+                if self.follow:
+                    self._follow(keys)
                 if self.task_list.cursor_key in keys:
                     self._update_summary()
             self._update_header()
@@ -488,14 +493,14 @@ class TaskTUI(App[None]):
         marked = len(tasks.marks)
         news = self.news_text()
         key = (tuple(sorted(counts.items())), len(self.store), paused, tuple(troubles),
-               tasks.sort_mode, tasks.sort_reverse, shown, marked, news, tuple(answers))
+               tasks.sort_mode, tasks.sort_reverse, shown, marked, news, tuple(answers), self.follow)
         if key == self._header_key:
             return
         self._header_key = key
         self.query_one("#header", StatusHeader).show(
             counts, total=len(self.store), paused=paused, offline=self.offline,
             troubles=troubles, sort=tasks.sort_mode, shown=shown, marked=marked, news=news,
-            answers=answers, reverse=tasks.sort_reverse)
+            answers=answers, reverse=tasks.sort_reverse, follow=self.follow)
 
     def _answers(self) -> list[tuple[str, str | None, str]]:
         """Per polled provider: (name, how long since its last answer, kind) where
@@ -898,13 +903,30 @@ class TaskTUI(App[None]):
         tasks.focus()
         self._update_summary()
 
+    def _follow(self, keys: set[str]) -> None:
+        """Follow mode: put the cursor on the changed task updated last (if shown)."""
+        tasks = self.task_list
+        rows = tasks.tasks
+        shown = [rows[k] for k in keys if k in rows]
+        if not shown:
+            return
+        latest = max(shown, key=lambda t: t.updated_at or t.created_at or 0.0)
+        if tasks.select(latest.key):
+            self._update_summary()
+
+    def action_toggle_follow(self) -> None:
+        self.follow = not self.follow
+        self._update_header()
+        self.notify("Follow on: the cursor goes to the latest change." if self.follow
+                    else "Follow off.", timeout=1.5, markup=False)
+
     def action_toggle_quota(self) -> None:
         self.screen.toggle_class("-show-quota")
         self._update_quota()
 
     MAIN_ONLY = frozenset({"filter", "detail", "sort", "add", "forget", "errors", "toggle_quota",
                            "saved_filter", "clear_filter", "toggle_mark", "mark_all", "clear_marks",
-                           "sort_step", "sort_reverse"})
+                           "sort_step", "sort_reverse", "toggle_follow"})
 
     # ------------------------------------------------------------ marks (daily-driver)
 
@@ -959,6 +981,7 @@ class TaskTUI(App[None]):
         yield SystemCommand("Sort by next column", "(>; < goes back; a click on a column title)",
                             lambda: self.action_sort_step(1))
         yield SystemCommand("Reverse sort", "(S)", self.action_sort_reverse)
+        yield SystemCommand("Follow mode", "The cursor stays on the latest change (f)", self.action_toggle_follow)
         yield SystemCommand("Toggle notifications", "Finished-task news in the header, and the bell (n)",
                             self.action_toggle_notify)
         yield SystemCommand("Help", "Keys and the filter language (?)", self.action_help)

@@ -209,7 +209,7 @@ BINDING_IDS: tuple[str, ...] = (
     # results
     "open", "download", "detail.prev", "detail.next",
     # daily-driver
-    "mark", "mark_all", "unmark", "notify", "sort.next", "sort.prev", "sort.reverse",
+    "mark", "mark_all", "unmark", "notify", "sort.next", "sort.prev", "sort.reverse", "follow",
 )
 
 MODIFIERS = ("ctrl", "shift", "alt", "meta", "super", "hyper")

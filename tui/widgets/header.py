@@ -35,12 +35,12 @@ class StatusHeader(Static):
              troubles: list[tuple[str, str]], sort: str, shown: int | None,
              marked: int = 0, news: tuple[str, bool] | None = None,
              answers: list[tuple[str, str | None, str]] | None = None,
-             reverse: bool = False) -> None:
+             reverse: bool = False, follow: bool = False) -> None:
         """Redraw from plain numbers (the app gathers them from store and engine).
         ``news``: (finished-task news, any failed), shown right after the name."""
         self._args = dict(counts=counts, total=total, paused=paused, offline=offline,
                           troubles=troubles, sort=sort, shown=shown, marked=marked, news=news,
-                          answers=answers or [], reverse=reverse)
+                          answers=answers or [], reverse=reverse, follow=follow)
         self.update(self._render_text(**self._args), layout=False)  # one line, always
 
     def on_resize(self, event: events.Resize) -> None:
@@ -48,7 +48,7 @@ class StatusHeader(Static):
             self.update(self._render_text(**self._args), layout=False)
 
     def _render_text(self, counts, total, paused, offline, troubles, sort, shown, marked=0,
-                     news=None, answers=(), reverse=False) -> Text:
+                     news=None, answers=(), reverse=False, follow=False) -> Text:
         compact = self.size.width < COMPACT_BELOW
         gap = " " if compact else "  "
         dim = self._style("dim")
@@ -82,6 +82,9 @@ class StatusHeader(Static):
             text.append("│ ", dim)
         if marked:
             text.append(f"* {marked:,} marked ", "bold")
+            text.append("│ ", dim)
+        if follow:
+            text.append("FOLLOW ", "bold")
             text.append("│ ", dim)
         text.append(f"sort {sort}" if compact else f"sort: {sort}", dim)
         if reverse:
