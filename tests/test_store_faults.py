@@ -418,16 +418,17 @@ def cli(db: Path, *argv: str) -> subprocess.CompletedProcess:
 def test_cli_add_on_a_full_disk_and_a_read_only_mount_says_why(tmp_path: Path) -> None:
     with tmpfs(tmp_path / "mnt") as mnt:
         db = mnt / "tasks.db"
-        assert cli(db, "add", "evolink", "a").returncode == 0
+        assert cli(db, "add", "evolink", "task-unified-a").returncode == 0
         with open(mnt / "filler", "wb", buffering=0) as f:
             with contextlib.suppress(OSError):
                 while True:
                     f.write(b"\0" * 4096)
-        r = cli(db, "add", "evolink", *[f"id{i}-{'x' * 200}" for i in range(2000)])
+        # ids of EvoLink's shape, under add's 200-character limit: they are all written (or refused by the disk)
+        r = cli(db, "add", "evolink", *[f"task-unified-{i}-{'x' * 170}" for i in range(2000)])
         assert r.returncode == 2 and "Traceback" not in r.stderr
         assert r.stderr.strip().splitlines() == [f"tasktui: task database: disk full writing {db}"]
         (mnt / "filler").unlink()
         subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
-        r = cli(db, "add", "evolink", "b")
+        r = cli(db, "add", "evolink", "task-unified-b")
         assert r.returncode == 2 and "Traceback" not in r.stderr
         assert r.stderr.strip().splitlines() == [f"tasktui: task database: database is read-only: {db}"]
