@@ -268,3 +268,11 @@ def test_any_text_compiles_without_raising(query):
         assert pred(task) in (True, False)
     problems(query)
     describe(query)
+
+
+def test_check_query_knows_catalogue_and_declared_providers():
+    from tui.filter import check_query
+
+    assert check_query("provider:kling provider:runway") == []  # catalogue entries are providers too
+    assert check_query("provider:acme", providers=["evolink", "acme"]) == []  # one the config declares
+    assert check_query("provider:klign")[0].endswith("did you mean 'kling'?")

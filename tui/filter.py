@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 from .model import BAD_ENDS, STATES, TERMINAL, Task
 
@@ -345,17 +345,23 @@ def _word(needle: str) -> Predicate:
 # ---------------------------------------------------------------- closed fields
 
 
-def check_query(query: str) -> list[str]:
+def check_query(query: str, providers: Iterable[str] | None = None) -> list[str]:
     """Warnings about values no task can have, on the closed fields.
 
     ``state:`` takes a state, a group or a prefix of one (or the provider's raw
     status, which is open: only a value close to a known state is flagged, as
-    ``state:faild``); ``provider:`` a substring of a known provider.  Each
-    warning says "did you mean" when a known value is close.  Never raises.
+    ``state:faild``); ``provider:`` a substring of a known provider (``providers``:
+    by default the five and the catalogue's; the caller adds the ones its config
+    declares).  Each warning says "did you mean" when a known value is close.
+    Never raises.
     """
     import difflib
 
-    from .model import PROVIDERS
+    if providers is None:
+        from .providers import known_names
+
+        providers = known_names()
+    names = list(dict.fromkeys(providers))
 
     out: list[str] = []
     states = [s for s in STATES] + sorted(GROUPS)
@@ -372,9 +378,9 @@ def check_query(query: str) -> list[str]:
             if close:
                 out.append(f"'{sign}state:{term.value}' matches no state; did you mean '{close[0]}'?")
         elif term.field == "provider":
-            if any(value in p for p in PROVIDERS):
+            if any(value in p for p in names):
                 continue
-            close = difflib.get_close_matches(value, PROVIDERS, n=1, cutoff=0.6)
-            hint = f"; did you mean '{close[0]}'?" if close else f" (providers: {', '.join(PROVIDERS)})"
+            close = difflib.get_close_matches(value, names, n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else f" (providers: {', '.join(names)})"
             out.append(f"'{sign}provider:{term.value}' matches no provider{hint}")
     return out
