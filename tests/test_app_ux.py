@@ -409,3 +409,62 @@ async def test_follow_mode_keeps_the_cursor_on_the_latest_change(tmp_path):
         store.apply([store.get(a).copy(progress=30.0, updated_at=NOW + 4)])
         await wait_for(pilot, lambda: tasks.tasks[a].progress == 30.0)
         assert tasks.cursor_key == b
+
+
+# ---------------------------------------------------------------- snapshots (80x24 and 160x50)
+
+import pytest  # noqa: E402
+
+
+def snapshot_app(tmp_path):
+    store = fill_store(tmp_path / "tasks.db")
+    store.save_counters("freepik", {
+        "state": "degraded", "cause": "2 tasks stalled: the status path answers 404", "requests": 9,
+        "last_answer_at": NOW - 75,
+        "daily": {"text-to-image": {"limit": 100, "used": 100, "reset_at": NOW + 3600}},
+        "endpoints_off": {"list:mystic": {"reason": "HTTP 404 on the list path", "until": NOW + 600}}})
+    return make_app(make_config(), store, clock=clock)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 50)], ids=["80x24", "160x50"])
+def test_snapshot_marks_reversed_sort_follow_and_news(snap_compare, tmp_path, size):
+    app = snapshot_app(tmp_path)
+
+    async def setup(pilot):
+        tasks = app.task_list
+        tasks.set_sort("progress", True)
+        for key in tasks.index[1:4]:
+            tasks.toggle_mark(key)
+        app.follow = True
+        app._news = [("evolink:evolink-task-004", "succeeded"), ("comfy:comfy-task-010", "failed")]
+        app._update_header()
+        await pilot.pause()
+
+    assert snap_compare(app, run_before=setup, terminal_size=size)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 50)], ids=["80x24", "160x50"])
+def test_snapshot_quota_pane_with_provider_health(snap_compare, tmp_path, size):
+    app = snapshot_app(tmp_path)
+
+    async def setup(pilot):
+        if size[0] < 110:
+            await pilot.press("v")
+        app.query_one("#quota").scroll_to_widget(
+            next(c for c in app.query("ProviderCard") if c.provider == "freepik"), animate=False)
+        await pilot.pause()
+
+    assert snap_compare(app, run_before=setup, terminal_size=size)
+
+
+async def test_header_keeps_marks_follow_and_sort_in_view_at_80_columns(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("space", "f", "S")
+        header = plain(app.query_one("#header"))
+        assert "* 1 marked" in header and "FOLLOW" in header and "sort updated ↑ rev" in header
+        assert "▶6" in header and "running" not in header  # symbols only: the words did not fit
+    app, store = app_for(tmp_path / "wide")
+    async with app.run_test(size=(200, 40)) as pilot:
+        await pilot.pause()
+        assert "▶ 6 running" in plain(app.query_one("#header"))  # room: words stay

@@ -41,14 +41,24 @@ class StatusHeader(Static):
         self._args = dict(counts=counts, total=total, paused=paused, offline=offline,
                           troubles=troubles, sort=sort, shown=shown, marked=marked, news=news,
                           answers=answers or [], reverse=reverse, follow=follow)
-        self.update(self._render_text(**self._args), layout=False)  # one line, always
+        self.update(self._fitted(), layout=False)  # one line, always
 
     def on_resize(self, event: events.Resize) -> None:
         if self._args is not None:
-            self.update(self._render_text(**self._args), layout=False)
+            self.update(self._fitted(), layout=False)
+
+    def _fitted(self) -> Text:
+        """The line with state words ("▶ 6 running") when everything but the
+        answer times fits, else with symbols only ("▶6"), so the marks, follow
+        and sort stay in view at 80 columns."""
+        args = dict(self._args or {})
+        width = self.size.width
+        if width and self._render_text(**{**args, "answers": ()}).cell_len > width:
+            return self._render_text(**args, words=False)
+        return self._render_text(**args)
 
     def _render_text(self, counts, total, paused, offline, troubles, sort, shown, marked=0,
-                     news=None, answers=(), reverse=False, follow=False) -> Text:
+                     news=None, answers=(), reverse=False, follow=False, words=True) -> Text:
         compact = self.size.width < COMPACT_BELOW
         gap = " " if compact else "  "
         dim = self._style("dim")
@@ -65,14 +75,14 @@ class StatusHeader(Static):
             text.append(f" ⚠ {provider} {problem} ", alert)
             text.append(" ")
         if news:
-            words, bad = news
-            text.append(f" {words} ", alert if bad else self._style("state-succeeded") + Style(reverse=True))
+            said, bad = news
+            text.append(f" {said} ", alert if bad else self._style("state-succeeded") + Style(reverse=True))
             text.append(" ")
         for state in STATES:
             n = counts.get(state, 0)
             if n:
-                number = f"{STATE_SYMBOL[state]}{n:,}" if compact else f"{STATE_SYMBOL[state]} {n:,}"
-                text.append(f"{number} {STATE_WORD[state]}", self._style(f"state-{state}"))
+                number = f"{STATE_SYMBOL[state]}{n:,}" if compact or not words else f"{STATE_SYMBOL[state]} {n:,}"
+                text.append(f"{number} {STATE_WORD[state]}" if words else number, self._style(f"state-{state}"))
                 text.append(gap)
         if total == 0:
             text.append("no tasks yet, press a to add ", dim)
