@@ -468,3 +468,69 @@ async def test_header_keeps_marks_follow_and_sort_in_view_at_80_columns(tmp_path
     async with app.run_test(size=(200, 40)) as pilot:
         await pilot.pause()
         assert "▶ 6 running" in plain(app.query_one("#header"))  # room: words stay
+
+
+# ---------------------------------------------------------------- the installed tasktui in tmux
+
+
+@pytest.mark.tmux
+def test_tmux_marks_bulk_forget_column_sort_and_error_log_jump(tmp_path):
+    import shlex
+    import shutil
+    from pathlib import Path
+
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed")
+    from test_tmux import Tmux
+
+    store = fill_store(tmp_path / "tasks.db")
+    store.close()
+    (tmp_path / "config.toml").write_text("# empty: offline dashboard\n", encoding="utf-8")
+    env = {"TASKTUI_DB": str(tmp_path / "tasks.db"), "TASKTUI_CONFIG": str(tmp_path / "config.toml"),
+           "TERM": "xterm-256color", "COLORTERM": "truecolor"}
+    exe = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "tasktui"
+    if not exe.exists():
+        pytest.skip("tasktui is not installed in .venv")
+    term = Tmux(140, 40, f"{shlex.quote(str(exe))} --offline", env)
+    try:
+        term.wait_for("comfy-task-000")
+        term.wait_for("Filter")
+        # marks + bulk forget: mark the first two rows, x, the confirm names the count
+        term.press("Space")
+        term.press("Space")
+        term.wait_for("* 2 marked")
+        lines = term.screen().splitlines()
+        assert any(line.startswith("*comfy    comfy-task-000") for line in lines)
+        term.press("x")
+        term.wait_for("Forget 2 marked tasks")
+        term.press("y")
+        term.wait_for("Forgot 2 tasks")
+        term.wait_for("comfy-task-000", absent=True)
+        # column sort: S reverses, > moves to the next column (updated -> created)
+        term.press("S")
+        term.wait_for("sort: updated ↑ reversed")
+        term.press(">")
+        term.wait_for("sort: created ↑ reversed")
+        # error log jump: e, pick the evolink-task-004 row, g goes to it in the list
+        term.press("e")
+        term.wait_for("Too many requests")  # the log's rows are in
+        # keys typed right after "/" can arrive before the filter has focus (and are
+        # dropped): type again until the filter shows them
+        for attempt in range(20):
+            term.press("/")
+            term.type("evolink-task-004")
+            try:
+                term.wait_for("filter: provider, task", timeout=2, absent=True)
+                break
+            except AssertionError:
+                continue
+        term.wait_for("1 of")
+        term.press("Tab")  # from the filter to the table
+        term.press("g")
+        term.wait_for("Error log", absent=True)
+        summary = term.wait_for("task id  evolink-task-004")
+        assert "evolink-task-004" in summary
+        term.press("q")
+        term.wait_for("EXITED:0")
+    finally:
+        term.kill()
