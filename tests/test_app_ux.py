@@ -516,8 +516,8 @@ def test_tmux_marks_bulk_forget_column_sort_and_error_log_jump(tmp_path):
         term.wait_for("Too many requests")  # the log's rows are in
         # keys typed right after "/" can arrive before the filter has focus (and are
         # dropped): type again until the filter shows them
+        term.press("/")
         for attempt in range(20):
-            term.press("/")
             term.type("evolink-task-004")
             try:
                 term.wait_for("filter: provider, task", timeout=2, absent=True)
