@@ -534,3 +534,23 @@ def test_tmux_marks_bulk_forget_column_sort_and_error_log_jump(tmp_path):
         term.wait_for("EXITED:0")
     finally:
         term.kill()
+
+
+async def test_marks_hidden_by_the_filter_are_named_and_removed_tasks_lose_their_mark(tmp_path):
+    app, store = app_for(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        tasks = app.task_list
+        first, second = tasks.index[:2]
+        await pilot.press("space", "space")
+        app.use_filter(second.split(":", 1)[1])  # only the second is shown
+        await pilot.pause()
+        assert tasks.index == [second]
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        question = str(app.screen.query_one("#confirm-question").render())
+        assert "2 marked tasks" in question and "1 hidden by the filter" in question
+        await pilot.press("n")
+        store.remove([first])  # gone by another way (another process, the CLI)
+        await wait_for(pilot, lambda: first not in tasks.tasks)
+        assert tasks.marked == [second]
+        await wait_for(pilot, lambda: "* 1 marked" in plain(app.query_one("#header")))
