@@ -178,8 +178,10 @@ if which == "tasktui":
 
     run.original = tapp.TaskTUI.run
     tapp.TaskTUI.run = run
+    import tui.cli
     from tui.cli import main
 
+    tui.cli._is_terminal = lambda stream: True  # headless here: stdout is the bench's pipe, not a screen
     main(["--offline"])
 else:  # the baseline: a DataTable app filled with the same rows at mount
     from bench.ui import _baseline_app
