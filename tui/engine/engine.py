@@ -146,6 +146,7 @@ class Engine:
             self._unsubscribe = self.store.subscribe(self._on_change)
         for w in self.workers.values():
             w.loop = self._loop
+            w.stopping = False
             if w.runner is None or w.runner.done():
                 w.runner = asyncio.create_task(w.run(self._sync), name=f"tasktui-engine-{w.name}")
 
@@ -154,6 +155,8 @@ class Engine:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        for w in self.workers.values():
+            w.stopping = True
         runners = [w.runner for w in self.workers.values() if w.runner is not None]
         for r in runners:
             r.cancel()

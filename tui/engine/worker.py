@@ -151,6 +151,7 @@ class Worker:
         self.client: httpx.AsyncClient | None = None
         self.runner: asyncio.Task | None = None
         self.paused = False
+        self.stopping = False  # set by Engine.stop: the loop ends even if a cancellation is swallowed
         self.focus: set[str] | None = None  # poll only these keys (``tasktui wait``); None: all
         self.once = False  # a refresh asked for while paused
         self.verified = False  # has answered at least once since (re)start
@@ -331,7 +332,8 @@ class Worker:
     async def run(self, before_round: Callable[[], None]) -> None:
         """Rounds until cancelled, each when something is due (or on a wake)."""
         internal = 0  # rounds in a row that ended in an internal error
-        while True:
+        # (Python 3.11's wait_for may swallow a cancellation that meets a wake: the flag ends the loop then)
+        while not self.stopping:
             self.wake.clear()
             if not self.paused or self.once:
                 self.once = False
