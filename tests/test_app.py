@@ -334,30 +334,26 @@ async def test_other_process_writes_appear(tmp_path):
 
 
 async def test_finished_tasks_notify(tmp_path):
+    """Finished-task news goes to the header (never a toast over the columns, issue 13
+    bug 8): one task by name, many as one line; a task first seen finished is not news."""
     app, store = app_for(tmp_path, bell=True)
-    notes: list[tuple[str, str]] = []
     bells = []
     async with app.run_test(size=(140, 40)) as pilot:
         app.bell = lambda: bells.append(1)
-        real_notify = app.notify
-
-        def spy(message, *, title="", **kw):
-            notes.append((title, str(message)))
-            return real_notify(message, title=title, **kw)
-
-        app.notify = spy
         running = next(t for t in store.tasks() if t.state == "running")
         store.apply([running.copy(state="succeeded", progress=100.0, updated_at=NOW)])
-        await wait_for(pilot, lambda: bool(notes))
-        assert notes == [("Task succeeded", running.key)]
+        await wait_for(pilot, lambda: app.news_text() is not None)
+        text, bad = app.news_text()
+        assert running.task_id[-6:] in text and "succeeded" in text and not bad
         assert bells == [1]  # [ui] bell = true
-        # many at once: one summary, not a flood; a task first seen finished is not news
+        app._clear_news()  # what its timer does
         live = [t for t in store.tasks() if t.state in ("running", "queued")]
         unknown = next(t for t in store.tasks() if t.state == "unknown")
         store.apply([t.copy(state="failed", updated_at=NOW) for t in live]
                     + [unknown.copy(state="succeeded", updated_at=NOW)])
-        await wait_for(pilot, lambda: len(notes) > 1)
-        assert notes[1:] == [(f"{len(live)} tasks finished", f"0 succeeded, {len(live)} failed or gone")]
+        await wait_for(pilot, lambda: app.news_text() is not None)
+        assert app.news_text() == (f"{len(live)} finished: ✓ 0 ✗ {len(live)}", True)
+        assert not [n for n in app._notifications if "finished" in f"{n.title} {n.message}"]
 
 
 async def test_saved_filter_digit_and_keymap(tmp_path):
