@@ -419,7 +419,7 @@ async def test_learned_durations_outlive_the_process(sim_factory, sim_task, sim_
     assert len(learned) == 8
 
     two = _Run(sim, store, _config(sim, "comfy"))  # a new engine on the same store
-    assert two.engine.health()[0].durations[key] == learned  # known before its first request
+    assert two.engine.health(learned=True)[0].durations[key] == learned  # known before its first request
     two.vt = 300.0
     store.add("comfy", [t.task_id for t in later])
     try:

@@ -255,9 +255,11 @@ class Engine:
             self._credits_cache = (revision, credits_by_provider(self.store.tasks()))
         return self._credits_cache[1]
 
-    def health(self) -> list[ProviderHealth]:
-        """Every enabled provider's health now (what ``health.read_health`` reads from the store)."""
-        return [w.health() for w in self.workers.values()]
+    def health(self, *, learned: bool = False) -> list[ProviderHealth]:
+        """Every enabled provider's health now (what ``health.read_health`` reads from
+        the store once the round under way is written); the learned durations only
+        with ``learned`` (a screen has no use for them)."""
+        return [w.health(learned=learned) for w in self.workers.values()]
 
     def status(self, name: str) -> ProviderStatus:
         """The dashboard's view of one configured provider."""
