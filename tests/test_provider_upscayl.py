@@ -334,50 +334,15 @@ def test_key_masked_in_task_error(ups):
     assert task.error == "key *** has no access"
 
 
-# ---------------------------------------------------------------- history (list)
+# ---------------------------------------------------------------- no history (list)
 
 
-def test_list_request(ups):
-    # issue 11: history rows carry no task id (openapi.yaml ProcessingTask), so the
-    # engine never uses this list; the request shape stays for what still calls it
+def test_history_is_not_a_list_endpoint():
+    # issue 11: history rows carry no task id (openapi.yaml ProcessingTask), so they can
+    # never answer for a tracked task: Upscayl has no list, its tasks are asked one by one
     assert Upscayl.has_list is False
-    req = ups.list_request(None)
-    assert (req.method, req.url) == ("POST", "https://api.upscayl.org/get-upscayl-history")
-    assert req.headers["X-API-Key"] == KEY
-    assert req.json == {"limit": 100}
-
-
-def test_history_rows(ups):
-    tasks = ups.parse_list(None, httpx.Response(200, json=fixture("history.json")))
-    assert [(t.task_id, t.state) for t in tasks] == [
-        ("task_1", "succeeded"), ("task_2", "queued"), ("task_3", "running")]
-    first = tasks[0]
-    assert first.results == ["https://cdn.upscayl.org/1.jpg"]
-    assert first.credits == 2 and first.model == "upscayl-lite-4x"
-    assert first.created_at == pytest.approx(1763900000.0)
-    assert first.raw["taskId"] == "task_1"  # the row itself, not the whole page
-    assert tasks[2].progress == 55.0
-    assert all(t.provider == "upscayl" and t.kind is None for t in tasks)
-
-
-def test_history_keeps_kind_and_cleans_ids(ups):
-    body = {"status": "success", "data": [{"taskId": "t\x1b[2J9", "status": "completed"}]}
-    [task] = ups.parse_list("upscale", httpx.Response(200, json=body))
-    assert (task.task_id, task.kind, task.state) == ("t9", "upscale", "succeeded")
-
-
-@pytest.mark.parametrize("body", [{"status": "success"}, {"data": {"taskId": "x"}}, [], "nope"])
-def test_history_wrong_shapes(ups, body):
-    with pytest.raises(BadResponse):
-        ups.parse_list(None, httpx.Response(200, json=body))
-
-
-def test_history_errors(ups):
-    with pytest.raises(RateLimited) as info:
-        ups.parse_list(None, httpx.Response(429, json=fixture("error_429.json")))
-    assert info.value.retry_after == 3600
-    with pytest.raises(Transient):
-        ups.parse_list(None, httpx.Response(502, content=b"<html>bad gateway</html>"))
+    with pytest.raises(NotImplementedError):
+        Upscayl(KEY).list_request(None)
 
 
 # ---------------------------------------------------------------- real HTTP
@@ -428,8 +393,6 @@ class TinyServer:
 
 async def test_round_trip_over_localhost():
     def answer(request):
-        if request["path"] == "/get-upscayl-history":
-            return 200, json.dumps(fixture("history.json")).encode()
         asked = json.loads(request["body"])["data"]["taskId"]
         if request["headers"].get("x-api-key") != KEY:
             return 401, b'{"error":"UNAUTHORIZED","message":"Invalid API key"}'
@@ -446,11 +409,9 @@ async def test_round_trip_over_localhost():
         assert info.value.retry_after == 3600
         with pytest.raises(AuthError):
             await Upscayl("wrong-key-000", base_url=server.url).fetch_status(client, TID)
-        assert [t.task_id for t in await p.fetch_list(client)][:2] == ["task_1", "task_2"]
     first = server.seen[0]
     assert (first["method"], first["path"]) == ("POST", "/get-task-status")
-    assert server.seen[-1]["path"] == "/get-upscayl-history"
-    assert json.loads(server.seen[-1]["body"]) == {"limit": 100}
+    assert all(seen["path"] == "/get-task-status" for seen in server.seen)
     assert first["headers"]["content-type"] == "application/json"
     assert json.loads(first["body"]) == {"data": {"taskId": TID}}
 
@@ -503,6 +464,5 @@ def test_openapi_example_and_no_history(ups):
     task = parse(ups, 200, PUB.OPENAPI_PROCESSING)
     assert (task.state, task.progress, task.results, task.details) == ("running", 75.0, [], {})
     # history rows have no id field, so the list can never answer for a tracked task
-    from tui.providers.upscayl import ID_KEYS
-    assert not set(ID_KEYS) & set(PUB.PROCESSING_TASK_PROPERTIES)
+    assert not {"taskId", "task_id", "id", "_id"} & set(PUB.PROCESSING_TASK_PROPERTIES)
     assert Upscayl.has_list is False

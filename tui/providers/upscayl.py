@@ -63,8 +63,6 @@ CODES: dict[str, type[ProviderError]] = {
 }
 
 
-HISTORY_LIMIT = 100  # the most /get-upscayl-history gives in one page
-ID_KEYS = ("taskId", "task_id", "id", "_id")  # a history row's id: the field name is undocumented
 
 
 class _Lenient(BaseModel):
@@ -160,32 +158,6 @@ class Upscayl(Provider):
             model=clean_or_none(item.model, 120), credits=credits,
             created_at=created, details=details, raw=raw,
         )
-
-    def list_request(self, kind: str | None = None) -> Request:
-        """The newest tasks (one page of 100) from ``/get-upscayl-history``."""
-        return self.request("POST", "/get-upscayl-history", {"limit": HISTORY_LIMIT})
-
-    def read_list(self, kind: str | None, data: Any, response: httpx.Response) -> list[Task]:
-        """``{status, data: [task...], pagination}``; rows without an id or a
-        status are skipped (the engine then asks for those tasks one by one)."""
-        rows = data.get("data") if isinstance(data, dict) else None
-        if not isinstance(rows, list):
-            message, _ = self.error_message(data)
-            raise BadResponse(f"history answer has no task list{': ' + message if message else ''}",
-                              status=response.status_code)
-        tasks: list[Task] = []
-        for row in rows:
-            if not isinstance(row, dict):
-                continue
-            task_id = next((clean(row[k], 200) for k in ID_KEYS if isinstance(row.get(k), (str, int))
-                            and clean(row[k], 200)), None)
-            if task_id is None:  # no id, or one that cleans to nothing ("\u001b")
-                continue
-            try:
-                tasks.append(self.task_from(task_id, kind, row, row, response))
-            except (BadResponse, ValueError):
-                continue
-        return tasks
 
     def error_for(self, response: httpx.Response, data: Any) -> ProviderError:
         """By HTTP status; only a generic 400 lets a documented code name the class
