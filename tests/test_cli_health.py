@@ -426,15 +426,12 @@ def test_json_output_has_no_infinity_or_nan(home, capsys):
 
 
 def test_quota_json_maps_non_finite_numbers_to_null(home, capsys, monkeypatch):
-    import tui.headless as headless
+    import tui.engine.health as health
 
-    class Engine:
-        def quota(self):
-            return [{"provider": "evolink", "balance": float("inf"), "credits_spent": float("nan"),
-                     "nested": [{"x": float("-inf")}], "budget_left": -4}]
-
+    rows = [{"provider": "evolink", "balance": float("inf"), "credits_spent": float("nan"),
+             "nested": [{"x": float("-inf")}], "budget_left": -4}]
     (home / "config.toml").write_text("", encoding="utf-8")
-    monkeypatch.setattr(headless, "make_engine", lambda config, store: Engine())
+    monkeypatch.setattr(health, "quota", lambda store, config: rows)  # what quota reads from the store
     code, out, err = cli(capsys, "quota", "--json")
     assert code == 0, err
     (row,) = json.loads(out, parse_constant=lambda c: pytest.fail(c))
@@ -547,3 +544,21 @@ def test_stop_engine_ends_a_worker_that_swallowed_its_cancel():
         assert swallowed and worker.runner.done()
 
     asyncio.run(main())
+
+
+def test_quota_reads_stored_health_without_building_an_engine(home, capsys, monkeypatch):
+    """Issue 14: `tasktui quota` learns provider state from the store (what engines wrote), the
+    same way online or offline; it never builds an engine of its own."""
+    import tui.headless as headless
+    from tui.engine.health import ProviderHealth
+
+    (home / "config.toml").write_text('[providers.evolink]\napi_key = "k"\n', encoding="utf-8")
+    (home / "config.toml").chmod(0o600)
+    with Store(home / "tasks.db") as store:
+        blob = ProviderHealth(name="evolink", state="degraded", cause="1 task's polls failing").encode()
+        store.apply([], [], {"evolink": blob})
+    monkeypatch.setattr(headless, "make_engine", lambda *a: pytest.fail("quota built an engine"))
+    code, out, err = cli(capsys, "quota", "--json")
+    assert code == 0, err
+    (row,) = json.loads(out)
+    assert (row["provider"], row["state"], row["cause"]) == ("evolink", "degraded", "1 task's polls failing")
