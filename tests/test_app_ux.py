@@ -280,13 +280,19 @@ class _Worker:
 
 
 class _Engine:
-    """Only what the header reads of an engine: its workers' states and last answers."""
+    """Only what the header reads of an engine: its providers' health (state, last answer)."""
 
     paused = False
     store_problem = None
 
     def __init__(self, workers):
         self.workers = workers
+
+    def health(self):
+        from tui.engine.health import ProviderHealth
+
+        return [ProviderHealth(name=name, state=w.state, last_answer_at=w.h.last_answer_at)
+                for name, w in self.workers.items()]
 
     def status(self, name):
         raise KeyError(name)

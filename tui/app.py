@@ -441,12 +441,11 @@ class TaskTUI(App[None]):
         now = self.clock()
         if self.engine is not None:
             out = {}
-            for name in getattr(self.engine, "workers", {}) or self.providers:
+            healths = {h.name: h for h in self.engine.health()}  # state, cause, daily budgets, endpoints off
+            for name in self.engine.workers:
                 try:
-                    status = self.engine.status(name)
-                    worker = (getattr(self.engine, "workers", None) or {}).get(name)
-                    out[name] = info_from_status(status, getattr(worker, "h", None))
-                except (KeyError, Exception):
+                    out[name] = info_from_status(self.engine.status(name), healths.get(name))
+                except KeyError:  # gone with a config reload under way
                     continue
             return out
         try:
@@ -461,11 +460,9 @@ class TaskTUI(App[None]):
     def _credit_totals(self) -> dict[str, float]:
         rev = self.store.revision
         if self._credits[0] != rev:
-            totals: dict[str, float] = {}
-            for t in self.store.tasks():
-                if t.credits:
-                    totals[t.provider] = totals.get(t.provider, 0.0) + float(t.credits)
-            self._credits = (rev, totals)
+            from .engine.health import credits_by_provider
+
+            self._credits = (rev, credits_by_provider(self.store.tasks()))
         return self._credits[1]
 
     def _update_quota(self) -> None:
@@ -510,19 +507,17 @@ class TaskTUI(App[None]):
         from .model import TERMINAL as ended
         from .widgets.cells import ago
 
-        workers = getattr(self.engine, "workers", None) or {} if self.engine is not None else {}
-        if not workers:
+        if self.engine is None or not self.engine.workers:
             return []
         now = self.clock()
-        paused = bool(getattr(self.engine, "paused", False))
+        paused = self.engine.paused
         by_provider = self.store.counts_by_provider()
         out = []
-        for name, worker in workers.items():
-            at = getattr(getattr(worker, "h", None), "last_answer_at", None)
+        for h in self.engine.health():  # provider health, as the engine reports (and stores) it
+            name, at, state = h.name, h.last_answer_at, h.state
             age = ago(max(0.0, now - at)) if isinstance(at, (int, float)) else None
-            live = any(n for state, n in (by_provider.get(name) or {}).items() if state not in ended)
+            live = any(n for st, n in (by_provider.get(name) or {}).items() if st not in ended)
             quiet_for = now - at if isinstance(at, (int, float)) else now - self._started_at
-            state = getattr(worker, "state", "ok")
             if not live:
                 kind = "idle"
             elif not paused and state in ("ok", "degraded") and quiet_for > STUCK_AFTER:
