@@ -487,14 +487,21 @@ def test_new_keys_are_validated(tmp_path, text, key):
 
 
 def test_defaults_agree_with_the_engine_and_the_http_layer():
-    """The defaults live in tui.config; the fallbacks the engine and providers keep must agree."""
-    from tui import config, engine
+    """The defaults live in tui.config; the engine reads the typed config (no fallbacks of
+    its own) and the constants it and the HTTP layer keep are the config's."""
+    from tui import config
+    from tui.engine import Engine, schedule
     from tui.providers import base
+    from tui.store import Store
 
     assert base.MAX_BODY == config.DEFAULT_MAX_BODY
-    assert engine.MAX_RETRY_WAIT == config.DEFAULT_MAX_RETRY_WAIT
-    assert engine.DISCOVER_MAX_ROUND == config.DEFAULT_DISCOVER_MAX_ROUND
-    assert engine.DISCOVER_MAX_TOTAL == config.DEFAULT_DISCOVER_MAX_TOTAL
-    assert engine.BACKOFF_CAP == config.DEFAULT_MAX_BACKOFF
-    assert engine.MAX_INTERVAL == config.DEFAULT_MAX_INTERVAL
-    assert engine.BALANCE_INTERVAL == config.DEFAULT_BALANCE_INTERVAL
+    assert schedule.BACKOFF_CAP == config.DEFAULT_MAX_BACKOFF
+    assert schedule.MAX_INTERVAL == config.DEFAULT_MAX_INTERVAL
+    cfg = config.parse_config('[providers.evolink]\napi_key = "k"\n')
+    import tempfile, pathlib
+    with tempfile.TemporaryDirectory() as tmp, Store(pathlib.Path(tmp) / "t.db") as store:
+        worker = Engine(cfg, store).workers["evolink"]
+        assert worker.timeout == config.DEFAULT_TIMEOUT and worker.provider.deadline == config.DEFAULT_TIMEOUT
+        assert worker.provider.max_body == config.DEFAULT_MAX_BODY
+        assert worker.max_retry_wait == config.DEFAULT_MAX_RETRY_WAIT
+        assert worker.balance_interval == config.DEFAULT_BALANCE_INTERVAL
