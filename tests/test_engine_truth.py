@@ -178,6 +178,23 @@ async def test_a_failing_balance_is_switched_off_once(sim, sim_fault, store):
         await engine.stop()
 
 
+async def test_the_engine_keeps_the_push_receivers_counts_in_the_counters_blob(sim, store):
+    """tui.push stores its counts under "push" in the provider's counters blob; the
+    engine's own writes of that blob carry them over (issue 18: quota shows them)."""
+    clock = Clock()
+    store.add("evolink", ["evolink-running"])
+    push = {"received": 3, "accepted": 2, "rejected": {"bad_signature": 1}}
+    store.apply([], (), {"evolink": {"push": push}})
+    engine = engine_on(clock, config_for(sim.base_url, providers=("evolink",)), store)
+    try:
+        await engine.poll_once()
+        blob = store.counters()["evolink"]
+        assert blob["requests"] >= 1  # the engine wrote the blob ...
+        assert blob["push"] == push  # ... and the receiver's part is still there
+    finally:
+        await engine.stop()
+
+
 # GET /v1/ai/text-to-image/hyperflux/{task-id}, 200 example (docs.freepik.com, "Get the status of
 # one hyperflux task"; the seed's list document has the same task object)
 FREEPIK_DONE = {"data": {"generated": ["https://openapi-generator.tech", "https://openapi-generator.tech"],

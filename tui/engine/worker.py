@@ -80,6 +80,7 @@ if TYPE_CHECKING:
     from ..store import Store
 
 DEFAULT_RETRY_AFTER = 60.0  # a 429 that does not say how long to wait
+FOREIGN_KEYS = ("push",)  # parts of a provider's counters blob that other writers own (tui.push)
 RETRY_MARGIN = 0.25  # seconds added to a provider's Retry-After
 QUOTA_PROBE = 600.0  # a provider out of credits is asked again every 10 minutes
 MAX_AGE = 7 * 86400.0  # a created_at older than this (or in the future) says nothing of when a task began
@@ -1094,7 +1095,20 @@ class Worker:
         changed = (self.state, self.cause) != before
         if not (r.updates or r.events or r.sent or r.discovered or r.health or changed or self.has_unsaved):
             return
-        self._write(r.updates, r.events, {self.name: self.health().encode()}, r.discovered, r.health)
+        self._write(r.updates, r.events, {self.name: self._blob()}, r.discovered, r.health)
+
+    def _blob(self) -> dict[str, Any]:
+        """The counters blob to store: this provider's health, with the parts other writers
+        keep in it (the push receiver's ``push`` counts) carried over as stored."""
+        blob = self.health().encode()
+        try:
+            stored = self.store.counters().get(self.name) or {}
+        except (StoreError, sqlite3.Error, OSError):
+            stored = {}
+        for key in FOREIGN_KEYS:
+            if key in stored:
+                blob[key] = stored[key]
+        return blob
 
     def _degraded_cause(self) -> str | None:
         """Why an answering provider is not ok: tasks whose polls fail, stalled tasks."""
@@ -1134,7 +1148,7 @@ class Worker:
         except (StoreError, sqlite3.Error, OSError) as exc:  # the store cannot write
             if updates or found:
                 try:  # is it the store, or one answer in the batch?
-                    self.store.apply([], (), {self.name: self.health().encode()})
+                    self.store.apply([], (), {self.name: self._blob()})
                 except (StoreError, sqlite3.Error, OSError) as again:
                     self._keep(updates, events, counters, found, health, again)
                     return
