@@ -102,17 +102,10 @@ async def test_a_switched_off_list_is_tried_again_rarely(sim, sim_fault, store):
         await engine.stop()
 
 
-@pytest.mark.parametrize("listing", [False, True])
-async def test_upscayl_history_that_names_no_task_is_dropped_and_status_carries_on(sim, store, monkeypatch,
-                                                                                  listing):
+async def test_upscayl_is_asked_task_by_task_from_the_first_round(sim, store):
     """The published history rows (openapi.yaml ProcessingTask) carry no task id: the
-    history can never answer for a tracked task.  The provider no longer asks it
-    (listing=False); with it on anyway (listing=True, the engine's own guard for any
-    list that names nothing) it is asked a few times at most, and the statuses are
-    asked from the first round on."""
-    from tui.providers.upscayl import Upscayl
-
-    monkeypatch.setattr(Upscayl, "has_list", listing)
+    history can never answer for a tracked task, so Upscayl has no list; its statuses
+    are asked from the very first round and the history never is."""
     store.add("upscayl", ["upscayl-done", "upscayl-failed", "upscayl-running"])
     engine = Engine(config_for(sim.base_url, providers=("upscayl",)), store)
     try:
@@ -123,13 +116,29 @@ async def test_upscayl_history_that_names_no_task_is_dropped_and_status_carries_
                     "upscayl-done", "upscayl-failed", "upscayl-running"}
         assert store.get("upscayl:upscayl-done").state == "succeeded"
         assert store.get("upscayl:upscayl-failed").state == "failed"
-        assert len(reqs(sim, "upscayl", "list")) <= 3
-        off = [e for e in store.events(provider="upscayl") if "switched off" in e.message]
-        if listing:
-            assert len(off) == 1 and "named none" in off[0].message
-        else:
-            assert not off and not reqs(sim, "upscayl", "list")
+        assert not reqs(sim, "upscayl", "list")
+        assert not [e for e in store.events(provider="upscayl") if "switched off" in e.message]
         assert engine.status("upscayl").state == "ok"
+    finally:
+        await engine.stop()
+
+
+async def test_a_list_that_names_no_tracked_task_is_switched_off(sim, store, monkeypatch):
+    """A list that answers but never names a tracked task (as Upscayl's history would) is
+    useless: asked a few times at most, switched off with one event, statuses carry on."""
+    from tui.providers.freepik import Freepik
+
+    monkeypatch.setattr(Freepik, "read_list", lambda self, kind, data, response: [])  # answers, names none
+    store.add("freepik", FREEPIK_IDS)
+    engine = Engine(config_for(sim.base_url, providers=("freepik",)), store)
+    try:
+        for _ in range(8):
+            await engine.poll_once()
+        assert 1 <= len(reqs(sim, "freepik", "list")) <= 3
+        off = [e for e in store.events(provider="freepik") if "switched off" in e.message]
+        assert len(off) == 1 and "named none" in off[0].message
+        assert store.get("freepik:freepik-done").state == "succeeded"
+        assert store.get("freepik:freepik-failed").state == "failed"
     finally:
         await engine.stop()
 
