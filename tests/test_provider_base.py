@@ -601,3 +601,13 @@ def test_a_listed_id_holding_our_key_is_dropped():
                      {"task_id": "046b6c7f-0b8a-43b9-b35d-6489e6daee91", "status": "COMPLETED", "generated": []}]}
     tasks = make_provider("freepik", KEY).parse_list(None, httpx.Response(200, json=body))
     assert [t.task_id for t in tasks] == ["046b6c7f-0b8a-43b9-b35d-6489e6daee91"]
+
+
+@pytest.mark.parametrize("credits", [-2.5, float("inf"), float("nan"), 1e400])
+def test_a_negative_or_non_finite_cost_is_not_counted(credits):
+    """Issue 12 item 13: negative or overflowing credits never reach totals or JSON."""
+    from tui.providers import make_provider
+
+    task = make_provider("evolink", "k" * 20).task("t", None, state="succeeded", credits=credits)
+    assert task.credits is None and "not counted" in task.details["credits"]
+    assert make_provider("evolink", "k" * 20).task("t", None, credits=2.5).credits == 2.5

@@ -193,6 +193,12 @@ class Provider:
                 values["details"] = details
                 unique = unique[:MAX_RESULTS]
             values["results"] = unique
+        credits = values.get("credits")
+        if credits is not None and not (isinstance(credits, (int, float)) and math.isfinite(credits) and credits >= 0):
+            values["credits"] = None  # a cost below zero or past a float is no cost (it would skew every total)
+            details = dict(values.get("details") or {})
+            details["credits"] = f"provider said {str(credits)[:40]}: not counted"
+            values["details"] = details
         return Task(provider=self.name, task_id=task_id, kind=kind, updated_at=time.time(), **values)
 
     # ------------------------------------------------------------ parsing
