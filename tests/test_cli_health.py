@@ -562,3 +562,25 @@ def test_quota_reads_stored_health_without_building_an_engine(home, capsys, monk
     assert code == 0, err
     (row,) = json.loads(out)
     assert (row["provider"], row["state"], row["cause"]) == ("evolink", "degraded", "1 task's polls failing")
+
+
+@pytest.mark.parametrize("value", [1e20, -1e20, float("inf"), 253402300800.0 + 1])
+def test_a_stored_time_out_of_range_is_shown_as_none_never_raised(home, capsys, value):
+    """Issue 12 item 4: a time no date can hold, already in the database (an older
+    tasktui, another writer), never crashes ls --json, export, quota or wait --json."""
+    import sqlite3
+
+    with Store(home / "tasks.db") as store:
+        store.add("evolink", ["task-unified-a"])
+        store.apply([Task("evolink", "task-unified-a", state="succeeded", results=["https://r/1"])])
+    conn = sqlite3.connect(home / "tasks.db")
+    with conn:
+        conn.execute("UPDATE tasks SET created_at = ?, finished_at = ?, updated_at = ?", (value, value, value))
+    conn.close()
+    for argv in (("ls", "--json"), ("export",), ("export", "--format", "csv"), ("quota", "--json"),
+                 ("wait", "--json", "--timeout", "30"), ("ls",)):
+        code, out, err = cli(capsys, *argv)
+        assert code == 0 and "Traceback" not in err, (argv, err)
+    code, out, err = cli(capsys, "ls", "--json")
+    (row,) = json.loads(out)
+    assert row["created_at"] is None and row["finished_at"] is None

@@ -368,8 +368,8 @@ def _rm_matching(args: Any, query: str, every: bool) -> int:
 
 
 def ago(seconds: float | None) -> str:
-    """12s, 4m, 3h, 2d; '-' when unknown."""
-    if seconds is None:
+    """12s, 4m, 3h, 2d; '-' when unknown (or not a number a clock can give)."""
+    if seconds is None or not math.isfinite(seconds):
         return "-"
     s = max(0, int(seconds))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):

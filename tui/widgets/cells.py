@@ -7,6 +7,8 @@ without colour (NO_COLOR, monochrome terminals, screen readers).
 
 from __future__ import annotations
 
+import math
+
 from rich.cells import cell_len, set_cell_size
 
 from ..model import STATES
@@ -57,7 +59,7 @@ def state_label(state: str) -> str:
 
 def ago(seconds: float | None) -> str:
     """A compact age: ``"now" "12s" "5m" "3h" "2d" "6w"``; ``"-"`` when unknown."""
-    if seconds is None:
+    if seconds is None or not math.isfinite(seconds):
         return "-"
     s = int(max(0.0, seconds))
     if s < 1:
