@@ -79,9 +79,17 @@ RAW_LIMIT = 1_000_000  # characters of one raw answer kept
 # with US (0x1f, a control character that cleaned provider text never holds) so that
 # opening 100,000 tasks needs a str.split, not 100,000 json.loads.
 _SEP = "\x1f"
+def _shown(column: str, low: str, high: str) -> str:
+    """``column``, read as NULL when it holds a value no screen can show (inf, 1e20: an
+    older tasktui or another writer put it there); checked in SQL, off the hot loop."""
+    return f"CASE WHEN {column} >= {low} AND {column} <= {high} THEN {column} END"
+
+
+_TIME_MAX = "253402300799"  # 9999-12-31T23:59:59Z (model.MAX_EPOCH - 1)
 _TASK_COLS = (
-    "provider, task_id, kind, label, state, provider_status, progress, results,"
-    " error, model, credits, created_at, updated_at, finished_at,"
+    f"provider, task_id, kind, label, state, provider_status, {_shown('progress', '0', '100')}, results,"
+    f" error, model, credits, {_shown('created_at', '0', _TIME_MAX)}, {_shown('updated_at', '0', _TIME_MAX)},"
+    f" {_shown('finished_at', '0', _TIME_MAX)},"
     " last_error, last_error_at, failed_polls, stalled, poll_path, details, eta, rev, files"
 )
 # The same columns read from an older file opened read-only (no migration allowed there).
