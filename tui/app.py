@@ -666,7 +666,9 @@ class TaskTUI(App[None]):
     def action_add(self) -> None:
         from .screens.add import AddRequest, AddTaskScreen
 
-        providers = self.providers or list(PROVIDERS)
+        from .providers import known_names
+
+        providers = self.providers or list(known_names())  # configured ones, else every built-in one
 
         def done(req: AddRequest | None) -> None:
             if req is None:
