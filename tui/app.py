@@ -1011,8 +1011,8 @@ def make_app(config: Any, store: Any, engine: Any = None, *, offline: bool = Fal
 
 def run_dashboard(config_path: Any, db_path: Any, offline: bool) -> int:
     """Load the config, open the store, start polling unless offline, run the app."""
-    from .config import ConfigError, config_path as find_config, db_path as find_db, load_config
-    from .store import Store
+    from .config import ConfigError, config_path as find_config, load_config, print_warnings
+    from .stores import open_store, store_target
 
     try:
         cpath = find_config(config_path)
@@ -1020,8 +1020,9 @@ def run_dashboard(config_path: Any, db_path: Any, offline: bool) -> int:
     except ConfigError as exc:
         print(f"tasktui: {exc}", file=sys.stderr)
         return 2
-    try:
-        store = Store(find_db(db_path))
+    print_warnings(config)  # a literal key in a readable config: said before the screen takes over
+    try:  # a SQLite file or a postgresql:// URL (--db, $TASKTUI_DB, [store] url)
+        store = open_store(store_target(db_path, config.store.url))
     except Exception as exc:
         print(f"tasktui: {exc}", file=sys.stderr)
         return 2
