@@ -379,6 +379,19 @@ def _details_dict(stored: str | None) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
 
+def _counter_blobs(rows: Iterable[tuple[str, str]]) -> dict[str, dict]:
+    """(provider, stored JSON) rows -> provider -> counters blob; unreadable ones are skipped."""
+    out: dict[str, dict] = {}
+    for provider, data in rows:
+        try:
+            value = json.loads(data)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            out[provider] = value
+    return out
+
+
 def _row_task(row: tuple) -> Task:
     """A ``_TASK_COLS`` row -> Task (positional: this runs 100,000 times at open)."""
     (provider, task_id, kind, label, state, pstatus, progress, results, error,
@@ -809,17 +822,8 @@ class Store:
         """provider -> the counters blob last saved for it."""
         if self._conn is None:
             return {}
-        rows = _retry(lambda: self._conn.execute(
-            "SELECT provider, data FROM counters ORDER BY provider").fetchall(), self.path)
-        out: dict[str, dict] = {}
-        for provider, data in rows:
-            try:
-                value = json.loads(data)
-            except ValueError:
-                continue
-            if isinstance(value, dict):
-                out[provider] = value
-        return out
+        return _counter_blobs(_retry(lambda: self._conn.execute(
+            "SELECT provider, data FROM counters ORDER BY provider").fetchall(), self.path))
 
     # ------------------------------------------------------------ change feed
 

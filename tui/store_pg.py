@@ -57,6 +57,7 @@ from .store import (
     StoreError,
     StoreWriteError,
     _Tx,
+    _counter_blobs,
     _raw_json,
     _TASK_COLS,
 )
@@ -656,19 +657,9 @@ class PgStore(Store):
         return [Event(*row) for row in rows]
 
     def counters(self) -> dict[str, dict]:
-        import json
-
         if self._closed:
             return {}
-        out: dict[str, dict] = {}
-        for provider, data in self._read("SELECT provider, data FROM counters ORDER BY provider"):
-            try:
-                value = json.loads(data)
-            except ValueError:
-                continue
-            if isinstance(value, dict):
-                out[provider] = value
-        return out
+        return _counter_blobs(self._read("SELECT provider, data FROM counters ORDER BY provider"))
 
     # ------------------------------------------------------------ change feed
 
