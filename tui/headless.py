@@ -143,20 +143,34 @@ def read_ids(ids: Iterable[str], stdin: TextIO | None = None) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def _config_if_any(args: Any) -> Any:
+    """The config when there is a readable one, else None (add, rm and the db path work
+    without one); read once per command, however many of its parts are asked for."""
+    if args is None:
+        return None
+    cached = getattr(args, "_config_if_any", False)
+    if cached is False:
+        try:
+            cached = load_config(args)
+        except Exception:
+            cached = None
+        try:
+            args._config_if_any = cached
+        except AttributeError:  # an args object that takes no attributes: read again next time
+            pass
+    return cached
+
+
 def _store_url(args: Any) -> str | None:
     """``[store] url`` of the config, when there is a readable one (--db and $TASKTUI_DB win)."""
-    try:
-        return load_config(args).store.url
-    except Exception:
-        return None
+    config = _config_if_any(args)
+    return config.store.url if config is not None else None
 
 
 def _configured(args: Any) -> dict[str, Any]:
     """The config's provider tables (none when there is no readable config: add and rm work without one)."""
-    try:
-        return dict(load_config(args).providers)
-    except Exception:
-        return {}
+    config = _config_if_any(args)
+    return dict(config.providers) if config is not None else {}
 
 
 def _check_provider(name: str, args: Any = None) -> None:
