@@ -403,7 +403,7 @@ def test_task_to_dict_is_the_contract():
                 finished_at=None, raw={"secret": "not exported"}, eta=30.0, rev=9)
     out = task.to_dict()
     assert tuple(out)[:len(TASK_FIELDS)] == TASK_FIELDS  # contract first, additive fields after
-    assert set(tuple(out)[len(TASK_FIELDS):]) == set(HEALTH_FIELDS) | {"files"}  # files: downloaded results
+    assert set(tuple(out)[len(TASK_FIELDS):]) == set(HEALTH_FIELDS) | {"files", "polled_at", "next_poll_at"}  # files: downloaded results; freshness
     assert out["created_at"] == "2025-09-02T12:57:01Z"
     assert out["updated_at"] == "2025-09-02T12:57:01.500Z"
     assert out["finished_at"] is None

@@ -152,6 +152,11 @@ class Task:
     # local paths of downloaded results (``tasktui pull``); after ``rev`` so that
     # positional construction (the store's hot path) is unchanged
     files: list[str] = field(default_factory=list)
+    # freshness, set by the engine through the store like the poll health:
+    # when a status answer (any answer) last came for this task, and when the
+    # engine plans to ask next (None: not scheduled, e.g. terminal or paused)
+    polled_at: float | None = None
+    next_poll_at: float | None = None
 
     @property
     def key(self) -> str:
@@ -179,6 +184,8 @@ class Task:
         out["poll_path"] = self.poll_path
         out["details"] = dict(self.details)
         out["files"] = list(self.files)
+        out["polled_at"] = iso(self.polled_at)
+        out["next_poll_at"] = iso(self.next_poll_at)
         return out
 
     def copy(self, **changes: Any) -> "Task":
