@@ -21,6 +21,7 @@ import math
 import re
 import time
 import zlib
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -64,8 +65,13 @@ class Request:
         return f"Request({self.method} {self.url})"
 
 
-class Provider:
-    """Base class of the five provider clients."""
+class Provider(ABC):
+    """Base class of every provider client (the five, and declared ones).
+
+    An abstract base: a subclass that leaves out ``status_request`` or
+    ``read_status`` cannot be created (``TypeError`` at instantiation), and one
+    that says ``has_list`` / ``has_balance`` without the two methods that serve
+    it fails when the class is defined (``__init_subclass__``)."""
 
     name: ClassVar[str] = ""
     default_base_url: ClassVar[str | None] = None
@@ -89,17 +95,35 @@ class Provider:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.base_url}>"
 
+    # What a capability flag needs defined: a class that claims a list or a
+    # balance endpoint and does not say how to ask and read it is refused when
+    # it is defined, not at its first round.
+    _CAPABILITIES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "has_list": ("list_request", "read_list"),
+        "has_balance": ("balance_request", "read_balance"),
+    }
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for flag, methods in Provider._CAPABILITIES.items():
+            if not getattr(cls, flag, False):
+                continue
+            missing = [m for m in methods if getattr(cls, m) is getattr(Provider, m)]
+            if missing:
+                raise TypeError(f"{cls.__name__} sets {flag} but does not define {', '.join(missing)}")
+
     # ------------------------------------------------------------ to override
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"}
 
+    @abstractmethod
     def status_request(self, task_id: str, kind: str | None = None) -> Request:
-        raise NotImplementedError
+        """The request that asks for one task's status."""
 
+    @abstractmethod
     def read_status(self, task_id: str, kind: str | None, data: Any, response: httpx.Response) -> Task:
         """Map a decoded 2xx answer to a Task (may raise ProviderError)."""
-        raise NotImplementedError
 
     def list_request(self, kind: str | None = None) -> Request:
         raise NotImplementedError(f"{self.name} has no list endpoint")
