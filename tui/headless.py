@@ -481,15 +481,36 @@ def _legend(tasks: list[Task]) -> None:
         _say(" · ".join(parts) + " — the reasons: tasktui ls --json, or the task's detail in the dashboard")
 
 
-def _provider_trouble(engine: Any, providers: Iterable[str]) -> list[str]:
+def _views(engine: Any, names: Iterable[str]) -> dict[str, Any]:
+    """name -> the provider's health now (``state``, ``last_error``, ``requests``), for
+    the configured providers among ``names``: one object per provider, never per task.
+    Read from ``engine.health()`` (no aggregate over the store); an engine without it
+    (a test's stand-in) is asked ``status(name)``."""
+    wanted = [n for n in dict.fromkeys(names) if n in engine.workers]
+    if not wanted:
+        return {}
+    health = getattr(engine, "health", None)
+    if health is not None:
+        try:
+            views = {h.name: h for h in health(learned=False)}
+        except TypeError:
+            views = {h.name: h for h in health()}
+        return {n: views[n] for n in wanted if n in views}
+    return {n: engine.status(n) for n in wanted}
+
+
+def _trouble(views: dict[str, Any]) -> list[str]:
+    """"name: state (last error)" for every provider that is not ok, by name."""
     out = []
-    for name in sorted(set(providers)):
-        if name not in engine.workers:
-            continue
-        s = engine.status(name)
+    for name in sorted(views):
+        s = views[name]
         if s.state != "ok":
             out.append(f"{name}: {s.state}" + (f" ({s.last_error})" if s.last_error else ""))
     return out
+
+
+def _provider_trouble(engine: Any, providers: Iterable[str]) -> list[str]:
+    return _trouble(_views(engine, providers))
 
 
 @command
@@ -531,15 +552,90 @@ def _wait_code(tasks: list[Task]) -> int:
 _DEAD_ENDS = {"auth_failed": "credentials refused", "quota_exhausted": "out of credits (quota exhausted)"}
 
 
+class Watch:
+    """The tasks ``wait`` waits for, kept current from the store's change feed.
+
+    ``note(change)`` (the store's subscriber) collects the changed keys among
+    the watched ones; ``refresh()`` reads only those again.  The counts a loop
+    turn needs (live per provider, stalled per provider, done, failed) are kept
+    up to date, so a turn costs O(changed tasks + providers), never O(watched).
+    """
+
+    def __init__(self, store: Any, keys: Iterable[str]) -> None:
+        self.store = store
+        self.order = {k: i for i, k in enumerate(dict.fromkeys(keys))}  # key -> position (messages in order)
+        self.state: dict[str, Task | None] = dict.fromkeys(self.order)  # key -> task as last read (None: gone)
+        self.live: dict[str, Task] = {}
+        self.live_by: dict[str, int] = {}  # provider -> live tasks
+        self.stalled_by: dict[str, int] = {}  # provider -> live stalled tasks
+        self.present = 0  # watched tasks still tracked
+        self.bad = 0  # of them, ended badly
+        self.dirty: set[str] = set(self.order)
+        self.newly_stalled: list[Task] = []  # live tasks whose stall reason is new since the last refresh
+
+    def note(self, change: Any) -> None:
+        keys = getattr(change, "keys", None) or ()
+        if len(keys) < len(self.order):
+            self.dirty.update(k for k in keys if k in self.order)
+        else:
+            self.dirty.update(k for k in self.order if k in keys)
+
+    def _count(self, t: Task | None, delta: int) -> None:
+        if t is None:
+            return
+        self.present += delta
+        if t.terminal:
+            if t.state in BAD_ENDS:
+                self.bad += delta
+            return
+        self.live_by[t.provider] = self.live_by.get(t.provider, 0) + delta
+        if t.stalled:
+            self.stalled_by[t.provider] = self.stalled_by.get(t.provider, 0) + delta
+        if delta > 0:
+            self.live[t.key] = t
+        else:
+            self.live.pop(t.key, None)
+
+    def refresh(self) -> None:
+        """Read the changed tasks again (in the order they were given)."""
+        dirty, self.dirty = self.dirty, set()
+        self.newly_stalled = []
+        order = self.order
+        for key in sorted(dirty, key=order.__getitem__) if len(dirty) > 1 else dirty:
+            old, new = self.state[key], self.store.get(key)
+            if new is old:
+                continue
+            self._count(old, -1)
+            self._count(new, +1)
+            self.state[key] = new
+            if new is not None and not new.terminal and new.stalled and \
+                    (old is None or old.terminal or old.stalled != new.stalled):
+                self.newly_stalled.append(new)
+
+    def tasks(self) -> list[Task]:
+        """The watched tasks still tracked, in order (O(watched): at the end only)."""
+        return [t for t in self.state.values() if t is not None]
+
+    def live_in_order(self) -> list[Task]:
+        return sorted(self.live.values(), key=lambda t: self.order[t.key])
+
+    def stalled(self) -> int:
+        return sum(self.stalled_by.values())
+
+    def code(self) -> int:
+        return EXIT_BAD_END if self.bad else EXIT_OK
+
+
 def _stuck(engine: Any, live: list[Task], asked: dict[str, int]) -> list[str]:
     """"provider:id — reason" for every live task when none of them can
     progress (each is stalled, or its provider refuses us or is out of
     credits); [] while any one still can.  A stall mark counts once the engine
     has asked that provider again since ``wait`` began (``asked``: its request
     count then), so a mark left by an earlier run is checked first."""
+    views = _views(engine, {t.provider for t in live})
     out = []
     for t in live:
-        status = engine.status(t.provider) if t.provider in engine.workers else None
+        status = views.get(t.provider)
         state = getattr(status, "state", None)
         if state in _DEAD_ENDS:
             last = getattr(status, "last_error", None)
@@ -549,6 +645,21 @@ def _stuck(engine: Any, live: list[Task], asked: dict[str, int]) -> list[str]:
         else:
             return []
     return out
+
+
+def _can_be_stuck(watch: Watch, views: dict[str, Any], asked: dict[str, int]) -> bool:
+    """What ``_stuck`` decides, from the per-provider counts: O(providers)."""
+    for name, live in watch.live_by.items():
+        if not live:
+            continue
+        status = views.get(name)
+        if getattr(status, "state", None) in _DEAD_ENDS:
+            continue
+        if watch.stalled_by.get(name, 0) == live and \
+                (status is None or getattr(status, "requests", 0) > asked.get(name, 0)):
+            continue
+        return False
+    return True
 
 
 async def wait_for(engine: Any, store: Any, keys: list[str], timeout: float | None,
@@ -562,23 +673,29 @@ async def wait_for(engine: Any, store: Any, keys: list[str], timeout: float | No
     can progress (the message then lists the stuck tasks, one a line).
     ``progress`` gets a "waiting: 3/5 done" line when it changes; ``notice``
     a line each time a task becomes stalled (or its reason changes).
+
+    A loop turn reads again only the tasks the store's change feed named, and
+    asks the engine for one health view per provider (:class:`Watch`).
     """
     import asyncio
 
-    tasks = [t for t in (store.get(k) for k in keys) if t is not None]
-    if all(t.terminal for t in tasks):
-        return _wait_code(tasks), None  # nothing to ask anyone
+    watch = Watch(store, keys)
+    watch.refresh()
+    if not watch.live:
+        return watch.code(), None  # nothing to ask anyone
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
-    engine.focus = set(keys)  # spend requests on the tasks waited for only
+    engine.focus = set(watch.order)  # spend requests on the tasks waited for only
     changed = asyncio.Event()
-    unsubscribe = store.subscribe(lambda change: changed.set())
+
+    def on_change(change: Any) -> None:
+        watch.note(change)
+        changed.set()
+
+    unsubscribe = store.subscribe(on_change)
     last_line = None
-    told: dict[str, str] = {}  # key -> the stall reason already said
-    asked = {}
-    for name in {t.provider for t in tasks}:
-        if name in engine.workers:
-            asked[name] = getattr(engine.status(name), "requests", 0)
+    asked = {name: getattr(view, "requests", 0)
+             for name, view in _views(engine, {t.provider for t in watch.live.values()}).items()}
     await engine.start()
     try:
         while True:
@@ -586,35 +703,32 @@ async def wait_for(engine: Any, store: Any, keys: list[str], timeout: float | No
             problem = getattr(engine, "store_problem", None)
             if problem:  # answers would end nowhere: a result stored nowhere is no result
                 return EXIT_TROUBLE, str(problem)
-            tasks = [t for t in (store.get(k) for k in keys) if t is not None]
-            live = [t for t in tasks if not t.terminal]
-            if not live:
-                return _wait_code(tasks), None
-            refused = sorted({t.provider for t in live
-                              if t.provider in engine.workers and engine.status(t.provider).state == "auth_failed"})
+            watch.refresh()
+            if not watch.live:
+                return watch.code(), None
+            providers = [name for name, n in watch.live_by.items() if n]
+            views = _views(engine, providers)
+            refused = sorted(name for name in providers
+                             if getattr(views.get(name), "state", None) == "auth_failed")
             if refused:
                 reasons = "; ".join(
-                    f"{name}: credentials refused ({engine.status(name).last_error or 'auth failed'})"
+                    f"{name}: credentials refused ({views[name].last_error or 'auth failed'})"
                     for name in refused)
                 return EXIT_TROUBLE, reasons
-            for t in live:
-                if t.stalled and told.get(t.key) != t.stalled:
-                    told[t.key] = t.stalled
-                    if notice is not None:
-                        notice(f"{t.key} stalled: {t.stalled}")
-                elif not t.stalled:
-                    told.pop(t.key, None)
-            stuck = _stuck(engine, live, asked)
-            if stuck:
-                return EXIT_TROUBLE, "\n".join([f"nothing left can progress ({len(stuck)} of {len(tasks)} "
-                                                 "tasks stuck):", *stuck])
+            if notice is not None:
+                for t in watch.newly_stalled:
+                    notice(f"{t.key} stalled: {t.stalled}")
+            if _can_be_stuck(watch, views, asked):
+                stuck = _stuck(engine, watch.live_in_order(), asked)
+                if stuck:
+                    return EXIT_TROUBLE, "\n".join([f"nothing left can progress ({len(stuck)} of "
+                                                     f"{watch.present} tasks stuck):", *stuck])
             if progress is not None:
-                done = len(tasks) - len(live)
-                line = f"waiting: {done}/{len(tasks)} done"
-                trouble = _provider_trouble(engine, {t.provider for t in live})
+                line = f"waiting: {watch.present - len(watch.live)}/{watch.present} done"
+                trouble = _trouble(views)
                 if trouble:
                     line += " · " + " · ".join(trouble)
-                stalled = sum(1 for t in live if t.stalled)
+                stalled = watch.stalled()
                 if stalled:
                     line += f" · {stalled} stalled"
                 if line != last_line:
@@ -624,7 +738,8 @@ async def wait_for(engine: Any, store: Any, keys: list[str], timeout: float | No
             if deadline is not None:
                 left = deadline - loop.time()
                 if left <= 0:
-                    lines = [f"timed out with {len(live)} of {len(tasks)} tasks not finished"]
+                    live = watch.live_in_order()
+                    lines = [f"timed out with {len(live)} of {watch.present} tasks not finished"]
                     lines += [f"{t.key} — {t.stalled}" for t in live if t.stalled]
                     return EXIT_TROUBLE, "\n".join(lines)
                 wait = min(wait, left)
