@@ -85,31 +85,34 @@ def test_kill_dashboard_and_wait_at_random_moments(world):
     rng = random.Random(1234)
     acknowledged: set[str] = set()
     kills = 0
+    unseen = 0  # victims killed before any request of theirs was seen (must stay 0)
     for round_no in range(KILLS):
         if round_no % 2:
             cmd = [sys.executable, "-c", DASHBOARD, str(config), str(db)]
         else:
             cmd = [sys.executable, "-m", "tui", "wait", "--timeout", "60"]
+        seen = len(sim.requests)  # before the victim starts: every later request is its own
         victim = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         ids = [f"acked-{round_no:03d}-{n}" for n in range(3)]
-        seen = len(sim.requests)
         adder = _add(env, ids)
         # A random moment of its polling: wait for the event (the victim's first request
         # reached the simulator), not for a fixed time a busy machine may not honour.
         deadline = time.monotonic() + 120
         while len(sim.requests) <= seen and victim.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
+        polled = len(sim.requests) > seen
         time.sleep(rng.uniform(0.0, 0.8))  # then a round, a write, a sleep between rounds
         if victim.poll() is None:
             victim.send_signal(signal.SIGKILL)
             kills += 1
+            unseen += not polled
         victim.wait(30)
         out, err = adder.communicate(timeout=60)
         if adder.returncode == 0:  # acknowledged: it must survive every kill
             acknowledged.update(ids)
         assert "database is locked" not in err
     assert kills >= KILLS * 0.8, f"only {kills} of {KILLS} processes were still running when killed"
-    assert len(sim.requests) > 0  # the victims really were polling (each was killed after its first request)
+    assert unseen == 0, f"{unseen} victims were killed before their first request reached the simulator"
     _check(db, acknowledged)
     assert len(acknowledged) == 3 * KILLS
 
