@@ -14,6 +14,7 @@ SUITES = {
     "ui": "bench.ui",
     "thrift": "bench.thrift",
     "throughput": "bench.throughput",
+    "headless": "bench.headless",
 }
 
 

@@ -1,0 +1,216 @@
+"""Headless at scale (issue 15): what ``tasktui wait`` costs while it waits.
+
+1. ``wait`` over N live tasks (four providers at their default budgets, the
+   simulator in its own process): CPU share of a core of this process over a
+   fixed wall time, for
+   - the engine alone (no wait loop: the floor),
+   - today's loop (``tui.headless.wait_for``: a turn reads again only the tasks
+     the store's change feed named, and one health view per provider),
+   - the old loop, kept below as the baseline (every turn rebuilt a provider
+     status object for every live task; that status sums credits over every
+     stored task whenever the store changed).
+   Goal: <= 15 % of a core at 10,000 live tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from .common import Result
+from .simproc import SimProcess
+
+SPLIT = ("evolink", "comfy", "qolaba", "upscayl")  # freepik's 10/s default is no "waiting" load
+
+
+# ---------------------------------------------------------------- the old loop (baseline)
+# tui/headless.py wait_for before the Watch (commit ecd3e59), verbatim but for names.
+
+
+def _old_provider_trouble(engine: Any, providers) -> list[str]:
+    out = []
+    for name in sorted(set(providers)):
+        if name not in engine.workers:
+            continue
+        s = engine.status(name)
+        if s.state != "ok":
+            out.append(f"{name}: {s.state}" + (f" ({s.last_error})" if s.last_error else ""))
+    return out
+
+
+_DEAD_ENDS = {"auth_failed": "credentials refused", "quota_exhausted": "out of credits (quota exhausted)"}
+
+
+def _old_stuck(engine: Any, live: list, asked: dict[str, int]) -> list[str]:
+    out = []
+    for t in live:
+        status = engine.status(t.provider) if t.provider in engine.workers else None
+        state = getattr(status, "state", None)
+        if state in _DEAD_ENDS:
+            last = getattr(status, "last_error", None)
+            out.append(f"{t.key} — {t.provider}: {_DEAD_ENDS[state]}" + (f" ({last})" if last else ""))
+        elif t.stalled and (status is None or getattr(status, "requests", 0) > asked.get(t.provider, 0)):
+            out.append(f"{t.key} — {t.stalled}")
+        else:
+            return []
+    return out
+
+
+async def old_wait_for(engine: Any, store: Any, keys: list[str], timeout: float | None,
+                       progress: Callable[[str], None] | None = None,
+                       notice: Callable[[str], None] | None = None) -> tuple[int, str | None]:
+    from tui.headless import EXIT_TROUBLE, _wait_code, stop_engine
+
+    tasks = [t for t in (store.get(k) for k in keys) if t is not None]
+    if all(t.terminal for t in tasks):
+        return _wait_code(tasks), None
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    engine.focus = set(keys)
+    changed = asyncio.Event()
+    unsubscribe = store.subscribe(lambda change: changed.set())
+    last_line = None
+    told: dict[str, str] = {}
+    asked = {}
+    for name in {t.provider for t in tasks}:
+        if name in engine.workers:
+            asked[name] = getattr(engine.status(name), "requests", 0)
+    await engine.start()
+    try:
+        while True:
+            store.sync()
+            problem = getattr(engine, "store_problem", None)
+            if problem:
+                return EXIT_TROUBLE, str(problem)
+            tasks = [t for t in (store.get(k) for k in keys) if t is not None]
+            live = [t for t in tasks if not t.terminal]
+            if not live:
+                return _wait_code(tasks), None
+            refused = sorted({t.provider for t in live
+                              if t.provider in engine.workers and engine.status(t.provider).state == "auth_failed"})
+            if refused:
+                return EXIT_TROUBLE, "refused"
+            for t in live:
+                if t.stalled and told.get(t.key) != t.stalled:
+                    told[t.key] = t.stalled
+                    if notice is not None:
+                        notice(f"{t.key} stalled: {t.stalled}")
+                elif not t.stalled:
+                    told.pop(t.key, None)
+            stuck = _old_stuck(engine, live, asked)
+            if stuck:
+                return EXIT_TROUBLE, "stuck"
+            if progress is not None:
+                done = len(tasks) - len(live)
+                line = f"waiting: {done}/{len(tasks)} done"
+                trouble = _old_provider_trouble(engine, {t.provider for t in live})
+                if trouble:
+                    line += " · " + " · ".join(trouble)
+                stalled = sum(1 for t in live if t.stalled)
+                if stalled:
+                    line += f" · {stalled} stalled"
+                if line != last_line:
+                    progress(line)
+                    last_line = line
+            wait = 1.0
+            if deadline is not None:
+                left = deadline - loop.time()
+                if left <= 0:
+                    return EXIT_TROUBLE, "timed out"
+                wait = min(wait, left)
+            changed.clear()
+            try:
+                await asyncio.wait_for(changed.wait(), timeout=wait)
+            except (asyncio.TimeoutError, TimeoutError):
+                pass
+    finally:
+        unsubscribe()
+        await stop_engine(engine)
+
+
+# ---------------------------------------------------------------- wait CPU
+
+
+def _config(base_url: str, keys: dict[str, str]):
+    from tui.config import parse_config
+
+    text = "".join(f'[providers.{name}]\napi_key = "{keys[name]}"\nbase_url = "{base_url}"\n\n'
+                   for name in SPLIT)  # every other setting (budget, interval) at its default
+    return parse_config(text)
+
+
+def _ids(n: int) -> dict[str, list[str]]:
+    per = {name: [] for name in SPLIT}
+    for i in range(n):
+        name = SPLIT[i % len(SPLIT)]
+        prefix = "task-unified-" if name == "evolink" else f"{name}-"
+        per[name].append(f"{prefix}{i:07d}")
+    return per
+
+
+async def _run(mode: str, base_url: str, keys: dict[str, str], ids: dict[str, list[str]],
+               seconds: float, db: Path) -> tuple[float, int]:
+    """CPU seconds per wall second of this process while ``mode`` runs for
+    ``seconds``, and the requests the engine sent."""
+    from tui.engine import Engine
+    from tui.headless import stop_engine, wait_for
+    from tui.store import Store
+
+    store = Store(db)
+    try:
+        for name, some in ids.items():
+            store.add(name, some)
+        keys_all = [k for k in store.keys()]
+        engine = Engine(_config(base_url, keys), store)
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        if mode == "engine":
+            engine.focus = set(keys_all)
+            await engine.start()
+            await asyncio.sleep(seconds)
+            await stop_engine(engine)
+        else:
+            loop = wait_for if mode == "new" else old_wait_for
+            await loop(engine, store, keys_all, seconds, progress=lambda line: None, notice=lambda line: None)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        sent = sum(h.requests for h in engine.health())
+    finally:
+        store.close()
+    return cpu / wall, sent
+
+
+def wait_cpu(n: int, seconds: float) -> list[Result]:
+    from tui.sim import build_scenario, sim_task
+
+    ids = _ids(n)
+    tasks = [sim_task(name, i, "running", end=1e9) for name, some in ids.items() for i in some]
+    scenario = build_scenario(*tasks)
+    keys = {name: scenario.providers[name].key for name in SPLIT}
+    shares: dict[str, tuple[float, int]] = {}
+    with SimProcess(scenario) as sim, tempfile.TemporaryDirectory() as tmp:
+        for mode in ("engine", "new", "old"):
+            shares[mode] = asyncio.run(_run(mode, sim.base_url, keys, ids, seconds, Path(tmp) / f"{mode}.db"))
+    (floor, f_sent), (new, n_sent), (old, o_sent) = shares["engine"], shares["new"], shares["old"]
+    goal = 0.15
+    return [
+        Result("headless", f"wait over {n:,} live tasks, CPU share ({seconds:.0f} s)", new * 100, "% core",
+               old * 100, "the old wait loop", "<= 15 % of a core", new <= goal,
+               notes=f"engine alone {floor:.1%} of a core; requests sent: engine alone {f_sent}, "
+                     f"wait {n_sent}, old loop {o_sent}"),
+    ]
+
+
+def run(quick: bool = False) -> list[Result]:
+    if quick:
+        return wait_cpu(1_000, 3.0)
+    return wait_cpu(10_000, 30.0)
+
+
+if __name__ == "__main__":
+    import sys
+
+    from .common import table
+
+    print(table(run(quick="--quick" in sys.argv)))
