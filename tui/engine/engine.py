@@ -33,7 +33,17 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..store import Change, StoreError
 from ..text import clean
-from .health import DISABLED, OK, ProviderHealth, credits_by_provider
+from .health import (
+    AUTH_FAILED,
+    BACKING_OFF,
+    DISABLED,
+    OFFLINE,
+    OK,
+    QUOTA_EXHAUSTED,
+    RATE_LIMITED,
+    ProviderHealth,
+    credits_by_provider,
+)
 from .worker import Worker
 
 if TYPE_CHECKING:
@@ -179,6 +189,109 @@ class Engine:
         if running:
             await self.start()
 
+    async def reload(self, config: Config) -> list[str]:
+        """Apply a new config while running, keeping what the engine knows.
+
+        Returns one line per change (empty: nothing to apply), never showing a
+        key or secret.  A provider added gets a worker (started if the engine
+        runs); one removed or switched off stops cleanly: its round under way
+        ends and its counters are written, its tasks stay in the store.  A
+        provider whose table changed gets a new worker that takes over the old
+        one's schedules, learned durations, counters, budget use and unsaved
+        answers: a new key, rate or interval needs no restart.  A new
+        ``api_key`` is tried at once (a refused key or a wait for credits is
+        forgotten); with the same key a refusal stands (``retry_now``).  A
+        change to ``[engine]`` renews every worker the same way."""
+        lines: list[str] = []
+        engine_changes = _diff(self.config.engine, config.engine)
+        lines += [f"engine: {c}" for c in engine_changes]
+        if "adaptive" in {name for name, _, _ in _fields_changed(self.config.engine, config.engine)}:
+            self.adaptive = config.engine.adaptive
+        running = self._loop is not None and any(w.runner is not None for w in self.workers.values())
+        wanted = {name: cfg for name, cfg in config.providers.items() if cfg.enabled}
+        for name in list(self.workers):
+            if name not in wanted:
+                old = self.workers.pop(name)
+                await self._stop_worker(old)
+                gone = "switched off (enabled = false)" if name in config.providers else "removed"
+                lines.append(f"{name}: {gone}; no longer polled (its tasks stay)")
+        tasks: list | None = None
+        for name, cfg in wanted.items():
+            old = self.workers.get(name)
+            if old is None:
+                w = self._new_worker(name, cfg, config)
+                w.restore(ProviderHealth.decode(name, self._saved_counters().get(name)))
+                if tasks is None:
+                    tasks = self._tasks()
+                w.restore_task_health(tasks)
+                self.workers[name] = w
+                lines.append(f"{name}: added ({cfg.base_url}, {cfg.rate_limit}, every {cfg.poll_interval:g} s)")
+                if running:
+                    self._run_worker(w)
+                continue
+            changes = _diff(old.cfg, cfg)
+            if not changes and not engine_changes:
+                continue
+            lines += [f"{name}: {c}" for c in changes]
+            await self._stop_worker(old)
+            w = self._new_worker(name, cfg, config)
+            _take_over(w, old, new_key=old.cfg.key != cfg.key, same_endpoints=(
+                old.cfg.base_url == cfg.base_url and old.cfg.kinds == cfg.kinds))
+            self.workers[name] = w
+            if running:
+                self._run_worker(w)
+        self.config = config
+        return [clean(line, 300) for line in lines]
+
+    def retry_now(self, provider: str) -> None:
+        """Try ``provider`` at once: a refused key (auth_failed), an empty account,
+        a backoff after failures or a network outage are forgotten and one probe
+        request goes now (its answer decides what follows); a Retry-After still
+        running lets one request through, as ``r`` does.  Works while paused.
+        KeyError if the provider is not polled (not configured, or switched off)."""
+        w = self.workers[provider]
+        if w.state in (AUTH_FAILED, QUOTA_EXHAUSTED, BACKING_OFF, OFFLINE):
+            w.resume()
+            w.verified = False  # one probe first: a still-refused key costs one request, not a round
+        w.refresh(None)
+
+    def _new_worker(self, name: str, cfg: Any, config: Config) -> Worker:
+        w = Worker(name, cfg, self.store, config.engine, clock=self.clock, wall=self.wall, rand=self.rand,
+                   adaptive=self.adaptive)
+        w.paused, w.focus, w.loop = self.paused, self._focus, self._loop
+        return w
+
+    def _run_worker(self, w: Worker) -> None:
+        w.loop = self._loop
+        w.stopping = False
+        w.runner = asyncio.create_task(w.run(self._sync), name=f"tasktui-engine-{w.name}")
+
+    async def _stop_worker(self, w: Worker) -> None:
+        """Let ``w`` finish the round under way (within its deadline), then close it."""
+        w.stopping = True
+        runner, w.runner = w.runner, None
+        if runner is not None and not runner.done():
+            w.wake_up()
+            done, _ = await asyncio.wait({runner}, timeout=w.round_deadline + 5.0)
+            if not done:
+                runner.cancel()
+            try:
+                await runner
+            except (asyncio.CancelledError, Exception):
+                pass
+        elif runner is not None:
+            try:
+                runner.result()
+            except (asyncio.CancelledError, Exception):
+                pass
+        await w.close()
+
+    def _tasks(self) -> list:
+        try:
+            return self.store.tasks()
+        except (StoreError, sqlite3.Error, OSError):
+            return []
+
     async def poll_once(self) -> None:
         """One round for every provider: refresh every due live task (within budget)."""
         self._sync()
@@ -293,3 +406,71 @@ class Engine:
                 rows.append(h)
         return [h.quota_row(credits_spent=credits.get(h.name, 0.0), tasks=counts.get(h.name, {}),
                             paused=self.paused, wall_now=wall_now) for h in rows]
+
+
+# ---------------------------------------------------------------- reload helpers
+
+# Worker state a renewed worker takes over as it is (what ``restore`` does not carry)
+_CARRIED = ("sched", "task_health", "failing", "stalled", "pending", "useless", "capped",
+            "unsaved_updates", "unsaved_found", "unsaved_events", "unsaved_health", "unsaved_counters",
+            "store_problem")
+_SECRET_FIELDS = ("api_key", "webhook_secret")
+
+
+def _fields_changed(old: Any, new: Any) -> list[tuple[str, Any, Any]]:
+    """(field, old value, new value) of two pydantic config models that differ."""
+    out = []
+    for name in type(new).model_fields:
+        a, b = getattr(old, name, None), getattr(new, name, None)
+        if hasattr(a, "get_secret_value"):
+            a = a.get_secret_value()
+        if hasattr(b, "get_secret_value"):
+            b = b.get_secret_value()
+        if a != b:
+            out.append((name, a, b))
+    if getattr(old, "declaration", None) != getattr(new, "declaration", None):
+        out.append(("declaration", None, None))
+    return out
+
+
+def _diff(old: Any, new: Any) -> list[str]:
+    """What changed between two config tables, a line each; secrets named, never shown."""
+    lines = []
+    for name, a, b in _fields_changed(old, new):
+        if name in _SECRET_FIELDS:
+            lines.append(f"{name} {'set' if a is None else 'removed' if b is None else 'changed'}")
+        elif name == "declaration":
+            lines.append("provider description changed")
+        else:
+            lines.append(f"{name} {_shown(a)} -> {_shown(b)}")
+    return lines
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value)
+
+
+def _take_over(new: Worker, old: Worker, *, new_key: bool, same_endpoints: bool) -> None:
+    """``new`` (a renewed config) goes on where ``old`` stopped."""
+    new.restore(old.health(learned=True))  # counters, budget use, learned durations, daily use, waits
+    for name in _CARRIED:
+        if hasattr(old, name):
+            setattr(new, name, getattr(old, name))
+    if same_endpoints:
+        new.off = dict(old.off)  # a list or balance endpoint switched off stays off
+        new.balance_due, new.list_due = old.balance_due, old.list_due
+    if new_key:  # another account: its waits and refusals are not this one's
+        new.state, new.retry_mono, new.cause = OK, None, None
+    elif old.state == AUTH_FAILED:
+        new.state, new.cause = old.state, old.cause
+    elif old.state in (RATE_LIMITED, QUOTA_EXHAUSTED) and old.retry_mono is not None:
+        new.state, new.retry_mono, new.cause = old.state, old.retry_mono, old.cause
+    if new.poll_interval < old.poll_interval:  # a shorter interval applies from now
+        now = new.clock()
+        for s in new.sched.values():
+            s.due = min(s.due, now + new.poll_interval)
+    new.due_cache = None
