@@ -23,7 +23,6 @@ from ..model import (
     QUEUED,
     RUNNING,
     SUCCEEDED,
-    UNKNOWN,
     AuthError,
     Balance,
     BadResponse,
@@ -31,18 +30,19 @@ from ..model import (
     Task,
 )
 from ..text import clean, clean_or_none, clean_url
+from .vocabulary import Vocabulary
 from .base import Provider, Request, path_part
 
 # Lower-cased, as ComfyUI's poller compares them (comfy_api_nodes/util/client.py:
 # COMPLETED_STATUSES, FAILED_STATUSES, QUEUED_STATUSES), plus the running words of
 # the Freepik enum (IN_PROGRESS) and of the other vendors behind the proxy.
-STATES = {
-    **dict.fromkeys(("succeeded", "succeed", "success", "completed", "finished", "done"), SUCCEEDED),
-    **dict.fromkeys(("fail", "failed", "error"), FAILED),
-    **dict.fromkeys(("cancelled", "canceled"), CANCELLED),
-    **dict.fromkeys(("created", "queued", "queueing", "submitted"), QUEUED),
-    **dict.fromkeys(("in_progress", "processing", "running"), RUNNING),
-}
+VOCABULARY = Vocabulary({
+    SUCCEEDED: ("succeeded", "succeed", "success", "completed", "finished", "done"),
+    FAILED: ("fail", "failed", "error"),
+    CANCELLED: ("cancelled", "canceled"),
+    QUEUED: ("created", "queued", "queueing", "submitted"),
+    RUNNING: ("in_progress", "processing", "running"),
+})
 BALANCE_FIELDS = ("effective_balance_micros", "amount_micros", "prepaid_balance_micros",
                   "cloud_credit_balance_micros")  # comfy-cli's order: the first non-zero wins
 
@@ -72,6 +72,7 @@ class BalanceData(BaseModel):
 
 class Comfy(Provider):
     name = "comfy"
+    vocabulary = VOCABULARY
     default_base_url = "https://api.comfy.org"
     # Comfy documents no rate limit.  Its own client polls one task every 10 s;
     # 30 requests a minute keeps a dozen tasks moving without hammering it.
@@ -108,14 +109,14 @@ class Comfy(Provider):
         if item.status is None:
             raise BadResponse("answer has no task status", status=response.status_code)
         status = clean(item.status, 80)
-        state = STATES.get(status.strip().lower(), UNKNOWN)
+        state = VOCABULARY.state(status)
         results = [url for url in map(clean_url, item.generated or []) if url]
         error = None
         if state == FAILED:
             extra = item.model_extra or {}
             error = clean_or_none(extra.get("error") or extra.get("message"), 1000)
         return self.task(task_id, kind, state=state, provider_status=status or None,
-                         results=results, error=error, raw=data)
+                         results=results, error=error, details=VOCABULARY.details(self.name, status), raw=data)
 
     def balance_request(self) -> Request:
         return self.request("GET", "/customers/balance")

@@ -41,6 +41,7 @@ from ..model import (
 from ..text import clean, clean_or_none, clean_url, is_web_url
 from .base import Provider, Request, generic_error_message, path_part
 from .catalogue import Declaration, catalogue_entry, catalogue_names, parse_path
+from .vocabulary import Vocabulary
 
 MISSING = object()
 _ERRORS: dict[str, type[ProviderError]] = {
@@ -136,6 +137,7 @@ class DeclaredProvider(Provider):
     """A provider read from a declaration.  Build one with ``declared_class``."""
 
     declaration: ClassVar[Declaration]
+    vocabulary: ClassVar[Vocabulary]  # the declaration's words, built once per class
 
     def auth_headers(self) -> dict[str, str]:
         d = self.declaration
@@ -249,11 +251,13 @@ class DeclaredProvider(Provider):
             what = "no task status" if raw_status is MISSING else f"a status that is no word ({type(raw_status).__name__})"
             raise BadResponse(f"answer has {what} (looked at: {clean(where, 200)})")
         status = clean(status, 80)
-        state = d.vocabulary().get(status.strip().lower(), UNKNOWN)
+        vocabulary = self.vocabulary
+        state = vocabulary.state(status)
         details: dict[str, str] = {}
-        if state == UNKNOWN:
-            details["hint"] = clean(f"{status!r} is not in {self.name}'s vocabulary: add it to one of"
-                                    f" [providers.{self.name}.states] ({', '.join(d.states)})", 300)
+        hint = vocabulary.unlisted(self.name, status, f"add it to one of [providers.{self.name}.states]"
+                                                      f" ({', '.join(d.states)})")
+        if hint:
+            details["hint"] = clean(hint, 300)
         error = _text(first(data, p.error)) if p.error else None
         if error and d.error_fails and state not in (FAILED, CANCELLED):
             state = FAILED
@@ -349,6 +353,7 @@ def declared_class(name: str, declaration: Declaration) -> type[DeclaredProvider
     attrs = {
         "name": name,
         "declaration": d,
+        "vocabulary": d.vocabulary(),
         "default_base_url": d.base_url,
         "default_rate_limit": d.rate_limit,
         "default_poll_interval": d.poll_interval,

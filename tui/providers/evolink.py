@@ -26,7 +26,6 @@ from ..model import (
     QUEUED,
     RUNNING,
     SUCCEEDED,
-    UNKNOWN,
     BadResponse,
     Balance,
     NotFound,
@@ -36,19 +35,18 @@ from ..model import (
     epoch,
 )
 from ..text import clean, clean_or_none, clean_url
+from .vocabulary import Vocabulary
 from .base import Provider, Request, generic_error_message, path_part
 
-STATES = {
-    "pending": QUEUED,
-    "queued": QUEUED,
-    "processing": RUNNING,
-    "running": RUNNING,
-    "completed": SUCCEEDED,
-    "succeeded": SUCCEEDED,
-    "failed": FAILED,
-    "cancelled": CANCELLED,
-    "canceled": CANCELLED,
-}
+# EvoLink's task status words (the seed documents: pending, processing,
+# completed, failed), and their other spellings, accepted in case.
+VOCABULARY = Vocabulary({
+    QUEUED: ("pending", "queued"),
+    RUNNING: ("processing", "running"),
+    SUCCEEDED: ("completed", "succeeded"),
+    FAILED: ("failed",),
+    CANCELLED: ("cancelled", "canceled"),
+})
 MEDIA_FIELDS = ("image_url", "video_url", "audio_url", "stream_audio_url")
 
 
@@ -183,7 +181,7 @@ def _check(model: type[BaseModel], data: Any) -> Any:
 
 def state_of(status: str | None, err: EvolinkError | None = None) -> str:
     """The state; a failed task whose error code is ``request_cancelled`` was cancelled."""
-    state = STATES.get((status or "").strip().lower(), UNKNOWN)
+    state = VOCABULARY.state(status)
     if state == FAILED and err is not None and (err.code or "").strip().lower() == "request_cancelled":
         return CANCELLED
     return state
@@ -208,6 +206,7 @@ def task_error(err: EvolinkError | None) -> str | None:
 
 class Evolink(Provider):
     name = "evolink"
+    vocabulary = VOCABULARY
     default_base_url = "https://api.evolink.ai"
     default_rate_limit = "60/m"  # no documented limit: one request a second is conservative
     default_poll_interval = 5.0
@@ -242,6 +241,7 @@ class Evolink(Provider):
             credits=usage.credits_reserved if usage else None,
             created_at=epoch(row.created),
             eta=info.estimated_time if info and info.estimated_time and info.estimated_time > 0 else None,
+            details=VOCABULARY.details(self.name, row.status),
             raw=data,
         )
 

@@ -18,20 +18,20 @@ from typing import Annotated, Any
 import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from ..model import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, UNKNOWN, BadResponse, ProviderError, Task
+from ..model import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, BadResponse, ProviderError, Task
 from ..text import clean, clean_or_none, clean_url
+from .vocabulary import Vocabulary
 from .base import Provider, Request, generic_error_message, path_part
 
-STATES = {
-    "CREATED": QUEUED,
-    "PENDING": QUEUED,
-    "IN_PROGRESS": RUNNING,
-    "PROCESSING": RUNNING,
-    "COMPLETED": SUCCEEDED,
-    "FAILED": FAILED,
-    "CANCELLED": CANCELLED,
-    "CANCELED": CANCELLED,
-}
+# The task-status enum of Freepik's API (CREATED, IN_PROGRESS, COMPLETED, FAILED),
+# and other spellings of the same states, accepted in case.
+VOCABULARY = Vocabulary({
+    QUEUED: ("CREATED", "PENDING"),
+    RUNNING: ("IN_PROGRESS", "PROCESSING"),
+    SUCCEEDED: ("COMPLETED",),
+    FAILED: ("FAILED",),
+    CANCELLED: ("CANCELLED", "CANCELED"),
+})
 
 
 def _text(value: Any) -> str | None:
@@ -96,11 +96,12 @@ def _reason(row: FreepikTask) -> str | None:
 
 
 def state_of(status: str | None) -> str:
-    return STATES.get((status or "").strip().upper().replace(" ", "_"), UNKNOWN)
+    return VOCABULARY.state(status)
 
 
 class Freepik(Provider):
     name = "freepik"
+    vocabulary = VOCABULARY
     default_base_url = "https://api.freepik.com"
     default_rate_limit = "10/s"  # per IP: an average of 10 hits/s over 2 min (docs.freepik.com/ratelimits)
     default_poll_interval = 5.0
@@ -202,6 +203,7 @@ class Freepik(Provider):
             provider_status=row.status,
             results=row.generated,
             error=_reason(row) if state in (FAILED, CANCELLED) else None,
+            details=VOCABULARY.details(self.name, row.status),
             raw=raw,
         )
 

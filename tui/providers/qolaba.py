@@ -35,25 +35,23 @@ from ..model import (
     QUEUED,
     RUNNING,
     SUCCEEDED,
-    UNKNOWN,
     BadResponse,
     ProviderError,
     Task,
     Transient,
 )
 from ..text import clean, clean_or_none, clean_url
+from .vocabulary import Vocabulary
 from .base import Provider, Request, generic_error_message
 
-STATES = {
-    "PENDING": QUEUED,  # also what Celery says of unknown or expired ids
-    "RECEIVED": QUEUED,
-    "STARTED": RUNNING,
-    "RETRY": RUNNING,
-    "SUCCESS": SUCCEEDED,
-    "FAILURE": FAILED,
-    "FAILED": FAILED,
-    "REVOKED": CANCELLED,
-}
+# Celery's task states, which Qolaba's status answer passes through.
+VOCABULARY = Vocabulary({
+    QUEUED: ("PENDING", "RECEIVED"),  # PENDING: also what Celery says of unknown or expired ids
+    RUNNING: ("STARTED", "RETRY"),
+    SUCCEEDED: ("SUCCESS",),
+    FAILED: ("FAILURE", "FAILED"),
+    CANCELLED: ("REVOKED",),
+})
 REF_PREFIX = "ref:"
 # Keys that mark a body as the task shape ("error" alone does not: {error, message} is an error).
 TASK_KEYS = ("status", "task_id", "output", "error_data", "app_id", "time_required")
@@ -76,6 +74,7 @@ class TaskAnswer(BaseModel):
 
 class Qolaba(Provider):
     name = "qolaba"
+    vocabulary = VOCABULARY
     default_base_url = None  # not documented: the config must say
     default_rate_limit = "30/m"  # undocumented: stay well clear of any limit
     default_poll_interval = 5.0
@@ -94,9 +93,10 @@ class Qolaba(Provider):
         item = TaskAnswer.model_validate(data)
         status = clean(item.status or "", 80)
         return self.task(
-            task_id, kind, state=STATES.get(status.upper(), UNKNOWN),
+            task_id, kind, state=VOCABULARY.state(status),
             provider_status=status or None, results=output_urls(item.output),
-            error=task_error(item.error, item.error_data), model=model_of(item), raw=data,
+            error=task_error(item.error, item.error_data), model=model_of(item),
+            details=VOCABULARY.details(self.name, status), raw=data,
         )
 
     def error_for(self, response: httpx.Response, data: Any) -> ProviderError:
@@ -104,7 +104,7 @@ class Qolaba(Provider):
         exc = super().error_for(response, data)
         status = data.get("status") if isinstance(data, dict) else None
         if (response.status_code == 500 and isinstance(status, str)
-                and STATES.get(status.strip().upper()) == FAILED):
+                and VOCABULARY.state(status) == FAILED):
             return Transient(f"the server answered HTTP 500 with status {clean(status, 20)}, as it does for its "
                              f"own faults too (not confirmed): {exc.message}",
                              status=500, provider=self.name, code="unconfirmed_failure",

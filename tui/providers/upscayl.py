@@ -27,7 +27,6 @@ from ..model import (
     QUEUED,
     RUNNING,
     SUCCEEDED,
-    UNKNOWN,
     BadResponse,
     ClientError,
     NotFound,
@@ -41,17 +40,17 @@ from ..model import (
     iso,
 )
 from ..text import clean, clean_or_none, clean_url, is_web_url
+from .vocabulary import Vocabulary
 from .base import Provider, Request, retry_after
 
-STATES = {
-    "ENHANCING": RUNNING,
-    "PROCESSING": RUNNING,
-    "PROCESSED": SUCCEEDED,
-    "PROCESSING_FAILED": FAILED,
-    "PENDING": QUEUED,
-    "COMPLETED": SUCCEEDED,
-    "FAILED": FAILED,
-}
+# Upscayl's status words (openapi.yaml and providers.md), and other spellings
+# of the same states, accepted in case.
+VOCABULARY = Vocabulary({
+    QUEUED: ("PENDING",),
+    RUNNING: ("ENHANCING", "PROCESSING"),
+    SUCCEEDED: ("PROCESSED", "COMPLETED"),
+    FAILED: ("PROCESSING_FAILED", "FAILED"),
+})
 
 # Error codes of openapi.yaml that name their class whatever the HTTP status.
 CODES: dict[str, type[ProviderError]] = {
@@ -100,6 +99,7 @@ class TaskData(_Lenient):
 
 class Upscayl(Provider):
     name = "upscayl"
+    vocabulary = VOCABULARY
     default_base_url = "https://api.upscayl.org"
     default_rate_limit = "100/h"  # x-rateLimit of /get-task-status (openapi.yaml)
     default_poll_interval = 60.0  # 100 calls an hour leave < 2 a minute for all tasks
@@ -133,14 +133,14 @@ class Upscayl(Provider):
         if item.status is None:
             raise BadResponse("answer has no task status", status=response.status_code)
         status = clean(item.status, 80)
-        state = STATES.get(status.upper(), UNKNOWN)
+        state = VOCABULARY.state(status)
         links = [f.link() if isinstance(f, FileData) else clean_url(f) for f in item.files or []]
         results = [url for url in links if url and is_web_url(url)]
         files = [f for f in item.files or [] if isinstance(f, FileData)]
         times = [t for t in (epoch(f.createdAt) for f in files) if t is not None]
         created = epoch(item.createdAt) or (min(times) if times else None)
         error = clean_or_none(item.error, 1000) if item.error not in ("", None) else None
-        details: dict[str, str] = {}
+        details: dict[str, str] = VOCABULARY.details(self.name, status)
         paths = [p for p in (clean_or_none(f.path, 500) for f in files) if p]
         if paths:
             details["storage path"] = "\n".join(dict.fromkeys(paths))

@@ -32,8 +32,10 @@ from pydantic import (
     model_validator,
 )
 
+from ..vocabulary import NAMED_STATES, Vocabulary
+
 # Our states a vocabulary may name (``unknown`` is what an unlisted word gives).
-STATE_NAMES: tuple[str, ...] = ("queued", "running", "succeeded", "failed", "cancelled", "not_found")
+STATE_NAMES: tuple[str, ...] = NAMED_STATES
 ERROR_CLASSES: tuple[str, ...] = ("auth", "quota", "rate_limited", "not_found", "transient", "client", "bad_response")
 PLACEHOLDERS = ("id", "kind")
 
@@ -309,21 +311,7 @@ class Declaration(BaseModel):
     @field_validator("states")
     @classmethod
     def _states(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        seen: dict[str, str] = {}
-        for state, words in value.items():
-            if state not in STATE_NAMES:
-                close = [s for s in STATE_NAMES if s.startswith(state[:3].lower())] if state else []
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise ValueError(f"unknown state '{state}'{hint}; states: {', '.join(STATE_NAMES)}")
-            for word in words:
-                low = word.strip().lower()
-                if not low:
-                    raise ValueError(f"{state}: an empty word")
-                if low in seen and seen[low] != state:
-                    raise ValueError(f"'{word}' is in both {seen[low]} and {state}")
-                seen[low] = state
-        if not seen:
-            raise ValueError("maps no word to a state (e.g. succeeded = [\"SUCCEEDED\"])")
+        Vocabulary(value)  # the same checks the seed providers' vocabularies pass
         return value
 
     @field_validator("known_kinds")
@@ -341,9 +329,9 @@ class Declaration(BaseModel):
     def _default_kind(cls, value: str | None) -> str | None:
         return None if value is None else _kind(value)
 
-    def vocabulary(self) -> dict[str, str]:
-        """provider word (lower case) -> our state."""
-        return {w.strip().lower(): state for state, words in self.states.items() for w in words}
+    def vocabulary(self) -> Vocabulary:
+        """The provider's words and the states they mean."""
+        return Vocabulary(self.states)
 
     def uses_kind(self) -> bool:
         return "kind" in self.request.placeholders()
