@@ -27,6 +27,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from . import filter as tfilter
+from .messages import StoreChanged
 from .model import PROVIDERS, TERMINAL
 from .resources import stylesheet
 from .text import is_web_url
@@ -314,10 +315,18 @@ class TaskTUI(App[None]):
     # ------------------------------------------------------------ live updates
 
     def _on_store_change(self, change: Any) -> None:
-        keys = set(getattr(change, "keys", ()) or ())
-        self._pending |= keys
-        self._fresh |= keys
-        self._pending_events += int(getattr(change, "events", 0) or 0)
+        """The store's feed (called by whichever thread committed): it reaches the
+        app as a ``StoreChanged`` message.  ``post_message`` is Textual's thread-safe
+        door (off the loop it hands the message over with ``call_soon_threadsafe``),
+        and a burst coalesces in the queue (``StoreChanged.can_replace``)."""
+        self.post_message(StoreChanged(getattr(change, "keys", ()) or (),
+                                       int(getattr(change, "events", 0) or 0), control=self))
+
+    def on_store_changed(self, message: StoreChanged) -> None:
+        """Gather changed keys; they are applied together after FLUSH_DELAY."""
+        self._pending |= message.keys
+        self._fresh |= message.keys
+        self._pending_events += message.events
         if self._flush_timer is None:
             self._flush_timer = self.set_timer(FLUSH_DELAY, self._apply_pending, name="flush")
 
@@ -347,9 +356,12 @@ class TaskTUI(App[None]):
         if not self._main_active():
             fresh, self._fresh = self._fresh, set()
             events, self._pending_events = self._pending_events, 0
-            refresh = getattr(self.screen, "on_store_change", None)
-            if refresh is not None and (fresh or events):
-                refresh(fresh, events)
+            if fresh or events:  # the screen on top hears of it as a message
+                screen = self.screen
+                if hasattr(screen, "on_store_changed"):
+                    screen.post_message(StoreChanged(fresh, events, control=self))
+                elif hasattr(screen, "on_store_change"):  # a screen not moved to the message yet
+                    screen.on_store_change(fresh, events)
             return  # the list's rows wait until the main screen is back
         keys, self._pending = self._pending, set()
         self._fresh = set()
