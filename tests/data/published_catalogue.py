@@ -70,6 +70,13 @@ CASES: dict[str, list[tuple[str, int, object, dict]]] = {
          {"raises": "NotFound"}),
     ],
     "runway": [
+        # [P] docs.dev.runwayml.com/assets/outputs ("API Output Formats"): the GET /v1/tasks/:id answer of a
+        # succeeded task, whole, as Runway's own page prints it (the _jwt value elided there too).
+        ("success (Runway's page)", 200, {"id": "d2e3d1f4-1b3c-4b5c-8d46-1c1d7ee86892", "status": "SUCCEEDED",
+                                         "createdAt": "2024-06-27T19:49:32.335Z",
+                                         "output": ["https://dnznrvs05pmza.cloudfront.net/output.mp4?_jwt=..."]},
+         {"state": "succeeded", "results": ["https://dnznrvs05pmza.cloudfront.net/output.mp4?_jwt=..."],
+          "created_at": 1719517772.335}),
         # [S] github:runwayml/sdk-python src/runwayml/types/task_retrieve_response.py (id, createdAt, status,
         # failure, failureCode, output, progress 0..1); docs.dev.runwayml.com Task management examples.
         ("success", 200, {"id": "17f20503-6c24-4c16-946b-35dbbce2af2f", "status": "SUCCEEDED",
@@ -150,6 +157,23 @@ CASES: dict[str, list[tuple[str, int, object, dict]]] = {
         ("bad key", 200, {"base_resp": {"status_code": 1004, "status_msg": "login fail"}}, {"raises": "AuthError"}),
     ],
     "seedance": [
+        # [P] the BytePlus "query a video generation task" answer as reproduced whole on a reseller's
+        # reference page (docs.powertokens.ai/en/zmodelVideo/byteplus/seedance/seedance-tasks-query), which
+        # also lists the status values: queued, running, cancelled, succeeded, failed, expired ("Task timed out").
+        ("success (reproduced page)", 200, {
+            "id": "cgt-2026****-****", "model": "doubao-seedance-2-0-260128", "status": "succeeded",
+            "content": {"video_url": "https://ark-content-generation-cn-beijing.tos-cn-beijing.volces.com/xxx"},
+            "usage": {"completion_tokens": 108900, "total_tokens": 108900},
+            "created_at": 1779348818, "updated_at": 1779348874, "seed": 78674, "resolution": "720p",
+            "ratio": "16:9", "duration": 5, "framespersecond": 24, "service_tier": "default",
+            "execution_expires_after": 172800, "generate_audio": True, "draft": False, "priority": 0},
+         {"state": "succeeded", "model": "doubao-seedance-2-0-260128",
+          "results": ["https://ark-content-generation-cn-beijing.tos-cn-beijing.volces.com/xxx"],
+          "created_at": 1779348818.0}),
+        # [S] the same page: "expired" = the task timed out (execution_expires_after passed): it has ended.
+        ("expired", 200, {"id": "cgt-1", "model": "doubao-seedance-2-0-260128", "status": "expired",
+                          "created_at": 1779348818, "updated_at": 1779521618},
+         {"state": "failed"}),
         # [S] ComfyUI nodes_bytedance.py TaskStatusResponse {id, model, status, error {code, message}, content {video_url}};
         # BytePlus ModelArk "Query a video generation task" example (docs.byteplus.com/en/docs/ModelArk/1521309).
         ("success", 200, {"id": "cgt-20250331175019-68d9t", "model": "seedance-1-0-pro-250528",
@@ -252,6 +276,21 @@ CASES: dict[str, list[tuple[str, int, object, dict]]] = {
          {"raises": "NotFound"}),
     ],
     "pixverse": [
+        # [P] docs.platform.pixverse.ai/how-to-use-extend-1268531m0: the two "Get video generation status"
+        # examples PixVerse's own page prints, whole (its placeholders "string" and 0 kept: a created time
+        # that is no time is read as none).
+        ("generating (PixVerse's page)", 200, {
+            "ErrCode": 0, "ErrMsg": "string",
+            "Resp": {"create_time": "string", "id": 0, "modify_time": "string", "negative_prompt": "string",
+                     "outputHeight": 0, "outputWidth": 0, "prompt": "string", "resolution_ratio": 0, "seed": 0,
+                     "size": 0, "status": 5, "style": "string", "url": "string"}},
+         {"state": "running", "provider_status": "5", "created_at": None}),
+        ("successful (PixVerse's page)", 200, {
+            "ErrCode": 0, "ErrMsg": "string",
+            "Resp": {"create_time": "string", "id": 0, "modify_time": "string", "negative_prompt": "string",
+                     "outputHeight": 0, "outputWidth": 0, "prompt": "string", "resolution_ratio": 0, "seed": 0,
+                     "size": 0, "status": 1, "style": "string", "url": "string"}},
+         {"state": "succeeded", "provider_status": "1", "results": [], "created_at": None}),
         # [S] ComfyUI apis/pixverse_api.py PixverseGenerationStatusResponse {ErrCode, ErrMsg, Resp {id, status, url,
         # create_time, ...}} and PixverseStatus (1 successful, 5 generating, 6 deleted, 7 moderation, 8 failed).
         ("success", 200, {"ErrCode": 0, "ErrMsg": "Success",
@@ -271,6 +310,13 @@ CASES: dict[str, list[tuple[str, int, object, dict]]] = {
          {"raises": "ClientError"}),
     ],
     "vidu": [
+        # [P] Baidu Qianfan's Vidu page (cloud.baidu.com/doc/qianfan-api/s/Kmwbl4c5n), response example:
+        # the same task object with the state under "status" (Vidu's own API and ComfyUI say "state"):
+        # both are read.
+        ("success, status spelled 'status' (Qianfan page)", 200, {
+            "log_id": "as-bx***jgk", "id": "67d2accc8***8aae770", "status": "success", "err_code": "",
+            "creations": [{"id": "", "url": "http://bj.***", "cover_url": "http://bj.bc***"}]},
+         {"state": "succeeded"}),
         # [S] ComfyUI nodes_vidu.py TaskStatusResponse {state, err_code, creations [{id, url, cover_url}]};
         # platform.vidu.com "Get generation" example.
         ("success", 200, {"id": "your_task_id", "state": "success", "err_code": "",
