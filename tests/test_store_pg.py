@@ -91,7 +91,7 @@ def test_readonly_open_without_schema_asks_for_migrate(pg_url: str) -> None:
         PgStore(pg_url, readonly=True)
     with admin(pg_url) as conn:  # and created nothing
         assert conn.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None
-    assert "schema created (version 1)" in db_migrate(pg_url)
+    assert f"schema created (version {PG_SCHEMA_VERSION})" in db_migrate(pg_url)
     assert "nothing to do" in db_migrate(pg_url)
     with PgStore(pg_url, readonly=True) as s:
         assert len(s) == 0 and s.events() == [] and s.counters() == {}
@@ -106,9 +106,10 @@ def test_an_older_schema_is_upgraded_by_db_migrate_only(pg_url: str, monkeypatch
     monkeypatch.setattr(store_pg, "PG_SCHEMA_VERSION", len(steps))
     monkeypatch.setattr(store_pg.pg_migrate, "__defaults__", (steps, "database"))
     for readonly in (False, True):
-        with pytest.raises(StoreError, match=r"schema version 1, this tasktui needs 2; run tasktui db migrate"):
+        with pytest.raises(StoreError, match=rf"schema version {PG_SCHEMA_VERSION}, this tasktui needs"
+                                             rf" {PG_SCHEMA_VERSION + 1}; run tasktui db migrate"):
             PgStore(pg_url, readonly=readonly)
-    assert db_migrate(pg_url).endswith("schema upgraded from version 1 to 2")
+    assert db_migrate(pg_url).endswith(f"schema upgraded from version {PG_SCHEMA_VERSION} to {PG_SCHEMA_VERSION + 1}")
     with PgStore(pg_url) as s:
         assert s.get("evolink:a").label == "kept"
     with admin(pg_url) as conn:
@@ -393,7 +394,7 @@ def test_run_db_commands(tmp_path: Path, pg_url: str) -> None:
     with Store(tmp_path / "s.db") as s:
         s.add("evolink", ["a"])
     assert run_db(parser.parse_args(["db", "copy", str(tmp_path / "s.db"), pg_url]), out=said.append) == 0
-    assert said[0].endswith("schema created (version 1)") and said[1].startswith("copied 1 task(s)")
+    assert said[0].endswith(f"schema created (version {PG_SCHEMA_VERSION})") and said[1].startswith("copied 1 task(s)")
     assert all(PASSWORD not in line for line in said)
 
 

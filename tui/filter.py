@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, NamedTuple
 
 from .model import BAD_ENDS, STATES, TERMINAL, Task
 
@@ -384,3 +384,132 @@ def check_query(query: str, providers: Iterable[str] | None = None) -> list[str]
             hint = f"; did you mean '{close[0]}'?" if close else f" (providers: {', '.join(names)})"
             out.append(f"'{sign}provider:{term.value}' matches no provider{hint}")
     return out
+
+
+# ---------------------------------------------------------------- planning
+
+
+def plan_query(query: str) -> tuple[list[tuple[str, bool]], Predicate | None, Predicate | None]:
+    """How a list answers ``query`` fastest in memory: (needles for a row's haystack,
+    a predicate of the terms on category fields, a predicate of the other field terms);
+    a None predicate has nothing to test.  The needles are the bare words (with their
+    negation) plus the values of ``id:`` terms (a task whose id holds the value has it
+    in its haystack too; the predicate then checks the id itself)."""
+    words: list[tuple[str, bool]] = []
+    category: list[Term] = []
+    other: list[Term] = []
+    for term in parse(query):
+        if term.value == "":
+            continue
+        if term.field is None and "\n" not in term.value:
+            words.append((term.value.lower(), term.negate))
+        elif term.field in CATEGORY_FIELDS:
+            category.append(term)
+        else:
+            other.append(term)
+            if term.field == "task_id" and not term.negate and "\n" not in term.value:
+                words.append((term.value.lower(), False))
+    return (words, compile_terms(category) if category else None,
+            compile_terms(other) if other else None)
+
+
+# ---------------------------------------------------------------- SQL
+
+
+class Where(NamedTuple):
+    """A query compiled for a store's SQL: ``sql`` (a condition on table ``tasks``, with
+    ``?`` placeholders) and its ``params``; ``residual``, when not None, is a predicate
+    the rows the SQL selects must also pass (the SQL then selects a superset)."""
+
+    sql: str
+    params: list
+    residual: Predicate | None
+
+
+DIALECTS = ("sqlite", "postgres")
+_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def sql_match(kind: int, value: str | None, needle: str) -> bool:
+    """What SQLite calls for text that is not plain ASCII (registered on the store's
+    connections as ``tt_match``): Python's own lowercase, as the predicate does.
+    kind 0: ``needle`` is in ``value``; 1: the provider status starts with it."""
+    if value is None:
+        return False
+    low = value.lower()
+    if kind == 1:
+        return low.replace("-", "_").startswith(needle)
+    return needle in low
+
+
+def compile_sql(query: str, dialect: str = "sqlite") -> Where:
+    """``query`` -> a condition on the ``tasks`` table selecting exactly the rows the
+    predicate of ``compile_filter(query)`` passes.
+
+    Category terms (provider/state/model/kind/label), ``id:``, ``error:`` and bare words
+    all become SQL.  Substrings are case-insensitive as in Python: on plain-ASCII text the
+    SQL's own lowercase is Python's, so it decides; text holding anything else goes to
+    Python (SQLite: the ``tt_match`` function of the store's connection; PostgreSQL,
+    whose lowercase follows its locale: the row is kept as a candidate and ``residual``,
+    the Python predicate, decides)."""
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown SQL dialect {dialect!r} (known: {', '.join(DIALECTS)})")
+    pg = dialect == "postgres"
+    params: list = []
+    unsure = [False]
+
+    def text(col: str, needle: str, kind: int) -> str:
+        """SQL true when column ``col`` matches ``needle`` (kind 0: holds it; 1: status prefix)."""
+        if pg:
+            unsure[0] = True
+            low = f"translate({col}, '{_UPPER}', '{_UPPER.lower()}')"
+            odd = f"octet_length({col}) <> char_length({col})"
+            if kind == 1:
+                test = f"starts_with(replace({low}, '-', '_'), ?)"
+            else:
+                test = f"strpos({low}, ?) > 0"
+            params.append(needle)
+            return f"(CASE WHEN {col} IS NULL THEN FALSE WHEN {odd} THEN NULL ELSE {test} END)"
+        odd = f"length(CAST({col} AS BLOB)) <> length({col})"
+        if kind == 1:
+            test = f"substr(replace(lower({col}), '-', '_'), 1, {len(needle)}) = ?"
+        else:
+            test = f"instr(lower({col}), ?) > 0"
+        params.extend((kind, needle, needle))
+        return (f"(CASE WHEN {col} IS NULL THEN 0 WHEN {odd} THEN tt_match(?, {col}, ?)"
+                f" ELSE {test} END)")
+
+    def states(names: Iterable[str]) -> str:
+        names = [s for s in STATES if s in set(names)]
+        if not names:
+            return "FALSE"
+        return "state IN (" + ", ".join(f"'{s}'" for s in names) + ")"
+
+    columns = {"provider": "provider", "task_id": "task_id", "model": "model", "label": "label",
+               "kind": "kind", "error": "error"}
+    parts: list[str] = []
+    for term in parse(query):
+        if term.value == "":
+            continue
+        needle = term.value.lower()
+        if term.field is None:
+            ors = [states(s for s in STATES if needle in s)]
+            ors += [text(col, needle, 0) for col in
+                    ("provider", "task_id", "label", "model", "kind", "provider_status")]
+            expr = " OR ".join(ors)
+        elif term.field == "state":
+            needle = needle.replace("-", "_")
+            if needle in GROUPS:
+                expr = states(GROUPS[needle])
+            else:
+                expr = states(s for s in STATES if s.startswith(needle) or s.replace("_", "") == needle)
+                expr += " OR " + text("provider_status", needle, 1)
+        else:
+            expr = text(columns[term.field], needle, 0)
+        if term.negate:
+            expr = f"NOT ({expr})"
+        # NULL (PostgreSQL: not sure on non-ASCII text) keeps the row for the residual
+        parts.append(f"COALESCE(({expr}), TRUE)" if pg else f"({expr})")
+    sql = " AND ".join(parts) if parts else "TRUE"
+    residual = compile_filter(query) if unsure[0] else None
+    return Where(sql, params, residual)

@@ -1,7 +1,16 @@
 """The task store: SQLite on disk, an in-memory index for the UI, a change feed.
 
 Reads (``get``, ``tasks``, ``counts`` ...) are served from memory and never touch
-the disk.  Writes run in one SQLite transaction each and are committed before
+the disk.  What memory holds is the store's ``scope``: "all" tasks (the default),
+the "live" ones (not terminal: the engine's working set; a task that ends leaves
+memory after the write that ended it) or "none" (a one-shot command: ``add`` of one
+id reads one row by key, not the store).  Whatever the scope, ``get``/``in`` answer
+for every tracked task (a task not in memory: one indexed query, kept in a small
+LRU), ``len``, ``counts``, ``counts_by_provider``, ``credits_by_provider`` and
+``count_where`` count every tracked task (in SQL: GROUP BY, at open or after a change
+of a task memory did not hold), ``iter_tasks`` streams them all in batches; only
+``tasks``/``keys``/``items`` list memory, i.e. the scope.  The change feed names
+the changed keys in every scope.  Writes run in one SQLite transaction each and are committed before
 they return: an acknowledged task survives ``kill -9`` of this process.
 
 Durability: WAL journal with ``synchronous=FULL``.  WAL + NORMAL would already
@@ -55,15 +64,17 @@ import os
 import random
 import sqlite3
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 try:
     import resource
 except ImportError:  # not on Windows
     resource = None  # type: ignore[assignment]
 
+from .filter import sql_match
 from .model import NOT_FOUND, STATES, TERMINAL, UNKNOWN, Event, Task, task_key
 
 log = logging.getLogger(__name__)
@@ -90,15 +101,27 @@ _TASK_COLS = (
     f"provider, task_id, kind, label, state, provider_status, {_shown('progress', '0', '100')}, results,"
     f" error, model, credits, {_shown('created_at', '0', _TIME_MAX)}, {_shown('updated_at', '0', _TIME_MAX)},"
     f" {_shown('finished_at', '0', _TIME_MAX)},"
-    " last_error, last_error_at, failed_polls, stalled, poll_path, details, eta, rev, files"
+    " last_error, last_error_at, failed_polls, stalled, poll_path, details, eta, rev, files,"
+    f" {_shown('polled_at', '0', _TIME_MAX)}, {_shown('next_poll_at', '0', _TIME_MAX)}"
 )
+_REV_AT = -4  # where ``rev`` sits in a _TASK_COLS row (..., rev, files, polled_at, next_poll_at)
 # The same columns read from an older file opened read-only (no migration allowed there).
-_TASK_COLS_V2 = _TASK_COLS.replace("rev, files", "rev, NULL")
+_TASK_COLS_V3 = _TASK_COLS.split(", files,")[0] + ", files, NULL, NULL"
+_TASK_COLS_V2 = _TASK_COLS_V3.replace("rev, files", "rev, NULL")
 _TASK_COLS_V1 = _TASK_COLS_V2.replace(
     "last_error, last_error_at, failed_polls, stalled, poll_path, details",
     "NULL, NULL, 0, NULL, NULL, NULL")
 # The poll-health fields ``Store.apply(health=...)`` writes (see HEALTH_KEYS).
 HEALTH_KEYS: tuple[str, ...] = ("last_error", "last_error_at", "failed_polls", "stalled", "poll_path")
+# Freshness (set by the engine through ``apply(health=...)`` too): written, but no news
+# for a screen by itself (it changes at every poll): it does not bump ``rev``.
+FRESH_KEYS: tuple[str, ...] = ("polled_at", "next_poll_at")
+# What the store keeps in memory: "all" tasks (the default), the "live" ones only
+# (not terminal: the engine's working set), or "none" (a one-shot command).
+SCOPES: tuple[str, ...] = ("all", "live", "none")
+LIVE_STATES: tuple[str, ...] = tuple(s for s in STATES if s not in TERMINAL)
+_LIVE_SQL = "state IN (" + ", ".join(f"'{s}'" for s in LIVE_STATES) + ")"
+RECENT_CAP = 512  # tasks read from disk by get() kept (scope "live"/"none")
 # What a user can see: a change in any of these bumps rev and notifies.
 _VISIBLE = (
     "kind", "label", "state", "provider_status", "progress", "results", "error",
@@ -106,7 +129,8 @@ _VISIBLE = (
 )
 # Kept from the stored task when an update has None.  ``poll_path`` too: where a task
 # is polled does not stop being true because an answer does not repeat it.
-_KEEP_IF_NONE = ("kind", "label", "model", "credits", "created_at", "eta", "poll_path")
+_KEEP_IF_NONE = ("kind", "label", "model", "credits", "created_at", "eta", "poll_path", "polled_at",
+                 "next_poll_at")
 
 
 class StoreError(Exception):
@@ -140,6 +164,31 @@ class Change:
 
     def __bool__(self) -> bool:
         return bool(self.keys or self.events or self.counters)
+
+
+# ---------------------------------------------------------------- sorts
+
+# The task list's sorts (tui/widgets/task_list.py SORTS) in SQL: (expression, descending)
+# columns, then ``id`` ascending (insertion order breaks ties).  Each has an index
+# (partial: live rows), so a window of any sort is an index range scan; reversed, the
+# same index is read backwards (the exact mirror, ties included).
+_UPDATED = "COALESCE(NULLIF(updated_at, 0), NULLIF(created_at, 0), 0)"
+_RANK = ("CASE state WHEN 'failed' THEN 0 WHEN 'running' THEN 1 WHEN 'queued' THEN 2 WHEN 'unknown' THEN 3"
+         " WHEN 'not_found' THEN 4 WHEN 'cancelled' THEN 5 WHEN 'succeeded' THEN 6 ELSE 9 END")
+_PROGRESS = "COALESCE(progress, CASE WHEN state = 'succeeded' THEN 100 ELSE -1 END)"
+SORT_SQL: dict[str, tuple[tuple[str, bool], ...]] = {
+    "updated": ((_UPDATED, True),),
+    "created": (("COALESCE(created_at, 0)", True),),
+    "state": ((_RANK, False), (_UPDATED, True)),
+    "provider": (("provider", False), ("task_id", False)),
+    "progress": ((_PROGRESS, True), (_UPDATED, True)),
+}
+
+
+def _sort_index_sql(name: str, collate: str = "") -> str:
+    cols = ", ".join(f"({expr}){collate if expr in ('provider', 'task_id') else ''}{' DESC' if desc else ''}"
+                     for expr, desc in SORT_SQL[name])
+    return f"CREATE INDEX tasks_sort_{name} ON tasks({cols}, id) WHERE deleted = 0"
 
 
 # ---------------------------------------------------------------- schema
@@ -215,6 +264,17 @@ MIGRATIONS: list[list[str]] = [
     # 3: local paths of downloaded results (JSON array of strings; NULL = none), see set_files.
     [
         "ALTER TABLE tasks ADD COLUMN files TEXT",
+    ],
+    # 4: freshness (Task.polled_at, next_poll_at); indexes for a store read by window
+    # (scope "live"/"none"): the live set, the counts, one per sort of the task list.
+    [
+        "ALTER TABLE tasks ADD COLUMN polled_at REAL",
+        "ALTER TABLE tasks ADD COLUMN next_poll_at REAL",
+        *[sql.replace("{LIVE}", _LIVE_SQL) for sql in (
+            "CREATE INDEX tasks_live ON tasks(id) WHERE deleted = 0 AND {LIVE}",
+            "CREATE INDEX tasks_counts ON tasks(deleted, provider, state, credits)",
+        )],
+        *[_sort_index_sql(name) for name in SORT_SQL],
     ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -396,12 +456,22 @@ def _row_task(row: tuple) -> Task:
     """A ``_TASK_COLS`` row -> Task (positional: this runs 100,000 times at open)."""
     (provider, task_id, kind, label, state, pstatus, progress, results, error,
      model, credits, created, updated, finished,
-     last_error, last_error_at, failed_polls, stalled, poll_path, details, eta, rev, files) = row
+     last_error, last_error_at, failed_polls, stalled, poll_path, details, eta, rev, files,
+     polled_at, next_poll_at) = row
     return Task(provider, task_id, kind, label, state, pstatus, progress,
                 _results_list(results), error, model, credits, created, updated, finished,
                 last_error, last_error_at, failed_polls or 0, stalled, poll_path,
                 _details_dict(details) if details else {}, None, eta, rev,
-                _results_list(files) if files else [])
+                _results_list(files) if files else [], polled_at, next_poll_at)
+
+
+def _check_scope(scope: str) -> str:
+    if scope not in SCOPES:
+        raise ValueError(f"store scope must be one of {', '.join(SCOPES)}, not {scope!r}")
+    return scope
+
+
+_UNKNOWN: Any = object()  # "memory does not know what this task was" (scope live/none)
 
 
 def _printable(text: str) -> str:
@@ -414,11 +484,16 @@ def _printable(text: str) -> str:
 class Store:
     """SQLite-backed task store with an in-memory index.  See the module docstring."""
 
+    dialect = "sqlite"  # what tui.filter.compile_sql writes for this store
+
     def __init__(self, path: str | os.PathLike[str], readonly: bool = False, *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, scope: str = "all") -> None:
         self.path = Path(path)
         self.readonly = readonly
         self._clock = clock
+        self.scope = _check_scope(scope)
+        self._recent: OrderedDict[str, Task | None] = OrderedDict()  # get() of tasks not in memory
+        self._counts_dirty = False  # a change of a task memory did not know: recount in SQL
         self._index: dict[str, Task] = {}
         self._counts: dict[str, int] = dict.fromkeys(STATES, 0)
         self._by_provider: dict[str, dict[str, int]] = {}
@@ -466,14 +541,16 @@ class Store:
                 raise StoreWriteError(reason) from None
             raise StoreError(f"{where}: {exc}") from None
         try:
+            # the filter's SQL (tui.filter.compile_sql) asks Python about text that is not ASCII
+            conn.create_function("tt_match", 3, sql_match, deterministic=True)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             version = _retry(lambda: conn.execute("PRAGMA user_version").fetchone()[0], where)
             if version > SCHEMA_VERSION:
                 raise StoreError(f"{self.path}: database schema version {version} is newer than"
                                  f" this tasktui ({SCHEMA_VERSION}); upgrade tasktui")
             if self.readonly:
-                self._cols = {1: _TASK_COLS_V1, 2: _TASK_COLS_V2}.get(version, _TASK_COLS)
-                if version not in (1, 2, SCHEMA_VERSION):
+                self._cols = {1: _TASK_COLS_V1, 2: _TASK_COLS_V2, 3: _TASK_COLS_V3}.get(version, _TASK_COLS)
+                if version not in (1, 2, 3, SCHEMA_VERSION):
                     raise StoreError(
                         f"{self.path}: schema version {version}, expected {SCHEMA_VERSION};"
                         " open it once without read-only mode to migrate")
@@ -704,41 +781,96 @@ class Store:
         gc_on = gc.isenabled()
         gc.disable()  # 100,000 new objects would trigger many useless collections
         try:
-            rows = conn.execute(f"SELECT {self._cols} FROM tasks WHERE deleted = 0 ORDER BY id")
+            if self.scope == "all":
+                rows = conn.execute(f"SELECT {self._cols} FROM tasks WHERE deleted = 0 ORDER BY id")
+            elif self.scope == "live":  # the partial index tasks_live: no scan of the ended ones
+                rows = conn.execute(f"SELECT {self._cols} FROM tasks WHERE deleted = 0 AND {_LIVE_SQL}"
+                                    " ORDER BY id")
+            else:
+                rows = ()
             for (provider, task_id, kind, label, state, pstatus, progress, results, error,
                  model, credits, created, updated, finished,
                  last_error, last_error_at, failed_polls, stalled, poll_path, details, eta, rev,
-                 files) in rows:
+                 files, polled_at, next_poll_at) in rows:
                 index[provider + ":" + task_id] = new(
                     provider, task_id, kind, label, state, pstatus, progress,
                     results_list(results) if results != "[]" else [], error, model, credits,
                     created, updated, finished, last_error, last_error_at, failed_polls or 0,
                     stalled, poll_path, details_dict(details) if details else {}, None, eta, rev,
-                    results_list(files) if files else [])
+                    results_list(files) if files else [], polled_at, next_poll_at)
         finally:
             if gc_on:
                 gc.enable()
         self._event_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
         self._index = index
+        self._recent.clear()
+        if self.scope == "none":
+            self._counts_dirty = True  # counted when first asked: a one-shot add reads no rows
+        else:
+            self._recount(conn)  # same snapshot, counted in C
+
+    def _recount(self, conn: Any) -> None:
+        """Counts per state and per provider from one GROUP BY (an index-only scan)."""
         self._counts = dict.fromkeys(STATES, 0)
         self._by_provider = {}
         counted = conn.execute("SELECT provider, state, COUNT(*) FROM tasks WHERE deleted = 0"
-                               " GROUP BY provider, state")  # same snapshot, counted in C
+                               " GROUP BY provider, state")
         for provider, state, n in counted:
             self._counts[state] = self._counts.get(state, 0) + n
             per = self._by_provider.setdefault(provider, dict.fromkeys(STATES, 0))
             per[state] = per.get(state, 0) + n
+        self._counts_dirty = False
 
-    def _put(self, task: Task) -> None:
+    def _known(self, key: str) -> Any:
+        """What memory knows of ``key``: its Task, None (not tracked) or _UNKNOWN (scope
+        "live"/"none": a task that is not in memory may be stored)."""
+        task = self._index.get(key)
+        if task is not None or self.scope == "all":
+            return task
+        if key in self._recent:
+            return self._recent[key]
+        return _UNKNOWN
+
+    def _remember(self, key: str, task: Task | None) -> None:
+        recent = self._recent
+        recent[key] = task
+        recent.move_to_end(key)
+        if len(recent) > RECENT_CAP:
+            recent.popitem(last=False)
+
+    def _keeps(self, task: Task) -> bool:
+        """Does this store's scope hold ``task`` in memory?"""
+        return self.scope == "all" or (self.scope == "live" and task.state not in TERMINAL)
+
+    def _put(self, task: Task, old: Any = _UNKNOWN) -> None:
+        """``task`` is the stored version now; ``old`` what it was (default: as memory knows)."""
         key = task.key
-        old = self._index.get(key)
-        if old is not None:
-            self._count(old, -1)
-        self._index[key] = task
-        self._count(task, 1)
+        if old is _UNKNOWN:
+            old = self._known(key)
+        if old is _UNKNOWN:
+            self._counts_dirty = True
+        else:
+            if old is not None:
+                self._count(old, -1)
+            self._count(task, 1)
+        if self._keeps(task):
+            self._index[key] = task
+            if self._recent:
+                self._recent.pop(key, None)
+        else:
+            self._index.pop(key, None)
+            self._remember(key, task)
 
-    def _drop(self, key: str) -> bool:
-        old = self._index.pop(key, None)
+    def _drop(self, key: str, old: Any = _UNKNOWN) -> bool:
+        """``key`` is no longer tracked; True when it was (or may have been)."""
+        if old is _UNKNOWN:
+            old = self._known(key)
+        self._index.pop(key, None)
+        if self.scope != "all":
+            self._remember(key, None)
+        if old is _UNKNOWN:
+            self._counts_dirty = True
+            return True
         if old is None:
             return False
         self._count(old, -1)
@@ -754,33 +886,126 @@ class Store:
     # ------------------------------------------------------------ reads (memory)
 
     def get(self, key: str) -> Task | None:
-        """The stored task, or None.  Treat it as read-only: the store replaces, never edits."""
-        return self._index.get(key)
+        """The stored task, or None.  Treat it as read-only: the store replaces, never edits.
+
+        Scope "live"/"none": a task not in memory is read with one indexed query (and
+        kept in a small LRU until it changes)."""
+        task = self._index.get(key)
+        if task is not None or self.scope == "all":
+            return task
+        recent = self._recent
+        if key in recent:
+            recent.move_to_end(key)
+            return recent[key]
+        rows = self._read(f"SELECT {self._cols} FROM tasks WHERE key = ? AND deleted = 0", (key,))
+        task = _row_task(tuple(rows[0])) if rows else None
+        self._remember(key, task)
+        return task
 
     def tasks(self) -> list[Task]:
-        """Every tracked task in insertion order (a fresh list)."""
+        """The tasks in memory, in insertion order (a fresh list): every tracked task with
+        scope "all", the live (not terminal) ones with "live", none with "none".  For
+        all of them whatever the scope: ``iter_tasks()``."""
         return list(self._index.values())
 
     def keys(self) -> list[str]:
+        """The keys of ``tasks()``."""
         return list(self._index)
 
     def items(self) -> list[tuple[str, Task]]:
-        """(key, task) of every tracked task in insertion order (a fresh list)."""
+        """(key, task) of ``tasks()`` (a fresh list)."""
         return list(self._index.items())
 
     def __len__(self) -> int:
-        return len(self._index)
+        """How many tasks are tracked (every scope)."""
+        if self.scope == "all":
+            return len(self._index)
+        return sum(self.counts().values())
 
     def __contains__(self, key: object) -> bool:
-        return key in self._index
+        if not isinstance(key, str):
+            return False
+        return self.get(key) is not None
 
     def counts(self) -> dict[str, int]:
-        """Tasks per state (every state present, zeros included)."""
+        """Tasks per state (every state present, zeros included), every tracked task."""
+        self._fresh_counts()
         return dict(self._counts)
 
     def counts_by_provider(self) -> dict[str, dict[str, int]]:
         """Tasks per provider per state, for providers that have (or had) tasks."""
+        self._fresh_counts()
         return {p: dict(c) for p, c in self._by_provider.items()}
+
+    def _fresh_counts(self) -> None:
+        if self._counts_dirty:
+            self._run_read(self._recount)
+
+    def credits_by_provider(self) -> dict[str, float]:
+        """Credits the tracked tasks cost, summed per provider (SQL, every scope): the
+        numbers of ``tui.engine.health.credits_by_provider`` over every task."""
+        rows = self._read("SELECT provider, SUM(credits) FROM tasks WHERE deleted = 0 AND credits IS NOT NULL"
+                          " AND credits <> 0 GROUP BY provider ORDER BY provider")
+        return {provider: float(total) for provider, total in rows if total is not None}
+
+    def where(self, query: str) -> Any:
+        """The filter ``query`` (tui/filter.py) compiled for this store's SQL."""
+        from .filter import compile_sql
+
+        return compile_sql(query, self.dialect)
+
+    def count_where(self, where: Any = None) -> int:
+        """How many tracked tasks match ``where`` (a ``tui.filter.Where``, or a query string;
+        None: all), counted in SQL (the residual predicate, if any, over the candidates)."""
+        if isinstance(where, str):
+            where = self.where(where)
+        if where is None:
+            return len(self)
+        if where.residual is None:
+            rows = self._read(f"SELECT COUNT(*) FROM tasks WHERE deleted = 0 AND ({where.sql})",
+                              tuple(where.params))
+            return int(rows[0][0]) if rows else 0
+        return sum(1 for _ in self.iter_tasks(where))
+
+    def iter_tasks(self, where: Any = None, *, order: str = "added", batch: int = 1000) -> Iterator[Task]:
+        """Every tracked task matching ``where`` (a ``tui.filter.Where``, a query string, or
+        None), in insertion order, read from the database in batches of ``batch`` rows
+        (keyset pagination on ``id``): constant memory at any size, whatever the scope.
+        Each batch is its own read, so a long iteration sees what others committed since."""
+        if order != "added":
+            raise ValueError(f"iter_tasks: unknown order {order!r} (known: added)")
+        if isinstance(where, str):
+            where = self.where(where)
+        cond, params, residual = "", (), None
+        if where is not None:
+            cond, params, residual = f" AND ({where.sql})", tuple(where.params), where.residual
+        sql = (f"SELECT {self._cols}, id FROM tasks WHERE deleted = 0 AND id > ?{cond}"
+               f" ORDER BY id LIMIT {max(1, int(batch))}")
+        last = 0
+        while True:
+            rows = self._read(sql, (last, *params))
+            for row in rows:
+                task = _row_task(tuple(row[:-1]))
+                if residual is None or residual(task):
+                    yield task
+            if len(rows) < batch:
+                return
+            last = rows[-1][-1]
+
+    def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
+        """Rows of one read query ([] when nothing is stored: a read-only store without a file)."""
+        if self._conn is None:
+            return []
+        conn = self._conn
+        return _retry(lambda: conn.execute(sql, args).fetchall(), self.path)
+
+    def _run_read(self, fn: Callable[[Any], Any]) -> Any:
+        """``fn(conn)`` on the database connection (nothing when there is none)."""
+        if self._conn is None:
+            self._counts_dirty = False
+            return None
+        conn = self._conn
+        return _retry(lambda: fn(conn), self.path)
 
     # ------------------------------------------------------------ reads (disk, on demand)
 
@@ -917,18 +1142,19 @@ class Store:
             pending.counters = True
             return
         rows = conn.execute(
-            f"SELECT {self._cols}, deleted FROM tasks WHERE seq > ? ORDER BY id", (self._seq,)
+            f"SELECT {self._cols}, id, deleted FROM tasks WHERE seq > ? ORDER BY id", (self._seq,)
         ).fetchall()
         for row in rows:
             key = task_key(row[0], row[1])
+            old = self._known(key)
             if row[-1]:
-                if self._drop(key):
+                if self._drop(key, old):
                     pending.keys.add(key)
                 continue
-            old = self._index.get(key)
-            self._put(_row_task(row[:-1]))
-            if old is None or old.rev != row[-3]:  # (..., rev, files, deleted)
+            self._put(_row_task(tuple(row[:-2])), old)
+            if old is None or old is _UNKNOWN or old.rev != row[_REV_AT - 2]:
                 pending.keys.add(key)  # else a quiet refresh (updated_at, eta): no news
+
         event_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
         if event_id > self._event_id:
             pending.events += event_id - self._event_id
@@ -973,14 +1199,17 @@ class Store:
         """After COMMIT: apply a write transaction's effects to memory and notify
         (shared with the PostgreSQL store, tui/store_pg.py)."""
         change = Change()
+        before = tx.before
         for key, task in tx.puts.items():
+            old = before[key] if key in before else self._known(key)
             if task is None:
-                if self._drop(key):
+                if self._drop(key, old):
                     change.keys.add(key)
             else:
-                if task.rev == tx.seq or key not in self._index:
+                if task.rev == tx.seq or old is None or old is _UNKNOWN:
                     change.keys.add(key)
-                self._put(task)
+                self._put(task, old)
+
         if tx.seq is not None:
             self._seq = tx.seq
         if tx.events:
@@ -1029,7 +1258,7 @@ class Store:
             now = self._clock()
             for task_id in clean_ids:
                 key = task_key(provider, task_id)
-                old = self._index.get(key)
+                old = tx.current(key)
                 if old is None:
                     task = Task(provider, task_id, kind=kind, label=label, state=UNKNOWN,
                                 updated_at=now, rev=tx.next_seq())
@@ -1062,7 +1291,7 @@ class Store:
         def plan(tx: _Tx) -> int:
             n = 0
             for key in keys:
-                if key in self._index:
+                if tx.current(key) is not None:
                     tx.tombstone(key)
                     n += 1
             return n
@@ -1130,8 +1359,12 @@ class Store:
                     continue
                 if all(getattr(old, name) == value for name, value in fields.items()):
                     continue
-                tx.health(old.copy(raw=None, rev=tx.next_seq(), **fields))
-                changed.add(key)
+                # freshness alone is written (other processes pick it up) but is no news
+                news = any(getattr(old, name) != value for name, value in fields.items()
+                           if name not in FRESH_KEYS)
+                tx.health(old.copy(raw=None, rev=tx.next_seq() if news else old.rev, **fields))
+                if news:
+                    changed.add(key)
             if events:
                 tx.log(events)
             for provider, data in counters.items():
@@ -1205,6 +1438,8 @@ def _sane_health(task: Task) -> None:
     task.failed_polls = min(max(0, int(_finite(task.failed_polls) or 0)), 10**9)
     task.stalled = _text(task.stalled)
     task.poll_path = _text(task.poll_path)
+    task.polled_at = _finite(task.polled_at)
+    task.next_poll_at = _finite(task.next_poll_at)
     if len(task.details) > DETAILS_CAP or any(
             len(k) > TEXT_CAP or not isinstance(v, str) or len(v) > TEXT_CAP for k, v in task.details.items()):
         task.details = _details(task.details)
@@ -1216,14 +1451,15 @@ def _health_fields(fields: dict[str, Any]) -> dict[str, Any]:
     for name, value in fields.items():
         if name in ("last_error", "stalled", "poll_path"):
             out[name] = _text(value)
-        elif name == "last_error_at":
+        elif name in ("last_error_at", *FRESH_KEYS):
             out[name] = _finite(value)
         elif name == "failed_polls":
             out[name] = min(max(0, int(_finite(value) or 0)), 10**9)
         elif name == "details":
             out[name] = _details(value)
         else:
-            raise ValueError(f"unknown health field {name!r} (known: {', '.join(HEALTH_KEYS)}, details)")
+            raise ValueError(f"unknown health field {name!r} (known: {', '.join(HEALTH_KEYS + FRESH_KEYS)},"
+                             " details)")
     return out
 
 
@@ -1266,6 +1502,7 @@ class _Tx:
         self.events = 0
         self.event_id = 0
         self.counters = False
+        self.before: dict[str, Task | None] = {}  # key -> the task as it was before this transaction
 
     def next_seq(self) -> int:
         """This transaction's sequence number (allocated on first use)."""
@@ -1275,9 +1512,20 @@ class _Tx:
         return self.seq
 
     def current(self, key: str) -> Task | None:
+        """The task as this transaction sees it (its own writes first).  Scope "live"/"none":
+        a task memory does not hold is read from the database (one indexed query)."""
         if key in self.puts:
             return self.puts[key]
-        return self.store._index.get(key)
+        if key in self.before:
+            return self.before[key]
+        store = self.store
+        task = store._known(key)
+        if task is _UNKNOWN:
+            row = self.conn.execute(f"SELECT {store._cols} FROM tasks WHERE key = ? AND deleted = 0",
+                                    (key,)).fetchone()
+            task = _row_task(tuple(row)) if row else None
+        self.before[key] = task
+        return task
 
     def is_tombstone(self, key: str) -> bool:
         return self.conn.execute(
@@ -1287,7 +1535,8 @@ class _Tx:
         return (t.kind, t.label, t.state, t.provider_status, t.progress, _results_json(t.results),
                 t.error, t.model, t.credits, t.created_at, t.updated_at, t.finished_at,
                 t.last_error, t.last_error_at, t.failed_polls, t.stalled, t.poll_path,
-                _details_json(t.details), t.eta, t.rev, self.next_seq())
+                _details_json(t.details), t.eta, _finite(t.polled_at), _finite(t.next_poll_at), t.rev,
+                self.next_seq())
 
     def insert(self, task: Task, raw: Any = None) -> None:
         key = task.key
@@ -1298,8 +1547,9 @@ class _Tx:
         self.conn.execute(
             "INSERT INTO tasks (key, provider, task_id, kind, label, state, provider_status, progress,"
             " results, error, model, credits, created_at, updated_at, finished_at, last_error,"
-            " last_error_at, failed_polls, stalled, poll_path, details, eta, rev, seq)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " last_error_at, failed_polls, stalled, poll_path, details, eta, polled_at, next_poll_at,"
+            " rev, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            " ?, ?)",
             (key, task.provider, task.task_id, *self._values(task)))
         self.raw(key, raw)
         self.puts[key] = task
@@ -1309,15 +1559,17 @@ class _Tx:
             "UPDATE tasks SET kind = ?, label = ?, state = ?, provider_status = ?, progress = ?,"
             " results = ?, error = ?, model = ?, credits = ?, created_at = ?, updated_at = ?,"
             " finished_at = ?, last_error = ?, last_error_at = ?, failed_polls = ?, stalled = ?,"
-            " poll_path = ?, details = ?, eta = ?, rev = ?, seq = ? WHERE key = ?",
+            " poll_path = ?, details = ?, eta = ?, polled_at = ?, next_poll_at = ?, rev = ?, seq = ?"
+            " WHERE key = ?",
             (*self._values(task), task.key))
         self.raw(task.key, raw)
         self.puts[task.key] = task
 
     def quiet(self, task: Task, raw: Any) -> None:
         """An invisible refresh: rev stays, so nobody is told; other processes still reload it."""
-        self.conn.execute("UPDATE tasks SET updated_at = ?, eta = ?, seq = ? WHERE key = ?",
-                          (task.updated_at, task.eta, self.next_seq(), task.key))
+        self.conn.execute("UPDATE tasks SET updated_at = ?, eta = ?, polled_at = ?, next_poll_at = ?, seq = ?"
+                          " WHERE key = ?", (task.updated_at, task.eta, _finite(task.polled_at),
+                                             _finite(task.next_poll_at), self.next_seq(), task.key))
         self.raw(task.key, raw)
         self.puts[task.key] = task
 
@@ -1325,9 +1577,10 @@ class _Tx:
         """A change of poll health (or details) only: state, updated_at and history stay."""
         self.conn.execute(
             "UPDATE tasks SET last_error = ?, last_error_at = ?, failed_polls = ?, stalled = ?,"
-            " poll_path = ?, details = ?, rev = ?, seq = ? WHERE key = ?",
+            " poll_path = ?, details = ?, polled_at = ?, next_poll_at = ?, rev = ?, seq = ? WHERE key = ?",
             (task.last_error, task.last_error_at, task.failed_polls, task.stalled, task.poll_path,
-             _details_json(task.details), task.rev, self.next_seq(), task.key))
+             _details_json(task.details), task.polled_at, task.next_poll_at, task.rev, self.next_seq(),
+             task.key))
         self.puts[task.key] = task
 
     def raw(self, key: str, raw: Any) -> None:

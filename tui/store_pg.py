@@ -42,6 +42,7 @@ thread.  ``wait(timeout)`` blocks until a notification may have come in.
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
 import logging
 import random
 import re
@@ -60,6 +61,10 @@ from .store import (
     _counter_blobs,
     _raw_json,
     _TASK_COLS,
+    _LIVE_SQL,
+    SORT_SQL,
+    _check_scope,
+    _sort_index_sql,
 )
 from .model import STATES
 
@@ -141,6 +146,15 @@ PG_MIGRATIONS: list[list[str]] = [
             updated_at double precision NOT NULL,
             seq bigint NOT NULL
         )""",
+    ],
+    # 2: freshness (Task.polled_at, next_poll_at); the indexes of a store read by window
+    # (scope "live"/"none"), as SQLite's migration 4: live set, counts, one per sort.
+    [
+        "ALTER TABLE tasks ADD COLUMN polled_at double precision",
+        "ALTER TABLE tasks ADD COLUMN next_poll_at double precision",
+        f"CREATE INDEX tasks_live ON tasks(id) WHERE deleted = 0 AND {_LIVE_SQL}",
+        "CREATE INDEX tasks_counts ON tasks(deleted, provider, state, credits)",
+        *[_sort_index_sql(name, ' COLLATE "C"') for name in SORT_SQL],
     ],
 ]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
@@ -390,9 +404,11 @@ def pg_migrate(conn: Any, steps: list[list[str]] = PG_MIGRATIONS, where: str = "
 class PgStore(Store):
     """PostgreSQL-backed task store with the API of ``Store``.  See the module docstring."""
 
+    dialect = "postgres"
+
     def __init__(self, url: str, readonly: bool = False, *,
-                 clock: Callable[[], float] = time.time) -> None:
-        self._prepare(url, readonly, clock)
+                 clock: Callable[[], float] = time.time, scope: str = "all") -> None:
+        self._prepare(url, readonly, clock, scope)
         try:
             self._conn = self._open_conn()  # once: an unreachable server is one line, at once
             self._check_schema()
@@ -403,7 +419,7 @@ class PgStore(Store):
             self.close()
             raise
 
-    def _prepare(self, url: str, readonly: bool, clock: Callable[[], float]) -> None:
+    def _prepare(self, url: str, readonly: bool, clock: Callable[[], float], scope: str = "all") -> None:
         """The attributes of a store not yet connected."""
         psycopg = _pg()
         self._psycopg = psycopg
@@ -414,6 +430,9 @@ class PgStore(Store):
         self.readonly = readonly
         self._clock = clock
         # The memory state of Store.__init__ (test_store_contract checks both have the same).
+        self.scope = _check_scope(scope)
+        self._recent = OrderedDict()
+        self._counts_dirty = False
         self._index = {}
         self._counts = dict.fromkeys(STATES, 0)
         self._by_provider = {}
@@ -622,7 +641,15 @@ class PgStore(Store):
     # ------------------------------------------------------------ reads (database, on demand)
 
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
+        if self._closed:
+            return []
         return self._run(lambda conn: conn.execute(sql, args or None).fetchall(), writing=False)
+
+    def _run_read(self, fn: Callable[[Any], Any]) -> Any:
+        if self._closed:
+            self._counts_dirty = False
+            return None
+        return self._run(fn, writing=False)
 
     def history(self, key: str) -> list[tuple[float, str, str | None]]:
         if self._closed:

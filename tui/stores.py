@@ -41,14 +41,15 @@ def describe(target: str | os.PathLike[str]) -> str:
 
 
 def open_store(target: str | os.PathLike[str], readonly: bool = False, *,
-               clock: Callable[[], float] = time.time) -> Store:
-    """A ``PgStore`` for a ``postgresql://`` (or ``postgres://``) URL, else a SQLite ``Store``."""
+               clock: Callable[[], float] = time.time, scope: str = "all") -> Store:
+    """A ``PgStore`` for a ``postgresql://`` (or ``postgres://``) URL, else a SQLite ``Store``.
+    ``scope``: what it keeps in memory ("all", "live", "none"; see ``Store``)."""
     target = os.fspath(target)
     if is_pg_url(target):
         from .store_pg import PgStore
 
-        return PgStore(target, readonly=readonly, clock=clock)
-    return Store(Path(target), readonly=readonly, clock=clock)
+        return PgStore(target, readonly=readonly, clock=clock, scope=scope)
+    return Store(Path(target), readonly=readonly, clock=clock, scope=scope)
 
 
 # ---------------------------------------------------------------- db migrate
