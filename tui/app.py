@@ -27,9 +27,9 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from . import filter as tfilter
-from .messages import StoreChanged
 from .model import PROVIDERS, TERMINAL
 from .resources import stylesheet
+from .notify import mode_of as notify_mode_of, notification
 from .text import is_web_url
 from .widgets.cells import clean, set_secrets
 from .widgets.filter_bar import FilterBar, plan_query
@@ -74,7 +74,14 @@ KEY_HELP = {
     # results
     "open": "open the result in a browser or viewer (over SSH: copy its URL)",
     "download": "download the task's results into [results] dir (else the current folder)",
+    # recovering a provider
+    "retry": "retry the selected task's provider now (after a refused key, an empty account, a backoff)",
+    "reload": "reload the config (keys, rates, providers) without restarting; SIGHUP does the same",
 }
+
+# What --readonly (TASKTUI_READONLY=1, [ui] readonly) takes away: every action
+# that writes to the task database or makes the engine ask a provider.
+READONLY_OFF = frozenset({"add", "forget", "refresh", "pause", "download", "retry_provider"})
 
 
 def _while_mounted(method: Callable) -> Callable:
@@ -167,6 +174,9 @@ class TaskTUI(App[None]):
         # results
         Binding("o", "open_result", "Open", id="open"),
         Binding("d", "download", "Download", id="download"),
+        # recovering a provider
+        Binding("R", "retry_provider", "Retry provider", show=False, id="retry"),
+        Binding("ctrl+r", "reload_config", "Reload config", show=False, id="reload"),
     ] + [
         Binding(str(n), f"saved_filter({n})", f"Saved filter {n}", show=False, id=f"saved.{n}")
         for n in range(1, 10)
@@ -174,12 +184,14 @@ class TaskTUI(App[None]):
 
     def __init__(self, config: Any, store: Any, engine: Any = None, *, offline: bool = False,
                  clock: Callable[[], float] = time.time, config_path: Any = None,
-                 manage_engine: bool = True) -> None:
+                 manage_engine: bool = True, readonly: bool = False) -> None:
         super().__init__(ansi_color=True if _ui(config, "ansi_color", False) else None)
         self.config = config
         self.store = store
-        self.engine = engine
-        self.offline = offline or engine is None
+        # read-only: no engine (the store's change feed only, as offline), no add/forget/poll
+        self.readonly = bool(readonly or _ui(config, "readonly", False))
+        self.engine = None if self.readonly else engine
+        self.offline = offline or self.engine is None
         self.clock = clock
         self.config_path = config_path if config_path is not None else getattr(config, "path", None)
         self.manage_engine = manage_engine
@@ -193,6 +205,11 @@ class TaskTUI(App[None]):
         self._notify_timer = None
         self._finished: list[tuple[str, str]] = []
         self.notifications_on = bool(_ui(config, "notify", True))
+        self.notify_mode = notify_mode_of(_ui(config, "notify", True))  # "osc9"/"osc777": desktop too
+        # The terminal driver's write (set when the driver starts, see get_driver_class);
+        # the desktop notifications go through it, in order with the frames.
+        self.terminal_out: Callable[[str], None] | None = None
+        self._reloading = False
         self._news: list[tuple[str, str]] = []  # finished tasks the header is showing
         self._news_timer = None
         self.follow = False  # the cursor goes to the most recently changed task
@@ -285,8 +302,41 @@ class TaskTUI(App[None]):
             await stop_engine(self.engine)
 
     def _terminal_gone(self) -> None:
-        """SIGHUP: the terminal went away (a dropped SSH session)."""
+        """SIGHUP: the terminal went away (a dropped SSH session), or, while the
+        terminal still answers, someone asks for a config reload (``kill -HUP``)."""
+        if self.terminal_alive():
+            asyncio.get_running_loop().create_task(self.reload_config("SIGHUP"))
+            return
         asyncio.get_running_loop().create_task(self._hang_up())
+
+    def terminal_alive(self) -> bool:
+        """True while our terminal answers (a hung-up tty fails every ioctl with
+        EIO): a SIGHUP then is a reload request, not a lost session."""
+        if self.is_headless:
+            return False
+        import termios
+
+        for stream in (sys.__stdout__, sys.__stdin__):
+            try:
+                termios.tcgetattr(stream.fileno())
+                return True
+            except (termios.error, OSError, ValueError, AttributeError):
+                continue
+        return False
+
+    def get_driver_class(self):
+        """The platform's driver, which hands its ``write`` to ``terminal_out``
+        (the public way to put a desktop notification in the output stream:
+        Textual has no raw-write API; ``Driver.write`` queues it with the frames)."""
+        base = super().get_driver_class()
+
+        class NotifyingDriver(base):  # type: ignore[valid-type, misc]
+            def __init__(self, app: Any, *args: Any, **kwargs: Any) -> None:
+                super().__init__(app, *args, **kwargs)
+                app.terminal_out = self.write
+
+        NotifyingDriver.__name__ = f"Notifying{base.__name__}"
+        return NotifyingDriver
 
     async def _hang_up(self) -> None:
         """Stop polling and leave.  Every acknowledged write is already in SQLite.
@@ -315,18 +365,10 @@ class TaskTUI(App[None]):
     # ------------------------------------------------------------ live updates
 
     def _on_store_change(self, change: Any) -> None:
-        """The store's feed (called by whichever thread committed): it reaches the
-        app as a ``StoreChanged`` message.  ``post_message`` is Textual's thread-safe
-        door (off the loop it hands the message over with ``call_soon_threadsafe``),
-        and a burst coalesces in the queue (``StoreChanged.can_replace``)."""
-        self.post_message(StoreChanged(getattr(change, "keys", ()) or (),
-                                       int(getattr(change, "events", 0) or 0), control=self))
-
-    def on_store_changed(self, message: StoreChanged) -> None:
-        """Gather changed keys; they are applied together after FLUSH_DELAY."""
-        self._pending |= message.keys
-        self._fresh |= message.keys
-        self._pending_events += message.events
+        keys = set(getattr(change, "keys", ()) or ())
+        self._pending |= keys
+        self._fresh |= keys
+        self._pending_events += int(getattr(change, "events", 0) or 0)
         if self._flush_timer is None:
             self._flush_timer = self.set_timer(FLUSH_DELAY, self._apply_pending, name="flush")
 
@@ -356,12 +398,9 @@ class TaskTUI(App[None]):
         if not self._main_active():
             fresh, self._fresh = self._fresh, set()
             events, self._pending_events = self._pending_events, 0
-            if fresh or events:  # the screen on top hears of it as a message
-                screen = self.screen
-                if hasattr(screen, "on_store_changed"):
-                    screen.post_message(StoreChanged(fresh, events, control=self))
-                elif hasattr(screen, "on_store_change"):  # a screen not moved to the message yet
-                    screen.on_store_change(fresh, events)
+            refresh = getattr(self.screen, "on_store_change", None)
+            if refresh is not None and (fresh or events):
+                refresh(fresh, events)
             return  # the list's rows wait until the main screen is back
         keys, self._pending = self._pending, set()
         self._fresh = set()
@@ -406,6 +445,43 @@ class TaskTUI(App[None]):
         self._update_header()
         if _ui(self.config, "bell", False):
             self.bell()
+        self._notify_desktop()
+
+    def filter_ended(self) -> tuple[int, int] | None:
+        """(tasks, not succeeded) when every task the current filter shows has
+        ended; None while any is live (or none is shown)."""
+        query = self.query_text.strip()
+        if not query:
+            counts = self.store.counts()
+            if not sum(counts.values()) or any(n for st, n in counts.items() if st not in TERMINAL):
+                return None
+            return sum(counts.values()), sum(n for st, n in counts.items() if st != "succeeded")
+        pred = tfilter.compile_filter(query)
+        total = bad = 0
+        for task in self.store.tasks():
+            if not pred(task):
+                continue
+            if task.state not in TERMINAL:
+                return None
+            total += 1
+            bad += task.state != "succeeded"
+        return (total, bad) if total else None
+
+    def _notify_desktop(self) -> None:
+        """OSC 9 / OSC 777 ([ui] notify) once the filter's tasks have all ended."""
+        if self.notify_mode is None or self.terminal_out is None:
+            return
+        ended = self.filter_ended()
+        if ended is None:
+            return
+        total, bad = ended
+        body = f"{total} task{'s' if total != 1 else ''} ended: {total - bad} succeeded"
+        body += f", {bad} did not" if bad else ""
+        if self.query_text.strip():
+            body += f" (filter {self.query_text.strip()})"
+        text = notification(self.notify_mode, "tasktui", body)  # cleaned; tmux passthrough under $TMUX
+        if text:
+            self.terminal_out(text)
 
     def news_text(self) -> tuple[str, bool] | None:
         """The header's finished-task news (text, any failed), None when there is none."""
@@ -507,7 +583,7 @@ class TaskTUI(App[None]):
             return
         self._header_key = key
         self.query_one("#header", StatusHeader).show(
-            counts, total=len(self.store), paused=paused, offline=self.offline,
+            counts, total=len(self.store), paused=paused, offline=self.offline, readonly=self.readonly,
             troubles=troubles, sort=tasks.sort_mode, shown=shown, marked=marked, news=news,
             answers=answers, reverse=tasks.sort_reverse, follow=self.follow)
 
@@ -933,6 +1009,108 @@ class TaskTUI(App[None]):
         self.screen.toggle_class("-show-quota")
         self._update_quota()
 
+    # ------------------------------------------------------------ recovering a provider
+
+    def action_retry_provider(self) -> None:
+        """Retry the selected task's provider (the detail's task) now: a refused
+        key, an empty account or a backoff is forgotten and one probe goes."""
+        key = self.task_list.cursor_key if self._main_active() else getattr(self.screen, "key", None)
+        task = self.store.get(key) if key else None
+        if task is None:
+            return
+        name = task.provider
+        if self.engine is None:
+            self.notify("Read-only: nothing is polled." if self.readonly else "Offline: nothing is polled.",
+                        severity="warning", markup=False)
+            return
+        try:
+            self.engine.retry_now(name)
+        except KeyError:
+            self.notify(f"{clean(name, 60)} is not polled: add or enable [providers.{clean(name, 60)}] in the"
+                        " config, then reload it (ctrl+r).", severity="warning", markup=False)
+            return
+        self.notify(f"Retrying {clean(name, 60)} now.", timeout=2, markup=False)
+        self._header_key = None
+        self._update_header()
+        self._update_quota()
+
+    async def action_reload_config(self) -> None:
+        await self.reload_config("ctrl+r")
+
+    async def reload_config(self, why: str = "") -> list[str] | None:
+        """Read the config file again and apply it without restarting: provider
+        keys, rates and intervals, providers added or removed (the engine's
+        ``reload``), theme, keymap, saved filters, notifications.  A config that
+        does not load keeps the old one and says why in one line.  Returns the
+        changes (None: not reloaded)."""
+        from .config import ConfigError, load_config
+
+        if self._reloading:
+            self.notify("A config reload is already under way.", timeout=2, markup=False)
+            return None
+        self._reloading = True
+        try:
+            path = self.config_path
+            if path is not None and not os.path.exists(path):
+                self.notify(f"{clean(str(path), 200)} is gone: kept the config in use.",
+                            title="Config not reloaded", severity="error", markup=False)
+                return None
+            try:
+                config = load_config(path)
+            except ConfigError as exc:
+                self.notify(clean(str(exc).splitlines()[0] if str(exc) else "bad config", 300) +
+                            " (kept the config in use)", title="Config not reloaded", severity="error",
+                            markup=False)
+                return None
+            set_secrets(_secret_values(self.config) + _secret_values(config))  # old and new keys stay hidden
+            changes: list[str] = []
+            if self.engine is not None:
+                try:
+                    changes = list(await self.engine.reload(config))
+                except Exception as exc:  # the engine keeps what it could apply
+                    self.log.error(f"engine reload failed: {exc!r}")
+                    self.notify(clean(f"{type(exc).__name__}: {exc}", 300) + " (kept the config in use)",
+                                title="Config not reloaded", severity="error", markup=False)
+                    return None
+            changes += self._apply_ui_config(config)
+            old_store = getattr(getattr(self.config, "store", None), "url", None)
+            if getattr(getattr(config, "store", None), "url", None) != old_store:
+                changes.append("store: a new [store] url takes a restart")
+            self.config = config
+            if self.engine is not None:
+                self.providers = list(self.engine.workers)
+            self._header_key = None
+            self._update_header()
+            self._update_quota()
+            said = "; ".join(changes[:3]) + (f"; and {len(changes) - 3} more" if len(changes) > 3 else "")
+            self.notify(clean(said, 300) if changes else "Nothing changed.",
+                        title=f"Config reloaded{f' ({why})' if why else ''}", timeout=4, markup=False)
+            return changes
+        finally:
+            self._reloading = False
+
+    def _apply_ui_config(self, config: Any) -> list[str]:
+        """The ``[ui]`` part of a reload; one line per change."""
+        out = []
+        filters = saved_filters(config)
+        if filters != self.filters:
+            self.filters = filters
+            out.append(f"ui: {len(filters)} saved filter(s)")
+        mode = notify_mode_of(_ui(config, "notify", True))
+        if mode != self.notify_mode:
+            self.notify_mode = mode
+            out.append(f"ui: desktop notifications {mode or 'off'}")
+        keymap = {str(k): str(v) for k, v in dict(_ui(config, "keymap", None) or {}).items()}
+        old = {str(k): str(v) for k, v in dict(_ui(self.config, "keymap", None) or {}).items()}
+        if keymap != old:
+            self.set_keymap(keymap)
+            out.append("ui: keymap")
+        theme = _ui(config, "theme", None)
+        if theme and theme != self.theme and theme in self.available_themes:
+            self.theme = theme
+            out.append(f"ui: theme {theme}")
+        return out
+
     MAIN_ONLY = frozenset({"filter", "detail", "sort", "add", "forget", "errors", "toggle_quota",
                            "saved_filter", "clear_filter", "toggle_mark", "mark_all", "clear_marks",
                            "sort_step", "sort_reverse", "toggle_follow"})
@@ -959,7 +1137,10 @@ class TaskTUI(App[None]):
             self.notify(f"Unmarked {n} task(s)", timeout=1.5, markup=False)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """List actions work (and show in the footer) only on the main screen."""
+        """List actions work (and show in the footer) only on the main screen;
+        read-only, nothing that writes or polls works or shows."""
+        if self.readonly and action in READONLY_OFF:
+            return False
         if action in self.MAIN_ONLY and not self._main_active():
             return False
         if action in ("open_result", "download") and not self._main_active():
@@ -970,6 +1151,12 @@ class TaskTUI(App[None]):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
+        for command in self._our_commands():
+            if not (self.readonly and getattr(command.callback, "__name__", "").removeprefix("action_")
+                    in READONLY_OFF):
+                yield command
+
+    def _our_commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand("Filter", "Narrow the task list (/)", self.action_filter)
         yield SystemCommand("Clear filter", "Show every task (esc)", self.action_clear_filter)
         yield SystemCommand("Task detail", "Every field of the selected task (enter)", self.action_detail)
@@ -993,6 +1180,10 @@ class TaskTUI(App[None]):
         yield SystemCommand("Follow mode", "The cursor stays on the latest change (f)", self.action_toggle_follow)
         yield SystemCommand("Toggle notifications", "Finished-task news in the header, and the bell (n)",
                             self.action_toggle_notify)
+        yield SystemCommand("Retry provider now", "The selected task's provider, after a refused key (R)",
+                            self.action_retry_provider)
+        yield SystemCommand("Reload config", "Keys, rates, providers, without restarting (ctrl+r)",
+                            self.action_reload_config)
         yield SystemCommand("Help", "Keys and the filter language (?)", self.action_help)
         for name, query in self.filters:
             yield SystemCommand(f"Saved filter: {name}", query,
@@ -1016,13 +1207,16 @@ class TaskTUI(App[None]):
 
 
 def make_app(config: Any, store: Any, engine: Any = None, *, offline: bool = False,
-             clock: Callable[[], float] = time.time, config_path: Any = None) -> TaskTUI:
+             clock: Callable[[], float] = time.time, config_path: Any = None,
+             readonly: bool = False) -> TaskTUI:
     """Build the dashboard without running it (tests, snapshots, the demo)."""
-    return TaskTUI(config, store, engine, offline=offline, clock=clock, config_path=config_path)
+    return TaskTUI(config, store, engine, offline=offline, clock=clock, config_path=config_path,
+                   readonly=readonly)
 
 
-def run_dashboard(config_path: Any, db_path: Any, offline: bool) -> int:
-    """Load the config, open the store, start polling unless offline, run the app."""
+def run_dashboard(config_path: Any, db_path: Any, offline: bool, readonly: bool = False) -> int:
+    """Load the config, open the store, start polling unless offline or
+    read-only (then the store is opened read-only too), run the app."""
     from .config import ConfigError, config_path as find_config, load_config, print_warnings
     from .stores import open_store, store_target
 
@@ -1033,18 +1227,19 @@ def run_dashboard(config_path: Any, db_path: Any, offline: bool) -> int:
         print(f"tasktui: {exc}", file=sys.stderr)
         return 2
     print_warnings(config)  # a literal key in a readable config: said before the screen takes over
+    readonly = readonly or config.ui.readonly
     try:  # a SQLite file or a postgresql:// URL (--db, $TASKTUI_DB, [store] url)
-        store = open_store(store_target(db_path, config.store.url))
+        store = open_store(store_target(db_path, config.store.url), readonly=readonly)
     except Exception as exc:
         print(f"tasktui: {exc}", file=sys.stderr)
         return 2
     try:
         engine = None
-        if not offline:
+        if not offline and not readonly:
             from .engine import Engine
 
             engine = Engine(config, store)
-        app = make_app(config, store, engine, offline=offline, config_path=cpath)
+        app = make_app(config, store, engine, offline=offline, config_path=cpath, readonly=readonly)
         app.hard_exit_on_hangup = True
         app.run()
         return int(app.return_code or 0)
@@ -1053,6 +1248,6 @@ def run_dashboard(config_path: Any, db_path: Any, offline: bool) -> int:
 
 
 def cmd_dashboard(args: Any) -> int:
-    """``tasktui [--config PATH] [--db PATH] [--offline]``."""
+    """``tasktui [--config PATH] [--db PATH] [--offline] [--readonly]``."""
     return run_dashboard(getattr(args, "config", None), getattr(args, "db", None),
-                         bool(getattr(args, "offline", False)))
+                         bool(getattr(args, "offline", False)), bool(getattr(args, "readonly", False)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
+import os
 import sys
 import time
 
@@ -47,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument("--db", metavar="PATH|URL", default=default,
                             help="task database: a SQLite file or a postgresql:// URL"
                                  " (default: $TASKTUI_DB or the user data dir)")
+        parser.add_argument("--readonly", action="store_true", default=default,
+                            help="open the task database read-only: no add, rm or polling; poll and wait"
+                                 " only read what others store (also TASKTUI_READONLY=1, [ui] readonly)")
         return parser
 
     # Given after the command, --config/--db must not reset what was given before it.
@@ -116,11 +120,17 @@ def build_parser() -> argparse.ArgumentParser:
                "  1  every matching task ended, and at least one failed, was cancelled or is gone\n"
                "  2  trouble: timed out, no task matches the filter, credentials refused, a bad\n"
                "     config or database, or nothing left can progress (every unfinished task\n"
-               "     is stalled or its provider is out of credits); the stuck tasks are listed")
+               "     is stalled or its provider is out of credits); the stuck tasks are listed\n"
+               "read-only (--readonly), wait asks no provider: it watches the database while\n"
+               "another process (a dashboard, tasktui collect) polls; the codes are the same")
     p.add_argument("--timeout", type=float, default=None, metavar="S",
                    help="give up after S seconds, counted from the start of the command (exit 2)")
     p.add_argument("--filter", metavar="QUERY", default="", help=filter_help)
     p.add_argument("--json", action="store_true", help="print the tasks as a JSON array at the end")
+    p.add_argument("--notify", nargs="?", const="auto", choices=("auto", "osc9", "osc777"), metavar="MODE",
+                   help="when it ends, a terminal desktop notification: osc9 or osc777"
+                        " (auto, the default: [ui] notify if it names one, else osc9; inside tmux"
+                        " wrapped in its passthrough)")
 
     p = sub.add_parser("quota", parents=[common], help="per-provider counters")
     p.add_argument("--json", action="store_true", help="print a JSON array, one object per provider")
@@ -185,17 +195,77 @@ def join_dash_values(argv: list[str]) -> list[str]:
     return out
 
 
+# Commands that write to the task database or ask providers: refused read-only
+# (poll and wait degrade instead: they only read what another process stores).
+WRITERS = {
+    "add": "adds tasks to the task database",
+    "rm": "removes tasks from the task database",
+    "pull": "records the downloaded files in the task database",
+    "listen": "writes what providers push into the task database",
+    "collect": "polls providers and writes their answers",
+    "db migrate": "changes the database schema",
+}
+# The read-only stand-ins of the commands that poll.
+READONLY_COMMANDS = {"poll": "tui.watch:cmd_poll_readonly", "wait": "tui.watch:cmd_wait_readonly"}
+_FALSE = ("", "0", "false", "no", "off")
+
+
+def readonly_wanted(args: argparse.Namespace, name: str | None) -> bool:
+    """--readonly, else TASKTUI_READONLY (any value but 0/false/no/off), else
+    ``[ui] readonly`` (read only for the commands it changes)."""
+    if getattr(args, "readonly", False):
+        return True
+    if os.environ.get("TASKTUI_READONLY", "").strip().lower() not in _FALSE:
+        return True
+    if name is None or (name not in WRITERS and name not in READONLY_COMMANDS):
+        return False  # the dashboard reads [ui] readonly itself; reading commands need not know
+    try:
+        from .config import config_path, load_config
+
+        return bool(load_config(config_path(getattr(args, "config", None))).ui.readonly)
+    except Exception:  # a bad config: the command itself says so
+        return False
+
+
+def notify_end(args: argparse.Namespace, code: int) -> None:
+    """``wait --notify``: one desktop notification saying how it ended."""
+    from .notify import mode_of, send
+
+    mode = args.notify
+    if mode == "auto":
+        try:
+            from .config import config_path, load_config
+
+            mode = mode_of(load_config(config_path(getattr(args, "config", None))).ui.notify) or "osc9"
+        except Exception:
+            mode = "osc9"
+    body = {0: "every matching task succeeded",
+            1: "every matching task ended; some did not succeed"}.get(code, "stopped: timed out or trouble"
+                                                                            " (see the terminal)")
+    if getattr(args, "filter", ""):
+        body += f" (filter {args.filter})"
+    send(mode, "tasktui wait", body)  # cleaned, wrapped for tmux; nowhere without a terminal
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(join_dash_values(list(sys.argv[1:] if argv is None else argv)))
     name = args.command
     if name in ("config", "db", "provider"):
         name = f"{name} {getattr(args, name + '_command')}"
+    target = COMMANDS.get(name)
+    if readonly_wanted(args, name):
+        args.readonly = True
+        if name in WRITERS:
+            print(f"tasktui: read-only (--readonly, TASKTUI_READONLY or [ui] readonly): `{name}` "
+                  f"{WRITERS[name]}; nothing done", file=sys.stderr)
+            return 2
+        target = READONLY_COMMANDS.get(name, target)
     if (name is None or (name == "demo" and not args.headless)) and not _is_terminal(sys.stdout):
         print("tasktui: the dashboard needs a terminal (stdout is not one); "
               "use `tasktui ls` or `tasktui wait` in scripts and pipes", file=sys.stderr)
         return 2
-    module_name, func_name = COMMANDS[name].split(":")
+    module_name, func_name = target.split(":")
     # Start-up makes many objects and frees few: the cyclic collector would only
     # slow it (~15 % of importing Textual and pydantic).  The dashboard turns it
     # back on once its tasks are loaded and frozen (TaskTUI.on_mount).
@@ -204,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     if name is not None:
         gc.enable()
     try:
-        return int(func(args) or 0)
+        code = int(func(args) or 0)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `tasktui ls | head`
@@ -213,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:
             pass
         return 0
+    if name == "wait" and getattr(args, "notify", None):
+        notify_end(args, code)
+    return code
 
 
 def _is_terminal(stream) -> bool:

@@ -18,7 +18,7 @@ import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Iterable, Mapping, NamedTuple, TextIO
+from typing import Annotated, Any, Iterable, Literal, Mapping, NamedTuple, TextIO
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -210,6 +210,8 @@ BINDING_IDS: tuple[str, ...] = (
     "open", "download", "detail.prev", "detail.next",
     # daily-driver
     "mark", "mark_all", "unmark", "notify", "sort.next", "sort.prev", "sort.reverse", "follow",
+    # recovering a provider, reloading the config
+    "retry", "reload",
 )
 
 MODIFIERS = ("ctrl", "shift", "alt", "meta", "super", "hyper")
@@ -427,6 +429,9 @@ class ProviderConfig(BaseModel):
         return self.kinds[0] if self.kinds else None
 
 
+NOTIFY_MODES = ("off", "osc9", "osc777")  # [ui] notify as a string: the desktop notification
+
+
 class UIConfig(BaseModel):
     """The ``[ui]`` table."""
 
@@ -435,11 +440,24 @@ class UIConfig(BaseModel):
     theme: str = Field(default="textual-dark", min_length=1)
     ansi_color: bool = False
     bell: bool = False
-    notify: bool = True
+    # true/false: finished-task news in the header; "off", "osc9", "osc777": news on, and a
+    # terminal desktop notification (OSC 9 or OSC 777) when a filter's tasks have all ended
+    notify: bool | Literal["off", "osc9", "osc777"] = True  # see _notify below
+    readonly: bool = False  # open the database read-only: no add, forget or polling
     refresh_hz: float = Field(default=4.0, ge=0.5, le=60)
     saved_filters: dict[str, str] = Field(default_factory=dict)
     # binding id -> keys, stored as Textual names them ("?" -> "question_mark")
     keymap: dict[BindingId, KeyList] = Field(default_factory=dict)
+
+    @field_validator("notify", mode="before")
+    @classmethod
+    def _notify(cls, value: Any) -> Any:
+        if isinstance(value, bool) or value in NOTIFY_MODES:
+            return value
+        shown = value if isinstance(value, str) else repr(value)
+        hint = _did_you_mean(value, NOTIFY_MODES) if isinstance(value, str) else ""
+        raise ValueError(f"'{shown}' is not a notification mode{hint}; give true or false"
+                         f" (news in the header) or one of: {', '.join(NOTIFY_MODES)}")
 
     @field_validator("theme")
     @classmethod

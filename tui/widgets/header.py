@@ -35,12 +35,12 @@ class StatusHeader(Static):
              troubles: list[tuple[str, str]], sort: str, shown: int | None,
              marked: int = 0, news: tuple[str, bool] | None = None,
              answers: list[tuple[str, str | None, str]] | None = None,
-             reverse: bool = False, follow: bool = False) -> None:
+             reverse: bool = False, follow: bool = False, readonly: bool = False) -> None:
         """Redraw from plain numbers (the app gathers them from store and engine).
         ``news``: (finished-task news, any failed), shown right after the name."""
         self._args = dict(counts=counts, total=total, paused=paused, offline=offline,
                           troubles=troubles, sort=sort, shown=shown, marked=marked, news=news,
-                          answers=answers or [], reverse=reverse, follow=follow)
+                          answers=answers or [], reverse=reverse, follow=follow, readonly=readonly)
         self.update(self._fitted(), layout=False)  # one line, always
 
     def on_resize(self, event: events.Resize) -> None:
@@ -58,14 +58,17 @@ class StatusHeader(Static):
         return self._render_text(**args)
 
     def _render_text(self, counts, total, paused, offline, troubles, sort, shown, marked=0,
-                     news=None, answers=(), reverse=False, follow=False, words=True) -> Text:
+                     news=None, answers=(), reverse=False, follow=False, words=True, readonly=False) -> Text:
         compact = self.size.width < COMPACT_BELOW
         gap = " " if compact else "  "
         dim = self._style("dim")
         alert = self._style("alert")
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(" tasktui ", "bold")
-        if offline:
+        if readonly:  # --readonly (helper U2): no engine, no add/forget
+            text.append(" READ-ONLY ", alert)
+            text.append(" ")
+        elif offline:
             text.append(" OFFLINE ", alert)
             text.append(" ")
         elif paused:
@@ -85,7 +88,7 @@ class StatusHeader(Static):
                 text.append(f"{number} {STATE_WORD[state]}" if words else number, self._style(f"state-{state}"))
                 text.append(gap)
         if total == 0:
-            text.append("no tasks yet, press a to add ", dim)
+            text.append("no tasks yet " if readonly else "no tasks yet, press a to add ", dim)
         text.append("│ ", dim)
         if shown is not None:
             text.append(f"{shown:,}/{total:,} shown ", "bold")
