@@ -130,6 +130,15 @@ def test_a_catalogue_entry_with_its_own_base_url_and_key():
     ('type = "declared"\napi_key = "k"\nbase_url = "http://127.0.0.1:9"\nstates = { succeeded = ["ok"] }\n'
      'paths = { status = "s" }\nrequest = { path = "/t/{id}" }\nstatus_defalt = "x"\n', "providers.x.status_defalt",
      "did you mean 'status_default'?"),
+    ('type = "declared"\napi_key = "k"\nbase_url = "http://127.0.0.1:9"\nstates = { succeeded = ["ok"] }\n'
+     'paths = { status = "s" }\nrequest = { path = "/t/{id}" }\nstatus_by_http = { "2xx" = "ok" }\n',
+     "providers.x.status_by_http", "'2xx' is not an HTTP status code"),
+    ('type = "declared"\napi_key = "k"\nbase_url = "http://127.0.0.1:9"\nstates = { succeeded = ["ok"] }\n'
+     'paths = { status = "s" }\nrequest = { path = "/t/{id}" }\nstatus_by_http = { "202" = "busy" }\n',
+     "providers.x", "status_by_http.202: 'busy' is not one of the words in [states]"),
+    ('type = "declared"\napi_key = "k"\nbase_url = "http://127.0.0.1:9"\nstates = { succeeded = ["ok"] }\n'
+     'paths = { status = "s" }\nrequest = { path = "/t/{id}" }\nstatus_default = "busy"\n',
+     "providers.x", "status_default: 'busy' is not one of the words"),
     ('type = "declard"\napi_key = "k"\n', "providers.x.type", "did you mean 'declared'?"),
     ('catalogue = "klin"\napi_key = "k"\n', "providers.x.catalogue", "did you mean 'kling'?"),
     ('type = "declared"\napi_key = "k"\nbase_url = "http://127.0.0.1:9"\nrequest = { path = "/t/{id}" }\n'

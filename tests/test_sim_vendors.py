@@ -81,8 +81,10 @@ def test_no_field_a_vendor_does_not_publish(vendor):
 
 
 # Published variants the simulator does not send (the readers take them, tests/test_catalogue.py):
-# Seedance's "expired" (a timed-out task) and Vidu's state under "status" on Baidu Qianfan's page.
-VARIANTS = {("seedance", "expired"), ("vidu", "success, status spelled 'status' (Qianfan page)")}
+# Seedance's "expired" (a timed-out task), Vidu's state under "status" on Baidu Qianfan's page, and
+# Stability's bare {} bodies whose HTTP status alone says the state.
+VARIANTS = {("seedance", "expired"), ("vidu", "success, status spelled 'status' (Qianfan page)"),
+            ("stability", "success, bare {} (Stability's reference)"), ("stability", "running, bare {} (by its 202)")}
 CASE_STATES = [(v, label, body, exp["state"]) for v in vendors.PROXY_VENDORS for label, status, body, exp in CASES[v]
                if status < 300 and exp.get("state") in STATES and (v, label) not in VARIANTS]
 

@@ -340,6 +340,11 @@ CASES: dict[str, list[tuple[str, int, object, dict]]] = {
         ("success", 200, {"image": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==",
                           "finish_reason": "SUCCESS", "seed": 343940597},
          {"state": "succeeded", "results": [], "details": {"seed": "343940597"}}),
+        # [P] Stability's API reference for a results endpoint (v2alpha stable-image/upscale/result, as mirrored
+        # whole at stabilityai.apidog.io/api-6070378): "either in-progress (i.e. status code 202) or it is complete
+        # (i.e. status code 200)"; its 200 example is a bare {}.  The status code decides (status_by_http).
+        ("success, bare {} (Stability's reference)", 200, {}, {"state": "succeeded", "results": []}),
+        ("running, bare {} (by its 202)", 202, {}, {"state": "running"}),
         ("failure (content filtered)", 200, {"image": None, "finish_reason": "CONTENT_FILTERED", "seed": 1},
          {"state": "failed"}),
         # [S] results expire after 24 h: 404 {id, name: "not_found", errors: [...]}.

@@ -236,13 +236,16 @@ class DeclaredProvider(Provider):
 
     def read_status(self, task_id: str, kind: str | None, data: Any, response: httpx.Response) -> Task:
         self._check_code(data, response)
-        return self.read_task(task_id, kind, data)
+        return self.read_task(task_id, kind, data, http_status=response.status_code if response is not None else None)
 
-    def read_task(self, task_id: str, kind: str | None, data: Any) -> Task:
-        """One task from an answer (or a list row)."""
+    def read_task(self, task_id: str, kind: str | None, data: Any, *, http_status: int | None = None) -> Task:
+        """One task from an answer (or a list row); ``http_status`` picks the
+        declaration's ``status_by_http`` word when the answer names no status."""
         d = self.declaration
         p = d.paths
         raw_status = first(data, p.status)
+        if raw_status is MISSING and http_status is not None:
+            raw_status = d.status_by_http.get(str(http_status), MISSING)
         if raw_status is MISSING and d.status_default is not None:
             raw_status = d.status_default
         status = word(raw_status) if raw_status is not MISSING else None

@@ -267,6 +267,9 @@ class Declaration(BaseModel):
     paths: AnswerPaths
     states: dict[str, list[str]]
     status_default: str | None = None  # the word when the status path points nowhere (Veo: done omitted)
+    # the word for an HTTP status when the status path points nowhere, before status_default
+    # (Stability: 202 = in progress, 200 = done, and its 200 example is a bare {})
+    status_by_http: dict[str, str] = Field(default_factory=dict)
     progress_scale: float = Field(default=1.0, gt=0)  # progress = value * scale (Runway's 0..1 -> 100)
     error_fails: bool = False  # an answer with an error is a failed task whatever its status says
     answer_code: AnswerCode | None = None
@@ -313,6 +316,23 @@ class Declaration(BaseModel):
     def _states(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
         Vocabulary(value)  # the same checks the seed providers' vocabularies pass
         return value
+
+    @field_validator("status_by_http")
+    @classmethod
+    def _by_http(cls, value: dict[str, str]) -> dict[str, str]:
+        for code in value:
+            if not (code.isdigit() and len(code) == 3 and 100 <= int(code) <= 599):
+                raise ValueError(f"'{code}' is not an HTTP status code (e.g. \"202\")")
+        return value
+
+    @model_validator(mode="after")
+    def _defaults_are_words(self) -> "Declaration":
+        vocabulary = Vocabulary(self.states)
+        for where, word in [("status_default", self.status_default),
+                            *((f"status_by_http.{code}", w) for code, w in self.status_by_http.items())]:
+            if word is not None and word not in vocabulary:
+                raise ValueError(f"{where}: '{word}' is not one of the words in [states]")
+        return self
 
     @field_validator("known_kinds")
     @classmethod
