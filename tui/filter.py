@@ -480,7 +480,8 @@ def compile_sql(query: str, dialect: str = "sqlite") -> Where:
                 f" ELSE {test} END)")
 
     def states(names: Iterable[str]) -> str:
-        names = [s for s in STATES if s in set(names)]
+        wanted = set(names)
+        names = [s for s in STATES if s in wanted]
         if not names:
             return "FALSE"
         return "state IN (" + ", ".join(f"'{s}'" for s in names) + ")"
