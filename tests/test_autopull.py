@@ -1,0 +1,112 @@
+"""``[results] auto_download``: results are downloaded as their tasks succeed,
+from the store's change feed, against a real file host on 127.0.0.1
+(tests/file_server.py) and a real SQLite store in tmp_path."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from file_server import FileServer
+from tui.autopull import AutoPull, wants
+from tui.model import Task
+from tui.store import Store
+
+
+@pytest.fixture
+def files():
+    server = FileServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = Store(tmp_path / "tasks.db")
+    yield s
+    s.close()
+
+
+async def settled(ap: AutoPull) -> None:
+    """Let the change feed's hand-over run, then wait until every queued download ended."""
+    await asyncio.sleep(0)
+    await ap.idle()
+
+
+async def test_a_task_that_succeeds_is_downloaded_and_its_files_recorded(files, store, tmp_path):
+    dest = tmp_path / "out"
+    store.add("evolink", ["task-unified-1"], label="batch")
+    ap = AutoPull(store, dest)
+    ap.start()
+    try:
+        store.apply([Task("evolink", "task-unified-1", state="running", progress=50)])
+        await settled(ap)
+        assert files.requests == [] and ap.tried == set()  # running: nothing fetched
+        store.apply([Task("evolink", "task-unified-1", state="succeeded",
+                          results=[files.url("/img.png"), files.url("/clip.mp4")])])
+        await settled(ap)
+    finally:
+        await ap.stop()
+    task = store.get("evolink:task-unified-1")
+    assert [Path(p).name for p in task.files] == ["task-unified-1-1.png", "task-unified-1-2.mp4"]
+    assert Path(task.files[0]).read_bytes() == files.body("/img.png")
+    assert ap.downloaded == 2 and ap.failed == 0
+    assert files.violations == []  # no credential ever reached the file host
+
+
+async def test_tasks_that_succeeded_before_it_started_are_left_to_pull(files, store, tmp_path):
+    store.add("comfy", ["old"])
+    store.apply([Task("comfy", "old", state="succeeded", results=[files.url("/img.png")])])
+    ap = AutoPull(store, tmp_path / "out")
+    ap.start()
+    try:
+        store.add("comfy", ["new"])  # an unrelated change
+        await settled(ap)
+    finally:
+        await ap.stop()
+    assert files.requests == [] and store.get("comfy:old").files == []
+
+
+async def test_an_expired_link_is_logged_once_and_not_retried(files, store, tmp_path):
+    store.add("upscayl", ["u1"])
+    ap = AutoPull(store, tmp_path / "out")
+    ap.start()
+    try:
+        store.apply([Task("upscayl", "u1", state="succeeded", results=[files.url("/expired410")])])
+        await settled(ap)
+        store.apply([Task("upscayl", "u1", state="succeeded", results=[files.url("/expired410")], model="m")])
+        await settled(ap)
+    finally:
+        await ap.stop()
+    assert len([s for s in files.requests if s.path == "/expired410"]) == 1
+    events = [e for e in store.events() if e.kind == "download"]
+    assert len(events) == 1 and events[0].task_id == "u1" and "expired" in events[0].message
+    assert ap.failed == 1 and store.get("upscayl:u1").files == []
+
+
+async def test_a_success_written_by_another_process_is_downloaded(files, store, tmp_path):
+    dest = tmp_path / "out"
+    ap = AutoPull(store, dest)
+    ap.start()
+    try:
+        with Store(tmp_path / "tasks.db") as other:  # another process's view of the same file
+            other.add("freepik", ["fp-1"], kind="image-relight")
+            other.apply([Task("freepik", "fp-1", state="succeeded", results=[files.url("/img.webp")])])
+        store.sync()  # what the dashboard's and collector's timers do
+        await settled(ap)
+    finally:
+        await ap.stop()
+    assert (dest / "freepik/image-relight/fp-1-1.webp").read_bytes() == files.body("/img.webp")
+    assert store.get("freepik:fp-1").files == [str((dest / "freepik/image-relight/fp-1-1.webp").resolve())]
+
+
+def test_what_wants_downloading():
+    ok = Task("comfy", "a", state="succeeded", results=["https://h/x.png"])
+    assert wants(ok)
+    assert not wants(None)
+    assert not wants(ok.copy(state="failed"))
+    assert not wants(ok.copy(results=[]))
+    assert not wants(ok.copy(files=["/tmp/x.png"]))  # already downloaded
+    assert not wants(ok.copy(results=["file:///etc/passwd", "javascript:alert(1)"]))  # nothing fetchable
