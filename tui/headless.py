@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, TextIO
+from typing import Any, Callable, Iterable, Iterator, TextIO
 
 from .model import BAD_ENDS, HEALTH_FIELDS, PROVIDERS, TASK_FIELDS, Task, task_key
 
@@ -70,13 +70,19 @@ def load_config(args: Any):
     return config
 
 
-def open_store(args: Any, readonly: bool = False):
+def open_store(args: Any, readonly: bool = False, scope: str = "all"):
     """The task store; one clear line (``Fail``) when its folder cannot be made,
-    or when a ``--db`` given by hand names a file that does not exist."""
+    or when a ``--db`` given by hand names a file that does not exist.
+
+    ``scope`` is what it loads into memory: "all" (every task), "live" (the
+    unfinished ones: what an engine needs) or "none" (nothing: a command that
+    streams its rows, or adds and removes by id); a store without scopes loads all."""
     from .stores import is_pg_url, open_store as open_any, store_target
 
     given = getattr(args, "db", None)
     target = store_target(given, _store_url(args))
+    if scope != "all" and _takes_scope(open_any):
+        open_any = functools.partial(open_any, scope=scope)
     if is_pg_url(target):
         return open_any(target, readonly=readonly)
     path = Path(target)
@@ -89,6 +95,15 @@ def open_store(args: Any, readonly: bool = False):
         except OSError as exc:
             raise Fail(f"cannot create the database folder {path.parent}: {exc.strerror or exc}") from None
     return open_any(path, readonly=readonly)
+
+
+def _takes_scope(func: Callable[..., Any]) -> bool:
+    import inspect
+
+    try:
+        return "scope" in inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def make_engine(config: Any, store: Any):
@@ -114,6 +129,29 @@ def matcher(query: str | None) -> Callable[[Task], bool]:
 def dumps(value: Any, **kwargs: Any) -> str:
     """JSON that every parser reads: a non-finite number (inf, nan) is null."""
     return json.dumps(_finite(value), allow_nan=False, ensure_ascii=False, **kwargs)
+
+
+def write_json_array(items: Iterable[Any], out: TextIO) -> int:
+    """The JSON array ``dumps(list(items), indent=2)`` and a newline, written one
+    element at a time (constant memory however many there are); returns their number."""
+    n = 0
+    for item in items:
+        out.write("[\n  " if n == 0 else ",\n  ")
+        out.write(dumps(item, indent=2).replace("\n", "\n  "))  # a JSON string holds no raw newline
+        n += 1
+    out.write("[]\n" if n == 0 else "\n]\n")
+    return n
+
+
+def _each(store: Any, pred: Callable[[Task], bool] | None = None) -> Iterator[Task]:
+    """Every stored task ``pred`` accepts, in the order added, read as it goes:
+    the store's streaming read (``iter_tasks``) where it has one, else its tasks
+    in memory."""
+    iter_tasks = getattr(store, "iter_tasks", None)
+    source = iter_tasks() if iter_tasks is not None else store.tasks()
+    if pred is None:
+        return iter(source)
+    return (t for t in source if pred(t))
 
 
 def _finite(value: Any) -> Any:
@@ -255,30 +293,43 @@ class _Signals:
 SHOWN_WARNINGS = 5  # id warnings printed one by one; the rest are counted
 
 
-def _ids_to_add(args: Any) -> tuple[list[str], str | None]:
-    """The ids of ``add`` and the kind to give them, by the rule the add form
-    uses (tui.ids): split on whitespace and commas, '#' comments, quotes
-    stripped, the id taken out of a pasted provider URL.  An invalid token is
-    skipped with its reason; an id whose shape does not fit the provider gets
-    a warning (it is still added).  A kind named by pasted URLs is used when
-    ``--kind`` is not given."""
-    from .ids import parse_args
+ADD_BATCH = 1000  # ids per write transaction of ``add`` (``add -`` of a million ids: a thousand of them)
 
-    parsed = parse_args(args.ids)
-    for bad in parsed.invalid:
-        _say(f"tasktui: skipped {bad.source[:60]!r}: {bad.problem}")
-    if not parsed.ids:
-        raise Fail("no task ids given" if not parsed.invalid else "no valid task id given")
-    warnings = parsed.warnings(args.provider)
-    for line in warnings[:SHOWN_WARNINGS]:
-        _say(f"tasktui: warning: {line}")
-    if len(warnings) > SHOWN_WARNINGS:
-        _say(f"tasktui: warning: … and {len(warnings) - SHOWN_WARNINGS} more ids of the same kind")
-    kind = args.kind
-    if kind is None and parsed.kind:
-        kind = parsed.kind
-        _say(f"tasktui: kind {kind!r} taken from the pasted URL")
-    return parsed.values, kind
+
+def _id_batches(args: Any, stdin: TextIO | None = None) -> Iterator[Any]:
+    """The ids of ``add`` as ``tui.ids.ParsedIds`` of at most ADD_BATCH valid ids
+    each, in the order given; stdin ('-') is read ADD_BATCH lines at a time (only
+    the set of ids seen is kept, so an id given twice counts once).  (The rule of ``tui.ids``: split on
+    whitespace and commas, '#' comments, quotes stripped, the id taken out of a
+    pasted provider URL.)"""
+    from .ids import ParsedIds, parse_ids
+
+    seen: set[str] = set()  # ids of earlier batches (given twice: added and counted once)
+
+    def sliced(parsed: ParsedIds) -> Iterator[ParsedIds]:
+        fresh = [p for p in parsed.ids if p.id not in seen]
+        seen.update(p.id for p in fresh)
+        for start in range(0, max(len(fresh), 1), ADD_BATCH):
+            yield ParsedIds(ids=fresh[start:start + ADD_BATCH], invalid=parsed.invalid if start == 0 else [])
+
+    given: list[str] = []
+    for item in args.ids:
+        if item != "-":
+            given.append(item)
+            continue
+        if given:
+            yield from sliced(parse_ids(given))
+            given = []
+        lines: list[str] = []
+        for line in (stdin or sys.stdin):
+            lines.append(line)
+            if len(lines) >= ADD_BATCH:
+                yield from sliced(parse_ids(lines))
+                lines = []
+        if lines:
+            yield from sliced(parse_ids(lines))
+    if given:
+        yield from sliced(parse_ids(given))
 
 
 def _plural(n: int, word: str = "task") -> str:
@@ -287,33 +338,59 @@ def _plural(n: int, word: str = "task") -> str:
 
 @command
 def cmd_add(args: Any) -> int:
+    """Track the ids given, ADD_BATCH of them per write transaction.  An invalid
+    token is skipped with its reason; an id whose shape does not fit the provider
+    gets a warning (it is still added).  A kind named by pasted URLs is used when
+    ``--kind`` is not given.  The store is opened without loading it."""
     _check_provider(args.provider, args)
+    added = updated = given = invalid = shown = 0
+    kind = args.kind
+    store = None
     with _Signals() as signals:
         try:
-            ids, kind = _ids_to_add(args)
-            warning = kind_warning(args.provider, kind, args)
-            if warning:
-                _say(f"tasktui: warning: {warning}")
-            store = open_store(args)
-        except KeyboardInterrupt:
-            _say("tasktui: interrupted: nothing was added")
-            return 130
-        try:
-            keys = [task_key(args.provider, i) for i in ids]
-            before = {k: t.kind for k in keys if (t := store.get(k)) is not None}
-            signals.hold()
             try:
-                added = store.add(args.provider, ids, kind=kind, label=args.label)
-            except ValueError as exc:
-                raise Fail(str(exc)) from None
-            updated = [k for k, kind in before.items()
-                       if (t := store.get(k)) is not None and t.kind != kind]
+                for parsed in _id_batches(args):
+                    for bad in parsed.invalid:
+                        invalid += 1
+                        _say(f"tasktui: skipped {bad.source[:60]!r}: {bad.problem}")
+                    if not parsed.ids:
+                        continue
+                    for line in parsed.warnings(args.provider):
+                        shown += 1
+                        if shown <= SHOWN_WARNINGS:
+                            _say(f"tasktui: warning: {line}")
+                    if store is None:  # the first ids: settle the kind, open the store
+                        if kind is None and parsed.kind:
+                            kind = parsed.kind
+                            _say(f"tasktui: kind {kind!r} taken from the pasted URL")
+                        warning = kind_warning(args.provider, kind, args)
+                        if warning:
+                            _say(f"tasktui: warning: {warning}")
+                        store = open_store(args, scope="none")
+                        signals.hold()  # from the first write on, a signal waits for the end
+                    try:
+                        new = store.add(args.provider, parsed.values, kind=kind, label=args.label)
+                    except ValueError as exc:
+                        raise Fail(str(exc)) from None
+                    added += len(new)
+                    updated += len(getattr(store, "last_updated_kinds", ()) or ())
+                    given += len(parsed.ids)
+            except KeyboardInterrupt:
+                if store is None:
+                    _say("tasktui: interrupted: nothing was added")
+                    return 130
+                raise
         finally:
-            store.close()
-        known = len(ids) - len(added) - len(updated)
-        parts = [f"added {len(added)} {args.provider} task{'s' if len(added) != 1 else ''}"]
+            if store is not None:
+                store.close()
+        if shown > SHOWN_WARNINGS:
+            _say(f"tasktui: warning: … and {shown - SHOWN_WARNINGS} more ids of the same kind")
+        if store is None:
+            raise Fail("no task ids given" if not invalid else "no valid task id given")
+        known = given - added - updated
+        parts = [f"added {added} {args.provider} task{'s' if added != 1 else ''}"]
         if updated:
-            parts.append(f"updated kind of {_plural(len(updated))}")
+            parts.append(f"updated kind of {_plural(updated)}")
         if known:
             parts.append(f"{known} already tracked")
         _say(", ".join(parts), sys.stdout)
@@ -345,7 +422,7 @@ def cmd_rm(args: Any) -> int:
         raise Fail("rm: give PROVIDER and task ids, or --filter QUERY (or --all)")
     _check_provider(args.provider, args)
     ids = read_ids(args.ids)
-    store = open_store(args)
+    store = open_store(args, scope="none")  # by key: nothing is loaded
     try:
         removed = store.remove(task_key(args.provider, i) for i in ids)
     finally:
@@ -366,10 +443,9 @@ def _rm_matching(args: Any, query: str, every: bool) -> int:
     if args.provider:
         _check_provider(args.provider, args)
     pred = matcher(query)
-    store = open_store(args)
+    store = open_store(args, scope="none")
     try:
-        keys = [t.key for t in store.tasks()
-                if (not args.provider or t.provider == args.provider) and pred(t)]
+        keys = [t.key for t in _each(store, pred) if not args.provider or t.provider == args.provider]
         removed = store.remove(keys) if keys else 0
     finally:
         store.close()
@@ -381,15 +457,7 @@ def _rm_matching(args: Any, query: str, every: bool) -> int:
 # ---------------------------------------------------------------- ls / poll
 
 
-def ago(seconds: float | None) -> str:
-    """12s, 4m, 3h, 2d; '-' when unknown (or not a number a clock can give)."""
-    if seconds is None or not math.isfinite(seconds):
-        return "-"
-    s = max(0, int(seconds))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if s >= size:
-            return f"{s // size}{unit}"
-    return f"{s}s"
+from .timefmt import ago  # noqa: E402  one formatter of ages for the whole app (12s, 4m, 3h, 2d, 3w)
 
 
 def _cut(text: str, width: int) -> str:
@@ -448,19 +516,28 @@ def table(tasks: list[Task], now: float | None = None) -> str:
     return "\n".join(lines)
 
 
-def _print_tasks(tasks: list[Task], as_json: bool) -> None:
+def _print_tasks(tasks: Iterable[Task], as_json: bool) -> None:
     if as_json:
-        print(dumps([t.to_dict() for t in tasks], indent=2))
-    elif tasks:
+        write_json_array((t.to_dict() for t in tasks), sys.stdout)
+        return
+    tasks = list(tasks)
+    if tasks:
         print(table(tasks))
 
 
 @command
 def cmd_ls(args: Any) -> int:
     pred = matcher(args.filter)
-    store = open_store(args, readonly=True)
+    if args.json:  # rows written as they are read: constant memory however many are stored
+        store = open_store(args, readonly=True, scope="none")
+        try:
+            write_json_array((t.to_dict() for t in _each(store, pred)), sys.stdout)
+        finally:
+            store.close()
+        return EXIT_OK
+    store = open_store(args, readonly=True, scope="none")
     try:
-        tasks = [t for t in store.tasks() if pred(t)]
+        tasks = list(_each(store, pred))
     finally:
         store.close()
     _print_tasks(tasks, args.json)
@@ -534,10 +611,9 @@ def cmd_poll(args: Any) -> int:
         asyncio.run(one_round())
         for line in _provider_trouble(engine, engine.workers):
             _say(line)
-        tasks = [t for t in store.tasks() if pred(t)]
+        _print_tasks(_each(store, pred), args.json)
     finally:
         store.close()
-    _print_tasks(tasks, args.json)
     return EXIT_OK
 
 
@@ -807,7 +883,7 @@ def cmd_wait(args: Any) -> int:
     pred = matcher(args.filter)
     store = open_store(args)
     try:
-        keys = [t.key for t in store.tasks() if pred(t)]
+        keys = [t.key for t in _each(store, pred)]
         if not keys:
             _say("tasktui: no tasks match" + (f" the filter {args.filter!r}" if args.filter
                                                else ": nothing is tracked"))
@@ -826,10 +902,11 @@ def cmd_wait(args: Any) -> int:
         code, message = asyncio.run(wait_for(engine, store, keys, timeout, progress, notice))
         if message:
             _say(f"tasktui: {message}")
-        tasks = [t for t in (store.get(k) for k in keys) if t is not None]
+        tasks = (t for t in (store.get(k) for k in keys) if t is not None)
         if args.json:
             _print_tasks(tasks, True)
         else:
+            tasks = list(tasks)
             bad = _not_succeeded(tasks)
             if bad:
                 _say(f"{len(bad)} of {len(tasks)} tasks did not succeed:")
@@ -899,54 +976,71 @@ def csv_cell(value: Any) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def to_csv(tasks: list[Task]) -> str:
-    """CSV with the TASK_FIELDS columns then HEALTH_FIELDS; results joined by
-    spaces, details as a JSON object, null as empty, formulas escaped."""
+def csv_lines(tasks: Iterable[Task]) -> Iterator[str]:
+    """The CSV of ``to_csv``, one line (header first) at a time."""
     # The writer quotes a cell holding a character of its line terminator: with
     # "\r\n" that is CR and LF both (a cell with a bare CR stays in its row);
     # each row then ends in a plain "\n" as before.
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
-    out = []
 
-    def row(cells) -> None:
+    def row(cells) -> str:
         buf.seek(0)
         buf.truncate()
         writer.writerow(cells)
-        out.append(buf.getvalue()[:-2] + "\n")
+        return buf.getvalue()[:-2] + "\n"
 
-    row(CSV_FIELDS)
+    yield row(CSV_FIELDS)
     for t in tasks:
         d = t.to_dict()
         d["results"] = " ".join(d["results"])
         d["details"] = dumps(d["details"]) if d["details"] else None
-        row([csv_cell(d.get(f)) for f in CSV_FIELDS])
-    return "".join(out)
+        yield row([csv_cell(d.get(f)) for f in CSV_FIELDS])
 
 
-def to_json(tasks: list[Task]) -> str:
+def to_csv(tasks: Iterable[Task]) -> str:
+    """CSV with the TASK_FIELDS columns then HEALTH_FIELDS; results joined by
+    spaces, details as a JSON object, null as empty, formulas escaped."""
+    return "".join(csv_lines(tasks))
+
+
+def to_json(tasks: Iterable[Task]) -> str:
     return dumps([t.to_dict() for t in tasks], indent=2) + "\n"
+
+
+def write_export(tasks: Iterable[Task], fmt: str, out: TextIO) -> int:
+    """``to_csv``/``to_json`` of ``tasks`` written to ``out`` row by row (constant
+    memory); returns the number of tasks written."""
+    if fmt == "csv":
+        n = -1
+        for n, line in enumerate(csv_lines(tasks)):
+            out.write(line)
+        return n
+    return write_json_array((t.to_dict() for t in tasks), out)
 
 
 @command
 def cmd_export(args: Any) -> int:
     pred = matcher(getattr(args, "filter", ""))
-    store = open_store(args, readonly=True)
+    store = open_store(args, readonly=True, scope="none")
     try:
-        tasks = [t for t in store.tasks() if pred(t)]
-    finally:
-        store.close()
-    text = to_csv(tasks) if args.format == "csv" else to_json(tasks)
-    if args.output:
+        if not args.output:
+            write_export(_each(store, pred), args.format, sys.stdout)
+            return EXIT_OK
         try:
-            Path(args.output).write_text(text, encoding="utf-8", newline="")
+            out = open(args.output, "w", encoding="utf-8", newline="")
         except OSError as exc:
             raise Fail(f"cannot write {args.output}: {exc.strerror or exc}") from None
-        _say(f"wrote {len(tasks)} tasks to {args.output}")
-    else:
-        sys.stdout.write(text)
+        try:
+            with out:
+                n = write_export(_each(store, pred), args.format, out)
+        except OSError as exc:
+            raise Fail(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    finally:
+        store.close()
+    _say(f"wrote {n} tasks to {args.output}")
     return EXIT_OK
 
 
 __all__ = ["cmd_add", "cmd_rm", "cmd_ls", "cmd_poll", "cmd_wait", "cmd_quota", "cmd_export",
-           "read_ids", "table", "to_csv", "to_json", "wait_for"]
+           "read_ids", "table", "to_csv", "to_json", "wait_for", "write_json_array", "write_export"]
