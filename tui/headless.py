@@ -81,7 +81,7 @@ def open_store(args: Any, readonly: bool = False, scope: str = "all"):
 
     given = getattr(args, "db", None)
     target = store_target(given, _store_url(args))
-    if scope != "all" and _takes_scope(open_any):
+    if scope != "all" and _takes_scope(open_any) and _streams():
         open_any = functools.partial(open_any, scope=scope)
     if is_pg_url(target):
         return open_any(target, readonly=readonly)
@@ -95,6 +95,14 @@ def open_store(args: Any, readonly: bool = False, scope: str = "all"):
         except OSError as exc:
             raise Fail(f"cannot create the database folder {path.parent}: {exc.strerror or exc}") from None
     return open_any(path, readonly=readonly)
+
+
+def _streams() -> bool:
+    """The store reads its rows as a stream (``iter_tasks``): what a store that loads
+    nothing needs to list anything."""
+    from .store import Store
+
+    return hasattr(Store, "iter_tasks")
 
 
 def _takes_scope(func: Callable[..., Any]) -> bool:
