@@ -60,6 +60,11 @@ from ..model import (
 from ..providers import make_provider
 from ..redact import redact
 from ..store import HEALTH_KEYS, StoreError
+
+try:  # freshness (Task.polled_at, next_poll_at), written through apply(health=...) where the store keeps it
+    from ..store import FRESH_KEYS
+except ImportError:  # a store without those columns
+    FRESH_KEYS: tuple[str, ...] = ()
 from ..text import clean
 from .health import (
     AUTH_FAILED,
@@ -562,6 +567,7 @@ class Worker:
         kind = self._poll_kind(task.kind or self.provider.default_kind or "")
         reason = f"daily limit of {daily.limit} requests reached for {kind}; resumes {_hhmm(daily.reset_at)}"
         self._set_health(r, task, stalled=reason)
+        self._freshen(r, task, None, answered=False)
 
     # ------------------------------------------------------------ status requests
 
@@ -830,6 +836,7 @@ class Worker:
             setattr(fresh, name, values[name])  # an answer writes its own health
         if fresh.terminal:
             self.forget_health(task.key)
+        self._freshen(r, task, fresh, answered=True)
         r.updates.append(fresh)
 
     def _settle_failed_poll(self, r: Round, task: Task, err: ProviderError, sched: Schedule,
@@ -844,6 +851,7 @@ class Worker:
         self._set_health(r, task, last_error=text, last_error_at=now_wall, failed_polls=fails,
                          stalled=stalled, poll_path=path)
         self._backoff_task(task)
+        self._freshen(r, task, None, answered=err.status is not None)  # an HTTP error is an answer too
 
     def _settle_end(self, r: Round, task: Task, err: ProviderError, sched: Schedule, path: str | None) -> None:
         """A 404 ends the task not_found, another 4xx failed: asking again will not help."""
@@ -868,7 +876,39 @@ class Worker:
         self._set_health(r, task, write=False, last_error=None, last_error_at=None, failed_polls=0,
                          stalled=None, poll_path=path)
         self.forget_health(task.key)
+        self._freshen(r, task, ended, answered=True)
         r.updates.append(ended)
+
+    # ------------------------------------------------------------ freshness (helper T)
+
+    def _next_poll_wall(self, task: Task) -> float | None:
+        """When the plan asks about ``task`` next (wall time); None when it is not scheduled.
+        A list provider asks when the first task's slack runs out: this task's due time
+        plus its slack is the latest that can be."""
+        sched = self.sched.get(task.key)
+        if sched is None:
+            return None
+        now = self.clock()
+        due = sched.due
+        if self.provider.has_list and not self.list_off(self._kind(task), now):
+            due += sched.slack
+        return self.wall() + max(0.0, due - now)
+
+    def _freshen(self, r: Round, task: Task, fresh: Task | None, *, answered: bool) -> None:
+        """Note when the provider last answered about ``task`` (``polled_at``; ``answered``)
+        and when the plan asks next (``next_poll_at``; None once it ended).  Written only
+        in the round that polled the task: on the answer itself (``fresh``), or as health."""
+        ended = fresh is not None and fresh.terminal
+        fields: dict[str, Any] = {"next_poll_at": None if ended else self._next_poll_wall(task)}
+        if answered:
+            fields["polled_at"] = self.wall()
+        if fresh is not None:
+            for name, value in fields.items():
+                setattr(fresh, name, value)
+            if not ended:
+                return  # the answer carries them
+        if FRESH_KEYS:  # an answer's None is "keep the stored value": an end says it as health
+            r.health[task.key] = {**r.health.get(task.key, {}), **fields}
 
     def forget_health(self, key: str) -> None:
         """A task that ended: no longer failing or stalled."""
