@@ -15,6 +15,7 @@ SUITES = {
     "thrift": "bench.thrift",
     "throughput": "bench.throughput",
     "headless": "bench.headless",
+    "results": "bench.results",
 }
 
 
