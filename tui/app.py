@@ -456,6 +456,12 @@ class TaskTUI(App[None]):
             if not sum(counts.values()) or any(n for st, n in counts.items() if st not in TERMINAL):
                 return None
             return sum(counts.values()), sum(n for st, n in counts.items() if st != "succeeded")
+        count_where = getattr(self.store, "count_where", None)
+        if count_where is not None:  # in SQL: the store may hold only live tasks in memory
+            if count_where(f"{query} state:active"):
+                return None
+            total = count_where(query)
+            return (total, total - count_where(f"{query} state:succeeded")) if total else None
         pred = tfilter.compile_filter(query)
         total = bad = 0
         for task in self.store.tasks():
@@ -1058,7 +1064,10 @@ class TaskTUI(App[None]):
             try:
                 config = load_config(path)
             except ConfigError as exc:
-                self.notify(clean(str(exc).splitlines()[0] if str(exc) else "bad config", 300) +
+                said = str(exc).splitlines()[0] if str(exc) else "bad config"
+                if path is not None:  # the file's name is enough here (the title says which file)
+                    said = said.replace(str(path), os.path.basename(str(path)))
+                self.notify(clean(said, 300) +
                             " (kept the config in use)", title="Config not reloaded", severity="error",
                             markup=False)
                 return None
