@@ -247,3 +247,28 @@ async def test_sighup_reloads_while_the_terminal_answers(tmp_path, sim, monkeypa
         await wait_for(pilot, lambda: store.get("evolink:evolink-done").state == "succeeded", timeout=30)
         assert app.return_code is None and app.is_running
     store.close()
+
+
+# ---------------------------------------------------------------- snapshots
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 50)], ids=["80x24", "160x50"])
+def test_snapshot_readonly(snap_compare, tmp_path, size):
+    """READ-ONLY in the header; no Add, Forget, Refresh or Pause in the footer."""
+    from test_app_fixtures import scenario_tasks
+
+    fill_store(tmp_path / "tasks.db", scenario_tasks()[:8]).close()
+    store = Store(tmp_path / "tasks.db", readonly=True, clock=clock)
+    assert snap_compare(make_app(make_config(), store, clock=clock, readonly=True), terminal_size=size)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 50)], ids=["80x24", "160x50"])
+def test_snapshot_bad_config_on_reload(snap_compare, tmp_path, size):
+    """ctrl+r on a broken config: one line says why, the old config stays."""
+    from test_app_fixtures import scenario_tasks
+
+    store = fill_store(tmp_path / "tasks.db", scenario_tasks()[:8])
+    path = tmp_path / "config.toml"
+    path.write_text("[ui]\nthem = \"nord\"\n", encoding="utf-8")
+    assert snap_compare(make_app(make_config(), store, clock=clock, config_path=path), press=["ctrl+r"],
+                        terminal_size=size)
