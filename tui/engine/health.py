@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from ..budget import Budget
 from ..model import Task, iso
+from ..text import clean
 from .schedule import MAX_KINDS, PRIOR_SIZE
 
 if TYPE_CHECKING:
@@ -67,6 +68,27 @@ class ProviderHealth:
     discovered: int = 0  # tasks discovery added, all runs
     saved_at: float | None = None  # when this record was written
     enabled: bool = True  # not stored: from the config
+    # who polls this provider key (tui/lease.py): {"host", "pid", "since"}; empty: nobody known.
+    # ``live`` (not stored) is False when the lease has run out (the holder stopped or died)
+    lease: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def polled_by(self) -> str | None:
+        """'polled by HOST (pid N) since HH:MM:SS' while a lease holder is known, else None."""
+        lease = self.lease
+        if not lease or lease.get("live") is False:
+            return None
+        pid = lease.get("pid")
+        host = clean(lease.get("host") or "?", 100) or "?"  # another process wrote it: inert text
+        who = f"{host} (pid {pid})" if isinstance(pid, int) else str(host)
+        since = _number(lease.get("since"))
+        when = "?"
+        if since is not None:
+            try:
+                when = time.strftime("%H:%M:%S", time.localtime(since))
+            except (OverflowError, OSError, ValueError):
+                pass
+        return f"polled by {who} since {when}"
 
     # ------------------------------------------------------------ views
 
@@ -94,6 +116,10 @@ class ProviderHealth:
             "last_error": self.last_error, "paused": paused, "answers": dict(self.answers),
             "enabled": live, "cause": self.cause if live and self.state != OK else None,
             "balance_note": self.balance_note, "last_answer_at": iso(self.last_answer_at),
+            "polled_by": self.polled_by if live else None,
+            "lease": ({"host": self.lease.get("host"), "pid": self.lease.get("pid"),
+                       "since": iso(_number(self.lease.get("since"))), "live": self.lease.get("live", True)}
+                      if live and self.lease else None),
         }
 
     # ------------------------------------------------------------ the stored form
@@ -118,6 +144,8 @@ class ProviderHealth:
             blob["balance_at"] = self.balance_at
         if self.daily:
             blob["daily"] = {kind: dict(d) for kind, d in self.daily.items()}
+        if self.lease:
+            blob["lease"] = {k: self.lease.get(k) for k in ("host", "pid", "since")}
         return blob
 
     @classmethod
@@ -166,6 +194,11 @@ class ProviderHealth:
                 h.durations[(kind, model)] = kept
         h.discovered = _count(blob.get("discovered"))
         h.saved_at = _number(blob.get("saved_at"))
+        lease = _dict(blob.get("lease"))
+        if lease:
+            pid = _number(lease.get("pid"))
+            h.lease = {"host": _text(lease.get("host")), "pid": None if pid is None else int(pid),
+                       "since": _number(lease.get("since"))}
         return h
 
 
@@ -187,12 +220,14 @@ def read_health(store: Store, config: Config, *, wall_now: float | None = None) 
     except Exception:  # an unreadable counters table: nothing known yet
         saved = {}
     wall_now = time.time() if wall_now is None else wall_now
+    leases, lease_now = _leases(store)
     out: list[ProviderHealth] = []
     off: list[ProviderHealth] = []
     for name, cfg in config.providers.items():
         h = ProviderHealth.decode(name, saved.get(name))
         h.budget = str(cfg.rate_limit)
         if cfg.enabled:
+            _lease_of(h, leases, lease_now, name, cfg)
             # what the budget allows now, the requests of every run inside its window counted
             budget = Budget.for_provider(cfg.rate_limit.count, cfg.rate_limit.per, cfg.concurrency)
             budget.restore([wall_now - t for t in h.recent])
@@ -203,6 +238,30 @@ def read_health(store: Store, config: Config, *, wall_now: float | None = None) 
             h.state, h.cause, h.retry_at, h.budget_available = DISABLED, None, None, None
             off.append(h)
     return out + off
+
+
+def _leases(store: Store) -> tuple[dict[str, Any], float]:
+    """The stored leases (who polls which provider key) and the lease clock's now."""
+    from ..lease import read_leases
+
+    try:
+        return read_leases(store)
+    except Exception:  # a lease table that cannot be read says nothing
+        return {}, time.time()
+
+
+def _lease_of(h: ProviderHealth, leases: dict[str, Any], now: float, name: str, cfg: Any) -> None:
+    """Who polls this provider's key now, from its lease row (``live`` False once it ran out)."""
+    from ..lease import key_id
+
+    try:
+        info = leases.get(key_id(name, cfg.api_key.get_secret_value()))
+    except Exception:
+        info = None
+    if info is not None and info.holder:
+        h.lease = {"host": _text(info.host), "pid": info.pid, "since": info.since, "live": info.expires > now}
+    elif h.lease:
+        h.lease["live"] = False  # the blob names a holder whose lease is not there (any more)
 
 
 def quota(store: Store, config: Config, *, paused: bool = False,

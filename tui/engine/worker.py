@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 import httpx
 
 from ..budget import Budget, DailyBudget
+from ..lease import Lease, LeaseInfo
 from ..model import (
     FAILED,
     NOT_FOUND,
@@ -99,6 +100,11 @@ PROBE_PATIENCE = 3.0  # seconds a probe may take before another task is probed a
 PROBE_MAX = 4  # probes out at once at most
 FLUSH_EVERY = 1.0  # seconds of round time between two writes of the answers received so far
 UNSAVED_EVENTS = 1000  # events kept in memory while the store refuses writes
+LEASE_LOST = "lease"  # Round.halt: another process holds this provider key's lease now
+SAFETY_NET = 600.0  # a task fed by push is polled this often, as a safety net ([listen] safety_net)
+PUSH_SILENT_FACTOR = 3.0  # a push-fed task this many times its learned duration old, with no push ...
+PUSH_SILENT_GRACE = 120.0  # ... for at least this long (and past its duration by this much): push silent
+PUSHED_AT = "pushed_at"  # the details key (epoch seconds, as text) by which the store marks a push-fed task
 
 
 class Round:
@@ -196,6 +202,16 @@ class Worker:
         self.unsaved_events: deque[Event] = deque(maxlen=UNSAVED_EVENTS)
         self.unsaved_health: dict[str, dict[str, Any]] = {}
         self.unsaved_counters: dict | None = None
+        # one poller per provider key across processes (tui/lease.py): the lease, the requests
+        # reserved in its stored budget ahead of sending them, the holder when it is not us
+        self.lease = Lease(store, name, cfg.api_key.get_secret_value(), wall=wall, clock=clock)
+        self.reserved = 0
+        self.follower_cache: tuple[int, ProviderHealth] | None = None
+        # push (issue 18): task key -> wall time of its last push; polled only as a safety net
+        self.safety_net = SAFETY_NET
+        self.pushed: dict[str, float] = {}
+        self.end_checked: set[str] = set()  # push-fed tasks polled once near their predicted end
+        self.push_silent: str | None = None  # why pushes seem to have stopped (normal polling is back)
 
     # ------------------------------------------------------------ setup
 
@@ -273,7 +289,11 @@ class Worker:
 
     def health(self, *, learned: bool = True) -> ProviderHealth:
         """This provider's health now (what the store keeps, and what everyone reads);
-        ``learned=False`` leaves out the learned durations (a view for the screen)."""
+        ``learned=False`` leaves out the learned durations (a view for the screen).
+        While another process holds this provider key's lease, it is that process's
+        health as it last stored it, with who polls (``lease``, ``polled_by``)."""
+        if self.following:
+            return self._holder_health()
         h = self.h
         wall_now, now = self.wall(), self.clock()
         floor = int(wall_now // 60) - RPM_MINUTES
@@ -291,8 +311,137 @@ class Worker:
             endpoints_off={name: {"reason": reason, "until": round(wall_now + until - now, 3)}
                            for name, (until, reason) in self.off.items() if until > now},
             durations={key: d.values() for key, d in self.durations.items() if len(d)} if learned else {},
-            discovered=h.discovered, saved_at=wall_now,
+            discovered=h.discovered, saved_at=wall_now, lease=self._lease_view(),
         )
+
+    # ------------------------------------------------------------ the lease (tui/lease.py)
+
+    @property
+    def following(self) -> bool:
+        """Another process holds this provider key's lease: it polls, we read the store."""
+        lease = self.lease
+        return lease.shared and not lease.held and lease.info is not None and bool(lease.info.holder)
+
+    def _lease_view(self) -> dict[str, Any]:
+        info = self.lease.info
+        if not self.lease.shared or info is None or not info.holder:
+            return {}
+        return {"host": info.host, "pid": info.pid, "since": info.since}
+
+    def _holder_health(self) -> ProviderHealth:
+        """The lease holder's health as it stored it (read once per store revision)."""
+        revision = self.store.revision
+        cached = self.follower_cache
+        if cached is None or cached[0] != revision:
+            try:
+                blob = self.store.counters().get(self.name)
+            except (StoreError, sqlite3.Error, OSError):
+                blob = None
+            cached = self.follower_cache = (revision, ProviderHealth.decode(self.name, blob))
+        h = cached[1]
+        h.budget = self.rate_text
+        h.lease = {**self._lease_view(), "live": True}
+        return h
+
+    def _budget_state(self, reserve: int = 0) -> dict[str, Any]:
+        """This key's request budget as the lease stores it: ages of the requests inside
+        the window (``reserve`` more counted as sent now), a Retry-After or quota wait,
+        the daily counts."""
+        now = self.clock()
+        state: dict[str, Any] = {"recent_ages": self.budget.recent() + [0.0] * max(0, reserve)}
+        if self.retry_mono is not None and self.retry_mono > now and self.state in (RATE_LIMITED, QUOTA_EXHAUSTED):
+            state["retry_in"] = self.retry_mono - now
+            state["retry_state"] = self.state
+        if self.daily:
+            state["daily"] = {kind: {"limit": d.limit, "used": min(d.limit, d.used + max(0, reserve)),
+                                     "reset_at": d.reset_at} for kind, d in self.daily.items()}
+        return state
+
+    def _lease_turn(self) -> bool:
+        """Before a round: take or renew the lease; True when this worker may poll."""
+        lease = self.lease
+        if not lease.shared:
+            return True
+        if lease.held and not lease.renew_due():
+            return True
+        was = lease.held
+        held = lease.acquire()
+        if held and lease.took_over:
+            self._take_over(lease.taken or {}, lease.previous)
+        elif not held and was:
+            self._lost_lease()
+        self.follower_cache = None
+        return held
+
+    def _take_over(self, state: dict[str, Any], previous: LeaseInfo | None) -> None:
+        """We hold the key now: go on from what the last holder stored (counters,
+        durations, its budget and any Retry-After or quota wait); no request of ours
+        before its wait ends, none beyond its budget."""
+        now, wall_now = self.clock(), self.wall()
+        try:
+            saved = ProviderHealth.decode(self.name, self.store.counters().get(self.name))
+        except (StoreError, sqlite3.Error, OSError):
+            saved = None
+        if saved is not None and saved.saved_at is not None:
+            self.restore(saved)
+        ages = state.get("recent_ages")
+        if isinstance(ages, list):
+            self.budget.restore(ages)
+        retry_in = state.get("retry_in")
+        if isinstance(retry_in, (int, float)) and math.isfinite(retry_in) and retry_in > 0:
+            self.retry_mono = max(self.retry_mono or 0.0, now + min(float(retry_in), self.max_retry_wait))
+            if state.get("retry_state") in (RATE_LIMITED, QUOTA_EXHAUSTED):
+                self.state = state["retry_state"]
+        for kind, entry in (state.get("daily") or {}).items():
+            budget = self.daily.get(kind)
+            if budget is not None and isinstance(entry, dict):
+                budget.restore(entry.get("used"), entry.get("reset_at"))
+        self.reserved = 0
+        # the last holder polled these tasks: each is due when it planned (Task.next_poll_at)
+        self.sched = {}
+        for task, key in self._live_keyed():
+            at = getattr(task, "next_poll_at", None)
+            if isinstance(at, (int, float)) and math.isfinite(at):
+                self.sched[key] = Schedule(due=now + min(max(0.0, at - wall_now), self.knobs.max_interval))
+        self.due_cache = None
+        if previous is not None and previous.holder:
+            who = f"{clean(previous.host or '?', 100)} (pid {previous.pid})"
+            how = "its lease ran out" if previous.expires > 0 else "it stopped and gave it up"
+            self._note_event(f"polling taken over from {who}: {how}")
+
+    def _lost_lease(self) -> None:
+        """Another process took the key over (our lease ran out): it polls now."""
+        self.reserved = 0
+        info = self.lease.info
+        who = f"{clean(info.host or '?', 100)} (pid {info.pid})" if info is not None else "another process"
+        self._note_event(f"polling handed over to {who}: our lease ran out")
+
+    def _note_event(self, message: str) -> None:
+        try:
+            self.store.log([Event(time=self.wall(), provider=self.name, message=message, kind="info")])
+        except Exception:  # the log is best effort
+            pass
+
+    def _lease_ok(self, r: Round) -> bool:
+        """Inside a round, before a request: is the lease still ours (renewed in time)?"""
+        lease = self.lease
+        if not lease.shared:
+            return True
+        if lease.valid() and not lease.renew_due():
+            return True
+        if lease.held and lease.save(self._budget_state(max(0, self.reserved))):
+            return True
+        r.halt = LEASE_LOST
+        if not lease.held:
+            self._lost_lease()
+        return False
+
+    def _save_budget(self) -> None:
+        """The key's budget as it is (no reservation) into the lease, while we hold it."""
+        if self.lease.shared and self.lease.held:
+            self.reserved = 0
+            if not self.lease.save(self._budget_state()):
+                self._lost_lease()
 
     # ------------------------------------------------------------ driven by the engine
 
@@ -361,8 +510,8 @@ class Worker:
 
     def next_wake(self) -> float:
         now = self.clock()
-        if self.paused or self.state == AUTH_FAILED:
-            return IDLE_WAKE
+        if self.paused or self.state == AUTH_FAILED or self.following:
+            return IDLE_WAKE  # (a follower asks for the lease again this often)
         if self.retry_mono is not None and now < self.retry_mono:
             return max(0.01, min(self.retry_mono - now, IDLE_WAKE))
         due = self.next_due()
@@ -402,6 +551,8 @@ class Worker:
     async def round(self, force: bool = False) -> None:
         """One round: the due tasks (all live ones with ``force``), the list, the balance."""
         async with self.lock:
+            if not self._lease_turn():
+                return  # another process polls this provider key: its answers come through the store
             now = self.clock()
             if self.blocked(now):
                 return
@@ -436,6 +587,9 @@ class Worker:
         if self.client is not None:
             await self.client.aclose()
             self.client = None
+        if self.lease.shared and self.lease.held:
+            self.reserved = 0
+            self.lease.release(self._budget_state())  # a clean stop: the next process takes over at once
 
     def _live_keyed(self) -> list[tuple[Task, str]]:
         """(task, key) of this provider's live tasks; computed once per store revision."""
@@ -505,6 +659,8 @@ class Worker:
                 await asyncio.wait({body}, timeout=min(FLUSH_EVERY, left))
                 if not body.done() and (r.updates or r.events or r.health or r.discovered):
                     self._flush(r)
+                if not body.done() and self.lease.shared and self.lease.held and self.lease.renew_due():
+                    self._lease_ok(r)  # requests still out: keep the lease (or stop sending)
         except asyncio.CancelledError:
             body.cancel()
             raise
@@ -530,6 +686,8 @@ class Worker:
         the kind's daily budget, ``kind`` given) if so."""
         if r.halt or (self.probing and r.sent >= r.probes and r.answered == 0):
             return False  # a probe is out (or failed): wait for it
+        if not self._lease_ok(r):
+            return False  # another process took this provider key over: it polls now
         daily = self._daily_for(kind) if kind is not ... else None
         if daily is not None and daily.available <= 0:
             return False
@@ -538,6 +696,17 @@ class Worker:
             return False
         if daily is not None:
             daily.take()
+        if self.lease.shared:
+            if self.reserved <= 0:
+                # the requests this one opens are counted in the stored budget BEFORE they go:
+                # a holder killed now is counted as having sent them all (never over budget)
+                extra = self.budget.available
+                if not self.lease.save(self._budget_state(extra)):
+                    r.halt = LEASE_LOST
+                    self._lost_lease()
+                    return False
+                self.reserved = 1 + extra
+            self.reserved -= 1
         return True
 
     # ------------------------------------------------------------ daily budgets
@@ -697,6 +866,7 @@ class Worker:
             self.state = RATE_LIMITED
             self.parallel = max(1, self.parallel // 2)
             r.halt = RATE_LIMITED
+            self._save_budget()  # at once: one 429 pauses every process on this key, even if we die now
         elif isinstance(err, QuotaExhausted):
             self.state = QUOTA_EXHAUSTED
             self.retry_mono = now + min(QUOTA_PROBE, self.max_retry_wait)
@@ -1133,9 +1303,13 @@ class Worker:
         else:
             self.cause = self.h.last_error
         changed = (self.state, self.cause) != before
+        if self.lease.shared and self.lease.held and (r.sent or changed or self.reserved):
+            self._save_budget()  # the key's budget and waits, for whoever holds the lease next
         if not (r.updates or r.events or r.sent or r.discovered or r.health or changed or self.has_unsaved):
             return
-        self._write(r.updates, r.events, {self.name: self._blob()}, r.discovered, r.health)
+        # answers are stored whoever holds the lease now; the counters only by the holder
+        counters = {self.name: self._blob()} if not (self.lease.shared and not self.lease.held) else None
+        self._write(r.updates, r.events, counters, r.discovered, r.health)
 
     def _blob(self) -> dict[str, Any]:
         """The counters blob to store: this provider's health, with the parts other writers

@@ -1,0 +1,148 @@
+"""Leases (tui/lease.py): one holder per provider key, on one SQLite file and on one
+PostgreSQL store; expiry, hand-over, release, the shared budget state; no key stored.
+
+Two ``Lease`` objects with different holder ids stand for two processes (the
+process tests, tests/test_lease_procs.py, run real ones)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from tui.lease import TTL, Lease, key_id, read_leases
+from tui.store import Store
+
+from tests.pg import pg_db, pg_server, pg_url  # noqa: F401  (fixtures)
+
+KEY = "sk-lease-test-9f8e7d6c5b4a"
+
+
+class Wall:
+    def __init__(self, t: float = 1_800_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def two_stores(request, tmp_path):
+    """Two stores on one database (two processes' views of it)."""
+    if request.param == "sqlite":
+        a, b = Store(tmp_path / "tasks.db"), Store(tmp_path / "tasks.db")
+    else:
+        from tui.store_pg import PgStore
+
+        url = request.getfixturevalue("pg_url")
+        a, b = PgStore(url), PgStore(url)
+    yield request.param, a, b
+    a.close()
+    b.close()
+
+
+def _pair(kind: str, a, b, wall: Wall, clock: Wall):
+    """Lease A and lease B of one key.  On PostgreSQL the lease clock is the server's,
+    so expiry there is tested with a short TTL in real time instead."""
+    ttl = TTL if kind == "sqlite" else 1.0
+    la = Lease(a, "evolink", KEY, wall=wall, clock=clock, holder="host-a:1:aaa", ttl=ttl)
+    lb = Lease(b, "evolink", KEY, wall=wall, clock=clock, holder="host-b:2:bbb", ttl=ttl)
+    return la, lb
+
+
+def _expire(kind: str, wall: Wall, clock: Wall, lease: Lease, holder_store) -> None:
+    """Let a lease run out: the fake clock on SQLite, the server's on PostgreSQL."""
+    if kind == "sqlite":
+        wall.t += lease.ttl + 0.1
+        clock.t += lease.ttl + 0.1
+        return
+    import time
+
+    deadline = time.monotonic() + 30
+    while True:  # wait for the server clock to pass the stored expiry (the event, not a sleep guess)
+        leases, now = read_leases(holder_store)
+        if leases[lease.name].expires <= now:
+            return
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_one_holder_then_hand_over_on_expiry_with_the_budget_state(two_stores):
+    kind, a, b = two_stores
+    wall, clock = Wall(), Wall(100.0)
+    la, lb = _pair(kind, a, b, wall, clock)
+    assert la.shared and lb.shared
+    assert la.acquire() and la.held and la.valid()
+    assert not lb.acquire() and not lb.held
+    assert lb.info is not None and lb.info.holder == "host-a:1:aaa" and lb.info.pid is not None
+    assert lb.info.text().startswith("polled by ")
+    # the holder stores its budget: 3 requests 1, 2, 5 s ago, a Retry-After 20 s away
+    assert la.save({"recent_ages": [1.0, 2.0, 5.0], "retry_in": 20.0, "retry_state": "rate_limited",
+                    "daily": {"mystic": {"limit": 6000, "used": 7, "reset_at": 1.0}}})
+    assert not lb.acquire()  # renewed: still A's
+    _expire(kind, wall, clock, la, a)
+    assert lb.acquire() and lb.took_over
+    state = lb.taken
+    ages = sorted(state["recent_ages"])
+    assert len(ages) == 3 and ages[0] >= 1.0 and ages[2] < 5.0 + 40
+    assert 0 < state["retry_in"] <= 20.0 and state["retry_state"] == "rate_limited"
+    assert state["daily"]["mystic"]["used"] == 7
+    # A finds out: its save (renewal) fails, it holds nothing any more
+    assert not la.save({"recent_ages": []})
+    assert not la.held and not la.valid()
+
+
+def test_release_hands_over_at_once_and_the_key_is_never_stored(two_stores, tmp_path):
+    kind, a, b = two_stores
+    wall, clock = Wall(), Wall(100.0)
+    la, lb = _pair(kind, a, b, wall, clock)
+    assert la.acquire()
+    assert not lb.acquire()
+    la.release({"recent_ages": [0.5]})
+    assert lb.acquire() and lb.took_over and len(lb.taken["recent_ages"]) == 1
+    assert lb.info.since is not None
+    leases, _ = read_leases(a)
+    assert list(leases) == [key_id("evolink", KEY)]
+    assert KEY not in repr(leases) and KEY not in key_id("evolink", KEY)
+    if kind == "sqlite":
+        raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("tasks.db"))
+        assert KEY.encode() not in raw
+
+
+def test_holder_stops_counting_on_its_lease_before_anyone_may_take_it(tmp_path):
+    a = Store(tmp_path / "t.db")
+    wall, clock = Wall(), Wall(100.0)
+    la = Lease(a, "evolink", KEY, wall=wall, clock=clock, holder="me")
+    assert la.acquire() and la.valid() and not la.renew_due()
+    clock.t += la.renew_after
+    assert la.renew_due() and la.valid()
+    clock.t += la.ttl - la.renew_after - la.margin  # our own clock says: too close to expiry
+    assert not la.valid()
+    assert la.acquire() and la.valid()  # renewed
+    a.close()
+
+
+def test_different_keys_have_different_leases_and_a_readonly_store_shares_nothing(tmp_path):
+    a = Store(tmp_path / "t.db")
+    one = Lease(a, "evolink", KEY, holder="x")
+    other = Lease(a, "evolink", KEY + "-other", holder="y")
+    assert one.name != other.name and one.name.startswith("evolink:")
+    assert one.acquire() and other.acquire()
+    a.close()
+    ro = Store(tmp_path / "t.db", readonly=True)
+    lease = Lease(ro, "evolink", KEY, holder="z")
+    assert not lease.shared and lease.acquire() and lease.valid()
+    ro.close()
+
+
+def test_a_lease_table_that_cannot_be_written_never_stops_polling(tmp_path):
+    a = Store(tmp_path / "t.db")
+    lease = Lease(a, "evolink", KEY, holder="x")
+    conn = a._conn
+    conn.execute("BEGIN")  # someone left a transaction open on the connection: no write possible
+    try:
+        assert lease.acquire() and lease.problem
+    finally:
+        conn.execute("ROLLBACK")
+    a.close()
+    assert isinstance(conn, sqlite3.Connection)
