@@ -31,6 +31,7 @@ COMMANDS = {
     "wait": "tui.headless:cmd_wait",
     "quota": "tui.headless:cmd_quota",
     "export": "tui.headless:cmd_export",
+    "errors": "tui.errlog:cmd_errors",
     "config check": "tui.config:cmd_check",
     "config init": "tui.config:cmd_init",
     "db migrate": "tui.stores:cmd_db",
@@ -158,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_listen_parser(sub, [common])
     add_db_parser(sub, [common])
     add_provider_parser(sub, [common])
+    from .errlog import add_parser as add_errors_parser  # tasktui errors (helper N)
+
+    add_errors_parser(sub, [common])
     return parser
 
 
