@@ -38,6 +38,7 @@ COMMANDS = {
     "db copy": "tui.stores:cmd_db",
     "pull": "tui.results:cmd_pull",
     "listen": "tui.push:cmd_listen",
+    "collect": "tui.collect:cmd_collect",
     "provider test": "tui.providers.declared:cmd_provider_test",
 }
 
@@ -157,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     pull_arguments(sub.add_parser("pull", parents=[common], help="download the results of succeeded tasks"))
     add_listen_parser(sub, [common])
+    from .collect import add_parser as add_collect_parser
+
+    add_collect_parser(sub, [common])
     add_db_parser(sub, [common])
     add_provider_parser(sub, [common])
     from .errlog import add_parser as add_errors_parser  # tasktui errors (helper N)

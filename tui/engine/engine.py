@@ -160,8 +160,13 @@ class Engine:
             if w.runner is None or w.runner.done():
                 w.runner = asyncio.create_task(w.run(self._sync), name=f"tasktui-engine-{w.name}")
 
-    async def stop(self) -> None:
-        """Stop the workers and close the HTTP clients."""
+    async def stop(self, *, finish: bool = False) -> None:
+        """Stop the workers and close the HTTP clients.  With ``finish`` each
+        worker first ends the round under way (its answers written; within the
+        round's deadline), as ``tasktui collect`` does on SIGTERM; without, the
+        rounds are cancelled (answers not yet written are asked again next run)."""
+        if finish:
+            await asyncio.gather(*(self._stop_worker(w) for w in self.workers.values()))
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
