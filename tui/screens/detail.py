@@ -25,11 +25,12 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from .. import actions, timefmt
 from ..model import SUCCEEDED, iso
 from ..text import is_web_url
 from ..widgets.cells import clean, redact
 from ..widgets.cells import state_label
-from ..widgets.summary import rows_table, task_rows
+from ..widgets.summary import rows_table, task_rows, time_facts
 
 # Control characters json.dumps(ensure_ascii=False) leaves alone (C1, bidi, zero-width).
 _UNSAFE = re.compile("[\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
@@ -38,28 +39,27 @@ RAW_LIMIT = 200_000  # characters of raw JSON shown
 _IMAGE_NAME = re.compile(r"\.(?:png|jpe?g|webp|gif)(?:[?#]|$)", re.IGNORECASE)
 
 
-def pretty_json(raw: Any) -> str:
-    """The raw answer as indented JSON, with every control character escaped."""
+def pretty_json(raw: Any, limit: int | None = RAW_LIMIT) -> str:
+    """The raw answer as indented JSON, with every control character escaped and
+    every API key of the config redacted; cut after ``limit`` characters (None: whole)."""
     try:
         text = json.dumps(raw, indent=2, ensure_ascii=False, default=str, sort_keys=False)
     except (TypeError, ValueError):
         text = json.dumps(str(raw))
     text = _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     text = redact(text)
-    if len(text) > RAW_LIMIT:
-        text = text[:RAW_LIMIT] + "\n… (cut)"
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "\n… (cut)"
     return text
 
 
 class DetailScreen(Screen[None]):
-    """One task, in full.  ``esc`` goes back; ``c`` copies the first result URL."""
+    """One task, in full.  ``esc`` goes back; ``c`` copies the result shown, ``1``-``9``
+    show and copy result n, ``i`` copies the task id, ``J`` the last answer as JSON
+    (keys from ``tui.actions``)."""
 
     BINDINGS = [
-        Binding("escape,q", "app.pop_screen", "Back", id="detail.back"),
-        Binding("c", "app.copy_url", "Copy URL", id="detail.copy"),
-        # results (priority: the scrolling body would take left/right for itself)
-        Binding("left", "step(-1)", "Prev result", id="detail.prev", priority=True),
-        Binding("right", "step(1)", "Next result", id="detail.next", priority=True),
+        *actions.bindings(actions.DETAIL),
         Binding("j,down", "scroll('down')", "Down", show=False),
         Binding("k,up", "scroll('up')", "Up", show=False),
     ]
@@ -98,12 +98,17 @@ class DetailScreen(Screen[None]):
         task = self.store.get(self.key)
         if task is None:
             return
-        rows = task_rows(task, self.clock(), full=True)
+        now = self.clock()
+        rows = task_rows(task, now, full=True, **time_facts(self.store, task, now))
         shown = [(name, value.plain) for name, value in rows]
         if shown != self._shown_fields:  # redraw only when a time's text moved
             self._shown_fields = shown
             self.query_one("#detail-fields", Static).update(rows_table(rows))
         self._show_result(task)  # "expires in 3 h" moves on too (redrawn only when its text changed)
+
+    def redraw_times(self) -> None:
+        """The time key (relative/absolute) was pressed: the fields again, now."""
+        self._tick()
 
     def show(self) -> None:
         """(Re)read the task from the store and draw it."""
@@ -118,7 +123,7 @@ class DetailScreen(Screen[None]):
         head.append(clean(task.task_id, 300), "bold")
         head.append(f"   {state_label(task.state)}")
         title.update(head)
-        rows = task_rows(task, now, full=True)
+        rows = task_rows(task, now, full=True, **time_facts(self.store, task, now))
         self._shown_fields = [(name, value.plain) for name, value in rows]
         self.query_one("#detail-fields", Static).update(rows_table(rows))
         self._show_result(task)
@@ -146,6 +151,47 @@ class DetailScreen(Screen[None]):
         task = self.store.get(self.key)
         if task is not None:
             self._show_result(task)
+
+    # ------------------------------------------------------------ copy
+
+    def _copy(self, text: str, title: str, shown: str | None = None) -> None:
+        self.app.copy_to_clipboard(text)
+        self.notify(clean(shown if shown is not None else text, 300), title=title, markup=False)
+
+    def action_copy_result(self, n: int | None = None) -> None:
+        """Copy the result shown, or (``n``) show result n and copy it (OSC 52)."""
+        task = self.store.get(self.key)
+        if task is None or not task.results:
+            self.notify("This task has no result to copy.", severity="warning", markup=False)
+            return
+        if n is not None:
+            if not 1 <= n <= len(task.results):
+                self.notify(f"This task has {len(task.results)} result(s): no result {n}.",
+                            severity="warning", markup=False)
+                return
+            self.result_index = n - 1
+            self._show_result(task)
+        url = task.results[min(self.result_index, len(task.results) - 1)]
+        if not is_web_url(url):  # a javascript: or file: "result" is never copied
+            self.notify("Not an http(s) link: not copied.", severity="warning", markup=False)
+            return
+        self._copy(url, f"Copied result {min(self.result_index, len(task.results) - 1) + 1}"
+                        f" of {len(task.results)}")
+
+    def action_copy_id(self) -> None:
+        task = self.store.get(self.key)
+        task_id = task.task_id if task is not None else self.key.split(":", 1)[-1]
+        self._copy(task_id, "Copied the task id")
+
+    def action_copy_raw(self) -> None:
+        """The last answer as pretty JSON, every API key of the config redacted."""
+        raw = self.store.raw(self.key)
+        if raw is None:
+            self.notify("Nothing received for this task yet.", severity="warning", markup=False)
+            return
+        text = pretty_json(raw, None)
+        lines = text.count("\n") + 1
+        self._copy(text, "Copied the last answer (JSON)", f"{lines} line(s), {len(text):,} characters")
 
     def action_step(self, delta: int) -> None:
         task = self.store.get(self.key)

@@ -10,6 +10,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
+from .. import actions
+
 FILTER_HELP = [
     ("flux", "bare word: substring of id, label, model, provider, kind, state"),
     ("provider:evo", "field:value (provider, state/status, model, label, kind, id, error)"),
@@ -17,6 +19,15 @@ FILTER_HELP = [
     ("-state:done", "a leading - negates a term"),
     ('label:"batch 7"', "quotes keep spaces"),
     ("evo -label:test run", "several terms: all must match"),
+]
+
+
+# what the list's signs mean (readable without colour)
+LIST_MARKS = [
+    ("~7m", "AGE counted from when tasktui started tracking the task: the provider gave no creation time"),
+    ("⚠  !", "the task is stalled (it cannot progress) · its polls are failing"),
+    ("*", "a marked task (x, r, c and d act on the marks)"),
+    ("POLLED", "when tasktui last asked for the task (L shows the column; the detail says when it asks next)"),
 ]
 
 
@@ -34,24 +45,26 @@ def binding_rows(bindings) -> list[tuple[str, str]]:
     return [(" ".join(dict.fromkeys(keys)), what) for what, keys in rows.items()]
 
 
-def screen_sections() -> list[tuple[str, list[tuple[str, str]]]]:
-    """The keys of the sub-screens, read from their own bindings."""
-    from .add import AddTaskScreen
-    from .errors import ErrorLogScreen, ErrorMessageScreen
+# the sub-screens the help lists, in this order, from the one action table
+SUB_SCREENS = (actions.DETAIL, actions.QUOTA, actions.ERRORS, actions.ERROR, actions.ADD)
 
-    log = binding_rows(ErrorLogScreen.BINDINGS)
-    log.insert(0, ("enter", "the row's whole message"))
-    return [
-        ("In the error log", log),
-        ("On one error", binding_rows(ErrorMessageScreen.BINDINGS)),
-        ("In the add form", binding_rows(AddTaskScreen.BINDINGS)),
-    ]
+
+def screen_sections() -> list[tuple[str, list[tuple[str, str]]]]:
+    """The keys of the sub-screens, from ``tui.actions`` (their BINDINGS are built
+    from it or checked against it)."""
+    out = []
+    for screen in SUB_SCREENS:
+        rows = actions.help_rows(screen)
+        if screen == actions.ERRORS:
+            rows.insert(0, ("enter", "the row's whole message"))
+        out.append((actions.SCREEN_TITLES[screen], rows))
+    return out
 
 
 class HelpScreen(ModalScreen[None]):
     """``?`` opens it; ``esc``, ``?`` or ``q`` closes it."""
 
-    BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close", id="help.close")]
+    BINDINGS = actions.bindings(actions.HELP)
 
     def __init__(self, keys: list[tuple[str, str]], saved: list[tuple[str, str]]) -> None:
         super().__init__()
@@ -71,15 +84,23 @@ class HelpScreen(ModalScreen[None]):
         keys.add_column(style="bold", no_wrap=True)
         keys.add_column()
         for key, what in self.keys:
-            keys.add_row(key, what)
+            keys.add_row(key, Text(what))
         outer.add_row(keys)
+        outer.add_row("")
+        outer.add_row(Text("Marks in the list", "bold"))
+        marks = Table.grid(padding=(0, 2))
+        marks.add_column(style="bold", no_wrap=True)
+        marks.add_column()
+        for mark, what in LIST_MARKS:
+            marks.add_row(mark, Text(what))
+        outer.add_row(marks)
         outer.add_row("")
         outer.add_row(Text("Filter language", "bold"))
         filt = Table.grid(padding=(0, 2))
         filt.add_column(style="bold", no_wrap=True)
         filt.add_column()
         for example, what in FILTER_HELP:
-            filt.add_row(example, what)
+            filt.add_row(Text(example), Text(what))
         outer.add_row(filt)
         for title, rows in screen_sections():
             outer.add_row("")
@@ -88,7 +109,7 @@ class HelpScreen(ModalScreen[None]):
             table.add_column(style="bold", no_wrap=True)
             table.add_column()
             for key, what in rows:
-                table.add_row(key, what)
+                table.add_row(key, Text(what))
             outer.add_row(table)
         if self.saved:
             outer.add_row("")

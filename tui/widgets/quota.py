@@ -1,9 +1,11 @@
-"""The per-provider pane: health, request budget, requests per minute,
-credits, balance and tasks by state.
+"""The per-provider pane: a compact table, one line per provider (state,
+requests of the budget, balance with its unit, last answer: the words of
+``tasktui quota``), read from the provider health the engine stored (never
+from a live engine); ``enter`` on a row opens that provider's card below it
+(health, request budget, requests per minute, credits, balance, tasks by state).
 
-It is fed plain dicts (see ``provider_info``), built by the app from
-``engine.status(name)`` when live or from ``store.counters()`` offline; it
-never calls a provider itself.
+The cards are fed plain dicts (see ``info_from_status``/``info_from_counters``),
+built by the app; nothing here calls a provider.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
-from textual.widgets import Sparkline, Static
+from textual.message import Message
+from textual.widgets import DataTable, Sparkline, Static
 
+from .. import actions
 from ..model import STATES, epoch, iso
 from .cells import clean
-from .cells import STATE_SYMBOL, number
+from .cells import STATE_SYMBOL, fit, number
 
 HEALTH = {
     "ok": ("●", "ok"),
@@ -268,19 +272,221 @@ class ProviderCard(Vertical):
             spark.data = [float(n) for n in rpm]
 
 
+# ---------------------------------------------------------------- the compact table
+
+TABLE_COLUMNS = ("PROVIDER", "STATE", "REQUESTS", "BALANCE", "ANSWER")
+_PERIOD = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def stored_health(store: Any, config: Any, names: list[str], now: float) -> list:
+    """Each provider's ``ProviderHealth`` as the engine last stored it (the one
+    source of truth ``tasktui quota`` reads too): configured providers through
+    ``tui.engine.health.read_health`` (their budget from the config), any other
+    provider the store knows by decoding its blob.  Never asks a live engine."""
+    from ..engine.health import ProviderHealth, read_health
+
+    out: dict[str, Any] = {}
+    try:
+        if getattr(config, "providers", None):
+            out = {h.name: h for h in read_health(store, config, wall_now=now)}
+    except Exception:  # a config that is not the typed one (tests): decode below
+        out = {}
+    missing = [n for n in names if n not in out]
+    if missing:
+        try:
+            saved = store.counters() or {}
+        except Exception:
+            saved = {}
+        for name in missing:
+            out[name] = ProviderHealth.decode(name, saved.get(name))
+    order = list(dict.fromkeys([*names, *out]))
+    return [out[n] for n in order if n in out]
+
+
+def requests_text(h: Any, now: float) -> str:
+    """``"12/100h"``: requests sent inside the budget's window, of the budget
+    (``"42 sent"`` when no budget is known)."""
+    budget = getattr(h, "budget", None)
+    try:
+        count_text, unit = str(budget).split("/", 1)
+        count = int(float(count_text))
+        per = _PERIOD[unit] if unit in _PERIOD else float(unit.rstrip("s"))
+    except (ValueError, AttributeError, KeyError):
+        return f"{number(h.requests)} sent"
+    used = sum(1 for t in h.recent if 0 <= now - t <= per)
+    return f"{used:,}/{count:,}{unit}"
+
+
+def balance_text(h: Any, narrow: bool = False) -> str:
+    """The balance with its unit (``1,234.50 credits``; narrow: ``1.2k credits``), ``n/a`` if none."""
+    if not isinstance(h.balance, (int, float)):
+        return "n/a"
+    unit = clean(h.balance_unit or "", 20)
+    if narrow and abs(h.balance) >= 1000:
+        value = float(h.balance)
+        for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+            if abs(value) >= size:
+                return f"{value / size:.1f}{suffix} {unit}".rstrip()
+    return number(h.balance, unit)
+
+
+# the narrow table's state words (the side pane): what the card says in full
+SHORT_WORDS = {"rate_limited": "limited", "backing_off": "backoff", "quota_exhausted": "no quota"}
+
+
+def answered_text(h: Any, now: float) -> str:
+    from .cells import ago
+
+    at = h.last_answer_at
+    if not isinstance(at, (int, float)):
+        return "never"
+    return ago(max(0.0, now - at))
+
+
+def table_row(h: Any, now: float, narrow: bool = False) -> tuple[str, str, str, str, str]:
+    """One provider's line: name, state (symbol + word), requests/budget, balance
+    with its unit, how long since its last answer."""
+    state = "disabled" if not getattr(h, "enabled", True) else str(h.state or "ok")
+    symbol, word = HEALTH.get(state, ("·", clean(state, 40)))
+    if narrow:
+        word = SHORT_WORDS.get(state, word)
+    answered = answered_text(h, now)
+    return (clean(h.name, 40), f"{symbol} {word}", requests_text(h, now), balance_text(h, narrow),
+            "-" if narrow and answered == "never" else answered)
+
+
+NARROW_BELOW = 56  # table columns: under this the short words and titles
+
+
+def table_titles(width: int) -> tuple[str, ...]:
+    return TABLE_COLUMNS if width >= NARROW_BELOW else ("NAME", "STATE", "REQ", "BALANCE", "ANS")
+
+
+def column_widths(width: int) -> tuple[int, ...]:
+    """Cells of each column (a one-cell gap included) for a table ``width`` cells
+    wide: the balance takes what the others leave."""
+    if width >= NARROW_BELOW:
+        provider, state, req, answer = 9, 16, 11, 7
+    else:  # the side pane (47 columns)
+        provider, state, req, answer = 8, 13, 8, 5
+    return provider, state, req, max(8, width - provider - state - req - answer), answer
+
+
+class QuotaTable(DataTable):
+    """One line per provider (``tasktui quota``'s words); ``enter`` shows the
+    provider's card below, ``esc`` goes back to the task list."""
+
+    DEFAULT_CSS = """
+    QuotaTable { height: auto; max-height: 8; overflow-x: hidden; }
+    """
+
+    BINDINGS = actions.bindings(actions.QUOTA)
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False, show_cursor=True, cell_padding=0)
+        self._widths: tuple[int, ...] | None = None
+        self._lines: dict[str, tuple[str, ...]] = {}
+
+    def show_rows(self, rows: list[tuple[str, ...]]) -> None:
+        """Draw ``rows`` (from ``table_row``); only what changed is redrawn."""
+        pane = self.parent
+        width = getattr(pane, "scrollable_content_region", self.region).width or 80
+        widths = column_widths(width)
+        if widths != self._widths:
+            self._widths = widths
+            self._lines = {}
+            self.clear(columns=True)
+            for key, title, w in zip(TABLE_COLUMNS, table_titles(width), widths):
+                self.add_column(fit(title, w - 1) + " ", width=w, key=key)
+        keys = {str(r.value) for r in self.rows}
+        for row in rows:
+            name = row[0]
+            cells = tuple(fit(text, w - 1) + " " for text, w in zip(row, self._widths))
+            if name not in keys:
+                self.add_row(*(Text(c) for c in cells), key=name)
+            elif self._lines.get(name) != cells:
+                for title, c in zip(TABLE_COLUMNS, cells):
+                    self.update_cell(name, title, Text(c))
+            self._lines[name] = cells
+
+    def selected(self) -> str | None:
+        if not self.row_count:
+            return None
+        try:
+            return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+        except Exception:
+            return None
+
+    def action_card(self) -> None:
+        name = self.selected()
+        if name is not None:
+            self.post_message(self.CardRequested(name))
+
+    def action_leave(self) -> None:
+        try:
+            self.app.query_one("#tasks").focus()
+        except Exception:
+            self.screen.focus_next()
+
+    class CardRequested(Message):
+        def __init__(self, provider: str) -> None:
+            super().__init__()
+            self.provider = provider
+
+
 class QuotaPane(VerticalScroll):
-    """Every configured provider, one card each."""
+    """Every configured provider: the compact table (one line each, read from
+    the stored provider health), and under it the card of the provider picked
+    with ``enter`` (its detail: budget, credits, causes, requests per minute)."""
 
     def __init__(self, providers: list[str], *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.providers = list(providers)
+        self.card_shown: str | None = None  # the provider whose card is open
+        self._now: float | None = None  # the time of the last drawing (a resize draws again)
 
     def compose(self) -> ComposeResult:
         if not self.providers:
             yield Static(Text("No providers configured.", "dim"))
+            return
+        yield QuotaTable(id="quota-table")
+        yield Static(Text("enter: the provider's card", "dim"), id="quota-hint")
         for name in self.providers:
-            yield ProviderCard(name)
+            card = ProviderCard(name)
+            card.display = False
+            yield card
 
     def show(self, infos: dict[str, dict], tasks: dict[str, dict[str, int]], now: float) -> None:
         for card in self.query(ProviderCard):
             card.show(infos.get(card.provider, {}), tasks.get(card.provider, {}), now)
+        self.show_table(now)
+
+    def show_table(self, now: float) -> None:
+        """The table, from the stored provider health."""
+        self._now = now
+        if not self.providers:
+            return
+        store = getattr(self.app, "store", None)
+        if store is None:
+            return
+        healths = stored_health(store, getattr(self.app, "config", None), self.providers, now)
+        narrow = (self.scrollable_content_region.width or 80) < NARROW_BELOW
+        self.query_one(QuotaTable).show_rows([table_row(h, now, narrow) for h in healths])
+
+    def on_resize(self) -> None:
+        if self._now is not None:
+            self.call_after_refresh(self.show_table, self._now)
+
+    def on_quota_table_card_requested(self, event: QuotaTable.CardRequested) -> None:
+        event.stop()
+        self.open_card(event.provider)
+
+    def open_card(self, provider: str | None) -> None:
+        """Show ``provider``'s card (another one closes; the same one again closes it)."""
+        if provider == self.card_shown:
+            provider = None
+        self.card_shown = provider
+        for card in self.query(ProviderCard):
+            card.display = card.provider == provider
+            if card.display:
+                self.call_after_refresh(self.scroll_to_widget, card, animate=False)

@@ -4,25 +4,80 @@ never parsed as markup."""
 
 from __future__ import annotations
 
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from .. import timefmt
 from ..headless import health_mark
 from ..model import Task, iso
 from ..text import is_web_url
 from .cells import clean
-from .cells import bar, percent, since, state_label
+from .cells import bar, learned_duration, percent, since, state_label, tracked_since
 
 
 def _when(ts: float | None, now: float) -> str:
-    if ts is None:
+    """``2027-01-15T07:59:48Z  (12s ago)``; with absolute times on (``t``) the ISO time alone."""
+    if ts is None or iso(ts) is None:
         return "-"
+    if timefmt.mode == timefmt.ABSOLUTE:
+        return iso(ts) or "-"
     return f"{iso(ts)}  ({since(now, ts)})"
 
 
-def task_rows(task: Task, now: float, *, full: bool) -> list[tuple[str, Text]]:
-    """(field name, value) pairs describing ``task``; ``full`` adds every field."""
+def _short(ts: float | None, now: float, *, ahead: bool = False) -> str:
+    """A freshness time in few cells: ``12s ago`` / ``in 5s`` (relative) or ``07:59:48`` (absolute)."""
+    if ts is None or iso(ts) is None:
+        return "-"
+    if timefmt.mode == timefmt.ABSOLUTE:
+        return timefmt.clock(ts, now)
+    return timefmt.until(now, ts) if ahead else timefmt.since(now, ts)
+
+
+def next_poll_text(task: Task, now: float) -> Text:
+    """When the engine asks next: ``in 5s``, ``due now``, ``overdue 3m`` (a late
+    poll: the provider or the engine is stuck), or why there is no next poll."""
+    if task.terminal:
+        return Text("never: the task has ended", "dim")
+    at = task.next_poll_at
+    if at is None or iso(at) is None:
+        return Text("not scheduled (paused, offline, or not yet planned)", "dim")
+    late = now - at
+    if late >= OVERDUE_AFTER:
+        return Text(f"overdue {timefmt.ago(late)}", "bold")
+    if timefmt.mode == timefmt.ABSOLUTE:
+        return Text(iso(at) or "-")
+    return Text("due now" if at - now < 1 else f"in {timefmt.ago(at - now)}")
+
+
+OVERDUE_AFTER = 60.0  # seconds a planned poll may be late before the detail calls it overdue
+
+
+def eta_text(task: Task, now: float, learned: float | None = None,
+             tracked: float | None = None) -> str | None:
+    """A running task's ETA: ``~2m left`` from the provider's own estimate
+    (``Task.eta``), else from the learned typical duration of its kind and model;
+    None when neither is known or the task is not running."""
+    if task.state != "running":
+        return None
+    start = task.created_at if task.created_at is not None else tracked
+    if task.eta:
+        text = timefmt.eta_left(now, start, task.eta)
+        return f"{text} (provider's estimate)" if text else None
+    if learned:
+        text = timefmt.eta_left(now, start, learned)
+        return f"{text} (typical for its kind)" if text else None
+    return None
+
+
+def task_rows(task: Task, now: float, *, full: bool, tracked: float | None = None,
+              learned: float | None = None) -> list[tuple[str, Text]]:
+    """(field name, value) pairs describing ``task``; ``full`` adds every field.
+
+    ``tracked``: when the store started tracking the task (shown, marked as such,
+    where the provider gave no creation time); ``learned``: the typical duration
+    of its kind and model (an ETA where the provider gives none)."""
     rows: list[tuple[str, Text]] = []
 
     def add(name: str, value: object, style: str = "") -> None:
@@ -52,12 +107,29 @@ def task_rows(task: Task, now: float, *, full: bool) -> list[tuple[str, Text]]:
         add("progress", "-")
     if task.credits is not None or full:
         add("credits", "-" if task.credits is None else f"{task.credits:g}")
-    add("created", _when(task.created_at, now))
+    if task.created_at is None and tracked is not None:  # the provider gave no creation time
+        value = Text(_when(tracked, now))
+        value.append("  ~ tracked since, no creation time from the provider", "dim")
+        add("tracked", value)
+    else:
+        add("created", _when(task.created_at, now))
     add("updated", _when(task.updated_at, now))
     if task.finished_at is not None or full:
         add("finished", _when(task.finished_at, now))
+    eta = eta_text(task, now, learned, tracked)
+    if eta:
+        add("eta", eta)
     if task.eta is not None and full:
         add("expected", f"{task.eta:g} s")
+    if full:  # freshness: when the engine last asked, and when it asks next
+        add("last polled", _when(task.polled_at, now) if task.polled_at is not None else "never (not yet asked)")
+        add("next poll", next_poll_text(task, now))
+    elif task.polled_at is not None:
+        line = Text(f"{_short(task.polled_at, now)}")
+        if not task.terminal and task.next_poll_at is not None:
+            line.append(" · next ", "dim")
+            line.append(next_poll_text(task, now).plain)
+        add("polled", line)
     if task.error:
         add("error", task.error, "bold")
     if full:
@@ -65,7 +137,13 @@ def task_rows(task: Task, now: float, *, full: bool) -> list[tuple[str, Text]]:
     results = list(task.results)
     for i, url in enumerate(results if full else results[:3]):
         name = "results" if i == 0 else ""
-        text = Text(clean(url, 2048))
+        shown = clean(url, 2048)
+        if is_web_url(url) and full:  # an OSC 8 hyperlink in the detail (the terminal opens it)
+            text = Text(shown, Style(link=shown))
+        else:
+            text = Text(shown)
+        if full and len(results) > 1 and i < 9:
+            text.append(f"  ({i + 1} copies it)", "dim")
         if not is_web_url(url):
             text.append("  (not a web link)", "dim")
         add(name, text)
@@ -102,9 +180,21 @@ def health_rows(task: Task, now: float, full: bool, add) -> None:
     add("last error", task.last_error or "-")
     if task.last_error:
         add("error at", _when(task.last_error_at, now))
-    add("polled at", task.poll_path or "-")
+    add("poll path", task.poll_path or "-")  # the request path (when: "last polled" above)
     for name, value in task.details.items():
         add(clean(name, 40), value)
+
+
+def time_facts(store, task: Task, now: float) -> dict:
+    """What ``task_rows`` needs from the store beyond the task: when it was first
+    tracked (only where the provider gave no creation time) and the learned
+    typical duration (only for a running task without the provider's estimate)."""
+    facts: dict = {}
+    if task.created_at is None and store is not None:
+        facts["tracked"] = tracked_since(store, task)
+    if task.state == "running" and not task.eta and store is not None:
+        facts["learned"] = learned_duration(store, task, now)
+    return facts
 
 
 def rows_table(rows: list[tuple[str, Text]]) -> Table:
@@ -123,7 +213,7 @@ class TaskSummary(Static):
     _text: list | None = None
 
     def show(self, task: Task | None, now: float) -> None:
-        shown = None if task is None else (task.key, task.rev, int(now))
+        shown = None if task is None else (task.key, task.rev, int(now), timefmt.mode)
         if shown == self._shown and shown is not None:
             return  # same task, same revision, same second: nothing would change
         self._shown = shown
@@ -131,7 +221,8 @@ class TaskSummary(Static):
             self._text = None
             self._put(Text("No task selected.", "dim"))
             return
-        rows = task_rows(task, now, full=False)
+        store = getattr(self.app, "store", None)
+        rows = task_rows(task, now, full=False, **time_facts(store, task, now))
         text = [(name, value.plain) for name, value in rows]
         if text == self._text:
             return  # a second later, but every "(3m ago)" reads the same
