@@ -24,6 +24,20 @@ def app_for(tmp_path, tasks=None, **ui):
     return make_app(config, store, clock=clock, config_path=tmp_path / "config.toml"), store
 
 
+def notices(app) -> list[tuple[str, str]]:
+    """(title, message) of every notification the app raises from now on, read
+    through its public ``notify`` (not Textual's private ``_notifications``)."""
+    seen: list[tuple[str, str]] = []
+    real = app.notify
+
+    def notify(message, *args, **kwargs):
+        seen.append((str(kwargs.get("title") or ""), str(message)))
+        return real(message, *args, **kwargs)
+
+    app.notify = notify
+    return seen
+
+
 async def test_list_shows_every_task_sorted_by_last_update(tmp_path):
     app, store = app_for(tmp_path)
     async with app.run_test(size=(140, 40)) as pilot:
@@ -174,11 +188,12 @@ async def test_hostile_provider_text_is_shown_inert(tmp_path):
 async def test_copy_puts_the_first_web_result_on_the_clipboard(tmp_path):
     app, store = app_for(tmp_path)
     async with app.run_test(size=(140, 40)) as pilot:
+        said = notices(app)
         key = next(t.key for t in store.tasks() if t.results)
         app.task_list.select(key)
         await pilot.press("c")
         assert app.clipboard == store.get(key).results[0]
-        assert any("Copied" in (n.title or "") for n in app._notifications)
+        assert any("Copied" in title for title, _ in said)
         # a task without results copies nothing and says so
         app.task_list.select(next(t.key for t in store.tasks() if not t.results))
         app.copy_to_clipboard("unchanged")
@@ -330,7 +345,8 @@ async def test_other_process_writes_appear(tmp_path):
         with Store(tmp_path / "tasks.db") as other:  # like `tasktui add` in another shell
             other.add("upscayl", ["from-elsewhere"], label="cli")
         await wait_for(pilot, lambda: "upscayl:from-elsewhere" in app.task_list.index)
-        assert "from-elsewhere" in screen_text(app) or len(app.task_list.index) == 21
+        assert len(app.task_list.index) == 21
+        await wait_for(pilot, lambda: "from-elsewhere" in screen_text(app))  # drawn, not only listed
 
 
 async def test_finished_tasks_notify(tmp_path):
@@ -339,6 +355,7 @@ async def test_finished_tasks_notify(tmp_path):
     app, store = app_for(tmp_path, bell=True)
     bells = []
     async with app.run_test(size=(140, 40)) as pilot:
+        said = notices(app)
         app.bell = lambda: bells.append(1)
         running = next(t for t in store.tasks() if t.state == "running")
         store.apply([running.copy(state="succeeded", progress=100.0, updated_at=NOW)])
@@ -353,7 +370,7 @@ async def test_finished_tasks_notify(tmp_path):
                     + [unknown.copy(state="succeeded", updated_at=NOW)])
         await wait_for(pilot, lambda: app.news_text() is not None)
         assert app.news_text() == (f"{len(live)} finished: ✓ 0 ✗ {len(live)}", True)
-        assert not [n for n in app._notifications if "finished" in f"{n.title} {n.message}"]
+        assert not [n for n in said if "finished" in f"{n[0]} {n[1]}"]
 
 
 async def test_saved_filter_digit_and_keymap(tmp_path):
@@ -382,10 +399,9 @@ async def test_theme_is_saved_back_with_comments_kept(tmp_path):
 async def test_offline_refresh_and_pause_do_not_crash(tmp_path):
     app, store = app_for(tmp_path)
     async with app.run_test(size=(140, 40)) as pilot:
+        said = notices(app)
         await pilot.press("r", "p")
-        await pilot.pause()
-        messages = " ".join(str(n.message) for n in app._notifications)
-        assert "Offline" in messages
+        await wait_for(pilot, lambda: "Offline" in " ".join(m for _, m in said))
 
 
 async def test_quota_pane_offline_shows_saved_counters(tmp_path):
@@ -471,8 +487,11 @@ async def test_detail_and_error_log_follow_the_store_while_open(tmp_path):
         store.apply([store.get(key).copy(state="failed", error="it broke just now", updated_at=NOW)])
         await wait_for(pilot, lambda: "it broke just now" in plain(app.screen.query_one("#detail-fields")))
         other = app.task_list.index[3]
-        store.apply([store.get(other).copy(state="cancelled", updated_at=NOW)])
-        await wait_for(pilot, lambda: not app._fresh)  # seen by the detail screen ...
+        # one commit: the detail screen shows its half, so the whole change has been handed out
+        store.apply([store.get(other).copy(state="cancelled", updated_at=NOW),
+                     store.get(key).copy(state="failed", error="and again", updated_at=NOW)])
+        await wait_for(pilot, lambda: "and again" in plain(app.screen.query_one("#detail-fields")))
+        assert store.get(other).key in app.task_list.index
         assert app.task_list.tasks[other].state != "cancelled"  # ... the list waits (hidden)
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.task_list.cursor_key == key and "✗ failed" in screen_text(app))
@@ -512,22 +531,28 @@ async def test_idle_means_no_repaints_until_something_changes(tmp_path):
         await pilot.pause()
         tasks = app.task_list
         repaints = []
-        real_refresh = tasks.refresh
+        ticks = [0]
+        real_refresh, real_tick = tasks.refresh, tasks.tick
         tasks.refresh = lambda *a, **k: (repaints.append(a), real_refresh(*a, **k))[1]
-        app._tick()
-        app._tick()
-        app._sync()
-        await pilot.pause()
+
+        def tick():  # the app's once-a-second timer calls the list's public tick
+            real_tick()
+            ticks[0] += 1
+
+        tasks.tick = tick
+        await wait_for(pilot, lambda: ticks[0] >= 2)  # two ticks (and store syncs) went by
         assert repaints == []  # nothing changed: nothing redrawn
         now[0] += 1  # a second later the visible ages read differently
-        app._tick()
+        seen = ticks[0]
+        await wait_for(pilot, lambda: ticks[0] > seen)
         # only the rows whose age text changed are redrawn, one line each, never the whole list
         visible = min(len(tasks.index), tasks.size.height - 1)
         assert 0 < len(repaints) <= visible
         assert all(a and a[0].height == 1 for a in repaints)
         await pilot.pause()  # the lines are drawn with the new ages
         repaints.clear()
-        app._tick()
+        seen = ticks[0]
+        await wait_for(pilot, lambda: ticks[0] > seen)
         assert repaints == []  # drawn ages are up to date again
 
 
