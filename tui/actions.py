@@ -268,7 +268,31 @@ def readme_keys_section(text: str) -> str | None:
     return text[start:end + len(README_END)]
 
 
-def main() -> None:  # python -m tui.actions
+def write_readme(path: str) -> bool:
+    """Put the generated tables into the README at ``path`` (between the markers);
+    True when the file changed."""
+    from pathlib import Path
+
+    file = Path(path)
+    text = file.read_text(encoding="utf-8")
+    old = readme_keys_section(text)
+    if old is None:
+        raise SystemExit(f"{path}: no generated key section (markers {README_BEGIN!r} ... {README_END!r})")
+    new = text.replace(old, readme_table())
+    if new != text:
+        file.write_text(new, encoding="utf-8")
+    return new != text
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m tui.actions`` prints the README's key tables;
+    ``python -m tui.actions --write README.md`` puts them in place."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--write"] and len(args) == 2:
+        print(f"{args[1]}: {'updated' if write_readme(args[1]) else 'already up to date'}")
+        return
     print(readme_table())
 
 
