@@ -5,8 +5,10 @@ screen again.  Never sleeps a fixed time: every step polls capture-pane."""
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -142,3 +144,210 @@ def test_demo_polls_the_simulator_live(tmp_path):
     finally:
         term.kill()
     assert not (tmp_path / "unused.db").exists()  # the demo never touches the user's store
+
+
+# ---------------------------------------------------------------- daily driver, end to end (issue #13)
+#
+# The installed `tasktui` (the console script beside this Python) against
+# `tasktui simulate` over 127.0.0.1, in a tmux server of its own (its own
+# socket, no user config, set-clipboard on: an OSC 52 copy lands in a tmux
+# buffer the test can read).
+
+
+def installed_tasktui() -> str:
+    script = Path(sys.executable).parent / "tasktui"
+    if not script.exists():
+        pytest.skip("tasktui is not installed beside this Python")
+    return str(script)
+
+
+class PrivateTmux(Tmux):
+    """A tmux server of its own (-S), so server options never touch anyone else's."""
+
+    def __init__(self, width: int, height: int, command: str, env: dict[str, str]) -> None:
+        import tempfile
+
+        self.socket = os.path.join(tempfile.gettempdir(), f"tasktui-test-{uuid.uuid4().hex[:8]}.tmux")
+        self.name = "main"
+        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+        script = f"cd {shlex.quote(str(ROOT))} && env {exports} {command}; echo EXITED:$?; sleep 600"
+        subprocess.run(self._tmux("new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height),
+                                  "bash", "-c", script), check=True, env={**os.environ, "TMUX": ""})
+        subprocess.run(self._tmux("set-option", "-s", "set-clipboard", "on"), check=True)
+
+    def _tmux(self, *args: str) -> list[str]:
+        return ["tmux", "-S", self.socket, "-f", "/dev/null", *args]
+
+    def screen(self) -> str:
+        return subprocess.run(self._tmux("capture-pane", "-p", "-t", self.name),
+                              capture_output=True, text=True).stdout
+
+    def press(self, *keys: str) -> None:
+        subprocess.run(self._tmux("send-keys", "-t", self.name, *keys), check=True)
+
+    def type(self, text: str) -> None:
+        subprocess.run(self._tmux("send-keys", "-t", self.name, "-l", text), check=True)
+
+    def buffer(self) -> str:
+        return subprocess.run(self._tmux("show-buffer"), capture_output=True, text=True).stdout
+
+    def app_pid(self) -> int:
+        shell = subprocess.run(self._tmux("list-panes", "-t", self.name, "-F", "#{pane_pid}"),
+                               capture_output=True, text=True, check=True).stdout.split()[0]
+        found = subprocess.run(["pgrep", "-P", shell], capture_output=True, text=True)
+        return int(found.stdout.split()[0])
+
+    def wait_for_line(self, predicate, what: str, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.screen()
+            if predicate(text):
+                return text
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what} never on screen:\n{text}")
+            time.sleep(0.1)  # polling interval, not a wait for the app
+
+    def kill(self) -> None:
+        subprocess.run(self._tmux("kill-server"), capture_output=True)
+        try:
+            os.unlink(self.socket)
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def simulated(tmp_path):
+    """`tasktui simulate` serving a fixed scenario (frozen clock), a config
+    pointing two providers at it, and five tasks added with `tasktui add`."""
+    from tui.sim import Fault, build_scenario, sim_task
+
+    tasktui = installed_tasktui()
+    build_scenario(
+        sim_task("evolink", "task-unified-alpha", "succeeded"),
+        sim_task("evolink", "task-unified-bravo", "failed"),
+        sim_task("evolink", "task-unified-charlie", "running", end=10**6),
+        sim_task("qolaba", "qol-delta", "succeeded"),
+        sim_task("qolaba", "qol-echo", "running", end=10**6),
+        faults=[Fault(kind="server_error", provider="qolaba", task_id="qol-echo", status=500)],
+    ).dump(tmp_path / "scenario.json")
+    sim = subprocess.Popen([tasktui, "simulate", "--port", "0", "--scenario", str(tmp_path / "scenario.json"),
+                            "--speed", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = None
+        for line in sim.stdout:  # its first line names the address
+            found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+            if found:
+                url = found.group(1)
+                break
+        assert url, "tasktui simulate printed no address"
+        config = tmp_path / "config.toml"
+        config.write_text("".join(f'[providers.{p}]\napi_key = "sim-key-{p}"\nbase_url = "{url}"\n'
+                                  f"poll_interval = 0.5\n\n" for p in ("evolink", "qolaba")), encoding="utf-8")
+        config.chmod(0o600)
+        env = {"TASKTUI_DB": str(tmp_path / "tasks.db"), "TASKTUI_CONFIG": str(config),
+               "TERM": "xterm-256color", "COLORTERM": "truecolor",
+               "SSH_CONNECTION": "10.0.0.1 50000 10.0.0.2 22"}  # over SSH: `o` copies instead of opening
+        for argv in (["add", "evolink", "task-unified-alpha", "task-unified-bravo", "task-unified-charlie"],
+                     ["add", "qolaba", "qol-delta", "qol-echo"]):
+            subprocess.run([tasktui, *argv], env={**os.environ, **env}, check=True, capture_output=True)
+        yield tasktui, env, config
+    finally:
+        sim.kill()  # this test's own simulator, by its process
+        sim.wait()
+
+
+def rows(text: str) -> list[str]:
+    """The task list's rows (provider first) of a screen."""
+    return [line for line in text.splitlines() if line.lstrip("*").lstrip().startswith(("evolink ", "qolaba "))]
+
+
+def select(term: PrivateTmux, task_id: str) -> None:
+    """Move the list's cursor to ``task_id`` with the arrow keys, one key and
+    one redraw at a time (the summary pane names the selected task)."""
+    for _ in range(20):
+        text = term.wait_for_line(lambda s: re.search(r"task id  (\S+)", s), "a selected task")
+        current = re.search(r"task id  (\S+)", text).group(1)
+        if current == task_id:
+            return
+        ids = [r.lstrip("*").split()[1] for r in rows(text)]
+        term.press("Down" if ids.index(task_id) > ids.index(current) else "Up")
+        term.wait_for_line(lambda s, c=current: f"task id  {c}" not in s, "the cursor moved")
+    raise AssertionError(f"could not select {task_id}")
+
+
+def ls_ids(tasktui: str, env: dict[str, str]) -> set[str]:
+    import json
+
+    out = subprocess.run([tasktui, "ls", "--json"], env={**os.environ, **env}, check=True,
+                         capture_output=True, text=True).stdout
+    return {t["task_id"] for t in json.loads(out)}
+
+
+def test_daily_driver_end_to_end_against_the_simulator(simulated):
+    tasktui, env, config = simulated
+    term = PrivateTmux(120, 30, shlex.quote(tasktui), env)
+    try:
+        # polled live: every state arrives from the simulator
+        term.wait_for("✓ succeeded")
+        term.wait_for("✗ failed")
+        term.wait_for("▶ running")
+
+        # open over SSH: the URL is copied (OSC 52), tmux keeps it in a buffer
+        select(term, "task-unified-alpha")
+        term.press("o")
+        term.wait_for("copied the URL instead")
+        deadline = time.monotonic() + 30
+        while term.buffer().strip() != "https://sim.tasktui.invalid/evolink/task-unified-alpha/0.png":
+            assert time.monotonic() < deadline, f"clipboard: {term.buffer()!r}"
+            time.sleep(0.1)
+
+        # column sort: > steps to the next column, S reverses; the order on screen follows
+        term.press(">", ">", ">")
+        text = term.wait_for("sort: provider")
+        providers = [r.split()[0].lstrip("*") for r in rows(text)]
+        assert providers == sorted(providers), providers
+        term.press("S")
+        text = term.wait_for("reversed")
+        providers = [r.split()[0].lstrip("*") for r in rows(text)]
+        assert providers == sorted(providers, reverse=True), providers
+
+        # the error log: a row of qol-echo's failing polls, g jumps to that task in the list
+        term.press("e")
+        term.wait_for("Error log")
+        term.wait_for_line(lambda s: "qol-echo" in s and "500" in s, "qol-echo's error")
+        text = term.screen()
+        lines = [line for line in text.splitlines()[2:] if line.strip()]
+        down = next(i for i, line in enumerate(lines) if "qol-echo" in line and "500" in line)
+        if down:
+            term.press(*["Down"] * down)
+        term.press("g")
+        term.wait_for("Error log", absent=True)
+        term.wait_for_line(lambda s: "task id  qol-echo" in s, "the jump's task in the summary")
+
+        # marks + bulk forget: space marks the selected task (and moves down), x forgets the marks
+        for n, task_id in enumerate(("task-unified-bravo", "task-unified-charlie"), 1):
+            select(term, task_id)
+            term.press("Space")
+            term.wait_for(f"* {n} marked")
+        text = term.screen()
+        assert sorted(r.split()[1] for r in rows(text) if r.startswith("*")) == \
+            ["task-unified-bravo", "task-unified-charlie"]
+        term.press("x")
+        term.wait_for("Forget 2 marked tasks?")
+        term.press("y")
+        term.wait_for("Forgot 2 tasks")
+        text = term.wait_for("task-unified-bravo", absent=True)
+        assert "task-unified-charlie" not in text
+        assert ls_ids(tasktui, env) == {"task-unified-alpha", "qol-delta", "qol-echo"}
+
+        # SIGHUP while the terminal is there: the config reloads, the app keeps running
+        with config.open("a", encoding="utf-8") as f:
+            f.write('[ui]\nsaved_filters = { fails = "state:bad" }\n')
+        os.kill(term.app_pid(), signal.SIGHUP)
+        term.wait_for("Config reloaded (SIGHUP)")
+        term.press("1")
+        term.wait_for("/ state:bad")
+        term.press("q")
+        term.wait_for("EXITED:0")
+    finally:
+        term.kill()
