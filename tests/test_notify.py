@@ -139,3 +139,68 @@ def test_wait_notify_inside_tmux_and_explicit_mode(ended_store):
 def test_wait_without_notify_writes_no_notification(ended_store):
     code, written = _run_in_pty(["wait", "--filter", "state:succeeded"], ended_store)
     assert code == 0 and b"\x1b]" not in written
+
+
+def test_the_dashboard_writes_it_through_its_terminal_driver(tmp_path):
+    """The real dashboard on a pty: when another process stores the end of the
+    last running task, OSC 9 reaches the terminal (through the driver's writer)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    import threading
+    import time
+
+    from tui.model import Task
+    from tui.store import Store
+
+    store = Store(tmp_path / "tasks.db")
+    store.add("evolink", ["job-0"])
+    store.apply([Task(provider="evolink", task_id="job-0", state="running")])
+    store.close()
+    (tmp_path / "config.toml").write_text('[ui]\nnotify = "osc9"\n', encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TASKTUI_READONLY")}
+    env.update(TASKTUI_DB=str(tmp_path / "tasks.db"), TASKTUI_CONFIG=str(tmp_path / "config.toml"),
+               TERM="xterm-256color")
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "tui", "--offline"], cwd=ROOT, env=env, stdin=slave,
+                            stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    seen = bytearray()
+
+    def pump() -> None:
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            seen.extend(chunk)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+
+    def wait_for(needle: bytes, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while needle not in seen:
+            assert proc.poll() is None, bytes(seen[-2000:])
+            assert time.monotonic() < deadline, f"{needle!r} never written"
+            time.sleep(0.05)  # polling what the reader thread gathered
+
+    try:
+        wait_for(b"job-0")  # the first frame is up
+        assert b"\x1b]9;" not in seen
+        writer = Store(tmp_path / "tasks.db")  # another process ends the task
+        writer.apply([Task(provider="evolink", task_id="job-0", state="succeeded")])
+        writer.close()
+        wait_for(b"\x1b]9;tasktui: 1 task ended: 1 succeeded\x07")
+        os.write(master, b"q")
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+        reader.join(timeout=5)
