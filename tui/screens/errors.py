@@ -1,11 +1,21 @@
-"""The error log: newest first, filterable.  A DataTable holds one page of rows.
+"""The error log: newest first, filterable; a window over the newest rows.
 
-Two kinds of rows, both read from the store (never from a provider):
+Its rows (tui/errlog.py, shared with ``tasktui errors``) are read from the
+store, never from a provider:
 
 * the event log (``store.events``): failed polls, refused keys, rate limits;
 * task failures: every tracked task that ended ``failed``, ``cancelled`` or
   ``not_found``, with its error, as the types ``task failed``, ``task
   cancelled`` and ``task not found``.
+
+At scale (the store keeps 10,000 events): the screen holds the newest
+``LOG_CAP`` rows of each kind as plain records, and its table is a window: it
+shows the first ``WINDOW`` matching rows and takes the next ones in as the
+cursor or the scroll nears its end (``end`` takes them all).  A row's cells
+are built (cleaned, redacted) only when it enters the table.  The filter
+searches a lowercased haystack per row, built at the first key; a key that
+extends the filter searches only the rows the previous one matched.  A store
+change re-reads only the new events and the changed tasks.
 
 The message column takes the width the others leave.  ``enter`` shows a row's
 whole message; from there (or with ``g`` on the row) the log jumps to the
@@ -15,9 +25,8 @@ itself with the task's key.  ``q`` and ``esc`` go back.
 
 from __future__ import annotations
 
-import heapq
-from dataclasses import dataclass
-from datetime import datetime, timezone
+import calendar
+import time as _time_mod
 from typing import Any, Iterable
 
 from rich.text import Text
@@ -28,16 +37,14 @@ from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
-from ..model import Event, Task, task_key
+from .. import errlog
+from ..errlog import (PAGE, TASK_KINDS, TASK_MESSAGES, LogRow, event_row, merge,  # noqa: F401 (re-exported)
+                      task_row, task_rows)
+from ..model import Event, Task  # noqa: F401
 from ..widgets.cells import clean, fit
 
-PAGE = 1000  # newest rows read from the store, of each kind
-TASK_KINDS = {"failed": "task failed", "cancelled": "task cancelled", "not_found": "task not found"}
-TASK_MESSAGES = {  # when the provider said nothing more
-    "failed": "the task failed (the provider gave no reason)",
-    "cancelled": "the task was cancelled",
-    "not_found": "the provider does not know this task id (not found)",
-}
+LOG_CAP = 10_000  # newest rows of each kind held (the store keeps 10,000 events)
+WINDOW = 200  # rows put in the table at a time
 COLUMNS = ("time (UTC)", "provider", "task", "HTTP", "type", "message", "wait")
 NARROW_COLUMNS = ("UTC", "prov.", "task", "HTTP", "type", "message", "wait")
 MESSAGE = COLUMNS.index("message")
@@ -48,60 +55,7 @@ NARROW_WIDTHS = (8, 7, 14, 4, 10, 4)
 MIN_MESSAGE = 10
 SCROLLBAR = 2  # the table's vertical scrollbar
 
-
-@dataclass(frozen=True)
-class LogRow:
-    """One row of the log: an event, or a task that ended badly."""
-
-    time: float
-    provider: str
-    task_id: str | None
-    status: int | None
-    kind: str
-    message: str
-    retry_after: float | None = None
-    source: str = "event"  # "event" | "task"
-
-    @property
-    def key(self) -> str | None:
-        """The task the row is about (None: it is about the provider)."""
-        return task_key(self.provider, self.task_id) if self.task_id else None
-
-
-def event_row(e: Event) -> LogRow:
-    return LogRow(e.time, e.provider, e.task_id, e.status, e.kind, e.message, e.retry_after)
-
-
-def task_row(t: Task) -> LogRow | None:
-    """The row of a task that ended badly; None for any other task."""
-    kind = TASK_KINDS.get(t.state)
-    if kind is None:
-        return None
-    return LogRow(_ended(t), t.provider, t.task_id, None, kind, t.error or TASK_MESSAGES[t.state],
-                  source="task")
-
-
-def _ended(t: Task) -> float:
-    return t.finished_at or t.updated_at or 0.0
-
-
-def task_rows(tasks: Iterable[Task], limit: int = PAGE) -> list[LogRow]:
-    """The newest ``limit`` task failures, newest first."""
-    bad = [t for t in tasks if t.state in TASK_KINDS]
-    return [task_row(t) for t in heapq.nlargest(limit, bad, key=_ended)]  # type: ignore[misc]
-
-
-def merge(events: list[LogRow], tasks: list[LogRow]) -> list[LogRow]:
-    """Both kinds, newest first; at the same moment an event comes first."""
-    return sorted(events + tasks, key=lambda r: (r.time, r.source == "event"), reverse=True)
-
-
-def _time(ts: float, narrow: bool = False) -> str:
-    try:
-        dt = datetime.fromtimestamp(ts, tz=timezone.utc)
-    except (ValueError, OverflowError, OSError):
-        return "?"
-    return dt.strftime("%H:%M:%S" if narrow else "%m-%d %H:%M:%S")
+_time = errlog.time_text
 
 
 def middle(text: str, width: int) -> str:
@@ -119,22 +73,29 @@ def middle(text: str, width: int) -> str:
 
 
 def row_cells(r: LogRow) -> tuple[str, ...]:
-    """The visible columns of one row, as inert plain strings (whole, uncut)."""
-    wait = f"{r.retry_after:g}s" if r.retry_after is not None else ""
-    return (
-        _time(r.time),
-        clean(r.provider, 40),
-        clean(r.task_id, 200) if r.task_id else "",
-        str(r.status) if r.status is not None else "-",
-        clean(r.kind, 40),
-        clean(r.message, 500).replace("\n", " ").replace("\t", " "),
-        wait,
-    )
+    """The visible columns of one row, as inert plain strings (whole, uncut), API keys hidden."""
+    return errlog.row_cells(r, clean)
 
 
 def event_cells(e: Event) -> tuple[str, ...]:
     """The visible columns of one event, as inert plain strings."""
     return row_cells(event_row(e))
+
+
+def _stamp(ts: float) -> str:
+    """``MM-DD HH:MM:SS`` as the time column shows it, fast (a haystack per row)."""
+    try:
+        t = _time_mod.gmtime(ts)
+    except (ValueError, OverflowError, OSError):
+        return "?"
+    return f"{t.tm_mon:02d}-{t.tm_mday:02d} {t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+
+
+def haystack(r: LogRow) -> str:
+    """What the filter searches in a row: every column as stored, lowercased."""
+    wait = f"{r.retry_after:g}s" if r.retry_after is not None else ""
+    return "\x00".join((_stamp(r.time), r.provider, r.task_id or "",
+                        str(r.status) if r.status is not None else "-", r.kind, r.message, wait)).lower()
 
 
 def column_widths(width: int) -> tuple[int, ...]:
@@ -147,6 +108,23 @@ def column_widths(width: int) -> tuple[int, ...]:
     widths = list(others)
     widths.insert(MESSAGE, message)
     return tuple(widths)
+
+
+class LogTable(DataTable):
+    """The log's table: a DataTable that holds a window of the rows; ``end`` first
+    takes in every row that matches (the screen's ``load_all``).  ``home``/``end``
+    go to the first/last row (a row table has no columns to scroll to)."""
+
+    BINDINGS = [
+        Binding("home", "scroll_top", "First row", show=False),
+        Binding("end", "scroll_bottom", "Last row", show=False),
+    ]
+
+    def action_scroll_bottom(self) -> None:
+        screen = self.screen
+        if isinstance(screen, ErrorLogScreen):
+            screen.load_all()
+        super().action_scroll_bottom()
 
 
 class ErrorMessageScreen(ModalScreen[str | None]):
@@ -238,26 +216,30 @@ class ErrorLogScreen(Screen[str | None]):
     def __init__(self, store: Any) -> None:
         super().__init__()
         self.store = store
-        self.rows: list[LogRow] = []
-        self.cells: list[tuple[str, ...]] = []
-        self.shown: list[LogRow] = []  # the rows in the table, in order
+        self.rows: list[LogRow] = []  # every row held, newest first
+        self.matches: list[int] = []  # indexes into rows of the rows the filter keeps, in order
+        self.shown: list[LogRow] = []  # the rows in the table, in order (a prefix of the matches)
         self.widths: tuple[int, ...] = ()
-        self._failed_keys: set[str] = set()
         self._events: list[LogRow] = []
-        self._tasks: list[LogRow] = []
+        self._failures: dict[str, LogRow] = {}  # task key -> its row, for tasks that ended badly
+        self._hay: list[str] | None = None  # haystack per row (built at the first filter key)
+        self._needle = ""  # the filter the matches are for
+        self.cells_built = 0  # rows whose cells were built (cleaned, cut) for the table
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="errors-bar"):
             yield Label("Error log  /", id="errors-title")
             yield Input(placeholder="filter: provider, task, status, type, message", id="errors-filter")
             yield Label("", id="errors-count")
-        yield DataTable(id="errors-table", cursor_type="row", zebra_stripes=False)
+        yield LogTable(id="errors-table", cursor_type="row", zebra_stripes=False)
         yield Footer()
 
     def on_mount(self) -> None:
+        table = self.query_one(DataTable)
         self._columns(self.app.size.width)
         self.reload()
-        self.query_one(DataTable).focus()
+        self.watch(table, "scroll_y", self._scrolled, init=False)
+        table.focus()
 
     def _columns(self, width: int) -> bool:
         """(Re)build the columns for ``width``; True when they changed."""
@@ -276,45 +258,96 @@ class ErrorLogScreen(Screen[str | None]):
         if self._columns(self.size.width):
             self._fill()
 
+    # ------------------------------------------------------------ rows
+
     def reload(self, events: bool = True, tasks: bool = True) -> None:
         """Read the newest events and/or task failures from the store and redraw."""
         if events:
-            self._events = [event_row(e) for e in self.store.events(limit=PAGE)]
+            self._events = [event_row(e) for e in self.store.events(limit=LOG_CAP)]
         if tasks:
-            self._tasks = task_rows(self.store.tasks())
-            self._failed_keys = {r.key for r in self._tasks if r.key}
-        self.rows = merge(self._events, self._tasks)
-        self.cells = [row_cells(r) for r in self.rows]
+            self._failures = {r.key: r for r in task_rows(errlog.failed_tasks(self.store), LOG_CAP) if r.key}
+        self._merge()
+
+    def _merge(self) -> None:
+        self.rows = merge(self._events, list(self._failures.values()))
+        self._hay = None
+        self._needle = None  # type: ignore[assignment]  # the matches are stale
         self._fill()
 
+    def _haystacks(self) -> list[str]:
+        if self._hay is None:
+            self._hay = [haystack(r) for r in self.rows]
+        return self._hay
+
+    def _match(self, needle: str) -> None:
+        """Narrow ``matches`` to ``needle``: from the previous matches when it extends
+        the previous filter, else from every row."""
+        if needle == self._needle:
+            return
+        if not needle:
+            self.matches = list(range(len(self.rows)))
+        else:
+            hay = self._haystacks()
+            old = self._needle
+            pool = self.matches if old and needle.startswith(old) else range(len(self.rows))
+            self.matches = [i for i in pool if needle in hay[i]]
+        self._needle = needle
+
+    def _cells(self, row: LogRow) -> list[Text]:
+        self.cells_built += 1
+        shown = list(row_cells(row))
+        if self.widths[0] < WIDE_WIDTHS[0]:
+            shown[0] = _time(row.time, narrow=True)
+        shown[2] = middle(shown[2], self.widths[2])
+        for i in (1, 4):  # provider, type: cut with an ellipsis, not cropped
+            shown[i] = fit(shown[i], self.widths[i]).rstrip()
+        shown[MESSAGE] = fit(shown[MESSAGE], self.widths[MESSAGE]).rstrip()
+        return [Text(c, no_wrap=True) for c in shown]
+
     def _fill(self) -> None:
+        """Put the first WINDOW matching rows in the table (the cursor stays on its line)."""
         needle = self.query_one("#errors-filter", Input).value.strip().lower()
+        self._match(needle)
         table = self.query_one(DataTable)
-        narrow = self.widths[0] < WIDE_WIDTHS[0]
         cursor = table.cursor_row
         table.clear()
         self.shown = []
-        for row, cells in zip(self.rows, self.cells):
-            if needle and not any(needle in c.lower() for c in cells):
-                continue
-            shown = list(cells)
-            if narrow:
-                shown[0] = _time(row.time, narrow=True)
-            shown[2] = middle(shown[2], self.widths[2])
-            for i in (1, 4):  # provider, type: cut with an ellipsis, not cropped
-                shown[i] = fit(shown[i], self.widths[i]).rstrip()
-            shown[MESSAGE] = fit(shown[MESSAGE], self.widths[MESSAGE]).rstrip()
-            table.add_row(*(Text(c, no_wrap=True) for c in shown))
-            self.shown.append(row)
+        self._more(max(WINDOW, cursor + 1))
         if self.shown and cursor:
             table.move_cursor(row=min(cursor, len(self.shown) - 1))
-        events = sum(1 for r in self.rows if r.source == "event")
-        tasks = len(self.rows) - events
+        events = len(self._events)
+        tasks = len(self._failures)
         total = len(self.rows)
         what = f"{events:,} errors · {tasks:,} task failures"
         self.query_one("#errors-count", Label).update(
-            (f"{len(self.shown):,} of {total:,} ({what})" if needle else what) if total
+            (f"{len(self.matches):,} of {total:,} ({what})" if needle else what) if total
             else "no errors logged")
+
+    def _more(self, count: int = WINDOW) -> None:
+        """Take the next ``count`` matching rows into the table."""
+        start = len(self.shown)
+        upto = min(len(self.matches), start + count)
+        if upto <= start:
+            return
+        table = self.query_one(DataTable)
+        rows = [self.rows[i] for i in self.matches[start:upto]]
+        table.add_rows(self._cells(r) for r in rows)
+        self.shown.extend(rows)
+
+    def load_all(self) -> None:
+        """Every matching row into the table (``end``)."""
+        self._more(len(self.matches) - len(self.shown))
+
+    def _near_end(self, line: int) -> None:
+        if line >= len(self.shown) - WINDOW // 4 and len(self.shown) < len(self.matches):
+            self._more()
+
+    def _scrolled(self, old: float, new: float) -> None:
+        table = self.query_one(DataTable)
+        self._near_end(int(new) + table.size.height)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._near_end(event.cursor_row)
 
     @property
     def cursor_row_data(self) -> LogRow | None:
@@ -324,15 +357,23 @@ class ErrorLogScreen(Screen[str | None]):
         return self.shown[table.cursor_row]
 
     def on_store_change(self, keys: set[str], events: int) -> None:
-        """Called by the app while this screen is on top: new log rows, or a task that
-        ended badly (or stopped being so) -> reload."""
-        tasks = any(k in self._failed_keys or self._is_failure(k) for k in keys)
-        if events or tasks:
-            self.reload(events=bool(events), tasks=tasks)
-
-    def _is_failure(self, key: str) -> bool:
-        task = self.store.get(key)
-        return task is not None and task.state in TASK_KINDS
+        """Called by the app while this screen is on top: new log rows are read (only
+        those), and each changed task's row is added, replaced or dropped."""
+        changed = False
+        if events:
+            fresh = [event_row(e) for e in self.store.events(limit=min(int(events), LOG_CAP))]
+            self._events = (fresh + self._events)[:LOG_CAP]
+            changed = True
+        for key in keys:
+            task = self.store.get(key)
+            row = task_row(task) if task is not None else None
+            if row is None:
+                changed = self._failures.pop(key, None) is not None or changed
+            elif self._failures.get(key) != row:
+                self._failures[key] = row
+                changed = True
+        if changed:
+            self._merge()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self._fill()
