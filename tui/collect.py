@@ -315,7 +315,7 @@ class Collector:
         def store_ok() -> bool:
             return self.store_problem() is None
 
-        reg = registry(EngineCollector(self.engine.quota, self.store.counters, store_ok))
+        reg = registry(EngineCollector(self.engine.quota, self.counters_now, store_ok))
 
         async def healthz(request: Any) -> Any:
             ok, body = self.health()
@@ -327,6 +327,15 @@ class Collector:
             return Response(render(reg), media_type=CONTENT_TYPE_LATEST)
 
         return Starlette(routes=[Route("/healthz", healthz), Route("/metrics", metrics)])
+
+    def counters_now(self) -> dict[str, dict]:
+        """The stored counters blobs, with this process's receiver's push counts as they
+        are now (it writes refusals to the store only every few seconds)."""
+        blobs = {name: dict(blob) for name, blob in (self.store.counters() or {}).items()}
+        if self.listener is not None:
+            for name, counts in self.listener.receiver.counts.items():
+                blobs.setdefault(name, {})["push"] = counts
+        return blobs
 
     # ------------------------------------------------------------ push
 

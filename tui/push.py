@@ -31,7 +31,12 @@ or finished task is 200 and nothing happens.
 Every route: bodies over ``MAX_BODY`` are 413, more than ``rate`` requests per
 second per source (burst ``burst``) is 429.  No header value, signature, secret or
 token is ever logged.  Counts of what arrived and why it was refused are kept in
-the provider's counters blob in the store, under the key ``"push"``.
+the provider's counters blob in the store, under the key ``"push"``, with
+``polls_saved``: signed updates that told something the store did not know (each
+one a status request the engine did not need; a lower bound, since the engine
+also polls a push-fed task only as a safety net).  A task a signed update was
+stored for carries ``details["pushed_at"]`` (epoch seconds): the engine polls it
+only as a safety net.
 
 This module imports nothing heavy at import time: ``add_parser`` is cheap for the CLI.
 """
@@ -67,6 +72,8 @@ SOURCES = 4096  # sources whose rate is tracked at once (least recent forgotten)
 HINT_GAP = 5.0  # seconds: repeated callbacks for one task within this make one hint
 FLUSH_EVERY = 5.0  # seconds between writes of the counters of refused requests
 PUSH_KEY = "push"  # key of the push counters in a provider's counters blob
+PUSHED_AT = "pushed_at"  # details key of a task a signed push updated: epoch seconds, as text (the engine's
+#                          worker reads it: such a task is polled only as a safety net)
 TOKEN_FILE = "push-token"  # next to the task database, mode 0600
 DEFAULT_PORT = 8787
 POLLS_AT_ONCE = 4  # a standalone listener's polls of hinted tasks in flight at once
@@ -206,12 +213,19 @@ def moves_back(old: Task, new: Task) -> bool:
     return old.state in TERMINAL and old.state != NOT_FOUND and new.state != old.state
 
 
+def news(old: Task, new: Task) -> bool:
+    """Whether a pushed status tells something the stored task does not: another
+    state, progress or set of results (what a poll would have been needed for)."""
+    return (new.state != old.state or new.progress != old.progress
+            or list(new.results) != list(old.results) or new.provider_status != old.provider_status)
+
+
 # ---------------------------------------------------------------- the receiver
 
 
 def empty_counts() -> dict[str, Any]:
     return {"received": 0, "accepted": 0, "duplicate": 0, "out_of_order": 0, "discovered": 0,
-            "hints": 0, "ignored": 0, "store_failed": 0, "last_at": None,
+            "hints": 0, "ignored": 0, "store_failed": 0, "polls_saved": 0, "last_at": None,
             "rejected": dict.fromkeys(REJECTIONS, 0)}
 
 
@@ -461,8 +475,9 @@ class PushReceiver:
         counts["last_at"] = now
         tasks: list[Task] = []
         outcome = "stored"
+        marked = {**update.details, PUSHED_AT: f"{now:.3f}"}
         if old is None:
-            tasks = [update.copy(label="webhook", kind=kind, updated_at=now)]
+            tasks = [update.copy(label="webhook", kind=kind, updated_at=now, details=marked)]
             counts["discovered"] += 1
             counts["accepted"] += 1
             outcome = "added"
@@ -470,8 +485,10 @@ class PushReceiver:
             counts["out_of_order"] += 1
             outcome = "older than stored"
         else:
-            tasks = [update.copy(kind=None, updated_at=now)]  # the stored kind stays
+            tasks = [update.copy(kind=None, updated_at=now, details=marked)]  # the stored kind stays
             counts["accepted"] += 1
+            if news(old, update):
+                counts["polls_saved"] += 1  # a change the engine would have needed a status request to see
         try:
             self.store.apply(tasks, counters={provider: self._blob(provider, counts)}, discovered=old is None)
         except Exception as exc:  # StoreWriteError, StoreBusy ...: no 2xx, so the provider retries

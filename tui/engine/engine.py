@@ -43,6 +43,7 @@ from .health import (
     RATE_LIMITED,
     ProviderHealth,
     credits_by_provider,
+    push_counts,
 )
 from .worker import Worker
 
@@ -74,6 +75,7 @@ class ProviderStatus:
     tasks: dict[str, int] = field(default_factory=dict)
     cause: str | None = None  # why the state is not ok (degraded: which tasks fail or are stalled)
     balance_note: str | None = None
+    push: dict[str, Any] = field(default_factory=dict)  # pushes received, rejected, polls saved (tui/push.py)
 
 
 class Engine:
@@ -92,6 +94,7 @@ class Engine:
         self._focus: set[str] | None = None
         self._sync_problem: str | None = None
         self._credits_cache: tuple[int, dict[str, float]] | None = None
+        self._push_cache: tuple[int, dict[str, dict]] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.workers: dict[str, Worker] = {}
@@ -390,8 +393,15 @@ class Engine:
             balance_unit=h.balance_unit, budget=h.budget or "", budget_capacity=h.budget_capacity or 0.0,
             budget_available=h.budget_available or 0, rpm=h.rpm_series(self.wall()), paused=self.paused,
             answers=dict(h.answers), tasks=dict(counts), cause=h.cause if h.state != OK else None,
-            balance_note=h.balance_note,
+            balance_note=h.balance_note, push=self._push_of(name),
         )
+
+    def _push_of(self, name: str) -> dict[str, Any]:
+        """The push counts of one provider as the receiver stored them ({} when none)."""
+        revision = self.store.revision
+        if self._push_cache is None or self._push_cache[0] != revision:  # one read per store change
+            self._push_cache = (revision, self._saved_counters())
+        return push_counts((self._push_cache[1].get(name) or {}).get("push"))
 
     def statuses(self) -> list[ProviderStatus]:
         return [self.status(name) for name in self.workers]
@@ -404,6 +414,8 @@ class Engine:
         counts = self.store.counts_by_provider()
         rows = [w.health(learned=False) for w in self.workers.values()]
         saved = self._saved_counters()
+        for h in rows:  # the push receiver's counts, as it stored them
+            h.push = push_counts((saved.get(h.name) or {}).get("push"))
         for name, cfg in self.config.providers.items():
             if name not in self.workers:  # configured but switched off (enabled = false): never polled
                 h = ProviderHealth.decode(name, saved.get(name))

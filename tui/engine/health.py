@@ -71,6 +71,9 @@ class ProviderHealth:
     # who polls this provider key (tui/lease.py): {"host", "pid", "since"}; empty: nobody known.
     # ``live`` (not stored) is False when the lease has run out (the holder stopped or died)
     lease: dict[str, Any] = field(default_factory=dict)
+    # the push receiver's counts (tui/push.py writes them under "push" in the blob; read here, never encoded:
+    # the worker carries them over as stored): received, accepted, polls_saved, rejected {reason: n} ...
+    push: dict[str, Any] = field(default_factory=dict)
 
     @property
     def polled_by(self) -> str | None:
@@ -120,6 +123,7 @@ class ProviderHealth:
             "lease": ({"host": self.lease.get("host"), "pid": self.lease.get("pid"),
                        "since": iso(_number(self.lease.get("since"))), "live": self.lease.get("live", True)}
                       if live and self.lease else None),
+            "push": dict(self.push) or None,  # pushes received, rejected by reason, polls they saved
         }
 
     # ------------------------------------------------------------ the stored form
@@ -194,6 +198,7 @@ class ProviderHealth:
                 h.durations[(kind, model)] = kept
         h.discovered = _count(blob.get("discovered"))
         h.saved_at = _number(blob.get("saved_at"))
+        h.push = push_counts(blob.get("push"))
         lease = _dict(blob.get("lease"))
         if lease:
             pid = _number(lease.get("pid"))
@@ -272,6 +277,19 @@ def quota(store: Store, config: Config, *, paused: bool = False,
     counts = store.counts_by_provider()
     return [h.quota_row(credits_spent=credits.get(h.name, 0.0), tasks=counts.get(h.name, {}),
                         paused=paused, wall_now=wall_now) for h in read_health(store, config, wall_now=wall_now)]
+
+
+def push_counts(value: Any) -> dict[str, Any]:
+    """The push receiver's counts as stored (tui/push.py), numbers only; {} when none."""
+    out: dict[str, Any] = {}
+    for name, n in _dict(value).items():
+        if name == "rejected":
+            out["rejected"] = {str(k): _count(v) for k, v in _dict(n).items()}
+        elif name == "last_at":
+            out["last_at"] = iso(_number(n))
+        elif isinstance(name, str) and _number(n) is not None:
+            out[name] = _count(n)
+    return out
 
 
 def _dict(value: Any) -> dict:

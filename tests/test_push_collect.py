@@ -1,0 +1,114 @@
+"""Push wiring (issue 18): ``tasktui collect --listen`` runs the receiver in the
+collector's own process.  An EvoLink callback makes the engine poll that task at
+once (one request); a signed Freepik webhook is stored and marks the task as fed
+by push; pushes received and the polls they saved reach ``quota --json`` and
+``/metrics``.  The simulator (in-process, frozen clock) sends the pushes
+(tui/sim/push.py signs them with its own implementation of the scheme)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+
+import httpx
+from test_collect import TASKTUI, collect, provider_table, reqs, stored  # noqa: F401 (collect: a fixture)
+
+TOKEN = "tok_" + "A1b2C3d4E5f6G7h8" * 2
+SECRET = "whsec_" + "c2ltLXdlYmhvb2stc2VjcmV0LTEyMzQ="  # Standard Webhooks form: base64 after the prefix
+
+
+def listen_config(sim, **per_provider) -> str:
+    return (provider_table("evolink", sim.base_url, poll_interval=3600.0, balance_interval=0.0,
+                           **per_provider.get("evolink", {}))
+            + provider_table("freepik", sim.base_url, poll_interval=3600.0, balance_interval=0.0,
+                             webhook_secret=SECRET, **per_provider.get("freepik", {}))
+            + f'[listen]\ntoken = "{TOKEN}"\n')
+
+
+def hook_base(c) -> str:
+    line = c.wait_line(r"receiving evolink pushes on http://127\.0\.0\.1:\d+/hooks/evolink/<token>", since=0)
+    return re.search(r"(http://127\.0\.0\.1:\d+)", line).group(1)
+
+
+def quota_rows(c) -> dict[str, dict]:
+    env = {**os.environ, "TASKTUI_CONFIG": str(c.config), "TASKTUI_DB": str(c.db)}
+    out = subprocess.run([str(TASKTUI), "quota", "--json"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return {row["provider"]: row for row in json.loads(out.stdout)}
+
+
+def test_evolink_callback_makes_the_collector_poll_that_task_now(sim_factory, sim_scenario, sim_task, sim_pusher,
+                                                                 tmp_path, collect):
+    sim = sim_factory(sim_scenario(sim_task("evolink", "ev-1", "running", at=0.0)))  # succeeds at sim t=30
+    from tui.store import Store
+
+    s = Store(tmp_path / "tasks.db")
+    s.add("evolink", ["ev-1"])
+    s.close()
+    c = collect(listen_config(sim), "--listen", "--port", "0", "--health-port", "0")
+    base = hook_base(c)
+    c.wait_line(r"task evolink:ev-1 unknown -> running", since=0)
+    assert len(reqs(sim, "evolink")) == 1  # polled once; the next poll is an hour away
+    pusher = sim_pusher(sim, evolink_url=f"{base}/hooks/evolink/{TOKEN}")
+    sim.advance(60)  # the task has ended at the provider
+    attempts = pusher.pump()
+    assert [a.status for a in attempts] == [202]
+    c.wait_line(r"task evolink:ev-1 running -> succeeded")
+    assert len(reqs(sim, "evolink")) == 2  # the callback cost exactly one request
+    # a stranger's callback (wrong token) polls nothing
+    r = httpx.post(f"{base}/hooks/evolink/{'x' * 40}", json={"id": "ev-1"}, timeout=30)
+    assert r.status_code == 404
+    c.signal(signal.SIGTERM)
+    assert c.wait() == 0
+    assert len(reqs(sim, "evolink")) == 2
+    push = quota_rows(c)["evolink"]["push"]
+    assert push["hints"] == 1 and push["rejected"]["unknown_token"] == 1
+    text = "\n".join(c.lines)
+    assert TOKEN not in text and SECRET not in text
+
+
+def test_freepik_webhook_is_stored_marked_and_counted(sim_factory, sim_scenario, sim_task, sim_pusher, tmp_path,
+                                                      collect):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    sim = sim_factory(sim_scenario(sim_task("freepik", "fp-1", "running", at=0.0)))  # succeeds at sim t=30
+    from tui.store import Store
+
+    s = Store(tmp_path / "tasks.db")
+    s.add("freepik", ["fp-1"])
+    s.close()
+    c = collect(listen_config(sim), "--listen", "--port", "0", "--health-port", "0")
+    base = hook_base(c)
+    c.wait_line(r"task freepik:fp-1 unknown -> running", since=0)
+    def asked() -> int:
+        return len(reqs(sim, "freepik", endpoint=None))
+
+    sent = asked()
+    pusher = sim_pusher(sim, freepik_url=f"{base}/hooks/freepik", freepik_secret=SECRET)
+    sim.advance(60)
+    attempts = pusher.pump()
+    assert [a.status for a in attempts] == [200]
+    c.wait_line(r"task freepik:fp-1 running -> succeeded")
+    assert asked() == sent  # learned without a request
+    task = stored(c.db, "freepik:fp-1")
+    assert task.state == "succeeded" and task.results and float(task.details["pushed_at"]) > 0
+    # a forged one (signed with another secret) is refused and stores nothing
+    sim.add([sim_task("freepik", "fp-2", "running", at=60.0)])  # ends at sim t=90
+    bad = sim_pusher(sim, freepik_url=f"{base}/hooks/freepik", freepik_secret="whsec_" + "d3Jvbmctc2VjcmV0LXh4eHh4eHh4")
+    sim.advance(60)
+    assert [a.status for a in bad.pump()] == [401]
+    assert stored(c.db, "freepik:fp-2") is None
+    metrics = httpx.get(c.health_url() + "/metrics", timeout=30).text
+    samples = {(smp.name, tuple(sorted(smp.labels.items()))): smp.value
+               for fam in text_string_to_metric_families(metrics) for smp in fam.samples}
+    assert samples[("tasktui_push_accepted_total", (("provider", "freepik"),))] >= 1
+    assert samples[("tasktui_push_polls_saved_total", (("provider", "freepik"),))] >= 1
+    assert samples[("tasktui_push_rejected_total", (("provider", "freepik"), ("reason", "bad_signature")))] >= 1
+    c.signal(signal.SIGTERM)
+    assert c.wait() == 0
+    push = quota_rows(c)["freepik"]["push"]
+    assert push["accepted"] >= 1 and push["polls_saved"] >= 1 and push["rejected"]["bad_signature"] >= 1
+    assert SECRET not in "\n".join(c.lines)
