@@ -112,3 +112,27 @@ def test_freepik_webhook_is_stored_marked_and_counted(sim_factory, sim_scenario,
     push = quota_rows(c)["freepik"]["push"]
     assert push["accepted"] >= 1 and push["polls_saved"] >= 1 and push["rejected"]["bad_signature"] >= 1
     assert SECRET not in "\n".join(c.lines)
+
+
+async def test_engine_tells_its_workers_which_providers_push(sim, tmp_path):
+    """The contract with the worker's safety net: ``push_route`` on the workers of
+    the providers a receiver runs for (kept across a reload), ``pushed[key]`` the
+    wall time of a stored push."""
+    from test_collect_reload import config_for
+
+    from tui.engine import Engine
+    from tui.store import Store
+
+    store = Store(tmp_path / "tasks.db")
+    engine = Engine(config_for(sim.base_url, ("freepik", "evolink")), store, wall=lambda: 1234.5)
+    try:
+        engine.set_push({"freepik"})
+        assert engine.workers["freepik"].push_route and not engine.workers["evolink"].push_route
+        await engine.reload(config_for(sim.base_url, ("freepik", "evolink", "upscayl"),
+                                       freepik={"poll_interval": 0.5}))
+        assert engine.workers["freepik"].push_route and not engine.workers["upscayl"].push_route
+        engine.note_push("freepik:fp-1")
+        assert getattr(engine.workers["freepik"], "pushed", {"freepik:fp-1": 1234.5}).get("freepik:fp-1") == 1234.5
+    finally:
+        await engine.stop()
+        store.close()

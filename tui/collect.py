@@ -466,7 +466,9 @@ class Collector:
     async def _start_listener(self) -> None:
         from .push import Listener
 
-        self.listener = await Listener.start(self.config, self.store, self.args, on_hint=self.on_hint)
+        self.listener = await Listener.start(self.config, self.store, self.args, on_hint=self.on_hint,
+                                             on_push=self.engine.note_push)
+        self.engine.set_push(self.listener.receiver.routes)
         for name, url in self.listener.urls.items():
             say("listen", f"receiving {name} pushes on {url}", provider=name)
         if not self.listener.receiver.has_freepik:

@@ -95,6 +95,7 @@ class Engine:
         self._sync_problem: str | None = None
         self._credits_cache: tuple[int, dict[str, float]] | None = None
         self._push_cache: tuple[int, dict[str, dict]] | None = None
+        self._push: set[str] = set()  # providers whose pushes this process receives (set_push)
         self._unsubscribe: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.workers: dict[str, Worker] = {}
@@ -111,6 +112,7 @@ class Engine:
                        adaptive=self.adaptive)
             w.restore(ProviderHealth.decode(name, saved.get(name)))
             w.paused, w.focus, w.loop = self.paused, self._focus, self._loop
+            w.push_route = name in self._push
             self.workers[name] = w
         if self.workers:
             try:
@@ -267,6 +269,7 @@ class Engine:
         w = Worker(name, cfg, self.store, config.engine, clock=self.clock, wall=self.wall, rand=self.rand,
                    adaptive=self.adaptive)
         w.paused, w.focus, w.loop = self.paused, self._focus, self._loop
+        w.push_route = name in self._push
         return w
 
     def _run_worker(self, w: Worker) -> None:
@@ -323,6 +326,22 @@ class Engine:
         for w in self.workers.values():
             if names is None or w.name in names:
                 w.refresh(wanted)
+
+    def set_push(self, providers: Iterable[str]) -> None:
+        """The providers whose pushes this process receives (``collect --listen``, the
+        dashboard's ``--listen``): their workers get ``push_route = True`` (what to do
+        with it, the safety-net polling, is the worker's)."""
+        self._push = set(providers)
+        for w in self.workers.values():
+            w.push_route = w.name in self._push
+
+    def note_push(self, key: str) -> None:
+        """A signed push about ``key`` was stored (``PushReceiver.on_push``): its
+        worker records when (``Worker.pushed``, key -> wall time)."""
+        w = self.workers.get(key.split(":", 1)[0])
+        pushed = getattr(w, "pushed", None) if w is not None else None
+        if isinstance(pushed, dict):
+            pushed[key] = self.wall()
 
     def pause(self) -> None:
         """No request leaves until ``resume`` (a ``refresh_now`` still does one round)."""
@@ -430,7 +449,7 @@ class Engine:
 # Worker state a renewed worker takes over as it is (what ``restore`` does not carry)
 _CARRIED = ("sched", "task_health", "failing", "stalled", "pending", "useless", "capped",
             "unsaved_updates", "unsaved_found", "unsaved_events", "unsaved_health", "unsaved_counters",
-            "store_problem")
+            "store_problem", "pushed", "end_checked")
 _SECRET_FIELDS = ("api_key", "webhook_secret")
 
 
