@@ -16,6 +16,7 @@ SUITES = {
     "throughput": "bench.throughput",
     "headless": "bench.headless",
     "results": "bench.results",
+    "push": "bench.push",
 }
 
 
