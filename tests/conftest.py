@@ -54,6 +54,11 @@ retries included (sim time: EvoLink 1, 2, 4 s), ``pusher.replay(attempt)``,
 ``sim_pusher(sim=None, **kwargs)``
     A Pusher for ``sim`` (default: the ``sim`` fixture's server), closed after the test.
 
+``http_server(answer=None, default=(404, {...}))``
+    The one throwaway HTTP server (tests/http_server.py): a route table
+    (``{"/path": (200, body), ("POST", "/p"): (500, b"..."), "/slow": HANG}``) or a
+    function of the request; records ``.seen`` / ``.requests``, ``.wait_for_requests(n)``.
+
 Example::
 
     async def test_x(sim_factory, sim_task, sim_fault, sim_scenario):
@@ -126,3 +131,22 @@ def sim_pusher(request):
     yield make
     for pusher in pushers:
         pusher.close()
+
+
+@pytest.fixture
+def http_server():
+    """``http_server(answer=None, default=...)``: a started ``tests/http_server.py``
+    ``HttpServer`` (a route table or a function of the request), stopped after the test.
+    ``.url``, ``.seen``, ``.requests``, ``.wait_for_requests(n)``."""
+    from http_server import HttpServer
+
+    servers = []
+
+    def start(answer=None, **kwargs):
+        server = HttpServer(answer, **kwargs).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()

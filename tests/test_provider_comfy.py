@@ -3,7 +3,6 @@ and a real HTTP round trip over 127.0.0.1."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import json
 import socket
@@ -24,6 +23,7 @@ from tui.model import (
 )
 from tui.providers import make_provider
 from tui.providers.comfy import Comfy
+from http_server import HttpServer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "comfy"
 
@@ -311,46 +311,7 @@ def test_balance_402(comfy):
 # ---------------------------------------------------------------- real HTTP
 
 
-class TinyServer:
-    """A minimal HTTP/1.1 server on 127.0.0.1 that answers from a route table
-    and records what it received."""
-
-    def __init__(self, routes: dict[tuple[str, str], tuple[int, bytes]]):
-        self.routes = routes
-        self.seen: list[dict] = []
-        self.server: asyncio.AbstractServer | None = None
-
-    async def __aenter__(self) -> "TinyServer":
-        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        self.server.close()
-        await self.server.wait_closed()
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.sockets[0].getsockname()[:2]
-        return f"http://{host}:{port}"
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        method, target, _ = lines[0].split(" ", 2)
-        headers = {}
-        for line in lines[1:]:
-            if ":" in line:
-                k, v = line.split(":", 1)
-                headers[k.strip().lower()] = v.strip()
-        body = await reader.readexactly(int(headers.get("content-length", 0)))
-        self.seen.append({"method": method, "path": target, "headers": headers, "body": body})
-        status, payload = self.routes.get((method, target), (404, b'{"message":"Task not found"}'))
-        writer.write(
-            f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload
-        )
-        await writer.drain()
-        writer.close()
+DEFAULT_404 = (404, b'{"message":"Task not found"}')  # what the one test server answers for a path no route names
 
 
 async def test_round_trip_over_localhost():
@@ -358,7 +319,7 @@ async def test_round_trip_over_localhost():
     path = f"/proxy/freepik/v1/ai/image-relight/{TID}"
     routes = {("GET", path): (200, body),
               ("GET", "/customers/balance"): (200, json.dumps(fixture("balance.json")).encode())}
-    async with TinyServer(routes) as server, httpx.AsyncClient(timeout=10) as client:
+    async with HttpServer(routes, default=DEFAULT_404) as server, httpx.AsyncClient(timeout=10) as client:
         p = make_provider("comfy", KEY, base_url=server.url)
         task = await p.fetch_status(client, TID)
         assert task.state == "succeeded"

@@ -3,7 +3,6 @@ bad bodies, hostile text, and real HTTP round trips over 127.0.0.1."""
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import importlib.util
 from pathlib import Path
@@ -28,6 +27,7 @@ from tui.model import (
 )
 from tui.providers import make_provider
 from tui.providers.evolink import Evolink
+from http_server import HttpServer
 
 KEY = "evk-test-0123456789abcdef"
 
@@ -385,46 +385,7 @@ def test_any_json_ends_in_a_value_or_a_provider_error(body, status):
 # ---------------------------------------------------------------- over a real socket
 
 
-class TinyServer:
-    """A throwaway HTTP/1.1 server on 127.0.0.1:0.  ``routes[path]`` is
-    ``(status, body[, headers])`` or ``"hang"`` (no answer until the server closes)."""
-
-    def __init__(self, routes: dict):
-        self.routes = routes
-        self.requests: list[tuple[str, str, dict[str, str]]] = []
-        self.release = asyncio.Event()
-
-    async def __aenter__(self) -> "TinyServer":
-        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        self.release.set()
-        self.server.close()
-        await self.server.wait_closed()
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-            first, *lines = head.split("\r\n")
-            method, target, _ = first.split(" ", 2)
-            headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines if ln)}
-            self.requests.append((method, target, headers))
-            route = self.routes.get(target, (404, err(404, "Task not found or expired", "not_found_error")))
-            if route == "hang":
-                await self.release.wait()
-                return
-            status, body, *extra = route
-            data = body if isinstance(body, bytes) else json.dumps(body).encode()
-            more = "".join(f"{k}: {v}\r\n" for k, v in (extra[0] if extra else {}).items())
-            writer.write(f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n{more}"
-                         f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode() + data)
-            await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
+DEFAULT_404 = (404, err(404, "Task not found or expired", "not_found_error"))  # what the one test server answers for a path no route names
 
 
 async def test_round_trip_status_balance_and_errors():
@@ -437,7 +398,7 @@ async def test_round_trip_status_balance_and_errors():
         "/v1/tasks/busy": (429, SEED_ERRORS[6][1], {"Retry-After": "7"}),
         "/v1/tasks/broken": (200, b"<html><title>Maintenance</title></html>"),
     }
-    async with TinyServer(routes) as srv, httpx.AsyncClient(timeout=10) as client:
+    async with HttpServer(routes, default=DEFAULT_404) as srv, httpx.AsyncClient(timeout=10) as client:
         p = make_provider("evolink", KEY, srv.url)
         task = await p.fetch_status(client, ID)
         assert (task.state, task.eta, task.credits) == ("queued", 100.0, 2.5)
@@ -473,7 +434,7 @@ async def test_closed_port_is_transient():
 
 
 async def test_server_slower_than_timeout_is_transient():
-    async with TinyServer({"/v1/credits": "hang", f"/v1/tasks/{ID}": "hang"}) as srv:
+    async with HttpServer({"/v1/credits": "hang", f"/v1/tasks/{ID}": "hang"}, default=DEFAULT_404) as srv:
         async with httpx.AsyncClient(timeout=0.3) as client:
             p = make_provider("evolink", KEY, srv.url)
             with pytest.raises(Transient, match="timed out"):

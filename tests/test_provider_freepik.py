@@ -3,7 +3,6 @@ hostile text, and real HTTP round trips over 127.0.0.1."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import json
 import socket
@@ -25,6 +24,7 @@ from tui.model import (
 )
 from tui.providers import make_provider
 from tui.providers.freepik import Freepik
+from http_server import HttpServer
 
 KEY = "fpk-test-0123456789abcdef"
 ID = "046b6c7f-0b8a-43b9-b35d-6489e6daee91"
@@ -387,45 +387,7 @@ def test_any_json_ends_in_a_value_or_a_provider_error(body, status):
 # ---------------------------------------------------------------- over a real socket
 
 
-class TinyServer:
-    """A throwaway HTTP/1.1 server on 127.0.0.1:0.  ``routes[path]`` is
-    ``(status, body)`` or ``"hang"`` (never answers until the server closes)."""
-
-    def __init__(self, routes: dict):
-        self.routes = routes
-        self.requests: list[tuple[str, str, dict[str, str]]] = []
-        self.release = asyncio.Event()
-
-    async def __aenter__(self) -> "TinyServer":
-        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        self.release.set()
-        self.server.close()
-        await self.server.wait_closed()
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-            first, *lines = head.split("\r\n")
-            method, target, _ = first.split(" ", 2)
-            headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines if ln)}
-            self.requests.append((method, target, headers))
-            route = self.routes.get(target, (404, {"message": "Not found"}))
-            if route == "hang":
-                await self.release.wait()
-                return
-            status, body = route
-            data = body if isinstance(body, bytes) else json.dumps(body).encode()
-            writer.write(f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
-                         f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode() + data)
-            await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
+DEFAULT_404 = (404, {"message": "Not found"})  # what the one test server answers for a path no route names
 
 
 async def test_round_trip_status_and_list():
@@ -436,7 +398,7 @@ async def test_round_trip_status_and_list():
                                           {"task_id": "b", "status": "IN_PROGRESS"}]}),
         "/v1/ai/image-to-video/kling/gone": (404, {"message": "Not found"}),
     }
-    async with TinyServer(routes) as srv, httpx.AsyncClient(timeout=10) as client:
+    async with HttpServer(routes, default=DEFAULT_404) as srv, httpx.AsyncClient(timeout=10) as client:
         p = make_provider("freepik", KEY, srv.url)
         task = await p.fetch_status(client, ID)
         assert task.state == "succeeded" and task.results == ["https://ai-statics.freepik.com/a.jpg"]
@@ -466,7 +428,7 @@ async def test_closed_port_is_transient():
 
 
 async def test_server_slower_than_timeout_is_transient():
-    async with TinyServer({f"/v1/ai/{KIND}/{ID}": "hang"}) as srv:
+    async with HttpServer({f"/v1/ai/{KIND}/{ID}": "hang"}, default=DEFAULT_404) as srv:
         async with httpx.AsyncClient(timeout=0.3) as client:
             p = make_provider("freepik", KEY, srv.url)
             with pytest.raises(Transient, match="timed out"):

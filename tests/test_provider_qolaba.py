@@ -4,7 +4,6 @@ trip over 127.0.0.1."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import json
 import socket
@@ -25,6 +24,7 @@ from tui.model import (
 )
 from tui.providers import make_provider
 from tui.providers.qolaba import Qolaba
+from http_server import HttpServer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "qolaba"
 KEY = "qlb_SECRETKEY_0123456789abcdef"
@@ -348,49 +348,6 @@ def test_key_never_in_errors_or_task(qol):
 # ---------------------------------------------------------------- real HTTP
 
 
-class TinyServer:
-    """A minimal HTTP/1.1 server on 127.0.0.1: answers from a function of the
-    request and records what it received."""
-
-    def __init__(self, answer):
-        self.answer = answer
-        self.seen: list[dict] = []
-        self.server: asyncio.AbstractServer | None = None
-
-    async def __aenter__(self) -> "TinyServer":
-        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        self.server.close()
-        await self.server.wait_closed()
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.sockets[0].getsockname()[:2]
-        return f"http://{host}:{port}"
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        method, target, _ = lines[0].split(" ", 2)
-        headers = {}
-        for line in lines[1:]:
-            if ":" in line:
-                k, v = line.split(":", 1)
-                headers[k.strip().lower()] = v.strip()
-        body = await reader.readexactly(int(headers.get("content-length", 0)))
-        request = {"method": method, "path": target, "headers": headers, "body": body}
-        self.seen.append(request)
-        status, payload = self.answer(request)
-        writer.write(
-            f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload
-        )
-        await writer.drain()
-        writer.close()
-
-
 async def test_round_trip_over_localhost():
     def reply(request):
         asked = json.loads(request["body"])
@@ -400,7 +357,7 @@ async def test_round_trip_over_localhost():
             return 500, json.dumps(fixture("failed_500.json")).encode()
         return 500, json.dumps(fixture("docs_empty.json")).encode()
 
-    async with TinyServer(reply) as server, httpx.AsyncClient(timeout=10) as client:
+    async with HttpServer(reply) as server, httpx.AsyncClient(timeout=10) as client:
         p = make_provider("qolaba", KEY, base_url=server.url)
         task = await p.fetch_status(client, TID, "ref:order-42")
         assert task.state == "succeeded" and len(task.results) == 2

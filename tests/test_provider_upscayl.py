@@ -3,7 +3,6 @@ error codes, and a real HTTP round trip over 127.0.0.1."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import json
 import socket
@@ -24,6 +23,7 @@ from tui.model import (
 )
 from tui.providers import make_provider
 from tui.providers.upscayl import Upscayl
+from http_server import HttpServer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "upscayl"
 KEY = "ups_SECRETKEY_abcdef123456"
@@ -348,49 +348,6 @@ def test_history_is_not_a_list_endpoint():
 # ---------------------------------------------------------------- real HTTP
 
 
-class TinyServer:
-    """A minimal HTTP/1.1 server on 127.0.0.1: answers from a function of the
-    request and records what it received."""
-
-    def __init__(self, answer):
-        self.answer = answer
-        self.seen: list[dict] = []
-        self.server: asyncio.AbstractServer | None = None
-
-    async def __aenter__(self) -> "TinyServer":
-        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        self.server.close()
-        await self.server.wait_closed()
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.sockets[0].getsockname()[:2]
-        return f"http://{host}:{port}"
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        method, target, _ = lines[0].split(" ", 2)
-        headers = {}
-        for line in lines[1:]:
-            if ":" in line:
-                k, v = line.split(":", 1)
-                headers[k.strip().lower()] = v.strip()
-        body = await reader.readexactly(int(headers.get("content-length", 0)))
-        request = {"method": method, "path": target, "headers": headers, "body": body}
-        self.seen.append(request)
-        status, payload = self.answer(request)
-        writer.write(
-            f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload
-        )
-        await writer.drain()
-        writer.close()
-
-
 async def test_round_trip_over_localhost():
     def answer(request):
         asked = json.loads(request["body"])["data"]["taskId"]
@@ -400,7 +357,7 @@ async def test_round_trip_over_localhost():
             return 200, json.dumps(fixture("status_processed.json")).encode()
         return 429, json.dumps(fixture("error_429.json")).encode()
 
-    async with TinyServer(answer) as server, httpx.AsyncClient(timeout=10) as client:
+    async with HttpServer(answer) as server, httpx.AsyncClient(timeout=10) as client:
         p = make_provider("upscayl", KEY, base_url=server.url)
         task = await p.fetch_status(client, TID)
         assert task.state == "succeeded" and task.credits == 10
