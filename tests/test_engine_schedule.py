@@ -9,6 +9,7 @@ took on this machine).
 
 from __future__ import annotations
 
+import math
 import random
 from collections import defaultdict
 
@@ -27,7 +28,9 @@ from tui.engine import (
     observe,
     plan,
     predict_end,
+    priority,
 )
+from tui.engine.schedule import PRIOR_TOLERANCE, SPREAD, TOLERANCE
 from tui.model import RUNNING, TERMINAL, Task
 from tui.store import Store
 
@@ -92,6 +95,36 @@ def test_a_rate_alone_is_confirmed_by_a_second_agreeing_answer():
     assert now + wait <= 1000.0 + 0.02 * 1000.0 + FLOOR
 
 
+def _progressing(queue: float, length: float, eta: float, step: float = 0.5) -> tuple[float, int]:
+    """(delay, polls) of one EvoLink-like task created at 0, queued ``queue`` s (progress
+    0), then progressing linearly for ``length`` s in whole points, announcing ``eta``."""
+    s = Schedule()
+    end = queue + length
+    now, polls = 0.0, 0
+    while True:
+        polls += 1
+        if now >= end:
+            return now - end, polls
+        progress = 0.0 if now < queue else float(min(99, int(100 * (now - queue) / length)))
+        wait, _ = _answer(s, now, progress=progress, created_at=WALL, eta=eta)
+        now = math.ceil((now + wait) / step) * step  # the engine's rounds come on a step grid
+
+
+@pytest.mark.parametrize("length", [30.0, 120.0, 600.0, 3000.0])
+@pytest.mark.parametrize("queue", [0.0, 12.0])
+@pytest.mark.parametrize("error", [-0.5, -0.25, 0.0, 0.25, 0.5])
+def test_an_eta_off_by_half_still_gives_a_prompt_end_with_a_few_polls(length, queue, error):
+    """Real estimates are guesses: with the eta off by up to 50 % either way, the
+    measured progress decides.  An eta too late is overruled by the progress over
+    the task's age (no poll waits for half of a late eta), then by the measured rate
+    once it held between two answers; an eta too early is not approached halfway
+    again and again once the rate has shown it wrong."""
+    eta = round((queue + length) * (1 + error))
+    delay, polls = _progressing(queue, length, eta)
+    assert delay <= 2 * max(FLOOR, TOLERANCE * length), (delay, polls)
+    assert polls <= 8, (delay, polls)
+
+
 def test_stalled_progress_predicts_nothing():
     s = Schedule()
     _answer(s, 0.0, progress=10.0)
@@ -143,8 +176,8 @@ def test_learned_durations_skip_the_polls_before_the_likely_end():
         now += wait
         polls.append(now)
         wait, _ = _answer(s, now, durations=durations)
-    # no poll between the first answer and the shortest learned duration,
-    assert [p for p in polls if 0.0 < p < 40.0] == []
+    # no poll between the first answer and the shortest learned duration (less its spread),
+    assert [p for p in polls if 0.0 < p < 40.0 * (1 - SPREAD)] == []
     # then a handful across the learned range, each within a few seconds of the last
     inside = [p for p in polls if 40.0 <= p <= 60.0]
     assert 3 <= len(inside) <= 8
@@ -165,28 +198,104 @@ def test_a_task_older_than_what_was_learned_is_watched_closely_again():
     s = Schedule()
     _answer(s, 0.0, durations=durations)
     now = 0.0
-    while durations.next_end(now) is not None:
+    while durations.next_poll(now, FLOOR) is not None:
         now += _answer(s, now, durations=durations)[0]
     wait, _ = _answer(s, now + 0.5, durations=durations)
-    assert wait == FLOOR  # overdue since the last likely end: from the floor up again
+    # overdue since the last likely end: from the step used inside the learned ends up again
+    assert wait == max(FLOOR, PRIOR_TOLERANCE * durations.scale())
+    later, _ = _answer(s, now + 200.0, durations=durations)
+    assert later > wait
 
 
-def test_durations_keep_the_latest_and_need_enough_longer_ones():
+def _walk(durations: Durations | None, until: float, floor: float = FLOOR) -> list[float]:
+    """The poll times of one state-only task from 0 to ``until``."""
+    s = Schedule()
+    now, polls = 0.0, [0.0]
+    wait, _ = _answer(s, now, floor=floor, durations=durations)
+    while now + wait <= until:
+        now += wait
+        polls.append(now)
+        wait, _ = _answer(s, now, floor=floor, durations=durations)
+    return polls
+
+
+def test_learned_durations_in_two_groups_leave_the_gap_between_them_unpolled():
+    """Tasks of one kind that took ~40 s or ~100 s: no poll between the groups, one
+    step into each, and inside them one every PRIOR_TOLERANCE of their usual length."""
+    durations = Durations([40.0 + i for i in range(10)] + [100.0 + 2 * i for i in range(10)])
+    step = PRIOR_TOLERANCE * durations.scale()
+    assert step > FLOOR
+    polls = _walk(durations, 160.0)
+    first_group = (40.0 * (1 - SPREAD), 49.0 * (1 + SPREAD))
+    second_group = (100.0 * (1 - SPREAD), 118.0 * (1 + SPREAD))
+    assert [p for p in polls if 0.0 < p < first_group[0]] == []
+    assert [p for p in polls if first_group[1] + step < p < second_group[0]] == []  # the gap
+    inside = [p for p in polls if second_group[0] <= p <= second_group[1]]
+    assert inside and inside[0] == pytest.approx(second_group[0] + step)
+    assert all(b - a == pytest.approx(step) for a, b in zip(inside, inside[1:]))
+    # every end inside a group is seen within a step: the polls cover both groups
+    for end in [40.0 + i for i in range(10)] + [100.0 + 2 * i for i in range(10)]:
+        assert min(p for p in polls if p >= end) - end <= step + 1e-9, end
+    # a fixed poller with that step (the same delay at worst) asks far more often
+    assert len(polls) < 0.7 * 160.0 / step
+
+
+def test_the_step_ignores_the_few_tasks_that_took_far_longer():
+    """The step comes from the middle of what was learned (10th to 90th percentile):
+    a heavy tail (a task that took an hour among one-minute ones) does not stretch it."""
+    rng = random.Random(5)
+    usual = [rng.uniform(50.0, 70.0) for _ in range(PRIOR_SIZE - 3)]
+    d = Durations(usual)
+    before = d.scale()
+    assert 55.0 <= before <= 65.0
+    for long in (3600.0, 7200.0, 86400.0):
+        d.add(long)
+    assert d.scale() == pytest.approx(before, rel=0.05)
+    assert sum(d.values()) / len(d) > 10 * before  # the plain mean would be ten times longer
+
+
+def test_durations_keep_the_latest_and_need_enough_of_them():
     d = Durations()
-    assert d.next_end(0.0) is None
+    assert d.next_poll(0.0, FLOOR) is None
     for x in range(1, PRIOR_MIN):
-        d.add(float(x))
-    assert d.next_end(0.0) is None  # too few to go by
-    d.add(float(PRIOR_MIN))
-    assert d.next_end(0.0) == 1.0
-    assert d.next_end(1.0) is None  # fewer than PRIOR_MIN took longer than 1 s
+        d.add(10.0 * x)
+    assert d.next_poll(0.0, FLOOR) is None  # too few to go by
+    d.add(10.0 * PRIOR_MIN)
+    at, last = d.next_poll(0.0, FLOOR)
+    assert at == pytest.approx(10.0 * (1 - SPREAD) + max(FLOOR, PRIOR_TOLERANCE * d.scale()))
+    assert last == pytest.approx(10.0 * PRIOR_MIN * (1 + SPREAD))
+    assert d.next_poll(last, FLOOR) is None  # older than every learned end
     for x in range(PRIOR_SIZE):
         d.add(1000.0 + x)
     assert len(d) == PRIOR_SIZE
-    assert d.next_end(0.0) >= 1000.0  # the old short ones are forgotten
+    assert d.next_poll(0.0, FLOOR)[0] >= 1000.0 * (1 - SPREAD)  # the old short ones are forgotten
     d.add(float("nan"))
     d.add(-5.0)
     assert len(d) == PRIOR_SIZE
+
+
+def test_a_scarce_budget_goes_first_to_the_tasks_whose_end_has_come():
+    """Two tasks due, a budget for one (Upscayl: 100 status checks an hour): the one
+    whose predicted end has passed is asked before one that has waited longer
+    relative to its interval but says nothing of its end."""
+    at_end = Schedule()
+    _answer(at_end, 0.0, progress=10.0)
+    _answer(at_end, 10.0, progress=20.0)  # 1 point/s: the end at ~90
+    quiet = Schedule()  # no prediction at all, asked long ago
+    _answer(quiet, 0.0)
+    now = 95.0
+    assert at_end.rate_end is not None and at_end.rate_end <= now
+    assert (now - quiet.last_poll) / quiet.interval > (now - at_end.last_poll) / at_end.interval
+    assert priority(at_end, now) < priority(quiet, now)
+    assert priority(None, now) < priority(at_end, now)  # never asked: still first
+    late = Schedule()
+    _answer(late, 0.0, progress=10.0)
+    _answer(late, 5.0, progress=20.0)  # 2 points/s: the end at ~45, longer past
+    assert priority(late, now) < priority(at_end, now)
+    far = Schedule()
+    _answer(far, 0.0, progress=1.0)
+    _answer(far, 10.0, progress=2.0)  # 0.1 point/s: the end at ~990, not come
+    assert priority(at_end, now) < priority(far, now)
 
 
 def test_never_below_the_floor_nor_above_the_cap():

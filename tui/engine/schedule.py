@@ -25,9 +25,11 @@ RESOLUTION = 1.0  # seconds: providers give created/eta in whole seconds, progre
 TOLERANCE = 0.01  # a delay of this share of a task's length is not worth a request to avoid
 STALLED = 2.0  # progress that has not moved for this many points' worth of time: the rate is stale
 QUIET_SHARE = 0.25  # without a prediction, wait this share of the time the task has been quiet
-PRIOR_SHARE = 1 / 6  # with learned durations, poll each time this share of the likely ends has passed
-PRIOR_MIN = 5  # ... when at least this many learned durations are longer than the task's age
+PRIOR_MIN = 5  # learned durations needed before they are gone by
 PRIOR_SIZE = 64  # learned durations kept per provider, kind and model (the latest)
+PRIOR_COVER = 0.9  # the shortest share of learned ends watched closely; the longest few are outliers
+SPREAD = 0.15  # a learned duration says "tasks like it end within this share of it, either side"
+PRIOR_TOLERANCE = 0.05  # inside the learned ends, an end is seen within this share of the typical duration
 MAX_KINDS = 256  # (provider, kind, model) triples learned at most: provider text must not grow memory or the counters
 
 Prediction = tuple[float, float, float, float]  # (made at, earliest, latest, likeliest end)
@@ -43,6 +45,7 @@ class Plan:
     predicted: Prediction | None = None
     expired: float | None = None
     prior_end: float | None = None
+    rate_end: float | None = None  # the end the measured progress rate made likely
 
 
 @dataclass(slots=True)
@@ -65,6 +68,7 @@ class Schedule:
     predicted: Prediction | None = None  # (made at, earliest, latest, likeliest end)
     expired: float | None = None  # the likeliest end last predicted, passed with the task still running
     prior_end: float | None = None  # the end the learned durations made likely at the last answer
+    rate_end: float | None = None  # the end the measured progress rate made likely at the last answer
     fail_since: float | None = None  # wall time of the first failed poll in a row
     path: tuple[str | None, str | None] | None = None  # (kind, the path its status is asked at)
 
@@ -72,6 +76,7 @@ class Schedule:
         """Make a plan made at ``now`` this task's schedule."""
         self.interval, self.slack = p.wait, p.slack
         self.predicted, self.expired, self.prior_end = p.predicted, p.expired, p.prior_end
+        self.rate_end = p.rate_end
         self.due = now + p.wait
 
 
@@ -109,15 +114,36 @@ class Durations:
         """The median learned duration (None before any was learned)."""
         return self._sorted[len(self._sorted) // 2] if self._sorted else None
 
-    def next_end(self, age: float, share: float = PRIOR_SHARE) -> float | None:
-        """The age by which ``share`` of the learned tasks that were still running
-        at ``age`` had ended; None when too few of them ran that long (the task
-        is already older than what was learned, or nothing was)."""
-        k = bisect.bisect_right(self._sorted, age)
-        longer = len(self._sorted) - k
-        if longer < PRIOR_MIN:
+    def scale(self) -> float:
+        """The usual length of these tasks: the mean of the learned durations
+        between their 10th and 90th percentiles (steadier than the median when
+        tasks of one kind come in a few typical lengths, and than the mean when
+        a few take far longer)."""
+        values = self._sorted
+        n = len(values)
+        middle = values[n // 10: n - n // 10] or values
+        return sum(middle) / len(middle)
+
+    def next_poll(self, age: float, floor: float) -> tuple[float, float] | None:
+        """(the age at which to ask next, the last likely end): where the learned
+        ends are (each learned duration widened by ``SPREAD`` either side), a poll
+        every ``PRIOR_TOLERANCE`` of the typical duration (at least ``floor``); in
+        a gap between them none, the first poll one step into the next stretch of
+        likely ends.  None when fewer than ``PRIOR_MIN`` learned tasks ran longer
+        than ``age`` (the task is older than what was learned, or nothing was)."""
+        values = self._sorted
+        if len(values) < PRIOR_MIN:
             return None
-        return self._sorted[k + max(0, math.ceil(share * longer) - 1)]
+        values = values[:max(PRIOR_MIN, math.ceil(len(values) * PRIOR_COVER))]
+        k = bisect.bisect_right(values, age / (1.0 + SPREAD))  # learned ends whose stretch is not behind
+        if k >= len(values):
+            return None
+        step = max(floor, PRIOR_TOLERANCE * self.scale())
+        last = values[-1] * (1.0 + SPREAD)
+        lo = values[k] * (1.0 - SPREAD)
+        if lo <= age:  # inside a stretch of likely ends
+            return age + step, last
+        return lo + step, last
 
 
 def predict_end(sched: Schedule, task: Task, now: float,
@@ -136,15 +162,23 @@ def predict_end(sched: Schedule, task: Task, now: float,
     ``STALLED`` points' worth of time predicts nothing."""
     found: list[tuple[float, float, float]] = []
     rate = sched.rate
-    if rate and rate > 0 and task.progress is not None and sched.progress_start is not None:
+    measured = bool(rate and rate > 0 and sched.progress_start is not None)
+    points = task.progress - sched.progress_start[0] if measured and task.progress is not None else 0.0
+    if (not measured and task.progress and task.progress > 0 and task.eta and sched.born is not None
+            and now - sched.born >= RESOLUTION):
+        # progress seen, no rate measured yet, and an eta to check: progress over the task's
+        # age (its queue time included) is the slowest it can have been going, an end no
+        # later than that; an eta far beyond it is a guess to approach from the earlier side
+        rate, points = task.progress / (now - sched.born), task.progress
+    if rate and rate > 0 and task.progress is not None and points > 0:
         remaining = (100.0 - task.progress) / rate
         moving = sched.moved is None or (now - sched.moved) * rate <= STALLED
         if remaining > 0 and moving:
-            slack = remaining / max(1.0, task.progress - sched.progress_start[0])
+            slack = remaining / max(1.0, points)
             point = 1.0 / rate
-            found.append((now + max(0.0, remaining - slack - point), now + remaining,
+            found.append((now + max(0.0, remaining - slack - point) if measured else now, now + remaining,
                           now + remaining + slack + point * 0.5))
-    rate_based = bool(found)
+    rate_based = bool(found) and measured
     if task.eta and task.created_at:
         remaining = task.created_at + task.eta - wall_now
         if remaining > 0:  # an eta that ran out while the task runs is stale
@@ -152,15 +186,21 @@ def predict_end(sched: Schedule, task: Task, now: float,
                           now + remaining + 1.5 * RESOLUTION))
     if not found:
         return None
+    prior = sched.predicted
     if len(found) == 2:
         (a0, a, a1), (b0, b, b1) = found
+        if not measured:  # a bound and a guess: approach the earlier, confirm nothing
+            return min(a0, b0), min(a, b), max(a1, b1), False
         lo, hi = max(a0, b0), min(a1, b1)
         if lo <= hi:
             best = a if a1 - a0 <= b1 - b0 else b
             return lo, min(max(best, lo), hi), hi, True
+        if measured and sched.rate_end is not None and a0 <= sched.rate_end <= a1:
+            # the rate kept its word since the last answer: the eta is the guess (estimates
+            # are often off by half), the measured progress is what to go by
+            return a0, a, a1, True
         return min(a0, b0), min(a, b), max(a1, b1), False
     lo, best, hi = found[0]
-    prior = sched.predicted
     confirmed = rate_based and prior is not None and prior[0] < now and prior[1] <= hi and lo <= prior[2]
     return lo, best, hi, confirmed
 
@@ -183,12 +223,16 @@ def plan(floor: float, sched: Schedule, task: Task, now: float, wall_now: float,
       the task's length): at its latest end, the first poll after the end;
     - confirmed but wide: a step past its earliest end (or halfway, if later).
 
-    Without a prediction: when the ``durations`` learned from finished tasks
-    like it say when it likely ends, each time a ``PRIOR_SHARE`` of those ends
-    has passed (no polls before the shortest ones), at most ``quiet_cap``
-    apart; else a ``QUIET_SHARE`` of the time the task has been quiet (since
-    its last change, or since the likely end it has outlived), at most
-    ``quiet_cap``: an end nothing foretold is seen within a fifth of that time.
+    Without a prediction: when ``durations`` have been learned from finished
+    tasks like it (``PRIOR_MIN`` at least), where their ends lie a poll every
+    ``PRIOR_TOLERANCE`` of their usual length, none before the shortest or in
+    a gap between them (``Durations.next_poll``), at most ``quiet_cap`` apart.
+    The step is the same for every task of the kind: what a user waits to see
+    an end is about the same for each, and a task gets no closer watch for
+    being short.  Else a ``QUIET_SHARE`` of the time the task has been quiet
+    (since its last change, or since the last likely end it has outlived), at
+    most ``quiet_cap`` and, with durations learned, at least that step: an end
+    nothing foretold is seen within a fifth of that time.
     """
     predicted, expired, prior_end = sched.predicted, sched.expired, sched.prior_end
     if not adaptive:
@@ -208,23 +252,30 @@ def plan(floor: float, sched: Schedule, task: Task, now: float, wall_now: float,
             wait = min(hi - now, max(half, lo - now + step if confirmed else 0.0))
             slack = max(0.0, min(half * 0.5, lo - now - wait))  # never past the earliest end
         wait = min(cap, max(floor, wait))
-        return Plan(wait, max(0.0, min(slack, cap - wait)), predicted, expired, prior_end)
+        rate_end = None
+        if sched.rate and sched.rate > 0 and sched.progress_start is not None and task.progress is not None:
+            rate_end = now + (100.0 - task.progress) / sched.rate
+        return Plan(wait, max(0.0, min(slack, cap - wait)), predicted, expired, prior_end, rate_end)
     if predicted is not None:
         if predicted[3] <= now:  # its likeliest end has passed: overdue since then
             expired = predicted[3]
         predicted = None
     if durations is not None and sched.born is not None:
         age = now - sched.born
-        end = durations.next_end(age)
-        if end is not None:
-            wait = max(floor, min(cap, quiet_cap or cap, end - age))
-            return Plan(wait, wait * QUIET_SHARE, predicted, expired, sched.born + end)
+        found_prior = durations.next_poll(age, floor)
+        if found_prior is not None:
+            at, last = found_prior
+            wait = max(floor, min(cap, quiet_cap or cap, at - age))
+            return Plan(wait, wait * QUIET_SHARE, predicted, expired, sched.born + last)
     if prior_end is not None:
         if prior_end <= now:  # older than what was learned: overdue since the last likely end
             expired = max(expired or prior_end, prior_end)
         prior_end = None
     quiet = now - max((x for x in (sched.last_change, expired) if x is not None), default=now)
-    wait = max(floor, min(cap, quiet_cap or cap, quiet * QUIET_SHARE))
+    least = floor
+    if durations is not None and len(durations) >= PRIOR_MIN:  # no closer than inside the learned ends
+        least = max(floor, min(cap, quiet_cap or cap, PRIOR_TOLERANCE * durations.scale()))
+    wait = max(least, min(cap, quiet_cap or cap, quiet * QUIET_SHARE))
     return Plan(wait, wait * QUIET_SHARE, predicted, expired, prior_end)
 
 
@@ -257,11 +308,20 @@ def observe(sched: Schedule, task: Task, now: float) -> None:
     sched.polls += 1
 
 
+ENDED_FIRST = 1e9  # priority: a task whose likely end has come goes before any other
+
+
 def priority(sched: Schedule | None, now: float) -> float:
-    """Sort key of a due task (smallest first): never-polled first, then the most
-    overdue relative to its own interval (the likeliest to have changed)."""
+    """Sort key of a due task (smallest first): never-polled first; then the tasks
+    whose likeliest end (the measured progress rate's, else the last prediction's)
+    has come, the longest past first: when the budget cannot ask every due task (Upscayl:
+    100 an hour), it is spent where the ends are; then the most overdue relative
+    to its own interval (the likeliest to have changed)."""
     if sched is None or sched.last_poll is None:
         return -math.inf
+    end = sched.rate_end if sched.rate_end is not None else (sched.predicted[3] if sched.predicted else None)
+    if end is not None and end <= now:
+        return -ENDED_FIRST - min(now - end, ENDED_FIRST)
     return -(now - sched.last_poll) / max(sched.interval, 1e-6)
 
 

@@ -223,7 +223,8 @@ def evolink_task(task: SimTask, state: str, progress: float, wall: Wall, scale: 
         "results": results,
         "status": EVOLINK_STATUS[state],
         "task_info": {"can_cancel": state == "queued",
-                      "estimated_time": int(round((task.end - task.created) / scale))},
+                      "estimated_time": int(round((task.end - task.created if task.eta is None
+                                                   else task.eta) / scale))},
         "type": kind,
         "usage": {"billing_rule": "per_call", "credits_reserved": task.credits, "user_group": "default"},
     }

@@ -170,6 +170,9 @@ class SimTask(_Model):
     credits: float = 0.0
     expires: float | None = None
     ref_id: str | None = None  # Qolaba refID, required in the request when set
+    # EvoLink: the ``estimated_time`` announced (sim seconds from ``created``); None: the true
+    # length (end - created).  Real estimates are guesses: set it off to test a schedule on them.
+    eta: float | None = Field(default=None, ge=0)
     variant: str | None = None  # overrides the provider's
 
     @field_validator("provider")
