@@ -5,10 +5,7 @@ and a fuzzer: any JSON answer gives a Task or a typed ProviderError."""
 from __future__ import annotations
 
 import argparse
-import http.server
 import json
-import queue
-import threading
 
 import httpx
 import pytest
@@ -273,55 +270,32 @@ def test_a_post_api_sends_its_body_template():
 # ---------------------------------------------------------------- end to end over HTTP
 
 
-class VendorServer:
-    """A vendor that keeps jobs in a dict and logs every request it sees."""
+class Vendor:
+    """A vendor that keeps jobs in a dict (served by the shared test server)."""
 
     def __init__(self) -> None:
         self.jobs: dict[str, dict] = {}
-        self.seen: queue.Queue = queue.Queue()
-        outer = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):  # quiet
-                pass
-
-            def do_GET(self):
-                outer.seen.put((self.command, self.path, dict(self.headers)))
-                path = self.path.split("?")[0]
-                if self.headers.get("X-Token") != SECRET:
-                    return self.reply(401, {"message": "bad token"})
-                if path == "/v2/account":
-                    return self.reply(200, {"credits": {"left": "41.5"}})
-                if path == "/v2/video/jobs":
-                    return self.reply(200, {"jobs": [{"job": {"id": k, **v}} for k, v in outer.jobs.items()]})
-                job_id = path.rsplit("/", 1)[-1]
-                if job_id not in outer.jobs:
-                    return self.reply(404, {"message": f"job {job_id} not found"})
-                return self.reply(200, {"job": outer.jobs[job_id]})
-
-            def reply(self, status, body):
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def answer(self, seen):
+        path = seen.path.split("?")[0]
+        if seen.headers.get("x-token") != SECRET:
+            return 401, {"message": "bad token"}
+        if path == "/v2/account":
+            return 200, {"credits": {"left": "41.5"}}
+        if path == "/v2/video/jobs":
+            return 200, {"jobs": [{"job": {"id": k, **v}} for k, v in self.jobs.items()]}
+        job_id = path.rsplit("/", 1)[-1]
+        if job_id not in self.jobs:
+            return 404, {"message": f"job {job_id} not found"}
+        return 200, {"job": self.jobs[job_id]}
 
 
 @pytest.fixture
-def vendor():
-    server = VendorServer()
-    yield server
-    server.close()
+def vendor(http_server):
+    jobs = Vendor()
+    server = http_server(jobs.answer)
+    server.jobs = jobs.jobs
+    return server
 
 
 async def test_a_declared_provider_end_to_end_over_http(vendor, tmp_path):
@@ -333,8 +307,9 @@ async def test_a_declared_provider_end_to_end_over_http(vendor, tmp_path):
     vendor.jobs["j2"] = {"state": "done", "outputs": [{"url": "https://cdn/j2.mp4"}]}
     async with httpx.AsyncClient() as client:
         running = await p.fetch_status(client, "j1")
-        method, path, headers = vendor.seen.get(timeout=5)
-        assert (method, path) == ("GET", "/v2/video/jobs/j1?verbose=1") and headers["X-Token"] == SECRET
+        first = vendor.wait_for_requests(1)[0]
+        assert (first.method, first.path) == ("GET", "/v2/video/jobs/j1?verbose=1")
+        assert first.headers["x-token"] == SECRET
         assert (running.state, running.progress) == ("running", 10.0)
         vendor.jobs["j1"] = {"state": "done", "outputs": [{"url": "https://cdn/j1.mp4"}]}
         done = await p.fetch_status(client, "j1")

@@ -12,12 +12,10 @@ is tested by the dashboard's own tests.)
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import subprocess
 import sys
-import threading
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from tui.config import parse_config
 from tui.engine import Engine
 from tui.model import PROVIDERS, TASK_FIELDS
 from tui.store import Store
+from http_server import HttpServer, Reply, Seen
 
 ROOT = Path(__file__).resolve().parents[1]
 WALL0 = 1_800_000_000.0
@@ -116,38 +115,20 @@ def answer(mode: str, provider: str, path: str) -> tuple[int, dict, bytes]:
 
 
 class HostileServer:
+    """Every provider path answered per ``mode`` (see ``answer``), on the shared
+    test server (tests/http_server.py)."""
+
     def __init__(self) -> None:
         self.mode = "status"
-        server = self
+        self.server = HttpServer(self.reply).start()
+        self.base_url = self.server.url
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _any(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                if length:
-                    self.rfile.read(length)
-                status, headers, content = answer(server.mode, _provider_of(self.path), self.path)
-                self.send_response(status)
-                for k, v in {"Content-Type": "application/json", **headers}.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
-
-            do_GET = do_POST = _any
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    def reply(self, seen: Seen) -> Reply:
+        status, headers, content = answer(self.mode, _provider_of(seen.path), seen.path)
+        return Reply(status, content, headers)
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.close()
 
 
 @pytest.fixture
@@ -252,27 +233,12 @@ async def test_lone_surrogates_do_not_break_a_round(tmp_path):
     """``"\\ud800"`` is valid JSON; the text it decodes to cannot be encoded as UTF-8."""
     body = b'{"id": "evolink-s", "status": "processing", "progress": 5, "model": "m\\ud800x"}'
 
-    class One(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), One)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    one = HttpServer(lambda seen: (200, body)).start()
     store = Store(tmp_path / "tasks.db")
     try:
         store.add("evolink", ["evolink-s"])
         config = parse_config(f'[providers.evolink]\napi_key = "k-evolink-1"\n'
-                              f'base_url = "http://127.0.0.1:{httpd.server_address[1]}"\n', "s.toml")
+                              f'base_url = "{one.url}"\n', "s.toml")
         engine = Engine(config, store)
         try:
             await engine.poll_once()
@@ -283,8 +249,7 @@ async def test_lone_surrogates_do_not_break_a_round(tmp_path):
         task.model.encode("utf-8")
     finally:
         store.close()
-        httpd.shutdown()
-        httpd.server_close()
+        one.close()
 
 
 def test_hostile_labels_and_ids_from_the_command_line(tmp_path):

@@ -12,12 +12,10 @@ its -wal/-shm), exported files, and str()/repr() of every error raised.
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,6 +27,7 @@ from tui.engine import Engine
 from tui.model import PROVIDERS, ProviderError
 from tui.providers import make_provider
 from tui.store import Store
+from http_server import HttpServer, Reply, Seen
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = {p: f"sk-SECRET-{p}-1234567890" for p in PROVIDERS}
@@ -142,43 +141,23 @@ def echo_answer(mode: str, provider: str, key: str, path: str, task_id: str) -> 
 
 
 class EchoServer:
-    """127.0.0.1 server answering every provider path per ``mode`` (see ``echo_answer``)."""
+    """127.0.0.1 server answering every provider path per ``mode`` (see ``echo_answer``),
+    on the shared test server (tests/http_server.py)."""
 
     def __init__(self, task_ids: dict[str, str]) -> None:
         self.mode = "401"
         self.task_ids = task_ids
-        server = self
+        self.server = HttpServer(self.answer).start()
+        self.base_url = self.server.url
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _any(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                if length:
-                    self.rfile.read(length)
-                provider = _provider_of(self.path)
-                status, headers, content = echo_answer(server.mode, provider, _presented(self.headers),
-                                                       self.path, server.task_ids[provider])
-                self.send_response(status)
-                for k, v in {"Content-Type": "application/json", **headers}.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
-
-            do_GET = do_POST = _any
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    def answer(self, seen: Seen) -> Reply:
+        provider = _provider_of(seen.path)
+        status, headers, content = echo_answer(self.mode, provider, _presented(seen.headers),
+                                               seen.path, self.task_ids[provider])
+        return Reply(status, content, headers)
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.close()
 
 
 # Answers that end a task (a 4xx refusal, a 404) come last: the engine polls no ended task.
