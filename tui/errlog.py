@@ -19,9 +19,8 @@ import math
 import re
 import sys
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 from .model import Event, Task, iso, task_key
 from .text import clean as _clean
@@ -36,9 +35,9 @@ TASK_MESSAGES = {  # when the provider said nothing more
 FAILURES_QUERY = "state:bad"  # the filter that names the task failures (failed, cancelled, not_found)
 
 
-@dataclass(frozen=True)
-class LogRow:
-    """One row of the log: an event, or a task that ended badly."""
+class LogRow(NamedTuple):
+    """One row of the log: an event, or a task that ended badly (a named tuple:
+    ten thousand of them are made when the log opens)."""
 
     time: float
     provider: str

@@ -225,6 +225,7 @@ class ErrorLogScreen(Screen[str | None]):
         self._hay: list[str] | None = None  # haystack per row (built at the first filter key)
         self._needle = ""  # the filter the matches are for
         self.cells_built = 0  # rows whose cells were built (cleaned, cut) for the table
+        self.complete = False  # every event the log holds has been read (see reload)
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="errors-bar"):
@@ -261,11 +262,24 @@ class ErrorLogScreen(Screen[str | None]):
     # ------------------------------------------------------------ rows
 
     def reload(self, events: bool = True, tasks: bool = True) -> None:
-        """Read the newest events and/or task failures from the store and redraw."""
+        """Read the newest events and/or task failures from the store and redraw.
+
+        Events come in two reads: the newest WINDOW now (the first frame), the rest
+        of the newest LOG_CAP right after that frame (``complete`` then)."""
         if events:
-            self._events = [event_row(e) for e in self.store.events(limit=LOG_CAP)]
+            self._events = [event_row(e) for e in self.store.events(limit=WINDOW)]
+            self.complete = len(self._events) < WINDOW
         if tasks:
             self._failures = {r.key: r for r in task_rows(errlog.failed_tasks(self.store), LOG_CAP) if r.key}
+        self._merge()
+        if not self.complete:
+            self.call_after_refresh(self._read_all_events)
+
+    def _read_all_events(self) -> None:
+        if self.complete:
+            return
+        self._events = [event_row(e) for e in self.store.events(limit=LOG_CAP)]
+        self.complete = True
         self._merge()
 
     def _merge(self) -> None:
@@ -318,7 +332,7 @@ class ErrorLogScreen(Screen[str | None]):
         events = len(self._events)
         tasks = len(self._failures)
         total = len(self.rows)
-        what = f"{events:,} errors · {tasks:,} task failures"
+        what = f"{events:,}{'' if self.complete else '+'} errors · {tasks:,} task failures"
         self.query_one("#errors-count", Label).update(
             (f"{len(self.matches):,} of {total:,} ({what})" if needle else what) if total
             else "no errors logged")
