@@ -372,6 +372,14 @@ def column_widths(width: int) -> tuple[int, ...]:
     return provider, state, req, max(8, width - provider - state - req - answer), answer
 
 
+def table_width(pane: Any) -> int:
+    """The cells the table may use: the pane's width less a cell kept for its
+    scrollbar (there whenever a card makes the pane scroll), so the columns do
+    not move when a card opens."""
+    width = getattr(getattr(pane, "size", None), "width", 0) or 81
+    return max(20, width - 1)
+
+
 class QuotaTable(DataTable):
     """One line per provider (``tasktui quota``'s words); ``enter`` shows the
     provider's card below, ``esc`` goes back to the task list."""
@@ -389,8 +397,7 @@ class QuotaTable(DataTable):
 
     def show_rows(self, rows: list[tuple[str, ...]]) -> None:
         """Draw ``rows`` (from ``table_row``); only what changed is redrawn."""
-        pane = self.parent
-        width = getattr(pane, "scrollable_content_region", self.region).width or 80
+        width = table_width(self.parent)
         widths = column_widths(width)
         if widths != self._widths:
             self._widths = widths
@@ -416,6 +423,9 @@ class QuotaTable(DataTable):
             return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
         except Exception:
             return None
+
+    def action_select_cursor(self) -> None:  # DataTable's own enter: the same as ours
+        self.action_card()
 
     def action_card(self) -> None:
         name = self.selected()
@@ -470,7 +480,7 @@ class QuotaPane(VerticalScroll):
         if store is None:
             return
         healths = stored_health(store, getattr(self.app, "config", None), self.providers, now)
-        narrow = (self.scrollable_content_region.width or 80) < NARROW_BELOW
+        narrow = table_width(self) < NARROW_BELOW
         self.query_one(QuotaTable).show_rows([table_row(h, now, narrow) for h in healths])
 
     def on_resize(self) -> None:
