@@ -51,6 +51,7 @@ class Reply:
     body: Any = b""
     headers: dict[str, str] = field(default_factory=dict)
     hang: bool = False  # answer nothing until the server closes
+    content_type: str | None = "application/json"  # sent unless ``headers`` name one (None: none)
 
     def content(self) -> bytes:
         if isinstance(self.body, bytes):
@@ -83,7 +84,7 @@ def as_reply(value: Any) -> Reply:
 
 class HttpServer:
     def __init__(self, answer: Answer | dict | None = None, *,
-                 default: Any = (404, {"message": "not found"})) -> None:
+                 default: Any = (404, {"message": "not found"}), port: int = 0) -> None:
         if answer is None:
             answer = {}
         if isinstance(answer, dict):
@@ -94,6 +95,7 @@ class HttpServer:
         self._cond = threading.Condition()
         self._release = threading.Event()
         self._httpd: http.server.ThreadingHTTPServer | None = None
+        self._port = port
         self.url = ""
 
     # ------------------------------------------------------------ life
@@ -121,7 +123,9 @@ class HttpServer:
                     return
                 content = reply.content()
                 self.send_response(reply.status)
-                headers = {"Content-Type": "application/json", **reply.headers}
+                headers = dict(reply.headers)
+                if reply.content_type and not any(k.lower() == "content-type" for k in headers):
+                    headers = {"Content-Type": reply.content_type, **headers}
                 for k, v in headers.items():
                     self.send_header(k, v)
                 self.send_header("Content-Length", str(len(content)))
@@ -132,19 +136,27 @@ class HttpServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _any
 
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._release = threading.Event()
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
         self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self._port = self._httpd.server_address[1]  # a reopen listens on the same port
+        self.url = f"http://127.0.0.1:{self._port}"
         threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                          name=f"http-server-{self._httpd.server_address[1]}", daemon=True).start()
         return self
 
     def close(self) -> None:
+        """Stop listening (a client then meets a refused connection)."""
         self._release.set()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
             self._httpd = None
+
+    def reopen(self) -> "HttpServer":
+        """Listen again, on the same port."""
+        self.close()
+        return self.start()
 
     def __enter__(self) -> "HttpServer":
         return self.start()

@@ -19,9 +19,7 @@ that forwards to the simulator until told otherwise.
 
 from __future__ import annotations
 
-import http.server
 import socket
-import threading
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -47,6 +45,7 @@ from tui.model import (
 )
 from tui.providers import make_provider
 from tui.store import Store
+from http_server import HttpServer, Reply, Seen
 
 WALL0 = 1_800_000_000.0  # the fake wall clock at fake monotonic 0
 POLL = 1.0  # poll_interval of every provider here: the backoff base is then 1 s
@@ -171,65 +170,39 @@ def matrix() -> list:
 
 
 class Front:
-    """An HTTP server on 127.0.0.1 that forwards every request to ``upstream``
-    (the simulator), or answers ``canned`` (status, headers, body) instead.
-    ``close()`` closes the port (connection refused); ``reopen()`` listens again
-    on the same port."""
+    """An HTTP server on 127.0.0.1 (the shared test server) that forwards every
+    request to ``upstream`` (the simulator), or answers ``canned`` (status,
+    headers, body) instead.  ``close()`` closes the port (connection refused);
+    ``reopen()`` listens again on the same port."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.canned: tuple[int, dict[str, str], bytes] | None = None
-        self.port = 0
-        self._server: http.server.ThreadingHTTPServer | None = None
-        self.reopen()
+        self.server = HttpServer(self.answer).start()
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.server.url
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def answer(self, seen: Seen) -> Reply:
+        if self.canned is not None:
+            status, headers, content = self.canned
+            return Reply(status, content, headers, content_type=None)
+        headers_in = {k: v for k, v in seen.headers.items() if k not in ("host", "content-length", "connection")}
+        r = httpx.request(seen.method, self.upstream + seen.path, headers=headers_in, content=seen.body,
+                          timeout=30)
+        headers = {k: v for k, v in r.headers.items() if k.lower() in ("content-type", "retry-after")}
+        return Reply(r.status_code, r.content, headers, content_type=None)
 
     def reopen(self) -> None:
-        front = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _any(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length) if length else b""
-                if front.canned is not None:
-                    status, headers, content = front.canned
-                else:
-                    headers_in = {k: v for k, v in self.headers.items()
-                                  if k.lower() not in ("host", "content-length", "connection")}
-                    r = httpx.request(self.command, front.upstream + self.path, headers=headers_in,
-                                      content=body, timeout=30)
-                    status, content = r.status_code, r.content
-                    headers = {k: v for k, v in r.headers.items()
-                               if k.lower() in ("content-type", "retry-after")}
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(content)))
-                self.send_header("Connection", "close")  # close() must really cut clients off
-                self.end_headers()
-                self.wfile.write(content)
-
-            do_GET = do_POST = _any
-
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
+        self.server.reopen()
 
     def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        self.server.close()
 
 
 @pytest.fixture
