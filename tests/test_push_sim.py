@@ -338,33 +338,26 @@ def test_background_pumping_and_both_signature_implementations_agree(sim, sim_ta
     """``start()`` pumps from a thread as sim time passes; what it signs, tui.push verifies
     (two implementations of the Standard Webhooks scheme agree), and the whsec_ form too."""
     import base64
-    import http.server
     import threading
 
+    from http_server import HttpServer, Reply
     from tui.push import verify_signature
 
     got: list[tuple[dict, bytes]] = []
     arrived = threading.Event()
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            body = self.rfile.read(int(self.headers["content-length"]))
-            got.append(({k.lower(): v for k, v in self.headers.items()}, body))
-            self.send_response(204)
-            self.end_headers()
-            if b'"fp-bg"' in body:
-                arrived.set()
+    def receive(seen):  # a webhook receiver: record, answer 204
+        got.append((seen.headers, seen.body))
+        if b'"fp-bg"' in seen.body:
+            arrived.set()
+        return Reply(204, b"", content_type=None)
 
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = HttpServer(receive).start()
     try:
         raw = b"\x01\x02secret-bytes\xff"
         whsec = "whsec_" + base64.b64encode(raw).decode()
         sim.add([queued(sim_task, "freepik", "fp-bg")])
-        pusher = sim_pusher(freepik_url=f"http://127.0.0.1:{server.server_port}/hooks/freepik",
+        pusher = sim_pusher(freepik_url=f"{server.url}/hooks/freepik",
                             freepik_secret=raw).start(every=0.02)
         sim.advance(45)
         assert arrived.wait(PATIENCE), "the background pump sent nothing"
@@ -380,5 +373,4 @@ def test_background_pumping_and_both_signature_implementations_agree(sim, sim_ta
             time.sleep(0.01)
         assert [a.status for a in pusher.attempts if a.task_id == "fp-bg"] == [204]
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
