@@ -20,11 +20,11 @@ from tui.model import Event, Task
 from tui.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "data"
 KEY = "sk-live-0123456789abcdef"  # the config's API key: never printed
 NOW = time.time()
 
-# Published bodies (tests/fixtures, sources in the provider tests): Upscayl's 429
+# Published bodies (tests/data, sources in the provider tests): Upscayl's 429
 # (tests/test_provider_upscayl.py test_429_try_again_in_one_hour: RateLimited,
 # retry_after 3600) and Comfy's 500 (tests/test_provider_comfy.py).
 UPSCAYL_429 = json.loads((FIXTURES / "upscayl" / "error_429.json").read_text())

@@ -491,7 +491,7 @@ def test_a_huge_progress_is_clamped_at_parse():
 
     p = make_provider("evolink", KEY)
     assert p.parse_status("t", None, evolink_answer(progress=10 ** 400, status="processing")).progress == 100.0
-    # upscayl openapi.yaml ProcessingTask (tests/fixtures/upscayl/status_openapi_processing.json), altered
+    # upscayl openapi.yaml ProcessingTask (tests/data/upscayl/status_openapi_processing.json), altered
     body = {"status": "success", "data": {"status": "processing", "progress": "9" * 400, "files": [],
                                           "createdAt": "9999-12-31T23:59:59-14:00"}}
     task = make_provider("upscayl", KEY).parse_status("t", None, httpx.Response(200, json=body))

@@ -25,7 +25,7 @@ from tui.providers import make_provider
 from tui.providers.comfy import Comfy
 from http_server import HttpServer
 
-FIXTURES = Path(__file__).parent / "fixtures" / "comfy"
+FIXTURES = Path(__file__).parent / "data" / "comfy"
 
 
 def _published():

@@ -26,7 +26,7 @@ from tui.providers import make_provider
 from tui.providers.qolaba import Qolaba
 from http_server import HttpServer
 
-FIXTURES = Path(__file__).parent / "fixtures" / "qolaba"
+FIXTURES = Path(__file__).parent / "data" / "qolaba"
 KEY = "qlb_SECRETKEY_0123456789abcdef"
 BASE = "https://ml.qolaba.example"
 TID = "9d1c7a52-1f0b-4b7e-9a7e-3f1c2d4e5f60"

@@ -25,7 +25,7 @@ from tui.providers import make_provider
 from tui.providers.upscayl import Upscayl
 from http_server import HttpServer
 
-FIXTURES = Path(__file__).parent / "fixtures" / "upscayl"
+FIXTURES = Path(__file__).parent / "data" / "upscayl"
 KEY = "ups_SECRETKEY_abcdef123456"
 TID = "task_8f3a2c"
 

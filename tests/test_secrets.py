@@ -443,7 +443,7 @@ def test_balance_answers_are_masked_too(key):
         ("evolink", {"success": True, "message": f"ok {key}", "data": {
             "token": {"remaining_credits": 5, "unlimited_credits": False, "used_credits": 1, "name": key.lower()},
             "user": {"remaining_credits": 5, "used_credits": 1}}}),
-        # comfy_api_nodes /customers/balance (tests/fixtures/comfy/balance.json shape), with an echo added
+        # comfy_api_nodes /customers/balance (tests/data/comfy/balance.json shape), with an echo added
         ("comfy", {"amount_micros": 1234, "currency": "usd", "debug": {"key": key.upper()}}),
     ):
         p = make_provider(provider, key, "http://127.0.0.1:9")
