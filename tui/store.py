@@ -992,6 +992,99 @@ class Store:
                 return
             last = rows[-1][-1]
 
+    # ------------------------------------------------------------ windows (the task list)
+
+    def order_sql(self, sort: str, reverse: bool = False) -> str:
+        """The ORDER BY of a task list sort (SORT_SQL): an index of its own; reversed, the
+        exact mirror (ties included: ``id`` descending), read off the same index."""
+        collate = ' COLLATE "C"' if self.dialect == "postgres" else ""
+        parts = [f"({expr}){collate if expr in ('provider', 'task_id') else ''}"
+                 f" {'DESC' if desc != reverse else 'ASC'}" for expr, desc in SORT_SQL[sort]]
+        parts.append(f"id {'DESC' if reverse else 'ASC'}")
+        return ", ".join(parts)
+
+    def window_ids(self, where: Any = None, sort: str = "updated", reverse: bool = False,
+                   limit: int | None = None) -> list[int]:
+        """The row ids of the tracked tasks matching ``where`` (a ``tui.filter.Where``, a query
+        string or None) in the list order of ``sort`` (the first ``limit`` of them): the
+        task list's order, without a Task made per row."""
+        if isinstance(where, str):
+            where = self.where(where)
+        tail = f" LIMIT {int(limit)}" if limit is not None else ""
+        order = self.order_sql(sort, reverse)
+        if where is None:
+            return self._ids(f"SELECT id FROM tasks WHERE deleted = 0 ORDER BY {order}{tail}", ())
+        if where.residual is None:
+            # a filter scans the table and sorts what it kept (walking a sort index and
+            # reading the row of every entry is far slower for a narrow filter)
+            hint = " NOT INDEXED" if self.dialect == "sqlite" else ""
+            return self._ids(f"SELECT id FROM tasks{hint} WHERE deleted = 0 AND ({where.sql})"
+                             f" ORDER BY {order}{tail}", tuple(where.params))
+        rows = self._read(f"SELECT {self._cols}, id FROM tasks WHERE deleted = 0 AND ({where.sql})"
+                          f" ORDER BY {order}", tuple(where.params))
+        ids = [row[-1] for row in rows if where.residual(_row_task(tuple(row[:-1])))]
+        return ids[:limit] if limit is not None else ids
+
+    def _ids(self, sql: str, args: tuple) -> list[int]:
+        return [row[0] for row in self._read(sql, args)]
+
+    def tasks_by_id(self, ids: Iterable[int]) -> dict[int, Task]:
+        """Row id -> Task for the ids still tracked (one query per 500)."""
+        ids = list(ids)
+        out: dict[int, Task] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ", ".join("?" * len(chunk))
+            for row in self._read(f"SELECT {self._cols}, id FROM tasks WHERE deleted = 0 AND id IN ({marks})",
+                                  tuple(chunk)):
+                out[row[-1]] = _row_task(tuple(row[:-1]))
+        return out
+
+    def ids_for(self, keys: Iterable[str]) -> dict[str, int]:
+        """Task key -> row id, for the keys tracked."""
+        keys = list(keys)
+        out: dict[str, int] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            marks = ", ".join("?" * len(chunk))
+            out.update((k, i) for k, i in self._read(
+                f"SELECT key, id FROM tasks WHERE deleted = 0 AND key IN ({marks})", tuple(chunk)))
+        return out
+
+    def keys_by_id(self, ids: Iterable[int]) -> dict[int, str]:
+        """Row id -> task key (tombstones included: a removed task's row keeps its id)."""
+        ids = list(ids)
+        out: dict[int, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ", ".join("?" * len(chunk))
+            out.update(self._read(f"SELECT id, key FROM tasks WHERE id IN ({marks})", tuple(chunk)))
+        return out
+
+    def row_ids(self, keys: Iterable[str]) -> dict[str, tuple[int, bool]]:
+        """Task key -> (row id, tracked) for every key with a row (a removed task's tombstone too)."""
+        keys = list(keys)
+        out: dict[str, tuple[int, bool]] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            marks = ", ".join("?" * len(chunk))
+            for key, rid, deleted in self._read(f"SELECT key, id, deleted FROM tasks WHERE key IN ({marks})",
+                                                tuple(chunk)):
+                out[key] = (rid, not deleted)
+        return out
+
+    def sort_values(self, sort: str, ids: Iterable[int]) -> dict[int, tuple]:
+        """Row id -> the values ``sort`` orders by (SORT_SQL's expressions, then the id)."""
+        ids = list(ids)
+        exprs = ", ".join(f"({expr})" for expr, _ in SORT_SQL[sort])
+        out: dict[int, tuple] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ", ".join("?" * len(chunk))
+            for row in self._read(f"SELECT id, {exprs} FROM tasks WHERE id IN ({marks})", tuple(chunk)):
+                out[row[0]] = (*row[1:], row[0])
+        return out
+
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
         """Rows of one read query ([] when nothing is stored: a read-only store without a file)."""
         if self._conn is None:

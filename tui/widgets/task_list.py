@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import bisect
 import gc
+from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -34,12 +35,14 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding
+from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from .. import filter as tfilter
 from ..headless import health_mark
 from ..model import Task
 from .cells import clean
@@ -185,6 +188,150 @@ class _Answers(dict):
         return answer
 
 
+WINDOW_ROWS = 4096  # tasks kept around the viewport (a window store's list)
+FETCH_BEFORE, FETCH_AFTER = 64, 192  # rows read around a row not cached yet
+HEAD_ROWS = 200  # the first frame: rows read before the rest of the order
+WINDOW_BULK = 64  # more changed keys than this: one pass over the order instead of a scan per key
+WINDOW_RESORT = 200  # more tasks to insert than this: re-read the order (a re-sort)
+
+
+class _Window:
+    """The rows of a TaskList whose store does not hold every task (scope "live"/"none").
+
+    ``ids``: the row ids of the listed tasks, in list order (one index scan of the sort,
+    8 bytes a task); the tasks themselves are read around the rows drawn and kept in an
+    LRU cache.  Until ``finish`` the order holds only the head (the first frame needs no
+    more): ``total`` is then the exact count.  A sequence of ``_Row`` like the list's own
+    index: ``len``, ``[n]``, ``[a:b]``."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.ids: array = array("q")
+        self.complete = True
+        self.total = 0
+        self.rows: LRUCache[int, _Row] = LRUCache(WINDOW_ROWS)
+        self.where = None
+        self.sort = "updated"
+        self.reverse = False
+
+    def load(self, where, sort: str, reverse: bool, head: int | None) -> None:
+        self.where, self.sort, self.reverse = where, sort, reverse
+        self.rows.clear()
+        if head is not None:
+            self.ids = array("q", self.store.window_ids(where, sort, reverse, limit=head))
+            self.complete = len(self.ids) < head
+            if not self.complete:
+                self.total = self.store.count_where(where)
+                return
+        else:
+            self.ids = array("q", self.store.window_ids(where, sort, reverse))
+            self.complete = True
+        self.total = len(self.ids)
+
+    def finish(self) -> bool:
+        """Read the whole order (when only the head was read); True when it did."""
+        if self.complete:
+            return False
+        self.ids = array("q", self.store.window_ids(self.where, self.sort, self.reverse))
+        self.complete = True
+        self.total = len(self.ids)
+        return True
+
+    def __len__(self) -> int:
+        return len(self.ids) if self.complete else self.total
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+    def __iter__(self):
+        for n in range(len(self)):
+            yield self[n]
+
+    def __getitem__(self, n):
+        if isinstance(n, slice):
+            return [self[i] for i in range(*n.indices(len(self)))]
+        if n < 0:
+            n += len(self)
+        if n >= len(self.ids):
+            self.finish()
+        rid = self.ids[n]
+        row = self.rows.get(rid)
+        if row is None:
+            lo, hi = max(0, n - FETCH_BEFORE), min(len(self.ids), n + FETCH_AFTER)
+            want = [i for i in self.ids[lo:hi] if i not in self.rows]
+            for i, task in self.store.tasks_by_id(want).items():
+                self.rows.set(i, _Row(task.key, task))
+            row = self.rows.get(rid)
+            if row is None:  # gone from the store, not yet from the order: the next change takes it out
+                row = _Row("", Task("", "(removed)"))
+        return row
+
+    def keys(self) -> list[str]:
+        """Every listed key, in list order (read in batches)."""
+        self.finish()
+        out: list[str] = []
+        ids = self.ids
+        for start in range(0, len(ids), 5000):
+            chunk = ids[start:start + 5000].tolist()
+            found = self.store.keys_by_id(chunk)
+            out += [found[i] for i in chunk if i in found]
+        return out
+
+    def find(self, rid: int, hint: int | None = None) -> int | None:
+        """Where row id ``rid`` is in the order (None: not listed)."""
+        ids = self.ids
+        if hint is not None and 0 <= hint < len(ids) and ids[hint] == rid:
+            return hint
+        try:
+            return ids.index(rid)
+        except ValueError:
+            if self.finish():
+                return self.find(rid)
+            return None
+
+    def position(self, key: str | None, hint: int | None = None) -> int | None:
+        if not key:
+            return None
+        found = self.store.ids_for([key]).get(key)
+        return None if found is None else self.find(found, hint)
+
+    def sort_key(self, values: tuple) -> tuple:
+        """SQL sort values -> a Python key ordering as ``order_sql`` does (reversed: mirrored)."""
+        from ..store import SORT_SQL
+
+        key = tuple(-v if desc and isinstance(v, (int, float)) else v
+                    for v, (_, desc) in zip(values, SORT_SQL[self.sort]))
+        return (*key, values[-1])
+
+    def insert(self, rids: list[int]) -> None:
+        """Put rows at their sorted place (the order may have drifted: a binary search anyway)."""
+        store, sort = self.store, self.sort
+        known: dict[int, tuple] = {}
+
+        def key_of(rid: int) -> tuple:
+            if rid not in known:
+                known.update(store.sort_values(sort, [rid]))
+            values = known.get(rid)
+            return self.sort_key(values) if values is not None else ()
+
+        known.update(store.sort_values(sort, rids))
+        for rid in rids:
+            if rid not in known:
+                continue
+            mine = key_of(rid)
+            lo, hi = 0, len(self.ids)
+            while lo < hi:
+                mid = (lo + hi) // 2
+                other = key_of(self.ids[mid])
+                before = (other > mine) if self.reverse else (other < mine)
+                if before:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            self.ids.insert(lo, rid)
+        self.total = len(self.ids)
+
+
 class TaskList(ScrollView, can_focus=True):
     """All tracked tasks that match the filter, one row each."""
 
@@ -254,12 +401,30 @@ class TaskList(ScrollView, can_focus=True):
         self._columns_width = -1
         self._extra = 0  # cells of the optional columns at the end (tui.widgets.cells.extra_width)
         self.marks: set[str] = set()  # marked keys (bulk actions act on them)
+        # A store that does not hold every task (scope "live"/"none") is listed by window:
+        # the order from an index of the sort, the rows read around the viewport.
+        self._window: _Window | None = None
+        if getattr(store, "scope", "all") != "all":
+            self._window = _Window(store)
+        self.filter_query = ""  # the filter, as typed (a window store filters in SQL)
+        self._query_pred: Predicate | None = None
+        self._live_states: dict[str, str] = {}  # key -> state of the live tasks (finish toasts)
+        self._shown_once = False
 
     # ------------------------------------------------------------ marks
 
     @property
     def marked(self) -> list[str]:
         """The marked keys, in list order (marks hidden by the filter included)."""
+        if self._window is not None:
+            if not self.marks:
+                return []
+            listed = self._window.keys() if len(self.marks) > 64 else sorted(
+                (k for k in self.marks if self._window.position(k) is not None),
+                key=lambda k: self._window.position(k))
+            order = [k for k in listed if k in self.marks]
+            hidden = sorted(self.marks - set(order))
+            return order + [k for k in hidden if self.store.get(k) is not None]
         return [r.key for r in self._order if r.key in self.marks]
 
     def _redraw_mark(self, key: str) -> None:
@@ -271,7 +436,9 @@ class TaskList(ScrollView, can_focus=True):
     def toggle_mark(self, key: str | None = None) -> bool | None:
         """Mark or unmark ``key`` (default: the cursor's task); True when now marked."""
         key = key if key is not None else self.cursor_key
-        if key is None or key not in self._rows:
+        if key is None:
+            return None
+        if key not in self._rows if self._window is None else self.store.get(key) is None:
             return None
         if key in self.marks:
             self.marks.discard(key)
@@ -282,7 +449,10 @@ class TaskList(ScrollView, can_focus=True):
 
     def mark_shown(self) -> int:
         """Mark every task the list shows; returns how many are marked now."""
-        self.marks.update(r.key for r in self._index)
+        if self._window is not None:
+            self.marks.update(self._window.keys())
+        else:
+            self.marks.update(r.key for r in self._index)
         self._cache.clear()
         self.refresh()
         return len(self.marks)
@@ -300,6 +470,8 @@ class TaskList(ScrollView, can_focus=True):
     @property
     def index(self) -> list[str]:
         """The keys that match the filter, in list order."""
+        if self._window is not None:
+            return self._window.keys()
         if self._index_keys is None:
             self._index_keys = [r.key for r in self._index]
         return self._index_keys
@@ -307,11 +479,20 @@ class TaskList(ScrollView, can_focus=True):
     @property
     def order(self) -> list[str]:
         """Every key, in list order."""
+        if self._window is not None:
+            return self.index
         return [r.key for r in self._order]
 
     @property
-    def tasks(self) -> "_Tasks":
-        """key -> Task, as of the last change the list applied."""
+    def tasks(self) -> "Mapping[str, Task]":
+        """key -> Task, as of the last change the list applied (a window store: the listed ones)."""
+        if self._window is not None:
+            w = self._window
+            w.finish()
+            held = {i: row.task for i in w.ids if (row := w.rows.get(i)) is not None}  # as drawn
+            found = self.store.tasks_by_id([i for i in w.ids if i not in held])
+            found.update(held)
+            return {t.key: t for t in (found[i] for i in w.ids if i in found)}
         return _Tasks(self._rows)
 
     @property
@@ -327,6 +508,9 @@ class TaskList(ScrollView, can_focus=True):
 
     def rebuild(self) -> None:
         """Re-read every task, sort, and re-apply the filter (the user asked for it)."""
+        if self._window is not None:
+            self._rebuild_window()
+            return
         func = SORTS[self.sort_mode]
         items = self.store.items()
         items.sort(key=lambda kv: func(kv[1]), reverse=self.sort_reverse)
@@ -344,7 +528,96 @@ class TaskList(ScrollView, can_focus=True):
     @property
     def filtered(self) -> bool:
         """Is a filter narrowing the list?"""
+        if self._window is not None:
+            return self._query_pred is not None
         return bool(self.words) or self.predicate is not None or self.category is not None
+
+    # ------------------------------------------------------------ window (a store that holds only some tasks)
+
+    def _rebuild_window(self) -> None:
+        """The order from the store: the first screen now (one indexed query with a LIMIT),
+        the rest after the frame that shows it."""
+        w = self._window
+        assert w is not None
+        where = self.store.where(self.filter_query) if self._query_pred is not None else None
+        first = not self._shown_once
+        self._shown_once = True
+        head = max(HEAD_ROWS, self.size.height * 2) if first else None
+        w.load(where, self.sort_mode, self.sort_reverse, head)
+        if first:
+            self._live_states = {t.key: t.state for t in self.store.tasks() if not t.terminal}
+        if self.marks and not first:
+            self.marks = {k for k in self.marks if self.store.get(k) is not None}
+        self._index = w  # type: ignore[assignment]
+        self._index_keys = None
+        self._index_set = None
+        if not w.complete:
+            self.call_after_refresh(self._finish_window)
+        self._index_changed()
+
+    def _finish_window(self) -> None:
+        w = self._window
+        if w is not None and w.finish():
+            self._index_changed()
+
+    def _apply_window(self, keys: list[str]) -> list[tuple[str, str | None, str | None]]:
+        """Changed keys into the window's order: a row that still matches keeps its place
+        (its task is read again), one that no longer does leaves, a new match is put at its
+        sorted place.  O(changed rows) reads; a removal scans the order (8 bytes a row, in C)."""
+        w = self._window
+        assert w is not None
+        w.finish()
+        store = self.store
+        pred = self._query_pred
+        moves: list[tuple[str, str | None, str | None]] = []
+        rows = store.row_ids(keys)
+        drop: set[int] = set()
+        put: list[int] = []
+        for k in keys:
+            self._forget_rows(k)
+            task = store.get(k)
+            old = self._live_states.pop(k, None)
+            if task is not None and not task.terminal:
+                self._live_states[k] = task.state
+            if old is not None or task is not None:
+                moves.append((k, old, task.state if task else None))
+            found = rows.get(k)
+            if found is None:
+                self.marks.discard(k)
+                continue
+            rid, tracked = found
+            w.rows.discard(rid)
+            if task is None or not tracked:
+                self.marks.discard(k)
+                drop.add(rid)
+            elif pred is None or pred(task):
+                put.append(rid)  # placed below unless already listed
+            else:
+                drop.add(rid)
+        if len(put) > WINDOW_RESORT:
+            self._rebuild_window()
+            return moves
+        listed: set[int] = set()
+        if len(keys) > WINDOW_BULK:
+            ids_set = set(w.ids) if put else set()
+            listed = {rid for rid in put if rid in ids_set}
+            if drop:
+                w.ids = array("q", [i for i in w.ids if i not in drop])
+        else:
+            for rid in drop:
+                at = w.find(rid)
+                if at is not None:
+                    del w.ids[at]
+            listed = {rid for rid in put if w.find(rid) is not None}
+        new = [rid for rid in put if rid not in listed]
+        if new:
+            w.insert(new)
+        w.total = len(w.ids)
+        if drop or new:
+            self._index_changed()
+        else:
+            self.refresh()
+        return moves
 
     def _matches(self, row: _Row) -> bool:
         """Does a (warm) row pass the current filter?"""
@@ -357,7 +630,7 @@ class TaskList(ScrollView, can_focus=True):
         return self.predicate is None or self.predicate(row.task)
 
     def set_filter(self, predicate: Predicate | None, *, words: Words | None = None,
-                   category: Predicate | None = None, narrow: bool = False) -> int:
+                   category: Predicate | None = None, narrow: bool = False, query: str | None = None) -> int:
         """Show only tasks that contain every (lowercase) word of ``words``,
         pass ``category`` (a predicate reading only the fields of ``category()``,
         answered once per distinct combination) and pass ``predicate``; return
@@ -366,6 +639,14 @@ class TaskList(ScrollView, can_focus=True):
         self.predicate = predicate
         self.category = category
         self.words = list(words or [])
+        if self._window is not None:
+            if query is None:
+                raise ValueError("a list over a window store filters by query (set_filter(query=...))")
+            self.filter_query = query
+            has_terms = any(t.value for t in tfilter.parse(query))
+            self._query_pred = tfilter.compile_filter(query) if has_terms else None
+            self._rebuild_window()
+            return len(self._index)
         self._refilter(self._index if narrow else None)
         return len(self._index)
 
@@ -428,6 +709,8 @@ class TaskList(ScrollView, can_focus=True):
     def apply_changes(self, keys: Iterable[str]) -> list[tuple[str, str | None, str | None]]:
         """Take in changed keys: rows update in place, new ones are inserted, gone
         ones removed.  Returns the state moves ``(key, old, new)`` (None: absent)."""
+        if self._window is not None:
+            return self._apply_window(list(keys))
         moves: list[tuple[str, str | None, str | None]] = []
         get = self.store.get
         keys = list(keys)
@@ -500,6 +783,8 @@ class TaskList(ScrollView, can_focus=True):
         return self._index_set
 
     def _row_of(self, key: str | None) -> int | None:
+        if self._window is not None:
+            return self._window.position(key, self._cursor_row)
         row = self._rows.get(key) if key is not None else None
         if row is None:
             return None
