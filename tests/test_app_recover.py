@@ -272,3 +272,34 @@ def test_snapshot_bad_config_on_reload(snap_compare, tmp_path, size):
     path.write_text("[ui]\nthem = \"nord\"\n", encoding="utf-8")
     assert snap_compare(make_app(make_config(), store, clock=clock, config_path=path), press=["ctrl+r"],
                         terminal_size=size)
+
+
+async def test_R_on_the_quota_table_retries_that_rows_provider(tmp_path, sim, sim_fault):
+    from tui.widgets.quota import QuotaTable
+
+    sim.add(faults=[sim_fault("auth", "qolaba", count=1, status=401)])  # qolaba's key refused once
+    path = tmp_path / "config.toml"
+    path.write_text("".join(f'[providers.{p}]\napi_key = "{sim.key(p)}"\nbase_url = "{sim.base_url}"\n'
+                            f'poll_interval = 0.2\nrate_limit = "600/s"\n\n' for p in ("evolink", "qolaba")),
+                    encoding="utf-8")
+    config = load_config(path)
+    store = Store(tmp_path / "tasks.db")
+    store.add("evolink", ["evolink-done"])
+    store.add("qolaba", ["qolaba-done"])
+    engine = Engine(config, store)
+    app = make_app(config, store, engine, config_path=path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for(pilot, lambda: engine.status("qolaba").state == "auth_failed", timeout=30)
+        app.go_to_task("evolink:evolink-done")  # the list's task is evolink's: R must not pick it
+        table = app.query_one(QuotaTable)
+        table.focus()
+        await wait_for(pilot, lambda: table.selected() is not None)
+        for _ in range(table.row_count):
+            if table.selected() == "qolaba":
+                break
+            await pilot.press("down")
+        assert table.selected() == "qolaba"
+        await pilot.press("R")
+        await wait_for(pilot, lambda: store.get("qolaba:qolaba-done").state == "succeeded", timeout=30)
+        assert engine.status("qolaba").state == "ok"
+    store.close()

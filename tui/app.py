@@ -32,7 +32,7 @@ from .resources import stylesheet
 from .notify import mode_of as notify_mode_of, notification
 from .text import is_web_url
 from .widgets.cells import clean, set_secrets
-from .widgets.filter_bar import FilterBar
+from .widgets.filter_bar import FilterBar, plan_query
 from .widgets.header import StatusHeader
 from .widgets.quota import QuotaPane, info_from_counters, info_from_status, problem
 from .widgets.summary import TaskSummary
@@ -556,8 +556,7 @@ class TaskTUI(App[None]):
         if self._credits[0] != rev:
             from .engine.health import credits_by_provider
 
-            totals = getattr(self.store, "credits_by_provider", None)  # in SQL: every task, any scope
-            self._credits = (rev, totals() if totals else credits_by_provider(self.store.tasks()))
+            self._credits = (rev, credits_by_provider(self.store.tasks()))
         return self._credits[1]
 
     def _update_quota(self) -> None:
@@ -649,10 +648,10 @@ class TaskTUI(App[None]):
         if query == old:
             return self.task_list.count
         self.query_text = query
-        words, category, pred = tfilter.plan_query(query)
+        words, category, pred = plan_query(query)
         narrow = (bool(old.strip()) and bool(words or category or pred)
                   and tfilter.refines(old, query))
-        count = self.task_list.set_filter(pred, words=words, category=category, narrow=narrow, query=query)
+        count = self.task_list.set_filter(pred, words=words, category=category, narrow=narrow)
         self._update_count()
         self._update_header()
         self._update_summary()  # now, not one message later: one frame shows it all
@@ -1019,13 +1018,17 @@ class TaskTUI(App[None]):
     # ------------------------------------------------------------ recovering a provider
 
     def action_retry_provider(self) -> None:
-        """Retry the selected task's provider (the detail's task) now: a refused
-        key, an empty account or a backoff is forgotten and one probe goes."""
-        key = self.task_list.cursor_key if self._main_active() else getattr(self.screen, "key", None)
-        task = self.store.get(key) if key else None
-        if task is None:
-            return
-        name = task.provider
+        """Retry now the provider of the quota table's selected row (when the
+        table has the focus), else of the selected task (the detail's task): a
+        refused key, an empty account or a backoff is forgotten and one probe goes."""
+        picked = getattr(self.focused, "selected", None)  # the quota table's row
+        name = picked() if callable(picked) and self._main_active() else None
+        if not isinstance(name, str) or not name:
+            key = self.task_list.cursor_key if self._main_active() else getattr(self.screen, "key", None)
+            task = self.store.get(key) if key else None
+            if task is None:
+                return
+            name = task.provider
         if self.engine is None:
             self.notify("Read-only: nothing is polled." if self.readonly else "Offline: nothing is polled.",
                         severity="warning", markup=False)
@@ -1239,7 +1242,7 @@ def run_dashboard(config_path: Any, db_path: Any, offline: bool, readonly: bool 
     print_warnings(config)  # a literal key in a readable config: said before the screen takes over
     readonly = readonly or config.ui.readonly
     try:  # a SQLite file or a postgresql:// URL (--db, $TASKTUI_DB, [store] url)
-        store = open_store(store_target(db_path, config.store.url), readonly=readonly, scope="live")
+        store = open_store(store_target(db_path, config.store.url), readonly=readonly)
     except Exception as exc:
         print(f"tasktui: {exc}", file=sys.stderr)
         return 2
