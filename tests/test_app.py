@@ -7,7 +7,7 @@ from rich.text import Text
 from textual.widgets import DataTable, Static, TextArea
 
 from test_app_fixtures import (HOSTILE_ERROR, HOSTILE_LABEL, NOW, clock, fill_store, make_config,
-                               plain, screen_text, wait_for)
+                               notices, plain, screen_text, wait_for)
 from tui.app import make_app
 from tui.model import Task
 from tui.screens.add import AddTaskScreen
@@ -22,20 +22,6 @@ def app_for(tmp_path, tasks=None, **ui):
     store = fill_store(tmp_path / "tasks.db", tasks)
     config = make_config(tmp_path, **ui)
     return make_app(config, store, clock=clock, config_path=tmp_path / "config.toml"), store
-
-
-def notices(app) -> list[tuple[str, str]]:
-    """(title, message) of every notification the app raises from now on, read
-    through its public ``notify`` (not Textual's private ``_notifications``)."""
-    seen: list[tuple[str, str]] = []
-    real = app.notify
-
-    def notify(message, *args, **kwargs):
-        seen.append((str(kwargs.get("title") or ""), str(message)))
-        return real(message, *args, **kwargs)
-
-    app.notify = notify
-    return seen
 
 
 async def test_list_shows_every_task_sorted_by_last_update(tmp_path):

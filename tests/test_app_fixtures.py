@@ -109,3 +109,18 @@ def plain(widget) -> str:
     console = Console(width=200, file=io.StringIO(), color_system=None, record=True)
     console.print(content)
     return console.export_text()
+
+
+def notices(app) -> list[tuple[str, str]]:
+    """(title, message) of every notification raised from now on (screens and
+    widgets notify through the app), read through the public ``App.notify``
+    rather than Textual's private ``_notifications``."""
+    seen: list[tuple[str, str]] = []
+    real = app.notify
+
+    def notify(message, *args, **kwargs):
+        seen.append((str(kwargs.get("title") or ""), str(message)))
+        return real(message, *args, **kwargs)
+
+    app.notify = notify
+    return seen

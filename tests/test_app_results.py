@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from file_server import HOLD, FileServer
-from test_app_fixtures import NOW, clock, fill_store, make_config, plain, wait_for
+from test_app_fixtures import NOW, clock, fill_store, make_config, notices, plain, wait_for
 from tui.app import make_app
 from tui.model import Task
 from tui.preview import PreviewCache, fetch_preview
@@ -193,6 +193,7 @@ async def test_o_opens_the_selected_result_or_copies_it_without_a_display(tmp_pa
                created_at=NOW - 70, updated_at=NOW - 60, finished_at=NOW - 60)
     app, store = app_for(tmp_path, [done_task("e-open", urls), bad])
     async with app.run_test(size=(120, 40)) as pilot:
+        said = notices(app)
         assert app.task_list.select("evolink:e-open")
         await pilot.press("o")
         await wait_for(pilot, lambda: opened == [urls[0]])
@@ -202,7 +203,7 @@ async def test_o_opens_the_selected_result_or_copies_it_without_a_display(tmp_pa
         local["ok"] = False  # over SSH: the URL is copied instead, and the user told
         await pilot.press("o")
         await wait_for(pilot, lambda: app.clipboard == urls[1])
-        assert any("copied the URL" in (n.title or "") for n in app._notifications)
+        assert any("copied the URL" in t for t, _ in said)
         assert opened == urls
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, DetailScreen))
@@ -210,7 +211,7 @@ async def test_o_opens_the_selected_result_or_copies_it_without_a_display(tmp_pa
         assert app.task_list.select("evolink:e-bad")
         app.copy_to_clipboard("unchanged")
         await pilot.press("o")
-        await wait_for(pilot, lambda: any("not opened" in n.message for n in app._notifications))
+        await wait_for(pilot, lambda: any("not opened" in m for _, m in said))
     assert opened == urls and app.clipboard == "unchanged"
 
 
@@ -223,11 +224,12 @@ async def test_d_downloads_the_selected_task_into_the_results_dir(tmp_path, serv
     task = done_task("e-dl", [server.url("/img.png"), server.url("/clip.mp4")], label="cats")
     app, store = app_for(tmp_path, [task], config)
     async with app.run_test(size=(120, 40)) as pilot:
+        said = notices(app)
         await open_detail(pilot, app, task.key)
         await pilot.press("d")
-        await wait_for(pilot, lambda: any((n.title or "") == "Downloaded" for n in app._notifications))
-        note = next(n for n in app._notifications if n.title == "Downloaded")
-        assert "2 file(s) in " + str(tmp_path / "out") in note.message
+        await wait_for(pilot, lambda: any(t == "Downloaded" for t, _ in said))
+        note = next(m for t, m in said if t == "Downloaded")
+        assert "2 file(s) in " + str(tmp_path / "out") in note
         files = store.get(task.key).files
         assert len(files) == 2 and all(Path(f).is_file() and Path(f).is_relative_to(tmp_path / "out")
                                        for f in files)
@@ -244,9 +246,10 @@ async def test_d_without_a_results_dir_uses_the_current_folder(tmp_path, server,
     running = Task("evolink", "e-running", state="running", created_at=NOW - 10, updated_at=NOW - 5)
     app, store = app_for(tmp_path, [task, running])
     async with app.run_test(size=(120, 40)) as pilot:
+        said = notices(app)
         assert app.task_list.select(running.key)
         await pilot.press("d")
-        await wait_for(pilot, lambda: any("succeeded" in n.message for n in app._notifications))
+        await wait_for(pilot, lambda: any("succeeded" in m for _, m in said))
         assert app.task_list.select(task.key)
         await pilot.press("d")
         await wait_for(pilot, lambda: bool(store.get(task.key).files))
@@ -260,13 +263,14 @@ async def test_download_progress_shows_in_the_detail(tmp_path, server):
     task = done_task("e-prog", [server.url("/slow.bin")])
     app, store = app_for(tmp_path, [task], config)
     async with app.run_test(size=(120, 40)) as pilot:
+        said = notices(app)
         await open_detail(pilot, app, task.key)
         await pilot.press("d")
         # the host holds the rest of the file: the detail says how far it got
         await wait_for(pilot, lambda: "downloading 0 of 1 files… (file 1: 100.0 kB of 300.0 kB)"
                        in shown(app, "result"))
         await pilot.press("d")  # a second press while it runs starts nothing
-        await wait_for(pilot, lambda: any("Already downloading" in n.message for n in app._notifications))
+        await wait_for(pilot, lambda: any("Already downloading" in m for _, m in said))
         server.release()
         await wait_for(pilot, lambda: "download done: 1 of 1 files" in shown(app, "result"))
         assert Path(store.get(task.key).files[0]).read_bytes() == server.body("/slow.bin")
@@ -284,11 +288,12 @@ async def test_d_downloads_the_marked_tasks(tmp_path, server, monkeypatch):
     c = done_task("e-c", [server.url("/img.jpg")])
     app, store = app_for(tmp_path, [a, b, c])
     async with app.run_test(size=(120, 40)) as pilot:
+        said = notices(app)
         app.task_list.marks.update({a.key, c.key})
         assert app.task_list.select(b.key)
         await pilot.press("d")
         await wait_for(pilot, lambda: bool(store.get(a.key).files) and bool(store.get(c.key).files))
-        await wait_for(pilot, lambda: any("2 file(s) in" in n.message for n in app._notifications))
+        await wait_for(pilot, lambda: any("2 file(s) in" in m for _, m in said))
         assert store.get(b.key).files == []
     assert sorted(s.path for s in server.requests) == ["/img.jpg", "/img.png"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from textual.widgets import DataTable, Footer, TextArea
 from textual.widgets._footer import FooterKey
 
-from test_app_fixtures import NOW, clock, fill_store, make_config, plain, wait_for
+from test_app_fixtures import NOW, clock, fill_store, make_config, notices, plain, wait_for
 from tui.app import make_app
 from tui.model import Event, Task
 from tui.screens.add import AddTaskScreen
@@ -334,6 +334,7 @@ async def test_g_jumps_from_the_row_and_rows_without_a_task_say_so(tmp_path):
 async def test_a_forgotten_task_cannot_be_jumped_to(tmp_path):
     app, store = app_for(tmp_path)
     async with app.run_test(size=(140, 40)) as pilot:
+        said = notices(app)
         screen = await open_log(pilot, app)
         screen.query_one(DataTable).move_cursor(row=1)
         key = screen.cursor_row_data.key
@@ -341,7 +342,7 @@ async def test_a_forgotten_task_cannot_be_jumped_to(tmp_path):
         await pilot.press("g")
         await pilot.pause()
         assert app.screen is screen
-        assert any("no longer tracked" in n.message for n in app._notifications)
+        assert any("no longer tracked" in m for _, m in said)
 
 
 async def test_error_log_rows_stay_inert_and_redacted(tmp_path):
