@@ -95,6 +95,7 @@ def test_a_watch_reads_again_only_the_tasks_the_change_feed_named(tmp_path):
         assert counting.gets == 2  # the two tasks written, not the 2,000 watched
         assert len(watch.live) == 1999 and watch.bad == 1 and watch.stalled() == 1
         assert [t.key for t in watch.newly_stalled] == ["evolink:e00008"]
+        watch.newly_stalled = []
         counting.gets = 0
         watch.refresh()  # nothing changed: nothing read
         assert counting.gets == 0 and watch.newly_stalled == []

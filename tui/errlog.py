@@ -89,24 +89,12 @@ def merge(events: list[LogRow], tasks: list[LogRow]) -> list[LogRow]:
 
 
 def failed_tasks(store: Any, provider: str | None = None) -> Iterator[Task]:
-    """The tasks that ended badly, read from the store without copying it.
-
-    With the store's streaming read (``iter_tasks`` and an SQL filter, helper M's
-    tui/store.py and tui/filter.py ``compile_sql``) the database picks them;
-    else the tasks in memory are scanned once."""
-    source: Iterable[Task]
+    """The tasks that ended badly, read from the store without copying it: the
+    database picks them (``iter_tasks`` with the filter ``state:bad``, run by its
+    SQL); a store without that streaming read scans its tasks in memory."""
     iter_tasks = getattr(store, "iter_tasks", None)
-    compile_sql = getattr(sys.modules.get("tui.filter"), "compile_sql", None)
-    if iter_tasks is not None and compile_sql is None:
-        try:
-            from .filter import compile_sql  # type: ignore[no-redef]
-        except ImportError:
-            compile_sql = None
-    if iter_tasks is not None and compile_sql is not None:
-        dialect = "postgres" if type(store).__name__.lower().startswith("pg") else "sqlite"
-        source = iter_tasks(compile_sql(FAILURES_QUERY, dialect))
-    else:
-        source = store.tasks()
+    query = FAILURES_QUERY + (f" provider:{provider}" if provider else "")
+    source: Iterable[Task] = iter_tasks(query) if iter_tasks is not None else store.tasks()
     for t in source:
         if t.state in TASK_KINDS and (provider is None or t.provider == provider):
             yield t

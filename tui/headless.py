@@ -151,12 +151,14 @@ def write_json_array(items: Iterable[Any], out: TextIO) -> int:
     return n
 
 
-def _each(store: Any, pred: Callable[[Task], bool] | None = None) -> Iterator[Task]:
-    """Every stored task ``pred`` accepts, in the order added, read as it goes:
-    the store's streaming read (``iter_tasks``) where it has one, else its tasks
-    in memory."""
+def _each(store: Any, query: str | None = None, pred: Callable[[Task], bool] | None = None) -> Iterator[Task]:
+    """Every stored task the filter ``query`` matches, in the order added, read as it
+    goes: the store's streaming read (``iter_tasks``, the filter run by its SQL) where
+    it has one, else its tasks in memory through ``pred`` (the query's predicate)."""
     iter_tasks = getattr(store, "iter_tasks", None)
-    source = iter_tasks() if iter_tasks is not None else store.tasks()
+    if iter_tasks is not None:
+        return iter_tasks(query or None)
+    source = store.tasks()
     if pred is None:
         return iter(source)
     return (t for t in source if pred(t))
@@ -453,7 +455,7 @@ def _rm_matching(args: Any, query: str, every: bool) -> int:
     pred = matcher(query)
     store = open_store(args, scope="none")
     try:
-        keys = [t.key for t in _each(store, pred) if not args.provider or t.provider == args.provider]
+        keys = [t.key for t in _each(store, query, pred) if not args.provider or t.provider == args.provider]
         removed = store.remove(keys) if keys else 0
     finally:
         store.close()
@@ -539,13 +541,13 @@ def cmd_ls(args: Any) -> int:
     if args.json:  # rows written as they are read: constant memory however many are stored
         store = open_store(args, readonly=True, scope="none")
         try:
-            write_json_array((t.to_dict() for t in _each(store, pred)), sys.stdout)
+            write_json_array((t.to_dict() for t in _each(store, args.filter, pred)), sys.stdout)
         finally:
             store.close()
         return EXIT_OK
     store = open_store(args, readonly=True, scope="none")
     try:
-        tasks = list(_each(store, pred))
+        tasks = list(_each(store, args.filter, pred))
     finally:
         store.close()
     _print_tasks(tasks, args.json)
@@ -604,7 +606,7 @@ def cmd_poll(args: Any) -> int:
 
     config = load_config(args)
     pred = matcher(getattr(args, "filter", ""))
-    store = open_store(args)
+    store = open_store(args, scope="live")  # the engine's working set; the output is streamed
     try:
         engine = make_engine(config, store)
         if not engine.workers:
@@ -619,7 +621,7 @@ def cmd_poll(args: Any) -> int:
         asyncio.run(one_round())
         for line in _provider_trouble(engine, engine.workers):
             _say(line)
-        _print_tasks(_each(store, pred), args.json)
+        _print_tasks(_each(store, getattr(args, "filter", ""), pred), args.json)
     finally:
         store.close()
     return EXIT_OK
@@ -645,7 +647,9 @@ class Watch:
     up to date, so a turn costs O(changed tasks + providers), never O(watched).
     """
 
-    def __init__(self, store: Any, keys: Iterable[str]) -> None:
+    def __init__(self, store: Any, keys: Iterable[str], tasks: Iterable[Task] | None = None) -> None:
+        """``tasks``: the watched tasks as just read (then nothing is read again until
+        the change feed names it)."""
         self.store = store
         self.order = {k: i for i, k in enumerate(dict.fromkeys(keys))}  # key -> position (messages in order)
         self.state: dict[str, Task | None] = dict.fromkeys(self.order)  # key -> task as last read (None: gone)
@@ -655,7 +659,15 @@ class Watch:
         self.present = 0  # watched tasks still tracked
         self.bad = 0  # of them, ended badly
         self.dirty: set[str] = set(self.order)
-        self.newly_stalled: list[Task] = []  # live tasks whose stall reason is new since the last refresh
+        self.newly_stalled: list[Task] = []  # live tasks whose stall reason is new (the reader empties it)
+        if tasks is not None:
+            for t in tasks:
+                if t.key in self.state and self.state[t.key] is None:
+                    self.state[t.key] = t
+                    self._count(t, +1)
+                    self.dirty.discard(t.key)
+                    if not t.terminal and t.stalled:
+                        self.newly_stalled.append(t)
 
     def note(self, change: Any) -> None:
         keys = getattr(change, "keys", None) or ()
@@ -683,7 +695,6 @@ class Watch:
     def refresh(self) -> None:
         """Read the changed tasks again (in the order they were given)."""
         dirty, self.dirty = self.dirty, set()
-        self.newly_stalled = []
         order = self.order
         for key in sorted(dirty, key=order.__getitem__) if len(dirty) > 1 else dirty:
             old, new = self.state[key], self.store.get(key)
@@ -748,7 +759,8 @@ def _can_be_stuck(watch: Watch, views: dict[str, Any], asked: dict[str, int]) ->
 
 async def wait_for(engine: Any, store: Any, keys: list[str], timeout: float | None,
                    progress: Callable[[str], None] | None = None,
-                   notice: Callable[[str], None] | None = None) -> tuple[int, str | None]:
+                   notice: Callable[[str], None] | None = None,
+                   watch: Watch | None = None) -> tuple[int, str | None]:
     """Run the engine until every task of ``keys`` is terminal.
 
     Returns (exit code, message): 0/1 by the end states; 2 with a reason on a
@@ -763,7 +775,7 @@ async def wait_for(engine: Any, store: Any, keys: list[str], timeout: float | No
     """
     import asyncio
 
-    watch = Watch(store, keys)
+    watch = watch if watch is not None else Watch(store, keys)
     watch.refresh()
     if not watch.live:
         return watch.code(), None  # nothing to ask anyone
@@ -801,7 +813,9 @@ async def wait_for(engine: Any, store: Any, keys: list[str], timeout: float | No
                 return EXIT_TROUBLE, reasons
             if notice is not None:
                 for t in watch.newly_stalled:
-                    notice(f"{t.key} stalled: {t.stalled}")
+                    if watch.live.get(t.key) is t:  # (still so)
+                        notice(f"{t.key} stalled: {t.stalled}")
+            watch.newly_stalled = []
             if _can_be_stuck(watch, views, asked):
                 stuck = _stuck(engine, watch.live_in_order(), asked)
                 if stuck:
@@ -833,8 +847,10 @@ async def wait_for(engine: Any, store: Any, keys: list[str], timeout: float | No
             except (asyncio.TimeoutError, TimeoutError):
                 pass
     finally:
-        unsubscribe()
-        await stop_engine(engine)
+        try:
+            await stop_engine(engine)
+        finally:
+            unsubscribe()  # after the stop: the watch hears what the engine wrote as it stopped
 
 
 async def stop_engine(engine: Any, every: float = 0.5) -> None:
@@ -889,9 +905,10 @@ def cmd_wait(args: Any) -> int:
     timeout = _timeout_left(args.timeout)
     config = load_config(args)
     pred = matcher(args.filter)
-    store = open_store(args)
+    store = open_store(args, scope="live")  # the engine's working set; the tasks waited for are read once
     try:
-        keys = [t.key for t in _each(store, pred)]
+        found = list(_each(store, args.filter, pred))
+        keys = [t.key for t in found]
         if not keys:
             _say("tasktui: no tasks match" + (f" the filter {args.filter!r}" if args.filter
                                                else ": nothing is tracked"))
@@ -899,7 +916,7 @@ def cmd_wait(args: Any) -> int:
                 print("[]")
             return EXIT_TROUBLE
         engine = make_engine(config, store)
-        pending = {store.get(k).provider for k in keys if not store.get(k).terminal}
+        pending = {t.provider for t in found if not t.terminal}
         missing = sorted(pending - set(engine.workers))
         if missing:
             raise Fail(f"cannot refresh tasks of {', '.join(missing)}: not configured or disabled "
@@ -907,10 +924,13 @@ def cmd_wait(args: Any) -> int:
         tty = sys.stderr.isatty()
         progress = (lambda line: _say(line)) if tty else None
         notice = (lambda line: _say(f"tasktui: {line}")) if tty or not args.json else None
-        code, message = asyncio.run(wait_for(engine, store, keys, timeout, progress, notice))
+        watch = Watch(store, keys, found)
+        del found
+        code, message = asyncio.run(wait_for(engine, store, keys, timeout, progress, notice, watch=watch))
         if message:
             _say(f"tasktui: {message}")
-        tasks = (t for t in (store.get(k) for k in keys) if t is not None)
+        watch.refresh()  # what the engine wrote as it stopped
+        tasks = iter(watch.tasks())
         if args.json:
             _print_tasks(tasks, True)
         else:
@@ -1033,7 +1053,7 @@ def cmd_export(args: Any) -> int:
     store = open_store(args, readonly=True, scope="none")
     try:
         if not args.output:
-            write_export(_each(store, pred), args.format, sys.stdout)
+            write_export(_each(store, getattr(args, "filter", ""), pred), args.format, sys.stdout)
             return EXIT_OK
         try:
             out = open(args.output, "w", encoding="utf-8", newline="")
@@ -1041,7 +1061,7 @@ def cmd_export(args: Any) -> int:
             raise Fail(f"cannot write {args.output}: {exc.strerror or exc}") from None
         try:
             with out:
-                n = write_export(_each(store, pred), args.format, out)
+                n = write_export(_each(store, getattr(args, "filter", ""), pred), args.format, out)
         except OSError as exc:
             raise Fail(f"cannot write {args.output}: {exc.strerror or exc}") from None
     finally:
