@@ -136,3 +136,106 @@ async def test_engine_tells_its_workers_which_providers_push(sim, tmp_path):
     finally:
         await engine.stop()
         store.close()
+
+
+async def test_engine_listen_runs_the_receiver_with_the_engine(sim_factory, sim_scenario, sim_task, tmp_path):
+    """``Engine.listen`` (the dashboard's --listen): the receiver starts and stops with
+    the engine; a callback polls its task once; a port in use is one event, and
+    polling goes on."""
+    import asyncio
+    import socket
+    from types import SimpleNamespace
+
+    from tui.config import parse_config
+    from tui.engine import Engine
+    from tui.store import Store
+
+    sim = sim_factory(sim_scenario(sim_task("evolink", "ev-1", "running", at=0.0)))
+    store = Store(tmp_path / "tasks.db")
+    store.add("evolink", ["ev-1"])
+    config = parse_config("\n".join(
+        f'[providers.evolink]\napi_key = "{sim.key("evolink")}"\nbase_url = "{sim.base_url}"\n'
+        f'poll_interval = 3600.0\nrate_limit = "600/s"\n\n[listen]\ntoken = "{TOKEN}"'.splitlines()))
+    engine = Engine(config, store)
+    engine.listen(SimpleNamespace(host="127.0.0.1", port=0, db=str(tmp_path / "tasks.db")))
+    await engine.start()
+    try:
+        port = engine.listener.port
+        assert engine.workers["evolink"].push_route
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while not reqs(sim, "evolink"):
+            assert loop.time() < deadline
+            await asyncio.sleep(0.02)
+        pusher = sim.pusher(evolink_url=f"http://127.0.0.1:{port}/hooks/evolink/{TOKEN}")
+        try:
+            sim.advance(60)
+            attempts = await asyncio.to_thread(pusher.pump)
+        finally:
+            pusher.close()
+        assert [a.status for a in attempts] == [202]
+        while store.get("evolink:ev-1").state != "succeeded":
+            assert loop.time() < deadline
+            await asyncio.sleep(0.02)
+        assert len(reqs(sim, "evolink")) == 2
+    finally:
+        await engine.stop()
+    assert engine.listener is None
+    with socket.socket() as probe:  # the receiver's port is closed
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
+    # a port already taken: one event says so, the engine polls as before
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        engine2 = Engine(config, store)
+        engine2.listen(SimpleNamespace(host="127.0.0.1", port=taken.getsockname()[1], db=str(tmp_path / "tasks.db")))
+        await engine2.start()
+        try:
+            assert engine2.listener is None
+            assert any("webhook receiver not started" in e.message for e in store.events(provider="push"))
+            assert engine2.workers["evolink"].runner is not None
+        finally:
+            await engine2.stop()
+    store.close()
+
+
+async def test_dashboard_with_listen_receives_callbacks(sim_factory, sim_scenario, sim_task, tmp_path):
+    """The dashboard's --listen (run_dashboard -> Engine.listen): the receiver runs
+    while the app does, and a callback's poll reaches the screen's store."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from tui.app import make_app
+    from tui.config import parse_config
+    from tui.engine import Engine
+    from tui.store import Store
+
+    sim = sim_factory(sim_scenario(sim_task("evolink", "ev-1", "running", at=0.0)))
+    store = Store(tmp_path / "tasks.db")
+    store.add("evolink", ["ev-1"])
+    config = parse_config(f'[providers.evolink]\napi_key = "{sim.key("evolink")}"\nbase_url = "{sim.base_url}"\n'
+                          f'poll_interval = 3600.0\nrate_limit = "600/s"\n\n[listen]\ntoken = "{TOKEN}"\n')
+    engine = Engine(config, store)
+    engine.listen(SimpleNamespace(host="127.0.0.1", port=0, db=str(tmp_path / "tasks.db")))
+    app = make_app(config, store, engine)
+    try:
+        async with app.run_test(size=(120, 30)) as pilot:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30
+            while engine.listener is None or store.get("evolink:ev-1").state != "running":
+                assert loop.time() < deadline
+                await pilot.pause(0.05)
+            pusher = sim.pusher(evolink_url=f"http://127.0.0.1:{engine.listener.port}/hooks/evolink/{TOKEN}")
+            try:
+                sim.advance(60)
+                attempts = await asyncio.to_thread(pusher.pump)
+            finally:
+                pusher.close()
+            assert [a.status for a in attempts] == [202]
+            while store.get("evolink:ev-1").state != "succeeded":
+                assert loop.time() < deadline
+                await pilot.pause(0.05)
+            assert len(reqs(sim, "evolink")) == 2
+        assert engine.listener is None  # stopped with the app
+    finally:
+        store.close()

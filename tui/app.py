@@ -1227,7 +1227,8 @@ def make_app(config: Any, store: Any, engine: Any = None, *, offline: bool = Fal
                    readonly=readonly)
 
 
-def run_dashboard(config_path: Any, db_path: Any, offline: bool, readonly: bool = False) -> int:
+def run_dashboard(config_path: Any, db_path: Any, offline: bool, readonly: bool = False,
+                  listen: bool = False) -> int:
     """Load the config, open the store, start polling unless offline or
     read-only (then the store is opened read-only too), run the app."""
     from .config import ConfigError, config_path as find_config, load_config, print_warnings
@@ -1252,6 +1253,10 @@ def run_dashboard(config_path: Any, db_path: Any, offline: bool, readonly: bool 
             from .engine import Engine
 
             engine = Engine(config, store)
+            if listen:  # --listen: the push receiver runs with the engine (tui/push.py, [listen] table)
+                from types import SimpleNamespace
+
+                engine.listen(SimpleNamespace(db=db_path))
         app = make_app(config, store, engine, offline=offline, config_path=cpath, readonly=readonly)
         app.hard_exit_on_hangup = True
         app.run()
@@ -1263,4 +1268,5 @@ def run_dashboard(config_path: Any, db_path: Any, offline: bool, readonly: bool 
 def cmd_dashboard(args: Any) -> int:
     """``tasktui [--config PATH] [--db PATH] [--offline] [--readonly]``."""
     return run_dashboard(getattr(args, "config", None), getattr(args, "db", None),
-                         bool(getattr(args, "offline", False)), bool(getattr(args, "readonly", False)))
+                         bool(getattr(args, "offline", False)), bool(getattr(args, "readonly", False)),
+                         bool(getattr(args, "listen", False)))

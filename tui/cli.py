@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     ), None)
     parser.add_argument("--version", action="version", version=f"tasktui {__version__}")
     parser.add_argument("--offline", action="store_true", help="open the stored state without contacting providers")
+    parser.add_argument("--listen", action="store_true",
+                        help="also receive provider webhooks while the dashboard polls (address from [listen]; "
+                             "see docs/push.md)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND",
                                 help="without one: the dashboard (needs a terminal)")
 

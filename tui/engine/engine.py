@@ -96,6 +96,8 @@ class Engine:
         self._credits_cache: tuple[int, dict[str, float]] | None = None
         self._push_cache: tuple[int, dict[str, dict]] | None = None
         self._push: set[str] = set()  # providers whose pushes this process receives (set_push)
+        self._listen_args: Any = None  # listen(): run the push receiver with the engine
+        self.listener: Any = None  # the push receiver while it runs (tui.push.Listener)
         self._unsubscribe: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.workers: dict[str, Worker] = {}
@@ -154,11 +156,43 @@ class Engine:
 
     # ------------------------------------------------------------ lifecycle
 
+    def listen(self, args: Any = None) -> None:
+        """Run the push receiver (tui/push.py) with this engine: ``start`` serves it
+        in the engine's event loop (``args``: host, port, path_prefix,
+        forwarded_allow_ips, db, as ``tasktui listen`` takes them; missing ones from
+        ``[listen]``), ``stop`` stops it.  A callback polls its task at once, a
+        signed webhook is stored and noted (``note_push``); the providers it serves
+        are this engine's push providers (``set_push``).  The dashboard's
+        ``--listen``."""
+        from types import SimpleNamespace
+
+        self._listen_args = args if args is not None else SimpleNamespace()
+
+    async def _start_listener(self) -> None:
+        from ..model import Event
+        from ..push import Listener
+
+        try:
+            self.listener = await Listener.start(self.config, self.store, self._listen_args,
+                                                 on_hint=lambda key: self.refresh_now([key]),
+                                                 on_push=self.note_push)
+        except (OSError, ValueError) as exc:  # a port in use, a bad prefix or token file: polling goes on
+            self._listen_args = None
+            try:
+                self.store.log([Event(time=self.wall(), provider="push", kind="push",
+                                      message=clean(f"webhook receiver not started: {exc}", 300))])
+            except (StoreError, sqlite3.Error, OSError):
+                pass
+            return
+        self.set_push(self.listener.receiver.routes)
+
     async def start(self) -> None:
-        """Start one worker per provider (idempotent)."""
+        """Start one worker per provider (idempotent), and the push receiver if asked (``listen``)."""
         self._loop = asyncio.get_running_loop()
         if self._unsubscribe is None:
             self._unsubscribe = self.store.subscribe(self._on_change)
+        if self._listen_args is not None and self.listener is None:
+            await self._start_listener()
         for w in self.workers.values():
             w.loop = self._loop
             w.stopping = False
@@ -172,6 +206,12 @@ class Engine:
         rounds are cancelled (answers not yet written are asked again next run)."""
         if finish:
             await asyncio.gather(*(self._stop_worker(w) for w in self.workers.values()))
+        if self.listener is not None:
+            listener, self.listener = self.listener, None
+            try:
+                await listener.stop()
+            except Exception:  # stopping: what the receiver says now changes nothing
+                pass
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
