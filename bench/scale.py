@@ -41,9 +41,9 @@ def bench_dir() -> Path:
     return path
 
 
-def build(n: int, *, seed: int = 1) -> Path:
+def build(n: int, *, seed: int = 1, path: Path | None = None) -> Path:
     """The store of ``n`` tasks (built once, then reused)."""
-    path = bench_dir() / f"scale-{n}.db"
+    path = path or bench_dir() / f"scale-{n}.db"
     done = path.with_suffix(".ok")
     if done.exists() and path.exists():
         return path

@@ -570,18 +570,19 @@ class TaskList(ScrollView, can_focus=True):
         store = self.store
         pred = self._query_pred
         moves: list[tuple[str, str | None, str | None]] = []
-        rows = store.row_ids(keys)
+        rows = store.row_ids(keys)  # in batches, as the tasks below: no read per key
+        fresh = store.tasks_by_id([rid for rid, tracked in rows.values() if tracked])
         drop: set[int] = set()
         put: list[int] = []
         for k in keys:
             self._forget_rows(k)
-            task = store.get(k)
+            found = rows.get(k)
+            task = fresh.get(found[0]) if found is not None and found[1] else None
             old = self._live_states.pop(k, None)
             if task is not None and not task.terminal:
                 self._live_states[k] = task.state
             if old is not None or task is not None:
                 moves.append((k, old, task.state if task else None))
-            found = rows.get(k)
             if found is None:
                 self.marks.discard(k)
                 continue

@@ -1,0 +1,156 @@
+"""The task list over a store that holds only the live tasks (scope "live", as the
+dashboard opens it): the order comes from an index of the sort, the rows from windows
+read around the viewport.  Pilot over a real SQLite file in tmp_path; what the list
+asks the database is seen through SQLite's own trace of statements."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bench.scale import build
+from test_app_fixtures import make_config, screen_text, wait_for
+from tui.app import make_app
+from tui.store import Store
+from tui.widgets.task_list import HEAD_ROWS, SORT_NAMES, SORTS, WINDOW_ROWS, _Window
+
+
+def big(tmp_path: Path, n: int = 3000) -> Path:
+    return build(n, path=tmp_path / "big.db")
+
+
+def statements(store: Store) -> list[str]:
+    seen: list[str] = []
+    store._conn.set_trace_callback(seen.append)
+    return seen
+
+
+def every_task(path: Path):
+    with Store(path) as s:
+        return s.tasks()
+
+
+def test_first_window_is_the_head_with_an_exact_count(tmp_path: Path) -> None:
+    path = big(tmp_path)
+    with Store(path, scope="live") as store:
+        w = _Window(store)
+        w.load(None, "updated", False, head=HEAD_ROWS)
+        assert len(w.ids) == HEAD_ROWS and not w.complete
+        assert len(w) == 3000  # the scrollbar's length: exact before the rest is read
+        w.load(store.where("state:fail"), "updated", False, head=HEAD_ROWS)
+        assert len(w) == sum(t.state == "failed" for t in every_task(path))
+        last = w[len(w) - 1]  # a row past the head reads the rest of the order
+        assert w.complete and last.task.state == "failed"
+        assert len(w.rows) <= WINDOW_ROWS
+
+
+def python_order(tasks, mode: str, reverse: bool) -> list[str]:
+    """The list's order by its own Python sort keys (SORTS); reversed: the mirror."""
+    keyed = sorted(tasks, key=SORTS[mode])  # stable: ties in insertion order
+    keys = [t.key for t in keyed]
+    return keys[::-1] if reverse else keys
+
+
+@pytest.mark.parametrize("mode", SORT_NAMES)
+async def test_every_sort_is_the_python_sort_and_reverse_its_mirror(tmp_path: Path, mode: str) -> None:
+    path = big(tmp_path, 400)
+    tasks = every_task(path)
+    store = Store(path, scope="live")
+    app = make_app(make_config(tmp_path), store, offline=True)
+    async with app.run_test(size=(140, 40)) as pilot:
+        tl = app.task_list
+        await pilot.pause()
+        tl.set_sort(mode, False)
+        assert tl.index == python_order(tasks, mode, False)
+        tl.set_sort(mode, True)
+        assert tl.index == python_order(tasks, mode, True)
+    store.close()
+
+
+async def test_first_frame_end_key_and_count_at_scale(tmp_path: Path) -> None:
+    path = big(tmp_path)
+    store = Store(path, scope="live")
+    assert len(store.tasks()) < 200  # only the live ones in memory (3 % of 3000)
+    app = make_app(make_config(tmp_path), store, offline=True)
+    async with app.run_test(size=(140, 40)) as pilot:
+        tl = app.task_list
+        await wait_for(pilot, lambda: tl._window.complete)
+        first = tl.index[0]
+        assert first.split(":", 1)[1] in screen_text(app)
+        assert tl.count == 3000
+        await pilot.press("end")
+        assert tl.cursor_key == tl.index[-1]
+        assert tl.cursor_key.split(":", 1)[1] in screen_text(app)
+        await pilot.press("slash", *"state:fail")
+        await wait_for(pilot, lambda: tl.count == sum(t.state == "failed" for t in every_task(path)))
+        assert all(store.get(k).state == "failed" for k in tl.index)
+    store.close()
+
+
+async def test_removing_and_adding_many_costs_the_changed_rows(tmp_path: Path) -> None:
+    path = big(tmp_path)
+    store = Store(path, scope="live")
+    app = make_app(make_config(tmp_path), store, offline=True)
+    async with app.run_test(size=(140, 40)) as pilot:
+        tl = app.task_list
+        await wait_for(pilot, lambda: tl._window.complete)
+        before = tl.index
+        gone = before[100:2100:2]  # 1,000 of 3,000
+        seen = statements(store)
+        with Store(path) as other:
+            other.remove(gone)
+            other.add("evolink", [f"new-{i}" for i in range(50)])
+        await wait_for(pilot, lambda: tl.count == 3000 - 1000 + 50)
+        reads = [q for q in seen if q.lstrip().upper().startswith("SELECT")]
+        # per change: a lookup of the changed keys in batches, no read of the whole store
+        full = [q for q in reads if "FROM tasks" in q and "GROUP BY" not in q
+                and not any(narrow in q for narrow in ("seq >", "IN (", "key =", "LIMIT"))]
+        assert not full, full[:3]
+        # and a few per changed row: batches of keys, a binary search (log n reads) per new row
+        assert len([q for q in reads if "FROM tasks" in q]) < 20 + 15 * 50, _debug_kinds(reads)
+        gone_set = set(gone)
+        after = tl.index
+        kept = [k for k in before if k not in gone_set]
+        assert [k for k in after if not k.startswith("evolink:new-")] == kept  # nothing else moved
+        assert sum(k.startswith("evolink:new-") for k in after) == 50
+    store.close()
+
+
+async def test_updates_keep_their_place_until_the_user_sorts(tmp_path: Path) -> None:
+    path = big(tmp_path, 300)
+    store = Store(path, scope="live")
+    app = make_app(make_config(tmp_path), store, offline=True)
+    async with app.run_test(size=(140, 40)) as pilot:
+        tl = app.task_list
+        await wait_for(pilot, lambda: tl._window.complete)
+        before = tl.index
+        last = before[-1]
+        tl.select(last)
+        provider, task_id = last.split(":", 1)
+        import time
+
+        from tui.model import Task
+
+        store.apply([Task(provider, task_id, state="running", progress=42.0, updated_at=time.time() + 10)])
+        await wait_for(pilot, lambda: "42%" in screen_text(app))
+        assert tl.index == before and tl.cursor_key == last
+        tl.set_sort("updated")  # asked: re-sorted
+        assert tl.index[0] == last and tl.cursor_key == last
+    store.close()
+
+
+def test_statements_trace_is_real(tmp_path: Path) -> None:
+    """The trace used above sees the reads it should (else the cost test proves nothing)."""
+    path = big(tmp_path, 50)
+    with Store(path, scope="live") as store:
+        seen = statements(store)
+        store.window_ids(None, "updated")
+        assert any("ORDER BY" in q for q in seen)
+    assert isinstance(sqlite3.sqlite_version, str)
+
+
+def _debug_kinds(reads):
+    import collections
+    return collections.Counter(q.split(" WHERE ")[-1][:60] for q in reads if "FROM tasks" in q)
