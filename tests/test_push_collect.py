@@ -16,6 +16,8 @@ import subprocess
 import httpx
 from test_collect import TASKTUI, collect, provider_table, reqs, stored  # noqa: F401 (collect: a fixture)
 
+from tui.push import listen_with
+
 TOKEN = "tok_" + "A1b2C3d4E5f6G7h8" * 2
 SECRET = "whsec_" + "c2ltLXdlYmhvb2stc2VjcmV0LTEyMzQ="  # Standard Webhooks form: base64 after the prefix
 
@@ -157,10 +159,10 @@ async def test_engine_listen_runs_the_receiver_with_the_engine(sim_factory, sim_
         f'[providers.evolink]\napi_key = "{sim.key("evolink")}"\nbase_url = "{sim.base_url}"\n'
         f'poll_interval = 3600.0\nrate_limit = "600/s"\n\n[listen]\ntoken = "{TOKEN}"'.splitlines()))
     engine = Engine(config, store)
-    engine.listen(SimpleNamespace(host="127.0.0.1", port=0, db=str(tmp_path / "tasks.db")))
+    service = listen_with(engine, SimpleNamespace(host="127.0.0.1", port=0, db=str(tmp_path / "tasks.db")))
     await engine.start()
     try:
-        port = engine.listener.port
+        port = service.listener.port
         assert engine.workers["evolink"].push_route
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 30
@@ -180,7 +182,7 @@ async def test_engine_listen_runs_the_receiver_with_the_engine(sim_factory, sim_
         assert len(reqs(sim, "evolink")) == 2
     finally:
         await engine.stop()
-    assert engine.listener is None
+    assert not service.running
     with socket.socket() as probe:  # the receiver's port is closed
         assert probe.connect_ex(("127.0.0.1", port)) != 0
     # a port already taken: one event says so, the engine polls as before
@@ -188,10 +190,11 @@ async def test_engine_listen_runs_the_receiver_with_the_engine(sim_factory, sim_
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         engine2 = Engine(config, store)
-        engine2.listen(SimpleNamespace(host="127.0.0.1", port=taken.getsockname()[1], db=str(tmp_path / "tasks.db")))
+        service2 = listen_with(engine2, SimpleNamespace(host="127.0.0.1", port=taken.getsockname()[1],
+                                                        db=str(tmp_path / "tasks.db")))
         await engine2.start()
         try:
-            assert engine2.listener is None
+            assert not service2.running and "webhook receiver not started" in service2.problem
             assert any("webhook receiver not started" in e.message for e in store.events(provider="push"))
             assert engine2.workers["evolink"].runner is not None
         finally:
@@ -216,16 +219,16 @@ async def test_dashboard_with_listen_receives_callbacks(sim_factory, sim_scenari
     config = parse_config(f'[providers.evolink]\napi_key = "{sim.key("evolink")}"\nbase_url = "{sim.base_url}"\n'
                           f'poll_interval = 3600.0\nrate_limit = "600/s"\n\n[listen]\ntoken = "{TOKEN}"\n')
     engine = Engine(config, store)
-    engine.listen(SimpleNamespace(host="127.0.0.1", port=0, db=str(tmp_path / "tasks.db")))
+    service = listen_with(engine, SimpleNamespace(host="127.0.0.1", port=0, db=str(tmp_path / "tasks.db")))
     app = make_app(config, store, engine)
     try:
         async with app.run_test(size=(120, 30)) as pilot:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 30
-            while engine.listener is None or store.get("evolink:ev-1").state != "running":
+            while not service.running or store.get("evolink:ev-1").state != "running":
                 assert loop.time() < deadline
                 await pilot.pause(0.05)
-            pusher = sim.pusher(evolink_url=f"http://127.0.0.1:{engine.listener.port}/hooks/evolink/{TOKEN}")
+            pusher = sim.pusher(evolink_url=f"http://127.0.0.1:{service.listener.port}/hooks/evolink/{TOKEN}")
             try:
                 sim.advance(60)
                 attempts = await asyncio.to_thread(pusher.pump)
@@ -236,6 +239,6 @@ async def test_dashboard_with_listen_receives_callbacks(sim_factory, sim_scenari
                 assert loop.time() < deadline
                 await pilot.pause(0.05)
             assert len(reqs(sim, "evolink")) == 2
-        assert engine.listener is None  # stopped with the app
+        assert not service.running  # stopped with the app
     finally:
         store.close()

@@ -1256,7 +1256,9 @@ def run_dashboard(config_path: Any, db_path: Any, offline: bool, readonly: bool 
             if listen:  # --listen: the push receiver runs with the engine (tui/push.py, [listen] table)
                 from types import SimpleNamespace
 
-                engine.listen(SimpleNamespace(db=db_path))
+                from .push import listen_with
+
+                listen_with(engine, SimpleNamespace(db=db_path))
         app = make_app(config, store, engine, offline=offline, config_path=cpath, readonly=readonly)
         app.hard_exit_on_hangup = True
         app.run()

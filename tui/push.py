@@ -694,6 +694,56 @@ class Listener:
         await self.task
 
 
+class EngineListener:
+    """The receiver as a service of an engine (``Engine.attach``): served in the
+    engine's loop while the engine runs.  A callback makes the engine poll that task
+    at once (``refresh_now``, one request); a stored signed update is noted
+    (``note_push``); the providers it serves are the engine's push providers
+    (``set_push``).  A receiver that cannot start (a port in use, a bad token file)
+    is one event in the log, and the engine polls as before."""
+
+    def __init__(self, args: Any = None) -> None:
+        from types import SimpleNamespace
+
+        self.args = args if args is not None else SimpleNamespace()
+        self.listener: Listener | None = None
+        self.problem: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.listener is not None
+
+    async def start(self, engine: Any) -> None:
+        from .model import Event
+
+        try:
+            self.listener = await Listener.start(engine.config, engine.store, self.args,
+                                                 on_hint=lambda key: engine.refresh_now([key]),
+                                                 on_push=engine.note_push)
+        except (OSError, ValueError) as exc:
+            self.problem = _one_line(f"webhook receiver not started: {exc}")
+            log.warning("%s", self.problem)
+            try:
+                engine.store.log([Event(time=time.time(), provider="push", kind="push", message=self.problem)])
+            except Exception:
+                pass
+            return
+        self.problem = None
+        engine.set_push(self.listener.receiver.routes)
+
+    async def stop(self) -> None:
+        listener, self.listener = self.listener, None
+        if listener is not None:
+            await listener.stop()
+
+
+def listen_with(engine: Any, args: Any = None) -> EngineListener:
+    """Run the push receiver with ``engine`` (the dashboard's ``--listen``)."""
+    service = EngineListener(args)
+    engine.attach(service)
+    return service
+
+
 class DirectPoller:
     """``on_hint`` for a standalone ``tasktui listen`` (no engine running): poll the
     hinted task once, now, and store the answer."""

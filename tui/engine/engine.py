@@ -96,8 +96,7 @@ class Engine:
         self._credits_cache: tuple[int, dict[str, float]] | None = None
         self._push_cache: tuple[int, dict[str, dict]] | None = None
         self._push: set[str] = set()  # providers whose pushes this process receives (set_push)
-        self._listen_args: Any = None  # listen(): run the push receiver with the engine
-        self.listener: Any = None  # the push receiver while it runs (tui.push.Listener)
+        self.services: list[Any] = []  # run with the engine (attach): the push receiver of --listen
         self._unsubscribe: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.workers: dict[str, Worker] = {}
@@ -156,43 +155,21 @@ class Engine:
 
     # ------------------------------------------------------------ lifecycle
 
-    def listen(self, args: Any = None) -> None:
-        """Run the push receiver (tui/push.py) with this engine: ``start`` serves it
-        in the engine's event loop (``args``: host, port, path_prefix,
-        forwarded_allow_ips, db, as ``tasktui listen`` takes them; missing ones from
-        ``[listen]``), ``stop`` stops it.  A callback polls its task at once, a
-        signed webhook is stored and noted (``note_push``); the providers it serves
-        are this engine's push providers (``set_push``).  The dashboard's
-        ``--listen``."""
-        from types import SimpleNamespace
-
-        self._listen_args = args if args is not None else SimpleNamespace()
-
-    async def _start_listener(self) -> None:
-        from ..model import Event
-        from ..push import Listener
-
-        try:
-            self.listener = await Listener.start(self.config, self.store, self._listen_args,
-                                                 on_hint=lambda key: self.refresh_now([key]),
-                                                 on_push=self.note_push)
-        except (OSError, ValueError) as exc:  # a port in use, a bad prefix or token file: polling goes on
-            self._listen_args = None
-            try:
-                self.store.log([Event(time=self.wall(), provider="push", kind="push",
-                                      message=clean(f"webhook receiver not started: {exc}", 300))])
-            except (StoreError, sqlite3.Error, OSError):
-                pass
-            return
-        self.set_push(self.listener.receiver.routes)
+    def attach(self, service: Any) -> None:
+        """Run ``service`` with this engine: ``await service.start(engine)`` in the
+        engine's event loop when the engine starts, ``await service.stop()`` when it
+        stops (the push receiver of the dashboard's ``--listen``: tui/push.py
+        ``listen_with``).  The engine knows nothing else of it."""
+        self.services.append(service)
 
     async def start(self) -> None:
-        """Start one worker per provider (idempotent), and the push receiver if asked (``listen``)."""
+        """Start one worker per provider (idempotent), and the attached services."""
         self._loop = asyncio.get_running_loop()
         if self._unsubscribe is None:
             self._unsubscribe = self.store.subscribe(self._on_change)
-        if self._listen_args is not None and self.listener is None:
-            await self._start_listener()
+        for service in self.services:
+            if not getattr(service, "running", False):
+                await service.start(self)
         for w in self.workers.values():
             w.loop = self._loop
             w.stopping = False
@@ -206,12 +183,12 @@ class Engine:
         rounds are cancelled (answers not yet written are asked again next run)."""
         if finish:
             await asyncio.gather(*(self._stop_worker(w) for w in self.workers.values()))
-        if self.listener is not None:
-            listener, self.listener = self.listener, None
-            try:
-                await listener.stop()
-            except Exception:  # stopping: what the receiver says now changes nothing
-                pass
+        for service in self.services:
+            if getattr(service, "running", False):
+                try:
+                    await service.stop()
+                except Exception:  # stopping: what a service says now changes nothing
+                    pass
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
