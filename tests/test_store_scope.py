@@ -214,3 +214,21 @@ def test_live_store_counts_ended_tasks_right_through_many_changes(target: Any) -
             assert {t.key for t in live.tasks()} == {t.key for t in full.tasks() if t.state not in TERMINAL}
             for t in full.tasks():
                 assert live.get(t.key) == t
+
+
+@pytest.mark.parametrize("given,stored", [
+    ("batch\x1b[31m 7\x1b]52;c;aGFjaw==\x07", "batch 7"),  # escape sequences go whole
+    ("a\tb\nc", "a b c"),  # whitespace is one space, as on screen
+    ("zero\u200bwidth\u202e", "zerowidth"),  # invisible characters and bidi overrides
+    ("lone\ud800surrogate", "lonesurrogate"),  # no UTF-8 can hold it
+    ("  \x07  ", None),  # nothing left: no label
+])
+def test_labels_and_kinds_are_cleaned_by_the_one_cleaner(tmp_path: Path, given: str, stored: str | None) -> None:
+    from tui.text import clean
+
+    with Store(tmp_path / "t.db") as s:
+        s.add("evolink", ["a"], kind=given, label=given)
+        t = s.get("evolink:a")
+        assert t.label == stored and t.kind == stored
+        if stored is not None:
+            assert clean(t.label) == t.label  # what the screen would show of it: unchanged

@@ -475,7 +475,12 @@ _UNKNOWN: Any = object()  # "memory does not know what this task was" (scope liv
 
 
 def _printable(text: str) -> str:
-    return "".join(ch for ch in text if ch.isprintable())
+    """A label or kind as stored: ``tui.text.clean`` (the one cleaner: escape sequences,
+    controls and invisible characters out, whitespace runs one space), without lone
+    surrogates (no UTF-8 can hold them)."""
+    from .text import clean
+
+    return clean(text, TEXT_CAP).encode("utf-8", "ignore").decode("utf-8")
 
 
 # ---------------------------------------------------------------- store
