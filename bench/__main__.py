@@ -17,6 +17,7 @@ SUITES = {
     "headless": "bench.headless",
     "results": "bench.results",
     "push": "bench.push",
+    "scale": "bench.scale",
 }
 
 

@@ -232,3 +232,28 @@ def test_labels_and_kinds_are_cleaned_by_the_one_cleaner(tmp_path: Path, given: 
         assert t.label == stored and t.kind == stored
         if stored is not None:
             assert clean(t.label) == t.label  # what the screen would show of it: unchanged
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_window_order_of_every_sort_is_the_lists_python_sort(target: Any, reverse: bool) -> None:
+    """window_ids (an index of each sort, on both backends) orders as the task list's
+    own Python keys do (ties in insertion order); reversed, the exact mirror."""
+    from tui.widgets.task_list import SORTS
+
+    with open_store(target) as full:
+        fill(full, n=60, seed=11)
+        full.add("comfy", ["B", "a", "\u00e9", "Z"])  # byte order, not a locale's
+        tasks = full.tasks()
+    with open_store(target, scope="live") as s:
+        for mode in SORTS:
+            keys = [t.key for t in sorted(tasks, key=SORTS[mode])]
+            expected = keys[::-1] if reverse else keys
+            ids = s.window_ids(None, mode, reverse)
+            by_id = s.keys_by_id(ids)
+            assert [by_id[i] for i in ids] == expected, mode
+            assert s.window_ids(None, mode, reverse, limit=5) == ids[:5]
+            assert set(s.tasks_by_id(ids[:3])) == set(ids[:3])
+            assert s.ids_for([by_id[ids[0]], "evolink:none"]) == {by_id[ids[0]]: ids[0]}
+            where = s.where("state:fail")
+            narrowed = s.window_ids(where, mode, reverse)
+            assert [by_id[i] for i in narrowed] == [k for k in expected if s.get(k).state == "failed"]
