@@ -35,6 +35,7 @@ import os
 import signal
 import sys
 import time
+from collections import OrderedDict
 from typing import Any, Callable, Iterable
 
 log = logging.getLogger("tui.collect")
@@ -43,6 +44,7 @@ STOP_SIGNALS = ("SIGTERM", "SIGINT")
 BEAT = 1.0  # seconds between two beats of the liveness task
 STALE_BEAT = 15.0  # a beat older than this: the event loop is stuck (healthz 503)
 LOG_TEXT_MAX = 600  # characters of one logged message at most
+ENDED_KEPT = 100_000  # ended tasks remembered (so a later write to one is not logged as new)
 
 
 # ---------------------------------------------------------------- command line
@@ -79,10 +81,7 @@ def cmd_collect(args: Any) -> int:
     def run(args: Any) -> int:
         config = load_config(args)
         handler = setup_logging(args.log_format, secrets_of(config))
-        try:
-            store = open_store(args)
-        except Fail:
-            raise
+        store = open_store(args, scope="live")  # memory holds the live tasks (the engine's working set)
         try:
             engine = make_engine(config, store)
             collector = Collector(config, store, engine, args, handler=handler)
@@ -177,7 +176,8 @@ class Collector:
                  handler: logging.Handler | None = None) -> None:
         self.config, self.store, self.engine, self.args = config, store, engine, args
         self.handler = handler
-        self.known: dict[str, str] = {}  # task key -> the state last logged
+        self.known: dict[str, str] = {}  # live task key -> the state last logged
+        self.ended: OrderedDict[str, str] = OrderedDict()  # ended task key -> its end (the latest ENDED_KEPT)
         self.pending: set[str] = set()  # task keys changed since the last drain
         self.new_events = 0
         self.counters_changed = False
@@ -225,15 +225,23 @@ class Collector:
 
     def _task_line(self, key: str) -> None:
         task = self.store.get(key)
-        before = self.known.get(key)
+        before = self.known.get(key) or self.ended.get(key)
         if task is None:
             if before is not None:
-                del self.known[key]
+                self.known.pop(key, None)
+                self.ended.pop(key, None)
                 say("task", f"task {key} forgotten", task=key, state=None)
             return
         if before == task.state:
             return
-        self.known[key] = task.state
+        if task.terminal:  # it changes no more: remembered among the last ENDED_KEPT ends only
+            self.known.pop(key, None)
+            self.ended[key] = task.state
+            self.ended.move_to_end(key)
+            while len(self.ended) > ENDED_KEPT:
+                self.ended.popitem(last=False)
+        else:
+            self.known[key] = task.state
         fields = {"task": key, "provider": task.provider, "state": task.state, "previous": before,
                   "provider_status": task.provider_status}
         if before is None:
@@ -284,7 +292,7 @@ class Collector:
                 reasons.append(f"worker {w.name} {why}")
         providers = {w.name: w.state for w in self.engine.workers.values()}
         body = {"ok": not reasons, "reasons": reasons, "providers": providers,
-                "tasks": len(self.known), "pid": os.getpid()}
+                "tasks": self._tracked(len(self.known)), "pid": os.getpid()}
         return not reasons, body
 
     def store_problem(self) -> str | None:
@@ -429,15 +437,16 @@ class Collector:
             tasks = self.store.tasks()
         except Exception:
             tasks = []
-        self.known = {t.key: t.state for t in tasks}
+        self.known = {t.key: t.state for t in tasks if not t.terminal}  # the live ones (scope "live")
         unsubscribe = self.store.subscribe(self.on_change)
         live = sum(1 for t in tasks if not t.terminal)
+        tracked = self._tracked(len(tasks))
         from .stores import describe
 
         names = ", ".join(self.engine.workers) or "none"
-        say("start", f"collecting: {len(tasks)} tasks tracked ({live} live); providers: {names}; "
+        say("start", f"collecting: {tracked} tasks tracked ({live} live); providers: {names}; "
                      f"database {describe(getattr(self.store, 'url', None) or self.store.path)}",
-            tasks=len(tasks), live=live, providers=list(self.engine.workers), pid=os.getpid())
+            tasks=tracked, live=live, providers=list(self.engine.workers), pid=os.getpid())
         if not self.engine.workers:
             say("start", "no provider configured: nothing is polled until the config names one (SIGHUP reloads it)",
                 level=logging.WARNING)
@@ -513,5 +522,12 @@ class Collector:
             if self.health_task is not None:
                 await asyncio.wait({self.health_task}, timeout=10)
         self.drain()
-        n = len(self.known)
+        n = self._tracked(len(self.known))
         say("stop", f"stopped: {n} tasks tracked, all in the database", tasks=n)
+
+    def _tracked(self, fallback: int) -> int:
+        """Tasks tracked in the database (every scope)."""
+        try:
+            return len(self.store)
+        except Exception:
+            return fallback

@@ -409,7 +409,8 @@ class Engine:
     def _credits(self) -> dict[str, float]:
         revision = self.store.revision
         if self._credits_cache is None or self._credits_cache[0] != revision:
-            self._credits_cache = (revision, credits_by_provider(self.store.tasks()))
+            summed = getattr(self.store, "credits_by_provider", None)  # SQL over every task, whatever the scope
+            self._credits_cache = (revision, summed() if summed is not None else credits_by_provider(self.store.tasks()))
         return self._credits_cache[1]
 
     def health(self, *, learned: bool = False) -> list[ProviderHealth]:
