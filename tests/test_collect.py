@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.pg import pg_db, pg_server, pg_url  # noqa: F401  (fixtures)
 from tui.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -357,3 +358,27 @@ def test_log_formatter_masks_every_secret_and_cleans_text():
         if fmt == "json":
             record = json.loads(line)
             assert record["event"] == "test" and record["detail"] == "field ***"
+
+
+def test_collect_on_a_postgresql_store(sim, tmp_path, collect, pg_url):
+    """The same service on the shared PostgreSQL store (a real server, tests/pg.py):
+    tasks end right in the database, healthz is 200, the password is in no line."""
+    from tests.pg import PASSWORD
+    from tui.store_pg import PgStore
+
+    with PgStore(pg_url) as s:
+        s.add("evolink", ["evolink-done", "evolink-failed"])
+        s.add("upscayl", ["upscayl-done"])
+    config = provider_table("evolink", sim.base_url) + provider_table("upscayl", sim.base_url)
+    c = collect(config, "--db", pg_url, "--health-port", "0", "--log-format", "json")
+    for key in ("evolink:evolink-done", "evolink:evolink-failed", "upscayl:upscayl-done"):
+        c.wait_line(r'"task": "' + re.escape(key) + r'".*"state": "(succeeded|failed)"', since=0)
+    health = httpx.get(c.health_url() + "/healthz", timeout=30)
+    assert health.status_code == 200, health.text
+    c.signal(signal.SIGTERM)
+    assert c.wait() == 0
+    with PgStore(pg_url) as s:
+        assert s.get("evolink:evolink-done").state == "succeeded"
+        assert s.get("evolink:evolink-failed").state == "failed"
+        assert s.get("upscayl:upscayl-done").state == "succeeded"
+    assert not any(PASSWORD in line for line in c.lines)

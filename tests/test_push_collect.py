@@ -242,3 +242,34 @@ async def test_dashboard_with_listen_receives_callbacks(sim_factory, sim_scenari
         assert not service.running  # stopped with the app
     finally:
         store.close()
+
+
+def test_sighup_rotates_the_freepik_webhook_secret(sim_factory, sim_scenario, sim_task, sim_pusher, tmp_path,
+                                                   collect):
+    """A new secret added to the config (rotation: "old new") is in use after SIGHUP,
+    without restarting the receiver."""
+    from test_collect import write_config
+
+    sim = sim_factory(sim_scenario(sim_task("freepik", "fp-1", "running", at=0.0)))
+    from tui.store import Store
+
+    s = Store(tmp_path / "tasks.db")
+    s.add("freepik", ["fp-1"])
+    s.close()
+    new = "whsec_" + "bmV3LXNlY3JldC1hZnRlci1yb3RhdGlvbg=="
+    c = collect(listen_config(sim), "--listen", "--port", "0")
+    base = hook_base(c)
+    c.wait_line(r"task freepik:fp-1 unknown -> running", since=0)
+    pusher = sim_pusher(sim, freepik_url=f"{base}/hooks/freepik", freepik_secret=new)
+    sim.advance(60)
+    assert [a.status for a in pusher.pump()] == [401]  # not yet known
+    text = listen_config(sim).replace(f'webhook_secret = "{SECRET}"', f'webhook_secret = "{SECRET} {new}"')
+    write_config(c.config, text)
+    c.signal(signal.SIGHUP)
+    c.wait_line(r"config reloaded: freepik: webhook secret now in use")
+    attempts = pusher.replay(pusher.attempts[-1])  # the same delivery again, byte for byte
+    assert attempts.status == 200
+    c.wait_line(r"task freepik:fp-1 running -> succeeded")
+    c.signal(signal.SIGTERM)
+    assert c.wait() == 0
+    assert new not in "\n".join(c.lines)
