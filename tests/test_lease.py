@@ -6,6 +6,7 @@ process tests, tests/test_lease_procs.py, run real ones)."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 
 import pytest
@@ -146,3 +147,47 @@ def test_a_lease_table_that_cannot_be_written_never_stops_polling(tmp_path):
         conn.execute("ROLLBACK")
     a.close()
     assert isinstance(conn, sqlite3.Connection)
+
+
+# ---------------------------------------------------------------- through the engine and `quota`
+
+
+async def test_a_follower_engine_sends_nothing_and_says_who_polls(tmp_path, sim_factory):
+    """Another process (a Lease with another holder id) holds the key: this engine's
+    rounds send no request (the simulator's log), its health and `quota` say
+    'polled by HOST (pid N) since T'; once that holder gives the lease up, the engine
+    takes over and polls."""
+    from tui.config import parse_config
+    from tui.engine import Engine
+    from tui.engine.health import quota
+    from tui.sim import build_scenario, sim_task
+
+    sim = sim_factory(build_scenario(sim_task("evolink", "t1", "running")))
+    config = parse_config(sim.config_toml(("evolink",)), "lease.toml")
+    store = Store(tmp_path / "tasks.db")
+    store.add("evolink", ["t1"])
+    other = Store(tmp_path / "tasks.db")
+    holder = Lease(other, "evolink", sim.key("evolink"), holder="render-box:4242:abc")
+    assert holder.acquire()
+    engine = Engine(config, store)
+    try:
+        await engine.poll_once()
+        assert [r for r in sim.requests if r.provider == "evolink"] == []
+        (h,) = engine.health()
+        assert h.polled_by is not None and h.polled_by.startswith("polled by ")
+        assert "(pid " in h.polled_by and h.lease["pid"] == holder.info.pid
+        (row,) = quota(store, config)
+        assert row["polled_by"] == h.polled_by and row["lease"]["live"] is True
+        holder.release()
+        (row,) = quota(store, config)
+        assert row["polled_by"] is None and row["lease"]["live"] is False
+        await engine.poll_once()
+        assert [r for r in sim.requests if r.provider == "evolink" and r.endpoint == "status"]
+        store.sync()
+        assert store.get("evolink:t1").state == "running"
+        (h,) = engine.health()
+        assert h.lease["pid"] == os.getpid()  # ours now
+    finally:
+        await engine.stop()
+        store.close()
+        other.close()
