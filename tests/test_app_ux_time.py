@@ -85,7 +85,7 @@ def test_since_until_clock_and_eta():
 def fresh_tasks():
     return [
         Task("evolink", "e-fresh", state="running", progress=40.0, created_at=NOW - 300, updated_at=NOW - 4,
-             polled_at=NOW - 4, next_poll_at=NOW + 6),
+             polled_at=NOW - 4, next_poll_at=NOW + 6, eta=600.0),  # the provider expects 10 min
         Task("comfy", "c-late", state="queued", created_at=NOW - 900, updated_at=NOW - 400,
              polled_at=NOW - 400, next_poll_at=NOW - 300),  # the poller should have asked 5 min ago
         Task("qolaba", "q-done", state="succeeded", created_at=NOW - 900, updated_at=NOW - 800,
@@ -118,6 +118,7 @@ async def test_detail_shows_last_polled_and_next_poll_and_they_tick(tmp_path):
         screen = await open_detail(pilot, app, "e-fresh")
         screen.clock = app.clock
         text = plain(screen.query_one("#detail-fields"))
+        assert "~5m left (provider's estimate)" in text
         assert "last polled" in text and "(4s ago)" in text
         assert "next poll" in text and "in 6s" in text
         now[0] += 10  # the clock moves on: both move with it, no store change needed

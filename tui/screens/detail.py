@@ -137,6 +137,11 @@ class DetailScreen(Screen[None]):
         if self.key in keys:
             self.show()
 
+    def on_store_changed(self, message) -> None:
+        """The app's ``tui.messages.StoreChanged`` while this screen is on top."""
+        if self.key in message.keys:
+            self.show()
+
     # ------------------------------------------------------------ results
 
     def selected_url(self) -> str | None:
