@@ -382,3 +382,19 @@ def test_collect_on_a_postgresql_store(sim, tmp_path, collect, pg_url):
         assert s.get("evolink:evolink-failed").state == "failed"
         assert s.get("upscayl:upscayl-done").state == "succeeded"
     assert not any(PASSWORD in line for line in c.lines)
+
+
+def test_collect_refuses_a_bad_config_or_a_taken_port_with_one_line(sim, tmp_path, collect):
+    import socket
+
+    c = collect(provider_table("evolink", sim.base_url, poll_interval=-1.0))
+    assert c.wait() == 2
+    assert len(c.lines) == 1 and "poll_interval" in c.lines[0], c.lines
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        c = collect(provider_table("evolink", sim.base_url), "--health-port", str(port))
+        assert c.wait() == 2
+    assert any(f"cannot listen on 127.0.0.1:{port}" in line for line in c.lines), c.lines
+    assert not any("Traceback" in line for line in c.lines), c.lines
