@@ -26,13 +26,15 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from . import actions, timefmt
 from . import filter as tfilter
+from .messages import StoreChanged
 from .model import PROVIDERS, TERMINAL
 from .resources import stylesheet
 from .notify import mode_of as notify_mode_of, notification
 from .text import is_web_url
 from .widgets.cells import clean, set_secrets
-from .widgets.filter_bar import FilterBar, plan_query
+from .widgets.filter_bar import FilterBar
 from .widgets.header import StatusHeader
 from .widgets.quota import QuotaPane, info_from_counters, info_from_status, problem
 from .widgets.summary import TaskSummary
@@ -47,37 +49,9 @@ STUCK_AFTER = 180.0  # seconds without an answer while tasks are live: the polle
 NEWS_SHOW = 8.0  # seconds the header shows finished-task news (never a toast over the columns)
 
 
-# What the help screen says about each of the dashboard's bindings (by binding id).
-KEY_HELP = {
-    "filter": "filter the list (narrows as you type; esc clears)",
-    "detail": "every field of the task, its state history and the raw answer",
-    "sort": "cycle sort: updated, created, state, provider, progress",
-    "add": "track tasks: paste many ids at once",
-    "forget": "stop tracking the selected task, or the marked ones (asks first)",
-    "copy": "copy the first result URL (OSC 52, works over SSH); with marks, their ids",
-    "refresh": "poll every live task now (with marks: only the marked ones)",
-    "pause": "pause or resume polling",
-    "errors": "the error log, newest first",
-    "quota": "show or hide the per-provider quota pane",
-    "help": "this screen",
-    "quit": "quit",
-    "clear": "clear the filter",
-    # daily-driver
-    "mark": "mark or unmark the selected task (then x, r and c act on the marked tasks)",
-    "mark_all": "mark every task shown (the filter's matches)",
-    "unmark": "clear every mark",
-    "notify": "turn finished-task news (in the header) and the bell on or off",
-    "sort.next": "sort by the next column (a click on a column title sorts by it; again reverses)",
-    "sort.prev": "sort by the previous column",
-    "sort.reverse": "reverse the sort",
-    "follow": "follow mode: the cursor stays on the most recently changed task",
-    # results
-    "open": "open the result in a browser or viewer (over SSH: copy its URL)",
-    "download": "download the task's results into [results] dir (else the current folder)",
-    # recovering a provider
-    "retry": "retry the selected task's provider now (after a refused key, an empty account, a backoff)",
-    "reload": "reload the config (keys, rates, providers) without restarting; SIGHUP does the same",
-}
+# What the help screen says about each of the dashboard's bindings (by binding id),
+# from the one action table (tui/actions.py: keys, footer, palette and help come from it).
+KEY_HELP = {a.id: a.description for a in actions.for_screen(actions.MAIN)}
 
 # What --readonly (TASKTUI_READONLY=1, [ui] readonly) takes away: every action
 # that writes to the task database or makes the engine ask a provider.
@@ -145,42 +119,8 @@ class TaskTUI(App[None]):
     VERTICAL_BREAKPOINTS = [(0, "-short"), (16, "-tall")]  # under 16 rows the list takes them all
     ENABLE_COMMAND_PALETTE = True
 
-    BINDINGS = [
-        Binding("slash", "filter", "Filter", id="filter"),
-        Binding("enter", "detail", "Detail", id="detail"),
-        Binding("question_mark", "help", "Help", id="help"),
-        Binding("q", "quit", "Quit", id="quit"),
-        # as in htop and k9s (Textual's own ctrl+c only says how to quit); text
-        # still copies first: a selection or an input's copy takes ctrl+c before this
-        Binding("ctrl+c", "quit", "Quit", show=False, id="quit"),
-        Binding("a", "add", "Add", id="add"),
-        Binding("x", "forget", "Forget", id="forget"),
-        Binding("c", "copy_url", "Copy", id="copy"),
-        Binding("s", "sort", "Sort", id="sort"),
-        Binding("r", "refresh", "Refresh", id="refresh"),
-        Binding("p", "pause", "Pause", id="pause"),
-        Binding("e", "errors", "Errors", id="errors"),
-        Binding("v", "toggle_quota", "Quota", show=False, id="quota"),
-        Binding("escape", "clear_filter", "Clear filter", show=False, id="clear"),
-        # daily-driver
-        Binding("space", "toggle_mark", "Mark", id="mark"),
-        Binding("asterisk", "mark_all", "Mark all shown", show=False, id="mark_all"),
-        Binding("u", "clear_marks", "Unmark all", show=False, id="unmark"),
-        Binding("n", "toggle_notify", "Notifications", show=False, id="notify"),
-        Binding("greater_than_sign", "sort_step(1)", "Sort by next column", show=False, id="sort.next"),
-        Binding("less_than_sign", "sort_step(-1)", "Sort by previous column", show=False, id="sort.prev"),
-        Binding("S", "sort_reverse", "Reverse sort", show=False, id="sort.reverse"),
-        Binding("f", "toggle_follow", "Follow", show=False, id="follow"),
-        # results
-        Binding("o", "open_result", "Open", id="open"),
-        Binding("d", "download", "Download", id="download"),
-        # recovering a provider
-        Binding("R", "retry_provider", "Retry provider", show=False, id="retry"),
-        Binding("ctrl+r", "reload_config", "Reload config", show=False, id="reload"),
-    ] + [
-        Binding(str(n), f"saved_filter({n})", f"Saved filter {n}", show=False, id=f"saved.{n}")
-        for n in range(1, 10)
-    ]
+    # every key of the main screen, from the one action table (tui/actions.py)
+    BINDINGS = actions.bindings(actions.MAIN)
 
     def __init__(self, config: Any, store: Any, engine: Any = None, *, offline: bool = False,
                  clock: Callable[[], float] = time.time, config_path: Any = None,
@@ -220,6 +160,11 @@ class TaskTUI(App[None]):
         self._theme_ready = False
         self._store_problem: str | None = None  # the last store sync's failure
         set_secrets(_secret_values(config))
+        # times start relative; the optional list columns as [ui] columns has them (`t`, `L` switch)
+        timefmt.set_mode(timefmt.RELATIVE)
+        from .widgets.cells import set_columns
+
+        set_columns(_ui(config, "columns", None) or ())
         enabled = getattr(config, "enabled", None)
         providers = enabled() if callable(enabled) else getattr(config, "providers", None) or {}
         self.providers = list(providers)
@@ -365,10 +310,18 @@ class TaskTUI(App[None]):
     # ------------------------------------------------------------ live updates
 
     def _on_store_change(self, change: Any) -> None:
-        keys = set(getattr(change, "keys", ()) or ())
-        self._pending |= keys
-        self._fresh |= keys
-        self._pending_events += int(getattr(change, "events", 0) or 0)
+        """The store's feed (called by whichever thread committed): it reaches the
+        app as a ``StoreChanged`` message.  ``post_message`` is Textual's thread-safe
+        door (off the loop it hands the message over with ``call_soon_threadsafe``),
+        and a burst coalesces in the queue (``StoreChanged.can_replace``)."""
+        self.post_message(StoreChanged(getattr(change, "keys", ()) or (),
+                                       int(getattr(change, "events", 0) or 0), control=self))
+
+    def on_store_changed(self, message: StoreChanged) -> None:
+        """Gather changed keys; they are applied together after FLUSH_DELAY."""
+        self._pending |= message.keys
+        self._fresh |= message.keys
+        self._pending_events += message.events
         if self._flush_timer is None:
             self._flush_timer = self.set_timer(FLUSH_DELAY, self._apply_pending, name="flush")
 
@@ -398,9 +351,12 @@ class TaskTUI(App[None]):
         if not self._main_active():
             fresh, self._fresh = self._fresh, set()
             events, self._pending_events = self._pending_events, 0
-            refresh = getattr(self.screen, "on_store_change", None)
-            if refresh is not None and (fresh or events):
-                refresh(fresh, events)
+            if fresh or events:  # the screen on top hears of it as a message
+                screen = self.screen
+                if hasattr(screen, "on_store_changed"):
+                    screen.post_message(StoreChanged(fresh, events, control=self))
+                elif hasattr(screen, "on_store_change"):  # a screen not moved to the message yet
+                    screen.on_store_change(fresh, events)
             return  # the list's rows wait until the main screen is back
         keys, self._pending = self._pending, set()
         self._fresh = set()
@@ -556,7 +512,8 @@ class TaskTUI(App[None]):
         if self._credits[0] != rev:
             from .engine.health import credits_by_provider
 
-            self._credits = (rev, credits_by_provider(self.store.tasks()))
+            totals = getattr(self.store, "credits_by_provider", None)  # in SQL: every task, any scope
+            self._credits = (rev, totals() if totals else credits_by_provider(self.store.tasks()))
         return self._credits[1]
 
     def _update_quota(self) -> None:
@@ -648,10 +605,10 @@ class TaskTUI(App[None]):
         if query == old:
             return self.task_list.count
         self.query_text = query
-        words, category, pred = plan_query(query)
+        words, category, pred = tfilter.plan_query(query)
         narrow = (bool(old.strip()) and bool(words or category or pred)
                   and tfilter.refines(old, query))
-        count = self.task_list.set_filter(pred, words=words, category=category, narrow=narrow)
+        count = self.task_list.set_filter(pred, words=words, category=category, narrow=narrow, query=query)
         self._update_count()
         self._update_header()
         self._update_summary()  # now, not one message later: one frame shows it all
@@ -1014,6 +971,43 @@ class TaskTUI(App[None]):
     def action_toggle_quota(self) -> None:
         self.screen.toggle_class("-show-quota")
         self._update_quota()
+        self._focus_quota_table()
+
+    # ------------------------------------------------------------ times, columns, quota table (helper U1)
+
+    def _focus_quota_table(self) -> None:
+        """After ``v``: the quota table takes the keys when it shows (enter opens a
+        provider's card, esc comes back), the list when it hides."""
+        def focus() -> None:
+            try:
+                table = self.query_one("#quota-table")
+            except NoMatches:
+                return
+            if table.region.height > 0:
+                table.focus()
+            elif table.has_focus:
+                self.task_list.focus()
+
+        self.call_after_refresh(focus)
+
+    def action_toggle_time(self) -> None:
+        """Relative ("12s ago") or absolute ("07:59:48") times in the list, the summary and the detail."""
+        mode = timefmt.toggle_mode()
+        self.task_list.clear_cache()
+        self._update_summary()
+        redraw = getattr(self.screen, "redraw_times", None)
+        if redraw is not None:
+            redraw()
+        self.notify("Times are absolute (UTC)." if mode == timefmt.ABSOLUTE else "Times are relative.",
+                    timeout=1.5, markup=False)
+
+    def action_toggle_polled_column(self) -> None:
+        """Show or hide the POLLED column (when each task was last asked)."""
+        from .widgets import cells
+
+        shown = cells.toggle_column("polled")
+        self.task_list.clear_cache()  # the list lays its columns out again (tui.widgets.cells.extra_width)
+        self.notify("POLLED column shown." if shown else "POLLED column hidden.", timeout=1.5, markup=False)
 
     # ------------------------------------------------------------ recovering a provider
 
@@ -1126,7 +1120,7 @@ class TaskTUI(App[None]):
 
     MAIN_ONLY = frozenset({"filter", "detail", "sort", "add", "forget", "errors", "toggle_quota",
                            "saved_filter", "clear_filter", "toggle_mark", "mark_all", "clear_marks",
-                           "sort_step", "sort_reverse", "toggle_follow"})
+                           "sort_step", "sort_reverse", "toggle_follow", "toggle_polled_column"})
 
     # ------------------------------------------------------------ marks (daily-driver)
 
@@ -1170,37 +1164,33 @@ class TaskTUI(App[None]):
                 yield command
 
     def _our_commands(self) -> Iterable[SystemCommand]:
-        yield SystemCommand("Filter", "Narrow the task list (/)", self.action_filter)
-        yield SystemCommand("Clear filter", "Show every task (esc)", self.action_clear_filter)
-        yield SystemCommand("Task detail", "Every field of the selected task (enter)", self.action_detail)
-        yield SystemCommand("Cycle sort", "updated, created, state, provider, progress (s)", self.action_sort)
-        yield SystemCommand("Add tasks", "Track task ids (a)", self.action_add)
-        yield SystemCommand("Forget task", "Stop tracking the selected task (x)", self.action_forget)
-        yield SystemCommand("Copy result URL", "OSC 52 clipboard (c)", self.action_copy_url)
-        yield SystemCommand("Open result", "In a browser or viewer; over SSH copy it (o)", self.action_open_result)
-        yield SystemCommand("Download results", "Of the selected task, into [results] dir (d)",
-                            self.action_download)
-        yield SystemCommand("Refresh now", "Poll every live task now (r)", self.action_refresh)
-        yield SystemCommand("Pause or resume polling", "(p)", self.action_pause)
-        yield SystemCommand("Error log", "Newest first (e)", self.action_errors)
-        yield SystemCommand("Toggle quota pane", "Per-provider budget and credits (v)", self.action_toggle_quota)
-        yield SystemCommand("Mark or unmark task", "Bulk actions act on the marks (space)", self.action_toggle_mark)
-        yield SystemCommand("Mark all shown", "Mark every task the filter shows (*)", self.action_mark_all)
-        yield SystemCommand("Unmark all", "Clear every mark (u)", self.action_clear_marks)
-        yield SystemCommand("Sort by next column", "(>; < goes back; a click on a column title)",
-                            lambda: self.action_sort_step(1))
-        yield SystemCommand("Reverse sort", "(S)", self.action_sort_reverse)
-        yield SystemCommand("Follow mode", "The cursor stays on the latest change (f)", self.action_toggle_follow)
-        yield SystemCommand("Toggle notifications", "Finished-task news in the header, and the bell (n)",
-                            self.action_toggle_notify)
-        yield SystemCommand("Retry provider now", "The selected task's provider, after a refused key (R)",
-                            self.action_retry_provider)
-        yield SystemCommand("Reload config", "Keys, rates, providers, without restarting (ctrl+r)",
-                            self.action_reload_config)
-        yield SystemCommand("Help", "Keys and the filter language (?)", self.action_help)
+        """The palette's commands: every action of the table marked for it (title,
+        help and the key bound now, as the keymap has it), then the saved filters."""
+        bound: dict[str, list[str]] = {}
+        for _key, binding in self._bindings:  # type: ignore[attr-defined]
+            if binding.id:
+                bound.setdefault(binding.id, []).append(self.get_key_display(binding))
+        keymap = getattr(self, "_keymap", None) or {}  # what set_keymap ([ui.keymap]) asked for
+        for action in actions.palette(actions.MAIN):
+            if action.id in keymap:
+                shown = [actions.key_display(k) for k in str(keymap[action.id]).split(",")]
+            else:
+                shown = bound.get(action.id) or [actions.keys_display(action)]
+            keys = " ".join(dict.fromkeys(shown))
+            yield SystemCommand(action.title or action.label, f"{action.description} ({keys})",
+                                self._action_callback(action.action))
         for name, query in self.filters:
             yield SystemCommand(f"Saved filter: {name}", query,
                                 lambda q=query: self.use_filter(q))
+
+    def _action_callback(self, action: str) -> Callable[[], Any]:
+        """A palette callback for a table action: the bound ``action_*`` method
+        itself when it takes no argument, else one that runs the action string."""
+        name, _, args = action.partition("(")
+        method = getattr(self, f"action_{name}", None)
+        if method is not None and not args:
+            return method
+        return lambda: self.run_action(action)
 
     def watch_theme(self, theme: str) -> None:
         if not self._theme_ready:
@@ -1243,7 +1233,7 @@ def run_dashboard(config_path: Any, db_path: Any, offline: bool, readonly: bool 
     print_warnings(config)  # a literal key in a readable config: said before the screen takes over
     readonly = readonly or config.ui.readonly
     try:  # a SQLite file or a postgresql:// URL (--db, $TASKTUI_DB, [store] url)
-        store = open_store(store_target(db_path, config.store.url), readonly=readonly)
+        store = open_store(store_target(db_path, config.store.url), readonly=readonly, scope="live")
     except Exception as exc:
         print(f"tasktui: {exc}", file=sys.stderr)
         return 2

@@ -199,20 +199,11 @@ THEMES: tuple[str, ...] = (
 
 # The ids of the dashboard's bindings ([ui.keymap] keys).  tests/test_config.py
 # checks this against every Binding(id=...) of the app, its screens and widgets.
-BINDING_IDS: tuple[str, ...] = (
-    "filter", "detail", "help", "quit", "add", "forget", "copy", "sort", "refresh", "pause", "errors",
-    "quota", "clear", *(f"saved.{n}" for n in range(1, 10)),
-    "list.down", "list.up", "list.page_down", "list.page_up", "list.first", "list.last",
-    "filter.clear", "add.submit", "add.cancel", "confirm.yes", "confirm.no",
-    "detail.back", "detail.copy", "errors.back", "errors.copy", "errors.filter", "errors.jump", "errors.quit",
-    "error.back", "error.copy", "error.jump", "help.close",
-    # results
-    "open", "download", "detail.prev", "detail.next",
-    # daily-driver
-    "mark", "mark_all", "unmark", "notify", "sort.next", "sort.prev", "sort.reverse", "follow",
-    # recovering a provider, reloading the config
-    "retry", "reload",
-)
+# Every binding id a [ui.keymap] may name: the one action table's (tui/actions.py,
+# Textual-free), where a new key is added once (help, palette and README follow).
+from .actions import binding_ids as _binding_ids  # noqa: E402
+
+BINDING_IDS: tuple[str, ...] = _binding_ids()
 
 MODIFIERS = ("ctrl", "shift", "alt", "meta", "super", "hyper")
 # Key names Textual uses for keys that are not one printable character
@@ -445,6 +436,7 @@ class UIConfig(BaseModel):
     notify: bool | Literal["off", "osc9", "osc777"] = True  # see _notify below
     readonly: bool = False  # open the database read-only: no add, forget or polling
     refresh_hz: float = Field(default=4.0, ge=0.5, le=60)
+    columns: list[Literal["polled"]] = Field(default_factory=list)  # optional list columns (`L` toggles POLLED)
     saved_filters: dict[str, str] = Field(default_factory=dict)
     # binding id -> keys, stored as Textual names them ("?" -> "question_mark")
     keymap: dict[BindingId, KeyList] = Field(default_factory=dict)
