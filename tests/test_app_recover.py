@@ -303,3 +303,29 @@ async def test_R_on_the_quota_table_retries_that_rows_provider(tmp_path, sim, si
         await wait_for(pilot, lambda: store.get("qolaba:qolaba-done").state == "succeeded", timeout=30)
         assert engine.status("qolaba").state == "ok"
     store.close()
+
+
+async def test_reload_adds_and_removes_providers_in_the_quota_table(tmp_path, sim):
+    from tui.widgets.quota import QuotaTable
+
+    path = tmp_path / "config.toml"
+    _sim_config(path, sim, sim.key("evolink"))
+    config = load_config(path)
+    store = Store(tmp_path / "tasks.db")
+    store.add("evolink", ["evolink-done"])
+    store.add("qolaba", ["qolaba-done"])
+    engine = Engine(config, store)
+    app = make_app(config, store, engine, config_path=path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        table = app.query_one(QuotaTable)
+        await wait_for(pilot, lambda: store.get("evolink:evolink-done").state == "succeeded", timeout=30)
+        assert store.get("qolaba:qolaba-done").state != "succeeded"  # not configured: not polled
+        assert "qolaba" not in {str(r.value) for r in table.rows}
+        path.write_text(f'[providers.qolaba]\napi_key = "{sim.key("qolaba")}"\nbase_url = "{sim.base_url}"\n'
+                        'poll_interval = 0.2\nrate_limit = "600/s"\n', encoding="utf-8")
+        await pilot.press("ctrl+r")  # qolaba added, evolink removed
+        await wait_for(pilot, lambda: store.get("qolaba:qolaba-done").state == "succeeded", timeout=30)
+        assert set(engine.workers) == {"qolaba"} and app.providers == ["qolaba"]
+        await wait_for(pilot, lambda: {str(r.value) for r in table.rows} == {"evolink", "qolaba"})
+        # a removed provider's tasks stay, so its stored health stays listed (not polled any more)
+    store.close()
