@@ -267,3 +267,14 @@ def test_snapshot_quota_table_and_a_card(snap_compare, tmp_path, size):
         await pilot.pause()
 
     assert snap_compare(app, run_before=setup, terminal_size=size)
+
+
+def test_the_tables_words_need_no_textual():
+    """tui/healthfmt.py (the quota table's rows) is importable by the headless
+    commands: it pulls in no Textual."""
+    import subprocess
+    import sys
+
+    code = "import sys, tui.healthfmt, tui.timefmt, tui.actions; print('textual' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
