@@ -299,3 +299,24 @@ def test_snapshot_polled_column_absolute_times_and_tracked_since(snap_compare, t
         await pilot.pause()
 
     assert snap_compare(app, run_before=setup, terminal_size=size)
+
+
+def test_tracked_since_is_when_the_store_added_the_task_and_a_readded_task_starts_afresh(tmp_path):
+    from tui.store import Store
+    from tui.widgets.cells import tracked_since
+
+    now = [NOW - 600]
+    store = Store(tmp_path / "tasks.db", clock=lambda: now[0])
+    try:
+        store.add("upscayl", ["u1"])
+        task = store.get("upscayl:u1")
+        assert tracked_since(store, task) == NOW - 600  # never answered: the time it was added
+        now[0] = NOW - 300
+        store.apply([Task("upscayl", "u1", state="running", updated_at=NOW - 300)])
+        assert tracked_since(store, store.get("upscayl:u1")) == NOW - 300  # its first stored state
+        store.remove(["upscayl:u1"])
+        now[0] = NOW - 10
+        store.add("upscayl", ["u1"])
+        assert tracked_since(store, store.get("upscayl:u1")) == NOW - 10
+    finally:
+        store.close()

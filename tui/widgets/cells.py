@@ -130,7 +130,7 @@ def number(value: float | int | None, unit: str = "") -> str:
 
 # ---------------------------------------------------------------- tracked since, learned durations
 
-_tracked: dict[str, float] = {}
+_tracked: dict[tuple, float] = {}  # (store, key, rev) -> tracked since (a re-added task starts afresh)
 
 
 def tracked_since(store, task) -> float | None:
@@ -139,7 +139,8 @@ def tracked_since(store, task) -> float | None:
     task never answered for, the time it was added (its ``updated_at``).  One
     indexed query per task, then remembered."""
     key = task.key
-    hit = _tracked.get(key)
+    memo = (id(store), key, task.rev)
+    hit = _tracked.get(memo)
     if hit is not None:
         return hit
     first = None
@@ -156,7 +157,7 @@ def tracked_since(store, task) -> float | None:
     if isinstance(first, (int, float)) and math.isfinite(first):
         if len(_tracked) >= 4096:
             _tracked.clear()
-        _tracked[key] = float(first)
+        _tracked[memo] = float(first)
         return float(first)
     return None
 
