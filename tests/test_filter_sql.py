@@ -73,10 +73,27 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     return request.getfixturevalue("pg_url")
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_compile_sql_selects_what_the_predicate_passes(target: Any, seed: int) -> None:
+def forget_hay(target: Any) -> None:
+    """Rows written before the column ``hay`` existed: NULL on every third row."""
+    sql = "UPDATE tasks SET hay = NULL WHERE id % 3 = 0"
+    if isinstance(target, Path):
+        import sqlite3
+
+        with sqlite3.connect(target) as conn:
+            conn.execute(sql)
+    else:
+        import psycopg
+
+        with psycopg.connect(target, autocommit=True) as conn:
+            conn.execute(sql)
+
+
+@pytest.mark.parametrize("seed,old_rows", [(1, False), (2, True)])
+def test_compile_sql_selects_what_the_predicate_passes(target: Any, seed: int, old_rows: bool) -> None:
     tasks = random_tasks(seed)
     load(target, tasks)
+    if old_rows:
+        forget_hay(target)
     store = open_store(target, scope="none")
     stored = list(store.iter_tasks())
     assert len(stored) == len(tasks)
@@ -107,3 +124,20 @@ def test_sqlite_needs_no_residual_and_postgres_only_for_text() -> None:
     assert compile_sql("", "postgres") == ("TRUE", [], None)
     with pytest.raises(ValueError):
         compile_sql("x", "oracle")
+
+
+def test_db_migrate_fills_the_haystack_of_older_rows(target: Any) -> None:
+    from tui.stores import db_migrate
+
+    tasks = random_tasks(5, n=30)
+    load(target, tasks)
+    forget_hay(target)
+    said = db_migrate(target)
+    assert said.endswith("the filter's index filled for 10 task(s)"), said
+    assert "filled" not in db_migrate(target)  # nothing left to fill
+    with open_store(target, scope="none") as s:
+        from tui.filter import hay
+
+        rows = s._read("SELECT hay, key FROM tasks WHERE deleted = 0")
+        by_key = {t.key: t for t in s.iter_tasks()}
+        assert rows and all(h == hay(by_key[k]) for h, k in rows)

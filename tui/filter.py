@@ -430,6 +430,14 @@ DIALECTS = ("sqlite", "postgres")
 _UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
+def hay(task: Task) -> str:
+    """What a bare word is looked for in (the store keeps it in column ``hay``): the id,
+    label, model, provider, kind and the provider's status, lowercased by Python, one
+    per line (a word has no line break: it matches inside one field, as ``_word``)."""
+    return "\n".join((task.provider, task.task_id, task.label or "", task.model or "", task.kind or "",
+                      task.provider_status or "")).lower()
+
+
 def sql_match(kind: int, value: str | None, needle: str) -> bool:
     """What SQLite calls for text that is not plain ASCII (registered on the store's
     connections as ``tt_match``): Python's own lowercase, as the predicate does.
@@ -442,7 +450,7 @@ def sql_match(kind: int, value: str | None, needle: str) -> bool:
     return needle in low
 
 
-def compile_sql(query: str, dialect: str = "sqlite") -> Where:
+def compile_sql(query: str, dialect: str = "sqlite", *, use_hay: bool = True) -> Where:
     """``query`` -> a condition on the ``tasks`` table selecting exactly the rows the
     predicate of ``compile_filter(query)`` passes.
 
@@ -451,7 +459,8 @@ def compile_sql(query: str, dialect: str = "sqlite") -> Where:
     SQL's own lowercase is Python's, so it decides; text holding anything else goes to
     Python (SQLite: the ``tt_match`` function of the store's connection; PostgreSQL,
     whose lowercase follows its locale: the row is kept as a candidate and ``residual``,
-    the Python predicate, decides)."""
+    the Python predicate, decides).  A bare word reads the row's ``hay`` column (``hay()``,
+    written with the row) where it is set; ``use_hay=False`` for a table without it."""
     if dialect not in DIALECTS:
         raise ValueError(f"unknown SQL dialect {dialect!r} (known: {', '.join(DIALECTS)})")
     pg = dialect == "postgres"
@@ -494,10 +503,15 @@ def compile_sql(query: str, dialect: str = "sqlite") -> Where:
             continue
         needle = term.value.lower()
         if term.field is None:
-            ors = [states(s for s in STATES if needle in s)]
-            ors += [text(col, needle, 0) for col in
-                    ("provider", "task_id", "label", "model", "kind", "provider_status")]
-            expr = " OR ".join(ors)
+            cols = ("provider", "task_id", "label", "model", "kind", "provider_status")
+            if use_hay and "\n" not in needle:  # the column hay (Python's lowercase) when the row has it
+                params.append(needle)  # (params in the order their ? appear)
+                look = "strpos(hay, ?) > 0" if pg else "instr(hay, ?) > 0"
+                fields = " OR ".join(text(col, needle, 0) for col in cols)
+                fields = f"CASE WHEN hay IS NOT NULL THEN {look} ELSE ({fields}) END"
+            else:
+                fields = " OR ".join(text(col, needle, 0) for col in cols)
+            expr = f"{states(s for s in STATES if needle in s)} OR ({fields})"
         elif term.field == "state":
             needle = needle.replace("-", "_")
             if needle in GROUPS:

@@ -74,7 +74,7 @@ try:
 except ImportError:  # not on Windows
     resource = None  # type: ignore[assignment]
 
-from .filter import sql_match
+from .filter import hay, sql_match
 from .model import NOT_FOUND, STATES, TERMINAL, UNKNOWN, Event, Task, task_key
 
 log = logging.getLogger(__name__)
@@ -275,6 +275,11 @@ MIGRATIONS: list[list[str]] = [
             "CREATE INDEX tasks_counts ON tasks(deleted, provider, state, credits)",
         )],
         *[_sort_index_sql(name) for name in SORT_SQL],
+    ],
+    # 5: what a bare word of the filter is looked for in, lowercased by Python at write time
+    # (tui.filter.hay); NULL on rows written before (the filter then reads the fields).
+    [
+        "ALTER TABLE tasks ADD COLUMN hay TEXT",
     ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -555,7 +560,8 @@ class Store:
                                  f" this tasktui ({SCHEMA_VERSION}); upgrade tasktui")
             if self.readonly:
                 self._cols = {1: _TASK_COLS_V1, 2: _TASK_COLS_V2, 3: _TASK_COLS_V3}.get(version, _TASK_COLS)
-                if version not in (1, 2, 3, SCHEMA_VERSION):
+                self._has_hay = version >= 5
+                if version not in (1, 2, 3, 4, SCHEMA_VERSION):
                     raise StoreError(
                         f"{self.path}: schema version {version}, expected {SCHEMA_VERSION};"
                         " open it once without read-only mode to migrate")
@@ -957,7 +963,7 @@ class Store:
         """The filter ``query`` (tui/filter.py) compiled for this store's SQL."""
         from .filter import compile_sql
 
-        return compile_sql(query, self.dialect)
+        return compile_sql(query, self.dialect, use_hay=getattr(self, "_has_hay", True))
 
     def count_where(self, where: Any = None) -> int:
         """How many tracked tasks match ``where`` (a ``tui.filter.Where``, or a query string;
@@ -1633,8 +1639,8 @@ class _Tx:
         return (t.kind, t.label, t.state, t.provider_status, t.progress, _results_json(t.results),
                 t.error, t.model, t.credits, t.created_at, t.updated_at, t.finished_at,
                 t.last_error, t.last_error_at, t.failed_polls, t.stalled, t.poll_path,
-                _details_json(t.details), t.eta, _finite(t.polled_at), _finite(t.next_poll_at), t.rev,
-                self.next_seq())
+                _details_json(t.details), t.eta, _finite(t.polled_at), _finite(t.next_poll_at), hay(t),
+                t.rev, self.next_seq())
 
     def insert(self, task: Task, raw: Any = None) -> None:
         key = task.key
@@ -1646,8 +1652,8 @@ class _Tx:
             "INSERT INTO tasks (key, provider, task_id, kind, label, state, provider_status, progress,"
             " results, error, model, credits, created_at, updated_at, finished_at, last_error,"
             " last_error_at, failed_polls, stalled, poll_path, details, eta, polled_at, next_poll_at,"
-            " rev, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-            " ?, ?)",
+            " hay, rev, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            " ?, ?, ?, ?)",
             (key, task.provider, task.task_id, *self._values(task)))
         self.raw(key, raw)
         self.puts[key] = task
@@ -1657,8 +1663,8 @@ class _Tx:
             "UPDATE tasks SET kind = ?, label = ?, state = ?, provider_status = ?, progress = ?,"
             " results = ?, error = ?, model = ?, credits = ?, created_at = ?, updated_at = ?,"
             " finished_at = ?, last_error = ?, last_error_at = ?, failed_polls = ?, stalled = ?,"
-            " poll_path = ?, details = ?, eta = ?, polled_at = ?, next_poll_at = ?, rev = ?, seq = ?"
-            " WHERE key = ?",
+            " poll_path = ?, details = ?, eta = ?, polled_at = ?, next_poll_at = ?, hay = ?, rev = ?,"
+            " seq = ? WHERE key = ?",
             (*self._values(task), task.key))
         self.raw(task.key, raw)
         self.puts[task.key] = task

@@ -156,6 +156,10 @@ PG_MIGRATIONS: list[list[str]] = [
         "CREATE INDEX tasks_counts ON tasks(deleted, provider, state, credits)",
         *[_sort_index_sql(name, ' COLLATE "C"') for name in SORT_SQL],
     ],
+    # 3: the filter's haystack (SQLite's migration 5)
+    [
+        "ALTER TABLE tasks ADD COLUMN hay text",
+    ],
 ]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
 

@@ -63,10 +63,10 @@ def db_migrate(target: str | os.PathLike[str]) -> str:
 
         path = Path(target)
         before = _sqlite_version(path)
-        with Store(path):  # a writable open migrates
-            pass
+        with Store(path, scope="none") as store:  # a writable open migrates
+            filled = backfill_hay(store)
         now = sqlite_store.SCHEMA_VERSION
-        return _said(path, before, now)
+        return _said(path, before, now) + _filled(filled)
     from .store_pg import PgStore, pg_migrate
 
     probe = PgStore.__new__(PgStore)  # only for its connection and its password-free messages
@@ -79,7 +79,32 @@ def db_migrate(target: str | os.PathLike[str]) -> str:
             conn.close()
     except probe._psycopg.Error as exc:
         raise StoreError(f"{probe.url}: cannot migrate: {probe._say(exc)}") from None
-    return _said(probe.url, before, now)
+    with PgStore(target, scope="none") as store:
+        filled = backfill_hay(store)
+    return _said(probe.url, before, now) + _filled(filled)
+
+
+def _filled(n: int) -> str:
+    return f"; the filter's index filled for {n} task(s)" if n else ""
+
+
+def backfill_hay(store: Store, batch: int = 5000) -> int:
+    """Fill column ``hay`` (the filter's haystack, tui.filter.hay) of rows written before it
+    existed, in batches of one write transaction each; returns how many rows.  Derived data:
+    no sequence number is taken, nobody is told."""
+    from .filter import hay
+    from .model import Task
+
+    total = 0
+    while True:
+        rows = store._read("SELECT id, provider, task_id, label, model, kind, provider_status FROM tasks"
+                           f" WHERE hay IS NULL AND deleted = 0 ORDER BY id LIMIT {int(batch)}")
+        if not rows:
+            return total
+        values = [(hay(Task(p, i, label=lb, model=m, kind=k, provider_status=ps)), rid)
+                  for rid, p, i, lb, m, k, ps in rows]
+        store._write(lambda tx: tx.conn.executemany("UPDATE tasks SET hay = ? WHERE id = ?", values))
+        total += len(rows)
 
 
 def _said(where: object, before: int, now: int) -> str:
@@ -147,6 +172,7 @@ def _rows(store: Store, sql: str) -> list[tuple]:
 
 
 def _copy(src: Store, dst: Store, src_name: str, dst_name: str) -> str:
+    from .filter import hay
     from .store import _details_json, _results_json
 
     dst.sync()
@@ -183,13 +209,14 @@ def _copy(src: Store, dst: Store, src_name: str, dst_name: str) -> str:
                 "INSERT INTO tasks (key, provider, task_id, kind, label, state, provider_status,"
                 " progress, results, error, model, credits, created_at, updated_at, finished_at,"
                 " last_error, last_error_at, failed_polls, stalled, poll_path, details, eta, files,"
-                " rev, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-                " ?, ?, ?, ?)",
+                " polled_at, next_poll_at, hay, rev, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(t.key, t.provider, t.task_id, t.kind, t.label, t.state, t.provider_status,
                   t.progress, _results_json(t.results), t.error, t.model, t.credits, t.created_at,
                   t.updated_at, t.finished_at, t.last_error, t.last_error_at, t.failed_polls,
                   t.stalled, t.poll_path, _details_json(t.details), t.eta,
-                  _results_json(t.files) if t.files else None, seq, seq) for t in batch])
+                  _results_json(t.files) if t.files else None, t.polled_at, t.next_poll_at, hay(t),
+                  seq, seq) for t in batch])
             for t in batch:
                 tx.puts[t.key] = t.copy(raw=None, rev=seq)
         copied.extend(todo)
