@@ -73,14 +73,16 @@ ACTIONS: tuple[Action, ...] = (
     A("filter", "slash", "filter", "Filter", "filter the list (narrows as you type; esc clears)",
       title="Filter"),
     A("detail", "enter", "detail", "Detail",
-      "task detail: every field, freshness, state history, results and the raw answer", title="Task detail"),
+      "task detail: every field, freshness (last polled, next poll), ETA, state history, results with a"
+      " preview of the image (half-blocks, works over SSH), the raw answer", title="Task detail"),
     A("help", "question_mark", "help", "Help", "this screen", title="Help"),
     A("quit", "q", "quit", "Quit", "quit", more_keys="ctrl+c"),
     A("add", "a", "add", "Add", "track tasks: paste many ids at once", title="Add tasks"),
     A("forget", "x", "forget", "Forget", "stop tracking the selected task, or the marked ones (asks first)",
       title="Forget task"),
     A("copy", "c", "copy_url", "Copy",
-      "copy the first result URL (OSC 52, works over SSH); with marks, their ids", title="Copy result URL"),
+      "copy the first result URL (OSC 52, works over SSH; in tmux: set -g set-clipboard on);"
+      " with marks, their ids", title="Copy result URL"),
     A("sort", "s", "sort", "Sort", "cycle sort: updated, created, state, provider, progress", title="Cycle sort"),
     A("refresh", "r", "refresh", "Refresh", "poll every live task now (with marks: only the marked ones)",
       title="Refresh now"),
