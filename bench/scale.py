@@ -43,7 +43,9 @@ def bench_dir() -> Path:
 
 def build(n: int, *, seed: int = 1, path: Path | None = None) -> Path:
     """The store of ``n`` tasks (built once, then reused)."""
-    path = path or bench_dir() / f"scale-{n}.db"
+    from tui.store import SCHEMA_VERSION
+
+    path = path or bench_dir() / f"scale-v{SCHEMA_VERSION}-{n}.db"
     done = path.with_suffix(".ok")
     if done.exists() and path.exists():
         return path
@@ -66,11 +68,13 @@ def build(n: int, *, seed: int = 1, path: Path | None = None) -> Path:
         state = rng.choice(("queued", "running")) if live else rng.choice(ENDED)
         created = now - rng.randrange(365 * 86_400)
         updated = created + rng.randrange(3_600)
-        rows.append((f"{provider}:{task_id}", provider, task_id, "image", f"batch-{i // 20_000}", state,
+        label, model = f"batch-{i // 20_000}", rng.choice(MODELS)
+        hay = "\n".join((provider, task_id, label, model, "image", state.upper())).lower()  # tui.filter.hay
+        rows.append((f"{provider}:{task_id}", provider, task_id, "image", label, state,
                      state.upper(), 100.0 if state == "succeeded" else float(rng.randrange(100)),
                      f'["https://cdn.example.com/{task_id}.png"]' if state == "succeeded" else "[]",
-                     rng.choice(MODELS), rng.choice((None, 1.0, 2.5)), created, updated,
-                     updated if state in ENDED else None, i + 1, i + 1))
+                     model, rng.choice((None, 1.0, 2.5)), created, updated,
+                     updated if state in ENDED else None, hay, i + 1, i + 1))
         if len(rows) >= 50_000:
             _insert(conn, rows)
             rows = []
@@ -86,8 +90,8 @@ def build(n: int, *, seed: int = 1, path: Path | None = None) -> Path:
 def _insert(conn, rows) -> None:
     conn.executemany(
         "INSERT INTO tasks (key, provider, task_id, kind, label, state, provider_status, progress, results,"
-        " model, credits, created_at, updated_at, finished_at, rev, seq)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        " model, credits, created_at, updated_at, finished_at, hay, rev, seq)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
 
 # ---------------------------------------------------------------- the baseline
