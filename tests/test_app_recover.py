@@ -329,3 +329,22 @@ async def test_reload_adds_and_removes_providers_in_the_quota_table(tmp_path, si
         await wait_for(pilot, lambda: {str(r.value) for r in table.rows} == {"evolink", "qolaba"})
         # a removed provider's tasks stay, so its stored health stays listed (not polled any more)
     store.close()
+
+
+async def test_reload_reads_a_config_written_after_start_and_keeps_one_deleted(tmp_path, sim):
+    path = tmp_path / "config.toml"  # no file at start: an empty config, nothing polled
+    config = load_config(path)
+    store = Store(tmp_path / "tasks.db")
+    store.add("evolink", ["evolink-done"])
+    engine = Engine(config, store)
+    app = make_app(config, store, engine, config_path=path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        assert engine.workers == {}
+        _sim_config(path, sim, sim.key("evolink"))  # written while the dashboard runs
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: store.get("evolink:evolink-done").state == "succeeded", timeout=30)
+        path.unlink()  # deleted: the config in use stays
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: not app._reloading)
+        assert set(engine.workers) == {"evolink"} and app.config.path == path
+    store.close()

@@ -44,6 +44,8 @@ WRITES = [
     ["rm", "--filter", "state:unknown"],
     ["pull", "--dir", "."],
     ["db", "migrate"],
+    ["listen"],
+    ["collect"],
 ]
 
 

@@ -1055,7 +1055,9 @@ class TaskTUI(App[None]):
         self._reloading = True
         try:
             path = self.config_path
-            if path is not None and not os.path.exists(path):
+            # a file read at start and gone now: keep what runs (no file at start: an empty
+            # config, and a file written since is read like any other)
+            if path is not None and not os.path.exists(path) and getattr(self.config, "path", None):
                 self.notify(f"{clean(str(path), 200)} is gone: kept the config in use.",
                             title="Config not reloaded", severity="error", markup=False)
                 return None
@@ -1074,6 +1076,8 @@ class TaskTUI(App[None]):
             if self.engine is not None:
                 try:
                     changes = list(await self.engine.reload(config))
+                    if self.manage_engine:  # idempotent: starts a provider added to an engine that had none
+                        await self.engine.start()
                 except Exception as exc:  # the engine keeps what it could apply
                     self.log.error(f"engine reload failed: {exc!r}")
                     self.notify(clean(f"{type(exc).__name__}: {exc}", 300) + " (kept the config in use)",
