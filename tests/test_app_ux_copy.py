@@ -189,6 +189,8 @@ async def test_quota_table_fits_80x24_with_all_five_providers_in_quotas_words(tm
         assert "◐ degraded" in lines["evolink"] and "1,095.40 credits" in lines["evolink"]
         screen = "\n".join(s.text for s in app.screen._compositor.render_strips())
         assert all(len(line) <= 80 for line in screen.splitlines())
+        await pilot.press("v")  # hidden again: the list has the keys back
+        await wait_for(pilot, lambda: app.task_list.has_focus)
 
 
 async def test_quota_table_reads_the_stored_health_as_it_changes(tmp_path):
