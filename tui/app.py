@@ -985,7 +985,7 @@ class TaskTUI(App[None]):
                 return
             if table.region.height > 0:
                 table.focus()
-            elif table.has_focus:
+            elif table.has_focus or self.focused is None:  # hidden with the keys: back to the list
                 self.task_list.focus()
 
         self.call_after_refresh(focus)
