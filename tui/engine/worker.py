@@ -212,6 +212,9 @@ class Worker:
         self.pushed: dict[str, float] = {}
         self.end_checked: set[str] = set()  # push-fed tasks polled once near their predicted end
         self.push_silent: str | None = None  # why pushes seem to have stopped (normal polling is back)
+        self.push_silent_at = 0.0  # wall time push_silent was said (a later push clears it)
+        self.net_skip: set[str] = set()  # push-fed tasks a refresh asked for: polled once, safety net or not
+        self.netted: set[str] = set()  # tasks whose due time is the safety net's (not their plan's)
 
     # ------------------------------------------------------------ setup
 
@@ -461,6 +464,8 @@ class Worker:
                 sched.due = now
                 sched.slack = 0.0
                 sched.fails = 0
+        # a task fed by push is asked for too (an EvoLink callback's hint, ``r``): once
+        self.net_skip.update(self.pushed if keys is None else (k for k in keys if k in self.sched))
         self.due_cache = None
         if self.state in (BACKING_OFF, OFFLINE):
             self.retry_mono = None
@@ -483,6 +488,131 @@ class Worker:
         self.task_health.pop(key, None)
         self.failing.pop(key, None)
         self.stalled.pop(key, None)
+        self._forget_push(key)
+
+    # ------------------------------------------------------------ push: the safety net (issue 18)
+
+    def note_push(self, key: str) -> None:
+        """A pushed update of this task was stored (``tui.push``'s ``on_push`` hook): the
+        task is fed by push from now on and polled only as a safety net (every
+        ``safety_net`` seconds, and once near its predicted end); a push also says that
+        push works (again).  Another process's receiver marks a task the same way in
+        the store: ``details["pushed_at"]`` (epoch seconds as text)."""
+        wall_now = self.wall()
+        if self.push_silent is not None:
+            self.push_silent = None  # pushes arrive again: the next round's state says so
+            self.wake_up()
+        task = self.store.get(key)
+        if task is None or task.provider != self.name:
+            return
+        if task.terminal:
+            self._learn_from_push(task)
+            self._forget_push(key)
+            return
+        self.pushed[key] = wall_now
+        s = self.sched.get(key)
+        if s is not None:
+            net = self._net_due(task, key, s, self.clock(), wall_now)
+            if net is not None:
+                s.due, s.slack = net[0], 0.0
+                self.netted.add(key)
+        self.due_cache = None
+
+    def _forget_push(self, key: str) -> None:
+        self.pushed.pop(key, None)
+        self.end_checked.discard(key)
+        self.net_skip.discard(key)
+        self.netted.discard(key)
+
+    def _learn_from_push(self, task: Task) -> None:
+        """A task that push told us succeeded: how long it took, for the schedule."""
+        if task.state != SUCCEEDED or not task.created_at or not task.finished_at:
+            return
+        took = task.finished_at - task.created_at
+        if not (0.0 < took <= MAX_AGE):
+            return
+        key = (task.kind or "", task.model or "")
+        durations = self.durations.get(key)
+        if durations is None and len(self.durations) < MAX_KINDS:
+            durations = self.durations[key] = Durations()
+        if durations is not None:
+            durations.add(took)
+
+    def _pushed_at(self, task: Task, key: str) -> float | None:
+        """When the last push about this task came (wall), or None: not fed by push."""
+        at = self.pushed.get(key)
+        if task.details:
+            text = task.details.get(PUSHED_AT)
+            if text:
+                try:
+                    marked = float(text)
+                except ValueError:
+                    marked = None
+                if marked is not None and math.isfinite(marked):
+                    at = marked if at is None else max(at, marked)
+        return at
+
+    def _typical(self, task: Task) -> float | None:
+        learned = self.durations.get((task.kind or "", task.model or ""))
+        return learned.typical() if learned is not None else None
+
+    def _net_due(self, task: Task, key: str, s: Schedule, now: float,
+                 wall_now: float) -> tuple[float, bool] | None:
+        """When a push-fed task is due as a safety net (and whether that is its one poll
+        near the predicted end); None when it is polled as usual (not fed by push, or
+        push has gone silent)."""
+        pushed = self._pushed_at(task, key)
+        if pushed is None:
+            return None
+        if self.push_silent is not None:
+            if pushed <= self.push_silent_at:
+                return None
+            self.push_silent = None  # another process's receiver got a push since: push works
+        typical = self._typical(task)
+        if self._push_quiet(task, key, s, pushed, typical, now, wall_now):
+            return None
+        last = now - max(0.0, wall_now - pushed)
+        if s.last_poll is not None:
+            last = max(last, s.last_poll)
+        due = last + self.safety_net
+        if typical and key not in self.end_checked:
+            if task.created_at:
+                end = now + (task.created_at + typical - wall_now)
+            elif s.born is not None:
+                end = s.born + typical
+            else:
+                end = None
+            if end is not None and end < due:
+                return max(end, last), True
+        return due, False
+
+    def _push_quiet(self, task: Task, key: str, s: Schedule, pushed: float, typical: float | None,
+                    now: float, wall_now: float) -> bool:
+        """Has push gone silent (no push about a task far past its learned duration)?
+        Says so once (``push_silent``, the provider's health, an event); True then."""
+        if typical:
+            far = max(PUSH_SILENT_FACTOR * typical, typical + PUSH_SILENT_GRACE)
+        else:
+            after = self.provider.stall_after
+            if not isinstance(after, (int, float)) or not after > 0:
+                after = STALL_AFTER
+            far = max(float(after), 3.0 * self.safety_net)
+        if task.created_at:
+            age = wall_now - task.created_at
+        elif s.born is not None:
+            age = now - s.born
+        else:
+            return False
+        quiet = wall_now - pushed
+        if age <= far or quiet <= PUSH_SILENT_GRACE:
+            return False
+        like = f"; tasks like it take ~{_span(typical)}" if typical else ""
+        self.push_silent = clean(f"push silent: no push for {_span(quiet)} about {key}, {_span(age)} after it "
+                                 f"began{like}; polling as usual", 300)
+        self.push_silent_at = wall_now
+        self._note_event(self.push_silent)
+        self.wake_up()
+        return True
 
     async def run(self, before_round: Callable[[], None]) -> None:
         """Rounds until cancelled, each when something is due (or on a wake)."""
@@ -611,10 +741,29 @@ class Worker:
         pressing = force  # a list provider: some due task's slack has run out
         listing = self.provider.has_list
         default = self.provider.default_kind
+        wall_now = self.wall()
+        pushed, skip, netted = self.pushed, self.net_skip, self.netted
         for n, (task, key) in enumerate(self._live_keyed()):
             s = sched.get(key)
             if s is None:
                 s = sched[key] = Schedule(due=now)
+            if (not force and (key in pushed or (task.details and PUSHED_AT in task.details))
+                    and not (skip and key in skip)):
+                net = self._net_due(task, key, s, now, wall_now)  # fed by push: a safety net only
+                if net is not None:  # (its plan says nothing then: the net's time replaces it)
+                    s.slack = 0.0
+                    if net[0] > now:
+                        s.due = net[0]
+                        netted.add(key)
+                        continue
+                    s.due = min(s.due, now)
+                    if net[1]:
+                        self.end_checked.add(key)
+                elif key in netted:  # push went silent: polled as usual again, from now
+                    s.due = min(s.due, now)
+                    netted.discard(key)
+            if skip:
+                skip.discard(key)
             if force or s.due <= now:
                 ranked.append((priority(s, now), n, task))
                 pressing = (pressing or s.due + s.slack <= now or key in self.pending
@@ -1004,8 +1153,12 @@ class Worker:
                                   failed_polls=0, stalled=stalled, poll_path=path)
         for name in HEALTH_KEYS:
             setattr(fresh, name, values[name])  # an answer writes its own health
+        marked = task.details.get(PUSHED_AT) if task.details else None
+        if marked and fresh.details and PUSHED_AT not in fresh.details:
+            fresh.details[PUSHED_AT] = marked  # the store replaces details: the push mark stays
         if fresh.terminal:
             self.forget_health(task.key)
+            self._forget_push(task.key)
         self._freshen(r, task, fresh, answered=True)
         r.updates.append(fresh)
 
@@ -1339,6 +1492,8 @@ class Worker:
         if quiet:
             n = len(quiet)
             parts.append(f"{n} task{'s' if n > 1 else ''} stalled ({clean(next(iter(quiet.values())), 160)})")
+        if self.push_silent:
+            parts.append(self.push_silent)
         return "; ".join(parts) or None
 
     # ------------------------------------------------------------ writing
