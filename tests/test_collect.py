@@ -343,14 +343,18 @@ def test_log_formatter_masks_every_secret_and_cleans_text():
     from tui.collect import say, setup_logging
 
     key, secret = "sk-live-ABCDEF0123456789", "whsec_c2VjcmV0LXNpZ25pbmcta2V5"
+    tui_log = logging.getLogger("tui")
+    saved = (list(tui_log.handlers), tui_log.level, tui_log.propagate)  # as other tests (caplog) need it
     for fmt in ("text", "json"):
         out = io.StringIO()
-        handler = setup_logging(fmt, [key, secret], stream=out)
+        setup_logging(fmt, [key, secret], stream=out)
         try:
             say("test", f"echo {key} and {base64.b64encode(key.encode()).decode()} \x1b[31mred\x1b[0m {secret}",
                 detail=f"field {key}")
         finally:
-            logging.getLogger("tui").removeHandler(handler)
+            tui_log.handlers[:] = saved[0]
+            tui_log.setLevel(saved[1])
+            tui_log.propagate = saved[2]
         line = out.getvalue()
         assert key not in line and secret not in line and "\x1b" not in line, line
         assert base64.b64encode(key.encode()).decode() not in line
