@@ -402,3 +402,38 @@ def test_collect_refuses_a_bad_config_or_a_taken_port_with_one_line(sim, tmp_pat
         assert c.wait() == 2
     assert any(f"cannot listen on 127.0.0.1:{port}" in line for line in c.lines), c.lines
     assert not any("Traceback" in line for line in c.lines), c.lines
+
+
+async def test_healthz_names_a_stopped_worker_and_a_stuck_loop(sim, tmp_path):
+    """The collector's health, in-process: every worker running -> ok; a worker whose
+    loop ended, or a liveness beat that stopped, is a reason for 503."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from test_collect_reload import config_for
+
+    from tui.collect import STALE_BEAT, Collector
+    from tui.engine import Engine
+
+    store = Store(tmp_path / "tasks.db")
+    store.add("evolink", ["evolink-running"])
+    config = config_for(sim.base_url, ("evolink", "upscayl"))
+    engine = Engine(config, store)
+    collector = Collector(config, store, engine, SimpleNamespace(config=None))
+    await engine.start()
+    loop = asyncio.get_running_loop()
+    try:
+        collector.beat = loop.time()
+        ok, body = collector.health()
+        assert ok and body["reasons"] == [] and body["providers"] == {"evolink": "ok", "upscayl": "ok"}
+        runner = engine.workers["upscayl"].runner
+        runner.cancel()
+        await asyncio.wait({runner})
+        ok, body = collector.health()
+        assert not ok and body["reasons"] == ["worker upscayl stopped"]
+        collector.beat = loop.time() - STALE_BEAT - 1
+        ok, body = collector.health()
+        assert "the engine's event loop is stuck" in body["reasons"]
+    finally:
+        await engine.stop()
+        store.close()
