@@ -57,7 +57,8 @@ def _length(rng: random.Random) -> float:
     return min(MAX_LENGTH, max(10.0, x))
 
 
-def _scenario(n: int, seed: int = 3, warm: int | None = None):
+def _scenario(n: int, seed: int = 3, warm: int | None = None, providers: tuple[str, ...] | None = None,
+              **options):
     """``n`` measured tasks per provider over ``SPAN`` (from t=0), after ``warm``
     warm-up tasks per provider over the ``WARM`` seconds before."""
     from tui.sim import build_scenario, sim_task
@@ -65,7 +66,7 @@ def _scenario(n: int, seed: int = 3, warm: int | None = None):
     rng = random.Random(seed)
     warm = n if warm is None else warm
     tasks = []
-    for provider in PROVIDERS:
+    for provider in providers or PROVIDERS:
         for i in range(warm + n):
             created = -WARM + rng.uniform(0, WARM) if i < warm else rng.uniform(0, SPAN)
             start = created + rng.uniform(0, 15)
@@ -77,7 +78,7 @@ def _scenario(n: int, seed: int = 3, warm: int | None = None):
             name = "w" if i < warm else "m"
             tasks.append(sim_task(provider, f"{provider}-{name}{i:04d}", "running", created=created, start=start,
                                   end=end, end_state="succeeded", curve="linear", **fields))
-    scenario = build_scenario(*tasks)
+    scenario = build_scenario(*tasks, **options)
     scenario.epoch = 1_800_000_000.0
     return scenario
 
@@ -86,7 +87,7 @@ def _measured(scenario) -> list:
     return [t for t in scenario.tasks if t.created >= 0]
 
 
-async def _run(scenario) -> dict:
+async def _run(scenario, rates: dict[str, str] | None = None) -> dict:
     """tasktui's engine (adaptive) through warm-up and the measured hour."""
     from tui.config import parse_config
     from tui.engine import Engine
@@ -95,14 +96,15 @@ async def _run(scenario) -> dict:
     from tui.store import Store
 
     tasks = sorted(scenario.tasks, key=lambda t: t.created)
+    providers = tuple(dict.fromkeys(t.provider for t in tasks))
     measured = {f"{t.provider}:{t.task_id}": t for t in _measured(scenario)}
     ends = {f"{t.provider}:{t.task_id}": t.end for t in scenario.tasks}
     horizon = max(ends.values()) + 600
     with SimServer(scenario, speed=0.0) as sim, tempfile.TemporaryDirectory() as tmp:
         text = "".join(
             f'[providers.{p}]\napi_key = "{sim.key(p)}"\nbase_url = "{sim.base_url}"\n'
-            f'poll_interval = {FLOOR:.2f}\nrate_limit = "20/s"\nconcurrency = 8\nbalance_interval = 0\n\n'
-            for p in PROVIDERS)
+            f'poll_interval = {FLOOR:.2f}\nrate_limit = "{(rates or {}).get(p, "20/s")}"\nconcurrency = 8\n'
+            f'balance_interval = 0\n\n' for p in providers)
         store = Store(Path(tmp) / "t.db")
         vt = -WARM
         engine = Engine(parse_config(text), store, clock=lambda: vt, wall=lambda: scenario.epoch + vt)
@@ -136,9 +138,10 @@ async def _run(scenario) -> dict:
             if r.endpoint == "status":
                 polls.setdefault(f"{r.provider}:{r.task_id}", []).append(r.time)
         violations = len(sim.violations)
-    out: dict = {"violations": violations, "by": {},
+        over = sum(1 for r in sim.requests if r.over_budget)
+    out: dict = {"violations": violations, "by": {}, "over_budget": over,
                  "delays": {k: seen[k] - t.end for k, t in measured.items() if k in seen}, "polls": polls}
-    for p in PROVIDERS:
+    for p in providers:
         mine = {k: t for k, t in measured.items() if t.provider == p}
         ids = {t.task_id for t in mine.values()}
         first = min(t.created for t in mine.values())
@@ -201,6 +204,37 @@ def best_fixed(tasks: list, p95: float, listing: bool = False) -> tuple[float, i
     return best
 
 
+def fixed_at_budget(tasks: list, count: float, per: float) -> tuple[float, int, list[float]]:
+    """(interval, requests, delays) of the fixed poller with the shortest interval
+    whose requests fit the budget (``count`` per ``per`` seconds) on average over
+    the time the tasks were polled: what a fixed poller must settle for."""
+    first = min(t.created for t in tasks)
+    interval = FLOOR
+    while True:
+        requests, delays = fixed_poller(tasks, interval)
+        span = max(t.end + d for t, d in zip(tasks, delays)) - first
+        if requests <= count * max(span, per) / per or interval >= MAX_LENGTH:
+            return interval, requests, delays
+        interval += STEP
+
+
+def budget_case(quick: bool = False) -> Result:
+    """Upscayl at its real budget, 100 status checks an hour: a batch of tasks
+    over the hour, tasktui against the fixed poller whose interval fits it."""
+    n = 10 if quick else 24
+    scenario = _scenario(n, seed=11, warm=0, providers=("upscayl",), upscayl={"budget": "100/h"})
+    ours = asyncio.run(_run(scenario, rates={"upscayl": "100/h"}))
+    tasks = _measured(scenario)
+    o = ours["by"]["upscayl"]
+    interval, requests, delays = fixed_at_budget(tasks, 100, 3600)
+    fixed95 = percentile(delays, 95)
+    ok = o["p95"] <= fixed95 and ours["over_budget"] == 0 and ours["violations"] == 0 and o["missed"] == 0
+    return Result("polling thrift", f"upscayl at 100/h, {n} tasks: p95 delay", o["p95"], "s", fixed95,
+                  f"fixed every {interval:g} s (fits 100/h)", "earlier than fixed, within budget", ok,
+                  notes=f"requests {o['requests']} vs {requests}; median {o['median']:.1f} s vs "
+                        f"{median(delays):.1f} s; over budget {ours['over_budget']}")
+
+
 def run(quick: bool = False) -> list[Result]:
     n = 12 if quick else 80
     scenario = _scenario(n)
@@ -229,6 +263,7 @@ def run(quick: bool = False) -> list[Result]:
                "best fixed, same p95", ">= 10x fewer, every provider >= 1.0x", ok,
                notes=f"{overall:.1f}x fewer requests; {detail}; violations {ours['violations']}"),
     ]
+    results.append(budget_case(quick))
     for p, o, interval, requests, fixed95, ratio in rows:
         results.append(Result("polling thrift", f"{p}: requests per task (p95 {o['p95']:.1f} s)",
                               o["requests"] / o["tasks"], "req", requests / o["tasks"],

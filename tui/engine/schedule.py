@@ -27,7 +27,6 @@ STALLED = 2.0  # progress that has not moved for this many points' worth of time
 QUIET_SHARE = 0.25  # without a prediction, wait this share of the time the task has been quiet
 PRIOR_MIN = 5  # learned durations needed before they are gone by
 PRIOR_SIZE = 64  # learned durations kept per provider, kind and model (the latest)
-PRIOR_COVER = 0.9  # the shortest share of learned ends watched closely; the longest few are outliers
 SPREAD = 0.15  # a learned duration says "tasks like it end within this share of it, either side"
 PRIOR_TOLERANCE = 0.05  # inside the learned ends, an end is seen within this share of the typical duration
 MAX_KINDS = 256  # (provider, kind, model) triples learned at most: provider text must not grow memory or the counters
@@ -129,12 +128,11 @@ class Durations:
         ends are (each learned duration widened by ``SPREAD`` either side), a poll
         every ``PRIOR_TOLERANCE`` of the typical duration (at least ``floor``); in
         a gap between them none, the first poll one step into the next stretch of
-        likely ends.  None when fewer than ``PRIOR_MIN`` learned tasks ran longer
-        than ``age`` (the task is older than what was learned, or nothing was)."""
+        likely ends.  None when fewer than ``PRIOR_MIN`` durations were learned,
+        or the task is older than every learned end (widened)."""
         values = self._sorted
         if len(values) < PRIOR_MIN:
             return None
-        values = values[:max(PRIOR_MIN, math.ceil(len(values) * PRIOR_COVER))]
         k = bisect.bisect_right(values, age / (1.0 + SPREAD))  # learned ends whose stretch is not behind
         if k >= len(values):
             return None
