@@ -225,6 +225,8 @@ def test_kill_9_of_the_holder_hands_over_within_10_s_and_keeps_out_of_its_retry_
         _deadline_wait(lambda: _holder_pid(store) == b.pid, 10.5, "B to take the lease over")
         took = time.time() - killed
         assert took <= 10.0, took
+        _deadline_wait(lambda: any("taken over from" in e.message and f"pid {a.pid}" in e.message
+                                   for e in store.events(limit=200)), 30, "the take-over in the event log")
         _deadline_wait(lambda: _all_ended(store), 120, "every task to end")
         _check_ends(store)
         # (A's requests already in flight when the 429 came are in the window too: the

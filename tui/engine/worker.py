@@ -407,10 +407,10 @@ class Worker:
             if isinstance(at, (int, float)) and math.isfinite(at):
                 self.sched[key] = Schedule(due=now + min(max(0.0, at - wall_now), self.knobs.max_interval))
         self.due_cache = None
-        if previous is not None and previous.holder:
+        if previous is not None and previous.holder and previous.expires > 0:
+            # (a holder that stopped cleanly gave the lease up: no news; one that died is)
             who = f"{clean(previous.host or '?', 100)} (pid {previous.pid})"
-            how = "its lease ran out" if previous.expires > 0 else "it stopped and gave it up"
-            self._note_event(f"polling taken over from {who}: {how}")
+            self._note_event(f"polling taken over from {who}: its lease ran out (it stopped renewing)")
 
     def _lost_lease(self) -> None:
         """Another process took the key over (our lease ran out): it polls now."""
