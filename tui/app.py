@@ -177,6 +177,31 @@ class TaskTUI(App[None]):
         if keymap:
             self.set_keymap({str(k): str(v) for k, v in dict(keymap).items()})
 
+    keymap: dict[str, str] = {}  # binding id -> keys, as [ui.keymap] asked (set by set_keymap)
+
+    def set_keymap(self, keymap: dict[str, str]) -> None:
+        """Textual's, keeping the keymap where the help and the palette can read it
+        (``self.keymap``) instead of Textual's private ``_keymap`` / ``_bindings``."""
+        self.keymap = {str(k): str(v) for k, v in dict(keymap).items()}
+        super().set_keymap(keymap)
+
+    def bound_keys(self) -> dict[str, list[str]]:
+        """binding id -> the keys that run it now, as shown: the keymap's keys, else
+        the default ones (a default key the keymap gave to another action no
+        longer runs this one: Textual unbinds it)."""
+        taken = {k.strip() for keys in self.keymap.values() for k in keys.split(",")}
+        out: dict[str, list[str]] = {}
+        for binding in self.BINDINGS:
+            if not isinstance(binding, Binding) or not binding.id:
+                continue
+            if binding.id in self.keymap:
+                keys = [k.strip() for k in self.keymap[binding.id].split(",") if k.strip()]
+            else:
+                keys = [k.strip() for k in binding.key.split(",") if k.strip() and k.strip() not in taken]
+            shown = out.setdefault(binding.id, [])
+            shown += [self.get_key_display(Binding(k, binding.action, binding.description)) for k in keys]
+        return out
+
     # ------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
@@ -704,9 +729,10 @@ class TaskTUI(App[None]):
                 and not b.id.startswith("saved.")}
         keys: dict[str, list[str]] = {}
         what: dict[str, str] = {}
-        for _key, binding in self._bindings:  # type: ignore[attr-defined]
-            if binding.id in ours:
-                keys.setdefault(binding.id, []).append(self.get_key_display(binding))
+        bound = self.bound_keys()
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding) and binding.id in ours and bound.get(binding.id):
+                keys[binding.id] = bound[binding.id]
                 what[binding.id] = KEY_HELP.get(binding.id, binding.description)
         rows = [("j k ↑ ↓", "move"), ("PgUp PgDn Home End", "page, first, last")]
         rows += [(" ".join(dict.fromkeys(keys[i])), what[i]) for i in keys]
