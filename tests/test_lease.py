@@ -191,3 +191,26 @@ async def test_a_follower_engine_sends_nothing_and_says_who_polls(tmp_path, sim_
         await engine.stop()
         store.close()
         other.close()
+
+
+def test_a_database_file_replaced_under_the_store_gets_its_lease_table_again(tmp_path):
+    """The store reopens a database file replaced at its path (Store.check_file): the
+    lease is taken in the new file, whose lease table is made then."""
+    import shutil
+
+    path = tmp_path / "t.db"
+    store = Store(path)
+    lease = Lease(store, "evolink", KEY, holder="x")
+    assert lease.acquire() and not lease.problem
+    fresh = Store(tmp_path / "new.db")
+    fresh.close()
+    for suffix in ("", "-wal", "-shm"):
+        src = tmp_path / f"new.db{suffix}"
+        if src.exists():
+            shutil.copy(src, tmp_path / f"t.db{suffix}.new")
+    (tmp_path / "t.db.new").replace(path)
+    store.sync()  # notices the replaced file and reopens it
+    assert lease.acquire() and lease.problem is None
+    leases, _ = read_leases(store)
+    assert lease.name in leases
+    store.close()

@@ -226,20 +226,28 @@ class _SqliteBackend(_Backend):
         write lock; a lock held longer is the caller's ``problem`` (no blocking retries)."""
         from .store import _rollback
 
-        conn = self._conn()
-        if conn.in_transaction:  # never inside the store's own transaction
-            raise sqlite3.OperationalError("the task database is busy (a transaction is open)")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if not self.ready:
-                conn.execute(CREATE)
-            result = fn(conn, self.wall())
-            conn.execute("COMMIT")
-        except BaseException:
-            _rollback(conn)
-            raise
-        self.ready = True
-        return result
+        for attempt in range(2):
+            conn = self._conn()
+            if conn.in_transaction:  # never inside the store's own transaction
+                raise sqlite3.OperationalError("the task database is busy (a transaction is open)")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if not self.ready:
+                    conn.execute(CREATE)
+                result = fn(conn, self.wall())
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                _rollback(conn)
+                if attempt == 0 and self.ready and "no such table" in str(exc):
+                    self.ready = False  # the store reopened a database file replaced at its path
+                    continue
+                raise
+            except BaseException:
+                _rollback(conn)
+                raise
+            self.ready = True
+            return result
+        raise sqlite3.OperationalError("the lease table cannot be made")
 
     def read(self, sql: str, args: tuple = ()) -> list[tuple]:
         conn = getattr(self.store, "_conn", None)
