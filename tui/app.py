@@ -1196,11 +1196,8 @@ class TaskTUI(App[None]):
     def _our_commands(self) -> Iterable[SystemCommand]:
         """The palette's commands: every action of the table marked for it (title,
         help and the key bound now, as the keymap has it), then the saved filters."""
-        bound: dict[str, list[str]] = {}
-        for _key, binding in self._bindings:  # type: ignore[attr-defined]
-            if binding.id:
-                bound.setdefault(binding.id, []).append(self.get_key_display(binding))
-        keymap = getattr(self, "_keymap", None) or {}  # what set_keymap ([ui.keymap]) asked for
+        bound = self.bound_keys()  # the keys bound now (public: BINDINGS and self.keymap)
+        keymap = self.keymap  # what set_keymap ([ui.keymap]) asked for
         for action in actions.palette(actions.MAIN):
             if action.id in keymap:
                 shown = [actions.key_display(k) for k in str(keymap[action.id]).split(",")]
