@@ -437,3 +437,59 @@ async def test_healthz_names_a_stopped_worker_and_a_stuck_loop(sim, tmp_path):
     finally:
         await engine.stop()
         store.close()
+
+
+def test_two_collectors_on_one_postgresql_store_one_polls_and_kill_9_hands_over(sim_factory, sim_scenario,
+                                                                                 sim_task, tmp_path, pg_url):
+    """Two `tasktui collect` on one PostgreSQL store, one key: one of them holds the
+    lease and polls; kill -9 of that one hands over to the other (it polls the rest,
+    within seconds), and every task ends right, with no request inside a Retry-After
+    window or over the simulator's budget."""
+    from tui.store_pg import PgStore
+
+    tasks = [sim_task("evolink", f"ev-{i}", "running", at=0.0, end=30.0 + 30 * i) for i in range(4)]
+    sim = sim_factory(sim_scenario(*tasks))
+    with PgStore(pg_url) as s:
+        s.add("evolink", [t.task_id for t in tasks])
+    # fixed 0.5 s polling: the simulator's clock is frozen between steps, an adaptive schedule would wait long
+    config = provider_table("evolink", sim.base_url, balance_interval=0.0, poll_interval=0.5) \
+        + "[engine]\nadaptive = false\n"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = Collect(tmp_path / "a", config, "--db", pg_url)
+    b = Collect(tmp_path / "b", config, "--db", pg_url)
+
+    def state(key: str) -> str | None:
+        with PgStore(pg_url) as s:
+            t = s.get(key)
+            return t.state if t else None
+    try:
+        for c in (a, b):
+            c.wait_line(r"collecting: 4 tasks tracked")
+        env = {**os.environ, "TASKTUI_CONFIG": str(a.config), "TASKTUI_DB": pg_url}
+
+        def holder() -> int | None:
+            out = subprocess.run([str(TASKTUI), "quota", "--json"], env=env, capture_output=True, text=True,
+                                 timeout=60)
+            lease = json.loads(out.stdout)[0].get("lease") if out.returncode == 0 and out.stdout.strip() else None
+            return lease["pid"] if lease and lease.get("live") else None
+
+        until(lambda: holder() in (a.proc.pid, b.proc.pid), "a lease holder")
+        first = holder()
+        dead, alive = (a, b) if first == a.proc.pid else (b, a)
+        until(lambda: len(reqs(sim, "evolink")) >= 4, "the first polls")
+        sim.advance(35)  # ev-0 ends
+        until(lambda: state("evolink:ev-0") == "succeeded", "ev-0 seen ended")
+        dead.proc.kill()  # kill -9: no clean release of the lease
+        dead.proc.wait()
+        sim.advance(200)  # the rest end
+        until(lambda: holder() == alive.proc.pid, "the other collector took the lease")
+        until(lambda: all(state(f"evolink:ev-{i}") == "succeeded" for i in range(4)),
+              "every task ended, seen by the survivor")
+        alive.signal(signal.SIGTERM)
+        assert alive.wait() == 0
+    finally:
+        for c in (a, b):
+            c.close()
+    assert sim.violations == []
+    assert not any(r.over_budget for r in sim.requests)
