@@ -351,3 +351,31 @@ def test_daily_driver_end_to_end_against_the_simulator(simulated):
         term.wait_for("EXITED:0")
     finally:
         term.kill()
+
+
+def test_readonly_dashboard_in_a_real_terminal(prepared, tmp_path):
+    """TASKTUI_READONLY=1: READ-ONLY in the header, no Add/Forget/Refresh in the
+    footer, a and x do nothing, and the database file is left byte for byte."""
+    import hashlib
+
+    db = Path(prepared["TASKTUI_DB"])
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    term = Tmux(120, 30, f"{shlex.quote(installed_tasktui())}", {**prepared, "TASKTUI_READONLY": "1"})
+    try:
+        text = term.wait_for("READ-ONLY")
+        text = term.wait_for("Filter")  # the footer is drawn
+        footer = text.splitlines()[-1]
+        assert "Add" not in footer and "Forget" not in footer and "Refresh" not in footer
+        term.press("a")
+        term.press("x")
+        term.press("?")  # a screen that does open: the keys before it were handled (and did nothing)
+        text = term.wait_for("this screen")
+        assert "Track" not in text and "Forget " not in text  # no add form, no question
+        assert "track tasks" not in text and "stop tracking" not in text  # nor in the help's keys
+        term.press("Escape")
+        term.wait_for("this screen", absent=True)
+        term.press("q")
+        term.wait_for("EXITED:0")
+    finally:
+        term.kill()
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before

@@ -731,7 +731,8 @@ class TaskTUI(App[None]):
         what: dict[str, str] = {}
         bound = self.bound_keys()
         for binding in self.BINDINGS:
-            if isinstance(binding, Binding) and binding.id in ours and bound.get(binding.id):
+            if (isinstance(binding, Binding) and binding.id in ours and bound.get(binding.id)
+                    and not (self.readonly and binding.action in READONLY_OFF)):
                 keys[binding.id] = bound[binding.id]
                 what[binding.id] = KEY_HELP.get(binding.id, binding.description)
         rows = [("j k ↑ ↓", "move"), ("PgUp PgDn Home End", "page, first, last")]
