@@ -160,3 +160,9 @@ def test_wait_help_lists_the_exit_codes_and_add_help_the_providers(capsys):
     text = capsys.readouterr().out
     for provider in ("comfy", "upscayl", "qolaba", "freepik", "evolink"):
         assert provider in text
+
+
+def test_readonly_wait_and_notify_never_import_textual():
+    code = ("import sys, tui.watch, tui.notify, tui.cli\n"
+            "assert 'textual' not in sys.modules, sorted(m for m in sys.modules if m.startswith('textual'))\n")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
