@@ -204,3 +204,30 @@ def test_the_dashboard_writes_it_through_its_terminal_driver(tmp_path):
             proc.wait()
         os.close(master)
         reader.join(timeout=5)
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("true", True), ("false", False), ('"off"', "off"), ('"osc9"', "osc9"), ('"osc777"', "osc777"),
+])
+def test_config_notify_values(tmp_path, value, expected):
+    from tui.config import load_config
+
+    path = tmp_path / "config.toml"
+    path.write_text(f"[ui]\nnotify = {value}\n", encoding="utf-8")
+    assert load_config(path).ui.notify == expected
+
+
+@pytest.mark.parametrize("value, said", [
+    ('"osc8"', "'osc8' is not a notification mode (did you mean 'osc9'?)"),
+    ("1", "'1' is not a notification mode"),
+    ('"OSC9"', "not a notification mode"),
+])
+def test_config_notify_bad_values_say_why_in_one_line(tmp_path, value, said):
+    from tui.config import ConfigError, load_config
+
+    path = tmp_path / "config.toml"
+    path.write_text(f"[ui]\nnotify = {value}\nreadonly = true\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    first = str(caught.value).splitlines()[0]
+    assert "ui.notify" in first and said in first and "osc777" in first
