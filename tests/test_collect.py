@@ -486,6 +486,7 @@ def test_two_collectors_on_one_postgresql_store_one_polls_and_kill_9_hands_over(
         until(lambda: holder() == alive.proc.pid, "the other collector took the lease")
         until(lambda: all(state(f"evolink:ev-{i}") == "succeeded" for i in range(4)),
               "every task ended, seen by the survivor")
+        alive.wait_line(rf"provider evolink: polled by \S+ \(pid {alive.proc.pid}\)", since=0)  # said in its log
         alive.signal(signal.SIGTERM)
         assert alive.wait() == 0
     finally:

@@ -182,6 +182,7 @@ class Collector:
         self.new_events = 0
         self.counters_changed = False
         self.provider_states: dict[str, tuple[str, str | None]] = {}
+        self.pollers: dict[str, str] = {}  # provider -> "polled by HOST (pid N) since T", as last logged
         self.wake: asyncio.Event | None = None
         self.stop_asked: asyncio.Event | None = None
         self.signals = 0
@@ -270,6 +271,19 @@ class Collector:
             level = logging.INFO if now[0] == "ok" else logging.WARNING
             say("provider", f"provider {w.name}: {now[0]}{cause}", level=level, provider=w.name, state=now[0],
                 cause=now[1], previous=before[0] if before else None)
+        self._lease_lines()
+
+    def _lease_lines(self) -> None:
+        """Who polls each provider key (the lease, tui/lease.py), when that changes."""
+        for w in list(self.engine.workers.values()):
+            try:
+                who = w.health(learned=False).polled_by
+            except Exception:
+                continue
+            if who is None or self.pollers.get(w.name) == who:
+                continue
+            self.pollers[w.name] = who
+            say("lease", f"provider {w.name}: {who}", provider=w.name, polled_by=who)
 
     # ------------------------------------------------------------ health
 
