@@ -76,7 +76,9 @@ async def test_first_frame_end_key_and_count_at_scale(tmp_path: Path) -> None:
     app = make_app(make_config(tmp_path), store, offline=True)
     async with app.run_test(size=(140, 40)) as pilot:
         tl = app.task_list
-        await wait_for(pilot, lambda: tl._window.complete)
+        await pilot.pause()
+        assert not tl._window.complete  # the first frame read the head and the count only
+        assert tl.count == 3000
         first = tl.index[0]
         assert first.split(":", 1)[1] in screen_text(app)
         assert tl.count == 3000
@@ -84,8 +86,14 @@ async def test_first_frame_end_key_and_count_at_scale(tmp_path: Path) -> None:
         assert tl.cursor_key == tl.index[-1]
         assert tl.cursor_key.split(":", 1)[1] in screen_text(app)
         await pilot.press("slash", *"state:fail")
-        await wait_for(pilot, lambda: tl.count == sum(t.state == "failed" for t in every_task(path)))
-        assert all(store.get(k).state == "failed" for k in tl.index)
+        failed = [t for t in every_task(path) if t.state == "failed"]
+        await wait_for(pilot, lambda: tl.count == len(failed))
+        assert len(failed) > HEAD_ROWS and not tl._window.complete  # typing reads heads and counts
+        assert tl.cursor_row == 0 and store.get(tl.cursor_key).state == "failed"
+        tl.focus()
+        await pilot.press("end")  # past the head: the rest of the order is read
+        assert tl._window.complete and tl.cursor_row == len(failed) - 1
+        assert [store.get(k).state for k in tl.index] == ["failed"] * len(failed)
     store.close()
 
 
@@ -95,7 +103,7 @@ async def test_removing_and_adding_many_costs_the_changed_rows(tmp_path: Path) -
     app = make_app(make_config(tmp_path), store, offline=True)
     async with app.run_test(size=(140, 40)) as pilot:
         tl = app.task_list
-        await wait_for(pilot, lambda: tl._window.complete)
+        await pilot.pause()
         before = tl.index
         gone = before[100:2100:2]  # 1,000 of 3,000
         seen = statements(store)
@@ -124,7 +132,7 @@ async def test_updates_keep_their_place_until_the_user_sorts(tmp_path: Path) -> 
     app = make_app(make_config(tmp_path), store, offline=True)
     async with app.run_test(size=(140, 40)) as pilot:
         tl = app.task_list
-        await wait_for(pilot, lambda: tl._window.complete)
+        await pilot.pause()
         before = tl.index
         last = before[-1]
         tl.select(last)

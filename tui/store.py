@@ -1015,10 +1015,12 @@ class Store:
         return ", ".join(parts)
 
     def window_ids(self, where: Any = None, sort: str = "updated", reverse: bool = False,
-                   limit: int | None = None) -> list[int]:
+                   limit: int | None = None, *, walk: bool = False) -> list[int]:
         """The row ids of the tracked tasks matching ``where`` (a ``tui.filter.Where``, a query
         string or None) in the list order of ``sort`` (the first ``limit`` of them): the
-        task list's order, without a Task made per row."""
+        task list's order, without a Task made per row.  A filter is answered by a scan
+        and a sort of what it kept, unless ``walk``: then by walking the sort's index
+        (soonest for the first rows of a filter that keeps many)."""
         if isinstance(where, str):
             where = self.where(where)
         tail = f" LIMIT {int(limit)}" if limit is not None else ""
@@ -1028,7 +1030,7 @@ class Store:
         if where.residual is None:
             # a filter scans the table and sorts what it kept (walking a sort index and
             # reading the row of every entry is far slower for a narrow filter)
-            hint = " NOT INDEXED" if self.dialect == "sqlite" else ""
+            hint = " NOT INDEXED" if self.dialect == "sqlite" and not walk else ""
             return self._ids(f"SELECT id FROM tasks{hint} WHERE deleted = 0 AND ({where.sql})"
                              f" ORDER BY {order}{tail}", tuple(where.params))
         rows = self._read(f"SELECT {self._cols}, id FROM tasks WHERE deleted = 0 AND ({where.sql})"

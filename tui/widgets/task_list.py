@@ -218,10 +218,14 @@ class _Window:
         self.where, self.sort, self.reverse = where, sort, reverse
         self.rows.clear()
         if head is not None:
-            self.ids = array("q", self.store.window_ids(where, sort, reverse, limit=head))
-            self.complete = len(self.ids) < head
+            # the count first (one scan, nothing fetched): a filter that keeps many rows
+            # finds its first ones soonest by walking the sort's index, a narrow one by a scan
+            total = self.store.count_where(where)
+            walk = where is None or total * 20 >= len(self.store)
+            self.ids = array("q", self.store.window_ids(where, sort, reverse, limit=head, walk=walk))
+            self.complete = len(self.ids) >= total
+            self.total = total
             if not self.complete:
-                self.total = self.store.count_where(where)
                 return
         else:
             self.ids = array("q", self.store.window_ids(where, sort, reverse))
@@ -277,23 +281,24 @@ class _Window:
             out += [found[i] for i in chunk if i in found]
         return out
 
-    def find(self, rid: int, hint: int | None = None) -> int | None:
-        """Where row id ``rid`` is in the order (None: not listed)."""
+    def find(self, rid: int, hint: int | None = None, *, whole: bool = True) -> int | None:
+        """Where row id ``rid`` is in the order (None: not listed; with ``whole=False``,
+        None also when only the head is read and it is not in the head)."""
         ids = self.ids
         if hint is not None and 0 <= hint < len(ids) and ids[hint] == rid:
             return hint
         try:
             return ids.index(rid)
         except ValueError:
-            if self.finish():
+            if whole and self.finish():
                 return self.find(rid)
             return None
 
-    def position(self, key: str | None, hint: int | None = None) -> int | None:
+    def position(self, key: str | None, hint: int | None = None, *, whole: bool = True) -> int | None:
         if not key:
             return None
         found = self.store.ids_for([key]).get(key)
-        return None if found is None else self.find(found, hint)
+        return None if found is None else self.find(found, hint, whole=whole)
 
     def sort_key(self, values: tuple) -> tuple:
         """SQL sort values -> a Python key ordering as ``order_sql`` does (reversed: mirrored)."""
@@ -534,15 +539,16 @@ class TaskList(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------ window (a store that holds only some tasks)
 
-    def _rebuild_window(self) -> None:
-        """The order from the store: the first screen now (one indexed query with a LIMIT),
-        the rest after the frame that shows it."""
+    def _rebuild_window(self, head_only: bool = False) -> None:
+        """The order from the store.  The first frame and a new filter read the head (one
+        query with a LIMIT, and the count): the rest of the order is read when something
+        needs it (a row past the head, a change, a mark of all); a sort reads it all."""
         w = self._window
         assert w is not None
         where = self.store.where(self.filter_query) if self._query_pred is not None else None
         first = not self._shown_once
         self._shown_once = True
-        head = max(HEAD_ROWS, self.size.height * 2) if first else None
+        head = max(HEAD_ROWS, self.size.height * 2) if first or head_only else None
         w.load(where, self.sort_mode, self.sort_reverse, head)
         if first:
             self._live_states = {t.key: t.state for t in self.store.tasks() if not t.terminal}
@@ -551,14 +557,7 @@ class TaskList(ScrollView, can_focus=True):
         self._index = w  # type: ignore[assignment]
         self._index_keys = None
         self._index_set = None
-        if not w.complete:
-            self.call_after_refresh(self._finish_window)
         self._index_changed()
-
-    def _finish_window(self) -> None:
-        w = self._window
-        if w is not None and w.finish():
-            self._index_changed()
 
     def _apply_window(self, keys: list[str]) -> list[tuple[str, str | None, str | None]]:
         """Changed keys into the window's order: a row that still matches keeps its place
@@ -646,7 +645,7 @@ class TaskList(ScrollView, can_focus=True):
             self.filter_query = query
             has_terms = any(t.value for t in tfilter.parse(query))
             self._query_pred = tfilter.compile_filter(query) if has_terms else None
-            self._rebuild_window()
+            self._rebuild_window(head_only=True)
             return len(self._index)
         self._refilter(self._index if narrow else None)
         return len(self._index)
@@ -795,8 +794,16 @@ class TaskList(ScrollView, can_focus=True):
             return None
 
     def _index_changed(self) -> None:
-        """Keep the cursor on its task (or its row when the task left) and resize."""
-        row = self._row_of(self.cursor_key)
+        """Keep the cursor on its task (or its row when the task left) and resize.
+        A window with only its head read: the cursor's task is looked for in the head,
+        else the cursor goes to the top."""
+        w = self._window
+        if w is not None and not w.complete:
+            row = w.position(self.cursor_key, self._cursor_row, whole=False)
+            if row is None:
+                self._cursor_row = 0
+        else:
+            row = self._row_of(self.cursor_key)
         if row is not None:
             self._cursor_row = row
         else:
