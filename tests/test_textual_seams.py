@@ -15,6 +15,10 @@ so here, and a test fails on the upgrade that breaks it (issue #14).
 
 Counting layouts needs Textual's ``Screen._refresh_layout``: ``monkeypatch``
 refuses a name that is gone, so a rename fails this test loudly too.
+
+A ratchet keeps it at that: tui reads no other private Textual name
+(``App._bindings`` / ``_keymap`` gave way to ``App.keymap`` and
+``bound_keys()``) and overrides no private Textual method.
 """
 
 from __future__ import annotations
@@ -103,3 +107,72 @@ def test_atexit_handlers_can_be_run_before_a_hard_exit(tmp_path):
 
     left = Path(mark.read_text())
     assert not left.exists()  # the temporary directory's own finalizer ran too
+
+
+# ---------------------------------------------------------------- a ratchet: no new private Textual names
+
+import ast  # noqa: E402
+import importlib  # noqa: E402
+import inspect  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+TUI = Path(__file__).resolve().parents[1] / "tui"
+ALLOWED_PRIVATE = {"_scroll_update"}  # each named, measured and guarded above
+UI_MODULES = ["tui.app", "tui.messages", "tui.preview", "tui.widgets.task_list", "tui.widgets.filter_bar",
+              "tui.widgets.header", "tui.widgets.quota", "tui.widgets.summary", "tui.screens.detail",
+              "tui.screens.help", "tui.screens.errors", "tui.screens.add", "tui.screens.confirm"]
+
+
+def _textual_private_names() -> set[str]:
+    from textual.message import Message
+    from textual.scroll_view import ScrollView
+    from textual.widgets import DataTable, Footer, Label, Static
+
+    names: set[str] = set()
+    for cls in (App, Widget, Screen, ScrollView, Input, DataTable, Footer, Label, Static, Message):
+        names |= {n for n in dir(cls) if n.startswith("_") and not n.startswith("__")}
+    for obj in (App(), Widget(), Screen(), ScrollView(), Input(), DataTable(), Static(), Label(), Footer()):
+        names |= {n for n in dir(obj) if n.startswith("_") and not n.startswith("__")}  # set in __init__
+    return names
+
+
+def test_tui_reads_no_private_textual_name_beyond_the_guarded_ones():
+    """``x._name`` where ``_name`` is Textual's (and tui defines no such name itself)."""
+    textual_names = _textual_private_names()
+    own: set[str] = set()
+    used: dict[str, set[str]] = {}
+    for path in TUI.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        modules = {(a.asname or a.name).split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                   for a in node.names}  # os._exit is no Textual name
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                own.add(node.name)
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules:
+                continue
+            elif isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                if isinstance(node.ctx, ast.Store):
+                    own.add(node.attr)
+                used.setdefault(node.attr, set()).add(path.relative_to(TUI).as_posix())
+    private = {n: sorted(used[n]) for n in set(used) & textual_names - own}
+    assert set(private) <= ALLOWED_PRIVATE, f"private Textual names read by tui: {private}"
+
+
+def test_tui_overrides_no_private_textual_method():
+    class Plain(Widget):  # what Textual itself sets on every subclass
+        pass
+
+    machinery = {n for n in vars(Plain) if n.startswith("_")}
+    found = []
+    for name in UI_MODULES:
+        module = importlib.import_module(name)
+        for cls in vars(module).values():
+            if not inspect.isclass(cls) or cls.__module__ != name:
+                continue
+            bases = [b for b in cls.__mro__[1:] if b.__module__.startswith("textual")]
+            for attr in vars(cls):
+                if (attr.startswith("_") and not attr.startswith("__") and attr not in machinery
+                        and not attr.startswith("_default_")  # a reactive's default (FilterInput.virtual_size)
+                        and any(attr in vars(b) for b in bases)):
+                    found.append(f"{name}.{cls.__name__}.{attr}")
+    assert found == []
