@@ -214,3 +214,58 @@ def test_a_database_file_replaced_under_the_store_gets_its_lease_table_again(tmp
     leases, _ = read_leases(store)
     assert lease.name in leases
     store.close()
+
+
+async def test_a_take_over_polls_each_task_when_the_last_holder_planned(tmp_path, sim_factory):
+    """In virtual time: one engine polls and stops, another holder takes the key, a
+    second engine starts as a follower, then the holder gives the key up: the second
+    engine asks the tasks when the first planned (Task.next_poll_at), not all at once."""
+    from tui.config import parse_config
+    from tui.engine import Engine
+    from tui.sim import build_scenario, sim_task
+
+    wall = 1_800_000_000.0
+    scenario = build_scenario(*(sim_task("evolink", f"p{n}", "running", created=-10.0, start=-5.0, end=5000.0)
+                                for n in range(3)))
+    scenario.epoch = wall
+    sim = sim_factory(scenario)
+    store = Store(tmp_path / "tasks.db")
+    store.add("evolink", ["p0", "p1", "p2"])
+    vt = [0.0]
+    config = parse_config(f'[providers.evolink]\napi_key = "{sim.key("evolink")}"\nbase_url = "{sim.base_url}"\n'
+                          'poll_interval = 1.0\nrate_limit = "600/s"\nbalance_interval = 0\n')
+    other = Store(tmp_path / "tasks.db")
+    holder = Lease(other, "evolink", sim.key("evolink"), holder="render-box:4242:abc",
+                   wall=lambda: wall + vt[0], clock=lambda: vt[0])
+
+    def status_polls(after: float) -> list:
+        return [r for r in sim.requests if r.endpoint == "status" and r.time > after]
+
+    async def step_to(engine, until: float) -> None:
+        while vt[0] <= until:
+            sim.sim.clock.set(vt[0])
+            await engine.poll_due()
+            vt[0] += 1.0
+
+    first = Engine(config, store, clock=lambda: vt[0], wall=lambda: wall + vt[0])
+    try:
+        await step_to(first, 0)
+    finally:
+        await first.stop()  # gives the lease up
+    assert len(status_polls(-1)) == 3
+    planned = [store.get(f"evolink:p{n}").next_poll_at for n in range(3)]
+    assert all(p is not None and p - wall > 100 for p in planned), planned
+    assert holder.acquire()
+    engine = Engine(config, store, clock=lambda: vt[0], wall=lambda: wall + vt[0])
+    try:
+        await step_to(engine, 20)  # following: nothing sent
+        assert status_polls(0.5) == []
+        holder.release()
+        await step_to(engine, 100)  # ours now: nothing is due before the planned times
+        assert status_polls(0.5) == []
+        (h,) = engine.health()
+        assert h.lease["pid"] == os.getpid()
+    finally:
+        await engine.stop()
+        store.close()
+        other.close()

@@ -207,6 +207,7 @@ class Worker:
         self.lease = Lease(store, name, cfg.api_key.get_secret_value(), wall=wall, clock=clock)
         self.reserved = 0
         self.follower_cache: tuple[int, ProviderHealth] | None = None
+        self.followed = False  # we followed another holder since we last held the lease
         # push (issue 18): task key -> wall time of its last push; polled only as a safety net
         self.safety_net = SAFETY_NET
         self.pushed: dict[str, float] = {}
@@ -373,6 +374,8 @@ class Worker:
             self._take_over(lease.taken or {}, lease.previous)
         elif not held and was:
             self._lost_lease()
+        if not held:
+            self.followed = True
         self.follower_cache = None
         return held
 
@@ -400,13 +403,16 @@ class Worker:
             if budget is not None and isinstance(entry, dict):
                 budget.restore(entry.get("used"), entry.get("reset_at"))
         self.reserved = 0
-        # the last holder polled these tasks: each is due when it planned (Task.next_poll_at)
-        self.sched = {}
-        for task, key in self._live_keyed():
-            at = getattr(task, "next_poll_at", None)
-            if isinstance(at, (int, float)) and math.isfinite(at):
-                self.sched[key] = Schedule(due=now + min(max(0.0, at - wall_now), self.knobs.max_interval))
-        self.due_cache = None
+        if self.followed:
+            # the holder we followed polled these tasks: each is due when it planned
+            # (Task.next_poll_at), not all at once (a process that just started asks at once)
+            self.followed = False
+            self.sched = {}
+            for task, key in self._live_keyed():
+                at = getattr(task, "next_poll_at", None)
+                if isinstance(at, (int, float)) and math.isfinite(at):
+                    self.sched[key] = Schedule(due=now + min(max(0.0, at - wall_now), self.knobs.max_interval))
+            self.due_cache = None
         if previous is not None and previous.holder and previous.expires > 0:
             # (a holder that stopped cleanly gave the lease up: no news; one that died is)
             who = f"{clean(previous.host or '?', 100)} (pid {previous.pid})"
