@@ -25,7 +25,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from .. import actions, timefmt
+from .. import actions
 from ..model import SUCCEEDED, iso
 from ..text import is_web_url
 from ..widgets.cells import clean, redact

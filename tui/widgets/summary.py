@@ -26,13 +26,13 @@ def _when(ts: float | None, now: float) -> str:
     return f"{iso(ts)}  ({since(now, ts)})"
 
 
-def _short(ts: float | None, now: float, *, ahead: bool = False) -> str:
-    """A freshness time in few cells: ``12s ago`` / ``in 5s`` (relative) or ``07:59:48`` (absolute)."""
+def _short(ts: float | None, now: float) -> str:
+    """A past time in few cells: ``12s ago`` (relative) or ``07:59:48`` (absolute)."""
     if ts is None or iso(ts) is None:
         return "-"
     if timefmt.mode == timefmt.ABSOLUTE:
         return timefmt.clock(ts, now)
-    return timefmt.until(now, ts) if ahead else timefmt.since(now, ts)
+    return timefmt.since(now, ts)
 
 
 def next_poll_text(task: Task, now: float) -> Text:
