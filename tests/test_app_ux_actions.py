@@ -169,3 +169,9 @@ async def test_keymap_remaps_table_actions(tmp_path, binding_id, key):
             await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
             await pilot.press("I")
             await wait_for(pilot, lambda: app.clipboard == app.screen.key.split(":", 1)[1])
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 50)], ids=["80x24", "160x50"])
+def test_snapshot_help_from_the_action_table(snap_compare, tmp_path, size):
+    app = make_app(make_config(), fill_store(tmp_path / "tasks.db"), clock=clock)
+    assert snap_compare(app, press=["question_mark"], terminal_size=size)
