@@ -286,7 +286,7 @@ class TaskTUI(App[None]):
             return False
         import termios
 
-        for stream in (sys.__stdout__, sys.__stdin__):
+        for stream in (sys.__stderr__, sys.__stdout__, sys.__stdin__):  # Textual draws on stderr
             try:
                 termios.tcgetattr(stream.fileno())
                 return True
