@@ -50,6 +50,7 @@ def _health_extras(source: Any) -> dict:
         "endpoints_off": {str(k): dict(v) for k, v in off.items() if isinstance(v, dict)}
         if isinstance(off, dict) else {},
         "last_answer_at": get("last_answer_at"),
+        "push": dict(get("push") or {}) if isinstance(get("push"), dict) else {},  # tui/push.py's counts
     }
 
 
@@ -59,6 +60,8 @@ def info_from_status(status: Any, health: Any = None) -> dict:
     extras = _health_extras(health) if health is not None else {}
     if getattr(status, "cause", None):
         extras["cause"] = status.cause
+    if getattr(status, "push", None):
+        extras["push"] = dict(status.push)
     return {
         **extras,
         "state": "paused" if status.paused and status.state == "ok" else status.state,
@@ -188,6 +191,9 @@ def health_lines(info: dict, now: float) -> list[tuple[str, str]]:
             parts.append(part)
         if parts:
             lines.append(("daily", " · ".join(parts)))
+    push = push_text(info.get("push"))
+    if push:
+        lines.append(("push", push))
     off = info.get("endpoints_off") or {}
     for name, d in sorted(off.items()):
         until = _clock(d.get("until"))
@@ -197,6 +203,25 @@ def health_lines(info: dict, now: float) -> list[tuple[str, str]]:
             text += f": {clean(str(reason), 120)}"
         lines.append(("endpoint", text))
     return lines
+
+
+def push_text(push: Any) -> str | None:
+    """The push receiver's counts in one line (tui/push.py: received, accepted,
+    rejected by reason, polls saved); None when nothing was ever pushed."""
+    if not isinstance(push, dict) or not push.get("received"):
+        return None
+
+    def n(value: Any) -> int:
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+    rejected = {str(k): n(v) for k, v in (push.get("rejected") or {}).items() if n(v)} \
+        if isinstance(push.get("rejected"), dict) else {}
+    parts = [f"{n(push.get('received')):,} received", f"{n(push.get('accepted')):,} accepted"]
+    if rejected:
+        why = ", ".join(f"{clean(k.replace('_', ' '), 30)} {v:,}" for k, v in sorted(rejected.items()))
+        parts.append(f"{sum(rejected.values()):,} rejected ({why})")
+    parts.append(f"{n(push.get('polls_saved')):,} polls saved")
+    return " · ".join(parts)
 
 
 def problem(info: dict) -> str | None:
