@@ -39,7 +39,7 @@ async def test_a_task_that_succeeds_is_downloaded_and_its_files_recorded(files, 
     dest = tmp_path / "out"
     store.add("evolink", ["task-unified-1"], label="batch")
     ap = AutoPull(store, dest)
-    ap.start()
+    await ap.start()
     try:
         store.apply([Task("evolink", "task-unified-1", state="running", progress=50)])
         await settled(ap)
@@ -60,7 +60,7 @@ async def test_tasks_that_succeeded_before_it_started_are_left_to_pull(files, st
     store.add("comfy", ["old"])
     store.apply([Task("comfy", "old", state="succeeded", results=[files.url("/img.png")])])
     ap = AutoPull(store, tmp_path / "out")
-    ap.start()
+    await ap.start()
     try:
         store.add("comfy", ["new"])  # an unrelated change
         await settled(ap)
@@ -72,7 +72,7 @@ async def test_tasks_that_succeeded_before_it_started_are_left_to_pull(files, st
 async def test_an_expired_link_is_logged_once_and_not_retried(files, store, tmp_path):
     store.add("upscayl", ["u1"])
     ap = AutoPull(store, tmp_path / "out")
-    ap.start()
+    await ap.start()
     try:
         store.apply([Task("upscayl", "u1", state="succeeded", results=[files.url("/expired410")])])
         await settled(ap)
@@ -89,7 +89,7 @@ async def test_an_expired_link_is_logged_once_and_not_retried(files, store, tmp_
 async def test_a_success_written_by_another_process_is_downloaded(files, store, tmp_path):
     dest = tmp_path / "out"
     ap = AutoPull(store, dest)
-    ap.start()
+    await ap.start()
     try:
         with Store(tmp_path / "tasks.db") as other:  # another process's view of the same file
             other.add("freepik", ["fp-1"], kind="image-relight")
@@ -110,3 +110,52 @@ def test_what_wants_downloading():
     assert not wants(ok.copy(results=[]))
     assert not wants(ok.copy(files=["/tmp/x.png"]))  # already downloaded
     assert not wants(ok.copy(results=["file:///etc/passwd", "javascript:alert(1)"]))  # nothing fetchable
+
+
+# ---------------------------------------------------------------- through the config and the engine
+
+
+def test_auto_download_needs_a_dir():
+    from tui.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match="auto_download needs dir"):
+        parse_config("[results]\nauto_download = true\n", "cfg.toml")
+    assert parse_config("[results]\nauto_download = true\ndir = \"/tmp/x\"\n", "cfg.toml").results.auto_download
+    assert parse_config("", "cfg.toml").results.auto_download is False
+
+
+async def test_the_engine_runs_it_when_the_config_says_so(files, sim_factory, sim_task, sim_scenario, tmp_path):
+    """[results] auto_download: the engine polls the simulator, the task succeeds with
+    links on a file host, and the files land in dir before anyone asks."""
+    from tui.autopull import attach_from_config
+    from tui.config import parse_config
+    from tui.engine import Engine
+
+    links = [files.url("/img.png"), files.url("/song.mp3")]
+    sim = sim_factory(sim_scenario(sim_task("evolink", "task-unified-9", "succeeded", results=links)))
+    dest = tmp_path / "renders"
+    config = parse_config(f'[providers.evolink]\napi_key = "{sim.key("evolink")}"\nbase_url = "{sim.base_url}"\n'
+                          f'poll_interval = 0.1\nrate_limit = "600/s"\n\n[results]\nauto_download = true\n'
+                          f'dir = "{dest}"\n', "cfg.toml")
+    files.secrets.append(sim.key("evolink"))  # the provider's key must never reach the file host
+    store = Store(tmp_path / "tasks.db")
+    off = Engine(parse_config("", "cfg.toml"), store)
+    assert attach_from_config(off, store, parse_config("", "cfg.toml")) is None and off.services == []
+    engine = Engine(config, store)
+    puller = attach_from_config(engine, store, config)
+    assert puller is not None and engine.services == [puller]
+    store.add("evolink", ["task-unified-9"])
+    await engine.start()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while len(store.get("evolink:task-unified-9").files) < 2:  # the event: files recorded in the store
+            assert loop.time() < deadline, "the results were never downloaded"
+            await asyncio.sleep(0.02)
+    finally:
+        await engine.stop()
+        store.close()
+    assert not puller.running
+    got = sorted(p.name for p in (dest / "evolink").rglob("*") if p.is_file())
+    assert got == ["task-unified-9-1.png", "task-unified-9-2.mp3"]
+    assert files.violations == []

@@ -1277,6 +1277,9 @@ def run_dashboard(config_path: Any, db_path: Any, offline: bool, readonly: bool 
                 from .push import listen_with
 
                 listen_with(engine, SimpleNamespace(db=db_path))
+            from .autopull import attach_from_config
+
+            attach_from_config(engine, store, config)  # [results] auto_download: results fetched as tasks succeed
         app = make_app(config, store, engine, offline=offline, config_path=cpath, readonly=readonly)
         app.hard_exit_on_hangup = True
         app.run()

@@ -73,8 +73,13 @@ class AutoPull:
 
     # ------------------------------------------------------------ life
 
-    def start(self) -> None:
-        """Subscribe to the store and start the workers (call on the event loop)."""
+    @property
+    def running(self) -> bool:
+        return self._loop is not None
+
+    async def start(self, engine: Any = None) -> None:
+        """Subscribe to the store and start the workers on the running loop (the
+        ``Engine.attach`` protocol: the engine calls it when it starts)."""
         if self._loop is not None:
             return
         self._loop = asyncio.get_running_loop()
@@ -182,3 +187,14 @@ def wants(task: Task | None) -> bool:
     and nothing downloaded yet."""
     return (task is not None and task.state == SUCCEEDED and bool(task.results) and not task.files
             and any(is_web_url(url) for url in task.results))
+
+
+def attach_from_config(engine: Any, store: Any, config: Any) -> AutoPull | None:
+    """An AutoPull run with ``engine`` when ``[results] auto_download`` is on
+    (the dashboard and ``tasktui collect`` call this); None when it is off."""
+    section = getattr(config, "results", None)
+    if engine is None or section is None or not getattr(section, "auto_download", False):
+        return None
+    puller = AutoPull(store, section.dir)
+    engine.attach(puller)
+    return puller

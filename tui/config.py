@@ -481,6 +481,15 @@ class ResultsConfig(BaseModel):
 
     dir: str | None = Field(default=None, min_length=1)  # the `d` key's folder (default: the current one)
     preview_max_mb: float = Field(default=20.0, gt=0, le=2000)
+    # download results as tasks succeed, into ``dir`` (the dashboard's and collect's
+    # engine run tui/autopull.py), before the providers' links expire
+    auto_download: bool = False
+
+    @model_validator(mode="after")
+    def _auto_download_has_a_dir(self) -> "ResultsConfig":
+        if self.auto_download and self.dir is None:
+            raise ValueError('auto_download needs dir (where the files go), e.g. dir = "~/renders"')
+        return self
 
 
 class ListenConfig(BaseModel):
