@@ -15,6 +15,12 @@
    DataTable filled with every row and refilled with the matches at each key
    (what the screen did before it became a window).  Goals: open < 0.1 s,
    filter key p95 < 50 ms.
+3. ``ls --json`` and ``add`` of one id over N stored tasks, each in its own
+   process: wall time and peak memory, against the old way (the whole store
+   loaded, then one JSON document built and printed), run in the same way.
+   Goals: ``ls --json`` memory flat (within 1.5x of the same command at N/100);
+   ``add`` of one id: its process's wall time within 100 ms of the same
+   command at N/100 (it never loads the store; start-up and imports are the rest).
 """
 
 from __future__ import annotations
@@ -378,10 +384,95 @@ def log_screen(events: int, failures: int) -> list[Result]:
     ]
 
 
+# ---------------------------------------------------------------- ls --json / add at scale
+
+_PEAK = """
+import resource, subprocess, sys, time
+t = time.perf_counter()
+r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+wall = time.perf_counter() - t
+if r.returncode:
+    sys.exit(f"exit {r.returncode}: {r.stderr}")
+print(wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+_OLD_ADD = """
+import sys
+from tui.store import Store
+store = Store(sys.argv[1])  # every task loaded, as add did
+store.add("evolink", ["task-unified-old-one"])
+store.close()
+"""
+
+_OLD_LS = """
+import json, sys
+from tui.headless import dumps
+from tui.store import Store
+store = Store(sys.argv[1], readonly=True)
+print(dumps([t.to_dict() for t in store.tasks()], indent=2))
+"""
+
+
+def _process(db: Path, *argv: str) -> tuple[float, float]:
+    """(wall seconds, peak MiB) of one process: ``tasktui ARGV`` or ``python -c CODE DB``."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKTUI_")}
+    env.update(TASKTUI_DB=str(db), TASKTUI_CONFIG=str(db.parent / "missing.toml"))
+    cmd = [sys.executable, "-m", "tui", *argv] if argv[0] != "-c" else [sys.executable, *argv, str(db)]
+    root = Path(__file__).resolve().parent.parent
+    r = subprocess.run([sys.executable, "-c", _PEAK, *cmd], cwd=root, env=env, capture_output=True,
+                       text=True, timeout=1800)
+    if r.returncode:
+        raise RuntimeError(r.stderr or r.stdout)
+    wall, kb = r.stdout.split()
+    return float(wall), int(kb) / 1024
+
+
+def _task_store(path: Path, n: int) -> Path:
+    from tui.store import Store
+
+    with Store(path, scope="none") as store:
+        for start in range(0, n, 50_000):
+            store.add("evolink", [f"task-unified-{i:08d}" for i in range(start, min(n, start + 50_000))],
+                      label="batch-7")
+    return path
+
+
+def ls_and_add(n: int) -> list[Result]:
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("small", "big"):
+            (Path(tmp) / name).mkdir()
+        small = _task_store(Path(tmp) / "small" / "t.db", max(1, n // 100))
+        big = _task_store(Path(tmp) / "big" / "t.db", n)
+        start, _ = _process(big, "--version")
+        ls_small = _process(small, "ls", "--json")
+        ls_new = _process(big, "ls", "--json")
+        ls_old = _process(big, "-c", _OLD_LS)
+        add_small = _process(small, "add", "evolink", "task-unified-new-one")
+        add_new = _process(big, "add", "evolink", "task-unified-new-one")
+        rm_new = _process(big, "rm", "evolink", "task-unified-new-one")
+        add_old = _process(big, "-c", _OLD_ADD)
+    flat = ls_new[1] <= 1.5 * ls_small[1]
+    return [
+        Result("headless", f"ls --json over {n:,} tasks: peak memory", ls_new[1], "MiB", ls_old[1],
+               "whole store loaded, one document", f"flat (<= 1.5x of {max(1, n // 100):,} tasks)", flat,
+               notes=f"{ls_small[1]:.0f} MiB at {max(1, n // 100):,} tasks; wall {ls_new[0]:.2f} s "
+                     f"(old way {ls_old[0]:.2f} s)"),
+        Result("headless", f"add of one id at {n:,} tasks: process wall", add_new[0], "s",
+               add_old[0], "store loaded, then add", f"<= 100 ms more than at {max(1, n // 100):,} tasks",
+               add_new[0] - add_small[0] <= 0.1,
+               notes=f"at {max(1, n // 100):,} tasks {add_small[0]:.2f} s (start-up and imports: "
+                     f"`tasktui --version` {start:.2f} s); rm of one id {rm_new[0]:.2f} s; peak {add_new[1]:.0f} MiB"),
+    ]
+
+
 def run(quick: bool = False) -> list[Result]:
     if quick:
-        return wait_cpu(1_000, 3.0) + log_screen(1_000, 200)
-    return wait_cpu(10_000, 30.0) + log_screen(10_000, 2_000)
+        return wait_cpu(1_000, 3.0) + log_screen(1_000, 200) + ls_and_add(5_000)
+    return wait_cpu(10_000, 30.0) + log_screen(10_000, 2_000) + ls_and_add(300_000)
 
 
 if __name__ == "__main__":
@@ -390,6 +481,7 @@ if __name__ == "__main__":
     from .common import table
 
     results = (log_screen(10_000, 2_000) if "--log" in sys.argv
+               else ls_and_add(300_000) if "--ls" in sys.argv
                else run(quick="--quick" in sys.argv))
     print(table(results))
     for r in results:
