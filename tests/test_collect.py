@@ -228,6 +228,11 @@ def test_sighup_adds_a_provider_and_a_bad_config_keeps_the_old(sim, tmp_path, co
     assert "poll_interval" in line and "ERROR" in line
     assert httpx.get(c.health_url() + "/healthz", timeout=30).json()["providers"] == {"evolink": "ok",
                                                                                      "upscayl": "ok"}
+    # the config file gone: an error, not "no providers"
+    c.config.unlink()
+    c.signal(signal.SIGHUP)
+    c.wait_line(r"config not reloaded, the one in use is kept: .*no config file")
+    assert set(httpx.get(c.health_url() + "/healthz", timeout=30).json()["providers"]) == {"evolink", "upscayl"}
     c.signal(signal.SIGTERM)
     assert c.wait() == 0
 

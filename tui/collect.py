@@ -386,7 +386,9 @@ class Collector:
         from . import config as config_mod
 
         try:
-            config = config_mod.load_config(config_mod.config_path(getattr(self.args, "config", None)))
+            # a config file read at start that is gone now is an error, not "no providers"
+            config = config_mod.load_config(config_mod.config_path(getattr(self.args, "config", None)),
+                                            must_exist=getattr(self.config, "path", None) is not None)
         except Exception as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             say("reload", f"config not reloaded, the one in use is kept: {first}", level=logging.ERROR)
