@@ -120,7 +120,7 @@ def task_rows(task: Task, now: float, *, full: bool, tracked: float | None = Non
     if eta:
         add("eta", eta)
     if task.eta is not None and full:
-        add("expected", f"{task.eta:g} s")
+        add("expected", f"{timefmt.ago(task.eta)} in all (the provider's estimate)")
     if full:  # freshness: when the engine last asked, and when it asks next
         add("last polled", _when(task.polled_at, now) if task.polled_at is not None else "never (not yet asked)")
         add("next poll", next_poll_text(task, now))
