@@ -19,6 +19,19 @@ filter module's predicate, on what was left.  Rows are small slotted objects
 made in list order, so a pass over them walks memory in order.  Haystacks and
 categories are built in slices after the first frame (``warm_hay``).  When the
 query only grew (``tui.filter.refines``) only the current matches are tested.
+
+All of that is for a store that holds every task in memory (scope "all").  Over a
+store that holds only the live ones (scope "live", as the dashboard opens it, or
+"none") the list is a window (``_Window``): the order is the row ids of the listed
+tasks (8 bytes a task) read off an index of the sort (``Store.window_ids``), the
+first frame and each new filter read only the head (a LIMIT) and the exact count,
+the rest of the order when a row past the head or a change needs it; tasks are read
+around the rows drawn into a ``textual.cache.LRUCache``; the filter runs in SQL
+(``tui.filter.compile_sql``, the same language and results as the predicate); a
+change costs reads of the changed rows (in batches), a binary search (log n reads)
+per new row and a scan of the 8-byte order (in C) per removed one, not a re-sort.
+Lazy sorting is the same: a row that still matches keeps its place.  A reversed
+sort is the exact mirror (ties included).
 """
 
 from __future__ import annotations
