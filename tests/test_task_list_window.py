@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.scale import build
+from tests.pg import PgServer, pg_db, pg_server, pg_url  # noqa: F401  (fixtures)
 from test_app_fixtures import make_config, screen_text, wait_for
 from tui.app import make_app
 from tui.store import Store
@@ -162,3 +163,36 @@ def test_statements_trace_is_real(tmp_path: Path) -> None:
 def _debug_kinds(reads):
     import collections
     return collections.Counter(q.split(" WHERE ")[-1][:60] for q in reads if "FROM tasks" in q)
+
+
+async def test_the_window_over_postgresql(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """The same list over a PostgreSQL store (tests/pg.py): sort, filter, a removal
+    and an addition made by another store reach it through LISTEN/NOTIFY."""
+    url = request.getfixturevalue("pg_url")
+    from tui.model import Task
+    from tui.store_pg import PgStore
+
+    with PgStore(url) as full:
+        for p in ("evolink", "comfy"):
+            full.add(p, [f"{p[:2]}-{i:03d}" for i in range(150)])
+        full.apply([Task("evolink", f"ev-{i:03d}", state="failed" if i % 3 == 0 else "succeeded",
+                         updated_at=1_800_000_000.0 + i) for i in range(150)])
+        tasks = full.tasks()
+    store = PgStore(url, scope="live")
+    app = make_app(make_config(tmp_path), store, offline=True)
+    async with app.run_test(size=(140, 40)) as pilot:
+        tl = app.task_list
+        await pilot.pause()
+        assert tl.count == 300 and len(store.tasks()) == 150  # the comfy ones are live (unknown)
+        for mode in SORT_NAMES:
+            tl.set_sort(mode, True)
+            assert tl.index == python_order(tasks, mode, True), mode
+        app.apply_filter("state:fail -ev-000")
+        assert tl.count == 49 and all(store.get(k).state == "failed" for k in tl.index)
+        with PgStore(url) as other:
+            other.remove(["evolink:ev-003"])
+            other.add("evolink", ["ev-new"])
+            other.apply([Task("evolink", "ev-new", state="failed")])
+        await wait_for(pilot, lambda: tl.count == 49 and "evolink:ev-new" in tl.index
+                       and "evolink:ev-003" not in tl.index)
+    store.close()
