@@ -70,7 +70,7 @@ def stores(tmp_path_factory) -> tuple[Path, Path]:
     return build(root / "big" / "tasks.db", BIG), build(root / "small" / "tasks.db", SMALL)
 
 
-@pytest.mark.parametrize("argv", [("ls", "--json"), ("export",), ("export", "--format", "csv"),
+@pytest.mark.parametrize("argv", [("ls", "--json"), ("ls",), ("export",), ("export", "--format", "csv"),
                                   ("ls", "--json", "--filter", "state:failed"),
                                   ("add", "evolink", "task-unified-new"), ("rm", "evolink", "task-unified-00000005")])
 def test_memory_does_not_grow_with_the_store(stores, argv):

@@ -491,6 +491,31 @@ def health_mark(task: Task) -> str:
     return ""
 
 
+TABLE_HEAD = ("PROVIDER", "ID", "LABEL", "STATE", "PROGRESS", "AGE", "UPDATED")
+_RIGHT = {4, 5}  # right-aligned columns
+
+
+def _table_row(t: Task, now: float, marked: bool) -> tuple[str, ...]:
+    from .text import clean
+
+    progress = "-" if t.progress is None else f"{t.progress:.0f}%"
+    age = ago(now - t.created_at) if t.created_at else "-"
+    updated = ago(now - t.updated_at) + " ago" if t.updated_at else "-"
+    state = f"{health_mark(t) or ' '} {t.state}" if marked else t.state
+    return (t.provider, _cut(clean(t.task_id), 40), _cut(clean(t.label) if t.label else "-", 24),
+            state, progress, age, updated)
+
+
+def _table_line(row: tuple[str, ...], widths: list[int]) -> str:
+    from rich.cells import cell_len
+
+    out = []
+    for i, text in enumerate(row):
+        pad = " " * (widths[i] - cell_len(text))
+        out.append(pad + text if i in _RIGHT else text + pad)
+    return "  ".join(out).rstrip()
+
+
 def table(tasks: list[Task], now: float | None = None) -> str:
     """The readable ls table: provider, id, label, state, progress, age, updated.
 
@@ -498,32 +523,38 @@ def table(tasks: list[Task], now: float | None = None) -> str:
     task's state reads "⚠ queued", one with failing polls "! running"."""
     from rich.cells import cell_len
 
-    from .text import clean
+    now = time.time() if now is None else now
+    marked = any(health_mark(t) for t in tasks)
+    rows = [TABLE_HEAD] + [_table_row(t, now, marked) for t in tasks]
+    widths = [max(cell_len(r[i]) for r in rows) for i in range(len(TABLE_HEAD))]
+    return "\n".join(_table_line(r, widths) for r in rows)
+
+
+def write_table(tasks: Callable[[], Iterable[Task]], out: TextIO, now: float | None = None) -> dict[str, int]:
+    """``table`` of the tasks ``tasks()`` yields, in two passes over them (the
+    widths, then the lines), so memory stays flat however many there are.
+    Returns the counts the legend needs: rows, stalled ("⚠"), failing ("!")."""
+    from rich.cells import cell_len
 
     now = time.time() if now is None else now
-    head = ("PROVIDER", "ID", "LABEL", "STATE", "PROGRESS", "AGE", "UPDATED")
-    rows = [head]
-    marked = any(health_mark(t) for t in tasks)
-    for t in tasks:
-        progress = "-" if t.progress is None else f"{t.progress:.0f}%"
-        age = ago(now - t.created_at) if t.created_at else "-"
-        updated = ago(now - t.updated_at) + " ago" if t.updated_at else "-"
-        state = t.state
-        if marked:
-            state = f"{health_mark(t) or ' '} {state}"
-        rows.append((t.provider, _cut(clean(t.task_id), 40), _cut(clean(t.label) if t.label else "-", 24),
-                     state, progress, age, updated))
-    cells = [[cell_len(c) for c in r] for r in rows]
-    widths = [max(c[i] for c in cells) for i in range(len(head))]
-    right = {4, 5}
-    lines = []
-    for r, c in zip(rows, cells):
-        out = []
-        for i, text in enumerate(r):
-            pad = " " * (widths[i] - c[i])
-            out.append(pad + text if i in right else text + pad)
-        lines.append("  ".join(out).rstrip())
-    return "\n".join(lines)
+    widths = [cell_len(h) for h in TABLE_HEAD]
+    counts = {"rows": 0, "⚠": 0, "!": 0}
+    for t in tasks():
+        mark = health_mark(t)
+        if mark:
+            counts[mark] += 1
+        counts["rows"] += 1
+        for i, text in enumerate(_table_row(t, now, False)):
+            widths[i] = max(widths[i], cell_len(text))
+    if not counts["rows"]:
+        return counts
+    marked = bool(counts["⚠"] or counts["!"])
+    if marked:
+        widths[3] += 2  # the mark and a space before the state
+    out.write(_table_line(TABLE_HEAD, widths) + "\n")
+    for t in tasks():
+        out.write(_table_line(_table_row(t, now, marked), widths) + "\n")
+    return counts
 
 
 def _print_tasks(tasks: Iterable[Task], as_json: bool) -> None:
@@ -546,22 +577,19 @@ def cmd_ls(args: Any) -> int:
             store.close()
         return EXIT_OK
     store = open_store(args, readonly=True, scope="none")
-    try:
-        tasks = list(_each(store, args.filter, pred))
+    try:  # two passes over the store (widths, then lines): flat memory for the table too
+        counts = write_table(lambda: _each(store, args.filter, pred), sys.stdout)
     finally:
         store.close()
-    _print_tasks(tasks, args.json)
-    if not tasks and not args.json:
+    if not counts["rows"]:
         _say("no tasks" + (" match the filter" if args.filter else " tracked"))
-    elif not args.json:
-        _legend(tasks)
+    else:
+        _legend(counts["⚠"], counts["!"])
     return EXIT_OK
 
 
-def _legend(tasks: list[Task]) -> None:
+def _legend(stalled: int, failing: int) -> None:
     """What the marks in the table mean, on stderr, when there are any."""
-    marks = [health_mark(t) for t in tasks]
-    stalled, failing = marks.count("⚠"), marks.count("!")
     parts = ([f"⚠ {stalled} stalled (cannot progress)"] if stalled else []) + \
             ([f"! {failing} with failing polls"] if failing else [])
     if parts:
