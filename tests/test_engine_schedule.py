@@ -298,6 +298,50 @@ def test_a_scarce_budget_goes_first_to_the_tasks_whose_end_has_come():
     assert priority(at_end, now) < priority(far, now)
 
 
+def test_a_short_budget_spaces_the_polls_that_only_learn_more_not_the_one_at_the_end():
+    """``spread`` (what the budget allows each live task when it runs short, as the
+    worker passes it): a quiet task is asked that far apart (each task its own
+    share, within a quarter either side), an unconfirmed end is approached no faster
+    but never past it, and a confirmed end keeps its poll."""
+    s = Schedule()
+    observe(s, _task(), 0.0)
+    assert plan(FLOOR, s, _task(), 0.0, WALL, cap=600.0, quiet_cap=QUIET_CAP).wait == FLOOR
+    spaced = plan(FLOOR, s, _task(), 0.0, WALL, cap=600.0, quiet_cap=QUIET_CAP, spread=100.0).wait
+    assert 75.0 <= spaced <= 125.0
+    other = Task(provider="evolink", task_id="t2", state=RUNNING)
+    assert plan(FLOOR, s, other, 0.0, WALL, cap=600.0, quiet_cap=QUIET_CAP, spread=100.0).wait != spaced
+    assert plan(FLOOR, s, _task(), 0.0, WALL, cap=50.0, quiet_cap=QUIET_CAP, spread=100.0).wait == 50.0
+
+    # an eta alone (not confirmed): halfway without a budget; with one, later, not past it
+    s = Schedule()
+    observe(s, _task(created_at=WALL, eta=100.0), 20.0)
+    assert plan(FLOOR, s, _task(created_at=WALL, eta=100.0), 20.0, WALL + 20, spread=70.0).wait > 40.0
+    assert 20.0 + plan(FLOOR, s, _task(created_at=WALL, eta=100.0), 20.0, WALL + 20, spread=500.0).wait <= 101.5
+
+    # agreeing rate and eta: the poll at the end keeps its time
+    s = Schedule()
+    _answer(s, 10.0, progress=10.0, created_at=WALL, eta=100.0)
+    t = _task(progress=55.0, created_at=WALL, eta=100.0)
+    observe(s, t, 55.0)
+    assert plan(FLOOR, s, t, 55.0, WALL + 55, spread=500.0).wait == plan(FLOOR, s, t, 55.0, WALL + 55).wait
+
+    # a rate alone, confirmed by a second answer (a wide prediction): its poll keeps its time too
+    s = Schedule()
+    _answer(s, 0.0, progress=1.0)
+    first, _ = _answer(s, 100.0, progress=11.0)
+    now = 100.0 + first
+    t = _task(progress=1.0 + 0.1 * now)
+    observe(s, t, now)
+    assert predict_end(s, t, now, WALL + now)[3]  # confirmed
+    assert plan(FLOOR, s, t, now, WALL + now, spread=500.0).wait == plan(FLOOR, s, t, now, WALL + now).wait
+
+    # 80 % done after 40 s: ended within 10 s more at the slowest; the budget's spacing stops there
+    s = Schedule()
+    observe(s, _task(progress=80.0), 0.0)
+    s.born = -40.0
+    assert plan(FLOOR, s, _task(progress=80.0), 0.0, WALL, spread=300.0).wait <= 10.0 + 1e-9
+
+
 def test_never_below_the_floor_nor_above_the_cap():
     rng = random.Random(7)
     durations = Durations()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import math
 import random
+import zlib
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable
@@ -205,7 +206,7 @@ def predict_end(sched: Schedule, task: Task, now: float,
 
 def plan(floor: float, sched: Schedule, task: Task, now: float, wall_now: float,
          adaptive: bool = True, cap: float = MAX_INTERVAL, quiet_cap: float | None = None,
-         durations: Durations | None = None) -> Plan:
+         durations: Durations | None = None, spread: float = 0.0) -> Plan:
     """The next poll of a live task: ``Plan.wait`` seconds from ``now``, and how
     much later (``Plan.slack``) that poll may come at no loss (a list request,
     which refreshes many tasks at once, waits for the first task whose slack
@@ -231,8 +232,22 @@ def plan(floor: float, sched: Schedule, task: Task, now: float, wall_now: float,
     (since its last change, or since the last likely end it has outlived), at
     most ``quiet_cap`` and, with durations learned, at least that step: an end
     nothing foretold is seen within a fifth of that time.
+
+    ``spread``: how far apart the request budget lets each live task be asked
+    when it runs short (Upscayl: 100 an hour).  The polls made only to learn
+    more (halfway to an end nothing confirmed, a quiet task with nothing learned)
+    come at least that far apart, never past the latest predicted end and never
+    past the end its progress over its age makes certain; a poll at a confirmed
+    end, or where learned ends lie, keeps its time: the budget goes where the
+    ends are.
     """
     predicted, expired, prior_end = sched.predicted, sched.expired, sched.prior_end
+    if spread > 0:  # each task its own share of it, so the tasks asked together drift apart
+        spread *= 0.75 + 0.5 * (zlib.crc32(task.key.encode("utf-8", "replace")) % 1024) / 1023
+    spread = min(max(0.0, spread), cap)
+    if spread > 0 and task.progress and 0 < task.progress < 100 and sched.born is not None and now > sched.born:
+        # progress over the task's age (its queue time included) is the slowest it can be going
+        spread = min(spread, max(floor, (now - sched.born) * (100.0 - task.progress) / task.progress))
     if not adaptive:
         return Plan(floor, 0.0, predicted, expired, prior_end)
     cap = max(cap, floor)
@@ -249,6 +264,8 @@ def plan(floor: float, sched: Schedule, task: Task, now: float, wall_now: float,
             half = (best - now) * 0.5
             wait = min(hi - now, max(half, lo - now + step if confirmed else 0.0))
             slack = max(0.0, min(half * 0.5, lo - now - wait))  # never past the earliest end
+            if spread > wait and not confirmed:  # only to learn more: what the budget allows
+                wait, slack = min(spread, hi - now), 0.0
         wait = min(cap, max(floor, wait))
         rate_end = None
         if sched.rate and sched.rate > 0 and sched.progress_start is not None and task.progress is not None:
@@ -270,7 +287,7 @@ def plan(floor: float, sched: Schedule, task: Task, now: float, wall_now: float,
             expired = max(expired or prior_end, prior_end)
         prior_end = None
     quiet = now - max((x for x in (sched.last_change, expired) if x is not None), default=now)
-    least = floor
+    least = max(floor, spread)
     if durations is not None and len(durations) >= PRIOR_MIN:  # no closer than inside the learned ends
         least = max(floor, min(cap, quiet_cap or cap, PRIOR_TOLERANCE * durations.scale()))
     wait = max(least, min(cap, quiet_cap or cap, quiet * QUIET_SHARE))

@@ -1061,8 +1061,11 @@ class Worker:
         if (durations is not None and merged.state == SUCCEEDED and seen_live and last_poll is not None
                 and sched.born is not None):
             durations.add((last_poll + now) / 2 - sched.born)  # ended between the last two answers
+        budget = self.budget  # short of requests: what it allows each live task (helper T)
+        spread = (len(self._live_keyed()) / budget.rate * (1.0 - budget.available / budget.capacity)
+                  if budget.rate > 0 and budget.capacity > 0 else 0.0)
         sched.adopt(plan(self.poll_interval, sched, merged, now, wall_now, self.adaptive,
-                         self.knobs.max_interval, QUIET_CAP, durations), now)
+                         self.knobs.max_interval, QUIET_CAP, durations, spread), now)
 
     # ------------------------------------------------------------ task health
 
