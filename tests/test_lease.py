@@ -269,3 +269,33 @@ async def test_a_take_over_polls_each_task_when_the_last_holder_planned(tmp_path
         await engine.stop()
         store.close()
         other.close()
+
+
+def test_a_holder_whose_process_is_gone_from_this_machine_is_replaced_at_once(tmp_path):
+    """kill -9 on the same machine: the dead holder's pid is gone (same boot), so its
+    lease is taken at once, without waiting for it to run out; a holder of another
+    machine or boot, or a live pid, is never judged dead."""
+    import subprocess
+    import sys
+
+    from tui.lease import BOOT, HOST, holder_dead
+
+    if not BOOT:
+        pytest.skip("no boot id on this system (/proc/sys/kernel/random/boot_id)")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # reaped: its pid no longer exists
+    dead = f"{HOST}:{gone.pid}:abc:{BOOT}"
+    alive = f"{HOST}:{os.getppid()}:abc:{BOOT}"
+    assert holder_dead(dead)
+    assert not holder_dead(alive)
+    assert not holder_dead(f"elsewhere:{gone.pid}:abc:{'0' * 32}")  # another machine or boot
+    assert not holder_dead("old-format:123:abc")
+    a, b = Store(tmp_path / "t.db"), Store(tmp_path / "t.db")
+    wall, clock = Wall(), Wall(100.0)
+    la = Lease(a, "evolink", KEY, wall=wall, clock=clock, holder=dead)
+    lb = Lease(b, "evolink", KEY, wall=wall, clock=clock, holder=f"{HOST}:{os.getpid()}:me:{BOOT}")
+    assert la.acquire()
+    assert lb.acquire() and lb.took_over and lb.previous.holder == dead  # no wait for its expiry
+    assert not lb.previous.expires <= wall()
+    a.close()
+    b.close()

@@ -242,3 +242,42 @@ def test_kill_9_of_the_holder_hands_over_within_10_s_and_keeps_out_of_its_retry_
             if p is not None:
                 p.stop()
         store.close()
+
+
+def test_a_frozen_holder_is_replaced_when_its_lease_runs_out_and_sends_nothing_after(
+        target, tmp_path, sim_factory):
+    """A is frozen (SIGSTOP: alive, not renewing): B takes over once A's lease ran out
+    (within 10 s); A thawed (SIGCONT) finds it no longer holds the key and sends
+    nothing more (its own clock said its lease was too old); every task ends right."""
+    ends = tuple(20.0 + n for n in range(4))
+    sim, config, store = _setup(target, tmp_path, sim_factory, "600/m", ends=ends, add=False)
+    a = Proc("a", target, config, tmp_path)
+    b = None
+    try:
+        a.wait_line("ready")
+        _deadline_wait(lambda: _holder_pid(store) == a.pid, 30, "A to hold the lease")
+        b = Proc("b", target, config, tmp_path)
+        b.wait_line("ready")
+        store.add("evolink", [f"t{n}" for n in range(len(ends))], label="lease")
+        _deadline_wait(lambda: len(a.requests()) >= 4, 60, "A's polls")
+        a.p.send_signal(signal.SIGSTOP)
+        frozen = time.time()
+        _deadline_wait(lambda: _holder_pid(store) == b.pid, 10.5, "B to take the lease over")
+        assert time.time() - frozen <= 10.0
+        _deadline_wait(lambda: b.requests(), 30, "B's first poll")
+        a.p.send_signal(signal.SIGCONT)
+        thawed = time.time()
+        _deadline_wait(lambda: _all_ended(store), 120, "every task to end")
+        _check_ends(store)
+        assert [r for r in a.requests() if r["t"] >= thawed] == [], "A polled after it lost the lease"
+        assert max(r["t"] for r in a.requests()) < min(r["t"] for r in b.requests())
+        _deadline_wait(lambda: any("handed over to" in e.message and f"pid {b.pid}" in e.message
+                                   for e in store.events(limit=200)), 30,
+                       f"A to say it handed over: {[e.message for e in store.events(limit=20)]}")
+    finally:
+        if a is not None and a.p.poll() is None:
+            a.p.send_signal(signal.SIGCONT)
+        for p in (a, b):
+            if p is not None:
+                p.stop()
+        store.close()

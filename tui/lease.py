@@ -7,7 +7,9 @@ the database).  Whoever holds the lease polls; the others poll nothing for that
 key, read the holder's answers through the store, and show "polled by HOST (pid
 N) since T".  The holder renews the lease every few seconds; a holder that stops
 cleanly gives it up at once (``release``), one that dies (``kill -9`` included)
-stops renewing and anyone takes over once it expired (``TTL``).
+stops renewing and anyone takes over once it expired (``TTL``); on the same
+machine sooner: a holder whose process is gone (same boot, pid no longer
+there: ``holder_dead``) is replaced at the next wake.
 
 The lease is a row of its own table ``leases`` in the task store, created here
 (``CREATE TABLE IF NOT EXISTS``) on the store's own connection, so it works the
@@ -79,17 +81,55 @@ def _host() -> str:
         return "?"
 
 
+def _boot_id() -> str:
+    """This boot of this machine (Linux), or "": with it a holder on the same machine
+    can be seen dead (its pid gone) instead of waiting for its lease to run out."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            text = f.read(64).strip().replace("-", "")
+    except OSError:
+        return ""
+    return text if text.isalnum() else ""
+
+
 HOST = _host()
-HOLDER = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"  # this process (see the module docstring)
+BOOT = _boot_id()
+
+
+def _make_holder() -> str:
+    return f"{HOST.replace(':', '_')}:{os.getpid()}:{uuid.uuid4().hex[:12]}:{BOOT}"
+
+
+HOLDER = _make_holder()  # this process (see the module docstring)
 _HOLDER_PID = os.getpid()
 
 
 def holder_id() -> str:
-    """This process's holder id (a forked child gets its own)."""
+    """This process's holder id, ``HOST:PID:RANDOM:BOOT`` (a forked child gets its own)."""
     global HOLDER, _HOLDER_PID
     if os.getpid() != _HOLDER_PID:
-        HOLDER, _HOLDER_PID = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}", os.getpid()
+        HOLDER, _HOLDER_PID = _make_holder(), os.getpid()
     return HOLDER
+
+
+def holder_dead(holder: str) -> bool:
+    """Is this holder a process of this very boot of this machine that no longer
+    exists?  (Then its lease is free at once: a ``kill -9`` on the same machine is
+    handed over in one wake, not after TTL.)  False whenever in doubt: another
+    machine, another boot, a pid that exists (even reused by someone else)."""
+    parts = holder.split(":")
+    if len(parts) != 4 or not BOOT or parts[3] != BOOT or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OSError):
+        return False
+    return False
 
 
 def key_id(provider: str, api_key: str) -> str:
@@ -397,7 +437,7 @@ class Lease:
             lock = " FOR UPDATE" if self.backend.pg else ""
             row = conn.execute(f"SELECT {_COLS} FROM leases WHERE name = ?{lock}", (self.name,)).fetchone()
             holder, since, expires = row[2], row[5], row[6]
-            if holder == me or not holder or (expires or 0.0) <= now:
+            if holder == me or not holder or (expires or 0.0) <= now or holder_dead(holder):
                 fresh = holder != me
                 since = now if fresh or since is None else since
                 conn.execute("UPDATE leases SET holder = ?, host = ?, pid = ?, since = ?, expires = ?"
@@ -432,7 +472,7 @@ class Lease:
         asked = self.clock()
         me = self.holder
 
-        def put(conn: Any, now: float) -> bool:
+        def put(conn: Any, now: float) -> tuple[bool, tuple | None]:
             stored = json.dumps(to_stored(state, now), separators=(",", ":"))
             if renew:
                 cur = conn.execute("UPDATE leases SET state = ?, expires = ? WHERE name = ? AND holder = ?"
@@ -440,14 +480,19 @@ class Lease:
             else:
                 cur = conn.execute("UPDATE leases SET state = ? WHERE name = ? AND holder = ?",
                                    (stored, self.name, me))
-            return (cur.rowcount or 0) > 0
+            if (cur.rowcount or 0) > 0:
+                return True, None
+            # not ours any more: who has it now (for "handed over to ...")
+            return False, conn.execute(f"SELECT {_COLS} FROM leases WHERE name = ?", (self.name,)).fetchone()
 
         try:
-            ok = self.backend.run(put)
+            ok, row = self.backend.run(put)
         except Exception as exc:
             self._unusable(exc)
             return self.held
         self.problem = None
+        if row is not None:
+            self.info = _info(tuple(row))
         if ok and renew:
             self.asked_at = asked
         if not ok:

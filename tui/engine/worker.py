@@ -414,15 +414,19 @@ class Worker:
                     self.sched[key] = Schedule(due=now + min(max(0.0, at - wall_now), self.knobs.max_interval))
             self.due_cache = None
         if previous is not None and previous.holder and previous.expires > 0:
-            # (a holder that stopped cleanly gave the lease up: no news; one that died is)
+            # (a holder that stopped cleanly gave the lease up: no news; one that died (its
+            # lease ran out, or its process is gone from this machine) is)
             who = f"{clean(previous.host or '?', 100)} (pid {previous.pid})"
-            self._note_event(f"polling taken over from {who}: its lease ran out (it stopped renewing)")
+            self._note_event(f"polling taken over from {who}: it stopped without giving the lease up")
 
     def _lost_lease(self) -> None:
         """Another process took the key over (our lease ran out): it polls now."""
         self.reserved = 0
         info = self.lease.info
-        who = f"{clean(info.host or '?', 100)} (pid {info.pid})" if info is not None else "another process"
+        if info is None or not info.holder or info.holder == self.lease.holder:
+            self._note_event("polling paused here: our lease ran out before it was renewed")
+            return
+        who = f"{clean(info.host or '?', 100)} (pid {info.pid})"
         self._note_event(f"polling handed over to {who}: our lease ran out")
 
     def _note_event(self, message: str) -> None:
