@@ -132,3 +132,27 @@ def test_add_from_stdin_writes_a_thousand_ids_per_transaction(tmp_path, monkeypa
         count = conn.execute("SELECT COUNT(*) FROM tasks WHERE deleted = 0").fetchone()[0]
     assert count == n + 1
     assert seq == 4  # three batches from stdin, then the arguments' one new id
+
+
+def test_streamed_json_matches_json_dumps_on_random_documents():
+    """The fast writer (flat members through the C encoder's pieces) against
+    ``json.dumps(indent=2)``: seeded random documents of every JSON type, escapes,
+    non-BMP text, lone surrogates, non-finite numbers (null)."""
+    import random
+
+    rnd = random.Random(15)
+
+    def value(depth: int = 0):
+        kinds = [lambda: None, lambda: True, lambda: False, lambda: rnd.randint(-10**15, 10**15),
+                 lambda: rnd.choice([0.1, -2.5e-300, 1e300, float("nan"), float("inf"), -0.0, 1e16, 123.456]),
+                 lambda: "".join(rnd.choice('ab"\\\n\t\u202e\x00\x1f\x7fé中😀\ud800') for _ in range(rnd.randrange(6))),
+                 lambda: [value(depth + 1) for _ in range(rnd.randrange(3))],
+                 lambda: {f"k{i}é\"\n": value(depth + 1) for i in range(rnd.randrange(3))}, lambda: {}, lambda: []]
+        return kinds[rnd.randrange(10 if depth < 3 else 6)]()
+
+    for _ in range(2000):
+        items = [{f"f{i}": value() for i in range(rnd.randrange(6))} for _ in range(rnd.randrange(4))]
+        items += [value()] if rnd.random() < 0.3 else []
+        out = io.StringIO()
+        write_json_array(items, out)
+        assert out.getvalue() == (dumps(items, indent=2) + "\n" if items else "[]\n"), items
