@@ -133,8 +133,10 @@ async def test_engine_tells_its_workers_which_providers_push(sim, tmp_path):
         await engine.reload(config_for(sim.base_url, ("freepik", "evolink", "upscayl"),
                                        freepik={"poll_interval": 0.5}))
         assert engine.workers["freepik"].push_route and not engine.workers["upscayl"].push_route
+        store.add("freepik", ["fp-1"])
         engine.note_push("freepik:fp-1")
-        assert getattr(engine.workers["freepik"], "pushed", {"freepik:fp-1": 1234.5}).get("freepik:fp-1") == 1234.5
+        assert engine.workers["freepik"].pushed.get("freepik:fp-1") == 1234.5
+        engine.note_push("upscayl:nothing-here")  # a task not tracked: nothing happens
     finally:
         await engine.stop()
         store.close()

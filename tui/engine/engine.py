@@ -354,11 +354,11 @@ class Engine:
 
     def note_push(self, key: str) -> None:
         """A signed push about ``key`` was stored (``PushReceiver.on_push``): its
-        worker records when (``Worker.pushed``, key -> wall time)."""
+        worker takes the task as fed by push (``Worker.note_push``: polled only as a
+        safety net from now on)."""
         w = self.workers.get(key.split(":", 1)[0])
-        pushed = getattr(w, "pushed", None) if w is not None else None
-        if isinstance(pushed, dict):
-            pushed[key] = self.wall()
+        if w is not None:
+            w.note_push(key)
 
     def pause(self) -> None:
         """No request leaves until ``resume`` (a ``refresh_now`` still does one round)."""
