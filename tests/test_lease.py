@@ -299,3 +299,23 @@ def test_a_holder_whose_process_is_gone_from_this_machine_is_replaced_at_once(tm
     assert not lb.previous.expires <= wall()
     a.close()
     b.close()
+
+
+def test_a_hostile_host_name_in_the_lease_row_is_inert_text(tmp_path):
+    """Anyone with write access to a shared store can write the lease row: its host
+    reaches the screen only as cleaned text (no markup, no escape sequence)."""
+    from tui.config import parse_config
+    from tui.engine.health import quota
+
+    store = Store(tmp_path / "t.db")
+    lease = Lease(store, "evolink", KEY, holder="x")
+    assert lease.acquire()
+    store._conn.execute("UPDATE leases SET host = ?", ("\x1b]52;c;aGk=\x07[bold red]evil\x1b[2J",))
+    config = parse_config(f'[providers.evolink]\napi_key = "{KEY}"\n')
+    (row,) = quota(store, config)
+    text = row["polled_by"]
+    assert text.startswith("polled by ") and "\x1b" not in text and "\x07" not in text
+    other = Lease(store, "evolink", KEY, holder="y")
+    assert not other.acquire()
+    assert "\x1b" not in other.info.text()
+    store.close()

@@ -153,8 +153,12 @@ class LeaseInfo:
     state: dict[str, Any] = field(default_factory=dict)
 
     def text(self) -> str:
-        """'polled by HOST (pid N) since HH:MM:SS' (local time)."""
-        who = f"{self.host or '?'} (pid {self.pid})" if self.pid is not None else (self.host or "?")
+        """'polled by HOST (pid N) since HH:MM:SS' (local time); the host as inert text
+        (another process wrote it)."""
+        from .text import clean
+
+        host = clean(self.host or "?", 100) or "?"
+        who = f"{host} (pid {self.pid})" if self.pid is not None else host
         when = _hhmmss(self.since) if self.since is not None else "?"
         return f"polled by {who} since {when}"
 
