@@ -131,7 +131,8 @@ class Worker:
 
     def __init__(self, name: str, cfg: ProviderConfig, store: Store, knobs: EngineConfig, *,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
-                 rand: Callable[[], float] = random.random, adaptive: bool = True) -> None:
+                 rand: Callable[[], float] = random.random, adaptive: bool = True,
+                 safety_net: float | None = None) -> None:
         self.name = name
         self.cfg = cfg
         self.store = store
@@ -209,7 +210,7 @@ class Worker:
         self.follower_cache: tuple[int, ProviderHealth] | None = None
         self.followed = False  # we followed another holder since we last held the lease
         # push (issue 18): task key -> wall time of its last push; polled only as a safety net
-        self.safety_net = SAFETY_NET
+        self.safety_net = float(safety_net) if safety_net and safety_net > 0 else SAFETY_NET  # [listen] safety_net
         self.pushed: dict[str, float] = {}
         self.end_checked: set[str] = set()  # push-fed tasks polled once near their predicted end
         self.push_silent: str | None = None  # why pushes seem to have stopped (normal polling is back)
