@@ -303,7 +303,7 @@ class ErrorLogScreen(Screen[str | None]):
         else:
             hay = self._haystacks()
             old = self._needle
-            pool = self.matches if old and needle.startswith(old) else range(len(self.rows))
+            pool = self.matches if old and old in needle else range(len(self.rows))  # a narrower filter
             self.matches = [i for i in pool if needle in hay[i]]
         self._needle = needle
 
