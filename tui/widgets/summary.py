@@ -4,6 +4,11 @@ never parsed as markup."""
 
 from __future__ import annotations
 
+import asyncio
+import re
+from typing import Any
+
+from rich.console import Group
 from rich.style import Style
 from rich.table import Table
 from rich.text import Text
@@ -11,7 +16,7 @@ from textual.widgets import Static
 
 from .. import timefmt
 from ..headless import health_mark
-from ..model import Task, iso
+from ..model import SUCCEEDED, Task, iso
 from ..text import is_web_url
 from .cells import clean
 from .cells import bar, learned_duration, percent, since, state_label, tracked_since
@@ -206,19 +211,42 @@ def rows_table(rows: list[tuple[str, Text]]) -> Table:
     return table
 
 
+# a link whose path names an image file: the only links the summary previews
+# (the detail previews any link; the summary never fetches a video to find out)
+IMAGE_NAME = re.compile(r"\.(?:png|jpe?g|webp|gif)(?:[?#]|$)", re.IGNORECASE)
+THUMB_MIN = (16, 4)  # columns, lines the pane must have left under the fields for a preview
+THUMB_SETTLE = 0.3  # seconds the cursor rests on a task before its preview is fetched
+
+
+def thumb_url(task: Task | None) -> str | None:
+    """The result the summary previews: a succeeded task's first image-named web link."""
+    if task is None or task.state != SUCCEEDED:
+        return None
+    return next((u for u in task.results if is_web_url(u) and IMAGE_NAME.search(u)), None)
+
+
 class TaskSummary(Static):
-    """What the cursor is on: the fields that matter, in a few lines."""
+    """What the cursor is on: the fields that matter, in a few lines, and, where
+    the pane has room left under them, a half-block preview of the task's first
+    image result (fetched in a worker once the cursor rests on the task, from the
+    same on-disk cache as the detail's; nothing is shown while it loads or when it
+    cannot be had: the detail says why)."""
 
     _shown: tuple | None = None
     _text: list | None = None
+    _rows: list | None = None
+    _thumb_url: str | None = None  # the link being fetched or shown
+    thumb: Any = None  # tui.preview.Preview of _thumb_url, once fetched
+    _cache: Any = None
 
     def show(self, task: Task | None, now: float) -> None:
         shown = None if task is None else (task.key, task.rev, int(now), timefmt.mode)
         if shown == self._shown and shown is not None:
             return  # same task, same revision, same second: nothing would change
         self._shown = shown
+        self._want_thumb(task)
         if task is None:
-            self._text = None
+            self._text = self._rows = None
             self._put(Text("No task selected.", "dim"))
             return
         store = getattr(self.app, "store", None)
@@ -227,7 +255,72 @@ class TaskSummary(Static):
         if text == self._text:
             return  # a second later, but every "(3m ago)" reads the same
         self._text = text
-        self._put(rows_table(rows))
+        self._rows = rows
+        self._draw()
+
+    # ------------------------------------------------------------ preview
+
+    def _want_thumb(self, task: Task | None) -> None:
+        url = thumb_url(task)
+        if url == self._thumb_url:
+            return
+        self._thumb_url = url
+        if self.thumb is not None:
+            self.thumb = None
+            self._draw()
+        if url is not None and self.is_mounted:
+            self.run_worker(self._fetch_thumb(url), group="summary-preview", exclusive=True,
+                            exit_on_error=False)
+
+    async def _fetch_thumb(self, url: str) -> None:
+        from ..preview import DEFAULT_MAX_BYTES, PreviewCache, fetch_preview
+
+        await asyncio.sleep(THUMB_SETTLE)  # the cursor moving on cancels this worker (exclusive)
+        if url != self._thumb_url:
+            return
+        if self._cache is None:
+            self._cache = PreviewCache()
+        results = getattr(getattr(self.app, "config", None), "results", None)
+        mb = getattr(results, "preview_max_mb", None)
+        cap = int(float(mb) * 10**6) if mb else DEFAULT_MAX_BYTES
+        try:
+            preview = await fetch_preview(url, self._cache, cap)
+        except Exception:  # noqa: BLE001 - the summary shows nothing; the detail says why
+            return
+        if url != self._thumb_url or preview.status != "ok" or preview.kind != "image" or not preview.data:
+            return
+        self.thumb = preview
+        self._draw()
+
+    def _thumbnail(self, table: Any) -> Any:
+        """Half-block lines of the fetched preview fitted under ``table``, or None."""
+        from ..preview import PreviewError, as_text, render_halfblocks
+
+        p = self.thumb
+        width, height = self.content_size
+        if p is None or p.url != self._thumb_url or width <= 0 or height <= 0:
+            return None
+        used = len(self.app.console.render_lines(table, self.app.console.options.update_width(width),
+                                                 pad=False))
+        free = height - used - 1  # a blank line between the fields and the picture
+        if width < THUMB_MIN[0] or free < THUMB_MIN[1]:
+            return None
+        try:
+            lines = render_halfblocks(p.data, width, free)
+        except PreviewError:
+            return None
+        return as_text(lines) if lines else None
+
+    def _draw(self) -> None:
+        if self._rows is None:
+            return
+        table = rows_table(self._rows)
+        thumb = self._thumbnail(table)
+        self._put(Group(table, Text(""), thumb) if thumb is not None else table)
+
+    def on_resize(self) -> None:
+        if self.thumb is not None:
+            self._draw()
 
     def _put(self, renderable) -> None:
         """Update; lay out again only if the pane's height follows its content
