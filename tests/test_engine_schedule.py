@@ -567,6 +567,7 @@ async def test_learned_durations_outlive_the_process(sim_factory, sim_task, sim_
     extra = [sim_task("comfy", f"x{i}", "running", created=600.0, start=600.0, end=660.0) for i in range(3)]
     sim = sim_factory(_at_wall(sim_scenario(*first, *later, *extra)))
     one = await _run_to_ends(sim, store, "comfy", first, 200.0)
+    assert len(one.seen) == len(first)  # every end seen: each one learned
     saved = ProviderHealth.decode("comfy", store.counters()["comfy"])  # what the next process reads
     (key, learned), = saved.durations.items()  # one kind and model
     assert len(learned) == 8
