@@ -86,15 +86,51 @@ async def test_first_frame_end_key_and_count_at_scale(tmp_path: Path) -> None:
         await pilot.press("end")
         assert tl.cursor_key == tl.index[-1]
         assert tl.cursor_key.split(":", 1)[1] in screen_text(app)
+        import tui.widgets.task_list as task_list_mod
+
+        task_list_mod.NARROW_MAX = 100  # (restored below) more matches than this: heads only
+        try:
+            await pilot.press("slash", *"state:fail")
+            failed = [t for t in every_task(path) if t.state == "failed"]
+            await wait_for(pilot, lambda: tl.count == len(failed))
+            assert len(failed) > HEAD_ROWS and not tl._window.complete  # typing reads heads and counts
+            assert tl.cursor_row == 0 and store.get(tl.cursor_key).state == "failed"
+            tl.focus()
+            await pilot.press("end")  # past the head: the rest of the order is read
+            assert tl._window.complete and tl.cursor_row == len(failed) - 1
+            assert [store.get(k).state for k in tl.index] == ["failed"] * len(failed)
+        finally:
+            task_list_mod.NARROW_MAX = 100_000
+
+
+async def test_a_filter_that_grows_narrows_the_matches_only(tmp_path: Path) -> None:
+    from tui.filter import compile_filter
+
+    path = big(tmp_path)
+    tasks = every_task(path)
+    store = Store(path, scope="live")
+    app = make_app(make_config(tmp_path), store, offline=True)
+    async with app.run_test(size=(140, 40)) as pilot:
+        tl = app.task_list
         await pilot.press("slash", *"state:fail")
-        failed = [t for t in every_task(path) if t.state == "failed"]
-        await wait_for(pilot, lambda: tl.count == len(failed))
-        assert len(failed) > HEAD_ROWS and not tl._window.complete  # typing reads heads and counts
-        assert tl.cursor_row == 0 and store.get(tl.cursor_key).state == "failed"
-        tl.focus()
-        await pilot.press("end")  # past the head: the rest of the order is read
-        assert tl._window.complete and tl.cursor_row == len(failed) - 1
-        assert [store.get(k).state for k in tl.index] == ["failed"] * len(failed)
+        await wait_for(pilot, lambda: app.query_text == "state:fail")
+        assert tl._window.complete  # few matches: all read, in order
+        before = tl.index
+        seen = statements(store)
+        app.apply_filter("state:fail provider:com")  # a step that only narrows (tui.filter.refines)
+        assert tl.count and tl._window.complete
+        after = tl.index
+        app.apply_filter("state:fail provider:comc")  # and again: matches nothing
+        assert tl.index == []
+        app.apply_filter("state:fail provider:com")  # broader again: a query of its own
+        pred = compile_filter("state:fail provider:com")
+        assert tl.index == after
+        assert after == [k for k in before if pred(store.get(k))]
+        assert set(after) == {t.key for t in tasks if pred(t)}
+        scans = [q for q in seen if "FROM tasks" in q and "json_each" not in q and "ORDER BY" in q]
+        assert len(scans) == 1, scans[:2]  # the narrowing steps read only the previous matches
+        assert sum("json_each" in q for q in seen) == 2
+    store.close()
     store.close()
 
 
@@ -189,6 +225,11 @@ async def test_the_window_over_postgresql(tmp_path: Path, request: pytest.Fixtur
             assert tl.index == python_order(tasks, mode, True), mode
         app.apply_filter("state:fail -ev-000")
         assert tl.count == 49 and all(store.get(k).state == "failed" for k in tl.index)
+        before = tl.index
+        app.apply_filter("state:fail -ev-000 ev-01")  # narrows the 49 (id = ANY(...)), in place
+        assert tl.index == [k for k in before if "ev-01" in k]
+        assert sorted(tl.index) == [f"evolink:ev-{i:03d}" for i in range(10, 20) if i % 3 == 0]
+        app.apply_filter("state:fail -ev-000")
         with PgStore(url) as other:
             other.remove(["evolink:ev-003"])
             other.add("evolink", ["ev-new"])

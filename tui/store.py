@@ -1038,6 +1038,25 @@ class Store:
         ids = [row[-1] for row in rows if where.residual(_row_task(tuple(row[:-1])))]
         return ids[:limit] if limit is not None else ids
 
+    def matching_ids(self, where: Any, among: Iterable[int]) -> set[int]:
+        """Which of the row ids ``among`` are tracked tasks matching ``where`` (a filter that
+        only narrows the previous one: O(previous matches), not a scan of the store)."""
+        if isinstance(where, str):
+            where = self.where(where)
+        ids = list(among)
+        if not ids:
+            return set()
+        if self.dialect == "postgres":
+            among_sql, arg = "id = ANY(?)", ids
+        else:
+            among_sql, arg = "id IN (SELECT value FROM json_each(?))", json.dumps(ids)
+        cond, params = ("", ()) if where is None else (f" AND ({where.sql})", tuple(where.params))
+        if where is None or where.residual is None:
+            return set(self._ids(f"SELECT id FROM tasks WHERE {among_sql} AND deleted = 0{cond}", (arg, *params)))
+        rows = self._read(f"SELECT {self._cols}, id FROM tasks WHERE {among_sql} AND deleted = 0{cond}",
+                          (arg, *params))
+        return {row[-1] for row in rows if where.residual(_row_task(tuple(row[:-1])))}
+
     def _ids(self, sql: str, args: tuple) -> list[int]:
         return [row[0] for row in self._read(sql, args)]
 

@@ -206,6 +206,7 @@ FETCH_BEFORE, FETCH_AFTER = 64, 192  # rows read around a row not cached yet
 HEAD_ROWS = 200  # the first frame: rows read before the rest of the order
 WINDOW_BULK = 64  # more changed keys than this: one pass over the order instead of a scan per key
 WINDOW_RESORT = 200  # more tasks to insert than this: re-read the order (a re-sort)
+NARROW_MAX = 100_000  # a filter with at most this many matches reads them all: the next key narrows them
 
 
 class _Window:
@@ -235,6 +236,8 @@ class _Window:
             # finds its first ones soonest by walking the sort's index, a narrow one by a scan
             total = self.store.count_where(where)
             walk = where is None or total * 20 >= len(self.store)
+            if where is not None and total <= NARROW_MAX:
+                head, walk = None, False  # few: read them all (a scan), the next key only narrows them
             self.ids = array("q", self.store.window_ids(where, sort, reverse, limit=head, walk=walk))
             self.complete = len(self.ids) >= total
             self.total = total
@@ -244,6 +247,15 @@ class _Window:
             self.ids = array("q", self.store.window_ids(where, sort, reverse))
             self.complete = True
         self.total = len(self.ids)
+
+    def narrow(self, where) -> None:
+        """The filter ``where`` matches a subset of the listed rows: keep those that pass it,
+        in their places (as the list narrows in memory), reading only them."""
+        self.where = where
+        keep = self.store.matching_ids(where, self.ids.tolist())
+        self.ids = array("q", [i for i in self.ids if i in keep])
+        self.total = len(self.ids)
+        self.rows.clear()
 
     def finish(self) -> bool:
         """Read the whole order (when only the head was read); True when it did."""
@@ -658,7 +670,12 @@ class TaskList(ScrollView, can_focus=True):
             self.filter_query = query
             has_terms = any(t.value for t in tfilter.parse(query))
             self._query_pred = tfilter.compile_filter(query) if has_terms else None
-            self._rebuild_window(head_only=True)
+            w = self._window
+            if narrow and self._query_pred is not None and w.complete and len(w.ids) <= NARROW_MAX:
+                w.narrow(self.store.where(query))
+                self._index_changed()
+            else:
+                self._rebuild_window(head_only=True)
             return len(self._index)
         self._refilter(self._index if narrow else None)
         return len(self._index)
