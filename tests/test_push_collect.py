@@ -14,6 +14,7 @@ import signal
 import subprocess
 
 import httpx
+import pytest
 from test_collect import TASKTUI, collect, provider_table, reqs, stored  # noqa: F401 (collect: a fixture)
 
 from tui.push import listen_with
@@ -275,3 +276,33 @@ def test_sighup_rotates_the_freepik_webhook_secret(sim_factory, sim_scenario, si
     c.signal(signal.SIGTERM)
     assert c.wait() == 0
     assert new not in "\n".join(c.lines)
+
+
+def test_sighup_with_a_new_listen_prefix_restarts_the_receiver(sim_factory, sim_scenario, sim_task, sim_pusher,
+                                                               tmp_path, collect):
+    from test_collect import write_config
+
+    sim = sim_factory(sim_scenario(sim_task("evolink", "ev-1", "running", at=0.0)))
+    from tui.store import Store
+
+    s = Store(tmp_path / "tasks.db")
+    s.add("evolink", ["ev-1"])
+    s.close()
+    c = collect(listen_config(sim), "--listen", "--port", "0")
+    old = hook_base(c)
+    c.wait_line(r"task evolink:ev-1 unknown -> running", since=0)
+    write_config(c.config, listen_config(sim) + 'path_prefix = "/tasktui"\n')
+    c.signal(signal.SIGHUP)
+    c.wait_line(r"config reloaded: webhook receiver restarted")
+    line = c.wait_line(r"receiving evolink pushes on http://127\.0\.0\.1:\d+/tasktui/hooks/evolink/<token>", since=0)
+    new = re.search(r"(http://127\.0\.0\.1:\d+)", line).group(1)
+    assert httpx.post(f"{new}/hooks/evolink/{TOKEN}", json={"id": "ev-1"}, timeout=30).status_code == 404
+    pusher = sim_pusher(sim, evolink_url=f"{new}/tasktui/hooks/evolink/{TOKEN}")
+    sim.advance(60)
+    assert [a.status for a in pusher.pump()] == [202]
+    c.wait_line(r"task evolink:ev-1 running -> succeeded")
+    if old != new:  # the first receiver is gone (the new one may have got its port back)
+        with pytest.raises(httpx.ConnectError):
+            httpx.post(f"{old}/hooks/evolink/{TOKEN}", json={"id": "ev-1"}, timeout=30)
+    c.signal(signal.SIGTERM)
+    assert c.wait() == 0

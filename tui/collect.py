@@ -402,11 +402,18 @@ class Collector:
             say("reload", f"config not applied: {type(exc).__name__}: {exc}", level=logging.ERROR)
             return []
         old_store, new_store = getattr(self.config.store, "url", None), getattr(config.store, "url", None)
-        self.config = config
+        old_config, self.config = self.config, config
         if old_store != new_store:
             lines.append("[store] url changed: restart to use the other database")
         if self.listener is not None:
-            self._reload_listener(config, lines)
+            await self._reload_listener(old_config, config, lines)
+        elif getattr(self.args, "listen", False):  # it could not start before: try again
+            try:
+                await self._start_listener()
+            except (OSError, ValueError) as exc:
+                lines.append(f"webhook receiver still not running: {exc}")
+            else:
+                lines.append("webhook receiver started")
         for line in lines:
             say("reload", f"config reloaded: {line}")
         if not lines:
@@ -414,18 +421,36 @@ class Collector:
         self._watch_new_workers()
         return lines
 
-    def _reload_listener(self, config: Any, lines: list[str]) -> None:
-        from .push import _secret_list
+    async def _reload_listener(self, old: Any, config: Any, lines: list[str]) -> None:
+        """The receiver after a reload: a new Freepik secret list is handed to it as it
+        runs; a new address, prefix, token or a route added or removed restarts it."""
+        from .push import _secret_list, listen_settings
 
         receiver = self.listener.receiver
-        pcfg = config.providers.get("freepik")
-        fresh = _secret_list(getattr(pcfg, "webhook_secret", None)) if pcfg is not None else []
+
+        def secrets(cfg: Any) -> list[str]:
+            pcfg = cfg.providers.get("freepik")
+            return _secret_list(getattr(pcfg, "webhook_secret", None)) if pcfg is not None else []
+
+        def shape(cfg: Any) -> tuple:
+            return (tuple(sorted(listen_settings(cfg, self.args).items())), bool(secrets(cfg)),
+                    "evolink" in cfg.providers, "freepik" in cfg.providers)
+
+        if shape(old) != shape(config):
+            await self.listener.stop()
+            self.listener = None
+            try:
+                await self._start_listener()
+            except (OSError, ValueError) as exc:
+                lines.append(f"webhook receiver not restarted: {exc}; no pushes are received until the next reload")
+                self.engine.set_push(())
+                return
+            lines.append("webhook receiver restarted (address, prefix, token or routes changed)")
+            return
+        fresh = secrets(config)
         if fresh != receiver.secrets.get("freepik", []):
-            if fresh and receiver.secrets.get("freepik"):
-                receiver.secrets["freepik"] = fresh
-                lines.append("freepik: webhook secret now in use")
-            else:
-                lines.append("freepik: webhook route added or removed: restart to apply")
+            receiver.secrets["freepik"] = fresh
+            lines.append("freepik: webhook secret now in use")
 
     def _watch_new_workers(self) -> None:
         for name in list(self.provider_states):
