@@ -122,3 +122,19 @@ def test_the_simulator_announces_the_eta_a_scenario_gives(sim_factory, sim_task,
         late, true = (client.get(f"/v1/tasks/task-unified-{i}").json() for i in ("late", "true"))
     assert late["task_info"]["estimated_time"] == 90  # off by half: 60 s long
     assert true["task_info"]["estimated_time"] == 60
+
+
+async def test_upscayls_budget_goes_where_the_ends_are():
+    """Upscayl at its real 100/h, 24 tasks over an hour (the bench's case): the
+    adaptive engine sees the typical end sooner than the engine's fixed poller at
+    the interval that fits that budget, under the same budget, never over it."""
+    from bench.thrift import _measured, _run, _scenario, fixed_at_budget
+
+    scenario = _scenario(24, seed=11, warm=0, providers=("upscayl",), upscayl={"budget": "100/h"})
+    ours = await _run(scenario, rates={"upscayl": "100/h"})
+    interval, _, _ = fixed_at_budget(_measured(scenario), 100, 3600)
+    fixed = await _run(scenario, rates={"upscayl": "100/h"}, fixed=interval)
+    o, f = ours["by"]["upscayl"], fixed["by"]["upscayl"]
+    assert ours["over_budget"] == 0 and ours["violations"] == 0 and o["missed"] == 0
+    assert o["requests"] <= f["requests"] + 2  # the same budget, spent
+    assert o["median"] < 0.8 * f["median"], (o, f)
