@@ -335,6 +335,21 @@ def test_a_short_budget_spaces_the_polls_that_only_learn_more_not_the_one_at_the
     assert predict_end(s, t, now, WALL + now)[3]  # confirmed
     assert plan(FLOOR, s, t, now, WALL + now, spread=500.0).wait == plan(FLOOR, s, t, now, WALL + now).wait
 
+    # learned ends at 40-49 s: the first poll into them keeps its time; the steps through them
+    # come as far apart as the budget allows
+    durations = Durations([40.0 + i for i in range(10)])
+    s = Schedule()
+    observe(s, _task(), 0.0)
+    into = plan(FLOOR, s, _task(), 0.0, WALL, cap=600.0, quiet_cap=QUIET_CAP, durations=durations)
+    assert plan(FLOOR, s, _task(), 0.0, WALL, cap=600.0, quiet_cap=QUIET_CAP, durations=durations,
+                spread=40.0).wait == into.wait
+    assert into.wait == pytest.approx(40.0 * (1 - SPREAD) + max(FLOOR, PRIOR_TOLERANCE * durations.scale()))
+    observe(s, _task(), 36.0)
+    step = plan(FLOOR, s, _task(), 36.0, WALL + 36, cap=600.0, quiet_cap=QUIET_CAP, durations=durations).wait
+    assert step == pytest.approx(max(FLOOR, PRIOR_TOLERANCE * durations.scale()))
+    assert plan(FLOOR, s, _task(), 36.0, WALL + 36, cap=600.0, quiet_cap=QUIET_CAP, durations=durations,
+                spread=40.0).wait >= 30.0
+
     # 80 % done after 40 s: ended within 10 s more at the slowest; the budget's spacing stops there
     s = Schedule()
     observe(s, _task(progress=80.0), 0.0)

@@ -281,6 +281,8 @@ def plan(floor: float, sched: Schedule, task: Task, now: float, wall_now: float,
         if found_prior is not None:
             at, last = found_prior
             wait = max(floor, min(cap, quiet_cap or cap, at - age))
+            if spread > wait and at - age <= max(floor, PRIOR_TOLERANCE * durations.scale()) + 1e-9:
+                wait = spread  # stepping through the learned ends: as the budget allows
             return Plan(wait, wait * QUIET_SHARE, predicted, expired, sched.born + last)
     if prior_end is not None:
         if prior_end <= now:  # older than what was learned: overdue since the last likely end
