@@ -279,8 +279,9 @@ def add_parser(sub: Any, parents: list) -> None:
     import argparse
 
     p = sub.add_parser("errors", parents=parents, help=ERRORS_HELP,
-                       description=ERRORS_HELP[0].upper() + ERRORS_HELP[1:] + ": the rows of the "
-                       "dashboard's error log (e).  Provider text is shown inert, API keys masked.",
+                       description="The error log: failed polls, refused keys, rate limits and task\n"
+                                   "failures, newest first: the rows of the dashboard's error log (e).\n"
+                                   "Provider text is shown inert, API keys masked.",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=ERRORS_EPILOG)
     p.add_argument("--json", action="store_true",
                    help="print a JSON array, one object per row (time, provider, task_id, key, "
