@@ -257,7 +257,7 @@ class ErrorLogScreen(Screen[str | None]):
 
     def on_resize(self, event: Any) -> None:
         if self._columns(self.size.width):
-            self._fill()
+            self._fill(force=True)
 
     # ------------------------------------------------------------ rows
 
@@ -318,17 +318,21 @@ class ErrorLogScreen(Screen[str | None]):
         shown[MESSAGE] = fit(shown[MESSAGE], self.widths[MESSAGE]).rstrip()
         return [Text(c, no_wrap=True) for c in shown]
 
-    def _fill(self) -> None:
-        """Put the first WINDOW matching rows in the table (the cursor stays on its line)."""
+    def _fill(self, force: bool = False) -> None:
+        """Put the first WINDOW matching rows in the table (the cursor stays on its line);
+        when the table already shows exactly those rows (the rest of the events just
+        read, older than the window), only the count changes: no repaint."""
         needle = self.query_one("#errors-filter", Input).value.strip().lower()
         self._match(needle)
         table = self.query_one(DataTable)
         cursor = table.cursor_row
-        table.clear()
-        self.shown = []
-        self._more(max(WINDOW, cursor + 1))
-        if self.shown and cursor:
-            table.move_cursor(row=min(cursor, len(self.shown) - 1))
+        size = max(WINDOW, cursor + 1, len(self.shown))
+        if force or [self.rows[i] for i in self.matches[:size]] != self.shown:
+            table.clear()
+            self.shown = []
+            self._more(max(WINDOW, cursor + 1))
+            if self.shown and cursor:
+                table.move_cursor(row=min(cursor, len(self.shown) - 1))
         events = len(self._events)
         tasks = len(self._failures)
         total = len(self.rows)
