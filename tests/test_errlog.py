@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.pg import pg_db, pg_server, pg_url  # noqa: F401  (fixtures: a real PostgreSQL, or skip)
 from tui.cli import main
 from tui.errlog import TASK_MESSAGES, read_log, row_cells
 from tui.model import Event, Task
@@ -154,3 +155,30 @@ def test_errors_never_imports_textual(home):
                        timeout=60)
     assert r.returncode == 0, r.stderr
     assert len(json.loads(r.stdout)) == 6
+
+
+def test_errors_and_streamed_ls_on_postgresql(pg_url, tmp_path, monkeypatch, capsys):
+    """The same commands on a PostgreSQL store: task failures picked by its SQL
+    (iter_tasks 'state:bad'), ls --json streamed from it."""
+    from tui.stores import open_store
+
+    for key in list(os.environ):
+        if key.startswith("TASKTUI_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("TASKTUI_DB", pg_url)
+    monkeypatch.setenv("TASKTUI_CONFIG", str(tmp_path / "missing.toml"))
+    store = open_store(pg_url)
+    try:
+        store.add("upscayl", ["u1", "u2", "u3"])
+        store.apply([Task("upscayl", "u1", state="failed", error="upscale failed", updated_at=NOW - 60,
+                          finished_at=NOW - 60),
+                     Task("upscayl", "u2", state="succeeded", updated_at=NOW - 50, finished_at=NOW - 50)])
+        store.log([Event(NOW - 30, "upscayl", UPSCAYL_429["message"], None, 429, "rate_limited", 3600.0)])
+    finally:
+        store.close()
+    code, out, err = cli(capsys, "errors", "--json")
+    assert code == 0, err
+    assert [(r["kind"], r["task_id"]) for r in json.loads(out)] == [("rate_limited", None), ("task failed", "u1")]
+    code, out, err = cli(capsys, "ls", "--json", "--filter", "-state:succeeded")
+    assert code == 0, err
+    assert [t["task_id"] for t in json.loads(out)] == ["u1", "u3"]
