@@ -159,3 +159,29 @@ async def test_the_engine_runs_it_when_the_config_says_so(files, sim_factory, si
     got = sorted(p.name for p in (dest / "evolink").rglob("*") if p.is_file())
     assert got == ["task-unified-9-1.png", "task-unified-9-2.mp3"]
     assert files.violations == []
+
+
+def test_tasktui_collect_downloads_as_tasks_succeed(files, sim, sim_task, tmp_path):
+    """The installed `tasktui collect` with [results] auto_download: a task the
+    simulator ends with links on a file host has its files in dir, recorded in the
+    store, and SIGTERM still exits 0."""
+    import signal
+
+    from test_collect import Collect, provider_table, stored, until
+
+    sim.add([sim_task("evolink", "task-unified-c1", "succeeded", results=[files.url("/img.webp")])])
+    store = Store(tmp_path / "tasks.db")
+    store.add("evolink", ["task-unified-c1"])
+    store.close()
+    dest = tmp_path / "renders"
+    c = Collect(tmp_path, provider_table("evolink", sim.base_url, balance_interval=0.0)
+                + f'[results]\nauto_download = true\ndir = "{dest}"\n')
+    try:
+        until(lambda: stored(c.db, "evolink:task-unified-c1").files, "the file to be recorded")
+        c.signal(signal.SIGTERM)
+        assert c.wait() == 0
+    finally:
+        c.close()
+    (path,) = stored(c.db, "evolink:task-unified-c1").files
+    assert Path(path).read_bytes() == files.body("/img.webp") and Path(path).is_relative_to(dest)
+    assert files.violations == []

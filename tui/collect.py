@@ -84,6 +84,9 @@ def cmd_collect(args: Any) -> int:
         store = open_store(args, scope="live")  # memory holds the live tasks (the engine's working set)
         try:
             engine = make_engine(config, store)
+            from .autopull import attach_from_config
+
+            attach_from_config(engine, store, config)  # [results] auto_download: files fetched as tasks succeed
             collector = Collector(config, store, engine, args, handler=handler)
             return asyncio.run(collector.run())
         finally:
