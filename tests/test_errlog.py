@@ -23,7 +23,6 @@ from tui.store import Store
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "data"
 KEY = "sk-live-0123456789abcdef"  # the config's API key: never printed
-NOW = time.time()
 
 # Published bodies (tests/data, sources in the provider tests): Upscayl's 429
 # (tests/test_provider_upscayl.py test_429_try_again_in_one_hour: RateLimited,
@@ -44,6 +43,7 @@ def home(tmp_path, monkeypatch):
     config.write_text(f'[providers.freepik]\napi_key = "{KEY}"\n', encoding="utf-8")
     config.chmod(0o600)
     monkeypatch.setenv("TASKTUI_CONFIG", str(config))
+    NOW = time.time()  # the rows' times count back from the test's start (--since counts from now)
     with Store(tmp_path / "tasks.db") as store:
         store.add("upscayl", ["u1", "u2"])
         store.add("comfy", ["c1"])
@@ -167,6 +167,7 @@ def test_errors_and_streamed_ls_on_postgresql(pg_url, tmp_path, monkeypatch, cap
             monkeypatch.delenv(key)
     monkeypatch.setenv("TASKTUI_DB", pg_url)
     monkeypatch.setenv("TASKTUI_CONFIG", str(tmp_path / "missing.toml"))
+    NOW = time.time()
     store = open_store(pg_url)
     try:
         store.add("upscayl", ["u1", "u2", "u3"])
