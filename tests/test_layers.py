@@ -37,8 +37,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("engine",),
     # 4: the headless commands and services
     ("headless", "push", "collect", "errlog", "results", "autopull", "watch", "notify"),
-    # 5: the Textual pieces
-    ("widgets", "screens", "preview", "messages"),
+    # 5: the Textual pieces (healthfmt: the quota table's words, built on widgets.cells)
+    ("widgets", "screens", "preview", "messages", "healthfmt"),
     # 6: the dashboard and the demo
     ("app", "demo"),
     # 7: the command line
