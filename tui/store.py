@@ -990,7 +990,9 @@ class Store:
         cond, params, residual = "", (), None
         if where is not None:
             cond, params, residual = f" AND ({where.sql})", tuple(where.params), where.residual
-        sql = (f"SELECT {self._cols}, id FROM tasks WHERE deleted = 0 AND id > ?{cond}"
+        # ``+deleted``: not the counts index, whose plan sorts every batch in a temporary
+        # tree (300,000 rows: 14 s); the primary key's range scan reads them in 0.24 s
+        sql = (f"SELECT {self._cols}, id FROM tasks WHERE +deleted = 0 AND id > ?{cond}"
                f" ORDER BY id LIMIT {max(1, int(batch))}")
         last = 0
         while True:
