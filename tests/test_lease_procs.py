@@ -63,16 +63,28 @@ async def main():
 asyncio.run(main())
 """
 
-def _deadline_wait(what, timeout: float, message: str):
-    """Wait for ``what()`` to be truthy (checked every 50 ms), at most ``timeout`` s."""
+def _deadline_wait(what, timeout: float, message, state=None):
+    """Wait for ``what()`` to be truthy (checked every 50 ms), at most ``timeout`` s;
+    on a timeout the message says ``state()`` too (what the processes did)."""
     deadline = time.monotonic() + timeout
     while True:
         got = what()
         if got:
             return got
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {message}")
+            extra = f"; {state()}" if state is not None else ""
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {message}{extra}")
         time.sleep(0.05)
+
+
+def _state(store, *procs) -> str:
+    """What happened so far, for a failure message."""
+    try:
+        events = [e.message for e in store.events(limit=10)]
+    except Exception as exc:
+        events = [repr(exc)]
+    sent = {p.pid: [(round(r["t"] % 1000, 2), r["path"]) for r in p.requests()] for p in procs if p is not None}
+    return f"holder pid {_holder_pid(store)}, sent {sent}, events {events}"
 
 
 class Proc:
@@ -176,7 +188,7 @@ def test_two_processes_one_poller_and_a_clean_hand_over_keeps_the_budget(target,
         b.wait_line("ready")
         _add_now(sim, store, tuple(30.0 + n for n in range(8)))
         # A spends 8 of the 12 requests the minute allows (B, running, sends none)
-        _deadline_wait(lambda: len(a.requests()) >= 8, 60, "A's eighth request")
+        _deadline_wait(lambda: len(a.requests()) >= 8, 60, "A's eighth request", lambda: _state(store, a, b))
         assert b.requests() == []
         assert not _all_ended(store)
         a.stop()
@@ -186,7 +198,7 @@ def test_two_processes_one_poller_and_a_clean_hand_over_keeps_the_budget(target,
         # B spends what is left of the minute (the moment a B that ignored A's requests
         # would have gone over it); the kill and freeze tests below also see every task end
         _deadline_wait(lambda: len([r for r in sim.requests if r.provider == "evolink"]) >= 12 or _all_ended(store),
-                       120, "the minute's 12 requests spent")
+                       120, "the minute's 12 requests spent", lambda: _state(store, a, b))
         assert not [r for r in sim.requests if r.over_budget], "a request over the key's 12/minute"
         sent_a, sent_b = a.requests(), b.requests()
         assert sent_b, "B never polled after the hand-over"

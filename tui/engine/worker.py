@@ -704,6 +704,10 @@ class Worker:
                     held, self.retry_mono = self.retry_mono, None
             self.due_cache = None
             live = [t for t, _ in self._live_keyed()]
+            if len(self.pushed) > 2 * len(live) + 100:  # pushes of tasks that ended meanwhile
+                keep = {t.key for t in live}
+                for key in [k for k in self.pushed if k not in keep]:
+                    self._forget_push(key)
             due = self._select(now, force)
             r = Round()
             self.open()
