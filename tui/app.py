@@ -321,7 +321,7 @@ class TaskTUI(App[None]):
 
                 await asyncio.wait_for(stop_engine(self.engine), HANGUP_GRACE)
             except Exception:
-                pass
+                self.task_list.redraw(p.key)
         if self.hard_exit_on_hangup:
             try:
                 self.store.close()
@@ -905,10 +905,19 @@ class TaskTUI(App[None]):
 
         files = {t.key: len(t.results) for t in tasks}
         finished: dict[str, int] = {}
+        rows = self.task_list.downloads  # key -> percent, drawn in the task's row
+        for t in tasks:
+            rows[t.key] = 0.0
+            self.task_list.redraw(t.key)
 
         def progress(p: Any) -> None:
             if p.finished is not None:
                 finished[p.key] = finished.get(p.key, 0) + 1
+            part = p.done / p.total if p.total and p.finished is None else 0.0
+            share = 100.0 * (finished.get(p.key, 0) + min(part, 1.0)) / max(files.get(p.key, 1), 1)
+            if p.key in rows and int(share) != int(rows[p.key]):
+                rows[p.key] = share
+                self.task_list.redraw(p.key)
             done = human_bytes(p.done) + (f" of {human_bytes(p.total)}" if p.total else "")
             self.downloads[p.key] = (f"downloading {finished.get(p.key, 0)} of {files.get(p.key, 0)} files…"
                                      f" (file {p.n}: {done})")
@@ -920,6 +929,8 @@ class TaskTUI(App[None]):
         except Exception as exc:  # a folder that cannot be made, a store that cannot be written
             for t in tasks:
                 self.downloads[t.key] = "download done: failed"
+                rows.pop(t.key, None)
+                self.task_list.redraw(t.key)
             self.notify(clean(f"{type(exc).__name__}: {exc}", 300), title="Download failed",
                         severity="error", markup=False)
             return
@@ -929,6 +940,8 @@ class TaskTUI(App[None]):
             mine = [r for r in results if r.key == t.key]
             ok = sum(r.ok for r in mine)
             self.downloads[t.key] = f"download done: {ok} of {len(mine)} files"
+            rows.pop(t.key, None)
+            self.task_list.redraw(t.key)
         getattr(self.screen, "refresh_results", lambda: None)()
         message = f"{len(good)} file(s) in {clean(folder, 300)}"
         if bad:

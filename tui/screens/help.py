@@ -26,6 +26,9 @@ FILTER_HELP = [
 LIST_MARKS = [
     ("~7m", "AGE counted from when tasktui started tracking the task: the provider gave no creation time"),
     ("⚠  !", "the task is stalled (it cannot progress) · its polls are failing"),
+    ("⧗", "its result links are in the last quarter of their stated lifetime, or expired, and nothing is "
+          "downloaded (d downloads them; [results] auto_download does it as tasks succeed)"),
+    ("↓ 37%", "a download under way (d), in place of the task's progress"),
     ("*", "a marked task (x, r, c and d act on the marks)"),
     ("POLLED", "when tasktui last asked for the task (L shows the column; the detail says when it asks next)"),
 ]

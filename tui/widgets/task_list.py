@@ -59,6 +59,8 @@ from .. import filter as tfilter
 from ..headless import health_mark
 from ..model import Task
 from .cells import clean
+
+EXPIRY_MARK = "⧗"  # result links in the last quarter of their lifetime (one cell wide)
 from .cells import ages_header, ages_tail, bar, extra_width, fit, fit_middle, percent, state_label
 
 # state -> rank for the "state" sort: what needs attention first.
@@ -424,10 +426,12 @@ class TaskList(ScrollView, can_focus=True):
         self.cursor_key: str | None = None
         self._cursor_row = 0
         # key -> (rev, width, body segments, body with the base style applied, body's cells)
-        self._cache: dict[str, tuple[int, int, list[Segment], list[Segment], int]] = {}
+        # key -> (rev, width, bare segments, styled segments, cells, row signs)
+        self._cache: LRUCache[str, tuple] = LRUCache(4096)
+        self.downloads: dict[str, float] = {}  # key -> percent of a download under way (the app sets it)
         self._styles_memo: dict[str, Style] = {}  # component styles, until the next style update
         self._columns: Columns | None = None
-        self._drawn_ages: dict[str, str] = {}  # key -> the age text last drawn
+        self._drawn_ages: dict[str, tuple] = {}  # key -> the age text and row signs last drawn
         self._columns_width = -1
         self._extra = 0  # cells of the optional columns at the end (tui.widgets.cells.extra_width)
         self.marks: set[str] = set()  # marked keys (bulk actions act on them)
@@ -458,7 +462,7 @@ class TaskList(ScrollView, can_focus=True):
         return [r.key for r in self._order if r.key in self.marks]
 
     def _redraw_mark(self, key: str) -> None:
-        self._cache.pop(key, None)
+        self._cache.discard(key)
         row = self._row_of(key)
         if row is not None:
             self._refresh_row(row)
@@ -799,7 +803,7 @@ class TaskList(ScrollView, can_focus=True):
         return moves
 
     def _forget_rows(self, key: str) -> None:
-        self._cache.pop(key, None)
+        self._cache.discard(key)
 
     def clear_cache(self) -> None:
         """Drop every rendered row (after a theme or size change)."""
@@ -1007,7 +1011,7 @@ class TaskList(ScrollView, can_focus=True):
         top = int(self.scroll_offset.y)
         drawn = self._drawn_ages
         for n, row in enumerate(self._index[top: top + self.size.height], start=top):
-            if drawn.get(row.key) != self._ages(row.task):
+            if drawn.get(row.key) != (self._ages(row.task), self._signs(row.task)):
                 self._refresh_row(n)  # that line only: a full repaint costs ~50x more
 
     def _ages(self, task: Task) -> str:
@@ -1086,26 +1090,43 @@ class TaskList(ScrollView, can_focus=True):
         own style); the others get them with the base style applied, so the strip
         is built once from segments of a known length."""
         self._layout()  # brings _columns_width up to date
+        signs = self._signs(task)
         hit = self._cache.get(key)
-        if hit is None or hit[0] != task.rev or hit[1] != self._columns_width:
-            body = self._body(task)
+        if hit is None or hit[0] != task.rev or hit[1] != self._columns_width or hit[5] != signs:
+            body = self._body(task, signs)
             base = self._style("base")
             hit = (task.rev, self._columns_width, body,
                    [Segment(seg.text, base + seg.style if seg.style else base) for seg in body],
-                   sum(cell_len(seg.text) for seg in body))
-            if len(self._cache) >= 4096:
-                self._cache.clear()
-            self._cache[key] = hit
+                   sum(cell_len(seg.text) for seg in body), signs)
+            self._cache.set(key, hit)
         tail = self._ages(task)
         if len(self._drawn_ages) >= 4096:
             self._drawn_ages.clear()
-        self._drawn_ages[key] = tail
+        self._drawn_ages[key] = (tail, signs)
         if cursor:
             return hit[2] + [Segment(tail, self._style("dim"))], hit[4] + cell_len(tail)
         return hit[3] + [Segment(tail, self._style("base+dim"))], hit[4] + cell_len(tail)
 
-    def _body(self, task: Task) -> list[Segment]:
+    def _signs(self, task: Task) -> tuple:
+        """What a row shows beyond the task's own fields, which the clock or the app
+        changes: the percent of a download under way (``d``), and whether its result
+        links are in the last quarter of their stated lifetime (or expired) with
+        nothing downloaded yet (EvoLink's 24 h, Upscayl's ``expiresAt``)."""
+        from ..results import expiry_soon
+
+        got = self.downloads.get(task.key)
+        return (None if got is None else int(got),
+                bool(task.results) and not task.files and expiry_soon(task, self.clock()))
+
+    def redraw(self, key: str) -> None:
+        """Draw a task's row again (its download progress moved)."""
+        row = self._row_of(key)
+        if row is not None:
+            self._refresh_row(row)
+
+    def _body(self, task: Task, signs: tuple = (None, False)) -> list[Segment]:
         c = self._layout()
+        downloading, expiring = signs
         dim = self._style("dim")
         # the first cell is the mark column: "*" on a marked task (reads without colour)
         if task.key in self.marks:
@@ -1123,13 +1144,20 @@ class TaskList(ScrollView, can_focus=True):
             segs.append(Segment(fit(what, c.model) + " ", dim))
         state_style = self._style(f"state-{task.state}" if task.state in _STATE_RANK
                                   else "state-unknown")
-        mark = health_mark(task)
-        if mark:  # stalled or failing polls: a mark that reads without colour too
+        mark = health_mark(task) or (EXPIRY_MARK if expiring else "")
+        if downloading is not None and not c.bar:
+            mark = mark or "↓"  # no progress column at this width: a sign of the download instead
+        if mark:  # stalled, failing polls, links about to expire: a mark that reads without colour too
             segs.append(Segment(mark + " ", self._style("health")))
             segs.append(Segment(fit(state_label(task.state), c.state - 2) + " ", state_style))
         else:
             segs.append(Segment(fit(state_label(task.state), c.state) + " ", state_style))
-        if c.bar:
+        if c.bar and downloading is not None:  # the download under way, in place of the task's progress
+            done, empty = bar(downloading, c.bar)
+            segs.append(Segment(done, self._style("mark")))
+            segs.append(Segment(empty, self._style("track")))
+            segs.append(Segment("↓" + percent(downloading)))
+        elif c.bar:
             if task.state == "succeeded" and task.progress is None:
                 progress = 100.0
             else:
