@@ -321,7 +321,7 @@ class TaskTUI(App[None]):
 
                 await asyncio.wait_for(stop_engine(self.engine), HANGUP_GRACE)
             except Exception:
-                self.task_list.redraw(p.key)
+                pass
         if self.hard_exit_on_hangup:
             try:
                 self.store.close()
