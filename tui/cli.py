@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true",
                    help="serve only the seed documents' endpoints (balance, history and other lists answer 404),"
                         " with the published variants mixed in")
+    p.add_argument("--files", action="store_true",
+                   help="serve the simulated results' files too (small real pictures, video and audio headers,"
+                        " 410 once expired), so previews, o, d and pull work against the simulator")
 
     providers = ", ".join(PROVIDERS)
     p = sub.add_parser("add", parents=[common], help="track tasks; ID '-' reads ids from stdin",

@@ -84,7 +84,7 @@ class DemoEnv:
         self.dir = Path(self._tmp.name)
         os.chmod(self.dir, 0o700)
         try:
-            self.sim = SimServer(self.scenario, speed=self.speed).start()
+            self.sim = SimServer(self.scenario, speed=self.speed, files=True).start()  # previews work
             self.base_url = self.sim.base_url
             self.config_path = self.dir / "config.toml"
             _write_private(self.config_path, demo_config(self.base_url, self.scenario))

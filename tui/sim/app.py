@@ -516,8 +516,9 @@ def _shifted(item: dict[str, Any], shift: float, names: tuple[str, ...]) -> dict
     return {k: (v + shift if k in names and isinstance(v, (int, float)) else v) for k, v in item.items()}
 
 
-def make_app(sim: Simulator) -> Starlette:
-    """The ASGI app serving ``sim``."""
+def make_app(sim: Simulator, *, files: bool = False) -> Starlette:
+    """The ASGI app serving ``sim``; ``files``: its result links can be fetched
+    (tui/sim/files.py: ``/_sim/files/...``, links rewritten to this server)."""
     h = _Sim(sim)
     any_method = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
     routes = [
@@ -537,6 +538,14 @@ def make_app(sim: Simulator) -> Starlette:
         Route("/_sim/clock", h.ctl_clock, methods=["GET", "POST"]),
         Route("/_sim/tasks", h.ctl_tasks, methods=["POST"]),
         Route("/_sim/scenario", h.ctl_scenario, methods=["GET"]),
-        Route("/{path:path}", h.unknown, methods=any_method),
     ]
+    if files:
+        from starlette.middleware import Middleware
+
+        from .files import PREFIX, ResultLinks, file_route
+
+        routes.append(Route(PREFIX + "{path:path}", file_route(sim), methods=["GET"]))
+        routes.append(Route("/{path:path}", h.unknown, methods=any_method))
+        return Starlette(routes=routes, middleware=[Middleware(ResultLinks)])
+    routes.append(Route("/{path:path}", h.unknown, methods=any_method))
     return Starlette(routes=routes)

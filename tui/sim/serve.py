@@ -38,7 +38,7 @@ class SimServer:
     """
 
     def __init__(self, scenario: Scenario | None = None, host: str = "127.0.0.1", port: int = 0, *,
-                 speed: float = 1.0, clock: SimClock | None = None) -> None:
+                 speed: float = 1.0, clock: SimClock | None = None, files: bool = False) -> None:
         if scenario is None:
             from .generate import small_scenario
 
@@ -46,6 +46,7 @@ class SimServer:
         self.sim = Simulator(scenario, clock=clock, speed=speed)
         self.host = host
         self.port = port
+        self.files = files  # serve the result links (tui/sim/files.py)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
@@ -65,7 +66,7 @@ class SimServer:
         sock.setblocking(False)
         self._sock = sock
         self.port = sock.getsockname()[1]
-        self._server = uvicorn.Server(_config(make_app(self.sim)))
+        self._server = uvicorn.Server(_config(make_app(self.sim, files=self.files)))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
                                         name=f"sim-{self.port}", daemon=True)
         self._thread.start()
@@ -195,11 +196,11 @@ def add_commands(scenario: Scenario) -> list[str]:
 
 
 def serve(host: str = "127.0.0.1", port: int = 8765, scenario: Scenario | None = None, *,
-          speed: float = 1.0, out=None) -> None:
+          speed: float = 1.0, out=None, files: bool = False) -> None:
     """Serve in the foreground until Ctrl-C, printing the base URL, a config
     snippet, ``tasktui add`` lines, then one line per request."""
     out = out or sys.stdout
-    server = SimServer(scenario, host, port, speed=speed)
+    server = SimServer(scenario, host, port, speed=speed, files=files)
 
     def show(rec: Record) -> None:
         mark = " VIOLATION" if rec.violation else ""
@@ -256,7 +257,7 @@ def cmd_simulate(args) -> int:
 
         scenario = generate(seed=args.seed, n_tasks=args.tasks, real=strict, strict=strict)
     try:
-        serve(args.host, args.port, scenario, speed=args.speed)
+        serve(args.host, args.port, scenario, speed=args.speed, files=bool(getattr(args, "files", False)))
     except OSError as exc:
         print(f"tasktui simulate: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 2
