@@ -1008,17 +1008,30 @@ def cmd_wait(args: Any) -> int:
 # ---------------------------------------------------------------- quota
 
 
-def quota_table(rows: list[dict]) -> str:
-    head = ("PROVIDER", "STATE", "REQUESTS", "ERRORS", "429S", "RETRY AT", "CREDITS", "BALANCE",
-            "BUDGET", "TASKS")
+def quota_table(rows: list[dict], healths: dict | None = None, now: float | None = None) -> str:
+    """The plain ``tasktui quota`` table.  STATE, REQUESTS, BALANCE and ANSWER are
+    the dashboard's quota table's own words (tui/healthfmt.py: ``● ok``, ``✗ key
+    refused``, ``12/100h``, ``1,234.50 credits``, ``3s``), built from the same
+    stored provider health; the other columns are the stored counters."""
+    from .healthfmt import table_row
+
+    now = time.time() if now is None else now
+    head = ("PROVIDER", "STATE", "REQUESTS", "BALANCE", "ANSWER", "ERRORS", "429S", "RETRY AT", "CREDITS",
+            "TASKS")
     out = [head]
     for q in rows:
         tasks = " ".join(f"{k}={v}" for k, v in sorted(q["tasks"].items()) if v) or "-"
-        balance = "-" if q["balance"] is None else f"{q['balance']:g}"
-        out.append((q["provider"], q["state"], str(q["requests"]), str(q["errors"]),
-                    str(q["rate_limited"]), q["retry_at"] or "-", f"{q['credits_spent']:g}",
-                    balance, "-" if q["budget_left"] is None else f"{q['budget_left']} left of {q.get('budget')}",
-                    tasks))
+        h = (healths or {}).get(q["provider"])
+        if h is not None:
+            _, state, requests, balance, answered = table_row(h, now)
+        else:
+            state, requests = str(q["state"]), str(q["requests"])
+            balance = "-" if q["balance"] is None else f"{q['balance']:g}"
+            answered = "-"
+        spent = q.get("credits_spent")
+        out.append((q["provider"], state, requests, balance, answered, str(q["errors"]),
+                    str(q["rate_limited"]), q["retry_at"] or "-",
+                    "-" if not isinstance(spent, (int, float)) else f"{spent:g}", tasks))
     widths = [max(len(r[i]) for r in out) for i in range(len(head))]
     return "\n".join("  ".join(r[i].ljust(widths[i]) for i in range(len(r))).rstrip() for r in out)
 
@@ -1029,14 +1042,20 @@ def cmd_quota(args: Any) -> int:
 
     config = load_config(args)
     store = open_store(args, readonly=True)
+    now = time.time()
     try:  # provider health as the engines stored it: no engine is built, nothing is asked
         rows = quota(store, config)
+        healths = {}
+        if rows and not args.json:
+            from .healthfmt import stored_health
+
+            healths = {h.name: h for h in stored_health(store, config, [r["provider"] for r in rows], now)}
     finally:
         store.close()
     if args.json:
         print(dumps(rows, indent=2))
     elif rows:
-        print(quota_table(rows))
+        print(quota_table(rows, healths, now))
     else:
         _say("no provider is configured")
     return EXIT_OK
