@@ -35,10 +35,12 @@ LAYERS: list[tuple[str, ...]] = [
     ("store", "store_pg", "stores", "lease"),
     # 3: polling
     ("engine",),
-    # 4: the headless commands and services
-    ("headless", "push", "collect", "errlog", "results", "autopull", "watch", "notify"),
-    # 5: the Textual pieces (healthfmt: the quota table's words, built on widgets.cells)
-    ("widgets", "screens", "preview", "messages", "healthfmt"),
+    # 4: the headless commands and services, and the words both sides print (no Textual:
+    # widgets.cells formats a row's cells, healthfmt a provider's health)
+    ("headless", "push", "collect", "errlog", "results", "autopull", "watch", "notify", "healthfmt",
+     "widgets.cells"),
+    # 5: the Textual pieces
+    ("widgets", "screens", "preview", "messages"),
     # 6: the dashboard and the demo
     ("app", "demo"),
     # 7: the command line
