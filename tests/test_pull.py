@@ -343,7 +343,7 @@ def test_ls_json_shows_files(files, tmp_path):
                         text=True, timeout=60)
     rows = json.loads(ls.stdout)
     assert rows[0]["files"] == [str((tmp_path / "out/evolink/results/a-1.png").resolve())]
-    assert list(rows[0])[-1] == "files"
+    assert list(rows[0])[-3:] == ["files", "polled_at", "next_poll_at"]  # additive fields, freshness last
 
 
 # ---------------------------------------------------------------- store
