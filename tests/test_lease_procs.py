@@ -217,10 +217,10 @@ def test_two_processes_one_poller_and_a_hand_over_keeps_the_budget(target, tmp_p
         sent_a, sent_b = a.requests(), b.requests()
         assert sent_b, "B never polled after the hand-over"
         assert max(r["t"] for r in sent_a) < min(r["t"] for r in sent_b)  # never both at once
-        if how == "stop":  # (a killed A may have logged a request it never got to send)
-            _deadline_wait(lambda: len([r for r in sim.requests if r.provider == "evolink"])
-                           >= len(a.requests()) + len(b.requests()), 30, "every request sent to be served")
+        # (no count of served against logged: a process stopped or killed may have logged a
+        # request that its stop cancelled before it left)
         served = [r for r in sim.requests if r.provider == "evolink"]
+        assert len(served) <= len(a.requests()) + len(b.requests())
         assert not [r for r in served if r.over_budget], "a request over the key's 12/minute"
         # every sliding minute of the simulator's log holds at most 12 requests
         times = sorted(r.wall for r in served)
