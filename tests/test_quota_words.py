@@ -62,3 +62,44 @@ async def test_quota_and_the_dashboard_say_the_same_words(home, capsys, monkeypa
         shown = {str(table.get_row_at(n)[0]).strip(): [str(c).strip() for c in table.get_row_at(n)[1:]]
                  for n in range(table.row_count)}
     assert shown == printed
+
+
+async def test_quota_and_the_card_say_who_polls_when_another_process_holds_the_key(tmp_path, sim_factory, capsys,
+                                                                                  monkeypatch):
+    """A lease held by another process (tui/lease.py): `tasktui quota` prints a
+    'polled by HOST (pid N) since T' line and the provider's card says the same."""
+    from tui.engine import Engine
+    from tui.lease import Lease
+    from tui.sim import build_scenario, sim_task
+    from tui.store import Store
+    from tui.widgets.quota import health_lines, info_from_status
+
+    sim = sim_factory(build_scenario(sim_task("evolink", "t1", "running")))
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(sim.config_toml(("evolink",)), encoding="utf-8")
+    os.chmod(config_path, 0o600)
+    for key in list(os.environ):
+        if key.startswith("TASKTUI_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("TASKTUI_CONFIG", str(config_path))
+    monkeypatch.setenv("TASKTUI_DB", str(tmp_path / "tasks.db"))
+    store = Store(tmp_path / "tasks.db")
+    store.add("evolink", ["t1"])
+    other = Store(tmp_path / "tasks.db")
+    holder = Lease(other, "evolink", sim.key("evolink"), holder="render-box:4242:abc")
+    assert holder.acquire()
+    engine = Engine(load_config(config_path), store)
+    try:
+        await engine.poll_once()  # a follower: sends nothing, stores who polls
+        (h,) = engine.health()
+        assert h.polled_by and h.polled_by.startswith("polled by ") and "(pid " in h.polled_by
+        lines = dict(health_lines(info_from_status(engine.status("evolink"), h), NOW))
+        assert lines["poller"] == h.polled_by
+        assert main(["quota"]) == 0
+        out = capsys.readouterr().out
+        assert f"evolink: {h.polled_by}" in out.splitlines()
+    finally:
+        holder.release()
+        await engine.stop()
+        other.close()
+        store.close()

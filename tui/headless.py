@@ -1033,7 +1033,13 @@ def quota_table(rows: list[dict], healths: dict | None = None, now: float | None
                     str(q["rate_limited"]), q["retry_at"] or "-",
                     "-" if not isinstance(spent, (int, float)) else f"{spent:g}", tasks))
     widths = [max(len(r[i]) for r in out) for i in range(len(head))]
-    return "\n".join("  ".join(r[i].ljust(widths[i]) for i in range(len(r))).rstrip() for r in out)
+    lines = ["  ".join(r[i].ljust(widths[i]) for i in range(len(r))).rstrip() for r in out]
+    from .text import clean
+
+    for q in rows:  # another process holds the provider key's lease (tui/lease.py): say who polls
+        if q.get("polled_by"):
+            lines.append(f"{q['provider']}: {clean(str(q['polled_by']), 200)}")
+    return "\n".join(lines)
 
 
 @command

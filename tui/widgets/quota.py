@@ -51,6 +51,9 @@ def _health_extras(source: Any) -> dict:
         if isinstance(off, dict) else {},
         "last_answer_at": get("last_answer_at"),
         "push": dict(get("push") or {}) if isinstance(get("push"), dict) else {},  # tui/push.py's counts
+        # who polls this provider key when it is another process (tui/lease.py); the
+        # decoded blob of an offline read has no such property: read it from a ProviderHealth
+        "polled_by": getattr(source, "polled_by", None) if not isinstance(source, dict) else None,
     }
 
 
@@ -173,6 +176,8 @@ def health_lines(info: dict, now: float) -> list[tuple[str, str]]:
     cause = info.get("cause")
     if cause and state != "ok":
         lines.append(("cause", clean(str(cause), 200)))
+    if info.get("polled_by"):  # a lease held by another process: its answers reach us through the store
+        lines.append(("poller", clean(str(info["polled_by"]), 200)))
     age = answer_age(info, now)
     if age is not None:
         lines.append(("answered", f"{age} ago"))
