@@ -503,6 +503,8 @@ class ListenConfig(BaseModel):
     public_url: str | None = Field(default=None, pattern=r"^https?://")
     token: SecretStr | None = None  # the EvoLink callback token (default: one made once, beside the database)
     forwarded_allow_ips: str | None = None
+    # a task fed by push is polled only this often (seconds), and once near its predicted end
+    safety_net: float = Field(default=600.0, gt=0, le=7 * 86400)
 
 
 class StoreConfig(BaseModel):

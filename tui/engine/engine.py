@@ -110,7 +110,7 @@ class Engine:
             if not cfg.enabled:
                 continue
             w = Worker(name, cfg, self.store, config.engine, clock=self.clock, wall=self.wall, rand=self.rand,
-                       adaptive=self.adaptive)
+                       adaptive=self.adaptive, safety_net=_safety_net(config))
             w.restore(ProviderHealth.decode(name, saved.get(name)))
             w.paused, w.focus, w.loop = self.paused, self._focus, self._loop
             w.push_route = name in self._push
@@ -284,7 +284,7 @@ class Engine:
 
     def _new_worker(self, name: str, cfg: Any, config: Config) -> Worker:
         w = Worker(name, cfg, self.store, config.engine, clock=self.clock, wall=self.wall, rand=self.rand,
-                   adaptive=self.adaptive)
+                   adaptive=self.adaptive, safety_net=_safety_net(config))
         w.paused, w.focus, w.loop = self.paused, self._focus, self._loop
         w.push_route = name in self._push
         return w
@@ -528,3 +528,9 @@ def _take_over(new: Worker, old: Worker, *, new_key: bool, same_endpoints: bool)
         for s in new.sched.values():
             s.due = min(s.due, now + new.poll_interval)
     new.due_cache = None
+
+
+def _safety_net(config: Any) -> float | None:
+    """``[listen] safety_net``: how often a push-fed task is polled (None: the worker's default)."""
+    value = getattr(getattr(config, "listen", None), "safety_net", None)
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
