@@ -283,6 +283,9 @@ async def test_d_downloads_the_marked_tasks(tmp_path, server, monkeypatch):
     if not hasattr(TaskList, "marked"):
         pytest.skip("the task list has no marks yet")
     monkeypatch.chdir(tmp_path)
+    import tui.widgets.summary as summary
+
+    monkeypatch.setattr(summary, "thumb_url", lambda task: None)  # no summary preview: count downloads only
     a = done_task("e-a", [server.url("/img.png")])
     b = done_task("e-b", [server.url("/img.webp")])
     c = done_task("e-c", [server.url("/img.jpg")])
@@ -295,7 +298,7 @@ async def test_d_downloads_the_marked_tasks(tmp_path, server, monkeypatch):
         await wait_for(pilot, lambda: bool(store.get(a.key).files) and bool(store.get(c.key).files))
         await wait_for(pilot, lambda: any("2 file(s) in" in m for _, m in said))
         assert store.get(b.key).files == []
-    assert sorted(s.path for s in server.requests) == ["/img.jpg", "/img.png"]
+    assert sorted(s.path for s in server.requests) == ["/img.jpg", "/img.png"]  # each marked task's file once
 
 
 # ---------------------------------------------------------------- snapshots
