@@ -7,6 +7,7 @@ from __future__ import annotations
 from textual.app import App
 
 from tui.model import Event, Task
+from tui.messages import StoreChanged
 from tui.screens.errors import WINDOW, ErrorLogScreen, haystack
 from tui.store import Store
 
@@ -104,7 +105,7 @@ async def test_ten_thousand_events_open_as_a_window_and_filter_from_the_previous
             # a new event: the screen reads that one, not the 10,000 again
             counting.limits.clear()
             store.log([Event(NOW + 5, "comfy", "fresh trouble", None, 500, "transient")])
-            screen.on_store_change(set(), 1)
+            screen.on_store_changed(StoreChanged(set(), 1))
             assert counting.limits == [1]
             assert screen.rows[0].message == "fresh trouble"
             assert len(screen.rows) == EVENTS + FAILURES  # the newest 10,000 events (the store keeps as many)

@@ -380,8 +380,6 @@ class TaskTUI(App[None]):
                 screen = self.screen
                 if hasattr(screen, "on_store_changed"):
                     screen.post_message(StoreChanged(fresh, events, control=self))
-                elif hasattr(screen, "on_store_change"):  # a screen not moved to the message yet
-                    screen.on_store_change(fresh, events)
             return  # the list's rows wait until the main screen is back
         keys, self._pending = self._pending, set()
         self._fresh = set()

@@ -132,11 +132,6 @@ class DetailScreen(Screen[None]):
         body = Text("(nothing received yet)", "dim") if raw is None else Text(pretty_json(raw))
         self.query_one("#detail-raw", Static).update(body)
 
-    def on_store_change(self, keys: set[str], events: int) -> None:
-        """Called by the app while this screen is on top: redraw when our task changed."""
-        if self.key in keys:
-            self.show()
-
     def on_store_changed(self, message) -> None:
         """The app's ``tui.messages.StoreChanged`` while this screen is on top."""
         if self.key in message.keys:

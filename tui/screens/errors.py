@@ -374,9 +374,10 @@ class ErrorLogScreen(Screen[str | None]):
             return None
         return self.shown[table.cursor_row]
 
-    def on_store_change(self, keys: set[str], events: int) -> None:
-        """Called by the app while this screen is on top: new log rows are read (only
-        those), and each changed task's row is added, replaced or dropped."""
+    def on_store_changed(self, message) -> None:
+        """The app's ``tui.messages.StoreChanged`` while this screen is on top: new log
+        rows are read (only those), and each changed task's row is added, replaced or dropped."""
+        keys, events = message.keys, message.events
         changed = False
         if events:
             fresh = [event_row(e) for e in self.store.events(limit=min(int(events), LOG_CAP))]
