@@ -114,3 +114,26 @@ def test_summary_with_a_preview(snap_compare, tmp_path, server, size):
         await pilot.pause()
 
     assert snap_compare(app, run_before=before, terminal_size=size)
+
+
+async def test_the_picture_is_decoded_once_while_the_fields_tick(tmp_path, server, monkeypatch):
+    """The fields' relative times redraw the pane every second; the picture is
+    drawn from its first decoding until the link or the room changes."""
+    import tui.preview as preview
+
+    calls = []
+    real = preview.render_halfblocks
+    monkeypatch.setattr(preview, "render_halfblocks", lambda *a, **k: calls.append(a[1:]) or real(*a, **k))
+    now = [NOW]
+    a = done("s-tick", [server.url("/img.png")])
+    store = fill_store(tmp_path / "tasks.db", [a], events=False)
+    app = make_app(make_config(), store, clock=lambda: now[0])
+    async with app.run_test(size=(160, 50)) as pilot:
+        assert app.task_list.select(a.key)
+        await wait_for(pilot, lambda: HALF in summary(app))
+        first = summary(app)
+        for _ in range(3):  # "(2m ago)" -> "(3m ago)" ...: the fields change, the picture stays
+            now[0] += 60
+            await wait_for(pilot, lambda: summary(app) != first)
+            first = summary(app)
+        assert len(calls) == 1 and HALF in summary(app)

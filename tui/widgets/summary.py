@@ -237,6 +237,7 @@ class TaskSummary(Static):
     _rows: list | None = None
     _thumb_url: str | None = None  # the link being fetched or shown
     thumb: Any = None  # tui.preview.Preview of _thumb_url, once fetched
+    _thumb_drawn: tuple | None = None  # ((url, width, lines), half-block text) of the last drawing
     _cache: Any = None
 
     def show(self, task: Task | None, now: float) -> None:
@@ -305,11 +306,16 @@ class TaskSummary(Static):
         free = height - used - 1  # a blank line between the fields and the picture
         if width < THUMB_MIN[0] or free < THUMB_MIN[1]:
             return None
+        drawn = self._thumb_drawn
+        if drawn is not None and drawn[0] == (p.url, width, free):
+            return drawn[1]  # the fields' "(12s ago)" moved, the picture did not: no decode
         try:
             lines = render_halfblocks(p.data, width, free)
         except PreviewError:
-            return None
-        return as_text(lines) if lines else None
+            lines = []
+        text = as_text(lines) if lines else None
+        self._thumb_drawn = ((p.url, width, free), text)
+        return text
 
     def _draw(self) -> None:
         if self._rows is None:
