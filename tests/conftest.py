@@ -152,6 +152,25 @@ def http_server():
         server.close()
 
 
+@pytest.fixture
+def file_host():
+    """A real file host on 127.0.0.1 (tests/file_server.py): pictures, video and
+    audio, slow, huge, dying and expired files, Range; it records every request and
+    any credential sent to it.  Held answers are let go before it closes."""
+    from file_server import FileServer
+
+    server = FileServer()
+    yield server
+    server.release()
+    server.close()
+
+
+@pytest.fixture
+def preview_cache(tmp_path, monkeypatch):
+    """Previews cached under tmp_path (nothing read from, or left in, the user's cache)."""
+    monkeypatch.setenv("TASKTUI_CACHE", str(tmp_path / "cache"))
+
+
 def pytest_collection_modifyitems(config, items):
     """``TASKTUI_TEST_ORDER=reverse``: run the suite back to front (a test that
     passes only after another one, or leaves something behind for the next one,

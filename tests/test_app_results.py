@@ -14,26 +14,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from file_server import HOLD, FileServer
+from file_server import HOLD
 from test_app_fixtures import NOW, clock, fill_store, make_config, notices, plain, wait_for
 from tui.app import make_app
 from tui.model import Task
 from tui.preview import PreviewCache, fetch_preview
 from tui.screens.detail import DetailScreen
 
-
-@pytest.fixture
-def server():
-    s = FileServer()
-    yield s
-    s.release()
-    s.close()
-
-
-@pytest.fixture(autouse=True)
-def own_cache(tmp_path, monkeypatch):
-    """Each test its own preview cache (nothing read from, or left in, the user's)."""
-    monkeypatch.setenv("TASKTUI_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("preview_cache")  # each test its own preview cache
 
 
 def done_task(task_id: str, results: list[str], **kw) -> Task:
@@ -64,8 +52,8 @@ async def open_detail(pilot, app, key: str) -> None:
 # ---------------------------------------------------------------- preview
 
 
-async def test_detail_previews_the_image_and_steps_through_results(tmp_path, server):
-    task = done_task("e-1", [server.url("/img.png"), server.url("/clip.mp4"), server.url("/expired410")])
+async def test_detail_previews_the_image_and_steps_through_results(tmp_path, file_host):
+    task = done_task("e-1", [file_host.url("/img.png"), file_host.url("/clip.mp4"), file_host.url("/expired410")])
     app, store = app_for(tmp_path, [task])
     saved = tmp_path / "out" / "e-1-1.png"
     store.set_files(task.key, [str(saved)])
@@ -73,7 +61,7 @@ async def test_detail_previews_the_image_and_steps_through_results(tmp_path, ser
         await open_detail(pilot, app, task.key)
         await wait_for(pilot, lambda: drawn(app))
         result = shown(app, "result")
-        assert "Result 1 of 3" in result and server.url("/img.png") in result
+        assert "Result 1 of 3" in result and file_host.url("/img.png") in result
         assert "expires in 3 h" in result and str(saved) in result
         # drawn at the preview area's size: the 4x4 square fills its height, 2 pixel rows a cell
         area = app.screen.query_one("#detail-preview")
@@ -94,12 +82,12 @@ async def test_detail_previews_the_image_and_steps_through_results(tmp_path, ser
         await wait_for(pilot, lambda: drawn(app) and "Result 1 of 3" in shown(app, "result"))
         await pilot.press("left")
         await wait_for(pilot, lambda: "Result 3 of 3" in shown(app, "result"))
-    assert [r.path for r in server.requests].count("/img.png") == 1  # the second showing came from the cache
-    assert server.violations == []
+    assert [r.path for r in file_host.requests].count("/img.png") == 1  # the second showing came from the cache
+    assert file_host.violations == []
 
 
-async def test_the_detail_starts_at_the_first_image_result(tmp_path, server):
-    task = done_task("e-first", [server.url("/clip.mp4"), server.url("/img.webp?sig=abc"), server.url("/img.png")])
+async def test_the_detail_starts_at_the_first_image_result(tmp_path, file_host):
+    task = done_task("e-first", [file_host.url("/clip.mp4"), file_host.url("/img.webp?sig=abc"), file_host.url("/img.png")])
     app, store = app_for(tmp_path, [task])
     async with app.run_test(size=(120, 40)) as pilot:
         await open_detail(pilot, app, task.key)
@@ -109,11 +97,11 @@ async def test_the_detail_starts_at_the_first_image_result(tmp_path, server):
         assert first.color.triplet == (0, 128, 128)  # the teal WebP
         await pilot.press("left")
         await wait_for(pilot, lambda: "video/mp4" in shown(app, "preview"))
-    assert [s.path for s in server.requests] == ["/img.webp?sig=abc", "/clip.mp4"]
+    assert [s.path for s in file_host.requests] == ["/img.webp?sig=abc", "/clip.mp4"]
 
 
-async def test_the_preview_is_redrawn_at_the_new_size_when_the_terminal_resizes(tmp_path, server):
-    task = done_task("e-size", [server.url("/img.png")])
+async def test_the_preview_is_redrawn_at_the_new_size_when_the_terminal_resizes(tmp_path, file_host):
+    task = done_task("e-size", [file_host.url("/img.png")])
     app, store = app_for(tmp_path, [task])
 
     def lines() -> list[str]:
@@ -127,39 +115,39 @@ async def test_the_preview_is_redrawn_at_the_new_size_when_the_terminal_resizes(
         await wait_for(pilot, lambda: drawn(app) and len(lines()) > small)
         area = app.screen.query_one("#detail-preview")
         assert len(lines()) == area.content_size.height
-    assert [s.path for s in server.requests] == ["/img.png"]  # drawn again, not fetched again
+    assert [s.path for s in file_host.requests] == ["/img.png"]  # drawn again, not fetched again
 
 
-async def test_a_key_is_answered_while_a_slow_preview_loads(tmp_path, server):
+async def test_a_key_is_answered_while_a_slow_preview_loads(tmp_path, file_host):
     # neither link is named like an image, so the detail starts at the slow one (the
     # second is the PNG typed only as bytes: sniffed, then drawn)
-    task = done_task("e-slow", [server.url("/slow.bin"), server.url("/dl/result")])
+    task = done_task("e-slow", [file_host.url("/slow.bin"), file_host.url("/dl/result")])
     app, store = app_for(tmp_path, [task])
     async with app.run_test(size=(120, 40)) as pilot:
         await open_detail(pilot, app, task.key)
         await wait_for(pilot, lambda: "loading…" in shown(app, "preview"))
         # the host has sent part of the file and holds the rest: the fetch is under way
-        await server.await_for(lambda seen: any(s.path == "/slow.bin" and s.sent >= HOLD for s in seen))
+        await file_host.await_for(lambda seen: any(s.path == "/slow.bin" and s.sent >= HOLD for s in seen))
         await pilot.press("right")
         await wait_for(pilot, lambda: "Result 2 of 2" in shown(app, "result") and drawn(app))
-        slow = next(s for s in server.requests if s.path == "/slow.bin")
+        slow = next(s for s in file_host.requests if s.path == "/slow.bin")
         assert slow.sent == HOLD  # answered while the slow fetch had not finished
         await pilot.press("escape")  # and leaving works at once too
         await wait_for(pilot, lambda: not isinstance(app.screen, DetailScreen))
 
 
-async def test_only_a_succeeded_task_is_previewed(tmp_path, server):
-    task = Task("evolink", "e-failed", state="failed", results=[server.url("/img.png")],
+async def test_only_a_succeeded_task_is_previewed(tmp_path, file_host):
+    task = Task("evolink", "e-failed", state="failed", results=[file_host.url("/img.png")],
                 created_at=NOW - 60, updated_at=NOW - 30)
     app, store = app_for(tmp_path, [task])
     async with app.run_test(size=(120, 40)) as pilot:
         await open_detail(pilot, app, task.key)
         await wait_for(pilot, lambda: "Result 1 of 1" in shown(app, "result"))
         assert not app.screen.query_one("#detail-preview").display
-    assert server.requests == []
+    assert file_host.requests == []
 
 
-async def test_result_links_are_osc8_hyperlinks_and_inert_text(tmp_path, server):
+async def test_result_links_are_osc8_hyperlinks_and_inert_text(tmp_path, file_host):
     hostile = "https://cdn.example.com/[bold]x[/bold]/[link=https://evil.example]y[/link].png"
     task = Task("evolink", "e-links", state="failed", results=[hostile, "file:///etc/passwd"],
                 created_at=NOW - 60, updated_at=NOW - 30)
@@ -181,14 +169,14 @@ async def test_result_links_are_osc8_hyperlinks_and_inert_text(tmp_path, server)
 # ---------------------------------------------------------------- open
 
 
-async def test_o_opens_the_selected_result_or_copies_it_without_a_display(tmp_path, server, monkeypatch):
+async def test_o_opens_the_selected_result_or_copies_it_without_a_display(tmp_path, file_host, monkeypatch):
     import tui.preview
 
     opened: list[str] = []
     local = {"ok": True}
     monkeypatch.setattr(tui.preview, "can_open_locally", lambda *a, **k: local["ok"])
     monkeypatch.setattr(tui.preview, "open_url", lambda url: opened.append(url) or True)
-    urls = [server.url("/img.png"), server.url("/clip.mp4")]
+    urls = [file_host.url("/img.png"), file_host.url("/clip.mp4")]
     bad = Task("evolink", "e-bad", state="succeeded", results=["file:///etc/passwd"],
                created_at=NOW - 70, updated_at=NOW - 60, finished_at=NOW - 60)
     app, store = app_for(tmp_path, [done_task("e-open", urls), bad])
@@ -218,10 +206,10 @@ async def test_o_opens_the_selected_result_or_copies_it_without_a_display(tmp_pa
 # ---------------------------------------------------------------- download
 
 
-async def test_d_downloads_the_selected_task_into_the_results_dir(tmp_path, server):
+async def test_d_downloads_the_selected_task_into_the_results_dir(tmp_path, file_host):
     config = make_config()
     config.results = SimpleNamespace(dir=str(tmp_path / "out"))  # [results] dir (read with getattr)
-    task = done_task("e-dl", [server.url("/img.png"), server.url("/clip.mp4")], label="cats")
+    task = done_task("e-dl", [file_host.url("/img.png"), file_host.url("/clip.mp4")], label="cats")
     app, store = app_for(tmp_path, [task], config)
     async with app.run_test(size=(120, 40)) as pilot:
         said = notices(app)
@@ -233,16 +221,16 @@ async def test_d_downloads_the_selected_task_into_the_results_dir(tmp_path, serv
         files = store.get(task.key).files
         assert len(files) == 2 and all(Path(f).is_file() and Path(f).is_relative_to(tmp_path / "out")
                                        for f in files)
-        assert Path(files[0]).read_bytes() == server.body("/img.png")
+        assert Path(files[0]).read_bytes() == file_host.body("/img.png")
         # the detail shows where they are, and how the download ended
         await wait_for(pilot, lambda: all(f in shown(app, "result") for f in files))
         assert "download done: 2 of 2 files" in shown(app, "result")
-    assert server.violations == []
+    assert file_host.violations == []
 
 
-async def test_d_without_a_results_dir_uses_the_current_folder(tmp_path, server, monkeypatch):
+async def test_d_without_a_results_dir_uses_the_current_folder(tmp_path, file_host, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    task = done_task("e-here", [server.url("/img.jpg")])
+    task = done_task("e-here", [file_host.url("/img.jpg")])
     running = Task("evolink", "e-running", state="running", created_at=NOW - 10, updated_at=NOW - 5)
     app, store = app_for(tmp_path, [task, running])
     async with app.run_test(size=(120, 40)) as pilot:
@@ -254,13 +242,13 @@ async def test_d_without_a_results_dir_uses_the_current_folder(tmp_path, server,
         await pilot.press("d")
         await wait_for(pilot, lambda: bool(store.get(task.key).files))
         assert Path(store.get(task.key).files[0]).is_relative_to(tmp_path)
-    assert [s.path for s in server.requests] == ["/img.jpg"]
+    assert [s.path for s in file_host.requests] == ["/img.jpg"]
 
 
-async def test_download_progress_shows_in_the_detail(tmp_path, server):
+async def test_download_progress_shows_in_the_detail(tmp_path, file_host):
     config = make_config()
     config.results = {"dir": str(tmp_path / "out")}  # a plain table works as well
-    task = done_task("e-prog", [server.url("/slow.bin")])
+    task = done_task("e-prog", [file_host.url("/slow.bin")])
     app, store = app_for(tmp_path, [task], config)
     async with app.run_test(size=(120, 40)) as pilot:
         said = notices(app)
@@ -271,13 +259,13 @@ async def test_download_progress_shows_in_the_detail(tmp_path, server):
                        in shown(app, "result"))
         await pilot.press("d")  # a second press while it runs starts nothing
         await wait_for(pilot, lambda: any("Already downloading" in m for _, m in said))
-        server.release()
+        file_host.release()
         await wait_for(pilot, lambda: "download done: 1 of 1 files" in shown(app, "result"))
-        assert Path(store.get(task.key).files[0]).read_bytes() == server.body("/slow.bin")
-    assert sum(s.path == "/slow.bin" for s in server.requests) == 2  # the preview's and the download's
+        assert Path(store.get(task.key).files[0]).read_bytes() == file_host.body("/slow.bin")
+    assert sum(s.path == "/slow.bin" for s in file_host.requests) == 2  # the preview's and the download's
 
 
-async def test_d_downloads_the_marked_tasks(tmp_path, server, monkeypatch):
+async def test_d_downloads_the_marked_tasks(tmp_path, file_host, monkeypatch):
     from tui.widgets.task_list import TaskList
 
     if not hasattr(TaskList, "marked"):
@@ -286,9 +274,9 @@ async def test_d_downloads_the_marked_tasks(tmp_path, server, monkeypatch):
     import tui.widgets.summary as summary
 
     monkeypatch.setattr(summary, "thumb_url", lambda task: None)  # no summary preview: count downloads only
-    a = done_task("e-a", [server.url("/img.png")])
-    b = done_task("e-b", [server.url("/img.webp")])
-    c = done_task("e-c", [server.url("/img.jpg")])
+    a = done_task("e-a", [file_host.url("/img.png")])
+    b = done_task("e-b", [file_host.url("/img.webp")])
+    c = done_task("e-c", [file_host.url("/img.jpg")])
     app, store = app_for(tmp_path, [a, b, c])
     async with app.run_test(size=(120, 40)) as pilot:
         said = notices(app)
@@ -298,7 +286,7 @@ async def test_d_downloads_the_marked_tasks(tmp_path, server, monkeypatch):
         await wait_for(pilot, lambda: bool(store.get(a.key).files) and bool(store.get(c.key).files))
         await wait_for(pilot, lambda: any("2 file(s) in" in m for _, m in said))
         assert store.get(b.key).files == []
-    assert sorted(s.path for s in server.requests) == ["/img.jpg", "/img.png"]  # each marked task's file once
+    assert sorted(s.path for s in file_host.requests) == ["/img.jpg", "/img.png"]  # each marked task's file once
 
 
 # ---------------------------------------------------------------- snapshots
@@ -307,14 +295,14 @@ SNAP_URL = "https://cdn.example.com/evolink/result-1.png"  # no port in the pict
 
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 50)], ids=["80x24", "160x50"])
-def test_detail_with_a_preview(snap_compare, tmp_path, server, size):
+def test_detail_with_a_preview(snap_compare, tmp_path, file_host, size):
     """The served 4x4 PNG, cached under a fixed URL (the server's port changes from
     run to run and would be in the picture); the snapshot waits for the drawing."""
     import asyncio
 
     cache = PreviewCache()
-    p = asyncio.run(fetch_preview(server.url("/img.png"), cache))
-    assert p.status == "ok" and p.data == server.body("/img.png")
+    p = asyncio.run(fetch_preview(file_host.url("/img.png"), cache))
+    assert p.status == "ok" and p.data == file_host.body("/img.png")
     cache.put(SNAP_URL, {"kind": p.kind, "content_type": p.content_type, "size": p.size,
                          "width": p.width, "height": p.height}, p.data)
     task = done_task("e-snap", [SNAP_URL, "https://cdn.example.com/evolink/result-2.mp4"], label="cats")

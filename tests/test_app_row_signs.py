@@ -10,26 +10,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from file_server import HOLD, FileServer
+from file_server import HOLD
 from test_app_fixtures import NOW, clock, fill_store, make_config, screen_text, wait_for
 from tui.app import make_app
 from tui.model import Task
 from tui.widgets.task_list import EXPIRY_MARK
 
+pytestmark = pytest.mark.usefixtures("preview_cache")  # each test its own preview cache
+
 HOUR = 3600
-
-
-@pytest.fixture
-def server():
-    s = FileServer()
-    yield s
-    s.release()
-    s.close()
-
-
-@pytest.fixture(autouse=True)
-def own_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("TASKTUI_CACHE", str(tmp_path / "cache"))
 
 
 def ended(task_id: str, hours_ago: float, results: list[str], **kw) -> Task:
@@ -75,20 +64,20 @@ async def test_the_mark_comes_as_time_passes(tmp_path):
         assert before.rstrip().endswith("18h  18h ago") and line_of(app, "e-ages").rstrip().endswith("18h  18h ago")
 
 
-async def test_a_download_under_way_shows_its_progress_in_the_row(tmp_path, server):
+async def test_a_download_under_way_shows_its_progress_in_the_row(tmp_path, file_host):
     config = make_config()
     config.results = SimpleNamespace(dir=str(tmp_path / "out"))
-    task = ended("e-dl", 21, [server.url("/slow.bin")])
+    task = ended("e-dl", 21, [file_host.url("/slow.bin")])
     store = fill_store(tmp_path / "tasks.db", [task], events=False)
     app = make_app(config, store, clock=clock)
     async with app.run_test(size=(160, 40)) as pilot:
         assert app.task_list.select(task.key)
         await pilot.press("d")
         # the host sent a third of the file and holds the rest: the row says 33 %
-        await server.await_for(lambda seen: any(s.path == "/slow.bin" and s.sent >= HOLD for s in seen))
+        await file_host.await_for(lambda seen: any(s.path == "/slow.bin" and s.sent >= HOLD for s in seen))
         await wait_for(pilot, lambda: "↓ 33%" in line_of(app, "e-dl"))
-        server.release()
+        file_host.release()
         # done: the row's own progress again, and no expiry mark (the files are saved: nothing to lose)
         await wait_for(pilot, lambda: "100%" in line_of(app, "e-dl") and "↓" not in line_of(app, "e-dl")
                        and EXPIRY_MARK not in line_of(app, "e-dl"))
-        assert Path(store.get(task.key).files[0]).read_bytes() == server.body("/slow.bin")
+        assert Path(store.get(task.key).files[0]).read_bytes() == file_host.body("/slow.bin")

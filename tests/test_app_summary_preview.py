@@ -5,26 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from file_server import HOLD, FileServer
+from file_server import HOLD
 from test_app_fixtures import NOW, clock, fill_store, make_config, plain, wait_for
 from tui.app import make_app
 from tui.model import Task
 from tui.widgets.summary import TaskSummary, thumb_url
 
+pytestmark = pytest.mark.usefixtures("preview_cache")  # each test its own preview cache
+
 HALF = "\u2580"  # the half-block cell the preview is drawn with
-
-
-@pytest.fixture
-def server():
-    s = FileServer()
-    yield s
-    s.release()
-    s.close()
-
-
-@pytest.fixture(autouse=True)
-def own_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("TASKTUI_CACHE", str(tmp_path / "cache"))
 
 
 def done(task_id: str, results: list[str], state: str = "succeeded") -> Task:
@@ -41,22 +30,22 @@ def summary(app) -> str:
     return plain(app.query_one("#summary", TaskSummary))
 
 
-async def test_the_summary_previews_the_first_image_of_the_selected_task(tmp_path, server):
-    a = done("s-img", [server.url("/clip.mp4"), server.url("/img.png")])
-    b = done("s-run", [server.url("/img.jpg")], state="running")
+async def test_the_summary_previews_the_first_image_of_the_selected_task(tmp_path, file_host):
+    a = done("s-img", [file_host.url("/clip.mp4"), file_host.url("/img.png")])
+    b = done("s-run", [file_host.url("/img.jpg")], state="running")
     app, _ = app_for(tmp_path, [a, b])
     async with app.run_test(size=(160, 50)) as pilot:
         assert app.task_list.select(a.key)
         await wait_for(pilot, lambda: HALF in summary(app))
-        assert [s.path for s in server.requests] == ["/img.png"]  # the image, never the video
-        assert app.query_one("#summary", TaskSummary).thumb.url == server.url("/img.png")
+        assert [s.path for s in file_host.requests] == ["/img.png"]  # the image, never the video
+        assert app.query_one("#summary", TaskSummary).thumb.url == file_host.url("/img.png")
         assert app.task_list.select(b.key)  # a running task: no preview, nothing fetched
         await wait_for(pilot, lambda: "s-run" in summary(app) and HALF not in summary(app))
-        assert [s.path for s in server.requests] == ["/img.png"]
+        assert [s.path for s in file_host.requests] == ["/img.png"]
 
 
-async def test_no_preview_where_the_pane_has_no_room(tmp_path, server):
-    a = done("s-img", [server.url("/img.png")])
+async def test_no_preview_where_the_pane_has_no_room(tmp_path, file_host):
+    a = done("s-img", [file_host.url("/img.png")])
     app, _ = app_for(tmp_path, [a])
     async with app.run_test(size=(160, 50)) as pilot:
         assert app.task_list.select(a.key)
@@ -65,13 +54,13 @@ async def test_no_preview_where_the_pane_has_no_room(tmp_path, server):
         await wait_for(pilot, lambda: "s-img" in summary(app) and HALF not in summary(app))
 
 
-async def test_a_key_is_answered_while_the_summary_preview_loads(tmp_path, server):
-    a = done("s-slow", [server.url("/slow.bin?x.png")])
+async def test_a_key_is_answered_while_the_summary_preview_loads(tmp_path, file_host):
+    a = done("s-slow", [file_host.url("/slow.bin?x.png")])
     b = done("s-other", [])
     app, _ = app_for(tmp_path, [a, b])
     async with app.run_test(size=(160, 50)) as pilot:
         assert app.task_list.select(a.key)
-        await server.await_for(lambda seen: any(s.path.startswith("/slow.bin") and s.sent >= HOLD for s in seen))
+        await file_host.await_for(lambda seen: any(s.path.startswith("/slow.bin") and s.sent >= HOLD for s in seen))
         assert app.task_list.select(b.key)  # the fetch is held mid-file: the cursor still moves
         await wait_for(pilot, lambda: "s-other" in summary(app))
         await pilot.press("question_mark")
@@ -92,7 +81,7 @@ SNAP_URL = "https://cdn.example.com/evolink/summary-1.png"  # no port in the pic
 
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 50)], ids=["80x24", "160x50"])
-def test_summary_with_a_preview(snap_compare, tmp_path, server, size):
+def test_summary_with_a_preview(snap_compare, tmp_path, file_host, size):
     """The served PNG cached under a fixed URL (the server's port would be in the
     picture); the snapshot waits for the summary's drawing where it fits."""
     import asyncio
@@ -100,7 +89,7 @@ def test_summary_with_a_preview(snap_compare, tmp_path, server, size):
     from tui.preview import PreviewCache, fetch_preview
 
     cache = PreviewCache()
-    p = asyncio.run(fetch_preview(server.url("/img.png"), cache))
+    p = asyncio.run(fetch_preview(file_host.url("/img.png"), cache))
     assert p.status == "ok"
     cache.put(SNAP_URL, {"kind": p.kind, "content_type": p.content_type, "size": p.size,
                          "width": p.width, "height": p.height}, p.data)
@@ -116,7 +105,7 @@ def test_summary_with_a_preview(snap_compare, tmp_path, server, size):
     assert snap_compare(app, run_before=before, terminal_size=size)
 
 
-async def test_the_picture_is_decoded_once_while_the_fields_tick(tmp_path, server, monkeypatch):
+async def test_the_picture_is_decoded_once_while_the_fields_tick(tmp_path, file_host, monkeypatch):
     """The fields' relative times redraw the pane every second; the picture is
     drawn from its first decoding until the link or the room changes."""
     import tui.preview as preview
@@ -125,7 +114,7 @@ async def test_the_picture_is_decoded_once_while_the_fields_tick(tmp_path, serve
     real = preview.render_halfblocks
     monkeypatch.setattr(preview, "render_halfblocks", lambda *a, **k: calls.append(a[1:]) or real(*a, **k))
     now = [NOW]
-    a = done("s-tick", [server.url("/img.png")])
+    a = done("s-tick", [file_host.url("/img.png")])
     store = fill_store(tmp_path / "tasks.db", [a], events=False)
     app = make_app(make_config(), store, clock=lambda: now[0])
     async with app.run_test(size=(160, 50)) as pilot:

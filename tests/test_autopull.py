@@ -9,17 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from file_server import FileServer
 from tui.autopull import AutoPull, wants
 from tui.model import Task
 from tui.store import Store
-
-
-@pytest.fixture
-def files():
-    server = FileServer()
-    yield server
-    server.close()
 
 
 @pytest.fixture
@@ -35,7 +27,7 @@ async def settled(ap: AutoPull) -> None:
     await ap.idle()
 
 
-async def test_a_task_that_succeeds_is_downloaded_and_its_files_recorded(files, store, tmp_path):
+async def test_a_task_that_succeeds_is_downloaded_and_its_files_recorded(file_host, store, tmp_path):
     dest = tmp_path / "out"
     store.add("evolink", ["task-unified-1"], label="batch")
     ap = AutoPull(store, dest)
@@ -43,22 +35,22 @@ async def test_a_task_that_succeeds_is_downloaded_and_its_files_recorded(files, 
     try:
         store.apply([Task("evolink", "task-unified-1", state="running", progress=50)])
         await settled(ap)
-        assert files.requests == [] and ap.tried == set()  # running: nothing fetched
+        assert file_host.requests == [] and ap.tried == set()  # running: nothing fetched
         store.apply([Task("evolink", "task-unified-1", state="succeeded",
-                          results=[files.url("/img.png"), files.url("/clip.mp4")])])
+                          results=[file_host.url("/img.png"), file_host.url("/clip.mp4")])])
         await settled(ap)
     finally:
         await ap.stop()
     task = store.get("evolink:task-unified-1")
     assert [Path(p).name for p in task.files] == ["task-unified-1-1.png", "task-unified-1-2.mp4"]
-    assert Path(task.files[0]).read_bytes() == files.body("/img.png")
+    assert Path(task.files[0]).read_bytes() == file_host.body("/img.png")
     assert ap.downloaded == 2 and ap.failed == 0
-    assert files.violations == []  # no credential ever reached the file host
+    assert file_host.violations == []  # no credential ever reached the file host
 
 
-async def test_tasks_that_succeeded_before_it_started_are_left_to_pull(files, store, tmp_path):
+async def test_tasks_that_succeeded_before_it_started_are_left_to_pull(file_host, store, tmp_path):
     store.add("comfy", ["old"])
-    store.apply([Task("comfy", "old", state="succeeded", results=[files.url("/img.png")])])
+    store.apply([Task("comfy", "old", state="succeeded", results=[file_host.url("/img.png")])])
     ap = AutoPull(store, tmp_path / "out")
     await ap.start()
     try:
@@ -66,39 +58,39 @@ async def test_tasks_that_succeeded_before_it_started_are_left_to_pull(files, st
         await settled(ap)
     finally:
         await ap.stop()
-    assert files.requests == [] and store.get("comfy:old").files == []
+    assert file_host.requests == [] and store.get("comfy:old").files == []
 
 
-async def test_an_expired_link_is_logged_once_and_not_retried(files, store, tmp_path):
+async def test_an_expired_link_is_logged_once_and_not_retried(file_host, store, tmp_path):
     store.add("upscayl", ["u1"])
     ap = AutoPull(store, tmp_path / "out")
     await ap.start()
     try:
-        store.apply([Task("upscayl", "u1", state="succeeded", results=[files.url("/expired410")])])
+        store.apply([Task("upscayl", "u1", state="succeeded", results=[file_host.url("/expired410")])])
         await settled(ap)
-        store.apply([Task("upscayl", "u1", state="succeeded", results=[files.url("/expired410")], model="m")])
+        store.apply([Task("upscayl", "u1", state="succeeded", results=[file_host.url("/expired410")], model="m")])
         await settled(ap)
     finally:
         await ap.stop()
-    assert len([s for s in files.requests if s.path == "/expired410"]) == 1
+    assert len([s for s in file_host.requests if s.path == "/expired410"]) == 1
     events = [e for e in store.events() if e.kind == "download"]
     assert len(events) == 1 and events[0].task_id == "u1" and "expired" in events[0].message
     assert ap.failed == 1 and store.get("upscayl:u1").files == []
 
 
-async def test_a_success_written_by_another_process_is_downloaded(files, store, tmp_path):
+async def test_a_success_written_by_another_process_is_downloaded(file_host, store, tmp_path):
     dest = tmp_path / "out"
     ap = AutoPull(store, dest)
     await ap.start()
     try:
         with Store(tmp_path / "tasks.db") as other:  # another process's view of the same file
             other.add("freepik", ["fp-1"], kind="image-relight")
-            other.apply([Task("freepik", "fp-1", state="succeeded", results=[files.url("/img.webp")])])
+            other.apply([Task("freepik", "fp-1", state="succeeded", results=[file_host.url("/img.webp")])])
         store.sync()  # what the dashboard's and collector's timers do
         await settled(ap)
     finally:
         await ap.stop()
-    assert (dest / "freepik/image-relight/fp-1-1.webp").read_bytes() == files.body("/img.webp")
+    assert (dest / "freepik/image-relight/fp-1-1.webp").read_bytes() == file_host.body("/img.webp")
     assert store.get("freepik:fp-1").files == [str((dest / "freepik/image-relight/fp-1-1.webp").resolve())]
 
 
@@ -124,20 +116,20 @@ def test_auto_download_needs_a_dir():
     assert parse_config("", "cfg.toml").results.auto_download is False
 
 
-async def test_the_engine_runs_it_when_the_config_says_so(files, sim_factory, sim_task, sim_scenario, tmp_path):
+async def test_the_engine_runs_it_when_the_config_says_so(file_host, sim_factory, sim_task, sim_scenario, tmp_path):
     """[results] auto_download: the engine polls the simulator, the task succeeds with
     links on a file host, and the files land in dir before anyone asks."""
     from tui.autopull import attach_from_config
     from tui.config import parse_config
     from tui.engine import Engine
 
-    links = [files.url("/img.png"), files.url("/song.mp3")]
+    links = [file_host.url("/img.png"), file_host.url("/song.mp3")]
     sim = sim_factory(sim_scenario(sim_task("evolink", "task-unified-9", "succeeded", results=links)))
     dest = tmp_path / "renders"
     config = parse_config(f'[providers.evolink]\napi_key = "{sim.key("evolink")}"\nbase_url = "{sim.base_url}"\n'
                           f'poll_interval = 0.1\nrate_limit = "600/s"\n\n[results]\nauto_download = true\n'
                           f'dir = "{dest}"\n', "cfg.toml")
-    files.secrets.append(sim.key("evolink"))  # the provider's key must never reach the file host
+    file_host.secrets.append(sim.key("evolink"))  # the provider's key must never reach the file host
     store = Store(tmp_path / "tasks.db")
     off = Engine(parse_config("", "cfg.toml"), store)
     assert attach_from_config(off, store, parse_config("", "cfg.toml")) is None and off.services == []
@@ -158,10 +150,10 @@ async def test_the_engine_runs_it_when_the_config_says_so(files, sim_factory, si
     assert not puller.running
     got = sorted(p.name for p in (dest / "evolink").rglob("*") if p.is_file())
     assert got == ["task-unified-9-1.png", "task-unified-9-2.mp3"]
-    assert files.violations == []
+    assert file_host.violations == []
 
 
-def test_tasktui_collect_downloads_as_tasks_succeed(files, sim, sim_task, tmp_path):
+def test_tasktui_collect_downloads_as_tasks_succeed(file_host, sim, sim_task, tmp_path):
     """The installed `tasktui collect` with [results] auto_download: a task the
     simulator ends with links on a file host has its files in dir, recorded in the
     store, and SIGTERM still exits 0."""
@@ -169,7 +161,7 @@ def test_tasktui_collect_downloads_as_tasks_succeed(files, sim, sim_task, tmp_pa
 
     from test_collect import Collect, provider_table, stored, until
 
-    sim.add([sim_task("evolink", "task-unified-c1", "succeeded", results=[files.url("/img.webp")])])
+    sim.add([sim_task("evolink", "task-unified-c1", "succeeded", results=[file_host.url("/img.webp")])])
     store = Store(tmp_path / "tasks.db")
     store.add("evolink", ["task-unified-c1"])
     store.close()
@@ -183,5 +175,5 @@ def test_tasktui_collect_downloads_as_tasks_succeed(files, sim, sim_task, tmp_pa
     finally:
         c.close()
     (path,) = stored(c.db, "evolink:task-unified-c1").files
-    assert Path(path).read_bytes() == files.body("/img.webp") and Path(path).is_relative_to(dest)
-    assert files.violations == []
+    assert Path(path).read_bytes() == file_host.body("/img.webp") and Path(path).is_relative_to(dest)
+    assert file_host.violations == []

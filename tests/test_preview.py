@@ -17,13 +17,6 @@ RED, GREEN, BLUE, WHITE, BLACK = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 25
 
 
 @pytest.fixture
-def files():
-    server = FileServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def cache(tmp_path: Path) -> P.PreviewCache:
     return P.PreviewCache(tmp_path / "cache", max_bytes=10**7)
 
@@ -129,76 +122,76 @@ def test_lines_become_textual_strips():
 # ---------------------------------------------------------------- fetching
 
 
-async def test_images_are_fetched_with_their_type_size_and_pixels(files, cache):
+async def test_images_are_fetched_with_their_type_size_and_pixels(file_host, cache):
     for name, ctype, dims in (("/img.png", "image/png", (4, 4)), ("/img.jpg", "image/jpeg", (16, 16)),
                               ("/img.webp", "image/webp", (8, 8))):
-        p = await P.fetch_preview(files.url(name), cache)
+        p = await P.fetch_preview(file_host.url(name), cache)
         assert (p.status, p.kind, p.content_type, p.size, (p.width, p.height)) == (
-            "ok", "image", ctype, len(files.body(name)), dims)
-        assert p.data == files.body(name) and not p.cached
-    assert "4×4" in (await P.fetch_preview(files.url("/img.png"), cache)).describe()
-    assert files.violations == []
+            "ok", "image", ctype, len(file_host.body(name)), dims)
+        assert p.data == file_host.body(name) and not p.cached
+    assert "4×4" in (await P.fetch_preview(file_host.url("/img.png"), cache)).describe()
+    assert file_host.violations == []
 
 
-async def test_an_untyped_image_is_recognised_by_its_bytes(files, cache):
-    p = await P.fetch_preview(files.url("/dl/anything"), cache)
+async def test_an_untyped_image_is_recognised_by_its_bytes(file_host, cache):
+    p = await P.fetch_preview(file_host.url("/dl/anything"), cache)
     assert (p.status, p.kind, p.content_type) == ("ok", "image", "image/png")
 
 
-async def test_video_and_audio_report_type_size_and_duration(files, cache):
-    video = await P.fetch_preview(files.url("/clip.mp4"), cache)
+async def test_video_and_audio_report_type_size_and_duration(file_host, cache):
+    video = await P.fetch_preview(file_host.url("/clip.mp4"), cache)
     assert (video.status, video.kind, video.content_type, video.size, video.duration, video.data) == (
-        "ok", "video", "video/mp4", len(files.body("/clip.mp4")), 4.5, None)
-    assert video.describe() == f"video/mp4 · {P.human_bytes(len(files.body('/clip.mp4')))} · 0:04.5"
-    audio = await P.fetch_preview(files.url("/song.mp3"), cache, duration=61.0)  # the provider's figure
+        "ok", "video", "video/mp4", len(file_host.body("/clip.mp4")), 4.5, None)
+    assert video.describe() == f"video/mp4 · {P.human_bytes(len(file_host.body('/clip.mp4')))} · 0:04.5"
+    audio = await P.fetch_preview(file_host.url("/song.mp3"), cache, duration=61.0)  # the provider's figure
     assert (audio.kind, audio.content_type, audio.size, audio.duration) == (
-        "audio", "audio/mpeg", len(files.body("/song.mp3")), 61.0)
+        "audio", "audio/mpeg", len(file_host.body("/song.mp3")), 61.0)
     assert audio.describe().endswith("1:01.0")
 
 
-async def test_expired_links_say_expired(files, cache):
+async def test_expired_links_say_expired(file_host, cache):
     for status in (403, 404, 410):
-        p = await P.fetch_preview(files.url(f"/expired{status}"), cache)
+        p = await P.fetch_preview(file_host.url(f"/expired{status}"), cache)
         assert p.status == "expired" and f"HTTP {status}" in p.message
     assert cache.size() == 0  # nothing cached
 
 
-async def test_an_image_over_the_cap_is_not_read(files, cache):
-    big = await P.fetch_preview(files.url("/huge.bin"), cache, max_bytes=1_000_000)
+async def test_an_image_over_the_cap_is_not_read(file_host, cache):
+    big = await P.fetch_preview(file_host.url("/huge.bin"), cache, max_bytes=1_000_000)
     assert big.status == "too_large" and big.size == 10**10
-    endless = await P.fetch_preview(files.url("/huge-nolength.bin"), cache, max_bytes=1_000_000)
+    endless = await P.fetch_preview(file_host.url("/huge-nolength.bin"), cache, max_bytes=1_000_000)
     assert endless.status == "too_large" and "cap" in endless.message
     assert cache.size() == 0
 
 
-async def test_only_web_links_are_fetched(files, cache):
+async def test_only_web_links_are_fetched(file_host, cache):
     for url in ("file:///etc/passwd", "ftp://127.0.0.1/x.png", "users/u/x.png", "javascript:alert(1)"):
         assert (await P.fetch_preview(url, cache)).status == "refused"
-    assert files.requests == []
+    assert file_host.requests == []
 
 
-async def test_a_client_with_credentials_is_refused(files, cache):
+async def test_a_client_with_credentials_is_refused(file_host, cache):
     async with httpx.AsyncClient(headers={"Authorization": "Bearer sk-x"}) as client:
         with pytest.raises(ValueError):
-            await P.fetch_preview(files.url("/img.png"), cache, client=client)
-    assert files.requests == []
+            await P.fetch_preview(file_host.url("/img.png"), cache, client=client)
+    assert file_host.requests == []
 
 
 # ---------------------------------------------------------------- cache
 
 
-async def test_a_cached_preview_is_not_fetched_again(files, cache, tmp_path):
-    first = await P.fetch_preview(files.url("/img.png"), cache)
-    video = await P.fetch_preview(files.url("/clip.mp4"), cache)
-    assert len(files.requests) == 2
-    again = await P.fetch_preview(files.url("/img.png"), cache)
-    video2 = await P.fetch_preview(files.url("/clip.mp4"), cache)
-    assert len(files.requests) == 2  # both from disk
+async def test_a_cached_preview_is_not_fetched_again(file_host, cache, tmp_path):
+    first = await P.fetch_preview(file_host.url("/img.png"), cache)
+    video = await P.fetch_preview(file_host.url("/clip.mp4"), cache)
+    assert len(file_host.requests) == 2
+    again = await P.fetch_preview(file_host.url("/img.png"), cache)
+    video2 = await P.fetch_preview(file_host.url("/clip.mp4"), cache)
+    assert len(file_host.requests) == 2  # both from disk
     assert again.cached and again.data == first.data and (again.width, again.height) == (4, 4)
     assert video2.cached and video2.duration == 4.5 and video2.data is None
     # another process (a new cache object on the same folder) finds it too
     other = P.PreviewCache(cache.root)
-    assert (await P.fetch_preview(files.url("/img.png"), other)).cached
+    assert (await P.fetch_preview(file_host.url("/img.png"), other)).cached
 
 
 def test_the_cache_evicts_the_least_recently_used_past_its_cap(tmp_path):

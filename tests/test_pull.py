@@ -15,19 +15,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from file_server import HOLD, FileServer
+from file_server import HOLD
 from tui import results as R
 from tui.model import Task
 from tui.store import MIGRATIONS, Store, migrate
 
 KEY = "sk-evolink-SECRET-0123456789abcdef"
-
-
-@pytest.fixture
-def files():
-    server = FileServer()
-    yield server
-    server.close()
 
 
 @pytest.fixture
@@ -57,10 +50,10 @@ def under(root: Path) -> list[Path]:
 # ---------------------------------------------------------------- downloads
 
 
-async def test_downloads_name_files_by_provider_label_task_and_type(files, store, tmp_path):
+async def test_downloads_name_files_by_provider_label_task_and_type(file_host, store, tmp_path):
     dest = tmp_path / "out"
-    succeed(store, "evolink", "task-unified-1", [files.url("/img.png"), files.url("/img.jpg")], label="batch-7")
-    succeed(store, "freepik", "fp-2", [files.url("/img.webp"), files.url("/clip.mp4"), files.url("/song.mp3")],
+    succeed(store, "evolink", "task-unified-1", [file_host.url("/img.png"), file_host.url("/img.jpg")], label="batch-7")
+    succeed(store, "freepik", "fp-2", [file_host.url("/img.webp"), file_host.url("/clip.mp4"), file_host.url("/song.mp3")],
             kind="image-relight")
     seen = []
     got = await R.pull(store, store.tasks(), dest, on_progress=seen.append)
@@ -69,7 +62,7 @@ async def test_downloads_name_files_by_provider_label_task_and_type(files, store
     assert rel == ["evolink/batch-7/task-unified-1-1.png", "evolink/batch-7/task-unified-1-2.jpg",
                    "freepik/image-relight/fp-2-1.webp", "freepik/image-relight/fp-2-2.mp4",
                    "freepik/image-relight/fp-2-3.mp3"]
-    assert (dest / "freepik/image-relight/fp-2-2.mp4").read_bytes() == files.body("/clip.mp4")
+    assert (dest / "freepik/image-relight/fp-2-2.mp4").read_bytes() == file_host.body("/clip.mp4")
     # recorded in the store, read back by another process's view
     with Store(tmp_path / "tasks.db", readonly=True) as reader:
         assert reader.get("evolink:task-unified-1").files == [
@@ -79,83 +72,83 @@ async def test_downloads_name_files_by_provider_label_task_and_type(files, store
     # progress: per file (bytes of the file) and overall; a last report per file
     finished = [p for p in seen if p.finished]
     assert len(finished) == 5 and all(p.finished.ok for p in finished)
-    assert max(p.overall_done for p in seen) == sum(len(files.body(n)) for n in
+    assert max(p.overall_done for p in seen) == sum(len(file_host.body(n)) for n in
                                                     ("/img.png", "/img.jpg", "/img.webp", "/clip.mp4", "/song.mp3"))
-    assert files.violations == []
+    assert file_host.violations == []
 
 
-async def test_only_succeeded_tasks_and_only_web_links_are_fetched(files, store, tmp_path):
+async def test_only_succeeded_tasks_and_only_web_links_are_fetched(file_host, store, tmp_path):
     store.add("comfy", ["running"])
-    store.apply([Task("comfy", "running", state="running", results=[files.url("/img.png")])])
+    store.apply([Task("comfy", "running", state="running", results=[file_host.url("/img.png")])])
     succeed(store, "upscayl", "u1", ["file:///etc/passwd", "ftp://127.0.0.1/x.png", "javascript:alert(1)",
-                                     "users/abc/out.png", files.url("/img.png")])
+                                     "users/abc/out.png", file_host.url("/img.png")])
     got = await R.pull(store, store.tasks(), tmp_path / "out")
     assert [r.status for r in got] == ["refused"] * 4 + ["downloaded"]
-    assert [s.path for s in files.requests] == ["/img.png"]  # one request: the web link of the succeeded task
+    assert [s.path for s in file_host.requests] == ["/img.png"]  # one request: the web link of the succeeded task
 
 
-async def test_a_second_run_downloads_nothing(files, store, tmp_path):
-    succeed(store, "evolink", "t1", [files.url("/img.png"), files.url("/big.bin")], label="x")
+async def test_a_second_run_downloads_nothing(file_host, store, tmp_path):
+    succeed(store, "evolink", "t1", [file_host.url("/img.png"), file_host.url("/big.bin")], label="x")
     first = await R.pull(store, store.tasks(), tmp_path / "out")
     assert [r.status for r in first] == ["downloaded", "downloaded"]
-    files.reset()
+    file_host.reset()
     again = await R.pull(store, store.tasks(), tmp_path / "out")
     assert [r.status for r in again] == ["skipped", "skipped"]
     assert sum(r.bytes for r in again) == 0
     # the check is a Range request from the local size: the host answers 416 and sends no byte
-    assert [(s.headers.get("range"), s.status, s.sent) for s in files.requests] == [
-        (f"bytes={len(files.body('/img.png'))}-", 416, 0), (f"bytes={len(files.body('/big.bin'))}-", 416, 0)]
+    assert [(s.headers.get("range"), s.status, s.sent) for s in file_host.requests] == [
+        (f"bytes={len(file_host.body('/img.png'))}-", 416, 0), (f"bytes={len(file_host.body('/big.bin'))}-", 416, 0)]
 
 
-async def test_a_file_that_dies_mid_transfer_is_resumed_by_range(files, store, tmp_path):
+async def test_a_file_that_dies_mid_transfer_is_resumed_by_range(file_host, store, tmp_path):
     dest = tmp_path / "out"
-    succeed(store, "qolaba", "q1", [files.url("/dies.bin")])
+    succeed(store, "qolaba", "q1", [file_host.url("/dies.bin")])
     first = await R.pull(store, store.tasks(), dest)
     assert first[0].status == "error" and "resume" in first[0].message
     part = dest / "qolaba/results/q1-1.part"
     assert part.stat().st_size == HOLD
     assert store.get("qolaba:q1").files == []  # nothing complete: nothing recorded
-    files.reset()
+    file_host.reset()
     second = await R.pull(store, store.tasks(), dest)
-    assert second[0].status == "resumed" and second[0].bytes == len(files.body("/dies.bin")) - HOLD
-    assert files.requests[0].headers["range"] == f"bytes={HOLD}-" and files.requests[0].status == 206
-    assert (dest / "qolaba/results/q1-1.bin").read_bytes() == files.body("/dies.bin")
+    assert second[0].status == "resumed" and second[0].bytes == len(file_host.body("/dies.bin")) - HOLD
+    assert file_host.requests[0].headers["range"] == f"bytes={HOLD}-" and file_host.requests[0].status == 206
+    assert (dest / "qolaba/results/q1-1.bin").read_bytes() == file_host.body("/dies.bin")
     assert not part.exists()
 
 
-async def test_a_host_that_ignores_range_restarts_the_file(files, store, tmp_path):
+async def test_a_host_that_ignores_range_restarts_the_file(file_host, store, tmp_path):
     dest = tmp_path / "out"
-    succeed(store, "qolaba", "q1", [files.url("/big.bin")])
+    succeed(store, "qolaba", "q1", [file_host.url("/big.bin")])
     (dest / "qolaba/results").mkdir(parents=True)
     (dest / "qolaba/results/q1-1.part").write_bytes(b"garbage" * 1000)
-    files.ranges = False
+    file_host.ranges = False
     got = await R.pull(store, store.tasks(), dest)
-    assert got[0].status == "downloaded" and files.requests[0].status == 200
-    assert (dest / "qolaba/results/q1-1.bin").read_bytes() == files.body("/big.bin")
+    assert got[0].status == "downloaded" and file_host.requests[0].status == 200
+    assert (dest / "qolaba/results/q1-1.bin").read_bytes() == file_host.body("/big.bin")
 
 
-async def test_a_206_of_another_range_restarts_the_file(files, store, tmp_path):
+async def test_a_206_of_another_range_restarts_the_file(file_host, store, tmp_path):
     dest = tmp_path / "out"
-    succeed(store, "qolaba", "q1", [files.url("/big.bin")])
+    succeed(store, "qolaba", "q1", [file_host.url("/big.bin")])
     (dest / "qolaba/results").mkdir(parents=True)
     (dest / "qolaba/results/q1-1.part").write_bytes(b"garbage" * 1000)
-    files.ranges = "from_zero"
+    file_host.ranges = "from_zero"
     got = await R.pull(store, store.tasks(), dest)
     assert got[0].status == "downloaded"
-    assert (dest / "qolaba/results/q1-1.bin").read_bytes() == files.body("/big.bin")
+    assert (dest / "qolaba/results/q1-1.bin").read_bytes() == file_host.body("/big.bin")
 
 
-def test_resume_after_kill_9_mid_file(files, tmp_path):
+def test_resume_after_kill_9_mid_file(file_host, tmp_path):
     """A pull killed with SIGKILL in the middle of a file; the next run completes it by Range."""
     db, dest = tmp_path / "tasks.db", tmp_path / "out"
     with Store(db) as s:
-        succeed(s, "evolink", "task-unified-9", [files.url("/slow.bin")], label="night")
+        succeed(s, "evolink", "task-unified-9", [file_host.url("/slow.bin")], label="night")
     code = "import sys; from tui.results import main; sys.exit(main(sys.argv[1:]))"
     proc = subprocess.Popen([sys.executable, "-c", code, "--db", str(db), "--dir", str(dest)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         # the host has sent HOLD bytes and now holds the rest
-        files.wait_for(lambda reqs: any(r.path == "/slow.bin" and r.sent >= HOLD for r in reqs))
+        file_host.wait_for(lambda reqs: any(r.path == "/slow.bin" and r.sent >= HOLD for r in reqs))
         part = dest / "evolink/night/task-unified-9-1.part"
         # wait for the bytes to reach the file (the server cannot see that): a bounded wait on the event
         deadline = 30.0
@@ -169,36 +162,36 @@ def test_resume_after_kill_9_mid_file(files, tmp_path):
         proc.wait(30)
     assert proc.returncode == -signal.SIGKILL
     assert part.stat().st_size == HOLD and not (dest / "evolink/night/task-unified-9-1.bin").exists()
-    files.reset()
+    file_host.reset()
     done = run_cli("--db", str(db), "--dir", str(dest), "--json")
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
-    assert [(r["status"], r["bytes"]) for r in out] == [("resumed", len(files.body("/slow.bin")) - HOLD)]
-    assert [(r.headers.get("range"), r.status) for r in files.requests] == [(f"bytes={HOLD}-", 206)]
+    assert [(r["status"], r["bytes"]) for r in out] == [("resumed", len(file_host.body("/slow.bin")) - HOLD)]
+    assert [(r.headers.get("range"), r.status) for r in file_host.requests] == [(f"bytes={HOLD}-", 206)]
     final = dest / "evolink/night/task-unified-9-1.bin"
-    assert final.read_bytes() == files.body("/slow.bin") and not part.exists()
+    assert final.read_bytes() == file_host.body("/slow.bin") and not part.exists()
     with Store(db, readonly=True) as reader:
         assert reader.get("evolink:task-unified-9").files == [str(final.resolve())]
 
 
-async def test_expired_links_say_expired(files, store, tmp_path):
-    succeed(store, "evolink", "old", [files.url("/expired403"), files.url("/expired404"), files.url("/expired410")])
+async def test_expired_links_say_expired(file_host, store, tmp_path):
+    succeed(store, "evolink", "old", [file_host.url("/expired403"), file_host.url("/expired404"), file_host.url("/expired410")])
     got = await R.pull(store, store.tasks(), tmp_path / "out")
     assert [(r.status, r.http_status) for r in got] == [("expired", 403), ("expired", 404), ("expired", 410)]
     assert all("expired" in r.message for r in got)
     assert under(tmp_path / "out") == []
 
 
-async def test_a_file_over_the_cap_is_refused(files, store, tmp_path):
-    succeed(store, "evolink", "big", [files.url("/huge.bin"), files.url("/huge-nolength.bin"), files.url("/img.png")])
+async def test_a_file_over_the_cap_is_refused(file_host, store, tmp_path):
+    succeed(store, "evolink", "big", [file_host.url("/huge.bin"), file_host.url("/huge-nolength.bin"), file_host.url("/img.png")])
     got = await R.pull(store, store.tasks(), tmp_path / "out", max_bytes=1_000_000)
     assert [r.status for r in got] == ["too_large", "too_large", "downloaded"]
     assert got[0].bytes == 0  # refused on its Content-Length, before any byte
     assert [p.name for p in under(tmp_path / "out")] == ["big-3.png"]  # no partial file of the endless one
 
 
-async def test_a_host_hash_is_checked(files, store, tmp_path):
-    succeed(store, "evolink", "h", [files.url("/md5-bad.bin"), files.url("/md5-good.bin")])
+async def test_a_host_hash_is_checked(file_host, store, tmp_path):
+    succeed(store, "evolink", "h", [file_host.url("/md5-bad.bin"), file_host.url("/md5-good.bin")])
     got = await R.pull(store, store.tasks(), tmp_path / "out")
     assert [r.status for r in got] == ["error", "downloaded"]
     assert "hash" in got[0].message
@@ -237,15 +230,15 @@ def test_extension_from_content_type_else_url_path(url, ctype, ext):
     assert R.extension(ctype, url) == ext
 
 
-async def test_hostile_names_never_write_outside_the_destination(files, tmp_path):
+async def test_hostile_names_never_write_outside_the_destination(file_host, tmp_path):
     dest = tmp_path / "a" / "out"
     dest.mkdir(parents=True)
     tasks = [
         Task("../..", "../../../escaped", label="../../../../tmp", state="succeeded",
-             results=[files.url("/hostile"), files.url("/dl/..%2F..%2F..%2Fescaped.png")]),
-        Task("/abs", "/etc/passwd", kind="/root/.ssh", state="succeeded", results=[files.url("/img.png")]),
+             results=[file_host.url("/hostile"), file_host.url("/dl/..%2F..%2F..%2Fescaped.png")]),
+        Task("/abs", "/etc/passwd", kind="/root/.ssh", state="succeeded", results=[file_host.url("/img.png")]),
         Task("evolink", "x\x00y" + "z" * 3000, label="C:\\Windows\\System32", state="succeeded",
-             results=[files.url("/img.jpg")]),
+             results=[file_host.url("/img.jpg")]),
     ]
     got = await R.pull(None, tasks, dest)
     assert [r.status for r in got] == ["downloaded"] * 4
@@ -257,53 +250,53 @@ async def test_hostile_names_never_write_outside_the_destination(files, tmp_path
     assert Path(got[0].path).name.endswith("-1.png") and Path(got[0].path).parent.parent.parent == dest.resolve()
 
 
-async def test_a_symlinked_folder_leading_out_is_refused(files, tmp_path):
+async def test_a_symlinked_folder_leading_out_is_refused(file_host, tmp_path):
     dest, outside = tmp_path / "out", tmp_path / "elsewhere"
     (dest / "evolink").mkdir(parents=True)
     outside.mkdir()
     (dest / "evolink" / "results").symlink_to(outside)
-    got = await R.pull(None, [Task("evolink", "t", state="succeeded", results=[files.url("/img.png")])], dest)
-    assert got[0].status == "refused" and list(outside.iterdir()) == [] and files.requests == []
+    got = await R.pull(None, [Task("evolink", "t", state="succeeded", results=[file_host.url("/img.png")])], dest)
+    assert got[0].status == "refused" and list(outside.iterdir()) == [] and file_host.requests == []
 
 
 # ---------------------------------------------------------------- secrets
 
 
-async def test_a_client_with_credentials_is_refused(files, tmp_path):
-    task = Task("evolink", "t", state="succeeded", results=[files.url("/img.png")])
+async def test_a_client_with_credentials_is_refused(file_host, tmp_path):
+    task = Task("evolink", "t", state="succeeded", results=[file_host.url("/img.png")])
     for headers in ({"Authorization": f"Bearer {KEY}"}, {"X-API-Key": KEY}):
         async with httpx.AsyncClient(headers=headers) as client:
             with pytest.raises(ValueError, match="no credentials"):
                 await R.pull(None, [task], tmp_path / "out", client=client)
-    assert files.requests == []
+    assert file_host.requests == []
 
 
-def test_the_api_key_never_reaches_the_file_host(files, tmp_path):
+def test_the_api_key_never_reaches_the_file_host(file_host, tmp_path):
     """pull run as a user would, with the provider's key in the config and the environment:
     the file host sees no Authorization / X-API-Key header and no trace of the key."""
     db = tmp_path / "tasks.db"
     with Store(db) as s:
-        succeed(s, "evolink", "task-unified-1", [files.url("/img.png"), files.url("/big.bin")])
+        succeed(s, "evolink", "task-unified-1", [file_host.url("/img.png"), file_host.url("/big.bin")])
     config = tmp_path / "config.toml"
-    config.write_text(f'[providers.evolink]\napi_key = "{KEY}"\nbase_url = "{files.base_url}"\n')
+    config.write_text(f'[providers.evolink]\napi_key = "{KEY}"\nbase_url = "{file_host.base_url}"\n')
     env = {**os.environ, "TASKTUI_CONFIG": str(config), "EVOLINK_API_KEY": KEY, "HTTP_PROXY": "",
            "TASKTUI_DB": str(db)}
-    files.secrets.append(KEY)
+    file_host.secrets.append(KEY)
     done = run_cli("--dir", str(tmp_path / "out"), env=env)
     assert done.returncode == 0, done.stderr
-    assert len(files.requests) == 2
-    assert files.violations == []
+    assert len(file_host.requests) == 2
+    assert file_host.violations == []
     assert KEY not in done.stdout + done.stderr
 
 
 # ---------------------------------------------------------------- the command
 
 
-def test_command_prints_plain_lines_off_a_terminal_and_json_on_request(files, tmp_path):
+def test_command_prints_plain_lines_off_a_terminal_and_json_on_request(file_host, tmp_path):
     db, dest = tmp_path / "tasks.db", tmp_path / "out"
     with Store(db) as s:
-        succeed(s, "evolink", "a", [files.url("/img.png")], label="l")
-        succeed(s, "evolink", "b", [files.url("/expired410")], label="l")
+        succeed(s, "evolink", "a", [file_host.url("/img.png")], label="l")
+        succeed(s, "evolink", "b", [file_host.url("/expired410")], label="l")
     plain = run_cli("--db", str(db), "--dir", str(dest))
     assert plain.returncode == 1  # one expired
     lines = plain.stderr.splitlines()
@@ -318,12 +311,12 @@ def test_command_prints_plain_lines_off_a_terminal_and_json_on_request(files, tm
     assert none.returncode == 0 and json.loads(none.stdout) == []
 
 
-async def test_a_terminal_gets_bars_per_file_and_overall(files, tmp_path):
+async def test_a_terminal_gets_bars_per_file_and_overall(file_host, tmp_path):
     import io
 
     out = io.StringIO()
     tasks = [Task("evolink", "t", label="b", state="succeeded",
-                  results=[files.url("/big.bin"), files.url("/expired410"), files.url("/img.png")])]
+                  results=[file_host.url("/big.bin"), file_host.url("/expired410"), file_host.url("/img.png")])]
     with R._Bars(out, force_terminal=True, width=120) as bars:
         got = await R.pull(None, tasks, tmp_path / "out", on_progress=bars)
     assert [r.status for r in got] == ["downloaded", "expired", "downloaded"]
@@ -333,10 +326,10 @@ async def test_a_terminal_gets_bars_per_file_and_overall(files, tmp_path):
     assert "\x1b[" in text  # drawn as a terminal's live display
 
 
-def test_ls_json_shows_files(files, tmp_path):
+def test_ls_json_shows_files(file_host, tmp_path):
     db = tmp_path / "tasks.db"
     with Store(db) as s:
-        succeed(s, "evolink", "a", [files.url("/img.png")])
+        succeed(s, "evolink", "a", [file_host.url("/img.png")])
     assert run_cli("--db", str(db), "--dir", str(tmp_path / "out")).returncode == 0
     from tui.cli import main as cli_main  # noqa: F401 - the real ls
     ls = subprocess.run([sys.executable, "-m", "tui", "ls", "--json", "--db", str(db)], capture_output=True,
