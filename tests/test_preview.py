@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from file_server import FileServer, make_mp4, make_png
+from file_server import make_mp4, make_png
 from tui import preview as P
 
 RED, GREEN, BLUE, WHITE, BLACK = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255), (0, 0, 0)
