@@ -299,7 +299,7 @@ def test_a_frozen_holder_is_replaced_when_its_lease_runs_out_and_sends_nothing_a
         _deadline_wait(lambda: _holder_pid(store) == b.pid, 10.5, "B to take the lease over")
         assert time.time() - frozen <= 10.0
         # (on PostgreSQL A may have been frozen inside a store write, holding the writers'
-        # lock: B's writes wait until the server ends A's idle transaction, 60 s at most)
+        # lock: B's writes wait until the server ends A's idle transaction, 10 s at most)
         _deadline_wait(lambda: b.requests(), 90, "B's first poll", lambda: _state(store, a, b))
         a.p.send_signal(signal.SIGCONT)
         thawed = time.time()

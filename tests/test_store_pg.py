@@ -257,6 +257,28 @@ def test_a_writer_holding_the_lock_too_long_is_store_busy(pg_url: str, monkeypat
         assert s.add("evolink", ["a"]) == ["evolink:a"]
 
 
+def test_a_session_frozen_inside_a_write_does_not_hold_the_others(pg_url: str) -> None:
+    """A process frozen (SIGSTOP) inside a write holds the writers' lock: the server ends its
+    session after IDLE_TX_TIMEOUT_MS, before another writer's LOCK_TIMEOUT_MS runs out, so
+    that writer's add lands instead of failing StoreBusy (seen: a lease holder blocked 60 s)."""
+    assert store_pg.IDLE_TX_TIMEOUT_MS < store_pg.LOCK_TIMEOUT_MS / 2
+    with PgStore(pg_url) as frozen, PgStore(pg_url) as s:
+        conn = frozen._require_conn()  # the store's own session, with the store's settings
+        conn.execute("BEGIN")
+        conn.execute("SELECT value FROM meta WHERE name = 'seq' FOR UPDATE")
+        # ...and the frozen process sends nothing more: the other waits, then gets the lock
+        assert s.add("evolink", ["a"]) == ["evolink:a"]
+        assert conn.broken or frozen._conn is None or _session_ended(conn)
+
+
+def _session_ended(conn) -> bool:
+    try:
+        conn.execute("SELECT 1")
+    except psycopg.Error:
+        return True
+    return False
+
+
 # ---------------------------------------------------------------- change feed
 
 

@@ -76,7 +76,11 @@ RETRY_DEADLINE = 10.0  # seconds of reconnect attempts within one call before gi
 DOWN_PAUSE = 2.0  # after giving up, calls fail at once for this long (doubling, up to LISTEN_RETRY_MAX)
 LISTEN_RETRY_MAX = 30.0  # longest wait between two attempts to reopen the listening connection
 LOCK_TIMEOUT_MS = 60_000  # a writer waits this long for another's transaction (then StoreBusy)
-IDLE_TX_TIMEOUT_MS = 60_000  # the server ends a session of ours stuck inside a transaction
+# The server ends a session of ours idle inside a transaction this long.  Our transactions
+# last milliseconds; one idle for 10 s belongs to a frozen process (SIGSTOP, a laptop lid,
+# a debugger) that holds the writers' lock: it must end well before LOCK_TIMEOUT_MS, so a
+# waiting writer gets the lock instead of StoreBusy (and a lease holder keeps its lease).
+IDLE_TX_TIMEOUT_MS = 10_000
 MIGRATE_LOCK = 0x7461736B74756900  # pg_advisory_xact_lock key of migrations ("tasktui\0")
 
 URL_SCHEMES = ("postgresql://", "postgres://")
