@@ -66,11 +66,29 @@ Example::
                                        faults=[sim_fault("rate_limit", "evolink", retry_after=5, count=1)]))
         ...  # point a provider at sim.base_url with sim.key("evolink")
         sim.advance(60)
+
+Layout: ``tests/unit`` holds tests of one module in-process (parsers against published
+bodies, the filter language, the schedule's policy, a store on a temporary file, a
+loopback stub server at most); ``tests/functional`` holds the tests that start real
+parts (the dashboard under Pilot or in tmux, the simulator, other processes, a
+PostgreSQL server).  ``pytest tests/unit`` runs in seconds.  Helper modules
+(``tests/pg.py``, ``tests/http_server.py``, ``tests/file_server.py``, ...) and data
+(``tests/data``, ``tests/fixtures``) sit beside this file; a test module may import
+another's helpers by its bare name (``from test_collect import write_config``): both
+folders are on ``sys.path``.
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
+
+for _folder in ("unit", "functional"):
+    _path = str(Path(__file__).resolve().parent / _folder)
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 
 @pytest.fixture

@@ -160,7 +160,7 @@ RateLimitField = Annotated[RateLimit, PlainValidator(parse_rate_limit), PlainSer
 
 # name -> (default_base_url, default_rate_limit, default_poll_interval, default_kind).
 # Kept here so reading the config does not import httpx and the provider modules;
-# tests/test_config.py checks that it agrees with the provider classes.
+# tests/functional/test_config.py checks that it agrees with the provider classes.
 PROVIDER_DEFAULTS: dict[str, tuple[str | None, str, float, str | None]] = {
     "comfy": ("https://api.comfy.org", "30/m", 10.0, "image-relight"),
     "upscayl": ("https://api.upscayl.org", "100/h", 60.0, None),
@@ -189,7 +189,7 @@ DEFAULT_DISCOVER_MAX_TOTAL = 10_000  # tasks discovery may add in all
 # ---------------------------------------------------------------- [ui] names
 
 # Textual's built-in themes (textual.theme.BUILTIN_THEMES), kept here so that
-# reading the config never imports Textual; tests/test_config.py checks them.
+# reading the config never imports Textual; tests/functional/test_config.py checks them.
 THEMES: tuple[str, ...] = (
     "textual-dark", "textual-light", "nord", "gruvbox", "catppuccin-mocha", "dracula", "tokyo-night",
     "monokai", "flexoki", "catppuccin-latte", "catppuccin-frappe", "catppuccin-macchiato",
@@ -197,7 +197,7 @@ THEMES: tuple[str, ...] = (
     "atom-one-dark", "atom-one-light", "ansi-dark", "ansi-light",
 )
 
-# The ids of the dashboard's bindings ([ui.keymap] keys).  tests/test_config.py
+# The ids of the dashboard's bindings ([ui.keymap] keys).  tests/functional/test_config.py
 # checks this against every Binding(id=...) of the app, its screens and widgets.
 # Every binding id a [ui.keymap] may name: the one action table's (tui/actions.py,
 # Textual-free), where a new key is added once (help, palette and README follow).

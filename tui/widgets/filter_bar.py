@@ -56,7 +56,7 @@ class FilterInput(Input):
     # Fixed in size by the stylesheet: a new value needs a repaint, not a layout
     # of the whole screen (Input resizes its virtual area at every keystroke).
     # Kept on purpose (issue #14): typing 26 keys costs 26 screen layouts
-    # without it, 0 with it; tests/test_textual_seams.py fails when a Textual
+    # without it, 0 with it; tests/functional/test_textual_seams.py fails when a Textual
     # upgrade makes it ineffective or unnecessary.
     virtual_size = Reactive(Size(0, 0), layout=False)
 

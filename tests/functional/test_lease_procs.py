@@ -1,0 +1,319 @@
+"""Two engines in two real processes on one store (a SQLite file, a PostgreSQL
+database) against the simulator over HTTP: one poller per provider key.
+
+Each process logs every request it sends (time, path) to a file of its own, so
+the test knows who sent what; the simulator's own log says whether a request
+was over the provider's budget or inside an announced Retry-After window.
+Every wait below is for an event (a lease row naming a process, a request in a
+log, every task ended), never a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tui.lease import read_leases
+from tui.model import TERMINAL
+from tui.sim import Fault, build_scenario, sim_task
+
+from tests.pg import pg_db, pg_server, pg_url  # noqa: F401  (fixtures)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# One engine as a process (what `tasktui collect` is): every request it sends goes to its log.
+RUNNER = r"""
+import asyncio, json, os, signal, sys, time
+import httpx
+
+db, config_path, log_path = sys.argv[1:4]
+log = open(log_path, "a", buffering=1)
+send = httpx.AsyncClient.send
+
+async def logged(self, request, *args, **kwargs):
+    log.write(json.dumps({"t": time.time(), "path": request.url.path}) + "\n")
+    return await send(self, request, *args, **kwargs)
+
+httpx.AsyncClient.send = logged
+
+from tui.config import load_config
+from tui.engine import Engine
+from tui.stores import open_store
+
+async def main():
+    store = open_store(db)
+    engine = Engine(load_config(config_path), store)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await engine.start()
+    print("ready", flush=True)
+    await stop.wait()
+    await engine.stop()
+    store.close()
+    print("stopped", flush=True)
+
+asyncio.run(main())
+"""
+
+def _deadline_wait(what, timeout: float, message, state=None):
+    """Wait for ``what()`` to be truthy (checked every 50 ms), at most ``timeout`` s;
+    on a timeout the message says ``state()`` too (what the processes did)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = what()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            extra = f"; {state()}" if state is not None else ""
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {message}{extra}")
+        time.sleep(0.05)
+
+
+def _state(store, *procs) -> str:
+    """What happened so far, for a failure message."""
+    try:
+        events = [e.message for e in store.events(limit=10)]
+    except Exception as exc:
+        events = [repr(exc)]
+    sent = {p.pid: [(round(r["t"] % 1000, 2), r["path"]) for r in p.requests()] for p in procs if p is not None}
+    return f"holder pid {_holder_pid(store)}, sent {sent}, events {events}"
+
+
+class Proc:
+    def __init__(self, name: str, db: str, config: Path, tmp: Path) -> None:
+        self.log = tmp / f"requests-{name}.jsonl"
+        self.log.touch()
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.p = subprocess.Popen([sys.executable, "-c", RUNNER, db, str(config), str(self.log)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        self.pid = self.p.pid
+
+    def wait_line(self, text: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no {text!r} from process {self.pid}: {self.p.stderr.read() if self.p.poll() else ''}"
+            ready, _, _ = select.select([self.p.stdout], [], [], left)
+            if ready:
+                line = self.p.stdout.readline()
+                assert line, f"process {self.pid} ended: {self.p.stderr.read()}"
+                if line.strip() == text:
+                    return
+
+    def requests(self) -> list[dict]:
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
+
+    def stop(self) -> None:
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        for stream in (self.p.stdout, self.p.stderr):
+            stream.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def target(request, tmp_path):
+    if request.param == "sqlite":
+        return str(tmp_path / "tasks.db")
+    return request.getfixturevalue("pg_url")
+
+
+def _open(target: str):
+    from tui.stores import open_store
+
+    return open_store(target)
+
+
+def _setup(target: str, tmp_path: Path, sim_factory, budget: str, extra: str = ""):
+    """The simulator (real time, EvoLink with ``budget``), a config for it, the store;
+    no task yet (``_add_now``)."""
+    sim = sim_factory(build_scenario(evolink={"budget": budget}), speed=1.0)
+    config = tmp_path / "config.toml"
+    config.write_text(sim.config_toml(("evolink",)) + "poll_interval = 0.5\n" + extra)
+    return sim, config, _open(target)
+
+
+def _add_now(sim, store, ends: tuple[float, ...]) -> None:
+    """Tasks that began a second ago and end ``ends`` seconds from now (the simulator's
+    clock), tracked from now on: live whatever the processes' start-up took."""
+    now = sim.now()
+    tasks = [sim_task("evolink", f"n{n}", "running", created=now - 1.0, start=now - 0.5, end=now + end)
+             for n, end in enumerate(ends)]
+    sim.add(tasks)
+    store.add("evolink", [t.task_id for t in tasks], label="lease")
+
+
+def _holder_pid(store) -> int | None:
+    leases, now = read_leases(store)
+    live = [info for info in leases.values() if info.provider == "evolink" and info.holder and info.expires > now]
+    return live[0].pid if live else None
+
+
+def _all_ended(store) -> bool:
+    store.sync()
+    tasks = [t for t in store.tasks() if t.provider == "evolink"]
+    return bool(tasks) and all(t.state in TERMINAL for t in tasks)
+
+
+def _check_ends(store) -> None:
+    for t in store.tasks():
+        assert t.state == "succeeded" and t.results, t.to_dict()
+
+
+@pytest.mark.parametrize("how", ["stop", "kill"])
+def test_two_processes_one_poller_and_a_hand_over_keeps_the_budget(target, tmp_path, sim_factory, how):
+    """A polls, B (started while A holds the lease) sends nothing; the tasks are added
+    then, A spends 8 of the key's 12/minute on them and stops (SIGTERM), or is killed
+    (-9) by the simulator as its eighth request arrives, before A saw any answer (only
+    the requests it reserved in the lease before sending say so); B takes over at once
+    and spends
+    only the 4 left of the minute (what B knew of A's requests when it started would
+    let it send 7 at once, concurrency 8): the simulator counts no request over the
+    budget."""
+    sim, config, store = _setup(target, tmp_path, sim_factory, "12/m", extra="concurrency = 8\n")
+    a = Proc("a", target, config, tmp_path)
+    b = None
+    try:
+        a.wait_line("ready")
+        _deadline_wait(lambda: _holder_pid(store) == a.pid, 30, "A to hold the lease")
+        b = Proc("b", target, config, tmp_path)
+        b.wait_line("ready")
+        if how == "kill":
+            def kill_on_the_eighth(record) -> None:  # in the simulator, before it answers
+                if record.provider == "evolink" and len(sim.requests) >= 8:
+                    sim.sim.on_request = None
+                    os.kill(a.pid, signal.SIGKILL)
+            sim.sim.on_request = kill_on_the_eighth
+        _add_now(sim, store, tuple(30.0 + n for n in range(8)))
+        # A spends 8 of the 12 requests the minute allows (B, running, sends none)
+        _deadline_wait(lambda: len(a.requests()) >= 8, 60, "A's eighth request", lambda: _state(store, a, b))
+        assert b.requests() == []
+        assert not _all_ended(store)
+        if how == "kill":
+            a.p.wait(30)
+            assert a.p.returncode == -signal.SIGKILL
+        else:
+            a.stop()
+        stopped = time.time()
+        _deadline_wait(lambda: _holder_pid(store) == b.pid, 10, "B to take the lease over")
+        assert time.time() - stopped < 10
+        # B spends what is left of the minute (the moment a B that ignored A's requests
+        # would have gone over it); the kill and freeze tests below also see every task end
+        _deadline_wait(lambda: len([r for r in sim.requests if r.provider == "evolink"]) >= 12 or _all_ended(store),
+                       120, "the minute's 12 requests spent", lambda: _state(store, a, b))
+        assert not [r for r in sim.requests if r.over_budget], "a request over the key's 12/minute"
+        sent_a, sent_b = a.requests(), b.requests()
+        assert sent_b, "B never polled after the hand-over"
+        assert max(r["t"] for r in sent_a) < min(r["t"] for r in sent_b)  # never both at once
+        # (no count of served against logged: a process stopped or killed may have logged a
+        # request that its stop cancelled before it left)
+        served = [r for r in sim.requests if r.provider == "evolink"]
+        assert len(served) <= len(a.requests()) + len(b.requests())
+        assert not [r for r in served if r.over_budget], "a request over the key's 12/minute"
+        # every sliding minute of the simulator's log holds at most 12 requests
+        times = sorted(r.wall for r in served)
+        assert all(sum(1 for u in times if t <= u < t + 60) <= 12 for t in times)
+        assert b.p.poll() is None
+    finally:
+        for p in (a, b):
+            if p is not None:
+                p.stop()
+        store.close()
+
+
+def test_kill_9_of_the_holder_hands_over_within_10_s_and_keeps_out_of_its_retry_after(
+        target, tmp_path, sim_factory):
+    """A gets a 429 saying "retry after 20 s" and is killed (-9) right after: B takes
+    over within 10 s, and sends nothing before the 20 s are over (the simulator's
+    log has no request inside the window); every task still ends right."""
+    sim, config, store = _setup(target, tmp_path, sim_factory, "600/m")
+    a = Proc("a", target, config, tmp_path)
+    b = None
+    try:
+        a.wait_line("ready")
+        _deadline_wait(lambda: _holder_pid(store) == a.pid, 30, "A to hold the lease")
+        b = Proc("b", target, config, tmp_path)
+        b.wait_line("ready")
+        # the 429 comes now, after B started (B cannot have read it at its start)
+        sim.add(faults=[Fault(kind="rate_limit", provider="evolink", endpoint="status", start=sim.now(), count=1,
+                              retry_after=20)])
+        _add_now(sim, store, (1.0, 1.5, 2.0, 2.5, 3.0, 3.5))
+        got = _deadline_wait(lambda: [r for r in sim.requests if r.status == 429], 60, "the 429")
+        # A stores the wait at once (one 429 pauses every process on the key): once it did, kill it
+        _deadline_wait(lambda: any(i.state.get("retry_at") for i in read_leases(store)[0].values()), 30,
+                       "A to store the Retry-After in the lease")
+        a.p.kill()
+        a.p.wait()
+        killed = time.time()
+        _deadline_wait(lambda: _holder_pid(store) == b.pid, 10.5, "B to take the lease over")
+        took = time.time() - killed
+        assert took <= 10.0, took
+        _deadline_wait(lambda: any("taken over from" in e.message and f"pid {a.pid}" in e.message
+                                   for e in store.events(limit=200)), 30, "the take-over in the event log")
+        _deadline_wait(lambda: _all_ended(store), 120, "every task to end")
+        _check_ends(store)
+        # (A's requests already in flight when the 429 came are in the window too: the
+        # engine cannot call them back; what matters is that nobody sent one after it)
+        late = [r for r in sim.requests if r.violation and r.wall >= got[0].wall + 1.0]
+        assert late == [], "a request inside the announced Retry-After window"
+        sent_b = b.requests()
+        assert sent_b and min(r["t"] for r in sent_b) >= got[0].wall + 20 - 0.5
+        assert max(r["t"] for r in a.requests()) < min(r["t"] for r in sent_b)
+        assert not [r for r in sim.requests if r.over_budget]
+    finally:
+        for p in (a, b):
+            if p is not None:
+                p.stop()
+        store.close()
+
+
+def test_a_frozen_holder_is_replaced_when_its_lease_runs_out_and_sends_nothing_after(
+        target, tmp_path, sim_factory):
+    """A is frozen (SIGSTOP: alive, not renewing): B takes over once A's lease ran out
+    (within 10 s); A thawed (SIGCONT) finds it no longer holds the key and sends
+    nothing more (its own clock said its lease was too old); every task ends right."""
+    sim, config, store = _setup(target, tmp_path, sim_factory, "600/m")
+    a = Proc("a", target, config, tmp_path)
+    b = None
+    try:
+        a.wait_line("ready")
+        _deadline_wait(lambda: _holder_pid(store) == a.pid, 30, "A to hold the lease")
+        b = Proc("b", target, config, tmp_path)
+        b.wait_line("ready")
+        _add_now(sim, store, (15.0, 16.0, 17.0, 18.0))
+        _deadline_wait(lambda: len(a.requests()) >= 4, 60, "A's polls")
+        a.p.send_signal(signal.SIGSTOP)
+        frozen = time.time()
+        _deadline_wait(lambda: _holder_pid(store) == b.pid, 10.5, "B to take the lease over")
+        assert time.time() - frozen <= 10.0
+        # (on PostgreSQL A may have been frozen inside a store write, holding the writers'
+        # lock: B's writes wait until the server ends A's idle transaction, 10 s at most)
+        _deadline_wait(lambda: b.requests(), 90, "B's first poll", lambda: _state(store, a, b))
+        a.p.send_signal(signal.SIGCONT)
+        thawed = time.time()
+        _deadline_wait(lambda: _all_ended(store), 120, "every task to end")
+        _check_ends(store)
+        assert [r for r in a.requests() if r["t"] >= thawed] == [], "A polled after it lost the lease"
+        assert max(r["t"] for r in a.requests()) < min(r["t"] for r in b.requests())
+        _deadline_wait(lambda: any("handed over to" in e.message and f"pid {b.pid}" in e.message
+                                   for e in store.events(limit=200)), 30,
+                       f"A to say it handed over: {[e.message for e in store.events(limit=20)]}")
+    finally:
+        if a is not None and a.p.poll() is None:
+            a.p.send_signal(signal.SIGCONT)
+        for p in (a, b):
+            if p is not None:
+                p.stop()
+        store.close()
