@@ -45,6 +45,7 @@ SYNC_INTERVAL = 0.25  # pick up other processes' writes this often
 TICK_INTERVAL = 1.0  # ages, quota pane, header troubles
 HANGUP_GRACE = 3.0  # seconds the engine gets to stop when the terminal is gone
 NOTIFY_EVERY = 2.0  # seconds: finished tasks are announced together, this often at most
+LEASE_READ_EVERY = 2.0  # seconds between reads of who polls, without an engine (the header)
 STUCK_AFTER = 180.0  # seconds without an answer while tasks are live: the poller looks stuck
 NEWS_SHOW = 8.0  # seconds the header shows finished-task news (never a toast over the columns)
 
@@ -563,15 +564,43 @@ class TaskTUI(App[None]):
         counts = self.store.counts()
         marked = len(tasks.marks)
         news = self.news_text()
+        pollers = self._pollers()
         key = (tuple(sorted(counts.items())), len(self.store), paused, tuple(troubles),
-               tasks.sort_mode, tasks.sort_reverse, shown, marked, news, tuple(answers), self.follow)
+               tasks.sort_mode, tasks.sort_reverse, shown, marked, news, tuple(answers), self.follow,
+               tuple(pollers))
         if key == self._header_key:
             return
         self._header_key = key
         self.query_one("#header", StatusHeader).show(
             counts, total=len(self.store), paused=paused, offline=self.offline, readonly=self.readonly,
             troubles=troubles, sort=tasks.sort_mode, shown=shown, marked=marked, news=news,
-            answers=answers, reverse=tasks.sort_reverse, follow=self.follow)
+            answers=answers, reverse=tasks.sort_reverse, follow=self.follow, pollers=pollers)
+
+    def _pollers(self) -> list[tuple[str, str | None, int | None, float | None]]:
+        """Provider keys another process polls (issue 16): (provider, host, pid, since)
+        from the lease rows in the store: the engine's workers' last read of them
+        (no query of ours), or without an engine (read-only: every lease is another
+        process's) the stored health, read every LEASE_READ_EVERY s."""
+        if self.engine is not None:
+            out = []
+            for name, worker in (getattr(self.engine, "workers", None) or {}).items():
+                info = getattr(getattr(worker, "lease", None), "info", None)
+                if getattr(worker, "following", False) and info is not None:
+                    out.append((name, info.host, info.pid, info.since))
+            return out
+        now = time.monotonic()
+        read = getattr(self, "_leases_read", None)
+        if read is None or now - read[0] >= LEASE_READ_EVERY:
+            from .engine.health import read_health
+
+            try:  # the providers' stored health, with who holds each key's lease now
+                healths = read_health(self.store, self.config)
+            except Exception:  # nothing readable says nothing
+                healths = []
+            got = [(h.name, h.lease.get("host"), h.lease.get("pid"), h.lease.get("since"))
+                   for h in healths if h.lease and h.lease.get("live") is True]
+            read = self._leases_read = (now, got)
+        return read[1]
 
     def _answers(self) -> list[tuple[str, str | None, str]]:
         """Per polled provider: (name, how long since its last answer, kind) where

@@ -3,6 +3,7 @@ provider is in trouble."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.style import Style
@@ -11,6 +12,7 @@ from textual import events
 from textual.widgets import Static
 
 from ..model import STATES
+from ..text import clean
 from .cells import STATE_SYMBOL, STATE_WORD
 
 COMPACT_BELOW = 110  # columns: tighter spacing, shorter labels
@@ -35,12 +37,16 @@ class StatusHeader(Static):
              troubles: list[tuple[str, str]], sort: str, shown: int | None,
              marked: int = 0, news: tuple[str, bool] | None = None,
              answers: list[tuple[str, str | None, str]] | None = None,
-             reverse: bool = False, follow: bool = False, readonly: bool = False) -> None:
+             reverse: bool = False, follow: bool = False, readonly: bool = False,
+             pollers: list[tuple[str, str | None, int | None, float | None]] | None = None) -> None:
         """Redraw from plain numbers (the app gathers them from store and engine).
-        ``news``: (finished-task news, any failed), shown right after the name."""
+        ``news``: (finished-task news, any failed), shown right after the name.
+        ``pollers``: provider keys another process polls (its lease, read from the
+        store): (provider, host, pid, since)."""
         self._args = dict(counts=counts, total=total, paused=paused, offline=offline,
                           troubles=troubles, sort=sort, shown=shown, marked=marked, news=news,
-                          answers=answers or [], reverse=reverse, follow=follow, readonly=readonly)
+                          answers=answers or [], reverse=reverse, follow=follow, readonly=readonly,
+                          pollers=list(pollers or ()))
         self.update(self._fitted(), layout=False)  # one line, always
 
     def on_resize(self, event: events.Resize) -> None:
@@ -48,17 +54,46 @@ class StatusHeader(Static):
             self.update(self._fitted(), layout=False)
 
     def _fitted(self) -> Text:
-        """The line with state words ("▶ 6 running") when everything but the
-        answer times fits, else with symbols only ("▶6"), so the marks, follow
-        and sort stay in view at 80 columns."""
+        """The line with state words ("▶ 6 running") and who polls in full ("evolink
+        polled by HOST (pid N) since T") when everything but the answer times fits;
+        else who polls compact ("evolink ⇄ HOST:N"), then symbols only ("▶6"), so
+        the marks, follow and sort stay in view at 80 columns."""
         args = dict(self._args or {})
         width = self.size.width
-        if width and self._render_text(**{**args, "answers": ()}).cell_len > width:
-            return self._render_text(**args, words=False)
-        return self._render_text(**args)
+        if not width:
+            return self._render_text(**args)
+        for words, full in ((True, True), (True, False)):
+            if self._render_text(**{**args, "answers": ()}, words=words, full=full).cell_len <= width:
+                return self._render_text(**args, words=words, full=full)
+        return self._render_text(**args, words=False, full=False)
+
+    def _pollers(self, text: Text, pollers, full: bool, gap: str) -> None:
+        """Who polls which provider key when another process does (its lease): one
+        entry per holder and time, the providers it polls before it."""
+        if not pollers:
+            return
+        dim = self._style("dim")
+        groups: dict[tuple, list[str]] = {}
+        for provider, host, pid, since in pollers:
+            host = clean(str(host or "?"), 100) or "?"  # another process wrote it: inert text
+            if not full:
+                host = host.split(".")[0][:16] or "?"
+            groups.setdefault((host, pid, since if full else None), []).append(clean(str(provider), 40))
+        text.append("│ ", dim)
+        for n, ((host, pid, since), providers) in enumerate(groups.items()):
+            if n:
+                text.append(" · ", dim)
+            names = ", ".join(providers) if full else " ".join(providers)
+            if full:
+                who = f"{host} (pid {pid})" if isinstance(pid, int) else host
+                text.append(f"{names} polled by {who} since {_hhmmss(since)}")
+            else:
+                text.append(f"{names} ⇄ {host}:{pid}" if isinstance(pid, int) else f"{names} ⇄ {host}")
+        text.append(gap)
 
     def _render_text(self, counts, total, paused, offline, troubles, sort, shown, marked=0,
-                     news=None, answers=(), reverse=False, follow=False, words=True, readonly=False) -> Text:
+                     news=None, answers=(), reverse=False, follow=False, words=True, readonly=False,
+                     pollers=(), full=True) -> Text:
         compact = self.size.width < COMPACT_BELOW
         gap = " " if compact else "  "
         dim = self._style("dim")
@@ -89,6 +124,7 @@ class StatusHeader(Static):
                 text.append(gap)
         if total == 0:
             text.append("no tasks yet " if readonly else "no tasks yet, press a to add ", dim)
+        self._pollers(text, pollers, full, " ")
         text.append("│ ", dim)
         if shown is not None:
             text.append(f"{shown:,}/{total:,} shown ", "bold")
@@ -114,3 +150,12 @@ class StatusHeader(Static):
                 else:
                     text.append(f"{provider} {age or 'not yet'}")
         return text
+
+
+def _hhmmss(wall: float | None) -> str:
+    if not isinstance(wall, (int, float)):
+        return "?"
+    try:
+        return time.strftime("%H:%M:%S", time.localtime(wall))
+    except (OverflowError, OSError, ValueError):
+        return "?"
