@@ -296,6 +296,9 @@ _STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, validate_
                      hide_input_in_errors=True)
 
 
+PUSH_OF = {"evolink": "callback", "freepik": "webhook"}  # [providers.X] push: the providers that can push
+
+
 class ProviderConfig(BaseModel):
     """One ``[providers.NAME]`` table.  Missing keys get the provider's documented defaults."""
 
@@ -316,6 +319,9 @@ class ProviderConfig(BaseModel):
     max_body: int = Field(default=DEFAULT_MAX_BODY, ge=1024, le=1 << 30)
     # Freepik webhooks (tasktui listen): the signing secret(s), space-separated while rotating
     webhook_secret: SecretStr | None = None
+    # issue 18: its tasks are created with a push address (EvoLink "callback", Freepik "webhook"): while
+    # this process receives its pushes, a task is fed by push from first sight (docs/push.md)
+    push: Literal["off", "callback", "webhook"] = "off"
     # A declared provider (tui/providers/catalogue) carries its description, from a
     # catalogue entry and/or the table's declaration keys; given as ``declaration=``
     # at construction (the reader does), or found in the catalogue by name.
@@ -361,6 +367,14 @@ class ProviderConfig(BaseModel):
         if not value or any(ch.isspace() or ord(ch) < 32 for ch in value):
             raise ValueError("a provider name is one word (letters, digits, - and _)")
         return value
+
+    @model_validator(mode="after")
+    def _push_mode(self) -> "ProviderConfig":
+        wanted = PUSH_OF.get(self.name)
+        if self.push != "off" and self.push != wanted:
+            raise ValueError(f'push: only "off"' + (f' or "{wanted}"' if wanted else "") + f" for {self.name}"
+                             " (EvoLink calls back: \"callback\"; Freepik signs webhooks: \"webhook\")")
+        return self
 
     @property
     def declaration(self) -> Declaration | None:

@@ -555,6 +555,7 @@ class PushReceiver:
         self._count(provider, "hints")
         self._count(provider, "accepted")
         log.info("evolink callback for %s: poll asked", key)
+        self._tell(self.on_push, key)  # a push came (push works), then the poll it asks for
         self._tell(self.on_hint, key)
         return _json(202, {"ok": True, "result": "poll asked"})
 
