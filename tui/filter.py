@@ -424,6 +424,9 @@ class Where(NamedTuple):
     sql: str
     params: list
     residual: Predicate | None
+    # lowercase needles every selected row holds in its ``hay`` (positive bare words and
+    # ``id:`` values): what a trigram index may answer first (Store.window_head)
+    words: tuple[str, ...] = ()
 
 
 DIALECTS = ("sqlite", "postgres")
@@ -498,10 +501,13 @@ def compile_sql(query: str, dialect: str = "sqlite", *, use_hay: bool = True) ->
     columns = {"provider": "provider", "task_id": "task_id", "model": "model", "label": "label",
                "kind": "kind", "error": "error"}
     parts: list[str] = []
+    words: list[str] = []
     for term in parse(query):
         if term.value == "":
             continue
         needle = term.value.lower()
+        if not term.negate and term.field in (None, "task_id") and "\n" not in needle:
+            words.append(needle)
         if term.field is None:
             cols = ("provider", "task_id", "label", "model", "kind", "provider_status")
             if use_hay and "\n" not in needle:  # the column hay (Python's lowercase) when the row has it
@@ -527,4 +533,4 @@ def compile_sql(query: str, dialect: str = "sqlite", *, use_hay: bool = True) ->
         parts.append(f"COALESCE(({expr}), TRUE)" if pg else f"({expr})")
     sql = " AND ".join(parts) if parts else "TRUE"
     residual = compile_filter(query) if unsure[0] else None
-    return Where(sql, params, residual)
+    return Where(sql, params, residual, tuple(words))

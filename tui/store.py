@@ -63,6 +63,7 @@ import math
 import os
 import random
 import sqlite3
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -193,6 +194,34 @@ def _sort_index_sql(name: str, collate: str = "") -> str:
 
 # ---------------------------------------------------------------- schema
 
+
+def _fts5_trigram() -> bool:
+    """Does this SQLite have FTS5 with the trigram tokenizer (3.34+)?"""
+    try:
+        conn = sqlite3.connect(":memory:")
+        try:
+            conn.execute("CREATE VIRTUAL TABLE t USING fts5(h, tokenize='trigram')")
+        finally:
+            conn.close()
+        return True
+    except sqlite3.Error:
+        return False
+
+
+_FTS_SQL = [
+    "CREATE VIRTUAL TABLE tasks_fts USING fts5(hay, content='tasks', content_rowid='id', tokenize='trigram')",
+    "INSERT INTO tasks_fts(tasks_fts) VALUES ('rebuild')",
+    "CREATE TRIGGER tasks_fts_insert AFTER INSERT ON tasks BEGIN"
+    " INSERT INTO tasks_fts(rowid, hay) VALUES (new.id, new.hay); END",
+    "CREATE TRIGGER tasks_fts_delete AFTER DELETE ON tasks BEGIN"
+    " INSERT INTO tasks_fts(tasks_fts, rowid, hay) VALUES ('delete', old.id, old.hay); END",
+    "CREATE TRIGGER tasks_fts_update AFTER UPDATE OF hay ON tasks WHEN old.hay IS NOT new.hay BEGIN"
+    " INSERT INTO tasks_fts(tasks_fts, rowid, hay) VALUES ('delete', old.id, old.hay);"
+    " INSERT INTO tasks_fts(rowid, hay) VALUES (new.id, new.hay); END",
+]
+FTS_MAX = 20_000  # a word the trigram index finds in at most this many rows is answered from it
+HEAD_BUDGET = 0.03  # seconds a head query may walk a sort's index before a scan answers instead
+
 # One list of SQL statements per schema version; MIGRATIONS[i] takes the
 # database from user_version i to i + 1.  Append, never edit a shipped step.
 MIGRATIONS: list[list[str]] = [
@@ -280,6 +309,13 @@ MIGRATIONS: list[list[str]] = [
     # (tui.filter.hay); NULL on rows written before (the filter then reads the fields).
     [
         "ALTER TABLE tasks ADD COLUMN hay TEXT",
+    ],
+    # 6: a trigram index over hay (SQLite FTS5, when this SQLite has it), kept in step by
+    # triggers: a bare word of 3+ characters finds its rows without a scan (window_head);
+    # tasks_nohay tells at once whether a tracked row lacks its hay (then no index is used).
+    [
+        "CREATE INDEX tasks_nohay ON tasks(id) WHERE hay IS NULL",
+        *(_FTS_SQL if _fts5_trigram() else []),
     ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -495,6 +531,7 @@ class Store:
     """SQLite-backed task store with an in-memory index.  See the module docstring."""
 
     dialect = "sqlite"  # what tui.filter.compile_sql writes for this store
+    heads_first = True  # window_head and order_job answer (a list reads heads, a thread the rest)
 
     def __init__(self, path: str | os.PathLike[str], readonly: bool = False, *,
                  clock: Callable[[], float] = time.time, scope: str = "all") -> None:
@@ -561,7 +598,7 @@ class Store:
             if self.readonly:
                 self._cols = {1: _TASK_COLS_V1, 2: _TASK_COLS_V2, 3: _TASK_COLS_V3}.get(version, _TASK_COLS)
                 self._has_hay = version >= 5
-                if version not in (1, 2, 3, 4, SCHEMA_VERSION):
+                if version not in (1, 2, 3, 4, 5, SCHEMA_VERSION):
                     raise StoreError(
                         f"{self.path}: schema version {version}, expected {SCHEMA_VERSION};"
                         " open it once without read-only mode to migrate")
@@ -1061,6 +1098,99 @@ class Store:
 
     def _ids(self, sql: str, args: tuple) -> list[int]:
         return [row[0] for row in self._read(sql, args)]
+
+    # ------------------------------------------------------------ the head first (a big store's first rows)
+
+    def _fts_ready(self) -> bool:
+        """Can the trigram index answer bare words (it exists, every tracked row has its hay)?"""
+        if not getattr(self, "_has_hay", True):
+            return False
+        rows = self._read("SELECT CASE WHEN EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'tasks_fts')"
+                          " THEN NOT EXISTS (SELECT 1 FROM tasks WHERE hay IS NULL AND deleted = 0) ELSE 0 END")
+        return bool(rows and rows[0][0])
+
+    def window_head(self, where: Any = None, sort: str = "updated", reverse: bool = False,
+                    limit: int = 200) -> tuple[list[int], bool]:
+        """The first ``limit`` ids of ``window_ids(where, sort, reverse)`` and whether they are
+        all of them, at a cost that does not grow with the store where it can help it:
+
+        - a positive word of 3+ characters that the trigram index finds in at most FTS_MAX
+          rows: those rows only (the whole answer);
+        - else the sort's index, walked until ``limit`` rows match (a filter that keeps many
+          finds them at once), for at most HEAD_BUDGET seconds;
+        - else (few matches, scattered) one scan: the whole answer."""
+        if isinstance(where, str):
+            where = self.where(where)
+        if where is None:
+            ids = self.window_ids(None, sort, reverse, limit)
+            return ids, len(ids) < limit
+        if where.residual is not None:
+            return self.window_ids(where, sort, reverse), True
+        words = [w for w in where.words if len(w) >= 3]
+        if words and self._fts_ready():
+            word = max(words, key=len)
+            phrase = '"' + word.replace('"', '""') + '"'
+            found = self._ids("SELECT rowid FROM tasks_fts WHERE tasks_fts MATCH ? LIMIT ?", (phrase, FTS_MAX + 1))
+            if len(found) <= FTS_MAX:
+                return self.ids_among(where, sort, reverse, found), True
+        ids = self._walk(where, sort, reverse, limit)
+        if ids is not None:
+            return ids, len(ids) < limit
+        return self.window_ids(where, sort, reverse), True
+
+    def ids_among(self, where: Any, sort: str, reverse: bool, among: Iterable[int]) -> list[int]:
+        """Of the row ids ``among``, the tracked ones matching ``where``, in the order of ``sort``
+        (row lookups by id only: NOT INDEXED keeps the planner off the sort's index)."""
+        if isinstance(where, str):
+            where = self.where(where)
+        cond, params = ("", ()) if where is None else (f" AND ({where.sql})", tuple(where.params))
+        return self._ids(f"SELECT id FROM tasks NOT INDEXED WHERE id IN (SELECT value FROM json_each(?))"
+                         f" AND deleted = 0{cond} ORDER BY {self.order_sql(sort, reverse)}",
+                         (json.dumps(list(among)), *params))
+
+    def _walk(self, where: Any, sort: str, reverse: bool, limit: int) -> list[int] | None:
+        """``window_ids(..., limit, walk=True)`` cut off after HEAD_BUDGET seconds (None)."""
+        conn = self._conn
+        if conn is None:
+            return []
+        deadline = time.perf_counter() + HEAD_BUDGET
+        conn.set_progress_handler(lambda: 1 if time.perf_counter() > deadline else 0, 2000)
+        try:
+            return self.window_ids(where, sort, reverse, limit, walk=True)
+        except StoreError as exc:
+            if "interrupt" in str(exc):
+                return None
+            raise
+        finally:
+            conn.set_progress_handler(None, 0)
+
+    def order_job(self, where: Any, sort: str, reverse: bool, among: list[int] | None = None) -> "OrderJob":
+        """The whole of ``window_ids(where, sort, reverse)`` (with ``among``: which of those ids
+        match ``where``, in their order), computed on a connection of its own: ``run()`` in a
+        thread, ``cancel()`` from any thread (it interrupts the query)."""
+        if isinstance(where, str):
+            where = self.where(where)
+        order = self.order_sql(sort, reverse)
+        cond, params = ("", ()) if where is None else (f" AND ({where.sql})", tuple(where.params))
+        if among is not None:
+            sql = (f"SELECT id FROM tasks NOT INDEXED WHERE id IN (SELECT value FROM json_each(?))"
+                   f" AND deleted = 0{cond}")
+            params = (json.dumps(among), *params)
+        elif where is None:
+            sql = f"SELECT id FROM tasks WHERE deleted = 0 ORDER BY {order}"
+        else:
+            sql = f"SELECT id FROM tasks NOT INDEXED WHERE deleted = 0{cond} ORDER BY {order}"
+        return OrderJob(self._reader, sql, params, among)
+
+    def _reader(self) -> sqlite3.Connection:
+        """A connection for one read in another thread (closed by the caller)."""
+        if self.readonly:
+            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                   check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+        else:
+            conn = sqlite3.connect(self.path, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn.create_function("tt_match", 3, sql_match, deterministic=True)
+        return conn
 
     def tasks_by_id(self, ids: Iterable[int]) -> dict[int, Task]:
         """Row id -> Task for the ids still tracked (one query per 500)."""
@@ -1616,6 +1746,47 @@ def _merge(old: Task, update: Task, now: float) -> Task:
     else:
         merged.finished_at = None
     return merged
+
+
+class OrderJob:
+    """One read of a list's whole order, off the screen's thread (``Store.order_job``)."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], sql: str, params: tuple,
+                 among: list[int] | None) -> None:
+        self._connect, self.sql, self.params, self.among = connect, sql, params, among
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self.cancelled = False
+
+    def run(self) -> list[int] | None:
+        """The ids (None: cancelled, or the read failed: the caller reads them itself)."""
+        try:
+            conn = self._connect()
+        except (sqlite3.Error, OSError):
+            return None
+        with self._lock:
+            if self.cancelled:
+                conn.close()
+                return None
+            self._conn = conn
+        try:
+            rows = conn.execute(self.sql, self.params).fetchall()
+        except sqlite3.Error:
+            return None
+        finally:
+            with self._lock:
+                self._conn = None
+            conn.close()
+        if self.among is None:
+            return [row[0] for row in rows]
+        keep = {row[0] for row in rows}
+        return [i for i in self.among if i in keep]
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            if self._conn is not None:
+                self._conn.interrupt()
 
 
 class _Tx:

@@ -413,6 +413,7 @@ class PgStore(Store):
     """PostgreSQL-backed task store with the API of ``Store``.  See the module docstring."""
 
     dialect = "postgres"
+    heads_first = False  # no trigram index nor reader thread here yet: a list reads heads and counts
 
     def __init__(self, url: str, readonly: bool = False, *,
                  clock: Callable[[], float] = time.time, scope: str = "all") -> None:

@@ -41,8 +41,11 @@ def test_first_window_is_the_head_with_an_exact_count(tmp_path: Path) -> None:
         assert len(w.ids) == HEAD_ROWS and not w.complete
         assert len(w) == 3000  # the scrollbar's length: exact before the rest is read
         w.load(store.where("state:fail"), "updated", False, head=HEAD_ROWS)
-        assert len(w) == sum(t.state == "failed" for t in every_task(path))
-        last = w[len(w) - 1]  # a row past the head reads the rest of the order
+        failed = sum(t.state == "failed" for t in every_task(path))
+        assert failed > HEAD_ROWS and not w.complete  # the head only: its count is the head's for now
+        assert w.ids.tolist() == store.window_ids(store.where("state:fail"))[:HEAD_ROWS]
+        assert w.finish() and len(w) == failed  # exact once the rest is read
+        last = w[len(w) - 1]
         assert w.complete and last.task.state == "failed"
         assert len(w.rows) <= WINDOW_ROWS
 
@@ -78,8 +81,8 @@ async def test_first_frame_end_key_and_count_at_scale(tmp_path: Path) -> None:
     async with app.run_test(size=(140, 40)) as pilot:
         tl = app.task_list
         await pilot.pause()
-        assert not tl._window.complete  # the first frame read the head and the count only
-        assert tl.count == 3000
+        await tl.settled()  # the first frame read the head and the count; a thread the rest
+        assert tl._window.complete and tl.count == 3000
         first = tl.index[0]
         assert first.split(":", 1)[1] in screen_text(app)
         assert tl.count == 3000
@@ -92,11 +95,13 @@ async def test_first_frame_end_key_and_count_at_scale(tmp_path: Path) -> None:
         try:
             await pilot.press("slash", *"state:fail")
             failed = [t for t in every_task(path) if t.state == "failed"]
-            await wait_for(pilot, lambda: tl.count == len(failed))
-            assert len(failed) > HEAD_ROWS and not tl._window.complete  # typing reads heads and counts
+            await wait_for(pilot, lambda: app.query_text == "state:fail")
+            await tl.settled()  # typing reads heads; a thread the rest, and the count is exact
+            assert len(failed) > HEAD_ROWS and tl.count == len(failed)
+            assert app.filter_bar.query_one("#filter-count").render().plain.startswith(f"{len(failed):,} of")
             assert tl.cursor_row == 0 and store.get(tl.cursor_key).state == "failed"
             tl.focus()
-            await pilot.press("end")  # past the head: the rest of the order is read
+            await pilot.press("end")
             assert tl._window.complete and tl.cursor_row == len(failed) - 1
             assert [store.get(k).state for k in tl.index] == ["failed"] * len(failed)
         finally:
@@ -236,4 +241,31 @@ async def test_the_window_over_postgresql(tmp_path: Path, request: pytest.Fixtur
             other.apply([Task("evolink", "ev-new", state="failed")])
         await wait_for(pilot, lambda: tl.count == 49 and "evolink:ev-new" in tl.index
                        and "evolink:ev-003" not in tl.index)
+    store.close()
+
+
+async def test_the_cursor_keeps_its_task_beyond_the_head_of_a_new_filter(tmp_path: Path) -> None:
+    path = big(tmp_path)
+    store = Store(path, scope="live")
+    app = make_app(make_config(tmp_path), store, offline=True)
+    async with app.run_test(size=(140, 40)) as pilot:
+        tl = app.task_list
+        await pilot.pause()
+        await tl.settled()
+        order = tl.index
+        key = order[1500]  # far past the first HEAD_ROWS rows of any filter that lists it
+        assert tl.select(key) and tl.cursor_row == 1500
+        provider = key.split(":", 1)[0]
+        app.apply_filter(f"provider:{provider}")  # a new filter: its head is read first
+        expected = [k for k in order if k.startswith(provider + ":")]
+        assert expected.index(key) >= HEAD_ROWS
+        await tl.settled()
+        await pilot.pause()
+        assert tl.count == len(expected) and tl.index == expected
+        assert tl.cursor_key == key and tl.cursor_row == expected.index(key)  # not the top
+        # moved by the user while the rest is read: the user's move stands
+        app.apply_filter("")
+        tl.action_first()
+        await tl.settled()
+        assert tl.cursor_row == 0 and tl.cursor_key == order[0]
     store.close()

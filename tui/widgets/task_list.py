@@ -24,8 +24,11 @@ All of that is for a store that holds every task in memory (scope "all").  Over 
 store that holds only the live ones (scope "live", as the dashboard opens it, or
 "none") the list is a window (``_Window``): the order is the row ids of the listed
 tasks (8 bytes a task) read off an index of the sort (``Store.window_ids``), the
-first frame and each new filter read only the head (a LIMIT) and the exact count,
-the rest of the order when a row past the head or a change needs it; tasks are read
+first frame, each new filter and each sort read only the head (``Store.window_head``:
+a trigram index, or the sort's index walked for a few ms, or a scan when neither
+answers soon) and draw it; the whole order (and so the exact count) then comes from a
+thread on a connection of its own (``Store.order_job``), or sooner when a row past
+the head or a change needs it (read then, in place); tasks are read
 around the rows drawn into a ``textual.cache.LRUCache``; the filter runs in SQL
 (``tui.filter.compile_sql``, the same language and results as the predicate); a
 change costs reads of the changed rows (in batches), a binary search (log n reads)
@@ -36,8 +39,11 @@ sort is the exact mirror (ties included).
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import gc
+import threading
+import time
 from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -209,6 +215,8 @@ HEAD_ROWS = 200  # the first frame: rows read before the rest of the order
 WINDOW_BULK = 64  # more changed keys than this: one pass over the order instead of a scan per key
 WINDOW_RESORT = 200  # more tasks to insert than this: re-read the order (a re-sort)
 NARROW_MAX = 100_000  # a filter with at most this many matches reads them all: the next key narrows them
+NARROW_CHUNK = 2000  # ids tested per query when a narrowing filter reads its head
+NARROW_BUDGET = 0.03  # seconds a narrowing filter tests ids for its head before a thread does the rest
 
 
 class _Window:
@@ -229,10 +237,32 @@ class _Window:
         self.where = None
         self.sort = "updated"
         self.reverse = False
+        self.job = None  # the thread reading the whole order (Store.order_job), if any
+        self.gen = 0  # bumped when the order changes: a job's late answer for an older one is dropped
+
+    @property
+    def heads_first(self) -> bool:
+        """Does the store answer a head at once and the rest from a thread (SQLite)?"""
+        return bool(getattr(self.store, "heads_first", False))
+
+    def stop_job(self) -> None:
+        self.gen += 1
+        if self.job is not None:
+            self.job.cancel()
+            self.job = None
 
     def load(self, where, sort: str, reverse: bool, head: int | None) -> None:
+        self.stop_job()
         self.where, self.sort, self.reverse = where, sort, reverse
+        self.among = None
         self.rows.clear()
+        if head is not None and self.heads_first:
+            ids, complete = self.store.window_head(where, sort, reverse, head)
+            self.ids = array("q", ids)
+            self.complete = complete
+            # until the whole order is read: the count is exact without a filter, else the head's
+            self.total = len(self.ids) if complete or where is not None else len(self.store)
+            return
         if head is not None:
             # the count first (one scan, nothing fetched): a filter that keeps many rows
             # finds its first ones soonest by walking the sort's index, a narrow one by a scan
@@ -250,10 +280,30 @@ class _Window:
             self.complete = True
         self.total = len(self.ids)
 
-    def narrow(self, where) -> None:
+    def narrow(self, where, head: int | None = None) -> None:
         """The filter ``where`` matches a subset of the listed rows: keep those that pass it,
-        in their places (as the list narrows in memory), reading only them."""
+        in their places (as the list narrows in memory), reading only them.  With ``head``
+        (a store that reads heads first) the listed ids are tested in order, a chunk at a
+        time, until ``head`` pass or NARROW_BUDGET is spent: those are the head, the rest
+        is tested by a thread (``among``)."""
+        self.stop_job()
         self.where = where
+        self.rows.clear()
+        if head is not None and self.heads_first:
+            old = self.ids
+            found: list[int] = []
+            deadline = time.perf_counter() + NARROW_BUDGET
+            at = 0
+            while at < len(old) and len(found) < head and (at == 0 or time.perf_counter() < deadline):
+                chunk = old[at:at + NARROW_CHUNK].tolist()
+                keep = self.store.matching_ids(where, chunk)
+                found += [i for i in chunk if i in keep]
+                at += len(chunk)
+            self.complete = at >= len(old)
+            self.among = None if self.complete else old.tolist()
+            self.ids = array("q", found)
+            self.total = len(self.ids)
+            return
         keep = self.store.matching_ids(where, self.ids.tolist())
         self.ids = array("q", [i for i in self.ids if i in keep])
         self.total = len(self.ids)
@@ -263,7 +313,31 @@ class _Window:
         """Read the whole order (when only the head was read); True when it did."""
         if self.complete:
             return False
-        self.ids = array("q", self.store.window_ids(self.where, self.sort, self.reverse))
+        self.stop_job()
+        if self.among is not None:  # a narrowing: test the ids it listed before
+            keep = self.store.matching_ids(self.where, self.among)
+            self.ids = array("q", [i for i in self.among if i in keep])
+        else:
+            self.ids = array("q", self.store.window_ids(self.where, self.sort, self.reverse))
+        self.among = None
+        self.complete = True
+        self.total = len(self.ids)
+        return True
+
+    def start_job(self):
+        """The job that reads the whole order, when only the head is read (None: nothing to do)."""
+        if self.complete or not self.heads_first:
+            return None
+        self.job = self.store.order_job(self.where, self.sort, self.reverse, among=self.among)
+        return self.job
+
+    def arrived(self, gen: int, ids: list[int]) -> bool:
+        """The whole order a job read (True: taken; False: the order changed since)."""
+        if gen != self.gen or self.complete:
+            return False
+        self.job = None
+        self.ids = array("q", ids)
+        self.among = None
         self.complete = True
         self.total = len(self.ids)
         return True
@@ -444,6 +518,10 @@ class TaskList(ScrollView, can_focus=True):
         self._query_pred: Predicate | None = None
         self._live_states: dict[str, str] = {}  # key -> state of the live tasks (finish toasts)
         self._shown_once = False
+        self._cursor_wanted: str | None = None  # the cursor's task, not in the head read so far
+        self._cursor_placeholder: str | None = None  # where the cursor waits for it meanwhile
+        self._settled = asyncio.Event()  # set while the window's whole order is read
+        self._settled.set()
 
     # ------------------------------------------------------------ marks
 
@@ -577,7 +655,7 @@ class TaskList(ScrollView, can_focus=True):
         where = self.store.where(self.filter_query) if self._query_pred is not None else None
         first = not self._shown_once
         self._shown_once = True
-        head = max(HEAD_ROWS, self.size.height * 2) if first or head_only else None
+        head = max(HEAD_ROWS, self.size.height * 2) if first or head_only or w.heads_first else None
         w.load(where, self.sort_mode, self.sort_reverse, head)
         if first:
             self._live_states = {t.key: t.state for t in self.store.tasks() if not t.terminal}
@@ -587,6 +665,65 @@ class TaskList(ScrollView, can_focus=True):
         self._index_keys = None
         self._index_set = None
         self._index_changed()
+        self._read_rest()
+
+    def _read_rest(self) -> None:
+        """Only the head is read: read the rest of the order in a thread; when it comes, the
+        list (its count, its scrollbar, its cursor) takes it in and the app is told."""
+        w = self._window
+        if w is None or w.complete:
+            self._settled.set()
+            return
+        job = w.start_job()
+        if job is None:
+            self._settled.set()
+            return
+        self._settled.clear()
+        gen = w.gen
+        try:
+            app = self.app
+        except Exception:  # not mounted: read it here
+            self._whole_order()
+            return
+
+        def work() -> None:
+            ids = job.run()
+            try:
+                app.call_from_thread(self._rest_arrived, gen, ids)
+            except RuntimeError:  # the app is gone
+                pass
+
+        threading.Thread(target=work, name="task-list-order", daemon=True).start()
+
+    def _rest_arrived(self, gen: int, ids: list[int] | None) -> None:
+        w = self._window
+        if w is None or gen != w.gen:
+            return
+        if ids is None or not w.arrived(gen, ids):
+            if w.complete:
+                self._settled.set()
+                return
+            self._whole_order()  # the thread could not read it: read it here
+            return
+        self._whole_order_read()
+
+    def _whole_order(self) -> None:
+        w = self._window
+        if w is not None and w.finish():
+            self._whole_order_read()
+        self._settled.set()
+
+    def _whole_order_read(self) -> None:
+        self._index_changed()
+        self._settled.set()
+        for name in ("_update_count", "_update_header"):  # "n of N" and the header: exact now
+            update = getattr(self.app, name, None)
+            if update is not None:
+                update()
+
+    async def settled(self) -> None:
+        """Wait until the list's whole order is read (at once unless only a head is)."""
+        await self._settled.wait()
 
     def _apply_window(self, keys: list[str]) -> list[tuple[str, str | None, str | None]]:
         """Changed keys into the window's order: a row that still matches keeps its place
@@ -594,7 +731,8 @@ class TaskList(ScrollView, can_focus=True):
         sorted place.  O(changed rows) reads; a removal scans the order (8 bytes a row, in C)."""
         w = self._window
         assert w is not None
-        w.finish()
+        if w.finish():
+            self._settled.set()
         store = self.store
         pred = self._query_pred
         moves: list[tuple[str, str | None, str | None]] = []
@@ -671,13 +809,17 @@ class TaskList(ScrollView, can_focus=True):
         if self._window is not None:
             if query is None:
                 raise ValueError("a list over a window store filters by query (set_filter(query=...))")
+            old_query = self.filter_query
             self.filter_query = query
             has_terms = any(t.value for t in tfilter.parse(query))
             self._query_pred = tfilter.compile_filter(query) if has_terms else None
             w = self._window
+            if tfilter.parse(query) == tfilter.parse(old_query) and (w.complete or w.job is not None):
+                return len(self._index)  # the same terms (a space typed): the same rows
             if narrow and self._query_pred is not None and w.complete and len(w.ids) <= NARROW_MAX:
-                w.narrow(self.store.where(query))
+                w.narrow(self.store.where(query), max(HEAD_ROWS, self.size.height * 2))
                 self._index_changed()
+                self._read_rest()
             else:
                 self._rebuild_window(head_only=True)
             return len(self._index)
@@ -829,23 +971,35 @@ class TaskList(ScrollView, can_focus=True):
 
     def _index_changed(self) -> None:
         """Keep the cursor on its task (or its row when the task left) and resize.
-        A window with only its head read: the cursor's task is looked for in the head,
-        else the cursor goes to the top."""
+        A window with only its head read: the cursor's task is looked for in the head;
+        when it is not there the cursor waits at the top (``_cursor_wanted``) and goes back
+        to its task once the whole order is read and still lists it (unless the user
+        moved it meanwhile)."""
         w = self._window
+        start_key = self.cursor_key
+        if w is not None and self._cursor_wanted is not None:
+            if self.cursor_key != self._cursor_placeholder:  # the user moved it since
+                self._cursor_wanted = None
+            elif w.complete or w.position(self._cursor_wanted, None, whole=False) is not None:
+                self.cursor_key, self._cursor_wanted = self._cursor_wanted, None
         if w is not None and not w.complete:
             row = w.position(self.cursor_key, self._cursor_row, whole=False)
+            if row is None and self.cursor_key is not None and self._cursor_wanted is None:
+                self._cursor_wanted = self.cursor_key  # not in the head (yet)
             if row is None:
                 self._cursor_row = 0
         else:
             row = self._row_of(self.cursor_key)
         if row is not None:
             self._cursor_row = row
+            if self.cursor_key != start_key:
+                self.post_message(self.CursorMoved(self.cursor_key))
         else:
             row = min(self._cursor_row, len(self._index) - 1)
             self._cursor_row = max(row, 0)
-            old = self.cursor_key
             self.cursor_key = self._index[self._cursor_row].key if self._index else None
-            if old != self.cursor_key:
+            self._cursor_placeholder = self.cursor_key
+            if start_key != self.cursor_key:
                 self.post_message(self.CursorMoved(self.cursor_key))
         self._set_virtual_height(len(self._index) + 1)
         self._scroll_cursor_into_view()
@@ -937,6 +1091,7 @@ class TaskList(ScrollView, can_focus=True):
         return True
 
     def _move_to(self, row: int) -> None:
+        self._cursor_wanted = None  # the user (or select) moved it: the move stands
         if not self._index:
             return
         row = max(0, min(row, len(self._index) - 1))
