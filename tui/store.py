@@ -1103,11 +1103,17 @@ class Store:
 
     def _fts_ready(self) -> bool:
         """Can the trigram index answer bare words (it exists, every tracked row has its hay)?"""
+        if getattr(self, "_fts_known", False):
+            return True  # rows without hay come only from older writers, which refuse schema 6
         if not getattr(self, "_has_hay", True):
             return False
-        rows = self._read("SELECT CASE WHEN EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'tasks_fts')"
-                          " THEN NOT EXISTS (SELECT 1 FROM tasks WHERE hay IS NULL AND deleted = 0) ELSE 0 END")
-        return bool(rows and rows[0][0])
+        found = self._read("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('tasks_fts', 'tasks_nohay')")
+        if not found or found[0][0] != 2:
+            return False
+        rows = self._read("SELECT NOT EXISTS (SELECT 1 FROM tasks INDEXED BY tasks_nohay"
+                          " WHERE hay IS NULL AND deleted = 0)")
+        self._fts_known = bool(rows and rows[0][0])
+        return self._fts_known
 
     def window_head(self, where: Any = None, sort: str = "updated", reverse: bool = False,
                     limit: int = 200) -> tuple[list[int], bool]:
