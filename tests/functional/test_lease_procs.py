@@ -31,8 +31,28 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # One engine as a process (what `tasktui collect` is): every request it sends goes to its log.
 RUNNER = r"""
-import asyncio, json, os, signal, sys, time
+import asyncio, json, os, signal, sys, threading, time
 import httpx
+
+# die with the test that started us, whatever ends it (a failed wait, a timeout, kill -9
+# of pytest): the kernel's parent-death signal, and EOF on stdin (the parent's end closes)
+try:
+    import ctypes
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+except Exception:
+    pass
+if os.getppid() == 1:
+    os._exit(3)
+
+def _orphaned():
+    try:
+        while sys.stdin.buffer.read(1):
+            pass
+    except Exception:
+        pass
+    os._exit(3)
+
+threading.Thread(target=_orphaned, daemon=True).start()
 
 db, config_path, log_path = sys.argv[1:4]
 log = open(log_path, "a", buffering=1)
@@ -47,6 +67,13 @@ httpx.AsyncClient.send = logged
 from tui.config import load_config
 from tui.engine import Engine
 from tui.stores import open_store
+
+# a test's small budgets: {"daily": {provider: {poll kind: requests a day}}}
+extra = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
+if extra.get("daily"):
+    from tui.providers import provider_class
+    for name, limits in extra["daily"].items():
+        provider_class(name).daily_limits = dict(limits)
 
 async def main():
     store = open_store(db)
@@ -87,40 +114,75 @@ def _state(store, *procs) -> str:
     return f"holder pid {_holder_pid(store)}, sent {sent}, events {events}"
 
 
+_LIVE: list["Proc"] = []  # every process a test started and has not reaped yet
+
+
+@pytest.fixture(autouse=True)
+def _reap():
+    """Whatever ends a test (a failed wait, a timeout, an error in a ``finally``),
+    every process it started is killed and waited for."""
+    yield
+    while _LIVE:
+        _LIVE[-1].stop(grace=0.0)
+
+
 class Proc:
-    def __init__(self, name: str, db: str, config: Path, tmp: Path) -> None:
+    def __init__(self, name: str, db: str, config: Path, tmp: Path, runner: str = RUNNER,
+                 args: tuple[str, ...] = ()) -> None:
         self.log = tmp / f"requests-{name}.jsonl"
         self.log.touch()
+        self.err = tmp / f"stderr-{name}.txt"  # a file, not a pipe nobody drains (a full one blocks the child)
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        self.p = subprocess.Popen([sys.executable, "-c", RUNNER, db, str(config), str(self.log)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        with open(self.err, "w") as err:
+            self.p = subprocess.Popen([sys.executable, "-c", runner, db, str(config), str(self.log), *args],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
+                                      env=env, cwd=ROOT)
+        _LIVE.append(self)
         self.pid = self.p.pid
+
+    def stderr(self) -> str:
+        try:
+            return self.err.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
 
     def wait_line(self, text: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
-            assert left > 0, f"no {text!r} from process {self.pid}: {self.p.stderr.read() if self.p.poll() else ''}"
+            assert left > 0, f"no {text!r} from process {self.pid}: {self.stderr()}"
             ready, _, _ = select.select([self.p.stdout], [], [], left)
             if ready:
                 line = self.p.stdout.readline()
-                assert line, f"process {self.pid} ended: {self.p.stderr.read()}"
+                assert line, f"process {self.pid} ended: {self.stderr()}"
                 if line.strip() == text:
                     return
 
     def requests(self) -> list[dict]:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
 
-    def stop(self) -> None:
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
+    def stop(self, grace: float = 30.0) -> None:
+        """SIGTERM and ``grace`` seconds to stop cleanly; then, whatever happened
+        (a timeout, an interrupt), kill and wait: it never outlives its test."""
+        try:
+            if self.p.poll() is None and grace > 0:
+                self.p.send_signal(signal.SIGCONT)  # a frozen one (SIGSTOP) cannot hear SIGTERM
+                self.p.send_signal(signal.SIGTERM)
+                try:
+                    self.p.wait(timeout=grace)
+                except subprocess.TimeoutExpired:
+                    pass
+        finally:
+            if self.p.poll() is None:
                 self.p.kill()
-                self.p.wait()
-        for stream in (self.p.stdout, self.p.stderr):
-            stream.close()
+            self.p.wait()
+            if self in _LIVE:
+                _LIVE.remove(self)
+            for stream in (self.p.stdin, self.p.stdout):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -317,3 +379,119 @@ def test_a_frozen_holder_is_replaced_when_its_lease_runs_out_and_sends_nothing_a
             if p is not None:
                 p.stop()
         store.close()
+
+
+DAILY = 10  # mystic's requests a day in this test (Freepik's real figure: 6,000)
+HOURLY = "6/h"  # the Upscayl key's budget here (its real one: 100/h)
+
+
+def _mystic(sim) -> list:
+    """Every request to Freepik's mystic service the simulator served (status and list)."""
+    return [r for r in sim.requests if r.provider == "freepik" and "/mystic" in r.path]
+
+
+def test_daily_and_hourly_counts_continue_across_a_kill_9_hand_over(target, tmp_path, sim_factory):
+    """Freepik's per-service daily counter (mystic: 10 a day here) and Upscayl's hourly
+    budget (6/h) go on across a hand-over: A is killed (-9) by the simulator as its 4th
+    mystic request arrives; B takes both keys over, starts from the counts A stored
+    (and reserved) in the leases, and stops at the daily limit: the simulator's log
+    holds at most 10 mystic requests that day and no Upscayl request over 6/h.  (A B
+    that started from zero would send 10 more.)"""
+    sim = sim_factory(build_scenario(upscayl={"budget": HOURLY}), speed=1.0)
+    config = tmp_path / "config.toml"
+    config.write_text(sim.config_toml(("freepik",)) + "poll_interval = 0.5\n"
+                      + sim.config_toml(("upscayl",)).split("\n", 2)[2] + "poll_interval = 0.5\n"
+                      + "[engine]\nadaptive = false\n")
+    store = _open(target)
+    limits = json.dumps({"daily": {"freepik": {"mystic": DAILY}}})
+    try:
+        a = Proc("a", target, config, tmp_path, args=(limits,))
+        a.wait_line("ready")
+        b = Proc("b", target, config, tmp_path, args=(limits,))
+        b.wait_line("ready")
+
+        def kill_on_the_fourth(record) -> None:  # in the simulator, before it answers
+            if record.provider == "freepik" and len(_mystic(sim)) >= 4:
+                sim.sim.on_request = None
+                os.kill(a.pid, signal.SIGKILL)
+        sim.sim.on_request = kill_on_the_fourth
+        now = sim.now()
+        fp = [sim_task("freepik", f"fp{n}", "running", kind="mystic", created=now - 1, start=now - 0.5,
+                       end=now + 3000) for n in range(3)]
+        up = [sim_task("upscayl", f"up{n}", "running", created=now - 1, start=now - 0.5, end=now + 3000)
+              for n in range(3)]
+        sim.add(fp + up)
+        store.add("freepik", [t.task_id for t in fp], kind="mystic", label="daily")
+        store.add("upscayl", [t.task_id for t in up], label="hourly")
+        a.p.wait(60)
+        assert a.p.returncode == -signal.SIGKILL, a.stderr()
+        by_a = len(_mystic(sim))
+        assert by_a >= 4
+        # B takes the keys over and spends what is left of mystic's day, then says so
+        def stalled() -> bool:
+            store.sync()
+            tasks = [store.get(f"freepik:{t.task_id}") for t in fp]
+            return all(t is not None and "daily limit of 10" in (t.stalled or "") for t in tasks)
+        _deadline_wait(stalled, 60, "B to reach mystic's daily limit", lambda: _state(store, a, b))
+        assert b.requests(), "B never polled after the hand-over"
+        mystic = _mystic(sim)
+        assert len(mystic) <= DAILY, f"{len(mystic)} mystic requests in a day of {DAILY}"
+        assert len(mystic) > by_a, "B sent no mystic request: it did not take over"
+        upscayl = [r for r in sim.requests if r.provider == "upscayl"]
+        assert upscayl and not [r for r in upscayl if r.over_budget], "an Upscayl request over 6/h"
+        assert len(upscayl) <= 6
+        # what B stored: the day's count goes on in the lease (for whoever comes next)
+        leases, _ = read_leases(store)
+        (fp_lease,) = [i for i in leases.values() if i.provider == "freepik"]
+        assert fp_lease.pid == b.pid and fp_lease.state["daily"]["mystic"]["used"] == DAILY
+    finally:
+        for p in list(_LIVE):
+            p.stop()
+        store.close()
+
+
+# A test process that starts an engine process and dies (kill -9) before its finally runs
+MIDDLE = r"""
+import subprocess, sys, time
+runner, db, config, log = sys.argv[1:5]
+p = subprocess.Popen([sys.executable, "-c", runner, db, config, log], stdin=subprocess.PIPE,
+                     stdout=subprocess.PIPE, text=True)
+print(p.pid, p.stdout.readline().strip(), flush=True)
+time.sleep(600)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")  # a zombie nobody reaped yet
+    except OSError:
+        return True
+
+
+def test_an_engine_process_dies_with_the_test_that_started_it(tmp_path, sim_factory):
+    """The orphan seen an hour after a run: an engine process whose test process was
+    killed before it could stop it.  Its parent killed (-9), it leaves by itself."""
+    sim, config, store = _setup(str(tmp_path / "tasks.db"), tmp_path, sim_factory, "600/m")
+    store.close()
+    log = tmp_path / "requests-child.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    middle = subprocess.Popen([sys.executable, "-c", MIDDLE, RUNNER, str(tmp_path / "tasks.db"), str(config),
+                               str(log)], stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    child = None
+    try:
+        ready, _, _ = select.select([middle.stdout], [], [], 60)
+        assert ready, "the middle process said nothing"
+        pid, word = middle.stdout.readline().split()
+        child = int(pid)
+        assert word == "ready"
+        middle.kill()
+        middle.wait()
+        _deadline_wait(lambda: _gone(child), 30, f"the orphaned engine process {child} to leave")
+    finally:
+        if middle.poll() is None:
+            middle.kill()
+        middle.wait()
+        middle.stdout.close()
+        if child is not None and not _gone(child):
+            os.kill(child, signal.SIGKILL)
