@@ -544,6 +544,7 @@ class Store:
         self._index: dict[str, Task] = {}
         self._counts: dict[str, int] = dict.fromkeys(STATES, 0)
         self._by_provider: dict[str, dict[str, int]] = {}
+        self._credits = None  # credits per provider, counted with the counts (None: ask SQL)
         self._subscribers: list[Callable[[Change], Any]] = []
         self._seq = 0  # highest meta.seq loaded into memory
         self._event_id = 0  # highest event id seen
@@ -861,12 +862,18 @@ class Store:
         """Counts per state and per provider from one GROUP BY (an index-only scan)."""
         self._counts = dict.fromkeys(STATES, 0)
         self._by_provider = {}
-        counted = conn.execute("SELECT provider, state, COUNT(*) FROM tasks WHERE deleted = 0"
-                               " GROUP BY provider, state")
-        for provider, state, n in counted:
+        # the credits in the same scan (the covering index holds them): the first frame's quota
+        # pane would otherwise scan the store again for them (0.16 s at 1M)
+        credits: dict[str, float] = {}
+        counted = conn.execute("SELECT provider, state, COUNT(*), SUM(CASE WHEN credits <> 0 THEN credits END)"
+                               " FROM tasks WHERE deleted = 0 GROUP BY provider, state")
+        for provider, state, n, spent in counted:
             self._counts[state] = self._counts.get(state, 0) + n
             per = self._by_provider.setdefault(provider, dict.fromkeys(STATES, 0))
             per[state] = per.get(state, 0) + n
+            if spent is not None:
+                credits[provider] = credits.get(provider, 0.0) + float(spent)
+        self._credits = credits
         self._counts_dirty = False
 
     def _known(self, key: str) -> Any:
@@ -893,6 +900,7 @@ class Store:
     def _put(self, task: Task, old: Any = _UNKNOWN) -> None:
         """``task`` is the stored version now; ``old`` what it was (default: as memory knows)."""
         key = task.key
+        self._credits = None
         if old is _UNKNOWN:
             old = self._known(key)
         if old is _UNKNOWN:
@@ -911,6 +919,7 @@ class Store:
 
     def _drop(self, key: str, old: Any = _UNKNOWN) -> bool:
         """``key`` is no longer tracked; True when it was (or may have been)."""
+        self._credits = None
         if old is _UNKNOWN:
             old = self._known(key)
         self._index.pop(key, None)
@@ -991,7 +1000,11 @@ class Store:
 
     def credits_by_provider(self) -> dict[str, float]:
         """Credits the tracked tasks cost, summed per provider (SQL, every scope): the
-        numbers of ``tui.engine.health.credits_by_provider`` over every task."""
+        numbers of ``tui.engine.health.credits_by_provider`` over every task.  Counted with
+        the counts until a task changes, then summed again when asked."""
+        known = getattr(self, "_credits", None)
+        if known is not None:
+            return {p: known[p] for p in sorted(known)}
         rows = self._read("SELECT provider, SUM(credits) FROM tasks WHERE deleted = 0 AND credits IS NOT NULL"
                           " AND credits <> 0 GROUP BY provider ORDER BY provider")
         return {provider: float(total) for provider, total in rows if total is not None}

@@ -446,6 +446,7 @@ class PgStore(Store):
         self._counts = dict.fromkeys(STATES, 0)
         self._by_provider = {}
         self._subscribers = []
+        self._credits = None  # credits per provider, counted with the counts (None: ask SQL)
         self._seq = 0
         self._event_id = 0
         self._data_version = None

@@ -257,3 +257,23 @@ def test_window_order_of_every_sort_is_the_lists_python_sort(target: Any, revers
             where = s.where("state:fail")
             narrowed = s.window_ids(where, mode, reverse)
             assert [by_id[i] for i in narrowed] == [k for k in expected if s.get(k).state == "failed"]
+
+
+def test_credits_counted_with_the_counts_follow_every_change(target: Any) -> None:
+    """The credits come from the counts' scan at open; a change here or from another
+    process (ended tasks, out of memory with scope "live") sums them again."""
+    with open_store(target) as full:
+        fill(full)
+        with open_store(target, scope="live") as live:
+            assert live._credits is not None  # counted at open, with the counts
+            assert live.credits_by_provider() == credits_by_provider(full.tasks()) != {}
+            done = [t for t in full.tasks() if t.terminal][:3]
+            full.apply([t.copy(credits=10.0) for t in done])  # another process, ended tasks
+            catch_up(live, full)
+            assert live.credits_by_provider() == credits_by_provider(full.tasks())
+            live.apply([Task("comfy", "t001", credits=7.0)])  # this process
+            with open_store(target) as fresh:
+                assert live.credits_by_provider() == credits_by_provider(fresh.tasks())
+            live.remove(["evolink:t000", "comfy:t001"])
+            catch_up(full, live)
+            assert live.credits_by_provider() == credits_by_provider(full.tasks())
