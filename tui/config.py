@@ -372,7 +372,7 @@ class ProviderConfig(BaseModel):
     def _push_mode(self) -> "ProviderConfig":
         wanted = PUSH_OF.get(self.name)
         if self.push != "off" and self.push != wanted:
-            raise ValueError(f'push: only "off"' + (f' or "{wanted}"' if wanted else "") + f" for {self.name}"
+            raise ValueError('push: only "off"' + (f' or "{wanted}"' if wanted else "") + f" for {self.name}"
                              " (EvoLink calls back: \"callback\"; Freepik signs webhooks: \"webhook\")")
         return self
 
