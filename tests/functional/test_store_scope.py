@@ -277,3 +277,22 @@ def test_credits_counted_with_the_counts_follow_every_change(target: Any) -> Non
             live.remove(["evolink:t000", "comfy:t001"])
             catch_up(full, live)
             assert live.credits_by_provider() == credits_by_provider(full.tasks())
+
+
+def test_live_counts_follow_ended_tasks_changed_elsewhere(target: Any) -> None:
+    """An ended task (not in a "live" store's memory) changed or removed by another
+    process: the counts, per state and per provider, are right at the next sync."""
+    with open_store(target) as full:
+        fill(full)
+        with open_store(target, scope="live") as live:
+            assert live.counts() == full.counts()
+            ended = [t for t in full.tasks() if t.state in ("succeeded", "cancelled")]
+            live.get(ended[0].key)  # one of them read before (kept in the small LRU)
+            full.apply([ended[0].copy(state="failed"), ended[1].copy(state="failed")])
+            full.remove([ended[2].key])
+            catch_up(live, full)
+            assert live.counts() == full.counts() and live.counts_by_provider() == full.counts_by_provider()
+            assert len(live) == len(full) == 39
+            full.add(ended[2].provider, [ended[2].task_id])  # back, as a new task
+            catch_up(live, full)
+            assert live.counts() == full.counts() and len(live) == 40
