@@ -871,6 +871,12 @@ class Worker:
                     return False
                 self.reserved = 1 + extra
             self.reserved -= 1
+            if not self.lease.valid():
+                # The write above came back after our lease ran out by our own clock (the
+                # process was frozen while it was out): a renewal that late is no proof, and
+                # another process may hold the key now.  Send nothing; the next round asks.
+                r.halt = LEASE_LOST
+                return False
         return True
 
     # ------------------------------------------------------------ daily budgets
