@@ -290,6 +290,8 @@ def test_live_counts_follow_ended_tasks_changed_elsewhere(target: Any) -> None:
             live.get(ended[0].key)  # one of them read before (kept in the small LRU)
             full.apply([ended[0].copy(state="failed"), ended[1].copy(state="failed")])
             full.remove([ended[2].key])
+            # read after the other's writes, before this store's sync: the new versions
+            assert live.get(ended[1].key).state == "failed" and live.get(ended[2].key) is None
             catch_up(live, full)
             assert live.counts() == full.counts() and live.counts_by_provider() == full.counts_by_provider()
             assert len(live) == len(full) == 39
