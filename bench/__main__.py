@@ -18,6 +18,7 @@ SUITES = {
     "results": "bench.results",
     "push": "bench.push",
     "scale": "bench.scale",
+    "team": "bench.team",
 }
 
 
