@@ -65,6 +65,7 @@ import random
 import sqlite3
 import threading
 import time
+from array import array
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1785,8 +1786,8 @@ class OrderJob:
         self._conn: sqlite3.Connection | None = None
         self.cancelled = False
 
-    def run(self) -> list[int] | None:
-        """The ids (None: cancelled, or the read failed: the caller reads them itself)."""
+    def run(self) -> "array[int] | None":
+        """The ids, an ``array("q")`` (None: cancelled, or the read failed: the caller reads them)."""
         try:
             conn = self._connect()
         except (sqlite3.Error, OSError):
@@ -1796,8 +1797,16 @@ class OrderJob:
                 conn.close()
                 return None
             self._conn = conn
+        # into an array, a batch at a time: a million ids leave no million objects behind
+        # (they would wake the garbage collector, which stops the screen's thread too)
+        out = array("q")
         try:
-            rows = conn.execute(self.sql, self.params).fetchall()
+            cursor = conn.execute(self.sql, self.params)
+            while True:
+                rows = cursor.fetchmany(5000)
+                if not rows:
+                    break
+                out.extend([row[0] for row in rows])
         except sqlite3.Error:
             return None
         finally:
@@ -1805,9 +1814,9 @@ class OrderJob:
                 self._conn = None
             conn.close()
         if self.among is None:
-            return [row[0] for row in rows]
-        keep = {row[0] for row in rows}
-        return [i for i in self.among if i in keep]
+            return out
+        keep = set(out)
+        return array("q", [i for i in self.among if i in keep])
 
     def cancel(self) -> None:
         with self._lock:

@@ -68,8 +68,8 @@ def test_heads_jobs_and_narrowing_are_exact(tmp_path: Path, monkeypatch: pytest.
         assert set(full) == set(ids_of.values()), query
         head, complete = store.window_head(where, sort, reverse, limit)
         assert head == (full if complete else full[:limit]), (query, path)
-        assert store.order_job(where, sort, reverse).run() == full
-        assert store.order_job(where, sort, reverse, among=every).run() == [i for i in every if i in set(full)]
+        assert store.order_job(where, sort, reverse).run().tolist() == full
+        assert store.order_job(where, sort, reverse, among=every).run().tolist() == [i for i in every if i in set(full)]
         # a query that only grows: the list narrows the rows it holds, by chunks
         w = _Window(store)
         w.load(where, sort, reverse, head=None)
@@ -147,4 +147,4 @@ def test_a_cancelled_job_reads_nothing(tmp_path: Path) -> None:
         job = s.order_job(None, "updated", False)
         job.cancel()
         assert job.run() is None
-        assert s.order_job(None, "updated", False).run() == s.window_ids(None)
+        assert s.order_job(None, "updated", False).run().tolist() == s.window_ids(None)

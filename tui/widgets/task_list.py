@@ -336,7 +336,7 @@ class _Window:
         if gen != self.gen or self.complete:
             return False
         self.job = None
-        self.ids = array("q", ids)
+        self.ids = ids if isinstance(ids, array) else array("q", ids)
         self.among = None
         self.complete = True
         self.total = len(self.ids)
@@ -665,7 +665,11 @@ class TaskList(ScrollView, can_focus=True):
         self._index_keys = None
         self._index_set = None
         self._index_changed()
-        self._read_rest()
+        if first and not w.complete:  # the first frame first: the thread would compete with it
+            self._settled.clear()
+            self.call_after_refresh(self._read_rest)
+        else:
+            self._read_rest()
 
     def _read_rest(self) -> None:
         """Only the head is read: read the rest of the order in a thread; when it comes, the
@@ -673,6 +677,8 @@ class TaskList(ScrollView, can_focus=True):
         w = self._window
         if w is None or w.complete:
             self._settled.set()
+            return
+        if w.job is not None:  # under way already
             return
         job = w.start_job()
         if job is None:
