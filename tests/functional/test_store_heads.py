@@ -128,9 +128,12 @@ def test_a_store_of_schema_5_gets_its_trigram_index(tmp_path: Path) -> None:
     conn.execute("DROP TRIGGER tasks_fts_update")
     conn.execute("DROP TABLE tasks_fts")
     conn.execute("DROP INDEX tasks_nohay")
+    for name in ("task_counts_insert", "task_counts_delete", "task_counts_update"):
+        conn.execute(f"DROP TRIGGER {name}")
+    conn.execute("DROP TABLE task_counts")
     conn.commit()
     conn.close()
-    with Store(db, scope="live") as s:  # schema 5 -> 6: the index is built from the rows there
+    with Store(db, scope="live") as s:  # schema 5 -> now: the index is built from the rows there
         assert s._fts_ready()
         conn = sqlite3.connect(db)
         assert conn.execute("PRAGMA user_version").fetchone()[0] == store_mod.SCHEMA_VERSION
@@ -148,3 +151,59 @@ def test_a_cancelled_job_reads_nothing(tmp_path: Path) -> None:
         job.cancel()
         assert job.run() is None
         assert s.order_job(None, "updated", False).run().tolist() == s.window_ids(None)
+
+
+COUNT_BY_SCAN = ("SELECT provider, state, COUNT(*), COUNT(CASE WHEN credits <> 0 THEN 1 END),"
+                 " SUM(CASE WHEN credits <> 0 THEN credits END) FROM tasks WHERE deleted = 0"
+                 " GROUP BY provider, state ORDER BY provider, state")
+COUNT_BY_TABLE = ("SELECT provider, state, n, paid, CASE WHEN paid > 0 THEN credits END FROM task_counts"
+                  " WHERE n <> 0 ORDER BY provider, state")
+
+ops = st.lists(st.tuples(st.sampled_from(["add", "state", "credits", "remove", "provider_gone"]),
+                         st.integers(0, 11), st.sampled_from(["queued", "running", "succeeded", "failed"]),
+                         st.sampled_from([None, 0.0, 1.5, 2.25, -0.5])), min_size=1, max_size=25)
+
+
+def test_the_counts_table_is_the_group_by_after_any_writes(tmp_path: Path) -> None:
+    """Schema 7's task_counts (kept by triggers) against a GROUP BY of the tasks, after
+    random adds, state and credit changes, removals and re-adds; and a store opened reads
+    its counts from it (no scan)."""
+    from tui.model import Task
+
+    n = [0]
+
+    @settings(max_examples=40, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(ops)
+    def check(steps) -> None:
+        n[0] += 1
+        db = tmp_path / f"c{n[0]}.db"
+        with Store(db) as s:
+            for op, i, state, credits in steps:
+                provider = ("evolink", "comfy", "freepik")[i % 3]
+                tid = f"t{i}"
+                if op == "add":
+                    s.add(provider, [tid])
+                elif op == "state" and s.get(f"{provider}:{tid}"):
+                    s.apply([Task(provider, tid, state=state)])
+                elif op == "credits" and s.get(f"{provider}:{tid}"):
+                    s.apply([Task(provider, tid, credits=credits)])
+                elif op == "remove":
+                    s.remove([f"{provider}:{tid}"])
+                elif op == "provider_gone":
+                    s.remove([k for k in s.keys() if k.startswith(provider + ":")])
+            conn = sqlite3.connect(db)
+            scan, table = conn.execute(COUNT_BY_SCAN).fetchall(), conn.execute(COUNT_BY_TABLE).fetchall()
+            conn.close()
+            assert table == scan
+            s._count_table = False  # the GROUP BY, as a store of an older schema counts
+            s._recount(s._conn)
+            seen: list[str] = []
+            with Store(db, scope="live") as live:
+                live._conn.set_trace_callback(seen.append)
+                live._recount(live._conn)
+                assert live.counts() == s.counts() and live.counts_by_provider() == s.counts_by_provider()
+                assert live.credits_by_provider() == s.credits_by_provider()
+            assert seen and not [q for q in seen if "GROUP BY" in q]
+
+    check()

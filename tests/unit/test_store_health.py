@@ -84,7 +84,7 @@ def test_a_database_of_the_previous_schema_opens_and_upgrades(db: Path, clock: C
             None, None, 0, None, None, {})
         s.apply([], health={"evolink:old": {"failed_polls": 1}})
     with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == store_mod.SCHEMA_VERSION == 6
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == store_mod.SCHEMA_VERSION == 7
     with Store(db, readonly=True) as s:
         assert s.get("evolink:old").failed_polls == 1
 
