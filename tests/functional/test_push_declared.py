@@ -150,3 +150,72 @@ async def test_without_the_declaration_the_first_poll_is_kept(sim_factory, tmp_p
     async with Run(sim, tmp_path, declare=False, ids={"evolink": ["e1"]}) as run:
         await run.step_to(2.0)
         assert run.polls("e1")[:1] == [0.0] or run.lists("evolink")[:1] == [0.0]
+
+
+async def test_push_silent_brings_polling_back_for_a_declared_provider(sim_factory, tmp_path):
+    """No push at all, a task far past the learned lengths: "push silent", polled as usual."""
+    sim = sim_factory(_scenario(sim_task("evolink", "e1", "queued", created=-2.0, start=2.0, end=400.0,
+                                         end_state="succeeded")))
+    async with Run(sim, tmp_path, declare=True, learned=[20.0, 20.0, 25.0, 25.0, 30.0],
+                   ids={"evolink": ["e1"]}) as run:
+        await run.step_to(200.0)
+        (h,) = [h for h in run.engine.health() if h.name == "evolink"]
+        assert "push silent" in (h.cause or "")
+        said = run.polls("e1")[-1]
+        assert 120.0 < said < 200.0  # polled once it was said, off the safety net's beat ...
+        await run.step_to(405.0)
+        assert run.store.get("evolink:e1").state == SUCCEEDED
+        assert any(400.0 <= t <= 403.0 for t in run.polls("e1"))  # ... and as usual since: its end seen at once
+
+
+async def test_a_receiver_that_stops_ends_the_safety_nets_waits(sim_factory, tmp_path):
+    sim = sim_factory(_scenario(sim_task("evolink", "e1", "queued", created=-2.0, start=5.0, end=400.0,
+                                         end_state="succeeded")))
+    async with Run(sim, tmp_path, declare=True, ids={"evolink": ["e1"]}) as run:
+        await run.step_to(10.0)
+        assert run.polls("e1") == []
+        run.engine.set_push(())  # the listener is gone: nobody will push
+        await run.step_to(12.0)
+        assert run.polls("e1")[:1] == [11.0]
+
+
+async def test_a_long_task_is_not_push_silence_while_callbacks_of_others_come(sim_factory, tmp_path):
+    """EvoLink calls back only at the end: a long task with no push is normal while
+    the callbacks of other tasks arrive (each callback counts as a push)."""
+    tasks = [sim_task("evolink", "long", "queued", created=-2.0, start=2.0, end=400.0, end_state="succeeded")]
+    tasks += [sim_task("evolink", f"s{i}", "queued", created=-2.0, start=2.0, end=end, end_state="succeeded")
+              for i, end in enumerate((100.0, 150.0, 190.0, 230.0))]
+    sim = sim_factory(_scenario(*tasks))
+    async with Run(sim, tmp_path, declare=True, learned=[20.0, 20.0, 25.0, 25.0, 30.0],
+                   ids={"evolink": ["long", "s0", "s1", "s2", "s3"]}) as run:
+        await run.step_to(235.0)
+        assert run.engine.workers["evolink"].push_silent is None
+        assert len(run.polls("long")) <= 4  # the net's checks (~30 s, then every 60 s), not polling as usual
+
+
+async def test_a_restarted_collector_asks_a_task_it_polled_before_once(sim_factory, tmp_path):
+    """Pushes may have come while nothing listened: a declared task already polled
+    (an earlier run) is asked once at once, then left to the safety net."""
+    sim = sim_factory(_scenario(sim_task("evolink", "e1", "queued", created=-2.0, start=5.0, end=400.0,
+                                         end_state="succeeded")))
+    async with Run(sim, tmp_path, declare=False, ids={"evolink": ["e1"]}) as run:
+        await run.step_to(1.0)
+    before = len(sim.requests)
+    assert before >= 1
+    async with Run(sim, tmp_path, declare=True) as run:
+        await run.step_to(20.0)
+        asked = [r for r in sim.requests[before:] if r.provider == "evolink" and r.endpoint != "balance"]
+        assert len(asked) == 1 and asked[0].time < 2.0
+
+
+async def test_refresh_all_asks_declared_tasks_too(sim_factory, tmp_path):
+    sim = sim_factory(_scenario(sim_task("evolink", "e1", "queued", created=-2.0, start=5.0, end=400.0,
+                                         end_state="succeeded")))
+    async with Run(sim, tmp_path, declare=True, ids={"evolink": ["e1"]}) as run:
+        await run.step_to(5.0)
+        assert run.polls("e1") == [] and run.lists("evolink") == []
+        run.engine.refresh_now()  # `r`: every task now, fed by push or not
+        await run.step_to(6.0)
+        assert len(run.polls("e1") + run.lists("evolink")) == 1
+        await run.step_to(30.0)
+        assert len(run.polls("e1") + run.lists("evolink")) == 1  # then the safety net again

@@ -105,6 +105,12 @@ SAFETY_NET = 600.0  # a task fed by push is polled this often, as a safety net (
 PUSH_SILENT_FACTOR = 3.0  # a push-fed task this many times its learned duration old, with no push ...
 PUSH_SILENT_GRACE = 120.0  # ... for at least this long (and past its duration by this much): push silent
 PUSHED_AT = "pushed_at"  # the details key (epoch seconds, as text) by which the store marks a push-fed task
+# [providers.X] push (tui/config.py): its tasks are created with a push address, so while this process
+# receives its pushes (``push_route``) a task is fed by push from first sight: no first poll
+PUSH_MODES = ("callback", "webhook")
+NET_END_QUANTILE = 0.9  # the safety net's one check "near the predicted end": when 9 in 10 such tasks have ended
+NET_END_LEARNED = 3  # ... once this many lengths were learned (else the safety_net interval)
+NET_END_CAP = 3.0  # ... and never later than this many safety_net intervals after the last check
 
 
 class Round:
@@ -217,6 +223,15 @@ class Worker:
         self.push_silent_at = 0.0  # wall time push_silent was said (a later push clears it)
         self.net_skip: set[str] = set()  # push-fed tasks a refresh asked for: polled once, safety net or not
         self.netted: set[str] = set()  # tasks whose due time is the safety net's (not their plan's)
+        mode = getattr(cfg, "push", None)
+        self.push_mode: str | None = mode if mode in PUSH_MODES else None  # [providers.X] push
+        self.push_route = False  # this process receives this provider's pushes (Engine.set_push)
+        self.sighted: dict[str, float] = {}  # push-declared task -> wall time first seen (never polled yet)
+        self.net_end: dict[str, float] = {}  # push-fed task -> its predicted end, once it was still ahead
+        self.push_seen_at = 0.0  # wall time of the last push of any task of this provider
+        self.net_written: dict[str, float] = {}  # push-fed task -> the next check last written (next_poll_at)
+        self.net_cache: tuple[float, dict[str, float | None]] | None = None  # (clock, kind -> _net_length)
+        self.net_notes: dict[str, float] = {}  # push-fed task -> its next check (wall), to write as its health
 
     # ------------------------------------------------------------ setup
 
@@ -476,7 +491,7 @@ class Worker:
                 sched.slack = 0.0
                 sched.fails = 0
         # a task fed by push is asked for too (an EvoLink callback's hint, ``r``): once
-        self.net_skip.update(self.pushed if keys is None else (k for k in keys if k in self.sched))
+        self.net_skip.update((*self.pushed, *self.sighted) if keys is None else (k for k in keys if k in self.sched))
         self.due_cache = None
         if self.state in (BACKING_OFF, OFFLINE):
             self.retry_mono = None
@@ -503,6 +518,13 @@ class Worker:
 
     # ------------------------------------------------------------ push: the safety net (issue 18)
 
+    @property
+    def push_declared(self) -> bool:
+        """Are this provider's tasks fed by push from first sight?  Its tasks are
+        created with a push address (``[providers.X] push``) and this process receives
+        its pushes: a task is then not polled at first sight, only as a safety net."""
+        return self.push_mode is not None and self.push_route
+
     def note_push(self, key: str) -> None:
         """A pushed update of this task was stored (``tui.push``'s ``on_push`` hook): the
         task is fed by push from now on and polled only as a safety net (every
@@ -510,6 +532,7 @@ class Worker:
         push works (again).  Another process's receiver marks a task the same way in
         the store: ``details["pushed_at"]`` (epoch seconds as text)."""
         wall_now = self.wall()
+        self.push_seen_at = wall_now
         if self.push_silent is not None:
             self.push_silent = None  # pushes arrive again: the next round's state says so
             self.wake_up()
@@ -517,7 +540,7 @@ class Worker:
         if task is None or task.provider != self.name:
             return
         if task.terminal:
-            self._learn_from_push(task)
+            self._learn_from_push(task, self.sighted.get(key), wall_now)
             self._forget_push(key)
             return
         self.pushed[key] = wall_now
@@ -531,15 +554,24 @@ class Worker:
 
     def _forget_push(self, key: str) -> None:
         self.pushed.pop(key, None)
+        self.sighted.pop(key, None)
+        self.net_end.pop(key, None)
+        self.net_written.pop(key, None)
         self.end_checked.discard(key)
         self.net_skip.discard(key)
         self.netted.discard(key)
 
-    def _learn_from_push(self, task: Task) -> None:
-        """A task that push told us succeeded: how long it took, for the schedule."""
-        if task.state != SUCCEEDED or not task.created_at or not task.finished_at:
+    def _learn_from_push(self, task: Task, sighted: float | None = None, ended: float | None = None) -> None:
+        """A task that push told us succeeded: how long it took, for the schedule: from
+        its start (the provider's, else when it was first seen) to its end (the
+        provider's, else ``ended``: when the push that said so came)."""
+        if task.state != SUCCEEDED:
             return
-        took = task.finished_at - task.created_at
+        start = task.created_at or sighted
+        end = task.finished_at or ended
+        if not start or not end:
+            return
+        took = end - start
         if not (0.0 < took <= MAX_AGE):
             return
         key = (task.kind or "", task.model or "")
@@ -550,8 +582,11 @@ class Worker:
             durations.add(took)
 
     def _pushed_at(self, task: Task, key: str) -> float | None:
-        """When the last push about this task came (wall), or None: not fed by push."""
+        """When the last push about this task came (wall), or None: not fed by push.
+        A task of a push-declared provider counts from when it was first seen."""
         at = self.pushed.get(key)
+        if at is None and self.push_declared:
+            at = self.sighted.get(key)
         if task.details:
             text = task.details.get(PUSHED_AT)
             if text:
@@ -566,6 +601,39 @@ class Worker:
     def _typical(self, task: Task) -> float | None:
         learned = self.durations.get((task.kind or "", task.model or ""))
         return learned.typical() if learned is not None else None
+
+    def _net_length(self, task: Task) -> float | None:
+        """How long such tasks take, for the safety net's check near the end: the
+        length 9 in 10 of them stay under (the learned lengths of its kind, all kinds
+        for a task never asked), None while that is not known.  Tasks still running
+        count as lasting at least their age (Kaplan-Meier): the lengths learned first
+        are those of the short tasks, which alone would call every long one overdue."""
+        kind = task.kind or ""
+        now = self.clock()
+        cache = self.net_cache
+        if cache is None or cache[0] != now:
+            cache = self.net_cache = (now, {})
+        if kind in cache[1]:
+            return cache[1][kind]
+        ended = [v for (k, _), d in self.durations.items() if k == kind or not kind for v in d.values()]
+        length = None
+        if len(ended) >= NET_END_LEARNED:
+            running = [now - s.born for key, s in self.sched.items()
+                       if s.born is not None and (key in self.sighted or key in self.pushed)]
+            marks = sorted([(v, 1) for v in ended] + [(a, 0) for a in running if a > 0])
+            at_risk, alive, censored = len(marks), 1.0, False
+            for value, end in marks:
+                if at_risk < NET_END_LEARNED and censored:
+                    break  # too few left to tell, with running tasks among those that told (its tail)
+                censored = censored or (not end and alive < 1.0)
+                if end:
+                    alive *= 1.0 - 1.0 / at_risk
+                    if alive <= 1.0 - NET_END_QUANTILE:
+                        length = value
+                        break
+                at_risk -= 1
+        cache[1][kind] = length
+        return length
 
     def _net_due(self, task: Task, key: str, s: Schedule, now: float,
                  wall_now: float) -> tuple[float, bool] | None:
@@ -586,13 +654,27 @@ class Worker:
         if s.last_poll is not None:
             last = max(last, s.last_poll)
         due = last + self.safety_net
-        if typical and key not in self.end_checked:
-            if task.created_at:
-                end = now + (task.created_at + typical - wall_now)
+        declared = self.push_declared
+        length = self._net_length(task) if declared else typical
+        if (length or declared) and key not in self.end_checked:
+            if not length:
+                end = None
+            elif task.created_at:
+                end = now + (task.created_at + length - wall_now)
             elif s.born is not None:
-                end = s.born + typical
+                end = s.born + length
             else:
                 end = None
+            if declared:
+                # the check near the end replaces the periodic ones before it, for an end that was
+                # ahead when predicted (the last such prediction stands): a task already longer than
+                # what was learned so far (the short tasks end first) is not overdue for that
+                if end is not None and end > now:
+                    self.net_end[key] = end
+                end = self.net_end.get(key)
+                if end is None:
+                    return due, False
+                return min(max(end, last), last + NET_END_CAP * self.safety_net), True
             if end is not None and end < due:
                 return max(end, last), True
         return due, False
@@ -617,6 +699,8 @@ class Worker:
         quiet = wall_now - pushed
         if age <= far or quiet <= PUSH_SILENT_GRACE:
             return False
+        if self.push_declared and wall_now - self.push_seen_at <= self.safety_net:
+            return False  # pushes of its other tasks arrive: push works, this task is a long one
         like = f"; tasks like it take ~{_span(typical)}" if typical else ""
         self.push_silent = clean(f"push silent: no push for {_span(quiet)} about {key}, {_span(age)} after it "
                                  f"began{like}; polling as usual", 300)
@@ -704,12 +788,16 @@ class Worker:
                     held, self.retry_mono = self.retry_mono, None
             self.due_cache = None
             live = [t for t, _ in self._live_keyed()]
-            if len(self.pushed) > 2 * len(live) + 100:  # pushes of tasks that ended meanwhile
+            if max(len(self.pushed), len(self.sighted)) > 2 * len(live) + 100:  # tasks that ended meanwhile
                 keep = {t.key for t in live}
-                for key in [k for k in self.pushed if k not in keep]:
+                for key in [k for k in (*self.pushed, *self.sighted) if k not in keep]:
                     self._forget_push(key)
             due = self._select(now, force)
             r = Round()
+            if self.net_notes:  # push-fed tasks: when the safety net checks them next (never a silent task)
+                for key, at in self.net_notes.items():
+                    r.health[key] = {"next_poll_at": at}
+                self.net_notes = {}
             self.open()
             body = asyncio.ensure_future(self._round_body(r, live, due, now, force))
             try:
@@ -758,15 +846,25 @@ class Worker:
         default = self.provider.default_kind
         wall_now = self.wall()
         pushed, skip, netted = self.pushed, self.net_skip, self.netted
+        declared = self.push_declared
         for n, (task, key) in enumerate(self._live_keyed()):
             s = sched.get(key)
             if s is None:
                 s = sched[key] = Schedule(due=now)
-            if (not force and (key in pushed or (task.details and PUSHED_AT in task.details))
+                if declared:  # fed by push from first sight: no first poll ...
+                    self.sighted[key] = wall_now
+                    if task.polled_at is None and task.provider_status is None:
+                        s.born = now
+                    else:  # ... unless polled before (a restart): pushes may have come while none listened
+                        skip.add(key)
+            if (not force and (declared or key in pushed or (task.details and PUSHED_AT in task.details))
                     and not (skip and key in skip)):
                 net = self._net_due(task, key, s, now, wall_now)  # fed by push: a safety net only
                 if net is not None:  # (its plan says nothing then: the net's time replaces it)
                     s.slack = 0.0
+                    if declared and abs(self.net_written.get(key, 0.0) - net[0]) > 1.0:
+                        self.net_written[key] = net[0]  # the next check, in the task's detail (next_poll_at)
+                        self.net_notes[key] = wall_now + max(0.0, net[0] - now)
                     if net[0] > now:
                         s.due = net[0]
                         netted.add(key)
@@ -1181,6 +1279,11 @@ class Worker:
         if marked and fresh.details and PUSHED_AT not in fresh.details:
             fresh.details[PUSHED_AT] = marked  # the store replaces details: the push mark stays
         if fresh.terminal:
+            hinted = self.pushed.get(task.key)
+            if sched.polls <= 1 and hinted is not None and self.wall() - hinted <= PUSH_SILENT_GRACE:
+                # push-fed, asked once a push said it ended (an EvoLink callback): its length, for the net
+                self._learn_from_push(fresh.copy(created_at=fresh.created_at or task.created_at),
+                                      self.sighted.get(task.key), hinted)
             self.forget_health(task.key)
             self._forget_push(task.key)
         self._freshen(r, task, fresh, answered=True)
@@ -1213,6 +1316,9 @@ class Worker:
                         message += " known kinds: " + ", ".join(clean(k, 80) for k in kinds)
                 elif err.message:
                     message += f": {self._scrub(err.message, 300)}"
+                if task.key in self.sighted:
+                    message += ("; fed by push, first asked at its predicted end: no push came for it"
+                                " — is the id right?")
             ended = Task(provider=self.name, task_id=task.task_id, kind=task.kind, state=NOT_FOUND,
                          error=clean(message, 500) or "not found", updated_at=self.wall())
         else:
