@@ -207,3 +207,21 @@ def test_the_counts_table_is_the_group_by_after_any_writes(tmp_path: Path) -> No
             assert seen and not [q for q in seen if "GROUP BY" in q]
 
     check()
+
+
+@pytest.mark.parametrize("query", ["", "state:fail", "flux", "provider:evo"])
+def test_every_sort_and_direction_reads_its_own_index(tmp_path: Path, query: str) -> None:
+    """The head of any sort, either direction, with or without a filter, walks the sort's
+    index (EXPLAIN QUERY PLAN): no sort of the whole store in a temporary tree."""
+    from bench.scale import build
+    from tui.store import SORT_SQL
+
+    with Store(build(500, path=tmp_path / "plans.db"), scope="none") as s:
+        where = s.where(query) if query else None
+        cond, params = ("", ()) if where is None else (f" AND ({where.sql})", tuple(where.params))
+        for sort in SORT_SQL:
+            for reverse in (False, True):
+                plan = " / ".join(r[3] for r in s._read(
+                    f"EXPLAIN QUERY PLAN SELECT id FROM tasks WHERE deleted = 0{cond}"
+                    f" ORDER BY {s.order_sql(sort, reverse)} LIMIT 200", params))
+                assert f"USING INDEX tasks_sort_{sort}" in plan and "TEMP B-TREE" not in plan, (sort, reverse, plan)
