@@ -24,8 +24,9 @@ moves a task back.  A valid delivery for an untracked task adds it, labelled
 ``webhook`` (unless the user removed it).
 
 EvoLink (providers.md §5): a callback is a hint, never the truth.  Accepted only
-for tracked, unfinished task ids; it calls ``on_hint(key)`` so the engine polls
-that task now (one request), and answers 202.  A wrong token is 404; an untracked
+for tracked, unfinished task ids; it calls ``on_push(key)`` (a push came: push
+works) then ``on_hint(key)`` so the engine polls that task now (one request), and
+answers 202.  A wrong token is 404; an untracked
 or finished task is 200 and nothing happens.
 
 Every route: bodies over ``MAX_BODY`` are 413, more than ``rate`` requests per
@@ -259,8 +260,9 @@ class PushReceiver:
     missing: its route then does not exist).  ``secrets``: name -> the webhook
     secrets to accept (several during a rotation); Freepik's route exists only with
     one.  ``token``: the EvoLink path token.  ``on_hint(key)``: poll that task now.
-    ``on_push(key)``: a signed update of that task was stored (the engine may treat
-    the task as fed by push).  Both hooks are called after the answer is decided and
+    ``on_push(key)``: a signed update of that task was stored, or an EvoLink
+    callback about it came (before its ``on_hint``): the engine may treat the task
+    as fed by push, and knows pushes arrive.  Both hooks are called after the answer is decided and
     must not block; what they raise is logged, never answered.
     Use from the thread that owns ``store`` (the asyncio thread).
     """
