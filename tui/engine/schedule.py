@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..config import DEFAULT_MAX_BACKOFF, DEFAULT_MAX_INTERVAL
-from ..model import Task
+from ..model import TERMINAL, Task
 
 MAX_INTERVAL = DEFAULT_MAX_INTERVAL  # longest wait between two polls of one live task (engine max_interval)
 BACKOFF_CAP = DEFAULT_MAX_BACKOFF  # longest wait after transient failures (engine max_backoff)
@@ -65,6 +65,7 @@ class Schedule:
     first_seen: float | None = None  # time of the first answer
     born: float | None = None  # when the task began: the provider's created_at, else first seen
     moved: float | None = None  # when the progress was first seen at its current value
+    unstarted: float | None = None  # the last answer with progress 0 (the task began its work after it)
     predicted: Prediction | None = None  # (made at, earliest, latest, likeliest end)
     expired: float | None = None  # the likeliest end last predicted, passed with the task still running
     prior_end: float | None = None  # the end the learned durations made likely at the last answer
@@ -105,6 +106,10 @@ class Durations:
             del self._sorted[bisect.bisect_left(self._sorted, old)]
         self._recent.append(seconds)
         bisect.insort(self._sorted, seconds)
+
+    def shortest(self) -> float | None:
+        """The shortest learned duration (None before any was learned)."""
+        return self._sorted[0] if self._sorted else None
 
     def values(self) -> list[float]:
         """The learned durations, oldest first (what the counters save)."""
@@ -163,12 +168,14 @@ def predict_end(sched: Schedule, task: Task, now: float,
     rate = sched.rate
     measured = bool(rate and rate > 0 and sched.progress_start is not None)
     points = task.progress - sched.progress_start[0] if measured and task.progress is not None else 0.0
-    if (not measured and task.progress and task.progress > 0 and task.eta and sched.born is not None
-            and now - sched.born >= RESOLUTION):
-        # progress seen, no rate measured yet, and an eta to check: progress over the task's
-        # age (its queue time included) is the slowest it can have been going, an end no
-        # later than that; an eta far beyond it is a guess to approach from the earlier side
-        rate, points = task.progress / (now - sched.born), task.progress
+    began = max(sched.born, sched.unstarted or sched.born) if sched.born is not None else None
+    if (not measured and task.progress and task.progress > 0 and began is not None
+            and now - began >= RESOLUTION):
+        # progress seen, no rate measured yet: progress over the time since the task was last
+        # seen at 0 (else its age, its queue time included) is the slowest it can have been
+        # going, an end no later than that (an eta far beyond it is a guess to approach from
+        # the earlier side; without an eta it is the end to be there by at the latest)
+        rate, points = task.progress / (now - began), task.progress
     if rate and rate > 0 and task.progress is not None and points > 0:
         remaining = (100.0 - task.progress) / rate
         moving = sched.moved is None or (now - sched.moved) * rate <= STALLED
@@ -247,7 +254,8 @@ def plan(floor: float, sched: Schedule, task: Task, now: float, wall_now: float,
     spread = min(max(0.0, spread), cap)
     if spread > 0 and task.progress and 0 < task.progress < 100 and sched.born is not None and now > sched.born:
         # progress over the task's age (its queue time included) is the slowest it can be going
-        spread = min(spread, max(floor, (now - sched.born) * (100.0 - task.progress) / task.progress))
+        began = max(sched.born, sched.unstarted or sched.born)
+        spread = min(spread, max(floor, (now - began) * (100.0 - task.progress) / task.progress))
     if not adaptive:
         return Plan(floor, 0.0, predicted, expired, prior_end)
     cap = max(cap, floor)
@@ -266,6 +274,15 @@ def plan(floor: float, sched: Schedule, task: Task, now: float, wall_now: float,
             slack = max(0.0, min(half * 0.5, lo - now - wait))  # never past the earliest end
             if spread > wait and not confirmed:  # only to learn more: what the budget allows
                 wait, slack = min(spread, hi - now), 0.0
+            if not confirmed and not task.eta and not (sched.rate and sched.rate > 0):
+                # one answer with progress, no eta: the end it bounds may be far, the rate the
+                # next answer measures is what places the end; ask again within a quiet wait,
+                # or where the learned ends are (as the budget allows)
+                wait = min(wait, max(spread, quiet_cap or QUIET_CAP))
+                if durations is not None and sched.born is not None:
+                    found_prior = durations.next_poll(now - sched.born, floor)
+                    if found_prior is not None:
+                        wait = min(wait, max(spread, found_prior[0] - (now - sched.born)))
         wait = min(cap, max(floor, wait))
         rate_end = None
         if sched.rate and sched.rate > 0 and sched.progress_start is not None and task.progress is not None:
@@ -299,6 +316,8 @@ def plan(floor: float, sched: Schedule, task: Task, now: float, wall_now: float,
 def observe(sched: Schedule, task: Task, now: float) -> None:
     """Note an answer in the task's schedule: did it change, how fast does it progress."""
     p = task.progress
+    if p == 0 and task.state not in TERMINAL:
+        sched.unstarted = now
     if p is not None and (sched.moved is None or sched.signature is None or p != sched.signature[2]):
         sched.moved = now
     signature = (task.state, task.provider_status, p)
@@ -326,6 +345,17 @@ def observe(sched: Schedule, task: Task, now: float) -> None:
 
 
 ENDED_FIRST = 1e9  # priority: a task whose likely end has come goes before any other
+
+
+def first_wait(floor: float, durations: Durations | None, rate: float, live: int) -> float:
+    """How long after a task is first seen its first poll comes: at once, unless
+    the budget is short (it cannot ask every live task once per ``floor``) and
+    durations were learned: then at the shortest learned end (less ``SPREAD``),
+    at most ``QUIET_CAP`` on, so that the first answer finds the task at work
+    (with progress to predict from) rather than queued."""
+    if durations is None or len(durations) < PRIOR_MIN or rate <= 0 or rate * floor >= live:
+        return 0.0
+    return max(0.0, min((durations.shortest() or 0.0) * (1.0 - SPREAD), QUIET_CAP))
 
 
 def priority(sched: Schedule | None, now: float) -> float:

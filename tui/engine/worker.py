@@ -78,7 +78,7 @@ from .health import (
     RPM_MINUTES,
     ProviderHealth,
 )
-from .schedule import MAX_KINDS, QUIET_CAP, Durations, Schedule, backoff, observe, plan, priority
+from .schedule import MAX_KINDS, QUIET_CAP, Durations, Schedule, backoff, first_wait, observe, plan, priority
 
 if TYPE_CHECKING:
     from ..config import EngineConfig, ProviderConfig
@@ -598,6 +598,14 @@ class Worker:
                     at = marked if at is None else max(at, marked)
         return at
 
+    def _learned(self, task: Task) -> Durations | None:
+        """The durations learned for tasks like this one (its kind's, when its model is not known yet)."""
+        learned = self.durations.get((task.kind or "", task.model or ""))
+        if learned is None and not task.model:
+            kin = [d for (kind, _), d in self.durations.items() if kind == (task.kind or "")]
+            learned = kin[0] if len(kin) == 1 else None
+        return learned
+
     def _typical(self, task: Task) -> float | None:
         learned = self.durations.get((task.kind or "", task.model or ""))
         return learned.typical() if learned is not None else None
@@ -850,7 +858,8 @@ class Worker:
         for n, (task, key) in enumerate(self._live_keyed()):
             s = sched.get(key)
             if s is None:
-                s = sched[key] = Schedule(due=now)
+                s = sched[key] = Schedule(due=now + first_wait(self.poll_interval, self._learned(task), self.budget.rate,
+                                                               len(self._live_keyed())))
                 if declared:  # fed by push from first sight: no first poll ...
                     self.sighted[key] = wall_now
                     if task.polled_at is None and task.provider_status is None:
