@@ -25,6 +25,7 @@ nothing for headless commands.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
@@ -313,6 +314,31 @@ async def fetch_preview(url: str, cache: PreviewCache | None = None, max_bytes: 
         hit = cache.get(url)
         if hit is not None:
             return _from_cache(url, hit)
+    # One fetch per link at a time: the detail and the summary pane (or a resize that
+    # redraws both) asking for the same link while it loads share the one download.
+    key = (id(asyncio.get_running_loop()), url, max_bytes)
+    entry = _INFLIGHT.get(key)
+    if entry is None:
+        entry = _INFLIGHT[key] = [asyncio.ensure_future(
+            _fetch_and_keep(url, cache, max_bytes, client, duration)), 0]
+        entry[0].add_done_callback(lambda _done: _INFLIGHT.pop(key, None))
+    entry[1] += 1
+    try:
+        return await asyncio.shield(entry[0])
+    except asyncio.CancelledError:
+        if entry[1] == 1:
+            entry[0].cancel()  # the last one waiting left (the screen closed): stop the download
+        raise
+    finally:
+        entry[1] -= 1
+
+
+# (loop, url, cap) -> [the fetch under way, how many wait for it]
+_INFLIGHT: dict[tuple[int, str, int], list[Any]] = {}
+
+
+async def _fetch_and_keep(url: str, cache: PreviewCache | None, max_bytes: int,
+                          client: httpx.AsyncClient | None, duration: float | None) -> Preview:
     own = client is None
     http = fresh_client() if own else client
     if not own:

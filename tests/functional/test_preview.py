@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from file_server import make_mp4, make_png
+from file_server import HOLD, make_mp4, make_png
 from tui import preview as P
 
 RED, GREEN, BLUE, WHITE, BLACK = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255), (0, 0, 0)
@@ -192,6 +192,41 @@ async def test_a_cached_preview_is_not_fetched_again(file_host, cache, tmp_path)
     # another process (a new cache object on the same folder) finds it too
     other = P.PreviewCache(cache.root)
     assert (await P.fetch_preview(file_host.url("/img.png"), other)).cached
+
+
+async def test_two_asking_for_one_link_while_it_loads_share_one_download(file_host, tmp_path):
+    """The detail and the summary pane (two caches on one folder) ask for the same
+    link while it loads: one request reaches the host, both get the picture."""
+    import asyncio
+
+    url = file_host.url("/slow.bin")
+    first = asyncio.ensure_future(P.fetch_preview(url, P.PreviewCache(tmp_path / "c")))
+    await file_host.await_for(lambda seen: any(s.path == "/slow.bin" and s.sent >= HOLD for s in seen))
+    second = asyncio.ensure_future(P.fetch_preview(url, P.PreviewCache(tmp_path / "c")))
+    await asyncio.sleep(0)  # the second is waiting too
+    file_host.release()
+    a, b = await asyncio.gather(first, second)
+    assert a.status == b.status == "ok" and a.size == b.size == len(file_host.body("/slow.bin"))
+    assert [s.path for s in file_host.requests] == ["/slow.bin"]
+
+
+async def test_leaving_stops_a_shared_download_only_when_nobody_waits(file_host, tmp_path):
+    import asyncio
+
+    url = file_host.url("/slow.bin")
+    first = asyncio.ensure_future(P.fetch_preview(url))
+    second = asyncio.ensure_future(P.fetch_preview(url))
+    await file_host.await_for(lambda seen: any(s.path == "/slow.bin" and s.sent >= HOLD for s in seen))
+    (download, _waiting), = P._INFLIGHT.values()
+    first.cancel()  # one screen closed: the other still waits, the download goes on
+    await asyncio.gather(first, return_exceptions=True)
+    await asyncio.sleep(0)
+    assert not download.done() and not second.done()
+    second.cancel()  # the last one left: the download stops (the host still holds the rest)
+    await asyncio.gather(second, return_exceptions=True)
+    await asyncio.gather(download, return_exceptions=True)
+    assert download.cancelled() and not P._INFLIGHT
+    assert len(file_host.requests) == 1
 
 
 def test_the_cache_evicts_the_least_recently_used_past_its_cap(tmp_path):
