@@ -30,7 +30,7 @@ from tui.engine import (
     predict_end,
     priority,
 )
-from tui.engine.schedule import PRIOR_TOLERANCE, SPREAD, TOLERANCE
+from tui.engine.schedule import PRIOR_TOLERANCE, SPREAD, TOLERANCE, first_wait
 from tui.model import RUNNING, TERMINAL, Task
 from tui.store import Store
 
@@ -357,6 +357,51 @@ def test_a_short_budget_spaces_the_polls_that_only_learn_more_not_the_one_at_the
     assert plan(FLOOR, s, _task(progress=80.0), 0.0, WALL, spread=300.0).wait <= 10.0 + 1e-9
 
 
+
+def test_one_answer_with_progress_bounds_the_end_from_when_it_was_last_seen_unstarted():
+    """No eta (Upscayl): a first answer with progress bounds the end, at the slowest
+    the task can have been going since it was last seen at 0 (not since its creation:
+    its queue time would stretch the bound)."""
+    s = Schedule()
+    s.born = -30.0  # created 30 s before the first answer, which finds it queued
+    observe(s, _task(progress=0.0), 0.0)
+    t = _task(progress=20.0)
+    observe(s, t, 10.0)
+    found = predict_end(s, t, 10.0, WALL + 10.0)
+    assert found is not None
+    lo, best, hi, confirmed = found
+    assert not confirmed and lo == 10.0
+    assert 50.0 <= hi <= 55.0  # 20 points in at most 10 s: 80 more in at most 40 s (+ a point's slack)
+
+
+def test_a_first_progress_without_eta_is_asked_again_soon_to_measure_the_rate():
+    """1 point 12 s after it was seen queued bounds the end 20 minutes away; the next
+    poll measures the rate within a quiet wait, or where the learned ends lie."""
+    s = Schedule()
+    observe(s, _task(progress=0.0), 0.0)
+    t = _task(progress=1.0)
+    observe(s, t, 12.0)
+    p = plan(FLOOR, s, t, 12.0, WALL + 12, cap=600.0, quiet_cap=QUIET_CAP)
+    assert p.predicted is not None and p.predicted[2] > 1000.0
+    assert p.wait <= QUIET_CAP
+    durations = Durations([40.0 + i for i in range(10)])  # ends at 34-56 s
+    p = plan(FLOOR, s, t, 12.0, WALL + 12, cap=600.0, quiet_cap=QUIET_CAP, durations=durations)
+    assert p.wait <= 40.0 * (1 - SPREAD) + max(FLOOR, PRIOR_TOLERANCE * durations.scale()) - 12.0 + 1e-9
+    # with an eta the eta speaks (EvoLink's case is tested above): no such cap
+    te = _task(progress=1.0, created_at=WALL, eta=1200.0)
+    assert plan(FLOOR, s, te, 12.0, WALL + 12, cap=600.0, quiet_cap=QUIET_CAP).wait > QUIET_CAP
+
+
+def test_the_first_poll_waits_for_the_shortest_learned_length_only_when_the_budget_is_short():
+    durations = Durations([40.0 + i for i in range(10)])
+    short = 100 / 3600  # Upscayl: 100 an hour
+    assert first_wait(FLOOR, durations, short, live=3) == pytest.approx(40.0 * (1 - SPREAD))
+    assert first_wait(FLOOR, durations, 20.0, live=3) == 0.0  # it can ask every task each poll_interval
+    assert first_wait(FLOOR, Durations([40.0] * (PRIOR_MIN - 1)), short, live=3) == 0.0  # too few learned
+    assert first_wait(FLOOR, None, short, live=3) == 0.0
+    assert first_wait(FLOOR, Durations([900.0] * 10), short, live=3) == QUIET_CAP  # at most a quiet wait
+
+
 def test_never_below_the_floor_nor_above_the_cap():
     rng = random.Random(7)
     durations = Durations()
@@ -547,6 +592,40 @@ async def test_durations_learned_from_finished_tasks_spare_the_next_ones(sim_fac
         assert run.seen[f"comfy:{t.task_id}"] - t.end <= 0.25 * (t.end - t.created) + 1.0, t.task_id
         gaps = [b - a for a, b in zip(polls[t.task_id], polls[t.task_id][1:])]
         assert all(g >= FLOOR for g in gaps)
+
+
+async def test_under_upscayls_budget_a_new_task_is_first_asked_once_it_is_likely_at_work(sim_factory, sim_task,
+                                                                                          sim_scenario, store):
+    """At 100 requests an hour, once lengths are learned, a new task is first asked
+    at the shortest learned length (it then answers with progress, not "queued"):
+    a request saved per task, and its end still seen soon after it comes."""
+    first = [sim_task("upscayl", f"u{i}", "running", created=60.0 * i, start=60.0 * i + 8, end=60.0 * i + 8 + length,
+                      curve="linear") for i, length in enumerate((40.0, 44.0, 48.0, 52.0, 56.0, 60.0))]
+    later = [sim_task("upscayl", f"v{i}", "running", created=t0, start=t0 + 8, end=t0 + 58, curve="linear")
+             for i, t0 in enumerate((600.0, 700.0))]
+    tasks = first + later
+    sim = sim_factory(_at_wall(sim_scenario(*tasks, upscayl={"budget": "100/h"})))
+    added: set[str] = set()
+
+    def add(vt: float) -> None:
+        new = [t.task_id for t in tasks if t.created <= vt and t.task_id not in added]
+        if new:
+            store.add("upscayl", new)
+            added.update(new)
+
+    run = _Run(sim, store, _config(sim, "upscayl", rate="100/h"))
+    try:
+        await run.until(1200.0, [f"upscayl:{t.task_id}" for t in tasks], add=add)
+    finally:
+        await run.engine.stop()
+    polls = _polls(sim, "upscayl")
+    assert all(polls[t.task_id][0] - t.created <= 1.0 for t in first[:PRIOR_MIN])  # nothing learned yet: at once
+    learned = max(run.engine.workers["upscayl"].durations.values(), key=len).values()
+    for t in later:
+        assert polls[t.task_id][0] - t.created >= min(learned) * (1 - SPREAD) - 1.0, (polls[t.task_id], learned)
+        assert run.seen[f"upscayl:{t.task_id}"] - t.end <= 30.0, (t.task_id, polls[t.task_id])
+    assert all(f"upscayl:{t.task_id}" in run.seen for t in tasks)
+    assert sim.violations == [] and not any(r.over_budget for r in sim.requests)
 
 
 async def test_adaptive_schedule_respects_budget_and_retry_after(sim_factory, sim_task, sim_scenario, sim_fault,

@@ -168,7 +168,9 @@ def predict_end(sched: Schedule, task: Task, now: float,
     rate = sched.rate
     measured = bool(rate and rate > 0 and sched.progress_start is not None)
     points = task.progress - sched.progress_start[0] if measured and task.progress is not None else 0.0
-    began = max(sched.born, sched.unstarted or sched.born) if sched.born is not None else None
+    began = sched.born
+    if began is not None and sched.unstarted is not None:
+        began = max(began, sched.unstarted)
     if (not measured and task.progress and task.progress > 0 and began is not None
             and now - began >= RESOLUTION):
         # progress seen, no rate measured yet: progress over the time since the task was last
@@ -254,7 +256,7 @@ def plan(floor: float, sched: Schedule, task: Task, now: float, wall_now: float,
     spread = min(max(0.0, spread), cap)
     if spread > 0 and task.progress and 0 < task.progress < 100 and sched.born is not None and now > sched.born:
         # progress over the task's age (its queue time included) is the slowest it can be going
-        began = max(sched.born, sched.unstarted or sched.born)
+        began = sched.born if sched.unstarted is None else max(sched.born, sched.unstarted)
         spread = min(spread, max(floor, (now - began) * (100.0 - task.progress) / task.progress))
     if not adaptive:
         return Plan(floor, 0.0, predicted, expired, prior_end)
