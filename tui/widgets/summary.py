@@ -51,9 +51,12 @@ def next_poll_text(task: Task, now: float) -> Text:
     late = now - at
     if late >= OVERDUE_AFTER:
         return Text(f"overdue {timefmt.ago(late)}", "bold")
-    if timefmt.mode == timefmt.ABSOLUTE:
-        return Text(iso(at) or "-")
-    return Text("due now" if at - now < 1 else f"in {timefmt.ago(at - now)}")
+    text = Text(iso(at) or "-") if timefmt.mode == timefmt.ABSOLUTE else Text(
+        "due now" if at - now < 1 else f"in {timefmt.ago(at - now)}")
+    if (task.details or {}).get("pushed_at"):
+        # its updates come by push (tui/push.py): the poll planned is the safety net's
+        text.append(" (fed by push: a safety-net check)", "dim")
+    return text
 
 
 OVERDUE_AFTER = 60.0  # seconds a planned poll may be late before the detail calls it overdue
