@@ -119,7 +119,8 @@ async def test_a_filter_that_grows_narrows_the_matches_only(tmp_path: Path) -> N
         tl = app.task_list
         await pilot.press("slash", *"state:fail")
         await wait_for(pilot, lambda: app.query_text == "state:fail")
-        assert tl._window.complete  # few matches: all read, in order
+        await tl.settled()
+        assert tl._window.complete  # few matches: all read, in order (the head first, a thread the rest)
         before = tl.index
         seen = statements(store)
         app.apply_filter("state:fail provider:com")  # a step that only narrows (tui.filter.refines)
@@ -268,4 +269,51 @@ async def test_the_cursor_keeps_its_task_beyond_the_head_of_a_new_filter(tmp_pat
         tl.action_first()
         await tl.settled()
         assert tl.cursor_row == 0 and tl.cursor_key == order[0]
+    store.close()
+
+
+async def test_changes_while_the_thread_reads_the_order_take_their_places_after(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from tui.filter import compile_filter
+
+    path = big(tmp_path)
+    store = Store(path, scope="live")
+    app = make_app(make_config(tmp_path), store, offline=True)
+    async with app.run_test(size=(140, 40)) as pilot:
+        tl = app.task_list
+        await pilot.pause()
+        await tl.settled()
+        gate = threading.Event()
+        real = store.order_job
+
+        def held_job(*args, **kwargs):
+            job = real(*args, **kwargs)
+            run = job.run
+            job.run = lambda: gate.wait(30) and run()
+            return job
+
+        monkeypatch.setattr(store, "order_job", held_job)
+        app.apply_filter("state:fail")  # the head now; the thread waits at the gate
+        assert not tl._window.complete and tl._window.job is not None
+        tasks = every_task(path)
+        was_failed = next(t for t in tasks if t.state == "failed")
+        now_failed = next(t for t in tasks if t.state == "succeeded")
+        seen = statements(store)
+        with Store(path) as other:  # another process
+            other.apply([was_failed.copy(state="succeeded", provider_status="SUCCEEDED"),
+                         now_failed.copy(state="failed", provider_status="FAILED")])
+        await wait_for(pilot, lambda: {was_failed.key, now_failed.key} <= tl._deferred)
+        full = [q for q in seen if q.startswith("SELECT id FROM tasks") and "ORDER BY" in q and "LIMIT" not in q]
+        assert not full, full[:2]  # the change did not make the screen read the whole order
+        gate.set()
+        await tl.settled()
+        await pilot.pause()
+        with Store(path) as fresh:
+            pred = compile_filter("state:fail")
+            expected = {t.key for t in fresh.tasks() if pred(t)}
+        assert set(tl.index) == expected and tl.count == len(expected)
+        assert now_failed.key in tl.index and was_failed.key not in tl.index
+        assert not tl._deferred
     store.close()

@@ -520,6 +520,7 @@ class TaskList(ScrollView, can_focus=True):
         self._shown_once = False
         self._cursor_wanted: str | None = None  # the cursor's task, not in the head read so far
         self._cursor_placeholder: str | None = None  # where the cursor waits for it meanwhile
+        self._deferred: set[str] = set()  # changed keys to place once the whole order is read
         self._settled = asyncio.Event()  # set while the window's whole order is read
         self._settled.set()
 
@@ -655,6 +656,7 @@ class TaskList(ScrollView, can_focus=True):
         where = self.store.where(self.filter_query) if self._query_pred is not None else None
         first = not self._shown_once
         self._shown_once = True
+        self._deferred.clear()  # the order read now holds them
         head = max(HEAD_ROWS, self.size.height * 2) if first or head_only or w.heads_first else None
         w.load(where, self.sort_mode, self.sort_reverse, head)
         if first:
@@ -701,17 +703,16 @@ class TaskList(ScrollView, can_focus=True):
 
         threading.Thread(target=work, name="task-list-order", daemon=True).start()
 
-    def _rest_arrived(self, gen: int, ids: list[int] | None) -> None:
+    def _rest_arrived(self, gen: int, ids) -> None:
         w = self._window
-        if w is None or gen != w.gen:
+        if w is None:
             return
-        if ids is None or not w.arrived(gen, ids):
-            if w.complete:
-                self._settled.set()
-                return
+        if gen == w.gen and ids is not None and w.arrived(gen, ids):
+            self._whole_order_read()
+        elif gen == w.gen and not w.complete:
             self._whole_order()  # the thread could not read it: read it here
-            return
-        self._whole_order_read()
+        elif w.complete and w.job is None and not self._settled.is_set():
+            self._whole_order_read()  # read in place meanwhile (a row past the head was asked for)
 
     def _whole_order(self) -> None:
         w = self._window
@@ -720,6 +721,9 @@ class TaskList(ScrollView, can_focus=True):
         self._settled.set()
 
     def _whole_order_read(self) -> None:
+        if self._deferred:  # changes that came while the thread read: in their places now
+            keys, self._deferred = list(self._deferred), set()
+            self._apply_window(keys)  # (their state moves were told when they came)
         self._index_changed()
         self._settled.set()
         for name in ("_update_count", "_update_header"):  # "n of N" and the header: exact now
@@ -737,7 +741,12 @@ class TaskList(ScrollView, can_focus=True):
         sorted place.  O(changed rows) reads; a removal scans the order (8 bytes a row, in C)."""
         w = self._window
         assert w is not None
-        if w.finish():
+        # the thread is reading the whole order: the rows are read again now (their cache is
+        # dropped), their places are settled when the order comes (no read of it here)
+        defer = not w.complete and w.job is not None
+        if defer:
+            self._deferred.update(keys)
+        elif w.finish():
             self._settled.set()
         store = self.store
         pred = self._query_pred
@@ -767,6 +776,9 @@ class TaskList(ScrollView, can_focus=True):
                 put.append(rid)  # placed below unless already listed
             else:
                 drop.add(rid)
+        if defer:
+            self.refresh()
+            return moves
         if len(put) > WINDOW_RESORT:
             self._rebuild_window()
             return moves
