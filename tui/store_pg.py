@@ -447,6 +447,7 @@ class PgStore(Store):
         self._by_provider = {}
         self._subscribers = []
         self._credits = None  # credits per provider, counted with the counts (None: ask SQL)
+        self._count_table = False  # no table of counts here: a GROUP BY counts
         self._seq = 0
         self._event_id = 0
         self._data_version = None

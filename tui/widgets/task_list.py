@@ -56,6 +56,7 @@ from textual import events
 from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.geometry import Size
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -698,7 +699,7 @@ class TaskList(ScrollView, can_focus=True):
             ids = job.run()
             try:
                 app.call_from_thread(self._rest_arrived, gen, ids)
-            except RuntimeError:  # the app is gone
+            except Exception:  # the app is gone, or going (its widgets with it)
                 pass
 
         threading.Thread(target=work, name="task-list-order", daemon=True).start()
@@ -726,10 +727,15 @@ class TaskList(ScrollView, can_focus=True):
             self._apply_window(keys)  # (their state moves were told when they came)
         self._index_changed()
         self._settled.set()
+        if not self.is_attached:
+            return
         for name in ("_update_count", "_update_header"):  # "n of N" and the header: exact now
             update = getattr(self.app, name, None)
             if update is not None:
-                update()
+                try:
+                    update()
+                except NoMatches:  # the app is closing: its bars are gone
+                    return
 
     async def settled(self) -> None:
         """Wait until the list's whole order is read (at once unless only a head is)."""
