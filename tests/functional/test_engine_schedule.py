@@ -399,6 +399,7 @@ def test_the_first_poll_waits_for_the_shortest_learned_length_only_when_the_budg
     assert first_wait(FLOOR, durations, 20.0, live=3) == 0.0  # it can ask every task each poll_interval
     assert first_wait(FLOOR, Durations([40.0] * (PRIOR_MIN - 1)), short, live=3) == 0.0  # too few learned
     assert first_wait(FLOOR, None, short, live=3) == 0.0
+    assert first_wait(FLOOR, durations, short, live=3, adaptive=False) == 0.0  # a fixed poller asks at once
     assert first_wait(FLOOR, Durations([900.0] * 10), short, live=3) == QUIET_CAP  # at most a quiet wait
 
 

@@ -349,13 +349,14 @@ def observe(sched: Schedule, task: Task, now: float) -> None:
 ENDED_FIRST = 1e9  # priority: a task whose likely end has come goes before any other
 
 
-def first_wait(floor: float, durations: Durations | None, rate: float, live: int) -> float:
+def first_wait(floor: float, durations: Durations | None, rate: float, live: int, adaptive: bool = True) -> float:
     """How long after a task is first seen its first poll comes: at once, unless
-    the budget is short (it cannot ask every live task once per ``floor``) and
-    durations were learned: then at the shortest learned end (less ``SPREAD``),
-    at most ``QUIET_CAP`` on, so that the first answer finds the task at work
-    (with progress to predict from) rather than queued."""
-    if durations is None or len(durations) < PRIOR_MIN or rate <= 0 or rate * floor >= live:
+    the schedule is adaptive, the budget is short (it cannot ask every live task
+    once per ``floor``) and durations were learned: then at the shortest learned
+    end (less ``SPREAD``), at most ``QUIET_CAP`` on, so that the first answer
+    finds the task at work (with progress to predict from) rather than queued."""
+    if (not adaptive or durations is None or len(durations) < PRIOR_MIN or rate <= 0
+            or rate * floor >= live):
         return 0.0
     return max(0.0, min((durations.shortest() or 0.0) * (1.0 - SPREAD), QUIET_CAP))
 

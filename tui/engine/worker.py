@@ -859,7 +859,7 @@ class Worker:
             s = sched.get(key)
             if s is None:
                 s = sched[key] = Schedule(due=now + first_wait(self.poll_interval, self._learned(task), self.budget.rate,
-                                                               len(self._live_keyed())))
+                                                               len(self._live_keyed()), self.adaptive))
                 if declared:  # fed by push from first sight: no first poll ...
                     self.sighted[key] = wall_now
                     if task.polled_at is None and task.provider_status is None:
