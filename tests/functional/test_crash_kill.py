@@ -26,7 +26,11 @@ KILLS = 30
 SLOW = pytest.mark.timeout(1200)
 
 DASHBOARD = r"""
-import asyncio, sys
+import asyncio, ctypes, signal, sys
+try:  # die with the test process, whatever ends it (PR_SET_PDEATHSIG; Linux)
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+except Exception:
+    pass
 from tui.app import make_app
 from tui.config import load_config
 from tui.engine import Engine
@@ -97,29 +101,42 @@ def test_kill_dashboard_and_wait_at_random_moments(world):
         else:
             cmd = [sys.executable, "-m", "tui", "wait", "--timeout", "60"]
         seen = len(sim.requests)  # before the victim starts: every later request is its own
-        victim = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        victim = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         ids = [f"acked-{round_no:03d}-{n}" for n in range(3)]
-        adder = _add(env, ids)
-        # A random moment of its polling: wait for the event (the victim's first request
-        # reached the simulator), not for a fixed time a busy machine may not honour.
-        deadline = time.monotonic() + 120
-        while len(sim.requests) <= seen and victim.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        polled = len(sim.requests) > seen
-        time.sleep(rng.uniform(0.0, 0.8))  # then a round, a write, a sleep between rounds
-        if victim.poll() is None:
-            victim.send_signal(signal.SIGKILL)
-            kills += 1
-            unseen += not polled
-        victim.wait(30)
-        out, err = adder.communicate(timeout=60)
-        if adder.returncode == 0:  # acknowledged: it must survive every kill
-            acknowledged.update(ids)
-        assert "database is locked" not in err
+        adder = None
+        try:
+            adder = _add(env, ids)
+            kills, unseen = _one_round(sim, victim, adder, seen, rng, kills, unseen, acknowledged, ids)
+        finally:  # whatever failed above, no process of this round outlives the test
+            for proc in (victim, adder):
+                if proc is not None and proc.poll() is None:
+                    proc.kill()
+                    proc.wait(30)
     assert kills >= KILLS * 0.8, f"only {kills} of {KILLS} processes were still running when killed"
     assert unseen == 0, f"{unseen} victims were killed before their first request reached the simulator"
     _check(db, acknowledged)
     assert len(acknowledged) == 3 * KILLS
+
+
+def _one_round(sim, victim, adder, seen, rng, kills, unseen, acknowledged, ids):
+    """One victim's life: its first request, a random moment more, kill -9; the adder's answer."""
+    # A random moment of its polling: wait for the event (the victim's first request
+    # reached the simulator), not for a fixed time a busy machine may not honour.
+    deadline = time.monotonic() + 120
+    while len(sim.requests) <= seen and victim.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    polled = len(sim.requests) > seen
+    time.sleep(rng.uniform(0.0, 0.8))  # then a round, a write, a sleep between rounds
+    if victim.poll() is None:
+        victim.send_signal(signal.SIGKILL)
+        kills += 1
+        unseen += not polled
+    victim.wait(30)
+    out, err = adder.communicate(timeout=60)
+    if adder.returncode == 0:  # acknowledged: it must survive every kill
+        acknowledged.update(ids)
+    assert "database is locked" not in err
+    return kills, unseen
 
 
 @SLOW
