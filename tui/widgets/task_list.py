@@ -611,8 +611,16 @@ class TaskList(ScrollView, can_focus=True):
 
     @property
     def count(self) -> int:
-        """How many tasks the list shows."""
+        """How many tasks the list shows (a window with only its head read and a filter:
+        the rows read so far, see ``count_is_exact``)."""
         return len(self._index)
+
+    @property
+    def count_is_exact(self) -> bool:
+        """False while only the head of a filtered window is read (``count`` is then a lower
+        bound: a "200+ of N" for the filter bar); True once the thread read the rest."""
+        w = self._window
+        return w is None or w.complete or w.where is None
 
     def _sort_key(self) -> Callable[[_Row], object]:
         func = SORTS[self.sort_mode]
