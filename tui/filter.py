@@ -424,8 +424,9 @@ class Where(NamedTuple):
     sql: str
     params: list
     residual: Predicate | None
-    # lowercase needles every selected row holds in its ``hay`` (positive bare words and
-    # ``id:`` values): what a trigram index may answer first (Store.window_head)
+    # lowercase needles every selected row holds in its ``hay`` (positive bare words that
+    # are in no state's name, and ``id:`` values): what a trigram index may answer first
+    # (Store.window_head)
     words: tuple[str, ...] = ()
 
 
@@ -506,7 +507,9 @@ def compile_sql(query: str, dialect: str = "sqlite", *, use_hay: bool = True) ->
         if term.value == "":
             continue
         needle = term.value.lower()
-        if not term.negate and term.field in (None, "task_id") and "\n" not in needle:
+        # (a bare word inside a state's name also matches by the state, which hay does not hold)
+        if (not term.negate and term.field in (None, "task_id") and "\n" not in needle
+                and not (term.field is None and any(needle in s for s in STATES))):
             words.append(needle)
         if term.field is None:
             cols = ("provider", "task_id", "label", "model", "kind", "provider_status")

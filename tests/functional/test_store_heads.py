@@ -60,7 +60,9 @@ def test_heads_jobs_and_narrowing_are_exact(tmp_path: Path, monkeypatch: pytest.
     @given(st.lists(terms, min_size=0, max_size=3), st.sampled_from(SORT_NAMES), st.booleans(),
            st.integers(1, 60), terms)
     def check(parts, sort, reverse, limit, more) -> None:
-        query = query_of(parts)
+        verify(query_of(parts), sort, reverse, limit, more)
+
+    def verify(query, sort, reverse, limit, more) -> None:
         where = store.where(query)
         full = store.window_ids(where, sort, reverse)
         pred = compile_filter(query)
@@ -85,6 +87,11 @@ def test_heads_jobs_and_narrowing_are_exact(tmp_path: Path, monkeypatch: pytest.
                 assert w.arrived(w.gen, rest.run())
             assert w.ids.tolist() == narrower and len(w) == len(narrower)
 
+    # words inside a state's name match by the state too, which hay does not hold (found
+    # by this test: "ab fail" missed the failed tasks whose hay lacks "fail")
+    for query in ("ab fail", "fail", "succ", "-fail run", "unknown", "queued ki-", "id:pro fail"):
+        for limit in (1, 5, 500):
+            verify(query, "updated", False, limit, (False, "", "ab", False))
     check()
     store.close()
 
