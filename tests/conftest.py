@@ -80,10 +80,18 @@ folders are on ``sys.path``.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist's workers start with COLUMNS=80 and LINES=24 in their environment;
+    # Textual takes its size from them, so a dashboard a test starts in a 140x40 tmux
+    # pane would draw at 80x24.  No test relies on them.
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
 
 for _folder in ("unit", "functional"):
     _path = str(Path(__file__).resolve().parent / _folder)

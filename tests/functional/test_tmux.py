@@ -27,20 +27,23 @@ pytestmark = [pytest.mark.tmux,
 class Tmux:
     def __init__(self, width: int, height: int, command: str, env: dict[str, str]) -> None:
         self.name = f"tasktui-test-{uuid.uuid4().hex[:8]}"
+        # A tmux server of its own (-L): a shared one hands every new session the
+        # environment of whichever test started it (tests run in parallel workers).
+        self.tmux = ["tmux", "-L", self.name, "-f", "/dev/null"]
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         script = f"cd {shlex.quote(str(ROOT))} && env {exports} {command}; echo EXITED:$?; sleep 600"
-        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height),
+        subprocess.run([*self.tmux, "new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height),
                         "bash", "-c", script], check=True, env={**os.environ, "TMUX": ""})
 
     def screen(self) -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name],
+        return subprocess.run([*self.tmux, "capture-pane", "-p", "-t", self.name],
                               capture_output=True, text=True).stdout
 
     def press(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+        subprocess.run([*self.tmux, "send-keys", "-t", self.name, *keys], check=True)
 
     def type(self, text: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, "-l", text], check=True)
+        subprocess.run([*self.tmux, "send-keys", "-t", self.name, "-l", text], check=True)
 
     def wait_for(self, needle: str, timeout: float = 60.0, absent: bool = False) -> str:
         deadline = time.monotonic() + timeout
@@ -53,7 +56,7 @@ class Tmux:
             time.sleep(0.1)  # polling interval, not a wait for the app
 
     def kill(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+        subprocess.run([*self.tmux, "kill-server"], capture_output=True)
 
 
 @pytest.fixture
@@ -113,7 +116,7 @@ def test_dashboard_exits_when_the_terminal_goes_away(prepared):
     term = Tmux(140, 40, f"{shlex.quote(sys.executable)} -m tui --offline", prepared)
     try:
         term.wait_for("comfy-task-000")
-        shell = subprocess.run(["tmux", "list-panes", "-t", term.name, "-F", "#{pane_pid}"],
+        shell = subprocess.run([*term.tmux, "list-panes", "-t", term.name, "-F", "#{pane_pid}"],
                                capture_output=True, text=True, check=True).stdout.split()[0]
         found = subprocess.run(["pgrep", "-P", shell, "-f", "tui --offline"], capture_output=True, text=True)
         pid = int(found.stdout.split()[0])
