@@ -205,3 +205,36 @@ def pytest_collection_modifyitems(config, items):
 
     if os.environ.get("TASKTUI_TEST_ORDER", "").lower() == "reverse":
         items.reverse()
+
+
+@pytest.fixture
+def snap_compare(snap_compare):
+    """pytest-textual-snapshot's ``snap_compare``, which takes the picture only once the
+    task list has read its whole order (it reads the head for the first frame and the
+    rest in a thread): on a busy machine the picture was otherwise taken half-way.
+    Key presses run inside ``run_before`` so the wait comes after them too."""
+    import time
+
+    def compare(app, press=(), terminal_size=(80, 24), run_before=None, **kwargs):
+        async def before(pilot):
+            if run_before is not None:
+                result = run_before(pilot)
+                if hasattr(result, "__await__"):
+                    await result
+            await pilot.pause()
+            if press:
+                await pilot.press(*press)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    settled = getattr(pilot.app.task_list, "_settled", None)
+                except Exception:  # no task list (another app), or not on the screen shown
+                    settled = None
+                if settled is None or settled.is_set():
+                    break
+                await pilot.pause(0.02)  # the event comes from the list's thread
+            await pilot.pause()
+
+        return snap_compare(app, terminal_size=terminal_size, run_before=before, **kwargs)
+
+    return compare

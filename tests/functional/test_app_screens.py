@@ -142,6 +142,7 @@ async def test_add_form_footer_shows_its_own_keys_and_fits_80x24(tmp_path):
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_add(pilot, app)
         await pilot.pause()
+        await wait_for(pilot, lambda: footer_keys(screen))  # drawn after a refresh
         keys = footer_keys(screen)
         assert keys.get("ctrl+s") == "Add" and keys.get("escape") == "Cancel"
         assert "q" not in keys and "a" not in keys  # not the main screen's
@@ -164,6 +165,7 @@ async def test_confirm_and_help_show_their_own_footer_keys(tmp_path):
         await pilot.press("x")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.pause()
+        await wait_for(pilot, lambda: footer_keys(app.screen))  # drawn after a refresh
         keys = footer_keys(app.screen)
         assert keys.get("y") == "Yes" and keys.get("n") == "No" and "q" not in keys
         await pilot.press("n")
@@ -171,6 +173,7 @@ async def test_confirm_and_help_show_their_own_footer_keys(tmp_path):
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
         await pilot.pause()
+        await wait_for(pilot, lambda: footer_keys(app.screen))  # drawn after a refresh
         keys = footer_keys(app.screen)
         assert "Close" in keys.values() and "Quit" not in keys.values()
 
@@ -214,6 +217,7 @@ async def test_q_and_esc_leave_the_error_log_and_never_quit(tmp_path):
         screen = await open_log(pilot, app)
         await pilot.press("slash", "q")
         assert screen.query_one("#errors-filter").value == "q" and app.screen is screen
+        await wait_for(pilot, lambda: footer_keys(screen))  # drawn after a refresh
         keys = footer_keys(screen)
         assert keys.get("escape") == "Back" and "Quit" not in keys.values()
 
@@ -290,6 +294,7 @@ async def test_enter_shows_the_whole_message_and_jumps_to_the_task(tmp_path):
         shown = plain(app.screen.query_one("#error-message"))
         assert "END-OF-MESSAGE" in shown and len(shown) == len(long)  # whole, not cut
         assert "freepik-task-003" in plain(app.screen.query_one("#error-head"))
+        await wait_for(pilot, lambda: footer_keys(app.screen))  # the footer draws its keys after a refresh
         keys = footer_keys(app.screen)
         assert keys.get("enter") == "Go to task" and keys.get("escape") == "Back"
         await pilot.press("c")

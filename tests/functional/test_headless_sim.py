@@ -107,6 +107,7 @@ def test_wait_follows_a_running_task_to_its_end(sim, sim_task, tmp_path):
 def test_wait_timeout_is_exit_2(sim, tmp_path):
     write_config(tmp_path, sim.base_url, providers=("comfy",))
     add(tmp_path, "comfy", "comfy-queued")  # the sim clock is frozen: it never starts
+    assert cli(tmp_path, "poll").returncode == 0  # its state is known (a busy machine may not poll within 1.5 s)
     r = cli(tmp_path, "wait", "--timeout", "1.5", "--json")
     assert r.returncode == 2
     assert "timed out" in r.stderr and "1 of 1" in r.stderr
