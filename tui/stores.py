@@ -11,6 +11,7 @@ config, the default SQLite file in the user data dir.  A URL is never turned int
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import Any, Callable
 
 from .store import Store, StoreError
 from .store_pg import is_pg_url, safe_url
+
+log = logging.getLogger(__name__)
 
 __all__ = ["open_store", "store_target", "describe", "is_pg_url", "db_migrate", "db_copy", "cmd_db",
            "add_db_parser", "run_db"]
@@ -171,6 +174,17 @@ def _rows(store: Store, sql: str) -> list[tuple]:
     return [tuple(r) for r in conn.execute(sql).fetchall()]
 
 
+def _analyze(dst: Store) -> None:
+    """Fresh statistics for the planner after a bulk copy into PostgreSQL: straight after
+    one it guesses ~70 rows, and every page of ``ls`` then sorted half the table (19.6 s
+    against 8.2 s at 100,000 tasks; autovacuum would get there within a minute or so).
+    Not the owner of the tables: PostgreSQL skips them with a warning; nothing fails."""
+    try:
+        dst._run(lambda conn: conn.execute("ANALYZE tasks, history"), writing=True)  # type: ignore[attr-defined]
+    except Exception as exc:  # statistics are an optimisation: never fail the copy for them
+        log.warning("ANALYZE after db copy: %s", exc)
+
+
 def _copy(src: Store, dst: Store, src_name: str, dst_name: str) -> str:
     from .filter import hay
     from .store import _details_json, _results_json
@@ -234,6 +248,8 @@ def _copy(src: Store, dst: Store, src_name: str, dst_name: str) -> str:
             tx.save_counters(provider, data, time.time())
 
     dst._write(plan)
+    if copied and getattr(dst, "_psycopg", None) is not None:
+        _analyze(dst)
     mine = {t.key for t in copied}
     skipped += len(tasks) - len(copied)
     parts = [f"{len(copied)} task(s)", f"{sum(r[0] in mine for r in history)} history row(s)", f"{len(events)} event(s)",
