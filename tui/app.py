@@ -643,6 +643,11 @@ class TaskTUI(App[None]):
     def on_task_list_opened(self, event: TaskList.Opened) -> None:
         self._open_detail(event.key)
 
+    @_while_mounted
+    def on_task_list_order_read(self, event: TaskList.OrderRead) -> None:
+        self._update_count()
+        self._update_header()
+
     # ------------------------------------------------------------ filter
 
     def action_filter(self) -> None:
@@ -669,8 +674,9 @@ class TaskTUI(App[None]):
     def _update_count(self) -> None:
         query = self.query_text
         probs = tfilter.problems(query) + tfilter.check_query(query)  # state:faild: did you mean
-        self.filter_bar.set_count(self.task_list.count, len(self.store),
-                                  probs[0] if probs else None)
+        tasks = self.task_list
+        self.filter_bar.set_count(tasks.count, len(self.store), probs[0] if probs else None,
+                                  exact=tasks.count_is_exact)
 
     @on(FilterBar.Done)
     def _filter_done(self, event: FilterBar.Done) -> None:

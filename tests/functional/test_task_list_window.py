@@ -307,6 +307,9 @@ async def test_changes_while_the_thread_reads_the_order_take_their_places_after(
         app.apply_filter("state:fail")  # the head now; the thread waits at the gate
         assert not tl._window.complete and tl._window.job is not None
         assert tl.count == HEAD_ROWS and not tl.count_is_exact  # a lower bound until the thread answers
+        total = len(store)
+        count_label = app.filter_bar.query_one("#filter-count")
+        await wait_for(pilot, lambda: str(count_label.render()).startswith(f"{HEAD_ROWS}+ of {total:,}"))
         tasks = every_task(path)
         was_failed = next(t for t in tasks if t.state == "failed")
         now_failed = next(t for t in tasks if t.state == "succeeded")
@@ -326,4 +329,6 @@ async def test_changes_while_the_thread_reads_the_order_take_their_places_after(
         assert set(tl.index) == expected and tl.count == len(expected)
         assert now_failed.key in tl.index and was_failed.key not in tl.index and tl.count_is_exact
         assert not tl._deferred
+        # the filter bar says the exact count once the whole order is read (TaskList.OrderRead)
+        await wait_for(pilot, lambda: str(count_label.render()).startswith(f"{len(expected):,} of {total:,}"))
     store.close()

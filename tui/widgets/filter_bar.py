@@ -104,8 +104,10 @@ class FilterBar(Horizontal):
     def value(self) -> str:
         return self.input.value
 
-    def set_count(self, shown: int, total: int, problem: str | None = None) -> None:
-        text = f"{shown:,} of {total:,}"
+    def set_count(self, shown: int, total: int, problem: str | None = None, *, exact: bool = True) -> None:
+        """``n of N``; ``n+ of N`` while the list has read only the head of the result
+        (``exact`` False: the rest comes from its thread a moment later)."""
+        text = f"{shown:,}{'' if exact else '+'} of {total:,}"
         if problem:
             text = f"{text}  ⚠ {problem}"
         label = self.query_one("#filter-count", Label)

@@ -56,7 +56,6 @@ from textual import events
 from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.geometry import Size
-from textual.css.query import NoMatches
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -484,6 +483,10 @@ class TaskList(ScrollView, can_focus=True):
             super().__init__()
             self.key = key
 
+    class OrderRead(Message):
+        """The whole order is read (the thread after a head-first first frame or filter):
+        ``count`` is exact now, "200+ of N" becomes "n of N"."""
+
     def __init__(self, store, clock: Callable[[], float], *, name=None, id=None, classes=None):
         super().__init__(name=name, id=id, classes=classes)
         self.store = store
@@ -735,15 +738,8 @@ class TaskList(ScrollView, can_focus=True):
             self._apply_window(keys)  # (their state moves were told when they came)
         self._index_changed()
         self._settled.set()
-        if not self.is_attached:
-            return
-        for name in ("_update_count", "_update_header"):  # "n of N" and the header: exact now
-            update = getattr(self.app, name, None)
-            if update is not None:
-                try:
-                    update()
-                except NoMatches:  # the app is closing: its bars are gone
-                    return
+        if self.is_attached:
+            self.post_message(self.OrderRead())  # "n of N" and the header: exact now
 
     async def settled(self) -> None:
         """Wait until the list's whole order is read (at once unless only a head is)."""
