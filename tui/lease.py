@@ -211,6 +211,8 @@ def to_stored(state: dict[str, Any], now: float) -> dict[str, Any]:
     daily = state.get("daily")
     if isinstance(daily, dict) and daily:
         out["daily"] = {str(k): dict(v) for k, v in daily.items() if isinstance(v, dict)}
+    if state.get("refused") is True:
+        out["refused"] = True
     return out
 
 
@@ -228,6 +230,8 @@ def from_stored(stored: dict[str, Any], now: float) -> dict[str, Any]:
     daily = stored.get("daily")
     if isinstance(daily, dict):
         out["daily"] = {str(k): dict(v) for k, v in daily.items() if isinstance(v, dict)}
+    if stored.get("refused") is True:
+        out["refused"] = True  # the key was refused (401/403): a holder that takes over asks nothing
     return out
 
 

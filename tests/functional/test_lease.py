@@ -319,3 +319,46 @@ def test_a_hostile_host_name_in_the_lease_row_is_inert_text(tmp_path):
     assert not other.acquire()
     assert "\x1b" not in other.info.text()
     store.close()
+
+
+async def test_a_refused_key_stops_whoever_takes_it_over(tmp_path, sim_factory, sim_fault, monkeypatch):
+    """One refusal stops everyone, as one 429 pauses everyone: the holder is refused
+    (401) and stops; the engine that takes the key over sends nothing and says the key
+    was refused; `R` (retry_now) still asks once."""
+    from tui.config import parse_config
+    from tui.engine import Engine
+    from tui.engine.health import AUTH_FAILED
+    from tui.sim import build_scenario, sim_task
+
+    sim = sim_factory(build_scenario(sim_task("evolink", "k1", "running"),
+                                     faults=[sim_fault("auth", "evolink")]))
+    config = parse_config(sim.config_toml(("evolink",)), "lease.toml")
+    store = Store(tmp_path / "tasks.db")
+    store.add("evolink", ["k1"])
+    first = Engine(config, store)
+    try:
+        await first.poll_once()
+        (h,) = first.health()
+        assert h.state == AUTH_FAILED
+    finally:
+        await first.stop()  # gives the lease up, with what it knows of the key
+    sent = len([r for r in sim.requests if r.provider == "evolink"])
+    assert sent >= 1
+    import tui.lease
+
+    monkeypatch.setattr(tui.lease, "HOLDER", f"other-host:{os.getpid()}:bbbbbbbbbbbb:{tui.lease.BOOT}")
+    other = Store(tmp_path / "tasks.db")  # another process (another holder id)
+    second = Engine(config, other)
+    try:
+        await second.poll_once()
+        assert len([r for r in sim.requests if r.provider == "evolink"]) == sent  # nothing more
+        (h,) = second.health()
+        assert h.state == AUTH_FAILED and "refused" in (h.cause or "")
+        assert any("key refused by the provider" in e.message for e in other.events(limit=20))
+        second.retry_now("evolink")  # the user asks: one probe goes
+        await second.poll_once()
+        assert len([r for r in sim.requests if r.provider == "evolink"]) == sent + 1
+    finally:
+        await second.stop()
+        other.close()
+        store.close()

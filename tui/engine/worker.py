@@ -375,6 +375,8 @@ class Worker:
         if self.daily:
             state["daily"] = {kind: {"limit": d.limit, "used": min(d.limit, d.used + max(0, reserve)),
                                      "reset_at": d.reset_at} for kind, d in self.daily.items()}
+        if self.state == AUTH_FAILED:
+            state["refused"] = True  # the provider refused this key: whoever takes it over asks nothing
         return state
 
     def _lease_turn(self) -> bool:
@@ -418,6 +420,12 @@ class Worker:
             budget = self.daily.get(kind)
             if budget is not None and isinstance(entry, dict):
                 budget.restore(entry.get("used"), entry.get("reset_at"))
+        if state.get("refused") is True and self.state != AUTH_FAILED:
+            # the last holder was refused this key (the lease is per key: a new key is a new
+            # lease): one refusal stops everyone, as one 429 pauses everyone; `R` asks again
+            self.state, self.retry_mono = AUTH_FAILED, None
+            self.cause = "the provider refused this key (401/403, seen by the process that polled it)"
+            self._note_event("key refused by the provider (seen by the last holder): not asked again; R retries")
         self.reserved = 0
         if self.followed:
             # the holder we followed polled these tasks: each is due when it planned
