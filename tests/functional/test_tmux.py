@@ -332,6 +332,8 @@ def test_daily_driver_end_to_end_against_the_simulator(simulated):
             select(term, task_id)
             term.press("Space")
             term.wait_for(f"* {n} marked")
+            # space moved the cursor down: wait for the summary to follow before selecting again
+            term.wait_for_line(lambda s, t=task_id: f"task id  {t}" not in s, "the cursor moved down")
         text = term.screen()
         assert sorted(r.split()[1] for r in rows(text) if r.startswith("*")) == \
             ["task-unified-bravo", "task-unified-charlie"]
