@@ -224,6 +224,36 @@ def _holder_pid(store) -> int | None:
     return live[0].pid if live else None
 
 
+def _freeze_outside_a_write(proc: "Proc", target: str) -> None:
+    """SIGSTOP ``proc`` at a moment it holds no write lock on a SQLite file: a process
+    stopped inside a write transaction keeps SQLite's lock, so every other writer waits
+    until it continues — a limit of SQLite's file locks (docs/scaling.md), where
+    PostgreSQL ends such a session after IDLE_TX_TIMEOUT_MS.  Stopped inside one: let it
+    go on, wait for the lock to be free, and stop it again."""
+    import sqlite3
+
+    for _ in range(50):
+        proc.p.send_signal(signal.SIGSTOP)
+        if target.startswith("postgresql://"):
+            return
+        conn = sqlite3.connect(target, timeout=0)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+            return  # the lock is free: stopped outside a write
+        except sqlite3.OperationalError:
+            proc.p.send_signal(signal.SIGCONT)
+            probe = sqlite3.connect(target, timeout=30)
+            try:
+                probe.execute("BEGIN IMMEDIATE")  # waits for its commit (the event), then frees it
+                probe.execute("ROLLBACK")
+            finally:
+                probe.close()
+        finally:
+            conn.close()
+    raise AssertionError("could not stop the process outside a write in 50 tries")
+
+
 def _lease_of(store, pid: int):
     """The evolink lease row while process ``pid`` holds it (None otherwise)."""
     leases, _now = read_leases(store)
@@ -372,7 +402,7 @@ def test_a_frozen_holder_is_replaced_when_its_lease_runs_out_and_sends_nothing_a
         b.wait_line("ready")
         _add_now(sim, store, (15.0, 16.0, 17.0, 18.0))
         _deadline_wait(lambda: len(a.requests()) >= 4, 60, "A's polls")
-        a.p.send_signal(signal.SIGSTOP)
+        _freeze_outside_a_write(a, target)
         frozen = time.time()
         stopped = _lease_of(store, a.pid)  # what A last stored: it renews no more
         _deadline_wait(lambda: _holder_pid(store) == b.pid, 60, "B to take the lease over")
