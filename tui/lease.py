@@ -153,24 +153,22 @@ class LeaseInfo:
     state: dict[str, Any] = field(default_factory=dict)
 
     def text(self) -> str:
-        """'polled by HOST (pid N) since HH:MM:SS' (local time); the host as inert text
-        (another process wrote it)."""
-        from .text import clean
-
-        host = clean(self.host or "?", 100) or "?"
-        who = f"{host} (pid {self.pid})" if self.pid is not None else host
-        when = _hhmmss(self.since) if self.since is not None else "?"
-        return f"polled by {who} since {when}"
+        """'polled by HOST (pid N) since HH:MM:SS' (see ``polled_by_text``)."""
+        return polled_by_text(self.host, self.pid, self.since)
 
     def to_dict(self) -> dict[str, Any]:
         return {"host": self.host, "pid": self.pid, "since": self.since, "expires": self.expires}
 
 
-def _hhmmss(wall: float) -> str:
-    try:
-        return time.strftime("%H:%M:%S", time.localtime(wall))
-    except (OverflowError, OSError, ValueError):
-        return "?"
+def polled_by_text(host: Any, pid: Any, since: Any) -> str:
+    """'polled by HOST (pid N) since HH:MM:SS' (local time); the host as inert text
+    (another process wrote it)."""
+    from .text import clean
+    from .timefmt import local_clock
+
+    host = clean(str(host or "?"), 100) or "?"
+    who = f"{host} (pid {pid})" if isinstance(pid, int) and not isinstance(pid, bool) else host
+    return f"polled by {who} since {local_clock(since)}"
 
 
 def _number(value: Any) -> float | None:

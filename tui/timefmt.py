@@ -108,6 +108,17 @@ def clock(ts: float | None, now: float | None = None, width: int = 8) -> str:
     return dt.strftime("%m-%d") if same_year else dt.strftime("%Y")
 
 
+def local_clock(ts: object) -> str:
+    """``HH:MM:SS`` in local time (who polls "since" when, as ``quota`` and the header say
+    it); ``?`` for no time or one the platform cannot show."""
+    if isinstance(ts, bool) or not _finite(ts):
+        return "?"
+    try:
+        return _time.strftime("%H:%M:%S", _time.localtime(ts))  # type: ignore[arg-type]
+    except (OverflowError, OSError, ValueError):
+        return "?"
+
+
 def stamp(ts: float | None) -> str:
     """A full absolute time, ``"2027-01-15 07:59:48Z"``; ``"-"`` when unknown."""
     if not _finite(ts):

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from ..budget import Budget
 from ..model import Task, iso
-from ..text import clean
 from .schedule import MAX_KINDS, PRIOR_SIZE
 
 if TYPE_CHECKING:
@@ -81,17 +80,9 @@ class ProviderHealth:
         lease = self.lease
         if not lease or lease.get("live") is False:
             return None
-        pid = lease.get("pid")
-        host = clean(lease.get("host") or "?", 100) or "?"  # another process wrote it: inert text
-        who = f"{host} (pid {pid})" if isinstance(pid, int) else str(host)
-        since = _number(lease.get("since"))
-        when = "?"
-        if since is not None:
-            try:
-                when = time.strftime("%H:%M:%S", time.localtime(since))
-            except (OverflowError, OSError, ValueError):
-                pass
-        return f"polled by {who} since {when}"
+        from ..lease import polled_by_text
+
+        return polled_by_text(lease.get("host"), lease.get("pid"), lease.get("since"))
 
     # ------------------------------------------------------------ views
 

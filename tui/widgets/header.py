@@ -3,7 +3,6 @@ provider is in trouble."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from rich.style import Style
@@ -13,6 +12,7 @@ from textual.widgets import Static
 
 from ..model import STATES
 from ..text import clean
+from ..timefmt import local_clock
 from .cells import STATE_SYMBOL, STATE_WORD
 
 COMPACT_BELOW = 110  # columns: tighter spacing, shorter labels
@@ -86,7 +86,7 @@ class StatusHeader(Static):
             names = ", ".join(providers) if full else " ".join(providers)
             if full:
                 who = f"{host} (pid {pid})" if isinstance(pid, int) else host
-                text.append(f"{names} polled by {who} since {_hhmmss(since)}")
+                text.append(f"{names} polled by {who} since {local_clock(since)}")
             else:
                 text.append(f"{names} ⇄ {host}:{pid}" if isinstance(pid, int) else f"{names} ⇄ {host}")
         text.append(gap)
@@ -151,11 +151,3 @@ class StatusHeader(Static):
                     text.append(f"{provider} {age or 'not yet'}")
         return text
 
-
-def _hhmmss(wall: float | None) -> str:
-    if not isinstance(wall, (int, float)):
-        return "?"
-    try:
-        return time.strftime("%H:%M:%S", time.localtime(wall))
-    except (OverflowError, OSError, ValueError):
-        return "?"
