@@ -157,6 +157,7 @@ class TaskTUI(App[None]):
         self._started_at = clock()  # a provider that never answered is stuck this long after
         self._unsubscribe: Callable[[], None] | None = None
         self._header_key: tuple | None = None
+        self._leases_read: tuple[float, list] | None = None  # (when, stored health) without an engine
         self._credits: tuple[int, dict[str, float]] = (-1, {})
         self._theme_ready = False
         self._store_problem: str | None = None  # the last store sync's failure
@@ -553,7 +554,8 @@ class TaskTUI(App[None]):
                 word = problem({"state": getattr(worker, "state", "ok")})
                 if word:
                     troubles.append((name, word))
-        answers = self._answers()
+        healths = self.engine.health() if self.engine is not None else None  # once per update
+        answers = self._answers(healths)
         troubles += [(name, f"no answer for {age}") for name, age, kind in answers if kind == "stuck"]
         stored = self.store_problem()
         if stored:  # answers that end nowhere: louder than any provider's trouble
@@ -564,7 +566,7 @@ class TaskTUI(App[None]):
         counts = self.store.counts()
         marked = len(tasks.marks)
         news = self.news_text()
-        pollers = self._pollers()
+        pollers = self._pollers(healths)
         key = (tuple(sorted(counts.items())), len(self.store), paused, tuple(troubles),
                tasks.sort_mode, tasks.sort_reverse, shown, marked, news, tuple(answers), self.follow,
                tuple(pollers))
@@ -576,47 +578,43 @@ class TaskTUI(App[None]):
             troubles=troubles, sort=tasks.sort_mode, shown=shown, marked=marked, news=news,
             answers=answers, reverse=tasks.sort_reverse, follow=self.follow, pollers=pollers)
 
-    def _pollers(self) -> list[tuple[str, str | None, int | None, float | None]]:
-        """Provider keys another process polls (issue 16): (provider, host, pid, since)
-        from the lease rows in the store: the engine's workers' last read of them
-        (no query of ours), or without an engine (read-only: every lease is another
-        process's) the stored health, read every LEASE_READ_EVERY s."""
-        if self.engine is not None:
-            out = []
-            for name, worker in (getattr(self.engine, "workers", None) or {}).items():
-                info = getattr(getattr(worker, "lease", None), "info", None)
-                if getattr(worker, "following", False) and info is not None:
-                    out.append((name, info.host, info.pid, info.since))
-            return out
-        now = time.monotonic()
-        read = getattr(self, "_leases_read", None)
-        if read is None or now - read[0] >= LEASE_READ_EVERY:
-            from .engine.health import read_health
+    def _pollers(self, healths: list | None) -> list[tuple[str, str | None, int | None, float | None]]:
+        """Provider keys another process polls (issue 16): (provider, host, pid, since),
+        from the providers' health (``lease`` live: another process holds the key): the
+        engine's ``healths`` (its workers' last read of the lease rows: no query of ours),
+        or without an engine (read-only: every lease is another process's) the stored
+        health, read every LEASE_READ_EVERY s."""
+        if healths is None:
+            now = time.monotonic()
+            read = self._leases_read
+            if read is None or now - read[0] >= LEASE_READ_EVERY:
+                from .engine.health import read_health
 
-            try:  # the providers' stored health, with who holds each key's lease now
-                healths = read_health(self.store, self.config)
-            except Exception:  # nothing readable says nothing
-                healths = []
-            got = [(h.name, h.lease.get("host"), h.lease.get("pid"), h.lease.get("since"))
-                   for h in healths if h.lease and h.lease.get("live") is True]
-            read = self._leases_read = (now, got)
-        return read[1]
+                try:  # the providers' stored health, with who holds each key's lease now
+                    stored = read_health(self.store, self.config)
+                except Exception:  # nothing readable says nothing
+                    stored = []
+                read = self._leases_read = (now, stored)
+            healths = read[1]
+        return [(h.name, h.lease.get("host"), h.lease.get("pid"), h.lease.get("since"))
+                for h in healths if h.lease and h.lease.get("live") is True]
 
-    def _answers(self) -> list[tuple[str, str | None, str]]:
-        """Per polled provider: (name, how long since its last answer, kind) where
+    def _answers(self, healths: list | None) -> list[tuple[str, str | None, str]]:
+        """Per polled provider (``healths``: the engine's, None without one):
+        (name, how long since its last answer, kind) where
         kind is "live" (tasks to poll, answering), "idle" (nothing to poll: quiet
         is fine) or "stuck" (tasks to poll, no answer for STUCK_AFTER seconds
         while polling runs and no known wait explains it)."""
         from .model import TERMINAL as ended
         from .widgets.cells import ago
 
-        if self.engine is None or not self.engine.workers:
+        if self.engine is None or not healths:
             return []
         now = self.clock()
         paused = self.engine.paused
         by_provider = self.store.counts_by_provider()
         out = []
-        for h in self.engine.health():  # provider health, as the engine reports (and stores) it
+        for h in healths:  # provider health, as the engine reports (and stores) it
             name, at, state = h.name, h.last_answer_at, h.state
             age = ago(max(0.0, now - at)) if isinstance(at, (int, float)) else None
             live = any(n for st, n in (by_provider.get(name) or {}).items() if st not in ended)
