@@ -350,16 +350,7 @@ class Engine:
         with it, the safety-net polling, is the worker's)."""
         self._push = set(providers)
         for w in self.workers.values():
-            was, w.push_route = getattr(w, "push_route", False), w.name in self._push
-            if was and not w.push_route:  # pushes no longer come here: the safety net's waits end now
-                now = w.clock()
-                for key in list(w.netted):
-                    s = w.sched.get(key)
-                    if s is not None and key not in w.pushed:
-                        s.due = min(s.due, now)
-                        w.netted.discard(key)
-                w.due_cache = None
-                w.wake_up()
+            w.set_push_route(w.name in self._push)
 
     def note_push(self, key: str) -> None:
         """A signed push about ``key`` was stored (``PushReceiver.on_push``): its

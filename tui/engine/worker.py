@@ -526,6 +526,20 @@ class Worker:
 
     # ------------------------------------------------------------ push: the safety net (issue 18)
 
+    def set_push_route(self, on: bool) -> None:
+        """Does this process receive this provider's pushes (``Engine.set_push``)?  When
+        they stop coming here, the safety net's waits of tasks no push reached end now."""
+        was, self.push_route = self.push_route, on
+        if was and not on:
+            now = self.clock()
+            for key in list(self.netted):
+                s = self.sched.get(key)
+                if s is not None and key not in self.pushed:
+                    s.due = min(s.due, now)
+                    self.netted.discard(key)
+            self.due_cache = None
+            self.wake_up()
+
     @property
     def push_declared(self) -> bool:
         """Are this provider's tasks fed by push from first sight?  Its tasks are
@@ -863,11 +877,12 @@ class Worker:
         wall_now = self.wall()
         pushed, skip, netted = self.pushed, self.net_skip, self.netted
         declared = self.push_declared
-        for n, (task, key) in enumerate(self._live_keyed()):
+        live = self._live_keyed()
+        for n, (task, key) in enumerate(live):
             s = sched.get(key)
             if s is None:
                 s = sched[key] = Schedule(due=now + first_wait(self.poll_interval, self._learned(task), self.budget.rate,
-                                                               len(self._live_keyed()), self.adaptive))
+                                                               len(live), self.adaptive))
                 if declared:  # fed by push from first sight: no first poll ...
                     self.sighted[key] = wall_now
                     if task.polled_at is None and task.provider_status is None:
