@@ -73,6 +73,14 @@ class Schedule:
     fail_since: float | None = None  # wall time of the first failed poll in a row
     path: tuple[str | None, str | None] | None = None  # (kind, the path its status is asked at)
 
+    @property
+    def began(self) -> float | None:
+        """When the task began its work, as far as known: after its last answer at
+        progress 0, else when it was born (its queue time included)."""
+        if self.born is None or self.unstarted is None:
+            return self.born
+        return max(self.born, self.unstarted)
+
     def adopt(self, p: Plan, now: float) -> None:
         """Make a plan made at ``now`` this task's schedule."""
         self.interval, self.slack = p.wait, p.slack
@@ -168,9 +176,7 @@ def predict_end(sched: Schedule, task: Task, now: float,
     rate = sched.rate
     measured = bool(rate and rate > 0 and sched.progress_start is not None)
     points = task.progress - sched.progress_start[0] if measured and task.progress is not None else 0.0
-    began = sched.born
-    if began is not None and sched.unstarted is not None:
-        began = max(began, sched.unstarted)
+    began = sched.began
     if (not measured and task.progress and task.progress > 0 and began is not None
             and now - began >= RESOLUTION):
         # progress seen, no rate measured yet: progress over the time since the task was last
@@ -256,8 +262,7 @@ def plan(floor: float, sched: Schedule, task: Task, now: float, wall_now: float,
     spread = min(max(0.0, spread), cap)
     if spread > 0 and task.progress and 0 < task.progress < 100 and sched.born is not None and now > sched.born:
         # progress over the task's age (its queue time included) is the slowest it can be going
-        began = sched.born if sched.unstarted is None else max(sched.born, sched.unstarted)
-        spread = min(spread, max(floor, (now - began) * (100.0 - task.progress) / task.progress))
+        spread = min(spread, max(floor, (now - sched.began) * (100.0 - task.progress) / task.progress))
     if not adaptive:
         return Plan(floor, 0.0, predicted, expired, prior_end)
     cap = max(cap, floor)
