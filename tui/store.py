@@ -1080,9 +1080,8 @@ class Store:
             raise ValueError(f"iter_tasks: unknown order {order!r} (known: added)")
         if isinstance(where, str):
             where = self.where(where)
-        cond, params, residual = "", (), None
-        if where is not None:
-            cond, params, residual = f" AND ({where.sql})", tuple(where.params), where.residual
+        cond, params = _and_where(where)
+        residual = where.residual if where is not None else None
         # ``+deleted``: not the counts index, whose plan sorts every batch in a temporary
         # tree (300,000 rows: 14 s); the primary key's range scan reads them in 0.24 s
         sql = (f"SELECT {self._cols}, id FROM tasks WHERE +deleted = 0 AND id > ?{cond}"
@@ -1141,11 +1140,8 @@ class Store:
         ids = list(among)
         if not ids:
             return set()
-        if self.dialect == "postgres":
-            among_sql, arg = "id = ANY(?)", ids
-        else:
-            among_sql, arg = "id IN (SELECT value FROM json_each(?))", json.dumps(ids)
-        cond, params = ("", ()) if where is None else (f" AND ({where.sql})", tuple(where.params))
+        among_sql, arg = self._among(ids)
+        cond, params = _and_where(where)
         if where is None or where.residual is None:
             return set(self._ids(f"SELECT id FROM tasks WHERE {among_sql} AND deleted = 0{cond}", (arg, *params)))
         rows = self._read(f"SELECT {self._cols}, id FROM tasks WHERE {among_sql} AND deleted = 0{cond}",
@@ -1154,6 +1150,12 @@ class Store:
 
     def _ids(self, sql: str, args: tuple) -> list[int]:
         return [row[0] for row in self._read(sql, args)]
+
+    def _among(self, ids: Iterable[int]) -> tuple[str, Any]:
+        """The condition "``id`` is one of ``ids``" in this store's SQL, and its one argument."""
+        if self.dialect == "postgres":
+            return "id = ANY(?)", list(ids)
+        return "id IN (SELECT value FROM json_each(?))", json.dumps(list(ids))
 
     # ------------------------------------------------------------ the head first (a big store's first rows)
 
@@ -1205,10 +1207,10 @@ class Store:
         (row lookups by id only: NOT INDEXED keeps the planner off the sort's index)."""
         if isinstance(where, str):
             where = self.where(where)
-        cond, params = ("", ()) if where is None else (f" AND ({where.sql})", tuple(where.params))
-        return self._ids(f"SELECT id FROM tasks NOT INDEXED WHERE id IN (SELECT value FROM json_each(?))"
-                         f" AND deleted = 0{cond} ORDER BY {self.order_sql(sort, reverse)}",
-                         (json.dumps(list(among)), *params))
+        cond, params = _and_where(where)
+        among_sql, arg = self._among(among)
+        return self._ids(f"SELECT id FROM tasks NOT INDEXED WHERE {among_sql} AND deleted = 0{cond}"
+                         f" ORDER BY {self.order_sql(sort, reverse)}", (arg, *params))
 
     def _walk(self, where: Any, sort: str, reverse: bool, limit: int) -> list[int] | None:
         """``window_ids(..., limit, walk=True)`` cut off after HEAD_BUDGET seconds (None)."""
@@ -1233,11 +1235,11 @@ class Store:
         if isinstance(where, str):
             where = self.where(where)
         order = self.order_sql(sort, reverse)
-        cond, params = ("", ()) if where is None else (f" AND ({where.sql})", tuple(where.params))
+        cond, params = _and_where(where)
         if among is not None:
-            sql = (f"SELECT id FROM tasks NOT INDEXED WHERE id IN (SELECT value FROM json_each(?))"
-                   f" AND deleted = 0{cond}")
-            params = (json.dumps(among), *params)
+            among_sql, arg = self._among(among)
+            sql = f"SELECT id FROM tasks NOT INDEXED WHERE {among_sql} AND deleted = 0{cond}"
+            params = (arg, *params)
         elif where is None:
             sql = f"SELECT id FROM tasks WHERE deleted = 0 ORDER BY {order}"
         else:
@@ -1808,6 +1810,11 @@ def _merge(old: Task, update: Task, now: float) -> Task:
     else:
         merged.finished_at = None
     return merged
+
+
+def _and_where(where: Any) -> tuple[str, tuple]:
+    """`` AND (the filter's SQL)`` and its parameters, for a ``tui.filter.Where`` (or nothing)."""
+    return ("", ()) if where is None else (f" AND ({where.sql})", tuple(where.params))
 
 
 class OrderJob:
