@@ -248,7 +248,7 @@ def _copy(src: Store, dst: Store, src_name: str, dst_name: str) -> str:
             tx.save_counters(provider, data, time.time())
 
     dst._write(plan)
-    if copied and getattr(dst, "_psycopg", None) is not None:
+    if copied and dst.dialect == "postgres":
         _analyze(dst)
     mine = {t.key for t in copied}
     skipped += len(tasks) - len(copied)

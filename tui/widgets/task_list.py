@@ -839,10 +839,10 @@ class TaskList(ScrollView, can_focus=True):
                 raise ValueError("a list over a window store filters by query (set_filter(query=...))")
             old_query = self.filter_query
             self.filter_query = query
-            has_terms = any(t.value for t in tfilter.parse(query))
-            self._query_pred = tfilter.compile_filter(query) if has_terms else None
+            terms = tfilter.parse(query)
+            self._query_pred = tfilter.compile_filter(query) if any(t.value for t in terms) else None
             w = self._window
-            if tfilter.parse(query) == tfilter.parse(old_query) and (w.complete or w.job is not None):
+            if terms == tfilter.parse(old_query) and (w.complete or w.job is not None):
                 return len(self._index)  # the same terms (a space typed): the same rows
             if narrow and self._query_pred is not None and w.complete and len(w.ids) <= NARROW_MAX:
                 w.narrow(self.store.where(query), max(HEAD_ROWS, self.size.height * 2))
