@@ -35,9 +35,19 @@ class Tmux:
         subprocess.run([*self.tmux, "new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height),
                         "bash", "-c", script], check=True, env={**os.environ, "TMUX": ""})
 
-    def screen(self) -> str:
-        return subprocess.run([*self.tmux, "capture-pane", "-p", "-t", self.name],
+    def screen(self, escapes: bool = False) -> str:
+        """The pane's text; with ``escapes``, its colours and attributes too (SGR codes)."""
+        return subprocess.run([*self.tmux, "capture-pane", "-p", *(["-e"] if escapes else []), "-t", self.name],
                               capture_output=True, text=True).stdout
+
+    def wait_restyled(self, line: int, before: str, timeout: float = 60.0) -> None:
+        """Wait until ``line`` of the screen (with its styles) differs from ``before``:
+        e.g. a table's cursor row that turns bright when the table takes the focus."""
+        deadline = time.monotonic() + timeout
+        while self.screen(escapes=True).splitlines()[line:line + 1] == [before]:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"line {line} never changed: {before!r}")
+            time.sleep(0.1)  # polling interval, not a wait for the app
 
     def press(self, *keys: str) -> None:
         subprocess.run([*self.tmux, "send-keys", "-t", self.name, *keys], check=True)
@@ -84,6 +94,9 @@ def test_dashboard_in_a_real_terminal(prepared):
         term.wait_for("7 of 20")
         term.wait_for("upscayl-task-001", absent=True)  # no batch label: filtered out
         term.press("Enter")  # keep the filter, back to the list
+        # the list has the focus once the footer offers its keys (a second Enter sent
+        # before that could still reach the filter)
+        term.wait_for("⏎ Detail")
         term.press("Enter")  # open the selected task
         term.wait_for("State history")
         term.wait_for("Last answer from the provider")
