@@ -194,8 +194,8 @@ class PrivateTmux(Tmux):
     def _tmux(self, *args: str) -> list[str]:
         return ["tmux", "-S", self.socket, "-f", "/dev/null", *args]
 
-    def screen(self) -> str:
-        return subprocess.run(self._tmux("capture-pane", "-p", "-t", self.name),
+    def screen(self, escapes: bool = False) -> str:
+        return subprocess.run(self._tmux("capture-pane", "-p", *(["-e"] if escapes else []), "-t", self.name),
                               capture_output=True, text=True).stdout
 
     def press(self, *keys: str) -> None:
