@@ -548,13 +548,11 @@ class TaskTUI(App[None]):
         pane.show(self._infos(), self.store.counts_by_provider(), self.clock())
 
     def _update_header(self) -> None:
-        troubles = []
-        if self.engine is not None:  # the workers' states only: cheap enough for every tick
-            for name, worker in (getattr(self.engine, "workers", None) or {}).items():
-                word = problem({"state": getattr(worker, "state", "ok")})
-                if word:
-                    troubles.append((name, word))
         healths = self.engine.health() if self.engine is not None else None  # once per update
+        # each provider's state as its health says it: a key another process polls is
+        # in the trouble that process stored (a rate limit, a refused key), not in our
+        # idle worker's; the quota pane and `quota` read the same health
+        troubles = [(h.name, word) for h in healths or () if (word := problem({"state": h.state}))]
         answers = self._answers(healths)
         troubles += [(name, f"no answer for {age}") for name, age, kind in answers if kind == "stuck"]
         stored = self.store_problem()

@@ -160,3 +160,40 @@ async def test_a_polling_dashboard_that_follows_another_holder_says_who_polls(tm
         store.close()
         other.close()
 
+
+
+async def test_a_following_dashboard_shows_the_holders_trouble_not_its_idle_workers(tmp_path, sim_factory):
+    """The holder of the evolink key stores its health as rate limited while a dashboard
+    follows it (sends nothing, its own worker idle and "ok"): the header says "evolink
+    rate limited", as the quota pane and `tasktui quota` do, not nothing."""
+    from tui.config import parse_config
+    from tui.engine import Engine
+    from tui.engine.health import ProviderHealth
+    from tui.sim import build_scenario, sim_task
+
+    sim = sim_factory(build_scenario(sim_task("evolink", "t1", "running")))
+    config = parse_config(sim.config_toml(("evolink",)), "lease.toml")
+    store = Store(tmp_path / "tasks.db")
+    store.add("evolink", ["t1"])
+    other = Store(tmp_path / "tasks.db")
+    lease = Lease(other, "evolink", sim.key("evolink"), holder="gpu-7.lab:31337:abc", ttl=600.0)
+    assert lease.acquire()
+    engine = Engine(config, store)
+    try:
+        app = TaskTUI(config, store, engine, clock=clock)
+        async with app.run_test(size=(160, 30)) as pilot:
+            header = app.query_one("#header")
+            await wait_for(pilot, lambda: "polled by" in plain(header))
+            assert "rate limited" not in plain(header)
+            # the holder's round: a 429, stored with its health
+            stored = ProviderHealth(name="evolink", state="rate_limited", cause="429 Too many requests",
+                                    retry_at=time.time() + 3600, requests=5, rate_limited=1,
+                                    saved_at=time.time())
+            other.save_counters("evolink", stored.encode())
+            await wait_for(pilot, lambda: "rate limited" in plain(header))
+            assert engine.workers["evolink"].state == "ok"  # its own worker: idle, following
+            assert [r for r in sim.requests if r.provider == "evolink"] == []
+    finally:
+        await engine.stop()
+        store.close()
+        other.close()
