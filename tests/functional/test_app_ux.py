@@ -520,16 +520,12 @@ def test_tmux_marks_bulk_forget_column_sort_and_error_log_jump(tmp_path):
         # error log jump: e, pick the evolink-task-004 row, g goes to it in the list
         term.press("e")
         term.wait_for("Too many requests")  # the log's rows are in
-        # keys typed right after "/" can arrive before the filter has focus (and are
-        # dropped): type again until the filter shows them
+        # keys typed right after "/" can arrive before the filter has the focus: wait
+        # for the filter's line to change (its focused style and cursor) first
+        bar = term.screen(escapes=True).splitlines()[0]
         term.press("/")
-        for attempt in range(20):
-            term.type("evolink-task-004")
-            try:
-                term.wait_for("filter: provider, task", timeout=2, absent=True)
-                break
-            except AssertionError:
-                continue
+        term.wait_restyled(0, bar)
+        term.type("evolink-task-004")
         term.wait_for("1 of")
         # Tab moves the focus in a binding that runs after the key went round the
         # focused filter: a "g" sent right behind it can still land in the filter.
