@@ -129,58 +129,65 @@ def _since(store: Store) -> float:
     return info.since
 
 
+class Followed:
+    """A dashboard's engine over a store whose evolink key another store (another
+    holder, "gpu-7.lab") leases: the engine follows it and sends nothing."""
+
+    def __init__(self, tmp_path: Path, sim_factory) -> None:
+        from tui.config import parse_config
+        from tui.engine import Engine
+        from tui.sim import build_scenario, sim_task
+
+        self.sim = sim_factory(build_scenario(sim_task("evolink", "t1", "running")))
+        self.config = parse_config(self.sim.config_toml(("evolink",)), "lease.toml")
+        self.store = Store(tmp_path / "tasks.db")
+        self.store.add("evolink", ["t1"])
+        self.other = Store(tmp_path / "tasks.db")
+        self.lease = Lease(self.other, "evolink", self.sim.key("evolink"), holder="gpu-7.lab:31337:abc",
+                           ttl=600.0)
+        assert self.lease.acquire()
+        self.engine = Engine(self.config, self.store)
+
+    def app(self) -> TaskTUI:
+        return TaskTUI(self.config, self.store, self.engine, clock=clock)
+
+    def sent(self) -> list:
+        return [r for r in self.sim.requests if r.provider == "evolink"]
+
+    async def close(self) -> None:
+        await self.engine.stop()
+        self.store.close()
+        self.other.close()
+
+
 async def test_a_polling_dashboard_that_follows_another_holder_says_who_polls(tmp_path, sim_factory):
     """A dashboard with its engine: another store (another holder) has the key; the
     engine follows (sends nothing) and the header names that holder; nothing is said
     of a key the dashboard polls itself."""
-    from tui.config import parse_config
-    from tui.engine import Engine
-    from tui.sim import build_scenario, sim_task
-
-    sim = sim_factory(build_scenario(sim_task("evolink", "t1", "running")))
-    config = parse_config(sim.config_toml(("evolink",)), "lease.toml")
-    store = Store(tmp_path / "tasks.db")
-    store.add("evolink", ["t1"])
-    other = Store(tmp_path / "tasks.db")
-    lease = Lease(other, "evolink", sim.key("evolink"), holder="gpu-7.lab:31337:abc", ttl=600.0)
-    assert lease.acquire()
-    engine = Engine(config, store)
+    f = Followed(tmp_path, sim_factory)
     try:
-        app = TaskTUI(config, store, engine, clock=clock)
+        app = f.app()
         async with app.run_test(size=(80, 24)) as pilot:
             header = app.query_one("#header")
             await wait_for(pilot, lambda: "⇄" in plain(header))
-            assert f"evolink ⇄ {lease.info.host.split('.')[0][:16]}:{os.getpid()}" in plain(header)
-            assert [r for r in sim.requests if r.provider == "evolink"] == []
-            lease.release()  # the other one stops: ours polls, and the header says nothing of it
-            await wait_for(pilot, lambda: [r for r in sim.requests if r.provider == "evolink"])
+            assert f"evolink ⇄ {f.lease.info.host.split('.')[0][:16]}:{os.getpid()}" in plain(header)
+            assert f.sent() == []
+            f.lease.release()  # the other one stops: ours polls, and the header says nothing of it
+            await wait_for(pilot, f.sent)
             await wait_for(pilot, lambda: "⇄" not in plain(header))
     finally:
-        await engine.stop()
-        store.close()
-        other.close()
-
+        await f.close()
 
 
 async def test_a_following_dashboard_shows_the_holders_trouble_not_its_idle_workers(tmp_path, sim_factory):
     """The holder of the evolink key stores its health as rate limited while a dashboard
     follows it (sends nothing, its own worker idle and "ok"): the header says "evolink
     rate limited", as the quota pane and `tasktui quota` do, not nothing."""
-    from tui.config import parse_config
-    from tui.engine import Engine
     from tui.engine.health import ProviderHealth
-    from tui.sim import build_scenario, sim_task
 
-    sim = sim_factory(build_scenario(sim_task("evolink", "t1", "running")))
-    config = parse_config(sim.config_toml(("evolink",)), "lease.toml")
-    store = Store(tmp_path / "tasks.db")
-    store.add("evolink", ["t1"])
-    other = Store(tmp_path / "tasks.db")
-    lease = Lease(other, "evolink", sim.key("evolink"), holder="gpu-7.lab:31337:abc", ttl=600.0)
-    assert lease.acquire()
-    engine = Engine(config, store)
+    f = Followed(tmp_path, sim_factory)
     try:
-        app = TaskTUI(config, store, engine, clock=clock)
+        app = f.app()
         async with app.run_test(size=(160, 30)) as pilot:
             header = app.query_one("#header")
             await wait_for(pilot, lambda: "polled by" in plain(header))
@@ -189,11 +196,9 @@ async def test_a_following_dashboard_shows_the_holders_trouble_not_its_idle_work
             stored = ProviderHealth(name="evolink", state="rate_limited", cause="429 Too many requests",
                                     retry_at=time.time() + 3600, requests=5, rate_limited=1,
                                     saved_at=time.time())
-            other.save_counters("evolink", stored.encode())
+            f.other.save_counters("evolink", stored.encode())
             await wait_for(pilot, lambda: "rate limited" in plain(header))
-            assert engine.workers["evolink"].state == "ok"  # its own worker: idle, following
-            assert [r for r in sim.requests if r.provider == "evolink"] == []
+            assert f.engine.workers["evolink"].state == "ok"  # its own worker: idle, following
+            assert f.sent() == []
     finally:
-        await engine.stop()
-        store.close()
-        other.close()
+        await f.close()
