@@ -454,7 +454,7 @@ def sql_match(kind: int, value: str | None, needle: str) -> bool:
     return needle in low
 
 
-def compile_sql(query: str, dialect: str = "sqlite", *, use_hay: bool = True) -> Where:
+def compile_sql(query: str, dialect: str = "sqlite", *, use_hay: bool = True, hay_ready: bool = False) -> Where:
     """``query`` -> a condition on the ``tasks`` table selecting exactly the rows the
     predicate of ``compile_filter(query)`` passes.
 
@@ -464,7 +464,12 @@ def compile_sql(query: str, dialect: str = "sqlite", *, use_hay: bool = True) ->
     Python (SQLite: the ``tt_match`` function of the store's connection; PostgreSQL,
     whose lowercase follows its locale: the row is kept as a candidate and ``residual``,
     the Python predicate, decides).  A bare word reads the row's ``hay`` column (``hay()``,
-    written with the row) where it is set; ``use_hay=False`` for a table without it."""
+    written with the row) where it is set; ``use_hay=False`` for a table without it.
+
+    ``hay_ready``: every tracked row has its ``hay`` (the store checked).  Then on
+    PostgreSQL a bare word reads only ``hay`` and ``id:`` only its second line (the id:
+    provider names and ids are printable, so they hold no line break), both Python's
+    lowercase: exact, and such a query needs no residual."""
     if dialect not in DIALECTS:
         raise ValueError(f"unknown SQL dialect {dialect!r} (known: {', '.join(DIALECTS)})")
     pg = dialect == "postgres"
@@ -503,6 +508,7 @@ def compile_sql(query: str, dialect: str = "sqlite", *, use_hay: bool = True) ->
                "kind": "kind", "error": "error"}
     parts: list[str] = []
     words: list[str] = []
+    exact_hay = pg and use_hay and hay_ready
     for term in parse(query):
         if term.value == "":
             continue
@@ -513,7 +519,10 @@ def compile_sql(query: str, dialect: str = "sqlite", *, use_hay: bool = True) ->
             words.append(needle)
         if term.field is None:
             cols = ("provider", "task_id", "label", "model", "kind", "provider_status")
-            if use_hay and "\n" not in needle:  # the column hay (Python's lowercase) when the row has it
+            if exact_hay and "\n" not in needle and "\x00" not in needle:
+                params.append(needle)
+                fields = "strpos(hay, ?) > 0"
+            elif use_hay and "\n" not in needle:  # the column hay (Python's lowercase) when the row has it
                 params.append(needle)  # (params in the order their ? appear)
                 look = "strpos(hay, ?) > 0" if pg else "instr(hay, ?) > 0"
                 fields = " OR ".join(text(col, needle, 0) for col in cols)
@@ -528,6 +537,9 @@ def compile_sql(query: str, dialect: str = "sqlite", *, use_hay: bool = True) ->
             else:
                 expr = states(s for s in STATES if s.startswith(needle) or s.replace("_", "") == needle)
                 expr += " OR " + text("provider_status", needle, 1)
+        elif term.field == "task_id" and exact_hay and "\n" not in needle and "\x00" not in needle:
+            params.append(needle)  # hay's second line is the id (tui.filter.hay)
+            expr = "strpos(split_part(hay, chr(10), 2), ?) > 0"
         else:
             expr = text(columns[term.field], needle, 0)
         if term.negate:

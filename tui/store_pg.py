@@ -164,6 +164,11 @@ PG_MIGRATIONS: list[list[str]] = [
     [
         "ALTER TABLE tasks ADD COLUMN hay text",
     ],
+    # 4: tasks_nohay tells at once whether a tracked row lacks its hay (SQLite's migration 6):
+    # when none does, bare words and id: read only hay, exactly (no residual in Python)
+    [
+        "CREATE INDEX tasks_nohay ON tasks(id) WHERE hay IS NULL",
+    ],
 ]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
 
@@ -469,6 +474,7 @@ class PgStore(Store):
         self._down_until = 0.0  # after giving up on the server: calls fail at once until then
         self._down_pause = DOWN_PAUSE
         self._down_reason: str | None = None
+        self._hay_known = False  # every tracked row has its hay (seen once: stays so)
 
     # ------------------------------------------------------------ connections
 
@@ -648,6 +654,27 @@ class PgStore(Store):
                 raise
 
         self._run(purge, writing=True)
+
+    # ------------------------------------------------------------ the filter
+
+    def where(self, query: str) -> Any:
+        """The filter ``query`` compiled for PostgreSQL: exact in SQL (no residual) for bare
+        words and ``id:`` once every tracked row has its haystack (``_hay_ready``)."""
+        from .filter import compile_sql
+
+        return compile_sql(query, self.dialect, hay_ready=self._hay_ready())
+
+    def _hay_ready(self) -> bool:
+        """Does every tracked row have its ``hay`` (index tasks_nohay answers at once)?  Once
+        true it stays true: every writer that accepts this schema writes hay with the row."""
+        if self._hay_known:
+            return True
+        try:
+            rows = self._read("SELECT NOT EXISTS (SELECT 1 FROM tasks WHERE hay IS NULL AND deleted = 0)")
+        except StoreError:
+            return False
+        self._hay_known = bool(rows and rows[0][0])
+        return self._hay_known
 
     # ------------------------------------------------------------ reads (database, on demand)
 

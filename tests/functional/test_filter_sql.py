@@ -105,15 +105,26 @@ def test_compile_sql_selects_what_the_predicate_passes(target: Any, seed: int, o
         query = query_of(parts)
         pred = compile_filter(query)
         expected = [t.key for t in stored if pred(t)]
-        where = compile_sql(query, store.dialect)
+        where = store.where(query)  # as the store compiles it (PostgreSQL: knowing whether hay is complete)
         got = [t.key for t in store.iter_tasks(where, batch=64)]
         assert got == expected, (query, where.sql)
         assert store.count_where(where) == len(expected)
+        assert store.window_ids(where, "provider") == store.window_ids(query, "provider")
+        if store.dialect == "postgres" and only_words_and_ids(query):
+            # every row has its hay: bare words and id: are exact in SQL, no row goes to Python
+            assert (where.residual is None) == (not old_rows), (query, old_rows)
 
     try:
         check()
     finally:
         store.close()
+
+
+def only_words_and_ids(query: str) -> bool:
+    from tui.filter import parse
+
+    terms = [t for t in parse(query) if t.value != ""]
+    return bool(terms) and all(t.field in (None, "task_id") and "\x00" not in t.value for t in terms)
 
 
 def test_sqlite_needs_no_residual_and_postgres_only_for_text() -> None:
@@ -122,6 +133,12 @@ def test_sqlite_needs_no_residual_and_postgres_only_for_text() -> None:
     assert compile_sql("state:done", "postgres").residual is None  # a group: states only
     assert compile_sql("provider:evo", "postgres").residual is not None
     assert compile_sql("", "postgres")[:3] == ("TRUE", [], None)
+    # bare words and id: read Python's lowercase in hay once every row has it (the store says)
+    assert compile_sql("flux -\u212a id:ab", "postgres").residual is not None
+    assert compile_sql("flux -\u212a id:ab", "postgres", hay_ready=True).residual is None
+    assert compile_sql("flux", "postgres", hay_ready=True, use_hay=False).residual is not None
+    assert compile_sql("flux label:x", "postgres", hay_ready=True).residual is not None
+    assert compile_sql("flux", "sqlite", hay_ready=True) == compile_sql("flux", "sqlite")
     with pytest.raises(ValueError):
         compile_sql("x", "oracle")
 
