@@ -1173,13 +1173,22 @@ class Store:
         self._fts_known = bool(rows and rows[0][0])
         return self._fts_known
 
+    def _trigram_ids(self, word: str) -> list[int] | None:
+        """Ids of rows whose hay holds ``word`` (at most FTS_MAX + 1 of them, deleted ones
+        too), found by the trigram index; None when it cannot answer (PgStore: pg_trgm)."""
+        if not self._fts_ready():
+            return None
+        phrase = '"' + word.replace('"', '""') + '"'
+        return self._ids("SELECT rowid FROM tasks_fts WHERE tasks_fts MATCH ? LIMIT ?", (phrase, FTS_MAX + 1))
+
     def window_head(self, where: Any = None, sort: str = "updated", reverse: bool = False,
                     limit: int = 200) -> tuple[list[int], bool]:
         """The first ``limit`` ids of ``window_ids(where, sort, reverse)`` and whether they are
         all of them, at a cost that does not grow with the store where it can help it:
 
-        - a positive word of 3+ characters that the trigram index finds in at most FTS_MAX
-          rows: those rows only (the whole answer);
+        - a positive word of 3+ characters that the trigram index (SQLite FTS5, PostgreSQL
+          pg_trgm: ``_trigram_ids``) finds in at most FTS_MAX rows: those rows only (the
+          whole answer);
         - else the sort's index, walked until ``limit`` rows match (a filter that keeps many
           finds them at once), for at most HEAD_BUDGET seconds;
         - else (few matches, scattered) one scan: the whole answer."""
@@ -1191,11 +1200,9 @@ class Store:
         if where.residual is not None:
             return self.window_ids(where, sort, reverse), True
         words = [w for w in where.words if len(w) >= 3]
-        if words and self._fts_ready():
-            word = max(words, key=len)
-            phrase = '"' + word.replace('"', '""') + '"'
-            found = self._ids("SELECT rowid FROM tasks_fts WHERE tasks_fts MATCH ? LIMIT ?", (phrase, FTS_MAX + 1))
-            if len(found) <= FTS_MAX:
+        if words:
+            found = self._trigram_ids(max(words, key=len))
+            if found is not None and len(found) <= FTS_MAX:
                 return self.ids_among(where, sort, reverse, found), True
         ids = self._walk(where, sort, reverse, limit)
         if ids is not None:
@@ -1209,7 +1216,8 @@ class Store:
             where = self.where(where)
         cond, params = _and_where(where)
         among_sql, arg = self._among(among)
-        return self._ids(f"SELECT id FROM tasks NOT INDEXED WHERE {among_sql} AND deleted = 0{cond}"
+        hint = " NOT INDEXED" if self.dialect == "sqlite" else ""
+        return self._ids(f"SELECT id FROM tasks{hint} WHERE {among_sql} AND deleted = 0{cond}"
                          f" ORDER BY {self.order_sql(sort, reverse)}", (arg, *params))
 
     def _walk(self, where: Any, sort: str, reverse: bool, limit: int) -> list[int] | None:

@@ -62,6 +62,7 @@ from .store import (
     _raw_json,
     _TASK_COLS,
     _LIVE_SQL,
+    FTS_MAX,
     SORT_SQL,
     _check_scope,
     _sort_index_sql,
@@ -84,6 +85,11 @@ IDLE_TX_TIMEOUT_MS = 10_000
 MIGRATE_LOCK = 0x7461736B74756900  # pg_advisory_xact_lock key of migrations ("tasktui\0")
 
 URL_SCHEMES = ("postgresql://", "postgres://")
+
+TRGM_SQL = (
+    "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+    "CREATE INDEX IF NOT EXISTS tasks_hay_trgm ON tasks USING gin (hay gin_trgm_ops)",
+)
 
 # One list of SQL statements per schema version; PG_MIGRATIONS[i] takes the database
 # from version i to i + 1.  Append, never edit a shipped step.  Same tables and
@@ -169,8 +175,18 @@ PG_MIGRATIONS: list[list[str]] = [
     [
         "CREATE INDEX tasks_nohay ON tasks(id) WHERE hay IS NULL",
     ],
+    # 5: a trigram index over hay (pg_trgm): a bare word of 3+ characters finds its rows
+    # without a scan (Store.window_head).  Optional (a tuple: run in a savepoint): without
+    # the contrib package, or without CREATE on the database, the filter scans instead.
+    [
+        TRGM_SQL,
+    ],
 ]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
+TRGM_INDEX = "tasks_hay_trgm"
+TRGM_QUERY = f"SELECT id FROM tasks WHERE hay LIKE ? ESCAPE '\\' LIMIT {FTS_MAX + 1}"  # ? = %word%, escaped
+NO_TRGM = ("no pg_trgm index on this database ({why}): the filter finds bare words by a scan"
+           " (slower on a big store); `tasktui db migrate` tries again")
 
 
 def is_pg_url(target: object) -> bool:
@@ -399,7 +415,12 @@ def pg_migrate(conn: Any, steps: list[list[str]] = PG_MIGRATIONS, where: str = "
                              f" tasktui ({target}); upgrade tasktui")
         for step in steps[version:]:
             for sql in step:
-                conn.execute(sql)
+                if isinstance(sql, tuple):
+                    _optional(conn, sql, where)
+                else:
+                    conn.execute(sql)
+        if version == target and target >= 5 and not has_trgm(conn):
+            _optional(conn, TRGM_SQL, where)  # db migrate again: the extension may be there now
         if version != target:
             conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
             conn.execute("DELETE FROM schema_version")
@@ -412,6 +433,28 @@ def pg_migrate(conn: Any, steps: list[list[str]] = PG_MIGRATIONS, where: str = "
             pass
         raise
     return version, target
+
+
+def _optional(conn: Any, statements: tuple[str, ...], where: str) -> bool:
+    """Run ``statements`` in a savepoint of the migration; when the server refuses (no
+    contrib package, no right to create the extension) undo them, log it once, go on."""
+    psycopg = _pg()
+    conn.execute("SAVEPOINT tasktui_optional")
+    try:
+        for sql in statements:
+            conn.execute(sql)
+    except psycopg.Error as exc:
+        conn.execute("ROLLBACK TO SAVEPOINT tasktui_optional")
+        why = " ".join(str(exc).split())[:200] or type(exc).__name__
+        log.warning("%s: %s", where, NO_TRGM.format(why=why))
+        return False
+    conn.execute("RELEASE SAVEPOINT tasktui_optional")
+    return True
+
+
+def has_trgm(conn: Any) -> bool:
+    """Does the database behind ``conn`` (psycopg) have the trigram index over hay?"""
+    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (TRGM_INDEX,)).fetchone()[0]
 
 
 class PgStore(Store):
@@ -475,6 +518,8 @@ class PgStore(Store):
         self._down_pause = DOWN_PAUSE
         self._down_reason: str | None = None
         self._hay_known = False  # every tracked row has its hay (seen once: stays so)
+        self._trgm: bool | None = None  # is there a trigram index over hay (None: not asked yet)
+        self.notice: str | None = None  # what the store says once about itself (no trigram index)
 
     # ------------------------------------------------------------ connections
 
@@ -675,6 +720,63 @@ class PgStore(Store):
             return False
         self._hay_known = bool(rows and rows[0][0])
         return self._hay_known
+
+    def _trgm_ready(self) -> bool:
+        """Is there a trigram index over hay?  Asked once; when there is none, ``notice``
+        says so (and the log, once)."""
+        if self._trgm is None:
+            try:
+                self._trgm = bool(self._run_read(lambda conn: has_trgm(conn.raw)))
+            except StoreError:
+                return False
+            if not self._trgm:
+                self.notice = NO_TRGM.format(why="pg_trgm could not be created")
+                log.warning("%s: %s", self.url, self.notice)
+        return self._trgm
+
+    def _trigram_ids(self, word: str) -> list[int] | None:
+        """Ids of rows whose hay holds ``word`` (at most FTS_MAX + 1), found by the pg_trgm
+        index; None when there is none (or a row lacks its hay)."""
+        if not self._hay_ready() or not self._trgm_ready():
+            return None
+        pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        sql = _sql(TRGM_QUERY)
+        # not prepared: a generic plan would not see the pattern, so not the index
+        rows = self._run(lambda conn: conn.raw.execute(sql, (pattern,), prepare=False).fetchall(),
+                         writing=False)
+        return [row[0] for row in rows]
+
+    def _walk(self, where: Any, sort: str, reverse: bool, limit: int) -> list[int] | None:
+        """The first ``limit`` ids of ``window_ids(where, sort, reverse)`` as the planner finds
+        them soonest (a sort's index walked, for a filter that keeps many rows), cut off by
+        the server after HEAD_BUDGET seconds (None: a scan answers instead)."""
+        from . import store as sqlite_store
+        from .store import _and_where
+
+        errors = self._psycopg.errors
+        cond, params = _and_where(where)
+        sql = _sql(f"SELECT id FROM tasks WHERE deleted = 0{cond} ORDER BY {self.order_sql(sort, reverse)}"
+                   f" LIMIT {int(limit)}")
+        budget_ms = max(1, int(sqlite_store.HEAD_BUDGET * 1000))
+
+        def walk(conn: _PgConn) -> list[int] | None:
+            raw = conn.raw
+            raw.execute("BEGIN")
+            try:
+                raw.execute(f"SET LOCAL statement_timeout = {budget_ms}")
+                rows = raw.execute(sql, params or None).fetchall()
+                raw.execute("COMMIT")
+            except errors.QueryCanceled:
+                conn.rollback()
+                return None
+            except BaseException:
+                conn.rollback()
+                raise
+            return [row[0] for row in rows]
+
+        if self._closed:
+            return []
+        return self._run(walk, writing=False)
 
     # ------------------------------------------------------------ reads (database, on demand)
 

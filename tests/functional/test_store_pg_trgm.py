@@ -1,0 +1,175 @@
+"""The filter at scale on PostgreSQL (tests/pg.py, a real server): bare words answered by a
+pg_trgm index over the haystack (``PgStore._trigram_ids``, used by ``Store.window_head``),
+the head's walk cut off by the server, and a database where the extension cannot be
+created (a role without CREATE on it) still filtering, by a scan, and saying so once."""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+import pytest
+
+from tests.pg import PASSWORD, PgServer, pg_db, pg_server, pg_url  # noqa: F401  (fixtures)
+from tui.filter import compile_filter
+from tui.model import STATES, Task
+from tui.store import FTS_MAX
+from tui.store_pg import TRGM_INDEX, TRGM_QUERY, PgStore, has_trgm
+
+# hostile and non-ASCII text: LIKE's own wildcards and escape, a quote, the Kelvin sign
+# (lowercases to ASCII k), dotted capital I (lowercases to two characters), sharp s
+PIECES = ["flux", "FLUX", "50%", "off_", "a\\b", "o'k", "\u212aelvin", "\u0130stanbul", "stra\u00dfe",
+          "Caf\u00c9", "zz", "run", "x-1", "%_%"]
+WORDS = ["flux", "50%", "f_o", "off_", "a\\b", "o'k", "kelvin", "\u212aelvin", "i\u0307stanbul", "stra\u00dfe",
+         "caf\u00e9", "%_%", "run", "zzz", "ux5", "-flux", "id:flu", "flux state:fail", "provider:com flux",
+         "xyz-never"]
+
+
+def tasks(seed: int = 7, n: int = 240) -> list[Task]:
+    rng = random.Random(seed)
+
+    def text() -> str:
+        return "".join(rng.choice(PIECES) for _ in range(rng.randint(1, 3)))
+
+    return [Task(rng.choice(["evolink", "comfy", "Fr\u00e9epik"]), f"{text()}-{i}", kind=rng.choice([None, text()]),
+                 label=rng.choice([None, text()]), model=rng.choice([None, text()]), state=rng.choice(STATES),
+                 provider_status=rng.choice([None, text(), "PROCESSED"])) for i in range(n)]
+
+
+def load(url: str, rows: list[Task]) -> None:
+    with PgStore(url) as s:
+        for t in rows:
+            s.add(t.provider, [t.task_id], kind=t.kind, label=t.label)
+        s.apply([t.copy(kind=None, label=None) for t in rows])
+
+
+def expected(store: PgStore, query: str, sort: str = "provider") -> list[str]:
+    """The keys the predicate passes, in the order of ``sort`` (SQL's order of every row)."""
+    pred = compile_filter(query)
+    every = store.window_ids(None, sort)
+    by_id = store.tasks_by_id(every)
+    return [by_id[i].key for i in every if pred(by_id[i])]
+
+
+def keys(store: PgStore, ids: list[int]) -> list[str]:
+    found = store.keys_by_id(ids)
+    return [found[i] for i in ids]
+
+
+def test_the_trigram_index_answers_bare_words_exactly(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    load(pg_url, tasks())
+    asked: list[tuple[str, int | None]] = []
+    with PgStore(pg_url, scope="none") as store:
+        real = store._trigram_ids
+
+        def spy(word: str) -> list[int] | None:
+            found = real(word)
+            asked.append((word, None if found is None else len(found)))
+            return found
+
+        monkeypatch.setattr(store, "_trigram_ids", spy)
+        assert store.notice is None
+        for query in WORDS:
+            for sort, reverse in (("provider", False), ("updated", True)):
+                ids, complete = store.window_head(query, sort, reverse, limit=50)
+                want = expected(store, query, sort)
+                if reverse:
+                    want = [k for k in keys(store, store.window_ids(None, sort, True)) if k in set(want)]
+                assert complete or len(ids) == 50  # a head cut short only at the limit
+                assert keys(store, ids) == want[:len(ids)], query
+                if complete:
+                    assert len(ids) == len(want), query
+        used = {word for word, n in asked if n is not None}
+        # every positive word of 3+ characters outside the states' names went to the index
+        assert {"flux", "50%", "off_", "a\\b", "\u212aelvin".lower(), "xyz-never", "%_%"} <= used, asked
+        assert not any(w in ("run",) for w, _ in asked)  # inside "running": the state matches too
+
+
+def test_like_wildcards_in_a_word_are_literal(pg_url: str) -> None:
+    with PgStore(pg_url) as store:
+        store.add("evolink", ["50%off", "50xoff", "a_b", "axb", "a\\b", "ab"])
+        assert sorted(keys(store, store._trigram_ids("50%off"))) == ["evolink:50%off"]
+        assert sorted(keys(store, store._trigram_ids("a_b"))) == ["evolink:a_b"]
+        assert sorted(keys(store, store._trigram_ids("a\\b"))) == ["evolink:a\\b"]
+
+
+def test_the_index_exists_after_migrate_and_the_plan_uses_it(pg_url: str, pg_server: PgServer) -> None:
+    with PgStore(pg_url) as store:
+        store.add("evolink", [f"job-{i:05d}" for i in range(3000)] + ["rare-flux-7"])
+        assert store._trgm_ready() and store.notice is None
+        conn = store._conn.raw
+        assert has_trgm(conn)
+        conn.execute("ANALYZE tasks")
+        # the very query of _trigram_ids; a table this small is cheaper to scan, so the scan is
+        # priced out to see that the index can answer it (bench/scale.py --pg shows it chosen at 100k)
+        conn.execute("BEGIN")
+        conn.execute("SET LOCAL enable_seqscan = off")
+        plan = "\n".join(r[0] for r in conn.execute(
+            "EXPLAIN " + TRGM_QUERY.replace("?", "%s"), ("%rare-flu%",), prepare=False).fetchall())
+        conn.execute("ROLLBACK")
+        assert f"Bitmap Index Scan on {TRGM_INDEX}" in plan, plan
+        assert keys(store, store._trigram_ids("rare-flu")) == ["evolink:rare-flux-7"]
+
+
+@pytest.fixture
+def limited_url(pg_server: PgServer, pg_db: str):
+    """A role that may create tables in the schema but not extensions in the database
+    (no CREATE on it): what a shared server often gives a team."""
+    role = "tt_" + pg_db[2:]
+    with pg_server.admin() as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}'")
+        conn.execute(f'REVOKE CREATE ON DATABASE "{pg_db}" FROM PUBLIC')
+    import psycopg
+
+    with psycopg.connect(pg_server.url(pg_db), autocommit=True) as conn:
+        conn.execute(f"GRANT ALL ON SCHEMA public TO {role}")
+    yield pg_server.url(pg_db, user=role)
+    pg_server.drop_db(pg_db)
+    with pg_server.admin() as conn:
+        conn.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def test_without_the_extension_the_filter_scans_and_says_so_once(
+        limited_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="tui.store_pg")
+    load(limited_url, tasks(3, 120))  # the first open migrates: the optional step is refused
+    refused = [r.getMessage() for r in caplog.records if "pg_trgm" in r.getMessage()]
+    assert len(refused) == 1 and "permission denied" in refused[0], refused
+    caplog.clear()
+    with PgStore(limited_url, scope="none") as store:
+        conn = store._conn.raw
+        assert not has_trgm(conn)
+        for query in ("flux", "50%", "kelvin", "id:flu -zz"):
+            ids, complete = store.window_head(query, "provider", False, limit=500)
+            assert complete and keys(store, ids) == expected(store, query), query
+        assert store._trigram_ids("flux") is None
+        assert store.notice and "no pg_trgm index" in store.notice and "db migrate" in store.notice
+    said = [r.getMessage() for r in caplog.records if "pg_trgm" in r.getMessage()]
+    assert len(said) == 1, said  # once per store, not per key
+
+
+def test_db_migrate_creates_the_index_once_it_can(limited_url: str, pg_server: PgServer, pg_db: str) -> None:
+    from tui.stores import db_migrate
+
+    load(limited_url, tasks(4, 20))
+    with pg_server.admin() as conn:
+        conn.execute(f'GRANT CREATE ON DATABASE "{pg_db}" TO {limited_url.split("//")[1].split(":")[0]}')
+    db_migrate(limited_url)
+    with PgStore(limited_url, scope="none") as store:
+        assert store._trgm_ready() and store.notice is None
+
+
+def test_the_walk_of_a_head_is_cut_off_by_the_server(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tui.store as store_mod
+
+    load(pg_url, tasks(5, 60))
+    with PgStore(pg_url, scope="none") as store:
+        where = store.where("flux")
+        got = store._walk(where, "provider", False, 10)
+        assert got is not None and keys(store, got) == expected(store, "flux")[:10]
+        monkeypatch.setattr(store_mod, "HEAD_BUDGET", 0.001)
+        slow = store.where("flux")
+        slow = slow._replace(sql=f"({slow.sql}) AND pg_sleep(0.05) IS NOT NULL")
+        assert store._walk(slow, "provider", False, 10) is None  # cancelled by statement_timeout
+        assert store.window_ids(where, "provider", limit=3) == got[:3]  # the connection still works
