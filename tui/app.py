@@ -157,7 +157,7 @@ class TaskTUI(App[None]):
         self._started_at = clock()  # a provider that never answered is stuck this long after
         self._unsubscribe: Callable[[], None] | None = None
         self._header_key: tuple | None = None
-        self._leases_read: tuple[float, list] | None = None  # (when, stored health) without an engine
+        self._health_read: tuple[float, list] | None = None  # (when, stored health) without an engine
         self._credits: tuple[int, dict[str, float]] = (-1, {})
         self._theme_ready = False
         self._store_problem: str | None = None  # the last store sync's failure
@@ -529,8 +529,33 @@ class TaskTUI(App[None]):
             saved = {}
         credits = self._credit_totals()
         names = list(dict.fromkeys([*self.query_one("#quota", QuotaPane).providers, *saved]))
-        return {name: info_from_counters(saved.get(name) or {}, now, credits.get(name))
-                for name in names}
+        out = {name: info_from_counters(saved.get(name) or {}, now, credits.get(name)) for name in names}
+        for h in self._polled_elsewhere():  # another process polls it now: its state is current
+            info = out.get(h.name)
+            if info is not None:
+                info.pop("last_state", None)
+                info.update(state=h.state, cause=h.cause, polled_by=h.polled_by)
+        return out
+
+    def _stored_health(self) -> list:
+        """The providers' health as stored, with who holds each key's lease now, read at
+        most every LEASE_READ_EVERY s (a dashboard without an engine: read-only, offline)."""
+        now = time.monotonic()
+        read = self._health_read
+        if read is None or now - read[0] >= LEASE_READ_EVERY:
+            from .engine.health import read_health
+
+            try:
+                stored = read_health(self.store, self.config)
+            except Exception:  # nothing readable says nothing
+                stored = []
+            read = self._health_read = (now, stored)
+        return read[1]
+
+    def _polled_elsewhere(self) -> list:
+        """Without an engine: the stored health of the providers another process polls now
+        (its lease is live), whose stored state is as current as its last round."""
+        return [h for h in self._stored_health() if h.lease and h.lease.get("live") is True]
 
     def _credit_totals(self) -> dict[str, float]:
         rev = self.store.revision
@@ -552,7 +577,9 @@ class TaskTUI(App[None]):
         # each provider's state as its health says it: a key another process polls is
         # in the trouble that process stored (a rate limit, a refused key), not in our
         # idle worker's; the quota pane and `quota` read the same health
-        troubles = [(h.name, word) for h in healths or () if (word := problem({"state": h.state}))]
+        # (without an engine: the providers another process polls now, as it stored them)
+        current = healths if healths is not None else self._polled_elsewhere()
+        troubles = [(h.name, word) for h in current if (word := problem({"state": h.state}))]
         answers = self._answers(healths)
         troubles += [(name, f"no answer for {age}") for name, age, kind in answers if kind == "stuck"]
         stored = self.store_problem()
@@ -582,20 +609,9 @@ class TaskTUI(App[None]):
         engine's ``healths`` (its workers' last read of the lease rows: no query of ours),
         or without an engine (read-only: every lease is another process's) the stored
         health, read every LEASE_READ_EVERY s."""
-        if healths is None:
-            now = time.monotonic()
-            read = self._leases_read
-            if read is None or now - read[0] >= LEASE_READ_EVERY:
-                from .engine.health import read_health
-
-                try:  # the providers' stored health, with who holds each key's lease now
-                    stored = read_health(self.store, self.config)
-                except Exception:  # nothing readable says nothing
-                    stored = []
-                read = self._leases_read = (now, stored)
-            healths = read[1]
-        return [(h.name, h.lease.get("host"), h.lease.get("pid"), h.lease.get("since"))
-                for h in healths if h.lease and h.lease.get("live") is True]
+        live = [h for h in healths if h.lease and h.lease.get("live") is True] if healths is not None \
+            else self._polled_elsewhere()
+        return [(h.name, h.lease.get("host"), h.lease.get("pid"), h.lease.get("since")) for h in live]
 
     def _answers(self, healths: list | None) -> list[tuple[str, str | None, str]]:
         """Per polled provider (``healths``: the engine's, None without one):

@@ -202,3 +202,38 @@ async def test_a_following_dashboard_shows_the_holders_trouble_not_its_idle_work
             assert f.sent() == []
     finally:
         await f.close()
+
+
+async def test_a_read_only_dashboard_shows_the_state_of_a_key_another_process_polls_now(tmp_path):
+    """A read-only dashboard (no engine) over a store whose evolink key another process
+    leases and polls: that process stored "rate limited": the header says so and the
+    provider's card in the quota pane shows it, not "offline" (which is what it shows,
+    with the last state known, once nobody holds the key)."""
+    from tui.engine.health import ProviderHealth
+
+    store = fill_store(tmp_path / "tasks.db")
+    other = Store(tmp_path / "tasks.db")
+    lease = Lease(other, "evolink", KEY, holder="gpu-7.lab:31337:abc", ttl=600.0)
+    assert lease.acquire()
+    stored = ProviderHealth(name="evolink", state="rate_limited", cause="429 Too many requests",
+                            retry_at=time.time() + 3600, requests=5, rate_limited=1, saved_at=time.time())
+    other.save_counters("evolink", stored.encode())
+    try:
+        app = make_app(_config(tmp_path), store, clock=clock, readonly=True)
+        async with app.run_test(size=(200, 40)) as pilot:
+            from tui.widgets.quota import ProviderCard
+
+            header = app.query_one("#header")
+            (evolink,) = [c for c in app.query(ProviderCard) if c.provider == "evolink"]
+
+            def card() -> str:  # evolink's card in the quota pane (the table reads the stored health alone)
+                return plain(evolink.query_one(".card-text"))
+
+            await wait_for(pilot, lambda: "evolink rate limited" in plain(header))
+            await wait_for(pilot, lambda: "limited" in card() and "offline" not in card())
+            lease.release()  # nobody polls it now: what is stored is the last state known
+            await wait_for(pilot, lambda: "evolink rate limited" not in plain(header))
+            await wait_for(pilot, lambda: "offline" in card())
+    finally:
+        store.close()
+        other.close()
