@@ -15,6 +15,7 @@ import sys
 import time
 
 from . import __version__
+from .args import arg_amount, arg_count, arg_port
 from .model import PROVIDERS
 
 STARTED = time.monotonic()  # process start, near enough: `wait --timeout` counts from here
@@ -70,17 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="dashboard on the built-in simulator, temporary store")
     p.add_argument("--seed", type=int, default=7, help="scenario seed (default 7)")
-    p.add_argument("--tasks", type=int, default=50, help="number of simulated tasks (default 50)")
-    p.add_argument("--speed", type=float, default=1.0, help="simulated time per real second (default 1.0)")
+    p.add_argument("--tasks", type=arg_count, default=50, help="number of simulated tasks (default 50)")
+    p.add_argument("--speed", type=arg_amount, default=1.0, help="simulated time per real second (default 1.0)")
     p.add_argument("--headless", action="store_true", help="run the poller without the dashboard, print progress")
 
     p = sub.add_parser("simulate", help="serve the simulator over HTTP")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8765, help="port (0 picks a free one)")
+    p.add_argument("--port", type=arg_port, default=8765, help="port (0 picks a free one)")
     p.add_argument("--scenario", metavar="FILE", help="scenario file (JSON or TOML); default: generated")
     p.add_argument("--seed", type=int, default=7, help="seed of the generated scenario (default 7)")
-    p.add_argument("--tasks", type=int, default=50, help="tasks in the generated scenario (default 50)")
-    p.add_argument("--speed", type=float, default=1.0, help="simulated time per real second (default 1.0)")
+    p.add_argument("--tasks", type=arg_count, default=50, help="tasks in the generated scenario (default 50)")
+    p.add_argument("--speed", type=arg_amount, default=1.0, help="simulated time per real second (default 1.0)")
     p.add_argument("--strict", action="store_true",
                    help="serve only the seed documents' endpoints (balance, history and other lists answer 404),"
                         " with the published variants mixed in")
@@ -180,7 +181,7 @@ def pull_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--filter", metavar="QUERY", default="", help="only tasks matching this filter")
     parser.add_argument("--dir", metavar="DIR", default=".", help="destination folder (default: the current one)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per result link")
-    parser.add_argument("--max-size", type=float, default=None, metavar="MB",
+    parser.add_argument("--max-size", type=arg_amount, default=None, metavar="MB",
                         help="refuse a file larger than this many MB (default 2147, i.e. 2 GiB)")
 
 

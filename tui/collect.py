@@ -51,6 +51,8 @@ ENDED_KEPT = 100_000  # ended tasks remembered (so a later write to one is not l
 
 
 def add_parser(subparsers: Any, parents: Iterable[Any] = ()) -> Any:
+    from .args import arg_port
+
     p = subparsers.add_parser(
         "collect", parents=list(parents), help="run the engine as a service (no UI): poll, log, serve metrics",
         description="Poll every configured provider until stopped, writing to the task database; one log line "
@@ -59,7 +61,7 @@ def add_parser(subparsers: Any, parents: Iterable[Any] = ()) -> Any:
         epilog="See docs/scaling.md for a systemd unit and how to shard collectors by provider key.")
     p.add_argument("--log-format", choices=("text", "json"), default="text",
                    help="text lines (default) or one JSON object a line")
-    p.add_argument("--health-port", type=int, default=None, metavar="N",
+    p.add_argument("--health-port", type=arg_port, default=None, metavar="N",
                    help="serve /healthz and /metrics (Prometheus) on this port (0 picks a free one)")
     p.add_argument("--health-host", default="127.0.0.1", metavar="HOST",
                    help="address for --health-port (default 127.0.0.1)")
@@ -67,7 +69,7 @@ def add_parser(subparsers: Any, parents: Iterable[Any] = ()) -> Any:
                    help="also receive provider webhooks (Freepik, EvoLink) in this process; "
                         "address from --host/--port or [listen]")
     p.add_argument("--host", default=None, help="--listen: address (default [listen] host or 127.0.0.1)")
-    p.add_argument("--port", type=int, default=None, help="--listen: port (default [listen] port or 8787)")
+    p.add_argument("--port", type=arg_port, default=None, help="--listen: port (default [listen] port or 8787)")
     p.add_argument("--path-prefix", default=None, metavar="PATH", help="--listen: serve under PATH")
     p.add_argument("--forwarded-allow-ips", default=None, metavar="IPS",
                    help="--listen: trust X-Forwarded-For from these proxy addresses")

@@ -801,6 +801,8 @@ class DirectPoller:
 
 def add_parser(subparsers: Any, parents: Iterable[Any] = ()) -> Any:
     """``tasktui listen``; ``parents`` gives --config/--db as the other commands have them."""
+    from .args import arg_port
+
     p = subparsers.add_parser(
         "listen", parents=list(parents), help="receive provider webhooks (Freepik, EvoLink)",
         description="Serve /hooks/freepik (signed webhooks; needs [providers.freepik] webhook_secret) "
@@ -809,7 +811,7 @@ def add_parser(subparsers: Any, parents: Iterable[Any] = ()) -> Any:
         epilog="Pass the URLs --print-urls shows as webhook_url (Freepik) and callback_url (EvoLink) "
                "when creating tasks.")
     p.add_argument("--host", default=None, help="address to listen on (default [listen] host or 127.0.0.1)")
-    p.add_argument("--port", type=int, default=None, help=f"port (default [listen] port or {DEFAULT_PORT})")
+    p.add_argument("--port", type=arg_port, default=None, help=f"port (default [listen] port or {DEFAULT_PORT})")
     p.add_argument("--path-prefix", default=None, metavar="PATH",
                    help="serve under PATH, e.g. /tasktui (default [listen] path_prefix or none)")
     p.add_argument("--public-url", default=None, metavar="URL",
@@ -908,7 +910,10 @@ def cmd_listen(args: Any) -> int:
                 return 0
             logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                                 format="%(asctime)s %(levelname)s %(message)s")
-            return asyncio.run(_serve(receiver, poller, host, port, settings["forwarded_allow_ips"]))
+            try:
+                return asyncio.run(_serve(receiver, poller, host, port, settings["forwarded_allow_ips"]))
+            except OSError as exc:  # the port is taken, the address is not this machine's
+                raise Fail(str(exc)) from None
         finally:
             store.close()
 

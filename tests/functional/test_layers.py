@@ -28,7 +28,7 @@ DOC = ROOT / "docs" / "architecture.md"
 LAYERS: list[tuple[str, ...]] = [
     # 0: foundations (stdlib and small libraries only)
     ("model", "text", "ids", "timefmt", "paths", "redact", "budget", "resources", "metrics", "styles",
-     "__version__"),
+     "args", "__version__"),
     # 1: what the providers are, what the user configured, the filter language, the action table
     ("providers", "config", "filter", "actions"),
     # 2: the task store and what shares it

@@ -426,6 +426,31 @@ def test_cmd_listen_prints_the_urls(tmp_path, capsys):
     assert stat.S_IMODE((tmp_path / "push-token").stat().st_mode) == 0o600
 
 
+def test_cmd_listen_on_a_taken_port_or_a_bad_one_says_so_in_one_line(tmp_path, capsys):
+    """A port another program holds: "cannot listen on HOST:PORT", exit 2, no traceback;
+    a port number out of range is refused by the command line itself."""
+    import socket
+
+    from tui.push import add_parser, cmd_listen
+
+    parser = argparse.ArgumentParser(prog="tasktui")
+    add_parser(parser.add_subparsers(dest="command"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = parser.parse_args(["listen", "--port", str(port)])
+        args.config, args.db = str(tmp_path / "none.toml"), str(tmp_path / "tasks.db")
+        assert cmd_listen(args) == 2
+    err = capsys.readouterr().err
+    assert f"tasktui: cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err
+    for bad in ("70000", "-5", "http"):
+        with pytest.raises(SystemExit) as exit_:
+            parser.parse_args(["listen", "--port", bad])
+        assert exit_.value.code == 2
+        assert "is not a port" in capsys.readouterr().err
+
+
 async def test_out_of_order_across_processes(store, serve):
     """Another process (a poller) stored COMPLETED since our last look: a late
     IN_PROGRESS must still not move the task back."""
