@@ -56,25 +56,11 @@ def build(n: int, *, seed: int = 1, path: Path | None = None) -> Path:
     Store(path).close()  # the schema, at the current version
     import sqlite3
 
-    rng = random.Random(seed)
-    now = time.time()
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA synchronous = OFF")
     rows = []
-    for i in range(n):
-        provider = PROVIDERS[i % len(PROVIDERS)]
-        task_id = f"{provider[:3]}-{i:07d}-{rng.randrange(16**6):06x}"
-        live = rng.random() < 0.03
-        state = rng.choice(("queued", "running")) if live else rng.choice(ENDED)
-        created = now - rng.randrange(365 * 86_400)
-        updated = created + rng.randrange(3_600)
-        label, model = f"batch-{i // 20_000}", rng.choice(MODELS)
-        hay = "\n".join((provider, task_id, label, model, "image", state.upper())).lower()  # tui.filter.hay
-        rows.append((f"{provider}:{task_id}", provider, task_id, "image", label, state,
-                     state.upper(), 100.0 if state == "succeeded" else float(rng.randrange(100)),
-                     f'["https://cdn.example.com/{task_id}.png"]' if state == "succeeded" else "[]",
-                     model, rng.choice((None, 1.0, 2.5)), created, updated,
-                     updated if state in ENDED else None, hay, i + 1, i + 1))
+    for row in _rows(n, seed):
+        rows.append(row)
         if len(rows) >= 50_000:
             _insert(conn, rows)
             rows = []
@@ -87,11 +73,56 @@ def build(n: int, *, seed: int = 1, path: Path | None = None) -> Path:
     return path
 
 
+_COLS = ("key, provider, task_id, kind, label, state, provider_status, progress, results,"
+         " model, credits, created_at, updated_at, finished_at, hay, rev, seq")
+
+
+def _rows(n: int, seed: int = 1):
+    """The rows of the store of ``n`` tasks (columns _COLS), the same for both databases."""
+    rng = random.Random(seed)
+    now = time.time()
+    for i in range(n):
+        provider = PROVIDERS[i % len(PROVIDERS)]
+        task_id = f"{provider[:3]}-{i:07d}-{rng.randrange(16**6):06x}"
+        live = rng.random() < 0.03
+        state = rng.choice(("queued", "running")) if live else rng.choice(ENDED)
+        created = now - rng.randrange(365 * 86_400)
+        updated = created + rng.randrange(3_600)
+        label, model = f"batch-{i // 20_000}", rng.choice(MODELS)
+        hay = "\n".join((provider, task_id, label, model, "image", state.upper())).lower()  # tui.filter.hay
+        yield (f"{provider}:{task_id}", provider, task_id, "image", label, state,
+               state.upper(), 100.0 if state == "succeeded" else float(rng.randrange(100)),
+               f'["https://cdn.example.com/{task_id}.png"]' if state == "succeeded" else "[]",
+               model, rng.choice((None, 1.0, 2.5)), created, updated,
+               updated if state in ENDED else None, hay, i + 1, i + 1)
+
+
 def _insert(conn, rows) -> None:
-    conn.executemany(
-        "INSERT INTO tasks (key, provider, task_id, kind, label, state, provider_status, progress, results,"
-        " model, credits, created_at, updated_at, finished_at, hay, rev, seq)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.executemany(f"INSERT INTO tasks ({_COLS}) VALUES ({', '.join('?' * 17)})", rows)
+
+
+def build_pg(url: str, n: int, *, seed: int = 1) -> str:
+    """The same store of ``n`` tasks in the PostgreSQL database at ``url`` (schema made by
+    ``PgStore``, rows by COPY); an empty database is filled, one holding ``n`` tasks reused."""
+    import psycopg
+
+    from tui.store_pg import PgStore, TRGM_SQL
+
+    PgStore(url).close()  # the schema, at the current version
+    with psycopg.connect(url, autocommit=True) as conn:
+        have = conn.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
+        if have == n:
+            if conn.execute("SELECT to_regclass('tasks_hay_trgm')").fetchone()[0] is None:
+                for sql in TRGM_SQL:  # dropped by a measure without it that did not finish
+                    conn.execute(sql)
+            return url
+        conn.execute("TRUNCATE tasks")
+        with conn.cursor().copy(f"COPY tasks ({_COLS}) FROM STDIN") as copy:
+            for row in _rows(n, seed):
+                copy.write_row(row)
+        conn.execute("UPDATE meta SET value = %s WHERE name = 'seq'", (n + 1,))
+        conn.execute("VACUUM ANALYZE tasks")
+    return url
 
 
 # ---------------------------------------------------------------- the baseline

@@ -461,7 +461,7 @@ class PgStore(Store):
     """PostgreSQL-backed task store with the API of ``Store``.  See the module docstring."""
 
     dialect = "postgres"
-    heads_first = False  # no trigram index nor reader thread here yet: a list reads heads and counts
+    heads_first = True  # window_head and order_job answer (a list reads heads, a thread the rest)
 
     def __init__(self, url: str, readonly: bool = False, *,
                  clock: Callable[[], float] = time.time, scope: str = "all") -> None:
@@ -778,6 +778,24 @@ class PgStore(Store):
             return []
         return self._run(walk, writing=False)
 
+    def order_job(self, where: Any, sort: str, reverse: bool, among: list[int] | None = None) -> "PgOrderJob":
+        """The whole of ``window_ids(where, sort, reverse)`` (with ``among``: which of those ids
+        match ``where``, in their order), read on a connection of its own: ``run()`` in a
+        thread, ``cancel()`` from any thread (the server cancels the query)."""
+        from .store import _and_where
+
+        if isinstance(where, str):
+            where = self.where(where)
+        residual = where.residual if where is not None else None
+        cols = f"{self._cols}, id" if residual is not None else "id"
+        cond, params = _and_where(where)
+        if among is not None:
+            sql = f"SELECT {cols} FROM tasks WHERE id = ANY(?) AND deleted = 0{cond}"
+            params = (list(among), *params)
+        else:
+            sql = f"SELECT {cols} FROM tasks WHERE deleted = 0{cond} ORDER BY {self.order_sql(sort, reverse)}"
+        return PgOrderJob(self._connect, self._psycopg, _sql(sql), params, among, residual)
+
     # ------------------------------------------------------------ reads (database, on demand)
 
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
@@ -981,3 +999,72 @@ class PgStore(Store):
             return self._run(status, writing=True) == "committed"
         except StoreError:
             return False
+
+
+class PgOrderJob:
+    """One read of a list's whole order, off the screen's thread (``PgStore.order_job``), on a
+    psycopg connection of its own.  ``cancel()`` asks the server to cancel the query (from
+    a thread of its own: the screen's thread does not wait for that round trip)."""
+
+    def __init__(self, connect: Callable[[], Any], psycopg: Any, sql: str, params: tuple,
+                 among: list[int] | None, residual: Any = None) -> None:
+        import threading
+
+        self._connect, self._psycopg = connect, psycopg
+        self.sql, self.params, self.among, self.residual = sql, params, among, residual
+        self._lock = threading.Lock()
+        self._conn: Any = None
+        self.cancelled = False
+
+    def run(self) -> Any:
+        """The ids, an ``array("q")`` (None: cancelled, or the read failed: the caller reads them)."""
+        from array import array
+
+        from .store import _row_task
+
+        try:
+            conn = self._connect()
+        except (self._psycopg.Error, StoreError, OSError):
+            return None
+        with self._lock:
+            if self.cancelled:
+                conn.close()
+                return None
+            self._conn = conn
+        out = array("q")
+        residual = self.residual
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(self.sql, self.params or None, prepare=False)
+                while rows := cursor.fetchmany(5000):
+                    if residual is None:
+                        out.extend([row[0] for row in rows])
+                    else:
+                        out.extend([row[-1] for row in rows if residual(_row_task(tuple(row[:-1])))])
+        except self._psycopg.Error:
+            return None
+        finally:
+            with self._lock:
+                self._conn = None
+            conn.close()
+        if self.cancelled:
+            return None
+        if self.among is None:
+            return out
+        keep = set(out)
+        return array("q", [i for i in self.among if i in keep])
+
+    def cancel(self) -> None:
+        import threading
+
+        with self._lock:
+            self.cancelled = True
+            conn = self._conn
+        if conn is not None:
+            threading.Thread(target=self._cancel, args=(conn,), name="task-list-cancel", daemon=True).start()
+
+    def _cancel(self, conn: Any) -> None:
+        try:
+            conn.cancel_safe(timeout=CONNECT_TIMEOUT)
+        except Exception:  # gone already, or the server cannot be reached: the read ends anyway
+            pass

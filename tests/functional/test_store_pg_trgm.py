@@ -173,3 +173,45 @@ def test_the_walk_of_a_head_is_cut_off_by_the_server(pg_url: str, monkeypatch: p
         slow = slow._replace(sql=f"({slow.sql}) AND pg_sleep(0.05) IS NOT NULL")
         assert store._walk(slow, "provider", False, 10) is None  # cancelled by statement_timeout
         assert store.window_ids(where, "provider", limit=3) == got[:3]  # the connection still works
+
+
+def test_the_order_job_reads_the_whole_order_on_its_own_connection(pg_url: str) -> None:
+    load(pg_url, tasks(6, 150))
+    with PgStore(pg_url, scope="none") as store:
+        assert store.heads_first
+        for query in (None, "flux", "provider:com", "state:fail -zz"):  # provider: keeps a residual on PG
+            where = store.where(query) if query else None
+            want = store.window_ids(where, "updated", True)
+            job = store.order_job(where, "updated", True)
+            assert job.run().tolist() == want, query
+            among = store.window_ids(None, "provider")[::2]
+            job = store.order_job(where, "provider", False, among=among)
+            assert job.run().tolist() == [i for i in among if i in set(want)], query
+        assert store.where("provider:com").residual is not None
+
+
+def test_cancel_really_cancels_the_query_on_the_server(pg_url: str, pg_server: PgServer, pg_db: str) -> None:
+    import threading
+
+    with PgStore(pg_url, scope="none") as store:
+        store.add("evolink", ["a", "b"])
+        job = store.order_job(None, "updated", False)
+        job.sql = "SELECT id FROM tasks, pg_sleep(60) AS nap"  # a read that would take a minute
+        got: list = []
+        thread = threading.Thread(target=lambda: got.append(job.run()))
+        thread.start()
+        with pg_server.admin() as admin:
+            def running() -> bool:
+                return bool(admin.execute("SELECT 1 FROM pg_stat_activity WHERE datname = %s AND state = 'active'"
+                                          " AND query LIKE %s", (pg_db, "%pg_sleep(60)%")).fetchall())
+
+            while thread.is_alive() and not running():  # the event: the server runs it
+                threading.Event().wait(0.02)
+            assert running()
+            job.cancel()
+            thread.join(30)
+            assert not thread.is_alive() and got == [None]  # well before the minute: cancelled
+            assert not running()
+    late = store.order_job(None, "updated", False)
+    late.cancel()  # cancelled before it ran: it does not read at all
+    assert late.run() is None

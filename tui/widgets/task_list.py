@@ -242,7 +242,7 @@ class _Window:
 
     @property
     def heads_first(self) -> bool:
-        """Does the store answer a head at once and the rest from a thread (SQLite)?"""
+        """Does the store answer a head at once and the rest from a thread (SQLite and PostgreSQL)?"""
         return bool(getattr(self.store, "heads_first", False))
 
     def stop_job(self) -> None:
