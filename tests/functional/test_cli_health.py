@@ -279,6 +279,19 @@ def test_a_database_folder_that_cannot_be_made_is_one_line(home, capsys, argv, w
     assert "cannot create" in err and str(db.parent) in err
 
 
+@pytest.mark.parametrize("argv", [["ls"], ["add", "evolink", EVO], ["wait", "--timeout", "5"], ["quota"],
+                                  ["db", "copy", "FOLDER", "OTHER"]])
+def test_a_db_path_that_is_a_folder_says_so_in_one_line(home, capsys, argv):
+    """SQLite's own words for a folder were "disk I/O error" or "unable to open database file"."""
+    folder = home / "renders"
+    folder.mkdir()
+    argv = [str(folder) if a == "FOLDER" else str(home / "other.db") if a == "OTHER" else a for a in argv]
+    code, out, err = cli(capsys, *argv, *([] if argv[0] == "db" else ["--db", str(folder)]))
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert f"{folder}: is a folder, not a database file" in err and "I/O" not in err, err
+
+
 def test_ls_on_a_db_path_that_does_not_exist_says_so(home, capsys):
     code, out, err = cli(capsys, "ls", "--db", str(home / "typo.db"))
     assert code == 2 and "does not exist" in err and "no tasks tracked" not in err
