@@ -53,7 +53,8 @@ def open_store(target: str | os.PathLike[str], readonly: bool = False, *,
 
         return PgStore(target, readonly=readonly, clock=clock, scope=scope)
     if Path(target).is_dir():  # SQLite would say "disk I/O error" or "unable to open database file"
-        raise StoreError(f"{target}: is a folder, not a database file (name a file in it, e.g. {Path(target) / 'tasks.db'})")
+        example = Path(target) / "tasks.db"
+        raise StoreError(f"{target}: is a folder, not a database file (name a file in it, e.g. {example})")
     return Store(Path(target), readonly=readonly, clock=clock, scope=scope)
 
 
