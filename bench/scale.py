@@ -155,7 +155,8 @@ def baseline_load(path: Path) -> dict:
 CHILD = r'''
 import asyncio, json, resource, sys, time
 from pathlib import Path
-path, scope, query, started = Path(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4])
+path, scope, query, started = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+path = path if "://" in path else Path(path)  # a SQLite file, or a postgresql:// URL
 from tui.config import Config
 from tui.stores import open_store
 from tui.app import make_app
@@ -297,6 +298,80 @@ def run(quick: bool = False) -> list[Result]:
     return out
 
 
+# ---------------------------------------------------------------- PostgreSQL
+
+# bare words: one a fifth of the tasks hold (a model), one that a few hundred ids hold at
+# 1M as it is typed (3 letters of a random hex tail), then a handful (5 letters)
+PG_QUERIES = ("flux", "a3f9c")
+
+
+def _pg_explain(url: str, word: str) -> str:
+    """The plan PostgreSQL picks for the trigram probe of ``word`` (PgStore._trigram_ids)."""
+    import psycopg
+
+    from tui.store_pg import TRGM_QUERY
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute("EXPLAIN " + TRGM_QUERY.replace("?", "%s"), (f"%{word}%",), prepare=False).fetchall()
+    return " / ".join(r[0].strip() for r in rows[:3])
+
+
+def measure_pg(n: int, url: str, queries: tuple[str, ...] = PG_QUERIES) -> dict:
+    """The dashboard over the store of ``n`` tasks in PostgreSQL (scope "live", as tasktui
+    opens it), each query typed key by key: with the pg_trgm index over hay and, in the same
+    run, without it (dropped, then made again).  Plans of the probe are recorded."""
+    import psycopg
+
+    from tui.store_pg import TRGM_INDEX, TRGM_SQL
+
+    t = time.perf_counter()
+    build_pg(url, n)
+    out: dict = {"n": n, "build_s": time.perf_counter() - t, "plans": {}, "with": {}, "without": {}}
+    for q in queries:
+        for word in (q[:3], q):
+            out["plans"][word] = _pg_explain(url, word)
+    for q in queries:
+        out["with"][q] = _child(CHILD, url, "live", q, repr(time.time()))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP INDEX {TRGM_INDEX}")
+    try:
+        for q in queries:
+            out["without"][q] = _child(CHILD, url, "live", q, repr(time.time()))
+    finally:
+        t = time.perf_counter()
+        with psycopg.connect(url, autocommit=True) as conn:
+            for sql in TRGM_SQL:
+                conn.execute(sql)
+        out["index_build_s"] = time.perf_counter() - t
+    return out
+
+
+def _pg_url() -> tuple[str, object]:
+    """$TASKTUI_BENCH_PG_URL (a database to fill), else a server started for the run
+    (tests/pg.py, a temporary directory; returned to stop it)."""
+    given = os.environ.get("TASKTUI_BENCH_PG_URL")
+    if given:
+        return given, None
+    from tests.pg import start_server
+
+    server = start_server()
+    return server.url(server.create_db()), server
+
+
+def main_pg(sizes: list[int]) -> None:
+    url, server = _pg_url()
+    try:
+        for size in sizes:
+            print(json.dumps(measure_pg(size, url)), flush=True)
+    finally:
+        if server is not None:
+            server.stop()
+
+
 if __name__ == "__main__":
-    for size in (int(a) for a in sys.argv[1:]) if len(sys.argv) > 1 else SIZES_QUICK:
-        print(json.dumps(measure(size)))
+    args = sys.argv[1:]
+    if args[:1] == ["--pg"]:  # python -m bench.scale --pg 100000 1000000
+        main_pg([int(a) for a in args[1:]] or [10_000])
+    else:
+        for size in (int(a) for a in args) if args else SIZES_QUICK:
+            print(json.dumps(measure(size)))
