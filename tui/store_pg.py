@@ -184,6 +184,7 @@ PG_MIGRATIONS: list[list[str]] = [
 ]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
 TRGM_INDEX = "tasks_hay_trgm"
+PROBE_BUDGET = 0.06  # seconds the trigram probe may take before the walk of a sort's index answers
 TRGM_QUERY = f"SELECT id FROM tasks WHERE hay LIKE ? ESCAPE '\\' LIMIT {FTS_MAX + 1}"  # ? = %word%, escaped
 NO_TRGM = ("no pg_trgm index on this database ({why}): the filter finds bare words by a scan"
            " (slower on a big store); `tasktui db migrate` tries again")
@@ -736,15 +737,16 @@ class PgStore(Store):
 
     def _trigram_ids(self, word: str) -> list[int] | None:
         """Ids of rows whose hay holds ``word`` (at most FTS_MAX + 1), found by the pg_trgm
-        index; None when there is none (or a row lacks its hay)."""
+        index; None when there is none (or a row lacks its hay), or when the probe runs past
+        PROBE_BUDGET: pg_trgm splits a word at what is not a letter or digit, so a word made
+        of common parts ("batch-7": every hay holds "batch") makes it recheck most rows (at
+        1M, 0.23 s), and the walk of the sort's index answers sooner."""
         if not self._hay_ready() or not self._trgm_ready():
             return None
         pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        sql = _sql(TRGM_QUERY)
         # not prepared: a generic plan would not see the pattern, so not the index
-        rows = self._run(lambda conn: conn.raw.execute(sql, (pattern,), prepare=False).fetchall(),
-                         writing=False)
-        return [row[0] for row in rows]
+        rows = self._within(_sql(TRGM_QUERY), (pattern,), PROBE_BUDGET, prepare=False)
+        return None if rows is None else [row[0] for row in rows]
 
     def _walk(self, where: Any, sort: str, reverse: bool, limit: int) -> list[int] | None:
         """The first ``limit`` ids of ``window_ids(where, sort, reverse)`` as the planner finds
@@ -753,18 +755,23 @@ class PgStore(Store):
         from . import store as sqlite_store
         from .store import _and_where
 
-        errors = self._psycopg.errors
         cond, params = _and_where(where)
         sql = _sql(f"SELECT id FROM tasks WHERE deleted = 0{cond} ORDER BY {self.order_sql(sort, reverse)}"
                    f" LIMIT {int(limit)}")
-        budget_ms = max(1, int(sqlite_store.HEAD_BUDGET * 1000))
+        rows = self._within(sql, params, sqlite_store.HEAD_BUDGET)
+        return None if rows is None else [row[0] for row in rows]
 
-        def walk(conn: _PgConn) -> list[int] | None:
+    def _within(self, sql: str, params: tuple, budget: float, prepare: bool | None = None) -> list[tuple] | None:
+        """The rows of one read the server cancels after ``budget`` seconds (then None)."""
+        errors = self._psycopg.errors
+        budget_ms = max(1, int(budget * 1000))
+
+        def read(conn: _PgConn) -> list[tuple] | None:
             raw = conn.raw
             raw.execute("BEGIN")
             try:
                 raw.execute(f"SET LOCAL statement_timeout = {budget_ms}")
-                rows = raw.execute(sql, params or None).fetchall()
+                rows = raw.execute(sql, params or None, prepare=prepare).fetchall()
                 raw.execute("COMMIT")
             except errors.QueryCanceled:
                 conn.rollback()
@@ -772,11 +779,11 @@ class PgStore(Store):
             except BaseException:
                 conn.rollback()
                 raise
-            return [row[0] for row in rows]
+            return rows
 
         if self._closed:
             return []
-        return self._run(walk, writing=False)
+        return self._run(read, writing=False)
 
     def order_job(self, where: Any, sort: str, reverse: bool, among: list[int] | None = None) -> "PgOrderJob":
         """The whole of ``window_ids(where, sort, reverse)`` (with ``among``: which of those ids

@@ -215,3 +215,17 @@ def test_cancel_really_cancels_the_query_on_the_server(pg_url: str, pg_server: P
     late = store.order_job(None, "updated", False)
     late.cancel()  # cancelled before it ran: it does not read at all
     assert late.run() is None
+
+
+def test_a_probe_past_its_budget_leaves_the_head_to_the_walk(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tui.store_pg as store_pg
+
+    load(pg_url, tasks(8, 80))
+    with PgStore(pg_url, scope="none") as store:
+        assert store._trigram_ids("flux") is not None
+        monkeypatch.setattr(store_pg, "PROBE_BUDGET", 0.001)
+        monkeypatch.setattr(store_pg, "TRGM_QUERY", store_pg.TRGM_QUERY.replace(
+            "FROM tasks", "FROM tasks, pg_sleep(0.05) AS nap"))  # a probe that rechecks for long
+        assert store._trigram_ids("flux") is None  # cancelled by the server
+        ids, complete = store.window_head("flux", "provider", False, limit=500)
+        assert complete and keys(store, ids) == expected(store, "flux")
