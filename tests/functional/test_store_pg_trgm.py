@@ -58,6 +58,9 @@ def keys(store: PgStore, ids: list[int]) -> list[str]:
 
 
 def test_the_trigram_index_answers_bare_words_exactly(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tui.store_pg as store_pg
+
+    monkeypatch.setattr(store_pg, "QUICK_WALK", 0)  # (a table this small is walked whole in 5 ms)
     load(pg_url, tasks())
     asked: list[tuple[str, int | None]] = []
     with PgStore(pg_url, scope="none") as store:
@@ -229,3 +232,20 @@ def test_a_probe_past_its_budget_leaves_the_head_to_the_walk(pg_url: str, monkey
         assert store._trigram_ids("flux") is None  # cancelled by the server
         ids, complete = store.window_head("flux", "provider", False, limit=500)
         assert complete and keys(store, ids) == expected(store, "flux")
+
+
+def test_a_short_walk_comes_before_the_probe(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A word many rows hold fills the screen by the sort's index at once; the probe would
+    build the GIN bitmap of every row holding its trigrams first."""
+    import tui.store_pg as store_pg
+
+    monkeypatch.setattr(store_pg, "QUICK_WALK", 30.0)  # whatever the machine's load
+    load(pg_url, tasks(9, 100))
+    with PgStore(pg_url, scope="none") as store:
+        probed: list[str] = []
+        monkeypatch.setattr(store, "_trigram_ids", lambda word: probed.append(word))
+        for query in ("flux", "xyz-never", "flux state:fail"):
+            ids, complete = store.window_head(query, "updated", False, limit=10)
+            want = expected(store, query, "updated")
+            assert keys(store, ids) == want[:10] and complete == (len(want) < 10), query
+        assert probed == []
