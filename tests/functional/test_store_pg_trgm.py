@@ -171,7 +171,10 @@ def test_the_walk_of_a_head_is_cut_off_by_the_server(pg_url: str, monkeypatch: p
         where = store.where("flux")
         got = store._walk(where, "provider", False, 10)
         assert got is not None and keys(store, got) == expected(store, "flux")[:10]
+        import tui.store_pg as store_pg
+
         monkeypatch.setattr(store_mod, "HEAD_BUDGET", 0.001)
+        monkeypatch.setattr(store_pg, "WALK_BUDGET", 0.001)
         slow = store.where("flux")
         slow = slow._replace(sql=f"({slow.sql}) AND pg_sleep(0.05) IS NOT NULL")
         assert store._walk(slow, "provider", False, 10) is None  # cancelled by statement_timeout
