@@ -143,7 +143,8 @@ async def _run(scenario, rates: dict[str, str] | None = None, fixed: float | Non
         violations = len(sim.violations)
         over = sum(1 for r in sim.requests if r.over_budget)
     out: dict = {"violations": violations, "by": {}, "over_budget": over,
-                 "delays": {k: seen[k] - t.end for k, t in measured.items() if k in seen}, "polls": polls}
+                 "delays": {k: seen[k] - t.end for k, t in measured.items() if k in seen}, "polls": polls,
+                 "lists": [(r.provider, r.time) for r in requests if r.endpoint == "list"]}
     for p in providers:
         mine = {k: t for k, t in measured.items() if t.provider == p}
         ids = {t.task_id for t in mine.values()}

@@ -30,7 +30,7 @@ from tui.engine import (
     predict_end,
     priority,
 )
-from tui.engine.schedule import PRIOR_TOLERANCE, SPREAD, TOLERANCE, first_wait
+from tui.engine.schedule import PRIOR_TOLERANCE, QUIET_SHARE, SPREAD, TOLERANCE, first_wait
 from tui.model import RUNNING, TERMINAL, Task
 from tui.store import Store
 
@@ -238,6 +238,67 @@ def test_learned_durations_in_two_groups_leave_the_gap_between_them_unpolled():
         assert min(p for p in polls if p >= end) - end <= step + 1e-9, end
     # a fixed poller with that step (the same delay at worst) asks far more often
     assert len(polls) < 0.7 * 160.0 / step
+
+
+# forty lengths of one kind from the thrift bench's heavy-tailed mix (bench/thrift.py
+# _batch(40, seed=3), its warm-up batch): a smooth spread, with chance spacings of a
+# third of a length (87 -> 120 s, 205 -> 286 s)
+SMOOTH = [32, 36, 37, 37, 39, 39, 40, 40, 41, 42, 42, 45, 45, 46, 47, 49, 49, 55, 56, 60, 63, 66, 67, 67, 68, 72,
+          73, 87, 120, 144, 145, 168, 176, 187, 205, 286, 420, 480, 639, 2313]
+
+
+TAILED = [19, 31, 34, 40, 41, 42, 42, 43, 43, 45, 46, 46, 48, 50, 51, 53, 54, 54, 56, 56, 57, 59, 60, 62, 66, 69,
+          69, 71, 76, 78, 80, 83, 111, 114, 126, 142, 159, 163, 216, 1189]
+
+
+def _walk_shared(durations: Durations, until: float) -> list[float]:
+    """The ages at which a list provider's task is asked, from its first answer at 0."""
+    polls, age = [0.0], 0.0
+    while (found := durations.next_poll(age, FLOOR, shared=True)) is not None and found[0] <= until:
+        age = found[0]
+        polls.append(age)
+    return polls
+
+
+def test_on_a_list_a_chance_spacing_in_a_smooth_spread_is_no_gap():
+    """Each spacing between forty learned lengths holds the ends of about one task in
+    forty, and a batch's ends fall there too: where one list answers for every task,
+    only a spacing far wider than its neighbours' (tasks that come in groups) is left
+    unpolled.  A task asked on its own still skips them (measured cheaper for Comfy)."""
+    durations = Durations([float(x) for x in SMOOTH])
+    step = PRIOR_TOLERANCE * durations.scale()
+    polls = _walk_shared(durations, 1000.0)
+    for end in (88.0, 95.0, 101.0, 110.0, 118.0, 240.0, 250.0, 700.0, 900.0):  # in the spacings
+        assert min(p for p in polls if p >= end) - end <= step + 1e-9, (end, polls)
+    assert [p for p in polls if 0.0 < p < SMOOTH[0] * (1 - SPREAD)] == []  # before the shortest: still none
+    alone = _walk(durations, 300.0)
+    assert [p for p in alone if 87.0 * (1 + SPREAD) + step < p < 120.0 * (1 - SPREAD)] == []
+    # one far length (an hour-long task among minutes; _batch(40, seed=10)'s warm-up) is a
+    # heavy tail, not a group: the four of that batch that ran 280-570 s were seen within a step
+    tail = Durations([float(x) for x in TAILED])
+    step = PRIOR_TOLERANCE * tail.scale()
+    polls = _walk_shared(tail, 600.0)
+    for end in (287.5, 293.5, 405.3, 568.0):
+        assert min(p for p in polls if p >= end) - end <= step + 1e-9, (end, polls)
+
+
+def test_on_a_list_groups_far_apart_still_leave_their_gap_unpolled():
+    durations = Durations([40.0 + i for i in range(10)] + [100.0 + 2 * i for i in range(10)])
+    step = PRIOR_TOLERANCE * durations.scale()
+    polls = _walk_shared(durations, 160.0)
+    assert [p for p in polls if 49.0 * (1 + SPREAD) + step < p < 100.0 * (1 - SPREAD)] == []
+    assert [p for p in polls if 100.0 * (1 - SPREAD) <= p <= 118.0 * (1 + SPREAD)]
+
+
+def test_a_list_may_slip_a_share_of_a_step_not_of_the_wait_before_the_learned_ends():
+    """A list is asked when the first task's slack runs out.  Before the learned ends
+    the wait is long; its slack is a quarter of a step, so the first poll into the
+    ends keeps its place (a quarter of the wait let 3 of a batch of 20 go 7-10 s late)."""
+    durations = Durations([float(x) for x in SMOOTH])
+    step = PRIOR_TOLERANCE * durations.scale()
+    wait, slack = _answer(Schedule(), 0.0, durations=durations)
+    assert wait == pytest.approx(SMOOTH[0] * (1 - SPREAD) + step)
+    assert slack == pytest.approx(QUIET_SHARE * step)
 
 
 def test_the_step_ignores_the_few_tasks_that_took_far_longer():

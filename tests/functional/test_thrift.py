@@ -140,3 +140,22 @@ async def test_upscayls_budget_goes_where_the_ends_are():
     assert o["requests"] <= f["requests"] + 2  # the same budget, spent
     assert o["median"] < 0.8 * f["median"], (o, f)
     assert o["p95"] <= f["p95"], (o, f)  # the slowest ends too (first polls placed, rates measured)
+
+
+async def test_a_scripts_batch_on_freepiks_list_costs_no_more_than_an_even_list_cadence():
+    """Freepik, a script's batch: 40 tasks submitted within 5 s, after a warm-up batch
+    whose lengths were learned (bench/thrift.py's batch case, on the seed where
+    skipping the chance spacings between learned lengths cost most).  The adds share
+    lists (one per step of the kind at most, not one per add), and tasktui sends no
+    more requests than the fixed list poller at the same p95 (one list every I, one
+    detail per task), counted from the simulator's log."""
+    from bench.thrift import _batch, _measured, _run
+
+    scenario = _batch(40, 3)
+    ours = await _run(scenario)
+    o = ours["by"]["freepik"]
+    assert ours["violations"] == 0 and o["missed"] == 0
+    first = sorted(t for p, t in ours["lists"] if p == "freepik" and 0.0 <= t <= 6.0)
+    assert len(first) <= 2, first  # forty adds over 5 s: two lists, not one per add
+    interval, requests, fixed95 = best_fixed(_measured(scenario), o["p95"], listing=True)
+    assert o["requests"] <= requests, (o, interval, requests, fixed95)

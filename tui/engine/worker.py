@@ -182,6 +182,7 @@ class Worker:
         self.one_shot = False  # refresh_now on a rate-limited / out-of-quota provider: one request may go
         self.balance_due = 0.0
         self.list_due = 0.0  # next discovery list (discover = true)
+        self.listed: dict[str | None, float] = {}  # kind -> when its list last answered (monotonic)
         self.pending: set[str] = set()  # keys a list saw COMPLETED, detail still to fetch
         self.due_cache: tuple[int, float | None] | None = None  # (store revision, next due)
         self.live_cache: tuple[int, list[tuple[Task, str]]] | None = None
@@ -622,11 +623,15 @@ class Worker:
 
     def _learned(self, task: Task) -> Durations | None:
         """The durations learned for tasks like this one (its kind's, when its model is not known yet)."""
-        learned = self.durations.get((task.kind or "", task.model or ""))
-        if learned is None and not task.model:
-            kin = [d for (kind, _), d in self.durations.items() if kind == (task.kind or "")]
-            learned = kin[0] if len(kin) == 1 else None
-        return learned
+        kinds = dict.fromkeys((task.kind or "", self._kind(task) or ""))  # a task added without --kind:
+        for name in kinds:  # its answers name the provider's default kind, which is what was learned
+            learned = self.durations.get((name, task.model or ""))
+            if learned is None and not task.model:
+                kin = [d for (kind, _), d in self.durations.items() if kind == name]
+                learned = kin[0] if len(kin) == 1 else None
+            if learned is not None:
+                return learned
+        return None
 
     def _typical(self, task: Task) -> float | None:
         learned = self.durations.get((task.kind or "", task.model or ""))
@@ -883,6 +888,8 @@ class Worker:
             if s is None:
                 s = sched[key] = Schedule(due=now + first_wait(self.poll_interval, self._learned(task), self.budget.rate,
                                                                len(live), self.adaptive))
+                if listing and self.adaptive:  # a script's batch, added one by one: a list per step at most
+                    s.slack = self._first_slack(task, s.due, now)
                 if declared:  # fed by push from first sight: no first poll ...
                     self.sighted[key] = wall_now
                     if task.polled_at is None and task.provider_status is None:
@@ -920,6 +927,21 @@ class Worker:
         else:
             ranked.sort()
         return [task for _, _, task in ranked]
+
+    def _first_slack(self, task: Task, due: float, now: float) -> float:
+        """How long a new task's first poll may wait on a list provider: until one
+        step after the last answer of its kind's list (the step through the learned
+        ends, at least ``poll_interval``), when that list answered less than a step
+        ago; at once after a lone add.  The tasks of a batch added over a few
+        seconds then share a list or two instead of one each (bench/thrift.py: ten
+        lists in the first 5 s of a batch of 40 became two)."""
+        kind = self._kind(task)
+        last = self.listed.get(kind)
+        if last is None or self.list_off(kind, now):
+            return 0.0
+        learned = self._learned(task)
+        window = max(self.poll_interval, (learned.step(self.poll_interval) or 0.0) if learned is not None else 0.0)
+        return max(0.0, last + window - due)
 
     def _sched_for(self, task: Task) -> Schedule:
         sched = self.sched.get(task.key)
@@ -1209,8 +1231,9 @@ class Worker:
         budget = self.budget  # short of requests: what it allows each live task (helper T)
         spread = (len(self._live_keyed()) / budget.rate * (1.0 - budget.available / budget.capacity)
                   if budget.rate > 0 and budget.capacity > 0 else 0.0)
+        shared = self.provider.has_list and not self.list_off(self._kind(task), now)
         sched.adopt(plan(self.poll_interval, sched, merged, now, wall_now, self.adaptive,
-                         self.knobs.max_interval, QUIET_CAP, durations, spread), now)
+                         self.knobs.max_interval, QUIET_CAP, durations, spread, shared), now)
 
     # ------------------------------------------------------------ task health
 
@@ -1467,6 +1490,7 @@ class Worker:
                 self._switch_off(r, f"list:{kind or ''}",
                                  f"{err.kind} ({detail}{clean(err.message, 200)}); asking each task instead", err)
                 continue
+            self.listed[kind] = self.clock()
             answered, found = self._read_list(r, kind, rows or [], tracked, asked, details, seen_new)
             self._note_usefulness(r, kind, leftover, answered, found)
             leftover = [t for t in leftover if not (self._kind(t) == kind and t.task_id in answered)]
