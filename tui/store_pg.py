@@ -761,12 +761,37 @@ class PgStore(Store):
         whole before the LIMIT); a rare word loses QUICK_WALK."""
         if isinstance(where, str):
             where = self.where(where)
+        if where is not None and where.residual is not None:
+            head = self._walk_residual(where, sort, reverse, limit)
+            if head is not None:
+                return head
         if (QUICK_WALK and where is not None and where.residual is None and any(len(w) >= 3 for w in where.words)
                 and self._trgm_ready()):
             ids = self._walk(where, sort, reverse, limit, QUICK_WALK)
             if ids is not None:
                 return ids, len(ids) < limit
         return super().window_head(where, sort, reverse, limit)
+
+    def _walk_residual(self, where: Any, sort: str, reverse: bool, limit: int) -> tuple[list[int], bool] | None:
+        """The head of a filter that keeps a residual (a field term on text PostgreSQL's SQL is
+        unsure of): the sort's index walked for the first 2 x ``limit`` candidates, the
+        residual run on them; None when that does not give ``limit`` matches (or runs past
+        the walk's budget): then every candidate is read.  A candidate is a match unless
+        its text is not ASCII, so the head is there at once, and a thread reads the rest."""
+        from . import store as sqlite_store
+        from .store import _and_where, _row_task
+
+        cond, params = _and_where(where)
+        want = 2 * int(limit)
+        sql = _sql(f"SELECT {self._cols}, id FROM tasks WHERE deleted = 0{cond}"
+                   f" ORDER BY {self.order_sql(sort, reverse)} LIMIT {want}")
+        rows = self._within(sql, params, max(sqlite_store.HEAD_BUDGET, WALK_BUDGET))
+        if rows is None:
+            return None
+        ids = [row[-1] for row in rows if where.residual(_row_task(tuple(row[:-1])))]
+        if len(rows) < want:
+            return ids, True  # every candidate was read: the whole answer
+        return (ids, False) if len(ids) >= limit else None
 
     def _walk(self, where: Any, sort: str, reverse: bool, limit: int,
               budget: float | None = None) -> list[int] | None:

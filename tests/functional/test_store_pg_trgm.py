@@ -252,3 +252,26 @@ def test_a_short_walk_comes_before_the_probe(pg_url: str, monkeypatch: pytest.Mo
             want = expected(store, query, "updated")
             assert keys(store, ids) == want[:10] and complete == (len(want) < 10), query
         assert probed == []
+
+
+def test_a_filter_with_a_residual_reads_its_head_first(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``state:`` by prefix and field terms keep a residual on PostgreSQL: the head comes
+    from the first candidates in the sort's order, the rest from the thread."""
+    import tui.store as store_mod
+
+    monkeypatch.setattr(store_mod, "HEAD_BUDGET", 600.0)  # whatever the machine's load
+    load(pg_url, tasks(10, 300))
+    with PgStore(pg_url, scope="none") as store:
+        for query in ("state:fail", "-provider:com", "label:flux", "model:\u212a", "state:run label:50"):
+            where = store.where(query)
+            assert where.residual is not None, query
+            want = expected(store, query, "updated")
+            ids, complete = store.window_head(where, "updated", False, limit=10)
+            if complete:
+                assert keys(store, ids) == want, query
+            else:
+                assert len(ids) >= 10 and keys(store, ids) == want[:len(ids)], query
+            job = store.order_job(where, "updated", False)
+            assert keys(store, job.run().tolist()) == want, query
+        ids, complete = store.window_head("-provider:com", "updated", False, limit=10)
+        assert not complete  # many match: only the head was read
