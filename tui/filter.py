@@ -467,9 +467,9 @@ def compile_sql(query: str, dialect: str = "sqlite", *, use_hay: bool = True, ha
     written with the row) where it is set; ``use_hay=False`` for a table without it.
 
     ``hay_ready``: every tracked row has its ``hay`` (the store checked).  Then on
-    PostgreSQL a bare word reads only ``hay`` and ``id:`` only its second line (the id:
-    provider names and ids are printable, so they hold no line break), both Python's
-    lowercase: exact, and such a query needs no residual."""
+    PostgreSQL a bare word reads only ``hay`` and ``id:`` only its second line, the id
+    (provider names and ids are printable, so neither holds a line break), both in
+    Python's lowercase: exact, and such a query needs no residual."""
     if dialect not in DIALECTS:
         raise ValueError(f"unknown SQL dialect {dialect!r} (known: {', '.join(DIALECTS)})")
     pg = dialect == "postgres"

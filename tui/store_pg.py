@@ -37,6 +37,13 @@ again.  No message ever holds the password.
 
 Like ``Store``, every call blocks until the server answered: use one store from one
 thread.  ``wait(timeout)`` blocks until a notification may have come in.
+
+The filter at scale (issue 15), as on SQLite: bare words and ``id:`` are exact in SQL
+once every tracked row has its haystack (``where``); a task list reads the head of each
+filter first (``window_head``: a short walk of the sort's index, a ``pg_trgm`` probe,
+the walk, a scan; reads cut off by the server's ``statement_timeout``) and the whole
+order from a thread on a connection of its own (``order_job``, cancelled on the server).
+Without pg_trgm (refused at migration) the store says so once (``notice``) and scans.
 """
 
 from __future__ import annotations
