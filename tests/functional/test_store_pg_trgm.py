@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any
 
 import pytest
 
 from tests.pg import PASSWORD, PgServer, pg_db, pg_server, pg_url  # noqa: F401  (fixtures)
 from tui.filter import compile_filter
 from tui.model import STATES, Task
-from tui.store import FTS_MAX
 from tui.store_pg import TRGM_INDEX, TRGM_QUERY, PgStore, has_trgm
 
 # hostile and non-ASCII text: LIKE's own wildcards and escape, a quote, the Kelvin sign
