@@ -157,6 +157,7 @@ class TaskTUI(App[None]):
         self._started_at = clock()  # a provider that never answered is stuck this long after
         self._unsubscribe: Callable[[], None] | None = None
         self._header_key: tuple | None = None
+        self._notice_shown: str | None = None  # the store's notice last shown
         self._health_read: tuple[float, list] | None = None  # (when, stored health) without an engine
         self._credits: tuple[int, dict[str, float]] = (-1, {})
         self._theme_ready = False
@@ -509,6 +510,10 @@ class TaskTUI(App[None]):
         self._update_summary()  # its "(12s ago)" moves on too (redrawn once a second at most)
         self._update_quota()
         self._update_header()
+        notice = getattr(self.store, "notice", None)  # what the store says once about itself
+        if notice and notice != self._notice_shown:  # (PostgreSQL without pg_trgm: filters scan)
+            self._notice_shown = notice
+            self.notify(clean(str(notice), 300), severity="warning", timeout=10, markup=False)
 
     # ------------------------------------------------------------ panes
 

@@ -734,6 +734,10 @@ class PgStore(Store):
         self._hay_known = bool(rows and rows[0][0])
         return self._hay_known
 
+    def trigram_index(self) -> bool:
+        """Is there a pg_trgm index over hay (when not, ``notice`` says why)?"""
+        return self._trgm_ready()
+
     def _trgm_ready(self) -> bool:
         """Is there a trigram index over hay?  Asked once; when there is none, ``notice``
         says so (and the log, once)."""

@@ -87,7 +87,8 @@ def db_migrate(target: str | os.PathLike[str]) -> str:
         raise StoreError(f"{probe.url}: cannot migrate: {probe._say(exc)}") from None
     with PgStore(target, scope="none") as store:
         filled = backfill_hay(store)
-    return _said(probe.url, before, now) + _filled(filled)
+        note = None if store.trigram_index() else store.notice  # the filter's index could not be made
+    return _said(probe.url, before, now) + _filled(filled) + (f"; {note}" if note else "")
 
 
 def _filled(n: int) -> str:

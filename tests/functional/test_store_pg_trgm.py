@@ -154,9 +154,12 @@ def test_db_migrate_creates_the_index_once_it_can(limited_url: str, pg_server: P
     from tui.stores import db_migrate
 
     load(limited_url, tasks(4, 20))
+    said = db_migrate(limited_url)  # its one line says the index is missing, and why
+    assert "no pg_trgm index" in said and "db migrate" in said, said
     with pg_server.admin() as conn:
         conn.execute(f'GRANT CREATE ON DATABASE "{pg_db}" TO {limited_url.split("//")[1].split(":")[0]}')
-    db_migrate(limited_url)
+    said = db_migrate(limited_url)
+    assert "pg_trgm" not in said, said
     with PgStore(limited_url, scope="none") as store:
         assert store._trgm_ready() and store.notice is None
 
@@ -273,3 +276,27 @@ def test_a_filter_with_a_residual_reads_its_head_first(pg_url: str, monkeypatch:
             assert keys(store, job.run().tolist()) == want, query
         ids, complete = store.window_head("-provider:com", "updated", False, limit=10)
         assert not complete  # many match: only the head was read
+
+
+async def test_the_dashboard_says_once_that_filters_scan_without_the_index(limited_url: str, tmp_path) -> None:
+    """The store's notice (no pg_trgm index, and how to get it) reaches the screen once,
+    as a warning, when the first bare word asks for the index; not again at the next word."""
+    from test_app_fixtures import make_config, notices, wait_for
+    from tui.app import make_app
+
+    load(limited_url, tasks(3, 120))
+    store = PgStore(limited_url, scope="live")
+    app = make_app(make_config(), store, offline=True)
+    try:
+        async with app.run_test(size=(140, 40)) as pilot:
+            said = notices(app)
+            await pilot.pause()
+            app.use_filter("flux")
+            await wait_for(pilot, lambda: any("no pg_trgm index" in m for _, m in said))
+            app.use_filter("kelvin")
+            await wait_for(pilot, lambda: app.task_list.filter_query == "kelvin")
+            for _ in range(3):  # three ticks of the app's second
+                app._tick()
+            assert len([m for _, m in said if "pg_trgm" in m]) == 1, said
+    finally:
+        store.close()
