@@ -1826,20 +1826,25 @@ def _and_where(where: Any) -> tuple[str, tuple]:
 
 
 class OrderJob:
-    """One read of a list's whole order, off the screen's thread (``Store.order_job``)."""
+    """One read of a list's whole order, off the screen's thread (``Store.order_job``), on a
+    connection of its own (``connect``); ``cancel()`` from any thread interrupts it.  A
+    subclass names its connection's errors (``errors``) and how a read is interrupted."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection], sql: str, params: tuple,
-                 among: list[int] | None) -> None:
+    errors: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
+
+    def __init__(self, connect: Callable[[], Any], sql: str, params: tuple,
+                 among: list[int] | None, residual: Any = None) -> None:
         self._connect, self.sql, self.params, self.among = connect, sql, params, among
+        self.residual = residual  # a Python predicate for the rows the SQL keeps as candidates
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Any = None
         self.cancelled = False
 
     def run(self) -> "array[int] | None":
         """The ids, an ``array("q")`` (None: cancelled, or the read failed: the caller reads them)."""
         try:
             conn = self._connect()
-        except (sqlite3.Error, OSError):
+        except self.errors:
             return None
         with self._lock:
             if self.cancelled:
@@ -1849,23 +1854,30 @@ class OrderJob:
         # into an array, a batch at a time: a million ids leave no million objects behind
         # (they would wake the garbage collector, which stops the screen's thread too)
         out = array("q")
+        residual = self.residual
         try:
-            cursor = conn.execute(self.sql, self.params)
-            while True:
-                rows = cursor.fetchmany(5000)
-                if not rows:
-                    break
-                out.extend([row[0] for row in rows])
-        except sqlite3.Error:
+            for rows in self._batches(conn):
+                if residual is None:
+                    out.extend([row[0] for row in rows])
+                else:
+                    out.extend([row[-1] for row in rows if residual(_row_task(tuple(row[:-1])))])
+        except self.errors:
             return None
         finally:
             with self._lock:
                 self._conn = None
             conn.close()
+        if self.cancelled:
+            return None
         if self.among is None:
             return out
         keep = set(out)
         return array("q", [i for i in self.among if i in keep])
+
+    def _batches(self, conn: Any) -> Iterator[list]:
+        cursor = conn.execute(self.sql, self.params)
+        while rows := cursor.fetchmany(5000):
+            yield rows
 
     def cancel(self) -> None:
         with self._lock:

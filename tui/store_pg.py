@@ -60,6 +60,7 @@ from urllib.parse import quote, unquote, urlsplit
 from .store import (
     TOMBSTONE_DAYS,
     Change,
+    OrderJob,
     Store,
     StoreBusy,
     StoreError,
@@ -1066,58 +1067,21 @@ class PgStore(Store):
             return False
 
 
-class PgOrderJob:
+class PgOrderJob(OrderJob):
     """One read of a list's whole order, off the screen's thread (``PgStore.order_job``), on a
     psycopg connection of its own.  ``cancel()`` asks the server to cancel the query (from
     a thread of its own: the screen's thread does not wait for that round trip)."""
 
     def __init__(self, connect: Callable[[], Any], psycopg: Any, sql: str, params: tuple,
                  among: list[int] | None, residual: Any = None) -> None:
-        import threading
+        super().__init__(connect, sql, params, among, residual)
+        self.errors = (psycopg.Error, StoreError, OSError)
 
-        self._connect, self._psycopg = connect, psycopg
-        self.sql, self.params, self.among, self.residual = sql, params, among, residual
-        self._lock = threading.Lock()
-        self._conn: Any = None
-        self.cancelled = False
-
-    def run(self) -> Any:
-        """The ids, an ``array("q")`` (None: cancelled, or the read failed: the caller reads them)."""
-        from array import array
-
-        from .store import _row_task
-
-        try:
-            conn = self._connect()
-        except (self._psycopg.Error, StoreError, OSError):
-            return None
-        with self._lock:
-            if self.cancelled:
-                conn.close()
-                return None
-            self._conn = conn
-        out = array("q")
-        residual = self.residual
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute(self.sql, self.params or None, prepare=False)
-                while rows := cursor.fetchmany(5000):
-                    if residual is None:
-                        out.extend([row[0] for row in rows])
-                    else:
-                        out.extend([row[-1] for row in rows if residual(_row_task(tuple(row[:-1])))])
-        except self._psycopg.Error:
-            return None
-        finally:
-            with self._lock:
-                self._conn = None
-            conn.close()
-        if self.cancelled:
-            return None
-        if self.among is None:
-            return out
-        keep = set(out)
-        return array("q", [i for i in self.among if i in keep])
+    def _batches(self, conn: Any) -> Any:
+        with conn.cursor() as cursor:
+            cursor.execute(self.sql, self.params or None, prepare=False)
+            while rows := cursor.fetchmany(5000):
+                yield rows
 
     def cancel(self) -> None:
         import threading
