@@ -483,6 +483,14 @@ class TaskList(ScrollView, can_focus=True):
             super().__init__()
             self.key = key
 
+    class OrderArrived(Message):
+        """The list's own: the thread read the whole order (``ids``, None when it could not)
+        of the window generation ``gen``."""
+
+        def __init__(self, gen: int, ids) -> None:
+            super().__init__()
+            self.gen, self.ids = gen, ids
+
     class OrderRead(Message):
         """The whole order is read (the thread after a head-first first frame or filter):
         ``count`` is exact now, "200+ of N" becomes "n of N"."""
@@ -700,20 +708,22 @@ class TaskList(ScrollView, can_focus=True):
             return
         self._settled.clear()
         gen = w.gen
-        try:
-            app = self.app
-        except Exception:  # not mounted: read it here
+        if not self.is_attached:  # not mounted: read it here
             self._whole_order()
             return
 
         def work() -> None:
             ids = job.run()
-            try:
-                app.call_from_thread(self._rest_arrived, gen, ids)
-            except Exception:  # the app is gone, or going (its widgets with it)
+            try:  # thread-safe, and never waits: a list already gone drops it
+                self.post_message(self.OrderArrived(gen, ids))
+            except Exception:  # the app's loop is closed: nobody to tell
                 pass
 
         threading.Thread(target=work, name="task-list-order", daemon=True).start()
+
+    def on_task_list_order_arrived(self, message: "TaskList.OrderArrived") -> None:
+        message.stop()
+        self._rest_arrived(message.gen, message.ids)
 
     def _rest_arrived(self, gen: int, ids) -> None:
         w = self._window
