@@ -8,6 +8,7 @@ A command function takes the parsed arguments and returns the exit code.
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import importlib
 import os
@@ -262,6 +263,10 @@ def notify_end(args: argparse.Namespace, code: int) -> None:
     send(mode, "tasktui wait", body)  # cleaned, wrapped for tmux; nowhere without a terminal
 
 
+# errors of writing the output (stdout): a full disk or quota, an I/O error, a file too big
+OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(join_dash_values(list(sys.argv[1:] if argv is None else argv)))
@@ -290,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         gc.enable()
     try:
         code = int(func(args) or 0)
+        if sys.stdout is not None:
+            sys.stdout.flush()  # what is still buffered fails here, not at the interpreter's exit
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `tasktui ls | head`
@@ -298,6 +305,16 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:
             pass
         return 0
+    except OSError as exc:
+        if exc.errno not in OUTPUT_ERRNOS:
+            raise
+        # `tasktui export > /dev/full`: the output cannot be written (a full disk, a quota)
+        print(f"tasktui: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+        try:
+            sys.stdout = None  # type: ignore[assignment]  # nothing more goes there, at exit either
+        except Exception:
+            pass
+        return 2
     if name == "wait" and getattr(args, "notify", None):
         notify_end(args, code)
     return code

@@ -597,3 +597,20 @@ def test_a_stored_time_out_of_range_is_shown_as_none_never_raised(home, capsys, 
     code, out, err = cli(capsys, "ls", "--json")
     (row,) = json.loads(out)
     assert row["created_at"] is None and row["finished_at"] is None
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+@pytest.mark.parametrize("argv", [["export"], ["export", "--format", "csv"], ["ls", "--json"], ["quota", "--json"]])
+def test_output_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, argv):
+    """`tasktui export > /dev/full`: the disk is full. One line on stderr, exit 2, no
+    traceback (it was an OSError from the JSON writer, or at the interpreter's exit)."""
+    db = tmp_path / "tasks.db"
+    with Store(db) as store:
+        store.add("evolink", [f"task-unified-{n}-abcdefgh" for n in range(400)])  # more than a buffer
+    env = {**os.environ, "TASKTUI_DB": str(db), "TASKTUI_CONFIG": str(tmp_path / "none.toml"),
+           "PYTHONPATH": str(ROOT)}
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "tui", *argv], stdout=full, stderr=subprocess.PIPE,
+                              text=True, env=env, cwd=ROOT, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == "tasktui: cannot write the output: No space left on device", done.stderr
