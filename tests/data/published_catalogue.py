@@ -266,13 +266,30 @@ CASES: dict[str, list[tuple[str, int, object, dict]]] = {
         ("running", 200, {"code": 0, "data": {"task_id": "1ec04ced", "type": "text_to_model", "status": "running",
                                               "progress": 42, "create_time": 1709048933, "running_left_time": 30}},
          {"state": "running", "progress": 42.0}),
+        # [P] platform.tripo3d.ai/docs/task "Get a Specific Task" example answer, whole (as mirrored in
+        # github:funmagic-ai/magi-3d-sdk@7a6effeb tripo/task.md): running at 99 with an empty output.
+        ("running (Tripo's page)", 200, {
+            "code": 0,
+            "data": {"task_id": "ef731ad6-aeb0-4950-9a2e-2298359dfaf8", "type": "text_to_model", "status": "running",
+                     "input": {"prompt": "a small cat"}, "output": {}, "progress": 99, "create_time": 1709048933}},
+         {"state": "running", "progress": 99.0, "results": [], "created_at": 1709048933.0,
+          "details": {"task type": "text_to_model"}}),
+        # [S] the same page's status list: banned, expired, cancelled and unknown are "Finalized" ("no
+        # further updates"); unknown = "cannot be determined, potentially a problem at the system level":
+        # ComfyUI nodes_tripo.py counts it (with expired) among failed_statuses.  It was read as not_found.
         ("failure", 200, {"code": 0, "data": {"task_id": "1ec04ced", "type": "text_to_model", "status": "banned",
                                               "progress": 0, "create_time": 1709048933}},
          {"state": "failed"}),
+        ("failure, status unknown (finalized)", 200, {"code": 0, "data": {"task_id": "1ec04ced", "type": "text_to_model",
+                                                                          "status": "unknown", "progress": 0}},
+         {"state": "failed"}),
         ("expired", 200, {"code": 0, "data": {"task_id": "1ec04ced", "type": "text_to_model", "status": "expired"}},
          {"state": "not_found"}),
-        # [S] Tripo error body {code, message, suggestion} (platform.tripo3d.ai/docs/error-codes); code illustrative.
-        ("not found", 404, {"code": 2000, "message": "Task not found", "suggestion": "Check the task id"},
+        # [S] Tripo error body {code, message, suggestion} (platform.tripo3d.ai/docs/error-codes) with the
+        # task page's published row for it: HTTP 404, code 2001, "Task not found.", "Please check if you
+        # passed the correct task id." (2000 is the generation rate limit, a 429).
+        ("not found", 404, {"code": 2001, "message": "Task not found.",
+                            "suggestion": "Please check if you passed the correct task id."},
          {"raises": "NotFound"}),
     ],
     "pixverse": [
@@ -356,13 +373,26 @@ CASES: dict[str, list[tuple[str, int, object, dict]]] = {
         # [S] ComfyUI apis/__init__.py VeoGenVidPollResponse {done, error {code, message}, name, response {videos
         # [{gcsUri, mimeType}], raiMediaFilteredCount}}; Vertex AI long-running operation docs
         # (cloud.google.com/vertex-ai/generative-ai/docs/model-reference/veo-video-generation).
-        ("running", 200, {"name": "projects/p/locations/us-central1/publishers/google/models/veo-2.0-generate-001/operations/a1b07c8e"},
+        # [P] Google's "Generate videos with Veo from text" page, REST tab (cloud.google.com/vertex-ai/generative-ai/
+        # docs/video/generate-videos-from-text, now docs.cloud.google.com/gemini-enterprise-agent-platform/models/
+        # video/generate-videos-from-text): the predictLongRunning answer, whole; an operation not yet done
+        # answers the same object without "done" (google.longrunning.Operation).
+        ("running (Google's page)", 200, {
+            "name": "projects/PROJECT_ID/locations/us-central1/publishers/google/models/MODEL_ID/operations/a1b07c8e-7b5a-4aba-bb34-3e1ccb8afcc8"},
+         {"state": "running", "results": []}),
+        # [P] the same page, step 2 (fetchPredictOperation) "Response", whole.
+        ("success (Google's page)", 200, {
+            "name": "projects/PROJECT_ID/locations/us-central1/publishers/google/models/MODEL_ID/operations/OPERATION_ID",
+            "done": True,
+            "response": {
+                "raiMediaFilteredCount": 0,
+                "@type": "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse",
+                "videos": [{"gcsUri": "gs://BUCKET_NAME/TIMESTAMPED_FOLDER/sample_0.mp4", "mimeType": "video/mp4"}]}},
+         {"state": "succeeded", "results": [], "error": None}),  # gs:// is no web link: not a result
+        # [S] the same operation with done false spelled out (google.longrunning.Operation.done: "If the value
+        # is false, it means the operation is still in progress").
+        ("running, done false", 200, {"name": "projects/p/operations/a1b07c8e", "done": False},
          {"state": "running"}),
-        ("success", 200, {"name": "projects/p/locations/us-central1/publishers/google/models/veo-2.0-generate-001/operations/a1b07c8e",
-                          "done": True,
-                          "response": {"@type": "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse",
-                                       "videos": [{"gcsUri": "gs://bucket/out/sample_0.mp4", "mimeType": "video/mp4"}]}},
-         {"state": "succeeded", "results": []}),  # gs:// is no web link: not a result
         ("failure", 200, {"name": "projects/p/operations/a1b07c8e", "done": True,
                           "error": {"code": 3, "message": "The prompt could not be submitted."}},
          {"state": "failed", "error": "The prompt could not be submitted. (3)"}),
