@@ -119,6 +119,21 @@ CASES: dict[str, list[tuple[str, int, object, dict]]] = {
                                       "frame1": {"gen_id": "123e4567-e89b-12d3-a456-426614174000"}}}},
          {"state": "succeeded", "results": ["https://example.com/video.mp4"], "model": "v1.6",
           "created_at": 1685620800.0}),
+        # [P] github:lumalabs/lumaai-api@2520034 openapi.yaml components.schemas.Generation.example (the
+        # current schema: model, failure_reason), whole.
+        ("success (openapi.yaml Generation example)", 200, {
+            "id": "123e4567-e89b-12d3-a456-426614174000", "state": "completed", "failure_reason": None,
+            "created_at": "2023-06-01T12:00:00Z", "assets": {"video": "https://example.com/video.mp4"},
+            "model": "ray-1-6",
+            "request": {"prompt": "A serene lake surrounded by mountains at sunset", "aspect_ratio": "16:9",
+                        "loop": True,
+                        "keyframes": {"frame0": {"type": "image", "url": "https://example.com/image.jpg"},
+                                      "frame1": {"type": "generation", "id": "123e4567-e89b-12d3-a456-426614174000"}}}},
+         {"state": "succeeded", "results": ["https://example.com/video.mp4"], "model": "ray-1-6",
+          "created_at": 1685620800.0, "error": None}),
+        # [P] the same file, components.schemas.Error.example, the "default" answer of GET /generations/{id}.
+        ("bad key (openapi.yaml Error example)", 401, {"detail": "Invalid API key is provided"},
+         {"raises": "AuthError"}),
         # [S] as ComfyUI's LumaGeneration, state dreaming.
         ("running", 200, {"id": "d1968551", "generation_type": "video", "state": "dreaming",
                           "created_at": "2024-11-22T08:45:47.713Z", "assets": None, "model": "ray-2"},
@@ -140,6 +155,18 @@ CASES: dict[str, list[tuple[str, int, object, dict]]] = {
                           "video_width": 1280, "video_height": 720,
                           "base_resp": {"status_code": 0, "status_msg": "success"}},
          {"state": "succeeded", "results": [], "details": {"file id": "241342648594580"}}),
+        # [P] MiniMax's own example answer of GET /v1/query/video_generation (platform.minimax.io/docs/api-reference/
+        # video-generation-query), as reproduced whole and marked "official" at docs.phanedge.cloud/minimaxi/video-query.md.
+        ("success (MiniMax's example)", 200, {
+            "task_id": "176843862716480", "status": "Success", "file_id": "176844028768320",
+            "video_width": 1920, "video_height": 1080, "base_resp": {"status_code": 0, "status_msg": "success"}},
+         {"state": "succeeded", "results": [], "provider_status": "Success", "error": None,
+          "details": {"file id": "176844028768320"}}),
+        # [S] "Preparing", a status word MiniMax's own query pages list (platform.minimax.io/docs/api-reference/
+        # video-agent-query: Preparing, Processing, Success, Fail), before Processing.
+        ("preparing", 200, {"task_id": "176843862716480", "status": "Preparing",
+                            "base_resp": {"status_code": 0, "status_msg": "success"}},
+         {"state": "queued"}),
         ("running", 200, {"task_id": "67bd3a0334815", "status": "Processing",
                           "base_resp": {"status_code": 0, "status_msg": "success"}},
          {"state": "running"}),
