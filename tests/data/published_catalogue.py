@@ -242,6 +242,22 @@ CASES: dict[str, list[tuple[str, int, object, dict]]] = {
          {"state": "running", "details": {"submitted": "2025-07-27 21:05:15.212", "request id": "e5d70b02"}}),
         ("pending", 200, {"request_id": "e5d70b02", "output": {"task_id": "966cebcd", "task_status": "PENDING"}},
          {"state": "queued"}),
+        # [P] Alibaba's own DashScope page (help.aliyun.com/zh/model-studio/wan2-5-image-edit-api-reference, step 2
+        # GET /api/v1/tasks/{task_id}, the same task query the video models use): its "task failed" and "task query
+        # expired" (24 h) answers, whole, and the create answer (PENDING) of step 1.
+        ("failure (Alibaba's page)", 200, {
+            "request_id": "e5d70b02-ebd3-98ce-9fe8-759d7d7b107d",
+            "output": {"task_id": "86ecf553-d340-4e21-af6e-xxxxxx", "task_status": "FAILED", "code": "InvalidParameter",
+                       "message": "xxxxxx", "task_metrics": {"TOTAL": 4, "SUCCEEDED": 0, "FAILED": 4}}},
+         {"state": "failed", "error": "xxxxxx", "results": []}),
+        ("not found, query expired (Alibaba's page)", 200, {
+            "request_id": "a4de7c32-7057-9f82-8581-xxxxxx",
+            "output": {"task_id": "502a00b1-19d9-4839-a82f-xxxxxx", "task_status": "UNKNOWN"}},
+         {"state": "not_found"}),
+        ("pending (Alibaba's page)", 200, {
+            "output": {"task_status": "PENDING", "task_id": "0385dc79-5ff8-4d82-bcb6-xxxxxx"},
+            "request_id": "4909100c-7b5a-9f92-bfe5-xxxxxx"},
+         {"state": "queued", "results": []}),
         # [S] DashScope task query failure: output.code and output.message (ComfyUI VideoTaskStatusOutputField).
         ("failure", 200, {"request_id": "daad9007", "output": {"task_id": "fe8aa114", "task_status": "FAILED",
                                                               "code": "InvalidParameter",
