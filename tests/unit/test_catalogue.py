@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.data.published_catalogue import CASES
+from tests.data.published_catalogue import CASES, READER_ONLY
 from tui import model
 from tui.providers import known_names, make_provider, provider_class
 from tui.providers.catalogue import catalogue_entry, catalogue_names
@@ -83,7 +83,7 @@ def test_direct_base_url_keeps_the_entry():
     assert isinstance(p, DeclaredProvider) and provider_class("luma").name == "luma"
 
 
-CASE_IDS = [(name, label, status, body, expected) for name, cases in CASES.items()
+CASE_IDS = [(name, label, status, body, expected) for table in (CASES, READER_ONLY) for name, cases in table.items()
             for label, status, body, expected in cases]
 
 
