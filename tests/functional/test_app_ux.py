@@ -520,11 +520,19 @@ def test_tmux_marks_bulk_forget_column_sort_and_error_log_jump(tmp_path):
         # error log jump: e, pick the evolink-task-004 row, g goes to it in the list
         term.press("e")
         term.wait_for("Too many requests")  # the log's rows are in
-        # keys typed right after "/" can arrive before the filter has the focus: wait
-        # for the filter's line to change (its focused style and cursor) first
-        bar = term.screen(escapes=True).splitlines()[0]
+        # keys typed right after "/" can reach the table before the filter has the focus
+        # (and do nothing there): type one letter until the filter shows it (it has the
+        # focus then), clear it (ctrl+u), then type the query
         term.press("/")
-        term.wait_restyled(0, bar)
+        for attempt in range(30):
+            term.type("e")
+            try:
+                term.wait_for("filter: provider, task", timeout=2, absent=True)
+                break
+            except AssertionError:
+                continue
+        term.press("C-u")
+        term.wait_for("filter: provider, task")
         term.type("evolink-task-004")
         term.wait_for("1 of")
         # Tab moves the focus in a binding that runs after the key went round the
