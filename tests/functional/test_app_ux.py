@@ -482,6 +482,7 @@ async def test_header_keeps_marks_follow_and_sort_in_view_at_80_columns(tmp_path
 @pytest.mark.tmux
 def test_tmux_marks_bulk_forget_column_sort_and_error_log_jump(tmp_path):
     import shlex
+    import time
     import shutil
     from pathlib import Path
 
@@ -537,7 +538,12 @@ def test_tmux_marks_bulk_forget_column_sort_and_error_log_jump(tmp_path):
         term.wait_for("1 of")
         # Tab moves the focus in a binding that runs after the key went round the
         # focused filter: a "g" sent right behind it can still land in the filter.
-        # Wait for the table's cursor row to light up (the table has the focus) first.
+        # Wait for the table's cursor row to light up (the table has the focus) first,
+        # from the row as the filter drew it (its first row is then the task's)
+        deadline = time.monotonic() + 60
+        while "evolink-task-004" not in term.screen().splitlines()[2]:
+            assert time.monotonic() < deadline, term.screen()
+            time.sleep(0.1)  # polling interval, not a wait for the app
         row = term.screen(escapes=True).splitlines()[2]
         term.press("Tab")  # from the filter to the table
         term.wait_restyled(2, row)
