@@ -856,8 +856,9 @@ class PgStore(Store):
         cols = f"{self._cols}, id" if residual is not None else "id"
         cond, params = _and_where(where)
         if among is not None:
-            sql = f"SELECT {cols} FROM tasks WHERE id = ANY(?) AND deleted = 0{cond}"
-            params = (list(among), *params)
+            among_sql, arg = self._among(among)
+            sql = f"SELECT {cols} FROM tasks WHERE {among_sql} AND deleted = 0{cond}"
+            params = (arg, *params)
         else:
             sql = f"SELECT {cols} FROM tasks WHERE deleted = 0{cond} ORDER BY {self.order_sql(sort, reverse)}"
         return PgOrderJob(self._connect, self._psycopg, _sql(sql), params, among, residual)
