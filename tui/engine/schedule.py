@@ -178,7 +178,7 @@ class Durations:
         k = bisect.bisect_right(values, age / (1.0 + SPREAD))  # learned ends whose stretch is not behind
         if k >= len(values):
             return None
-        step = max(floor, PRIOR_TOLERANCE * self.scale())  # (Durations.step)
+        step = self.step(floor)  # (PRIOR_MIN learned: never None here)
         last = values[-1] * (1.0 + SPREAD)
         lo = values[k] * (1.0 - SPREAD)
         if lo <= age or (shared and k > 0 and not self._gap(k)):  # inside a stretch of likely ends
