@@ -466,6 +466,14 @@ def _optional(conn: Any, statements: tuple[str, ...], where: str) -> bool:
     return True
 
 
+def _walk_budget() -> float:
+    """Seconds a walk of a sort's index may take here: SQLite's HEAD_BUDGET (read when
+    called: tests change it), at least WALK_BUDGET (each entry is a heap read of its row)."""
+    from . import store as sqlite_store
+
+    return max(sqlite_store.HEAD_BUDGET, WALK_BUDGET)
+
+
 def has_trgm(conn: Any) -> bool:
     """Does the database behind ``conn`` (psycopg) have the trigram index over hay?"""
     return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (TRGM_INDEX,)).fetchone()[0]
@@ -790,14 +798,13 @@ class PgStore(Store):
         residual run on them; None when that does not give ``limit`` matches (or runs past
         the walk's budget): then every candidate is read.  A candidate is a match unless
         its text is not ASCII, so the head is there at once, and a thread reads the rest."""
-        from . import store as sqlite_store
         from .store import _and_where, _row_task
 
         cond, params = _and_where(where)
         want = 2 * int(limit)
         sql = _sql(f"SELECT {self._cols}, id FROM tasks WHERE deleted = 0{cond}"
                    f" ORDER BY {self.order_sql(sort, reverse)} LIMIT {want}")
-        rows = self._within(sql, params, max(sqlite_store.HEAD_BUDGET, WALK_BUDGET))
+        rows = self._within(sql, params, _walk_budget())
         if rows is None:
             return None
         ids = [row[-1] for row in rows if where.residual(_row_task(tuple(row[:-1])))]
@@ -811,13 +818,12 @@ class PgStore(Store):
         them soonest (a sort's index walked, for a filter that keeps many rows), cut off by
         the server after ``budget`` (default WALK_BUDGET, or HEAD_BUDGET if longer) seconds (None:
         a scan answers instead)."""
-        from . import store as sqlite_store
         from .store import _and_where
 
         cond, params = _and_where(where)
         sql = _sql(f"SELECT id FROM tasks WHERE deleted = 0{cond} ORDER BY {self.order_sql(sort, reverse)}"
                    f" LIMIT {int(limit)}")
-        rows = self._within(sql, params, max(sqlite_store.HEAD_BUDGET, WALK_BUDGET) if budget is None else budget)
+        rows = self._within(sql, params, _walk_budget() if budget is None else budget)
         return None if rows is None else [row[0] for row in rows]
 
     def _within(self, sql: str, params: tuple, budget: float, prepare: bool | None = None) -> list[tuple] | None:
