@@ -316,12 +316,36 @@ CASES: dict[str, list[tuple[str, int, object, dict]]] = {
         # further updates"); "unknown" is in READER_ONLY below.
         ("failure", 200, {"code": 0, "data": {"task_id": "1ec04ced", "type": "text_to_model", "status": "banned",
                                               "progress": 0, "create_time": 1709048933}},
-         {"state": "failed"}),
-        ("expired", 200, {"code": 0, "data": {"task_id": "1ec04ced", "type": "text_to_model", "status": "expired"}},
-         {"state": "not_found"}),
-        # [S] Tripo error body {code, message, suggestion} (platform.tripo3d.ai/docs/error-codes) with the
-        # task page's published row for it: HTTP 404, code 2001, "Task not found.", "Please check if you
-        # passed the correct task id." (2000 is the generation rate limit, a 429).
+         {"state": "failed", "error_starts": "banned: "}),
+        # [P] docs.tripo3d.ai/get-started/errors-and-error-handling.html: the failed task Tripo's errors page
+        # prints, whole ("During your task query process, some tasks may fail. An error code will also be
+        # returned to make the reason clear"; 1001 is "Fatal error on server side" in its table).
+        ("failure (Tripo's errors page)", 200, {
+            "code": 0,
+            "data": {"task_id": "916ef2cf-02e5-4bed-97f3-d8a8196f7dfc", "type": "text_to_model", "status": "failed",
+                     "input": {"prompt": "A dachshund standing on a stool.", "model_version": "v2.5-20250123"},
+                     "output": {}, "progress": 100, "create_time": 1768888519, "error_code": 1001,
+                     "prompt": "a dog", "queuing_num": -1, "running_left_time": -1, "result": {}}},
+         {"state": "failed", "provider_status": "failed", "results": [], "created_at": 1768888519.0,
+          "details": {"task type": "text_to_model", "error code": "1001"}}),
+        # [S] "expired", the body of the errors page above with the status word of the task page
+        # (platform.tripo3d.ai/docs/task, mirrored in github:funmagic-ai/magi-3d-sdk@7a6effeb tripo/task.md):
+        # "expired: The task has expired after a certain period. Please try again and report this along with
+        # the task_id for support if it appeared again", listed under "Finalized".  ComfyUI counts it a failure
+        # (github:comfyanonymous/ComfyUI@0ac35b91 comfy_api_nodes/nodes_tripo.py poll_task failed_statuses
+        # [..., TripoTaskStatus.EXPIRED]; util/client.py poll_op_raw raises "Task failed: ...").  No page
+        # publishes a whole expired answer.  A failed task, with an error that says so.
+        ("expired", 200, {
+            "code": 0,
+            "data": {"task_id": "916ef2cf-02e5-4bed-97f3-d8a8196f7dfc", "type": "text_to_model", "status": "expired",
+                     "input": {"prompt": "A dachshund standing on a stool.", "model_version": "v2.5-20250123"},
+                     "output": {}, "progress": 0, "create_time": 1768888519, "queuing_num": -1,
+                     "running_left_time": -1, "result": {}}},
+         {"state": "failed", "provider_status": "expired", "results": [], "error_starts": "expired: "}),
+        # [S] Tripo error body {code, message, suggestion} (docs.tripo3d.ai/get-started/errors-and-error-handling.html)
+        # with the task page's published row for it: HTTP 404, code 2001, "Task not found.", "Please check if
+        # you passed the correct task id." (2000 is the generation rate limit, a 429: the generation page's
+        # table, and docs.tripo3d.ai/other/support-faq.html "Error code 2000 ... exceeded our concurrency limit").
         ("not found", 404, {"code": 2001, "message": "Task not found.",
                             "suggestion": "Please check if you passed the correct task id."},
          {"raises": "NotFound"}),
@@ -453,7 +477,25 @@ READER_ONLY: dict[str, list[tuple[str, int, object, dict]]] = {
         # failed_statuses.  The entry read it as not_found.
         ("failure, status unknown (finalized)", 200, {"code": 0, "data": {"task_id": "1ec04ced", "type": "text_to_model",
                                                                           "status": "unknown", "progress": 0}},
-         {"state": "failed"}),
+         {"state": "failed", "error_starts": "unknown: "}),
+        # [S] the task page's 404 row (2001, in CASES) carried in a 200: Tripo's General page (mirrored in
+        # github:funmagic-ai/magi-3d-sdk@7a6effeb tripo/introduction.md) says "For every request that encounters
+        # an error, the code field will be non-zero", so the code alone says not found, whatever a proxy does
+        # with the HTTP status.
+        ("not found, code 2001 in a 200", 200, {"code": 2001, "message": "Task not found.",
+                                                "suggestion": "Please check if you passed the correct task id."},
+         {"raises": "NotFound"}),
+        # A 404 reads as not found whatever its code: the code this project's simulator once sent (2000, Tripo's
+        # generation rate limit) still reads as not found under a 404, while 2000 in a 200 is the rate limit.
+        ("not found, 404 with code 2000", 404, {"code": 2000, "message": "Task not found", "suggestion": "Check the task id"},
+         {"raises": "NotFound"}),
+        # [S] the generation page's row: 429, 2000 "You have exceeded the limit of generation."
+        ("rate limited, code 2000", 429, {"code": 2000, "message": "You have exceeded the limit of generation.",
+                                          "suggestion": "Please retry later."},
+         {"raises": "RateLimited"}),
+        ("rate limited, code 2000 in a 200", 200, {"code": 2000, "message": "You have exceeded the limit of generation.",
+                                                   "suggestion": "Please retry later."},
+         {"raises": "RateLimited"}),
     ],
     "veo": [
         # [S] a Vertex operation with done false spelled out (google.longrunning.Operation.done: "If the value

@@ -101,6 +101,9 @@ def test_published_answers_read_right(name, label, status, body, expected):
     assert task.provider == name and task.task_id == "t1"
     assert task.state != model.UNKNOWN, task.details
     for field, value in expected.items():
+        if field == "error_starts":  # the text is the entry's; the test holds only what it must say first
+            assert (task.error or "").startswith(value), task.error
+            continue
         got = getattr(task, field)
         if field == "details":
             got = {k: v for k, v in got.items() if k in value}
@@ -111,3 +114,43 @@ def test_published_answers_read_right(name, label, status, body, expected):
     if task.state in model.TERMINAL and task.state != model.SUCCEEDED:
         assert task.results == []
     assert task.raw == body
+
+
+# ---------------------------------------------------------------- status_errors (Tripo's "expired")
+
+def _declaration(**extra):
+    from tui.providers.catalogue import Declaration
+
+    return Declaration.model_validate({
+        "request": {"path": "/v1/tasks/{id}"}, "paths": {"status": "status", "error": "message"},
+        "states": {"running": ["working"], "succeeded": ["done"], "failed": ["broken", "expired"]}, **extra})
+
+
+def test_status_errors_only_for_failed_or_cancelled_words():
+    from pydantic import ValidationError
+
+    d = _declaration(status_errors={"expired": "expired: gone stale"})
+    assert d.status_error("EXPIRED") == "expired: gone stale" and d.status_error("broken") is None
+    for bad in ({"working": "x"}, {"nope": "x"}, {"expired": ""}, {"expired": "a\nb"}, {"expired": "x" * 301}):
+        with pytest.raises(ValidationError) as info:
+            _declaration(status_errors=bad)
+        assert "status_errors." in str(info.value), bad
+
+
+def test_a_status_error_fills_in_only_where_the_answer_gives_none():
+    from tui.providers.declared import declared_class
+
+    p = declared_class("acme", _declaration(status_errors={"expired": "expired: gone stale"}))(KEY, "https://acme.invalid")
+    read = lambda body: p.parse_status("t1", None, httpx.Response(200, json=body))  # noqa: E731
+    assert read({"status": "Expired"}).error == "expired: gone stale"
+    assert read({"status": "expired", "message": "their own words"}).error == "their own words"
+    assert read({"status": "broken"}).error is None and read({"status": "working"}).error is None
+
+
+def test_tripo_expired_is_a_failure_in_the_entry():
+    entry = catalogue_entry("tripo")
+    vocabulary = entry.vocabulary()
+    assert vocabulary.state("expired") == model.FAILED and "expired" not in entry.states.get("not_found", [])
+    assert entry.status_error("expired").startswith("expired: ")
+    assert entry.answer_code is not None and entry.answer_code.errors["2001"] == "not_found"
+    assert entry.answer_code.errors["2000"] == "rate_limited"

@@ -262,6 +262,8 @@ class DeclaredProvider(Provider):
         if hint:
             details["hint"] = clean(hint, 300)
         error = _text(first(data, p.error)) if p.error else None
+        if not error and state in (FAILED, CANCELLED):  # a word that says why only by itself (Tripo "expired")
+            error = d.status_error(status)
         if error and d.error_fails and state not in (FAILED, CANCELLED):
             state = FAILED
         progress = _number(first(data, p.progress)) if p.progress else None

@@ -208,7 +208,7 @@ def sora(task: SimTask, state: str, progress: float, wall: Wall) -> tuple[int, A
 
 def tripo(task: SimTask, state: str, progress: float, wall: Wall) -> tuple[int, Any]:
     """Tripo's task answer (platform.tripo3d.ai/docs/task; ComfyUI apis/tripo_api.py TripoTaskResponse):
-    {code 0, data {task_id, type, status queued/running/success/failed/cancelled/banned/expired,
+    {code 0, data {task_id, type, status queued/running/success/failed/cancelled (banned/expired/unknown: failed),
     input, output {pbr_model, rendered_image}, progress 0..100, create_time (s)}}."""
     word = {"queued": "queued", "running": "running", "succeeded": "success", "failed": "failed",
             "cancelled": "cancelled"}[state]
@@ -326,10 +326,14 @@ def not_found(vendor: str, task_id: str, expired: bool = False) -> tuple[int, An
     if vendor == "sora":  # OpenAI's error object
         return 404, {"error": {"message": f"Video with id '{task_id}' not found.", "type": "invalid_request_error",
                                "param": None, "code": None}}
-    if vendor == "tripo":  # a task past its retention reads "expired"; an id never seen is 404
+    if vendor == "tripo":
+        # A task Tripo gave up on reads "expired" (a finalized status: the task failed, platform.tripo3d.ai/docs/task);
+        # an id it does not know is its published 404 row: code 2001 "Task not found." (2000 is the generation
+        # rate limit, a 429), in its error body {code, message, suggestion}.
         if expired:
             return 200, {"code": 0, "data": {"task_id": task_id, "type": "text_to_model", "status": "expired"}}
-        return 404, {"code": 2000, "message": "Task not found", "suggestion": "Check the task id"}
+        return 404, {"code": 2001, "message": "Task not found.",
+                     "suggestion": "Please check if you passed the correct task id."}
     if vendor == "pixverse":  # a deleted video is status 6; an unknown id a non-zero ErrCode
         if expired:
             return 200, {"ErrCode": 0, "ErrMsg": "Success",

@@ -32,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..vocabulary import NAMED_STATES, Vocabulary
+from ..vocabulary import NAMED_STATES, Vocabulary, normal
 
 # Our states a vocabulary may name (``unknown`` is what an unlisted word gives).
 STATE_NAMES: tuple[str, ...] = NAMED_STATES
@@ -272,6 +272,9 @@ class Declaration(BaseModel):
     status_by_http: dict[str, str] = Field(default_factory=dict)
     progress_scale: float = Field(default=1.0, gt=0)  # progress = value * scale (Runway's 0..1 -> 100)
     error_fails: bool = False  # an answer with an error is a failed task whatever its status says
+    # the error a failed or cancelled word gives when the answer carries no error text of its own
+    # (Tripo's "expired" says nothing but the word: "expired: ...")
+    status_errors: dict[str, str] = Field(default_factory=dict)
     answer_code: AnswerCode | None = None
     default_kind: str | None = None
     known_kinds: list[str] = Field(default_factory=list)
@@ -333,6 +336,24 @@ class Declaration(BaseModel):
             if word is not None and word not in vocabulary:
                 raise ValueError(f"{where}: '{word}' is not one of the words in [states]")
         return self
+
+    @model_validator(mode="after")
+    def _status_errors(self) -> "Declaration":
+        vocabulary = Vocabulary(self.states)
+        for word, text in self.status_errors.items():
+            if vocabulary.state(word) not in ("failed", "cancelled"):
+                raise ValueError(f"status_errors.{word}: only a word in [states] failed or cancelled"
+                                 " may carry an error")
+            if not text.strip() or len(text) > 300 or not text.isprintable():
+                raise ValueError(f"status_errors.{word}: should be one line of text (at most 300 characters)")
+        return self
+
+    def status_error(self, word: str | None) -> str | None:
+        """The declared error of a status word (``status_errors``), compared as the vocabulary compares."""
+        if not word or not self.status_errors:
+            return None
+        key = normal(word)
+        return next((text for w, text in self.status_errors.items() if normal(w) == key), None)
 
     @field_validator("known_kinds")
     @classmethod
