@@ -4,7 +4,7 @@ not from the catalogue files) on 127.0.0.1 and a real SQLite file.
 
 Every vendor gets a task that goes queued -> running -> succeeded, one that
 fails, one the vendor does not know, and where the vendor has the words, one
-that is cancelled and one it has forgotten.  The real CLI (``tasktui add`` and
+that is cancelled and one it has forgotten (or, for Tripo, given up on: "expired", a failure).  The real CLI (``tasktui add`` and
 ``wait --json``) follows them to their ends; the same check also runs through
 the Engine and the Store directly (``Engine.poll_once``), so the catalogue path
 is proven whatever the command line accepts."""
@@ -30,6 +30,10 @@ PATIENCE = 90.0  # seconds a subprocess may take to poll everything once (a safe
 CANCELS = ("runway", "seedance", "wan", "tripo")
 # Vendors whose answer for a task they once had says so (Tripo "expired", PixVerse status 6 deleted).
 FORGETS = ("tripo", "pixverse")
+# Of those, the ones whose word is a failure of the task, with the error it must begin with: Tripo's
+# "expired" is a finalized status of a task that failed (platform.tripo3d.ai/docs/task; ComfyUI's
+# nodes_tripo.py failed_statuses), not a task it does not know (its 404, code 2001).
+EXPIRED_FAILS = {"tripo": "expired: "}
 # Vendors whose success carries no web link: MiniMax a file id, Sora a content endpoint,
 # Stability the image itself (base64), Veo a gs:// URI.
 NO_LINK = ("minimax", "sora", "stability", "veo")
@@ -86,7 +90,8 @@ def expected(vendor: str) -> dict[str, dict]:
         elif role == "stop":
             out[tid] = {"state": "cancelled"}
         elif role == "old":
-            out[tid] = {"state": "not_found"}
+            out[tid] = ({"state": "failed", "error_starts": EXPIRED_FAILS[vendor]} if vendor in EXPIRED_FAILS
+                        else {"state": "not_found"})
     return out
 
 
@@ -172,6 +177,8 @@ def check_ends(tasks: dict[str, dict], vendors) -> None:
             for field, value in want.items():
                 if field == "error":
                     assert value in (got.get("error") or ""), (tid, got)
+                elif field == "error_starts":
+                    assert (got.get("error") or "").startswith(value), (tid, got)
                 else:
                     assert got[field] == value, (tid, field, got)
 
@@ -292,3 +299,36 @@ async def test_the_simulators_own_config_serves_its_vendors(sim_factory, sim_tas
             await engine.stop()
         assert store.get("kling:k-done").state == "succeeded" and store.get("kling:k-done").results
         assert store.get("acme:a-run").state == "running" and store.get("acme:a-run").progress == 50
+
+
+def test_tripo_expired_and_unknown_through_the_simulator_add_and_wait(sim_factory, sim_task, sim_scenario, tmp_path):
+    """Tripo alone: the simulator serves its published not-found row (404, code 2001) and an
+    "expired" task; ``add`` + ``wait --json`` end the expired task failed, with an error that
+    begins "expired: ", and the unknown id not_found."""
+    import httpx
+
+    from tui.providers import make_provider
+
+    sim = sim_factory(sim_scenario(sim_task("tripo", "tripo-old", "expired"),
+                                   sim_task("tripo", "tripo-done", "succeeded",
+                                            results=["https://sim.tasktui.invalid/tripo/a.glb"])))
+    provider = make_provider("tripo", sim.key("comfy"), sim.base_url)
+    served = {}
+    for tid in ("tripo-old", "tripo-gone"):
+        req = provider.status_request(tid)
+        served[tid] = httpx.request(req.method, req.url, headers=req.headers)
+    assert served["tripo-gone"].status_code == 404 and served["tripo-gone"].json()["code"] == 2001
+    assert served["tripo-old"].status_code == 200 and served["tripo-old"].json()["data"]["status"] == "expired"
+
+    write_config(tmp_path, sim, vendors=("tripo",), declared=False)
+    r = cli(tmp_path, "add", "tripo", "tripo-old", "tripo-gone", "tripo-done")
+    assert r.returncode == 0, r.stderr
+    r = cli(tmp_path, "wait", "--json", "--timeout", "60")
+    assert r.returncode == 1, r.stderr  # some end failed or not found
+    tasks = {d["task_id"]: d for d in json.loads(r.stdout)}
+    old = tasks["tripo-old"]
+    assert old["state"] == "failed" and old["provider_status"] == "expired", old
+    assert old["error"].startswith("expired: "), old
+    assert tasks["tripo-gone"]["state"] == "not_found", tasks["tripo-gone"]
+    assert tasks["tripo-done"]["state"] == "succeeded", tasks["tripo-done"]
+    assert sim.key("comfy") not in r.stdout + r.stderr
