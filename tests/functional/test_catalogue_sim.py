@@ -4,8 +4,9 @@ not from the catalogue files) on 127.0.0.1 and a real SQLite file.
 
 Every vendor gets a task that goes queued -> running -> succeeded, one that
 fails, one the vendor does not know, and where the vendor has the words, one
-that is cancelled and one it has forgotten (or, for Tripo, given up on: "expired", a failure).  The real CLI (``tasktui add`` and
-``wait --json``) follows them to their ends; the same check also runs through
+that is cancelled and one it has forgotten (Tripo's "expired": one it gave up
+on, a failure).  The real CLI (``tasktui add`` and ``wait --json``) follows
+them to their ends; the same check also runs through
 the Engine and the Store directly (``Engine.poll_once``), so the catalogue path
 is proven whatever the command line accepts."""
 

@@ -140,7 +140,8 @@ def test_status_errors_only_for_failed_or_cancelled_words():
 def test_a_status_error_fills_in_only_where_the_answer_gives_none():
     from tui.providers.declared import declared_class
 
-    p = declared_class("acme", _declaration(status_errors={"expired": "expired: gone stale"}))(KEY, "https://acme.invalid")
+    declaration = _declaration(status_errors={"expired": "expired: gone stale"})
+    p = declared_class("acme", declaration)(KEY, "https://acme.invalid")
     read = lambda body: p.parse_status("t1", None, httpx.Response(200, json=body))  # noqa: E731
     assert read({"status": "Expired"}).error == "expired: gone stale"
     assert read({"status": "expired", "message": "their own words"}).error == "their own words"
