@@ -122,6 +122,9 @@ class TaskTUI(App[None]):
 
     # every key of the main screen, from the one action table (tui/actions.py)
     BINDINGS = actions.bindings(actions.MAIN)
+    # how pictures are drawn (tui.graphics.Graphics): run_dashboard asks the terminal;
+    # None (half-blocks) otherwise
+    graphics: Any = None
 
     def __init__(self, config: Any, store: Any, engine: Any = None, *, offline: bool = False,
                  clock: Callable[[], float] = time.time, config_path: Any = None,
@@ -237,7 +240,9 @@ class TaskTUI(App[None]):
 
     async def on_mount(self) -> None:
         tasks = self.task_list
+        self._defer_live()
         tasks.rebuild()
+        self._live_states_at_open()
         # The tasks just loaded live as long as the app: keep the cyclic garbage
         # collector from walking them (a full pass over 100,000 tasks stalls a
         # keystroke by ~100 ms; later objects are collected as usual).  The
@@ -260,6 +265,48 @@ class TaskTUI(App[None]):
         if self.engine is not None and self.manage_engine:
             await self.engine.start()
         tasks.start_warming()
+        self.call_after_refresh(self._read_live)
+
+    # ---- the store's live tasks are read after the first frame (issue 15; tui/store.py load_live)
+
+    def _defer_live(self) -> None:
+        defer = getattr(self.store, "defer_live", None)
+        if defer is not None and getattr(self.store, "live_pending", False):
+            defer()  # the first frame comes from indexed queries; the engine waits for them
+
+    def _live_states_at_open(self) -> None:
+        tl = self.task_list
+        if getattr(self.store, "live_pending", False) and isinstance(getattr(tl, "_live_states", None), dict):
+            tl._live_states = _LiveStates(self.store, tl._live_states)
+
+    def _read_live(self) -> None:
+        if not getattr(self.store, "live_pending", False):
+            return
+        loop = asyncio.get_running_loop()
+
+        def read() -> None:  # from the store's reading thread
+            try:
+                loop.call_soon_threadsafe(self._live_read)
+            except RuntimeError:  # the app has closed
+                pass
+
+        self.store.load_live(read)
+
+    @_while_mounted
+    def _live_read(self) -> None:
+        """In memory now: the list learns the states of the live tasks (for the news of
+        those that finish); those changed meanwhile it learned from the change feed."""
+        try:
+            read = self.store.finish_live()
+        except Exception:  # the database cannot be read now (the sync says so): later
+            self.set_timer(1.0, self._live_read)
+            return
+        if not read:
+            self._read_live()  # read again (a failed or stale read): told again
+            return
+        states = getattr(self.task_list, "_live_states", None)
+        if isinstance(states, _LiveStates):
+            states.seed(self.store.tasks())
 
     async def on_unmount(self) -> None:
         try:
@@ -1300,6 +1347,34 @@ class TaskTUI(App[None]):
             self.notify(f"Theme not saved: {clean(str(exc), 200)}", severity="warning", markup=False)
 
 
+class _LiveStates(dict):
+    """The list's states of the live tasks (for the news of those that finish) while the
+    store's live tasks are read after the first frame (issue 15): a task that changes before
+    it is seeded is looked up as it was at open (``Store.state_at_open``), once."""
+
+    def __init__(self, store: Any, known: dict) -> None:
+        super().__init__(known)
+        self.store = store
+        self.asked: set[str] = set()
+
+    def pop(self, key: str, default: Any = None) -> Any:
+        if key not in self and key not in self.asked:
+            self.asked.add(key)
+            try:
+                state = self.store.state_at_open(key)
+            except Exception:  # the database cannot be read now: no news of this one
+                state = None
+            if state is not None and state not in TERMINAL:
+                return state
+        return super().pop(key, default)
+
+    def seed(self, tasks: Any) -> None:
+        """The live tasks are in memory: those not seen changing since the open."""
+        for task in tasks:
+            if task.key not in self.asked:
+                self.setdefault(task.key, task.state)
+
+
 def make_app(config: Any, store: Any, engine: Any = None, *, offline: bool = False,
              clock: Callable[[], float] = time.time, config_path: Any = None,
              readonly: bool = False) -> TaskTUI:
@@ -1345,6 +1420,10 @@ def run_dashboard(config_path: Any, db_path: Any, offline: bool, readonly: bool 
             attach_from_config(engine, store, config)  # [results] auto_download: results fetched as tasks succeed
         app = make_app(config, store, engine, offline=offline, config_path=cpath, readonly=readonly)
         app.hard_exit_on_hangup = True
+        from .graphics import choose, terminal_fds
+
+        fd_in, fd_out = terminal_fds()  # asked before Textual reads the keyboard
+        app.graphics = choose(config.results.graphics, os.environ, fd_in=fd_in, fd_out=fd_out)
         app.run()
         return int(app.return_code or 0)
     finally:

@@ -498,6 +498,9 @@ class ResultsConfig(BaseModel):
     # download results as tasks succeed, into ``dir`` (the dashboard's and collect's
     # engine run tui/autopull.py), before the providers' links expire
     auto_download: bool = False
+    # how pictures are drawn: "auto" asks the terminal (Kitty graphics, Sixel, else
+    # half-blocks); "kitty", "sixel" or "halfblocks" say it (tui/graphics.py)
+    graphics: Literal["auto", "kitty", "sixel", "halfblocks"] = "auto"
 
     @model_validator(mode="after")
     def _auto_download_has_a_dir(self) -> "ResultsConfig":

@@ -40,7 +40,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("headless", "push", "collect", "errlog", "results", "autopull", "watch", "notify", "healthfmt",
      "widgets.cells"),
     # 5: the Textual pieces
-    ("widgets", "screens", "preview", "messages"),
+    ("widgets", "screens", "preview", "graphics", "messages"),
     # 6: the dashboard and the demo
     ("app", "demo"),
     # 7: the command line

@@ -30,6 +30,7 @@ from ..model import SUCCEEDED, iso
 from ..text import is_web_url
 from ..widgets.cells import clean, redact
 from ..widgets.cells import state_label
+from ..widgets.picture import Picture, PictureStatic
 from ..widgets.summary import rows_table, task_rows, time_facts
 
 # Control characters json.dumps(ensure_ascii=False) leaves alone (C1, bidi, zero-width).
@@ -75,12 +76,13 @@ class DetailScreen(Screen[None]):
         self._preview_url: str | None = None  # the link being fetched or shown
         self._cache: Any = None
         self._result_text: str | None = None
+        self._picture: Picture | None = None
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="detail-body"):
             yield Static(id="detail-title")
             yield Static(id="detail-result")
-            yield Static(id="detail-preview")
+            yield PictureStatic(id="detail-preview")
             yield Static(id="detail-fields")
             yield Static(Text("State history", "bold"), classes="section")
             yield Static(id="detail-history")
@@ -89,6 +91,8 @@ class DetailScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        area = self.query_one("#detail-preview", PictureStatic)
+        area.picture = self._picture = Picture(area, self._draw_preview)
         self.show()
         self.set_interval(1.0, self._tick, name="detail-ages")
 
@@ -273,19 +277,20 @@ class DetailScreen(Screen[None]):
 
     def _draw_preview(self) -> None:
         """The fetched preview at the size the preview area has now."""
-        from ..preview import PreviewError, as_text, render_halfblocks
+        from ..preview import PreviewError, as_text
 
         p = self.preview
         if p is None:
             return
-        area = self.query_one("#detail-preview", Static)
+        area = self.query_one("#detail-preview", PictureStatic)
         if p.status == "ok" and p.kind == "image" and p.data:
             width, height = area.content_size
             if width <= 0 or height <= 0:
                 self.call_after_refresh(self._draw_preview)
                 return
-            try:
-                area.update(as_text(render_halfblocks(p.data, width, height)))
+            try:  # half-blocks, or Kitty/Sixel where the terminal has them (tui/widgets/picture.py)
+                assert area.picture is not None
+                area.update(as_text(area.picture.draw(p.data, p.url, width, height)))
                 return
             except PreviewError as exc:
                 area.update(Text(clean(str(exc), 300), "dim"))
@@ -298,6 +303,10 @@ class DetailScreen(Screen[None]):
     def on_resize(self) -> None:
         if self.preview is not None:
             self.call_after_refresh(self._draw_preview)
+
+    def on_unmount(self) -> None:
+        if self._picture is not None:
+            self._picture.release()  # a Kitty image is freed in the terminal
 
     def _history(self) -> Table | Text:
         rows = self.store.history(self.key)

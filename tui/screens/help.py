@@ -124,5 +124,10 @@ class HelpScreen(ModalScreen[None]):
                 saved.add_row(key, Text(query))
             outer.add_row(saved)
         outer.add_row("")
+        graphics = getattr(self.app, "graphics", None)
+        outer.add_row(Text.assemble(("Previews  ", "bold"), graphics.describe() if graphics is not None else
+                                    "half-blocks (not asked: no terminal)",
+                                    ("   [results] graphics, $TASKTUI_GRAPHICS", "dim")))
+        outer.add_row("")
         outer.add_row(Text("esc or q closes · ctrl+p lists every command", "dim"))
         return outer

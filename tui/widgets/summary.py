@@ -20,6 +20,7 @@ from ..model import SUCCEEDED, Task, iso
 from ..text import is_web_url
 from .cells import clean
 from .cells import bar, learned_duration, percent, since, state_label, tracked_since
+from .picture import PaintsPictures, Picture
 
 
 def _when(ts: float | None, now: float) -> str:
@@ -228,7 +229,7 @@ def thumb_url(task: Task | None) -> str | None:
     return next((u for u in task.results if is_web_url(u) and IMAGE_NAME.search(u)), None)
 
 
-class TaskSummary(Static):
+class TaskSummary(PaintsPictures, Static):
     """What the cursor is on: the fields that matter, in a few lines, and, where
     the pane has room left under them, a half-block preview of the task's first
     image result (fetched in a worker once the cursor rests on the task, from the
@@ -297,23 +298,29 @@ class TaskSummary(Static):
         self._draw()
 
     def _thumbnail(self, table: Any) -> Any:
-        """Half-block lines of the fetched preview fitted under ``table``, or None."""
-        from ..preview import PreviewError, as_text, render_halfblocks
+        """Lines of the fetched preview fitted under ``table`` (half-blocks, or Kitty/
+        Sixel where the terminal has them: tui/widgets/picture.py), or None."""
+        from ..preview import PreviewError, as_text
 
+        if self.picture is None:
+            self.picture = Picture(self, self._picture_ready)
         p = self.thumb
         width, height = self.content_size
         if p is None or p.url != self._thumb_url or width <= 0 or height <= 0:
+            self.picture.clear()
             return None
         used = len(self.app.console.render_lines(table, self.app.console.options.update_width(width),
                                                  pad=False))
         free = height - used - 1  # a blank line between the fields and the picture
         if width < THUMB_MIN[0] or free < THUMB_MIN[1]:
+            self.picture.clear()
             return None
+        self.picture.top = used + 1
         drawn = self._thumb_drawn
         if drawn is not None and drawn[0] == (p.url, width, free):
             return drawn[1]  # the fields' "(12s ago)" moved, the picture did not: no decode
         try:
-            lines = render_halfblocks(p.data, width, free)
+            lines = self.picture.draw(p.data, p.url, width, free)
         except PreviewError:
             lines = []
         text = as_text(lines) if lines else None
@@ -330,6 +337,15 @@ class TaskSummary(Static):
     def on_resize(self) -> None:
         if self.thumb is not None:
             self._draw()
+
+    def _picture_ready(self) -> None:
+        """The Kitty/Sixel picture is encoded: draw it instead of the half-blocks."""
+        self._thumb_drawn = None
+        self._draw()
+
+    def on_unmount(self) -> None:
+        if self.picture is not None:
+            self.picture.release()
 
     def _put(self, renderable) -> None:
         """Update; lay out again only if the pane's height follows its content
