@@ -540,6 +540,70 @@ def _row_task(row: tuple) -> Task:
                 _results_list(files) if files else [], polled_at, next_poll_at)
 
 
+def _live_sql(cols: str) -> str:
+    """The live tasks (not terminal), in insertion order: the partial index tasks_live."""
+    return f"SELECT {cols} FROM tasks WHERE deleted = 0 AND {_LIVE_SQL} ORDER BY id"
+
+
+def _index_of(rows: Iterable[tuple]) -> dict[str, Task]:
+    """``_TASK_COLS`` rows -> key -> Task, in their order (the hot loop of a load)."""
+    index: dict[str, Task] = {}
+    new, results_list, details_dict = Task, _results_list, _details_dict
+    gc_on = gc.isenabled() and threading.current_thread() is threading.main_thread()
+    if gc_on:
+        gc.disable()  # 100,000 new objects would trigger many useless collections
+    try:
+        for (provider, task_id, kind, label, state, pstatus, progress, results, error,
+             model, credits, created, updated, finished,
+             last_error, last_error_at, failed_polls, stalled, poll_path, details, eta, rev,
+             files, polled_at, next_poll_at) in rows:
+            index[provider + ":" + task_id] = new(
+                provider, task_id, kind, label, state, pstatus, progress,
+                results_list(results) if results != "[]" else [], error, model, credits,
+                created, updated, finished, last_error, last_error_at, failed_polls or 0,
+                stalled, poll_path, details_dict(details) if details else {}, None, eta, rev,
+                results_list(files) if files else [], polled_at, next_poll_at)
+    finally:
+        if gc_on:
+            gc.enable()
+    return index
+
+
+class _LiveRead:
+    """One read of the live tasks in a thread (``Store.load_live``): its result, and who
+    is told when it is there."""
+
+    def __init__(self, gen: int) -> None:
+        self.gen = gen  # the store's _live_gen it was started for (a reload makes it stale)
+        self.done = threading.Event()
+        self.result: tuple[int, dict[str, Task]] | None = None  # (seq of its snapshot, key -> Task)
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._told: list[Callable[[], Any]] = []
+
+    def tell(self, callback: Callable[[], Any]) -> None:
+        """Call ``callback`` (from the reading thread) once the read is over; now if it is."""
+        with self._lock:
+            if not self.done.is_set():
+                self._told.append(callback)
+                return
+        _call(callback)
+
+    def finish(self) -> None:
+        with self._lock:
+            self.done.set()
+            told, self._told = self._told, []
+        for callback in told:
+            _call(callback)
+
+
+def _call(callback: Callable[[], Any]) -> None:
+    try:
+        callback()
+    except Exception:
+        log.exception("live set callback %r failed", callback)
+
+
 def _check_scope(scope: str) -> str:
     if scope not in SCOPES:
         raise ValueError(f"store scope must be one of {', '.join(SCOPES)}, not {scope!r}")
@@ -591,8 +655,10 @@ class Store:
         self._file_id: tuple[int, int] | None = None  # (st_dev, st_ino) of the file opened
         self._lost: str | None = None  # why the file opened is gone (deleted), until one is back
         self._cols = _TASK_COLS  # _TASK_COLS_V1 for a schema-1 file opened read-only
+        self._live_init()
         self._conn: sqlite3.Connection | None = None
         if readonly and not self.path.exists():
+            self._live_in, self._touched = True, None  # nothing stored yet: nothing to read
             return  # nothing stored yet: an empty, read-only store
         self._conn = self._connect()
         self._file_id = self._path_id()
@@ -860,32 +926,20 @@ class Store:
         """Inside a read transaction: index, counts and newest event id from scratch.
 
         The hot path of opening 100,000 tasks: one SELECT of tuples, positional Task().
-        """
-        index: dict[str, Task] = {}
-        new, results_list, details_dict = Task, _results_list, _details_dict
-        gc_on = gc.isenabled()
-        gc.disable()  # 100,000 new objects would trigger many useless collections
-        try:
-            if self.scope == "all":
-                rows = conn.execute(f"SELECT {self._cols} FROM tasks WHERE deleted = 0 ORDER BY id")
-            elif self.scope == "live":  # the partial index tasks_live: no scan of the ended ones
-                rows = conn.execute(f"SELECT {self._cols} FROM tasks WHERE deleted = 0 AND {_LIVE_SQL}"
-                                    " ORDER BY id")
-            else:
-                rows = ()
-            for (provider, task_id, kind, label, state, pstatus, progress, results, error,
-                 model, credits, created, updated, finished,
-                 last_error, last_error_at, failed_polls, stalled, poll_path, details, eta, rev,
-                 files, polled_at, next_poll_at) in rows:
-                index[provider + ":" + task_id] = new(
-                    provider, task_id, kind, label, state, pstatus, progress,
-                    results_list(results) if results != "[]" else [], error, model, credits,
-                    created, updated, finished, last_error, last_error_at, failed_polls or 0,
-                    stalled, poll_path, details_dict(details) if details else {}, None, eta, rev,
-                    results_list(files) if files else [], polled_at, next_poll_at)
-        finally:
-            if gc_on:
-                gc.enable()
+        Scope "live": the live tasks are read here only once they are in memory (a reload
+        of a replaced file); at open they come later (``load_live``)."""
+        if self.scope == "all":
+            index = _index_of(conn.execute(f"SELECT {self._cols} FROM tasks WHERE deleted = 0 ORDER BY id"))
+        elif self.scope == "live" and self._live_in:  # the partial index tasks_live: no scan of the ended ones
+            index = _index_of(conn.execute(_live_sql(self._cols)))
+        else:
+            index = {}
+            if self.scope == "live":  # memory knows nothing now: a read under way is read again
+                self._touched = set()
+                self._live_gen += 1
+                self._window = None
+                # the newest history row now: what a task was at open, asked later (state_at_open)
+                self._history_top = conn.execute("SELECT COALESCE(MAX(id), 0) FROM history").fetchone()[0]
         self._event_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
         self._index = index
         self._recent.clear()
@@ -936,6 +990,8 @@ class Store:
         """``task`` is the stored version now; ``old`` what it was (default: as memory knows)."""
         key = task.key
         self._credits = None
+        if self._touched is not None:
+            self._touched.add(key)
         if old is _UNKNOWN:
             old = self._known(key)
         if old is _UNKNOWN:
@@ -955,6 +1011,8 @@ class Store:
     def _drop(self, key: str, old: Any = _UNKNOWN) -> bool:
         """``key`` is no longer tracked; True when it was (or may have been)."""
         self._credits = None
+        if self._touched is not None:
+            self._touched.add(key)
         if old is _UNKNOWN:
             old = self._known(key)
         self._index.pop(key, None)
@@ -974,6 +1032,204 @@ class Store:
         if per is None:
             per = self._by_provider[task.provider] = dict.fromkeys(STATES, 0)
         per[task.state] = per.get(task.state, 0) + delta
+
+    # ------------------------------------------------------------ the live set, read after opening (scope "live")
+
+    # Scope "live" opens without reading its live tasks: a dashboard shows its first frame
+    # from indexed queries (the list's window, the counts) and reads them right after, in a
+    # thread (``load_live``), taken into memory on the store's thread (``finish_live``, or
+    # the next ``sync``).  Until then memory holds the live tasks this store wrote or caught
+    # up with (``_touched``), and everything else is read from disk as for ended tasks; an
+    # opener that does not say ``defer_live`` has them read at its first ``tasks()``.
+
+    _SNAPSHOT = "BEGIN"  # a read transaction: one snapshot of the file
+
+    def _live_init(self) -> None:
+        """The live set's attributes of a store not yet loaded (Store and PgStore alike)."""
+        self._live_in = self.scope != "live"  # memory holds every live task (or needs none)
+        self._live_deferred = False  # the opener reads them (load_live): tasks() does not wait
+        self._live_job: _LiveRead | None = None
+        self._live_gen = 0  # bumped when memory is read afresh: a read under way is stale
+        self._touched: set[str] | None = None if self._live_in else set()  # keys memory learned since
+        self._window: set[str] | None = None  # once in: the keys memory learned before (state_at_open)
+        self._history_top = 0  # the newest history row at open (scope "live")
+        self._live_told: list[Callable[[], Any]] = []  # told once the live set is read
+
+    @property
+    def live_pending(self) -> bool:
+        """True while memory does not hold the live tasks yet (scope "live", until
+        ``finish_live``): ``tasks()`` lists only those learned since the open."""
+        return not self._live_in
+
+    def defer_live(self) -> None:
+        """The opener reads the live tasks itself (``load_live``, after its first frame):
+        until they are in, ``tasks()``/``keys()``/``items()`` list what memory holds
+        instead of reading them at once."""
+        self._live_deferred = True
+
+    def when_live(self, callback: Callable[[], Any]) -> None:
+        """Call ``callback()`` once the live tasks are read (from the reading thread: hop to
+        the store's thread, then ``finish_live``); at once if they are, or are in memory."""
+        if self._live_in:
+            _call(callback)
+        elif self._live_job is not None:
+            self._live_job.tell(callback)
+        else:
+            self._live_told.append(callback)
+
+    def load_live(self, ready: Callable[[], Any] | None = None) -> None:
+        """Start reading the live tasks in a thread, on a connection of its own, in one
+        snapshot (idempotent); ``ready`` as for ``when_live``.  They come into memory on
+        the store's thread: ``finish_live()``, or the next ``sync()``."""
+        if ready is not None:
+            self.when_live(ready)
+        if self._live_in or self._live_job is not None:
+            return
+        job = self._live_job = _LiveRead(self._live_gen)
+        told, self._live_told = self._live_told, []
+        for callback in told:
+            job.tell(callback)
+        threading.Thread(target=self._live_thread, args=(job,), name="tasktui-live-read", daemon=True).start()
+
+    def _live_thread(self, job: _LiveRead) -> None:
+        try:
+            conn, close = self._live_reader()
+            try:
+                job.result = self._read_live_tx(conn)
+            finally:
+                close()
+        except BaseException as exc:  # read again on the store's thread, where it is said
+            job.error = exc
+        job.finish()
+
+    def _live_reader(self) -> tuple[Any, Callable[[], None]]:
+        """A connection for the live set's thread, and how to close it."""
+        conn = self._reader()
+        return conn, conn.close
+
+    def _read_live_tx(self, conn: Any) -> tuple[int, dict[str, Task]]:
+        """(seq, key -> Task of every live task) from one snapshot on ``conn``."""
+        conn.execute(self._SNAPSHOT)
+        try:
+            seq = conn.execute("SELECT value FROM meta WHERE name = 'seq'").fetchone()[0]
+            tasks = _index_of(conn.execute(_live_sql(self._cols)))
+            conn.execute("COMMIT")
+        except BaseException:
+            try:
+                conn.execute("ROLLBACK")
+            except Exception:
+                pass
+            raise
+        return int(seq), tasks
+
+    def _read_live_here(self, conn: Any) -> tuple[int, dict[str, Task]]:
+        """On the store's connection: catch up and read the live tasks in one snapshot
+        (what others committed goes to ``_pending``, announced by the caller)."""
+        conn.execute(self._SNAPSHOT)
+        try:
+            self._catch_up()
+            tasks = _index_of(conn.execute(_live_sql(self._cols)))
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn) if isinstance(conn, sqlite3.Connection) else conn.rollback()
+            raise
+        return self._seq, tasks
+
+    def _live_here(self) -> tuple[int, dict[str, Task]]:
+        return _retry(lambda: self._read_live_here(self._require_conn()), self.path)
+
+    def finish_live(self, wait: bool = False) -> bool:
+        """Take the live tasks into memory once read (on the store's thread); True when they
+        are in.  ``wait``: read them now if no thread does (on this store's connection),
+        else wait for it.  A write committed between the read's snapshot and now is
+        caught up first, so memory and the change feed miss nothing and say nothing twice."""
+        if self._live_in:
+            return True
+        job = self._live_job
+        if job is not None and job.done.is_set() and (job.error is not None or job.gen != self._live_gen):
+            self._live_job = job = None  # failed, or memory was read afresh since: read again
+            if not wait:
+                self.load_live()
+                return False
+        if job is None:
+            if not wait:
+                return False
+            seq, tasks = self._live_here()
+        else:
+            if not job.done.is_set():
+                if not wait:
+                    return False
+                job.done.wait()
+                return self.finish_live(wait)
+            assert job.result is not None
+            seq, tasks = job.result
+        if seq > self._seq:  # others wrote after our last catch-up and before the snapshot
+            self._catch_up_now()
+            if seq > self._seq:
+                return False  # busy: the next sync (or call) takes it
+        self._merge_live(tasks)
+        self._notify(Change())  # what a catch-up found on the way
+        return True
+
+    def state_at_open(self, key: str) -> str | None:
+        """The state ``key`` had when this store opened, for a task that changed before its
+        live tasks came into memory (what a screen that saw the first frame last saw of it):
+        its newest history row of then.  None: not asked for (changed later, or scope other
+        than "live"), no state change stored before the open (a task added and never
+        answered: unknown), or not tracked then."""
+        if self.scope != "live" or (self._live_in and key not in (self._window or ())):
+            return None
+        rows = self._read("SELECT state FROM history WHERE key = ? AND id <= ? ORDER BY id DESC LIMIT 1",
+                          (key, self._history_top))
+        return str(rows[0][0]) if rows else None
+
+    def _catch_up_now(self) -> None:
+        """Catch up with every commit now (the change feed's pending keys are kept)."""
+        conn = self._require_conn()
+
+        def read() -> None:
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            conn.execute("BEGIN")
+            try:
+                self._catch_up()
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+            self._data_version = version
+
+        _retry(read, self.path)
+
+    def _merge_live(self, tasks: dict[str, Task]) -> None:
+        """Memory takes the live tasks of a snapshot no newer than it (``_seq`` >= the
+        snapshot's seq): a key memory learned since the open (``_touched``) is as memory
+        has it (as new or newer: its live version, or gone); any other did not change
+        since the open, so the snapshot's version is today's.  The counts were right all
+        along.  Insertion order: the snapshot's, then the tasks memory added."""
+        touched = self._touched or set()
+        index = self._index
+        recent = self._recent
+        merged: dict[str, Task] = {}
+        for key, task in tasks.items():
+            if key in touched:
+                mine = index.get(key)
+                if mine is not None:
+                    merged[key] = mine
+            else:
+                merged[key] = task
+                if recent:
+                    recent.pop(key, None)
+        for key, task in index.items():
+            if key not in merged:
+                merged[key] = task
+        self._index = merged
+        self._live_in = True
+        self._live_job = None
+        self._window, self._touched = touched, None
+        self.revision += 1  # what tasks() lists changed (caches keyed on the revision)
+        told, self._live_told = self._live_told, []  # read here: no thread told them
+        for callback in told:
+            _call(callback)
 
     # ------------------------------------------------------------ reads (memory)
 
@@ -1005,16 +1261,22 @@ class Store:
     def tasks(self) -> list[Task]:
         """The tasks in memory, in insertion order (a fresh list): every tracked task with
         scope "all", the live (not terminal) ones with "live", none with "none".  For
-        all of them whatever the scope: ``iter_tasks()``."""
-        return list(self._index.values())
+        all of them whatever the scope: ``iter_tasks()``.  Scope "live" before the live
+        tasks are in (``live_pending``): read now, unless the opener said ``defer_live``."""
+        return list(self._memory().values())
 
     def keys(self) -> list[str]:
         """The keys of ``tasks()``."""
-        return list(self._index)
+        return list(self._memory())
 
     def items(self) -> list[tuple[str, Task]]:
         """(key, task) of ``tasks()`` (a fresh list)."""
-        return list(self._index.items())
+        return list(self._memory().items())
+
+    def _memory(self) -> dict[str, Task]:
+        if not self._live_in and not self._live_deferred:
+            self.finish_live(wait=True)
+        return self._index
 
     def __len__(self) -> int:
         """How many tasks are tracked (every scope)."""
@@ -1414,8 +1676,16 @@ class Store:
 
         Costs one ``stat`` and one ``PRAGMA data_version`` when nothing changed.  A database
         file replaced at the path is reopened (see ``check_file``, ``file_notice``); a
-        deleted one raises StoreWriteError("database file was deleted: PATH").
+        deleted one raises StoreWriteError("database file was deleted: PATH").  Live tasks
+        read by ``load_live``'s thread come into memory here too.
         """
+        keys = self._sync_feed()
+        job = self._live_job
+        if job is not None and not self._live_in and job.done.is_set():
+            self.finish_live()
+        return keys
+
+    def _sync_feed(self) -> set[str]:
         if self._conn is None and self._lost is None:
             return set()
         self._follow_file()

@@ -529,6 +529,7 @@ class PgStore(Store):
         self._file_id = None
         self._lost = None
         self._cols = _TASK_COLS
+        self._live_init()
         self._conn: _PgConn | None = None
         self._listen: Any = None
         self._listen_error: str | None = None
@@ -698,6 +699,19 @@ class PgStore(Store):
             conn.rollback()
             raise
         self._seq = seq
+
+    # the live set, read after opening (Store.load_live): a snapshot of its own
+    _SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+    def _live_reader(self) -> tuple[Any, Callable[[], None]]:
+        conn = self._connect()  # a psycopg connection of the reading thread's own
+        return conn, conn.close
+
+    def _live_here(self) -> tuple[int, dict]:
+        return self._run(self._read_live_here, writing=False)
+
+    def _catch_up_now(self) -> None:
+        self._run(self._read_catch_up, writing=False)
 
     def _purge_tombstones(self) -> None:
         cutoff = self._clock() - TOMBSTONE_DAYS * 86400
@@ -993,9 +1007,8 @@ class PgStore(Store):
             conn.rollback()
             raise
 
-    def sync(self) -> set[str]:
-        """Pick up what other processes committed; returns the changed keys.
-
+    def _sync_feed(self) -> set[str]:
+        """Store.sync's: pick up what other processes committed; returns the changed keys.
         No round trip to the server when no notification came in."""
         if self._closed:
             return set()

@@ -78,6 +78,9 @@ class ProviderStatus:
     push: dict[str, Any] = field(default_factory=dict)  # pushes received, rejected, polls saved (tui/push.py)
 
 
+LIVE_RETRY = 1.0  # seconds between two tries to take the store's live tasks in (a database that failed)
+
+
 class Engine:
     """Polls every configured provider; writes what it learns to the store."""
 
@@ -99,6 +102,7 @@ class Engine:
         self.services: list[Any] = []  # run with the engine (attach): the push receiver of --listen
         self._unsubscribe: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._live_wait: asyncio.Task | None = None  # start() waiting for the store's live tasks
         self.workers: dict[str, Worker] = {}
         self._build(config)
 
@@ -115,13 +119,18 @@ class Engine:
             w.paused, w.focus, w.loop = self.paused, self._focus, self._loop
             w.push_route = name in self._push
             self.workers[name] = w
-        if self.workers:
-            try:
-                tasks = self.store.tasks()
-            except (StoreError, sqlite3.Error, OSError):
-                tasks = []
-            for w in self.workers.values():
-                w.restore_task_health(tasks)
+        # a store whose live tasks are still to be read (scope "live", read after opening):
+        # their health is restored once they are in (_live_in), not read here at once
+        if self.workers and not self._live_pending():
+            self._restore_health(self.workers.values())
+
+    def _restore_health(self, workers: Iterable[Worker]) -> None:
+        tasks = self._tasks()
+        for w in workers:
+            w.restore_task_health(tasks)
+
+    def _live_pending(self) -> bool:
+        return bool(getattr(self.store, "live_pending", False))
 
     def _saved_counters(self) -> dict[str, dict]:
         try:
@@ -170,11 +179,56 @@ class Engine:
         for service in self.services:
             if not getattr(service, "running", False):
                 await service.start(self)
+        if self._live_pending():  # polling starts once the live tasks are in memory
+            if self._live_wait is None or self._live_wait.done():
+                self._live_wait = asyncio.create_task(self._start_when_live(), name="tasktui-engine-live")
+            return
+        self._start_workers()
+
+    def _start_workers(self) -> None:
         for w in self.workers.values():
             w.loop = self._loop
             w.stopping = False
             if w.runner is None or w.runner.done():
                 w.runner = asyncio.create_task(w.run(self._sync), name=f"tasktui-engine-{w.name}")
+
+    async def _start_when_live(self) -> None:
+        """Wait (without blocking the loop) for the store's live tasks, take them into
+        memory, restore their health, then start the workers.  The read is started here
+        unless the opener said it starts it itself (``defer_live``: a dashboard, after
+        its first frame)."""
+        loop = asyncio.get_running_loop()
+        store = self.store
+        read = asyncio.Event()
+
+        def told() -> None:  # from the store's reading thread
+            try:
+                loop.call_soon_threadsafe(read.set)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
+
+        when_live = getattr(store, "when_live", None)
+        if when_live is not None:
+            when_live(told)
+        if not getattr(store, "_live_deferred", False):
+            store.load_live()
+        await read.wait()
+        while True:
+            try:
+                if store.finish_live(wait=True):  # read: no wait (a failed read is read again here)
+                    break
+            except (StoreError, sqlite3.Error, OSError) as exc:
+                self._sync_problem = clean(f"the task database cannot be read: {exc}", 300)
+            await asyncio.sleep(LIVE_RETRY)  # busy, or failed: try again
+        self._sync_problem = None
+        self._restore_health(self.workers.values())
+        self._start_workers()
+
+    def _live_now(self) -> None:
+        """A round driven by its caller (poll_once, poll_due): the live tasks first."""
+        if self._live_pending():
+            self.store.finish_live(wait=True)
+            self._restore_health(self.workers.values())
 
     async def stop(self, *, finish: bool = False) -> None:
         """Stop the workers and close the HTTP clients.  With ``finish`` each
@@ -189,6 +243,13 @@ class Engine:
                     await service.stop()
                 except Exception:  # stopping: what a service says now changes nothing
                     pass
+        if self._live_wait is not None:
+            self._live_wait.cancel()
+            try:
+                await self._live_wait
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._live_wait = None
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -208,7 +269,8 @@ class Engine:
 
     async def reconfigure(self, config: Config) -> None:
         """Apply a new config: workers are rebuilt (a refused key is tried again)."""
-        running = any(w.runner is not None for w in self.workers.values())
+        running = any(w.runner is not None for w in self.workers.values()) or (
+            self._live_wait is not None and not self._live_wait.done())
         await self.stop()
         self.config = config
         self.workers = {}
@@ -322,6 +384,7 @@ class Engine:
 
     async def poll_once(self) -> None:
         """One round for every provider: refresh every due live task (within budget)."""
+        self._live_now()
         self._sync()
         await asyncio.gather(*(w.round(force=True) for w in self.workers.values()))
 
@@ -329,6 +392,7 @@ class Engine:
         """One round for every provider, of the tasks that are due now only:
         what the background workers do on each wake.  Lets a caller drive the
         engine step by step on its own clock (benchmarks, tests)."""
+        self._live_now()
         self._sync()
         await asyncio.gather(*(w.round() for w in self.workers.values()))
 
