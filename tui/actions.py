@@ -74,7 +74,7 @@ ACTIONS: tuple[Action, ...] = (
       title="Filter"),
     A("detail", "enter", "detail", "Detail",
       "task detail: every field, freshness (last polled, next poll), ETA, state history, results with a"
-      " preview of the image (half-blocks, works over SSH), the raw answer", title="Task detail"),
+      " preview of the image (Kitty, Sixel or half-blocks), the raw answer", title="Task detail"),
     A("help", "question_mark", "help", "Help", "this screen", title="Help"),
     A("quit", "q", "quit", "Quit", "quit", more_keys="ctrl+c"),
     A("add", "a", "add", "Add", "track tasks: paste many ids at once", title="Add tasks"),

@@ -157,3 +157,21 @@ def test_the_setting_halfblocks_is_obeyed_without_asking(tmp_path, file_host, pe
         assert b"\x1b_Ga=t" not in out and b"\x1bP0;1;0q" not in out
     finally:
         term.close()
+
+
+async def test_the_help_screen_says_how_previews_are_drawn_and_why(tmp_path):
+    from test_app_fixtures import clock, make_config, plain, wait_for
+    from tui.app import make_app
+    from tui.graphics import Graphics
+    from tui.screens.help import HelpScreen
+
+    app = make_app(make_config(), fill_store(tmp_path / "tasks.db", [], events=False), clock=clock)
+    async with app.run_test(size=(160, 200)) as pilot:  # no terminal here: half-blocks, and it says so
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert "Previews  half-blocks (not asked: no terminal)" in plain(app.screen.query_one("#help-text"))
+        await pilot.press("escape")
+        app.graphics = Graphics("sixel", (10, 20), "the terminal has Sixel graphics")
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert "Previews  Sixel (the terminal has Sixel graphics)" in plain(app.screen.query_one("#help-text"))
