@@ -14,6 +14,10 @@ loader before it, every row made a Task in memory, which ``Store(scope="all")`` 
 - filter: a query typed key by key, the time of each key in the widget (p50/p95);
 - sort: one key press (``s``) to the list re-sorted;
 - scroll to the end: ``end`` to the frame showing the last row.
+
+``python -m bench.scale --first-frame [--pg] [--rounds R] 1000000``: the first frame alone,
+the live tasks read at open ("eager", as before) against after the first frame ("later",
+as now), alternating in one run, quiet and then with two ``yes > /dev/null`` running.
 """
 
 from __future__ import annotations
@@ -160,7 +164,14 @@ path = path if "://" in path else Path(path)  # a SQLite file, or a postgresql:/
 from tui.config import Config
 from tui.stores import open_store
 from tui.app import make_app
-store = open_store(path, scope=scope)
+eager = scope == "live-eager"  # the live tasks read at open, before the app (as before issue 15's last step)
+store = open_store(path, scope="live" if eager else scope)
+if eager:
+    store.tasks()
+merged = []  # when the live tasks came into memory (scope "live": read after the first frame)
+if hasattr(store, "_merge_live"):
+    merge = store._merge_live
+    store._merge_live = lambda tasks: (merge(tasks), merged.append(time.time()))
 app = make_app(Config(), store, None, offline=True)
 frames = []  # (time, query shown, sort, cursor row) at every frame rendered
 show = app._display
@@ -179,6 +190,12 @@ async def main():
         tl = app.task_list
         first = next(t for t, q, s, c, n in frames if n)  # the first frame with rows
         out["first_frame"] = time.time() - (time.perf_counter() - first) - started
+        while getattr(store, "live_pending", False):  # the live tasks, read after the first frame
+            await pilot.pause()
+        out["live_in"] = (merged[0] if merged else time.time()) - started
+        out["live"] = len(store.keys())
+        if sys.argv[5:] == ["first"]:
+            return
         await pilot.pause()
         keys = []
         await pilot.press("slash")
@@ -256,6 +273,33 @@ def measure(n: int, query: str = QUERY, baseline: bool = True) -> dict:
     return out
 
 
+def first_frames(target: str, rounds: int = 3, busy: int = 0) -> dict:
+    """The first frame over ``target`` (a SQLite file or a postgresql:// URL), the live tasks
+    read at open as before ("eager": ``store.tasks()`` before the app) and after the first
+    frame ("later": how tasktui opens it now), alternating, ``rounds`` pairs in one run;
+    with ``busy`` processes ``yes > /dev/null`` taking the cores meanwhile.  Also when the
+    live tasks were in memory ("later") and the load average."""
+    hogs = [subprocess.Popen(["yes"], stdout=subprocess.DEVNULL) for _ in range(busy)]
+    out: dict = {"busy": busy, "eager": [], "later": [], "live_in": [], "live": None}
+    try:
+        for _ in range(rounds):
+            for mode, key in (("live-eager", "eager"), ("live", "later")):
+                r = _child(CHILD, str(target), mode, "x", repr(time.time()), "first")
+                out[key].append(round(r["first_frame"], 3))
+                if key == "later":
+                    out["live_in"].append(round(r["live_in"], 3))
+                    out["live"] = r["live"]
+        out["load"] = os.getloadavg()[0]
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    for key in ("eager", "later", "live_in"):
+        out[f"{key}_median"] = percentile(out[key], 50)
+    out["ratio"] = round(out["eager_median"] / out["later_median"], 2)
+    return out
+
+
 def _goals(n: int) -> dict[str, tuple[str, float]]:
     """case -> (goal, limit in the case's unit): issue #15's numbers."""
     big = n >= 1_000_000
@@ -285,7 +329,8 @@ def results_of(m: dict) -> list[Result]:
         notes = ""
         if case == "first frame":
             notes = (f"old loader alone (no app): {m['loader']['load']:.2f} s,"
-                     f" peak RSS {m['loader']['rss_mb']:.0f} MB")
+                     f" peak RSS {m['loader']['rss_mb']:.0f} MB; the live tasks in memory"
+                     f" at {live['live_in']:.2f} s (read after the first frame)")
         out.append(Result("scale", f"{n:,} tasks: {case}", value, unit, baseline=baseline, baseline_name=name,
                           goal=goal, ok=value <= limit, notes=notes))
     return out
@@ -368,9 +413,33 @@ def main_pg(sizes: list[int]) -> None:
             server.stop()
 
 
+def main_first_frame(args: list[str]) -> None:
+    """python -m bench.scale --first-frame [--pg] [--rounds R] SIZE...: quiet, then with two
+    ``yes`` running, in the same minute (one JSON line each)."""
+    rounds = 3
+    if "--rounds" in args:
+        at = args.index("--rounds")
+        rounds = int(args[at + 1])
+        del args[at:at + 2]
+    pg = "--pg" in args
+    sizes = [int(a) for a in args if not a.startswith("--")] or [1_000_000]
+    url, server = _pg_url() if pg else (None, None)
+    try:
+        for size in sizes:
+            target = build_pg(url, size) if url else str(build(size))
+            for busy in (0, 2):
+                res = first_frames(target, rounds, busy)
+                print(json.dumps({"n": size, "backend": "postgresql" if pg else "sqlite", **res}), flush=True)
+    finally:
+        if server is not None:
+            server.stop()
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
-    if args[:1] == ["--pg"]:  # python -m bench.scale --pg 100000 1000000
+    if args[:1] == ["--first-frame"]:
+        main_first_frame(args[1:])
+    elif args[:1] == ["--pg"]:  # python -m bench.scale --pg 100000 1000000
         main_pg([int(a) for a in args[1:]] or [10_000])
     else:
         for size in (int(a) for a in args) if args else SIZES_QUICK:
