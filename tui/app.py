@@ -301,8 +301,8 @@ class TaskTUI(App[None]):
         except Exception:  # the database cannot be read now (the sync says so): later
             self.set_timer(1.0, self._live_read)
             return
-        if not read:
-            self._read_live()  # read again (a failed or stale read): told again
+        if not read:  # a failed (or stale) read: read again in a moment, told again
+            self.set_timer(1.0, self._read_live)
             return
         states = getattr(self.task_list, "_live_states", None)
         if isinstance(states, _LiveStates):

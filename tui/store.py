@@ -1131,7 +1131,10 @@ class Store:
             tasks = _index_of(conn.execute(_live_sql(self._cols)))
             conn.execute("COMMIT")
         except BaseException:
-            _rollback(conn) if isinstance(conn, sqlite3.Connection) else conn.rollback()
+            if isinstance(conn, sqlite3.Connection):
+                _rollback(conn)
+            else:
+                conn.rollback()
             raise
         return self._seq, tasks
 
@@ -1147,10 +1150,9 @@ class Store:
             return True
         job = self._live_job
         if job is not None and job.done.is_set() and (job.error is not None or job.gen != self._live_gen):
-            self._live_job = job = None  # failed, or memory was read afresh since: read again
+            self._live_job = job = None  # failed, or memory was read afresh since: to be read again
             if not wait:
-                self.load_live()
-                return False
+                return False  # by the next load_live (the opener's), or finish_live(wait=True)
         if job is None:
             if not wait:
                 return False
