@@ -10,7 +10,11 @@ LRU), ``len``, ``counts``, ``counts_by_provider``, ``credits_by_provider`` and
 ``count_where`` count every tracked task (in SQL: GROUP BY, at open or after a change
 of a task memory did not hold), ``iter_tasks`` streams them all in batches; only
 ``tasks``/``keys``/``items`` list memory, i.e. the scope.  The change feed names
-the changed keys in every scope.  Writes run in one SQLite transaction each and are committed before
+the changed keys in every scope.  Scope "live" does not read its live tasks at open:
+a thread reads them in one snapshot (``load_live``, after a dashboard's first frame) and
+they come into memory on the store's thread (``finish_live``, or the next ``sync``),
+consistent with every write seen meanwhile; until then a live task is read from disk
+like an ended one, and ``tasks()`` reads them at once unless the opener ``defer_live``.  Writes run in one SQLite transaction each and are committed before
 they return: an acknowledged task survives ``kill -9`` of this process.
 
 Durability: WAL journal with ``synchronous=FULL``.  WAL + NORMAL would already
