@@ -1362,13 +1362,14 @@ class _LiveStates(dict):
 
     def pop(self, key: str, default: Any = None) -> Any:
         if key not in self and key not in self.asked:
-            self.asked.add(key)
-            try:
+            try:  # None at once for a key the store learned after its live tasks came
                 state = self.store.state_at_open(key)
             except Exception:  # the database cannot be read now: no news of this one
                 state = None
-            if state is not None and state not in TERMINAL:
-                return state
+            if state is not None:
+                self.asked.add(key)  # once: what it was at open is no news the next time
+                if state not in TERMINAL:
+                    return state
         return super().pop(key, default)
 
     def seed(self, tasks: Any) -> None:

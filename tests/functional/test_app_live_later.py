@@ -8,6 +8,7 @@ real PostgreSQL database."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from pathlib import Path
 from typing import Any
@@ -60,9 +61,12 @@ async def test_first_frame_and_rows_come_before_the_live_tasks(target: Any) -> N
                 writer.apply([Task("evolink", "run-0", state="succeeded")])
                 await wait_for(pilot, lambda: "evolink:run-0" in [k for k, _ in app._news])
                 assert store.live_pending
+                frozen = gc.get_freeze_count()
                 go.set()
                 await wait_for(pilot, lambda: not store.live_pending)
                 assert sorted(t.task_id for t in store.tasks()) == ["run-1", "run-2", "run-3"]
+                # kept out of the garbage collector's walks, as what on_mount found
+                await wait_for(pilot, lambda: gc.get_freeze_count() >= frozen + 3)
                 # and one that ends after: news too (the list learned its state when they came)
                 writer.apply([Task("evolink", "run-2", state="failed", error="boom")])
                 await wait_for(pilot, lambda: "evolink:run-2" in [k for k, _ in app._news])
