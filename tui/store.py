@@ -14,8 +14,9 @@ the changed keys in every scope.  Scope "live" does not read its live tasks at o
 a thread reads them in one snapshot (``load_live``, after a dashboard's first frame) and
 they come into memory on the store's thread (``finish_live``, or the next ``sync``),
 consistent with every write seen meanwhile; until then a live task is read from disk
-like an ended one, and ``tasks()`` reads them at once unless the opener ``defer_live``.  Writes run in one SQLite transaction each and are committed before
-they return: an acknowledged task survives ``kill -9`` of this process.
+like an ended one, and ``tasks()`` reads them at once unless the opener ``defer_live``.
+Writes run in one SQLite transaction each and are committed before they return: an
+acknowledged task survives ``kill -9`` of this process.
 
 Durability: WAL journal with ``synchronous=FULL``.  WAL + NORMAL would already
 survive a killed process (the committed WAL frames sit in the OS page cache);
@@ -1064,6 +1065,11 @@ class Store:
         """True while memory does not hold the live tasks yet (scope "live", until
         ``finish_live``): ``tasks()`` lists only those learned since the open."""
         return not self._live_in
+
+    @property
+    def live_deferred(self) -> bool:
+        """Did the opener say it reads the live tasks itself (``defer_live``)?"""
+        return self._live_deferred
 
     def defer_live(self) -> None:
         """The opener reads the live tasks itself (``load_live``, after its first frame):

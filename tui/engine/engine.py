@@ -210,7 +210,7 @@ class Engine:
         when_live = getattr(store, "when_live", None)
         if when_live is not None:
             when_live(told)
-        if not getattr(store, "_live_deferred", False):
+        if not getattr(store, "live_deferred", False):
             store.load_live()
         await read.wait()
         while True:
