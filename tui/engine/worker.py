@@ -634,7 +634,9 @@ class Worker:
         return None
 
     def _typical(self, task: Task) -> float | None:
-        learned = self.durations.get((task.kind or "", task.model or ""))
+        """The usual length of tasks like this one (the same lookup as the schedule's:
+        a task added without --kind finds what was learned under the default kind)."""
+        learned = self._learned(task)
         return learned.typical() if learned is not None else None
 
     def _net_length(self, task: Task) -> float | None:
@@ -1257,8 +1259,7 @@ class Worker:
         if task.terminal or sched.last_change is None:
             return None
         quiet = self.clock() - sched.last_change
-        learned = self.durations.get((task.kind or "", task.model or ""))
-        typical = learned.typical() if learned is not None else None
+        typical = self._typical(task)
         after = self.provider.stall_after
         if not isinstance(after, (int, float)) or not after > 0:
             after = STALL_AFTER
