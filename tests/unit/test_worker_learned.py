@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tui.config import EngineConfig, ProviderConfig
-from tui.engine.schedule import Durations
+from tui.engine.schedule import Durations, Schedule
 from tui.engine.worker import Worker
 from tui.model import RUNNING, Task
 from tui.store import Store
@@ -32,3 +32,21 @@ def test_typical_finds_the_default_kinds_lengths_for_a_task_added_without_kind(t
     assert w._typical(named) == learned.typical()
     other = Task(provider="freepik", task_id="t3", state=RUNNING, kind="image-upscaler")
     assert w._typical(other) is None  # another kind learned nothing
+
+
+def test_a_task_added_without_kind_is_not_called_stalled_inside_its_kinds_usual_length(tmp_path):
+    """The stall check uses the same lookup: tasks of the default kind take ~1000 s, so
+    a bare task quiet for 3000 s (past the provider's 1800 s, inside 4 x 1000 s) is
+    not stuck yet; with nothing learned it would be."""
+    now = [3000.0]
+    w = _worker(tmp_path, "freepik")
+    w.clock = lambda: now[0]
+    learned = w.durations[(w.provider.default_kind, "")] = Durations()
+    for seconds in (900.0, 1000.0, 1100.0, 1000.0, 1000.0):
+        learned.add(seconds)
+    bare = Task(provider="freepik", task_id="t1", state=RUNNING)
+    sched = Schedule(due=0.0)
+    sched.last_change = 0.0
+    assert w._quiet_stall(bare, sched) is None
+    w.durations.clear()
+    assert "no change for" in (w._quiet_stall(bare, sched) or "")  # the check itself does fire
