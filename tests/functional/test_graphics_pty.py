@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import os
 import re
+import shlex
+import shutil
 import sys
 
 import pytest
@@ -175,3 +177,33 @@ async def test_the_help_screen_says_how_previews_are_drawn_and_why(tmp_path):
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
         assert "Previews  Sixel (the terminal has Sixel graphics)" in plain(app.screen.query_one("#help-text"))
+
+
+@pytest.mark.tmux
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_inside_tmux_the_question_goes_to_tmux_and_half_blocks_are_drawn(tmp_path, file_host):
+    """tmux answers DA1 itself (no Sixel in this build) and drops the Kitty query:
+    the dashboard starts at once, draws half-blocks, and the help says why."""
+    from test_tmux import Tmux
+
+    task = Task("evolink", "e-picture", state="succeeded", provider_status="completed",
+                results=[file_host.url("/img.png")], created_at=NOW - 60, updated_at=NOW - 30, finished_at=NOW - 30)
+    fill_store(tmp_path / "tasks.db", [task], events=False).close()
+    (tmp_path / "config.toml").write_text("# offline\n", encoding="utf-8")
+    env = {"TASKTUI_DB": str(tmp_path / "tasks.db"), "TASKTUI_CONFIG": str(tmp_path / "config.toml"),
+           "TASKTUI_CACHE": str(tmp_path / "cache"), "TERM": "xterm-256color", "COLORTERM": "truecolor"}
+    term = Tmux(COLS, ROWS, f"env -u CI -u TASKTUI_GRAPHICS {shlex.quote(sys.executable)} -m tui --offline", env)
+    try:
+        term.wait_for("⏎ Detail")
+        term.press("Enter")
+        term.wait_for("Result 1 of 1")
+        term.wait_for("▀▀▀▀▀▀▀▀")
+        term.press("?")
+        term.wait_for("Keys")
+        term.press("End")  # the line is at the help's foot
+        screen = term.wait_for("Previews  half-blocks (")
+        # the modal wraps the line: join the wrapped halves of the help's column
+        column = " ".join(" ".join(line.split("│")[1].split()) for line in screen.splitlines() if line.count("│") >= 2)
+        assert "Previews half-blocks (the terminal answered neither Kitty graphics nor Sixel)" in column, screen
+    finally:
+        term.kill()
