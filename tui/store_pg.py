@@ -831,9 +831,11 @@ class PgStore(Store):
         """The first ``limit`` ids of ``window_ids(where, sort, reverse)`` as the planner finds
         them soonest (a sort's index walked, for a filter that keeps many rows), cut off by
         the server after ``budget`` (default WALK_BUDGET, or HEAD_BUDGET if longer) seconds (None:
-        a scan answers instead)."""
+        the list's thread reads the answer instead; nothing found is kept: ``_walked`` is empty,
+        as a read the server cancelled returns no rows)."""
         from .store import _and_where
 
+        self._walked: list[int] = []
         cond, params = _and_where(where)
         sql = _sql(f"SELECT id FROM tasks WHERE deleted = 0{cond} ORDER BY {self.order_sql(sort, reverse)}"
                    f" LIMIT {int(limit)}")

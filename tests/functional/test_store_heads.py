@@ -25,15 +25,16 @@ LONG = ["run", "done", "fail", "succ", "PROC", "pro", "not-found", "evolink", "c
 terms = st.tuples(st.booleans(), st.sampled_from(FIELDS),
                   st.one_of(st.sampled_from(WORDS + LONG), st.text(ALPHABET, min_size=1, max_size=4)),
                   st.booleans())
-PATHS = ["fts", "walk", "scan"]
+PATHS = ["fts", "walk", "cut"]
 
 
 def force(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Make ``window_head`` take one path: the trigram index whenever it may, the walk of
-    the sort's index (no trigram answer), or the scan (no time to walk)."""
+    the sort's index (no trigram answer), or the walk cut off (no time to walk: what it
+    found, a prefix, and the thread's scan for the rest)."""
     if path == "walk":
         monkeypatch.setattr(store_mod, "FTS_MAX", -1)
-    elif path == "scan":
+    elif path == "cut":
         monkeypatch.setattr(store_mod, "FTS_MAX", -1)
         monkeypatch.setattr(store_mod, "HEAD_BUDGET", -1.0)
     else:
@@ -69,7 +70,7 @@ def test_heads_jobs_and_narrowing_are_exact(tmp_path: Path, monkeypatch: pytest.
         ids_of = store.ids_for(t.key for t in stored if pred(t))
         assert set(full) == set(ids_of.values()), query
         head, complete = store.window_head(where, sort, reverse, limit)
-        assert head == (full if complete else full[:limit]), (query, path)
+        assert head == (full if complete else full[:len(head)]) and len(head) <= max(limit, len(full)), (query, path)
         assert store.order_job(where, sort, reverse).run().tolist() == full
         assert store.order_job(where, sort, reverse, among=every).run().tolist() == [i for i in every if i in set(full)]
         # a query that only grows: the list narrows the rows it holds, by chunks

@@ -353,3 +353,43 @@ async def test_changes_while_the_thread_reads_the_order_take_their_places_after(
         # the filter bar says the exact count once the whole order is read (TaskList.OrderRead)
         await wait_for(pilot, lambda: str(count_label.render()).startswith(f"{len(expected):,} of {total:,}"))
     store.close()
+
+
+async def test_a_rare_short_word_is_answered_at_once_and_the_thread_finds_the_rest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A word of 1-2 characters is below the trigram index's reach; when few rows hold it,
+    the walk of the sort's index runs out of time.  The key is answered with what the walk
+    had found (a prefix of the answer, "n+ of N"), never by a scan on the screen's thread
+    (0.35-0.4 s at 1M); the list's thread reads the whole answer, exact then."""
+    import tui.store as store_mod
+    from tui.filter import compile_filter
+
+    from tui.model import Task
+
+    path = big(tmp_path)
+    word = "zq"  # the bench's rows are hex ids, models, labels: none holds it; five old ones do
+    with Store(path) as other:
+        assert other.count_where(other.where(word)) == 0
+        other.add("evolink", [f"zq-{i}" for i in range(5)])
+        other.apply([Task("evolink", f"zq-{i}", state="succeeded", created_at=1e9, updated_at=1e9 + i)
+                     for i in range(5)])  # last in the order: the walk is cut before them
+    tasks = every_task(path)
+    pred = compile_filter(word)
+    want = {t.key for t in tasks if pred(t)}
+    monkeypatch.setattr(store_mod, "HEAD_BUDGET", -1.0)  # the walk is cut at its first check
+    store = Store(path, scope="live")
+    app = make_app(make_config(tmp_path), store, offline=True)
+    async with app.run_test(size=(140, 40)) as pilot:
+        tl = app.task_list
+        await pilot.pause()
+        await tl.settled()
+        seen = statements(store)  # the screen's connection (the thread reads on its own)
+        app.apply_filter(word)  # a key's work, in its own turn
+        assert not tl.count_is_exact and tl.count < len(want), word
+        assert not [q for q in seen if "NOT INDEXED" in q], seen  # no scan on the screen's thread
+        assert app.filter_bar._count_text.endswith("+ of 3,005"), app.filter_bar._count_text
+        await tl.settled()
+        assert tl.count_is_exact and set(tl.index) == want, word
+        assert len(want) == 5
+        await wait_for(pilot, lambda: app.filter_bar._count_text == "5 of 3,005")
+    store.close()
