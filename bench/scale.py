@@ -15,6 +15,9 @@ loader before it, every row made a Task in memory, which ``Store(scope="all")`` 
 - sort: one key press (``s``) to the list re-sorted;
 - scroll to the end: ``end`` to the frame showing the last row.
 
+``python -m bench.scale --headless [--no-baseline] 1000 ... 1000000``: ``ls --json`` and
+``export`` (csv, json) at each size, time and peak memory, against the old way.
+
 ``python -m bench.scale --first-frame [--pg] [--rounds R] 1000000``: the first frame alone,
 the live tasks read at open ("eager", as before) against after the first frame ("later",
 as now), alternating in one run, quiet and then with two ``yes > /dev/null`` running.
@@ -438,10 +441,31 @@ def main_first_frame(args: list[str]) -> None:
             server.stop()
 
 
+def headless(n: int, baseline: bool = True) -> dict:
+    """``tasktui ls --json``, ``export --format csv`` and ``export --format json`` over the
+    store of ``n`` tasks, each a process of its own (bench/headless.py's ``_process``:
+    wall seconds, peak MiB), and the old way in the same run (every task loaded, one
+    document: ``_OLD_LS``).  Rows streamed as they are read: memory flat, time linear."""
+    from .headless import _OLD_LS, _process
+
+    path = build(n)
+    out: dict = {"n": n}
+    for name, argv in (("ls_json", ("ls", "--json")), ("export_csv", ("export", "--format", "csv")),
+                       ("export_json", ("export", "--format", "json")), ("old_ls_json", ("-c", _OLD_LS))):
+        if name.startswith("old") and not baseline:
+            continue
+        wall, peak = _process(path, "--readonly", *argv) if argv[0] != "-c" else _process(path, *argv)
+        out[name] = {"s": round(wall, 2), "mib": round(peak)}
+    return out
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
     if args[:1] == ["--first-frame"]:
         main_first_frame(args[1:])
+    elif args[:1] == ["--headless"]:  # python -m bench.scale --headless [--no-baseline] 1000 ... 1000000
+        for size in [int(a) for a in args[1:] if not a.startswith("--")] or SIZES_FULL:
+            print(json.dumps(headless(size, "--no-baseline" not in args)), flush=True)
     elif args[:1] == ["--pg"]:  # python -m bench.scale --pg 100000 1000000
         main_pg([int(a) for a in args[1:]] or [10_000])
     else:

@@ -30,3 +30,14 @@ def test_benchmark_runs_quick(suite):
         assert r.goal and r.ok in (True, False)
     text = table(results)
     assert all(r.case in text for r in results)
+
+
+def test_scale_headless_runs_at_one_size(tmp_path, monkeypatch):
+    """``python -m bench.scale --headless``: ls --json and export, each a process, and the old way."""
+    monkeypatch.setenv("TASKTUI_BENCH_DIR", str(tmp_path))
+    from bench.scale import headless
+
+    out = headless(1000)
+    assert out["n"] == 1000
+    for name in ("ls_json", "export_csv", "export_json", "old_ls_json"):
+        assert out[name]["s"] > 0 and out[name]["mib"] > 0, (name, out)
