@@ -416,7 +416,7 @@ def main_pg(sizes: list[int]) -> None:
             print(json.dumps(measure_pg(size, url)), flush=True)
     finally:
         if server is not None:
-            server.stop()
+            server.remove()
 
 
 def main_first_frame(args: list[str]) -> None:
@@ -438,7 +438,7 @@ def main_first_frame(args: list[str]) -> None:
                 print(json.dumps({"n": size, "backend": "postgresql" if pg else "sqlite", **res}), flush=True)
     finally:
         if server is not None:
-            server.stop()
+            server.remove()
 
 
 def headless(n: int, baseline: bool = True) -> dict:

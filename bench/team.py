@@ -70,8 +70,7 @@ def _pg():
 
 
 def _stop_pg(server) -> None:
-    server.stop()
-    shutil.rmtree(server.base, ignore_errors=True)
+    server.remove()
 
 
 # ---------------------------------------------------------------- 1. change latency
