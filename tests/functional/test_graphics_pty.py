@@ -103,6 +103,33 @@ def test_kitty_terminal_gets_the_picture_uploaded_and_placeholder_cells(tmp_path
         term.close()
 
 
+def test_a_kitty_picture_under_a_modal_is_half_blocks_and_comes_back_after(tmp_path, file_host):
+    """The help dims what it covers by blending colours, and the placeholders' colour is
+    the image id: while it is open the detail's picture is half-blocks; once it closes,
+    the placeholder cells are back, with no second upload (the terminal kept the image)."""
+    term = start(tmp_path, file_host, KITTY)
+    try:
+        term.wait_for(lambda out: b"e-picture" in out and "⏎".encode() in out and b"Detail" in out)
+        thumb = placed(term.wait_for(lambda out: placed(out) is not None))
+        mark = open_detail(term)
+        out = term.wait_for(lambda out: placed(out, mark, skip=(int(thumb.group(1)),)) is not None)
+        image_id = int(placed(out, mark, skip=(int(thumb.group(1)),)).group(1))
+        rgb = ((image_id >> 16) & 255, (image_id >> 8) & 255, image_id & 255)
+        cell = re.compile(rb"\x1b\[(?:[0-9;]*;)?38;2;%d;%d;%d(?:;[0-9;]*)?m" % rgb
+                          + re.escape("\U0010eeee".encode()))
+        mark = term.mark()
+        term.send(b"?")
+        out = term.wait_for(lambda out: b"this screen" in out[mark:] and "\u2580".encode() * 8 in out[mark:])
+        # no cell of the image once the help is drawn (before it, a frame of the detail may be)
+        assert not cell.search(out, out.index(b"this screen", mark))
+        mark = term.mark()
+        term.send(b"\x1b")
+        out = term.wait_for(lambda out: cell.search(out, mark) is not None)
+        assert not [k for k, _ in kitty_uploads(out[mark:]) if k.get("i") == str(image_id)]  # not sent again
+    finally:
+        term.close()
+
+
 def sixels(out: bytes):
     return re.finditer(rb"\x1b7\x1b\[(\d+);(\d+)H\x1bP0;1;0q(.*?)\x1b\\\x1b8", out, re.DOTALL)
 
@@ -201,7 +228,8 @@ def test_inside_tmux_the_question_goes_to_tmux_and_half_blocks_are_drawn(tmp_pat
         term.press("?")
         term.wait_for("Keys")
         term.press("End")  # the line is at the help's foot
-        screen = term.wait_for("Previews  half-blocks (")
+        term.wait_for("Previews  half-blocks (")
+        screen = term.wait_for("$TASKTUI_GRAPHICS")  # the line's end: scrolled into view whole
         # the modal wraps the line: join the wrapped halves of the help's column
         column = " ".join(" ".join(line.split("│")[1].split()) for line in screen.splitlines() if line.count("│") >= 2)
         assert "Previews half-blocks (the terminal answered neither Kitty graphics nor Sixel)" in column, screen

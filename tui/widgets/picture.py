@@ -13,6 +13,13 @@ drawn the way the terminal can (``tui.graphics``; the app's ``graphics``).
   writes the DCS string at the area's place on the screen, cropped to the part
   that is visible).
 
+While another screen covers the owner's (a modal such as the help, which dims
+what it covers by blending the colours of its cells), a Kitty picture is drawn
+as half-blocks: the image id rides on the placeholders' colour, and a dimmed
+colour names no image.  ``app.screen_change_signal`` says when; the placeholders
+come back (the terminal still holds the image) when the owner's screen is on top
+again.
+
 The owner calls ``release`` when it goes: a Kitty image is freed in the
 terminal.  Nothing is written where the app has no terminal (``run_test``).
 """
@@ -48,6 +55,8 @@ class Picture:
         self._uploaded: tuple | None = None  # what the terminal holds under image_id
         self._painted: tuple | None = None  # (crop, sixel text) of the last paint
         self._paint_asked = False
+        self._watching = False  # subscribed to the app's screen changes
+        self._was_covered = False
         self.top = 0  # lines of the owner's content above the picture
 
     @property
@@ -71,6 +80,10 @@ class Picture:
         from ..preview import image_size, render_halfblocks
 
         protocol = self._protocol()
+        if protocol == "kitty":
+            self._watch_screens()
+            if self._covered():  # a modal's dimming would change the id's colour: see the module doc
+                return render_halfblocks(data, width, height)
         want = (protocol, url, width, height)
         if protocol == "halfblocks":
             self._want, self._ready = want, None
@@ -118,6 +131,30 @@ class Picture:
                 self._uploaded = key
             return kitty_placeholders(self.image_id, cols, rows)
         return [Text(" " * cols, end="") for _ in range(rows)]  # Sixel paints over these
+
+    def _covered(self) -> bool:
+        """Is another screen on top of the owner's?"""
+        try:
+            return self.owner.screen is not self.owner.app.screen
+        except Exception:  # noqa: BLE001 - not mounted (any more)
+            return False
+
+    def _watch_screens(self) -> None:
+        if self._watching:
+            return
+        try:
+            self.owner.app.screen_change_signal.subscribe(self.owner, self._screen_changed)
+        except Exception:  # noqa: BLE001 - not mounted yet: asked again at the next draw
+            return
+        self._watching = True
+        self._was_covered = self._covered()
+
+    def _screen_changed(self, _screen: Any) -> None:
+        covered = self._covered()
+        if covered != self._was_covered:
+            self._was_covered = covered
+            if self._want is not None and self._want[0] == "kitty":
+                self.redraw()  # half-blocks while covered, the placeholders again after
 
     def clear(self) -> None:
         """No picture is shown now (nothing is painted until ``draw`` again)."""
