@@ -150,24 +150,43 @@ _SCALARS: dict[type, Callable[[Any], str]] = {  # what json.dumps writes for eac
 }
 
 
+_HEADS: dict[tuple, tuple[str, ...]] = {}  # a dict's keys (in order) -> each key's JSON and ": "
+
+
 def _json_block(value: Any, pad: str = "\n  ") -> str:
     """``dumps(value, indent=2)`` (non-finite numbers null), with every line after the
     first indented by ``pad`` minus its newline.  Flat members (the task's fields)
     go through the C encoder one by one: the indenting encoder is pure Python and
-    was most of the cost of ``ls --json`` at scale."""
-    if isinstance(value, dict) and value and all(isinstance(k, str) for k in value):
+    was most of the cost of ``ls --json`` at scale.  The keys' JSON is made once per
+    set of keys (every task has the same), a list of scalars (results) is joined here."""
+    if isinstance(value, dict) and value:
+        names = tuple(value)
+        heads = _HEADS.get(names)
+        if heads is None:
+            if not all(type(k) is str for k in names):  # json.dumps turns such keys into strings its own way
+                return dumps(value, indent=2).replace("\n", pad)
+            heads = tuple(_json_str(k) + ": " for k in names)
+            if len(_HEADS) < 256:
+                _HEADS[names] = heads
         inner = pad + "  "
-        parts = []
-        for k, v in value.items():
-            scalar = _SCALARS.get(type(v))
+        parts: list[str] = []
+        append = parts.append
+        scalars = _SCALARS
+        for head, v in zip(heads, value.values()):
+            scalar = scalars.get(type(v))
             if scalar is not None:
-                text = scalar(v)
-            elif isinstance(v, (dict, list, tuple)) and v:
-                text = _json_block(v, inner)
+                append(head + scalar(v))
+            elif isinstance(v, (dict, list, tuple)):
+                append(head + (_json_block(v, inner) if v else "{}" if isinstance(v, dict) else "[]"))
             else:
-                text = dumps(v)
-            parts.append(_json_str(k) + ": " + text)
+                append(head + dumps(v))
         return "{" + inner + ("," + inner).join(parts) + pad + "}"
+    if isinstance(value, (list, tuple)) and value:
+        scalars = _SCALARS
+        texts = [scalars.get(type(v)) for v in value]
+        if None not in texts:  # every item a scalar
+            inner = pad + "  "
+            return "[" + inner + ("," + inner).join(f(v) for f, v in zip(texts, value)) + pad + "]"
     return dumps(value, indent=2).replace("\n", pad)  # a JSON string holds no raw newline
 
 
