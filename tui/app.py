@@ -275,9 +275,8 @@ class TaskTUI(App[None]):
             defer()  # the first frame comes from indexed queries; the engine waits for them
 
     def _live_states_at_open(self) -> None:
-        tl = self.task_list
-        if getattr(self.store, "live_pending", False) and isinstance(getattr(tl, "_live_states", None), dict):
-            tl._live_states = _LiveStates(self.store, tl._live_states)
+        if getattr(self.store, "live_pending", False):
+            self.task_list.live_tasks_later()
 
     def _read_live(self) -> None:
         if not getattr(self.store, "live_pending", False):
@@ -304,9 +303,7 @@ class TaskTUI(App[None]):
         if not read:  # a failed (or stale) read: read again in a moment, told again
             self.set_timer(1.0, self._read_live)
             return
-        states = getattr(self.task_list, "_live_states", None)
-        if isinstance(states, _LiveStates):
-            states.seed(self.store.tasks())
+        self.task_list.live_tasks_in()
         # as on_mount's: the live tasks live as long as the app; young, a full collection
         # walked them all (a key typed meanwhile took 60-100 ms instead of 25-50)
         gc.freeze()
@@ -1348,35 +1345,6 @@ class TaskTUI(App[None]):
             save_setting(self.config_path, "ui.theme", theme)
         except Exception as exc:
             self.notify(f"Theme not saved: {clean(str(exc), 200)}", severity="warning", markup=False)
-
-
-class _LiveStates(dict):
-    """The list's states of the live tasks (for the news of those that finish) while the
-    store's live tasks are read after the first frame (issue 15): a task that changes before
-    it is seeded is looked up as it was at open (``Store.state_at_open``), once."""
-
-    def __init__(self, store: Any, known: dict) -> None:
-        super().__init__(known)
-        self.store = store
-        self.asked: set[str] = set()
-
-    def pop(self, key: str, default: Any = None) -> Any:
-        if key not in self and key not in self.asked:
-            try:  # None at once for a key the store learned after its live tasks came
-                state = self.store.state_at_open(key)
-            except Exception:  # the database cannot be read now: no news of this one
-                state = None
-            if state is not None:
-                self.asked.add(key)  # once: what it was at open is no news the next time
-                if state not in TERMINAL:
-                    return state
-        return super().pop(key, default)
-
-    def seed(self, tasks: Any) -> None:
-        """The live tasks are in memory: those not seen changing since the open."""
-        for task in tasks:
-            if task.key not in self.asked:
-                self.setdefault(task.key, task.state)
 
 
 def make_app(config: Any, store: Any, engine: Any = None, *, offline: bool = False,

@@ -47,7 +47,7 @@ import time
 from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from rich.cells import cell_len
 from rich.segment import Segment
@@ -63,7 +63,7 @@ from textual.strip import Strip
 
 from .. import filter as tfilter
 from ..headless import health_mark
-from ..model import Task
+from ..model import TERMINAL, Task
 from .cells import clean
 
 EXPIRY_MARK = "⧗"  # result links in the last quarter of their lifetime (one cell wide)
@@ -97,6 +97,35 @@ SORT_NAMES = tuple(SORTS)
 # the list column each sort reads (a click on that column's title sorts by it)
 SORT_COLUMNS = {"provider": "PROVIDER", "state": "STATE", "progress": "PROGRESS", "created": "AGE",
                 "updated": "UPDATED"}
+
+
+class _LiveStates(dict):
+    """The list's states of the live tasks (for the news of those that finish) while the
+    store's live tasks are read after the first frame (issue 15): a task that changes before
+    it is seeded is looked up as it was at open (``Store.state_at_open``), once."""
+
+    def __init__(self, store: Any, known: dict) -> None:
+        super().__init__(known)
+        self.store = store
+        self.asked: set[str] = set()
+
+    def pop(self, key: str, default: Any = None) -> Any:
+        if key not in self and key not in self.asked:
+            try:  # None at once for a key the store learned after its live tasks came
+                state = self.store.state_at_open(key)
+            except Exception:  # the database cannot be read now: no news of this one
+                state = None
+            if state is not None:
+                self.asked.add(key)  # once: what it was at open is no news the next time
+                if state not in TERMINAL:
+                    return state
+        return super().pop(key, default)
+
+    def seed(self, tasks: Any) -> None:
+        """The live tasks are in memory: those not seen changing since the open."""
+        for task in tasks:
+            if task.key not in self.asked:
+                self.setdefault(task.key, task.state)
 
 
 class _Rev:
@@ -750,6 +779,18 @@ class TaskList(ScrollView, can_focus=True):
         self._settled.set()
         if self.is_attached:
             self.post_message(self.OrderRead())  # "n of N" and the header: exact now
+
+    def live_tasks_later(self) -> None:
+        """The store reads its live tasks after the first frame (scope "live"): until they are
+        in, a task that changes is looked up as it was at open, for its finish news."""
+        if not isinstance(self._live_states, _LiveStates):
+            self._live_states = _LiveStates(self.store, self._live_states)
+
+    def live_tasks_in(self) -> None:
+        """The store's live tasks are in memory now: the list learns their states (those
+        that changed meanwhile it learned from the change feed)."""
+        if isinstance(self._live_states, _LiveStates):
+            self._live_states.seed(self.store.tasks())
 
     async def settled(self) -> None:
         """Wait until the list's whole order is read (at once unless only a head is)."""
