@@ -150,6 +150,11 @@ class Picture:
         self._was_covered = self._covered()
 
     def _screen_changed(self, _screen: Any) -> None:
+        try:
+            if self.owner.screen not in self.owner.app.screen_stack:
+                return  # its screen is going (the detail closed): nothing to draw
+        except Exception:  # noqa: BLE001 - not mounted (any more)
+            return
         covered = self._covered()
         if covered != self._was_covered:
             self._was_covered = covered
