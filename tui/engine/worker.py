@@ -93,6 +93,7 @@ MAX_AGE = 7 * 86400.0  # a created_at older than this (or in the future) says no
 IDLE_WAKE = 2.0  # a worker looks for new tasks (other processes' adds) this often
 OPTIONAL_RETRY = 1800.0  # a list/history/balance endpoint switched off is tried again after this
 USELESS_ROUNDS = 3  # list answers in a row naming none of the tracked tasks of its kind: switched off
+MAX_STRANGERS = 10_000  # untracked tasks a list names whose end is watched to learn their length
 STALL_FAILS = 3  # failed polls in a row that make a task stalled
 STALL_AFTER = 1800.0  # a task whose state has not moved for this long is stalled (provider.stall_after)
 STALL_FACTOR = 4.0  # ... or for this many times the typical learned duration, if longer
@@ -183,6 +184,8 @@ class Worker:
         self.balance_due = 0.0
         self.list_due = 0.0  # next discovery list (discover = true)
         self.listed: dict[str | None, float] = {}  # kind -> when its list last answered (monotonic)
+        self.list_named: dict[str | None, set[str]] = {}  # kind -> the untracked keys its last list named
+        self.strangers: dict[str, tuple[str | None, float, float]] = {}  # untracked key -> (kind, born, seen live)
         self.pending: set[str] = set()  # keys a list saw COMPLETED, detail still to fetch
         self.due_cache: tuple[int, float | None] | None = None  # (store revision, next due)
         self.live_cache: tuple[int, list[tuple[Task, str]]] | None = None
@@ -594,15 +597,7 @@ class Worker:
         end = task.finished_at or ended
         if not start or not end:
             return
-        took = end - start
-        if not (0.0 < took <= MAX_AGE):
-            return
-        key = (task.kind or "", task.model or "")
-        durations = self.durations.get(key)
-        if durations is None and len(self.durations) < MAX_KINDS:
-            durations = self.durations[key] = Durations()
-        if durations is not None:
-            durations.add(took)
+        self._learn_length((task.kind or "", task.model or ""), end - start)
 
     def _pushed_at(self, task: Task, key: str) -> float | None:
         """When the last push about this task came (wall), or None: not fed by push.
@@ -1491,7 +1486,8 @@ class Worker:
                 self._switch_off(r, f"list:{kind or ''}",
                                  f"{err.kind} ({detail}{clean(err.message, 200)}); asking each task instead", err)
                 continue
-            self.listed[kind] = self.clock()
+            before, self.listed[kind] = self.listed.get(kind), self.clock()
+            self._learn_from_strangers(kind, rows or [], tracked, before, self.listed[kind])
             answered, found = self._read_list(r, kind, rows or [], tracked, asked, details, seen_new)
             self._note_usefulness(r, kind, leftover, answered, found)
             leftover = [t for t in leftover if not (self._kind(t) == kind and t.task_id in answered)]
@@ -1555,6 +1551,53 @@ class Worker:
             else:
                 self._settle(r, old, row, None)
         return answered, found
+
+    def _learn_from_strangers(self, kind: str | None, rows: list[Task], tracked: dict[str, Task],
+                              before: float | None, now: float) -> None:
+        """Lengths learned from the tasks a list names that nobody here tracks (a teammate's,
+        another script's): a cold start (a first run, a new kind) need not wait for
+        ``PRIOR_MIN`` tracked tasks to end.  One that the list before did not name and that
+        is live began between the two lists (``born``, their midpoint); when a later list
+        shows it succeeded, it ended between that list and the last that saw it live.  The
+        error is a list interval at most either way; a task named first when already ended,
+        or named by the first list of its kind (begun when?), teaches nothing."""
+        named: set[str] = set()
+        previous = self.list_named.get(kind)
+        for row in rows:
+            if row.task_id in tracked:
+                continue
+            key = row.key
+            named.add(key)
+            seen = self.strangers.get(key)
+            if seen is None:
+                if (previous is not None and before is not None and key not in previous
+                        and row.state not in TERMINAL and len(self.strangers) < MAX_STRANGERS):
+                    self.strangers[key] = (kind, (before + now) / 2, now)
+                continue
+            if row.state not in TERMINAL:
+                self.strangers[key] = (seen[0], seen[1], now)
+                continue
+            del self.strangers[key]
+            if row.state == SUCCEEDED and self.store.get(key) is None:  # tracked since: learned as such
+                took = (seen[2] + now) / 2 - seen[1]
+                self._learn_length((kind or "", row.model or ""), took)
+                if kind and kind == self.provider.default_kind:  # where tasks added without a kind learn
+                    self._learn_length(("", row.model or ""), took)
+        if len(named) <= MAX_STRANGERS:
+            self.list_named[kind] = named
+        else:  # a list this long: no stranger is told new from old (and none is learned)
+            self.list_named.pop(kind, None)
+        for key in [k for k, v in self.strangers.items() if v[0] == kind and k not in named]:
+            del self.strangers[key]  # no longer listed (a page further on): how it ends is not seen
+
+    def _learn_length(self, key: tuple[str, str], took: float) -> None:
+        if not (0.0 < took <= MAX_AGE):
+            return
+        durations = self.durations.get(key)
+        if durations is None and len(self.durations) < MAX_KINDS:
+            durations = self.durations[key] = Durations()
+        if durations is not None:
+            durations.add(took)
 
     def _note_usefulness(self, r: Round, kind: str | None, leftover: list[Task], answered: set[str],
                          found: int) -> None:
