@@ -26,8 +26,9 @@ store that holds only the live ones (scope "live", as the dashboard opens it, or
 tasks (8 bytes a task) read off an index of the sort (``Store.window_ids``), the
 first frame, each new filter and each sort read only the head (``Store.window_head``:
 a trigram index, or the sort's index walked for a few ms; when neither answers soon,
-what that walk found, maybe nothing, "n+ of N") and draw it; the whole order (and so the exact count) then comes from a
-thread on a connection of its own (``Store.order_job``), or sooner when a row past
+what that walk found, maybe nothing, "n+ of N") and draw it; the whole order (and so
+the exact count) then comes from a thread on a connection of its own
+(``Store.order_job``), or sooner when a row past
 the head or a change needs it (read then, in place); tasks are read
 around the rows drawn into a ``textual.cache.LRUCache``; the filter runs in SQL
 (``tui.filter.compile_sql``, the same language and results as the predicate); a
