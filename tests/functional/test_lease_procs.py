@@ -112,7 +112,23 @@ def _state(store, *procs) -> str:
     except Exception as exc:
         events = [repr(exc)]
     sent = {p.pid: [(round(r["t"] % 1000, 2), r["path"]) for r in p.requests()] for p in procs if p is not None}
-    return f"holder pid {_holder_pid(store)}, sent {sent}, events {events}"
+    errs = {p.pid: p.stderr()[-1500:] for p in procs if p is not None and p.stderr().strip()}
+    return f"holder pid {_holder_pid(store)}, sent {sent}, events {events}, stderr {errs}, server {_activity(store)}"
+
+
+def _activity(store) -> str:
+    """On PostgreSQL, what each session of the test's database is doing (who waits for what)."""
+    conn = getattr(store, "_conn", None)
+    if getattr(store, "dialect", "") != "postgres" or conn is None:
+        return "-"
+    try:
+        rows = conn.raw.execute(
+            "SELECT pid, application_name, state, wait_event_type, wait_event, left(query, 120),"
+            " now() - state_change FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()").fetchall()
+        return repr(rows)
+    except Exception as exc:  # noqa: BLE001 - a failure message must not fail
+        return repr(exc)
 
 
 _LIVE: list["Proc"] = []  # every process a test started and has not reaped yet
