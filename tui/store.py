@@ -1391,20 +1391,25 @@ class Store:
         (soonest for the first rows of a filter that keeps many)."""
         if isinstance(where, str):
             where = self.where(where)
+        if where is None or where.residual is None:
+            return self._ids(*self._ids_sql(where, sort, reverse, limit, walk))
+        rows = self._read(f"SELECT {self._cols}, id FROM tasks WHERE deleted = 0 AND ({where.sql})"
+                          f" ORDER BY {self.order_sql(sort, reverse)}", tuple(where.params))
+        ids = [row[-1] for row in rows if where.residual(_row_task(tuple(row[:-1])))]
+        return ids[:limit] if limit is not None else ids
+
+    def _ids_sql(self, where: Any, sort: str, reverse: bool, limit: int | None,
+                 walk: bool) -> tuple[str, tuple]:
+        """The query of ``window_ids`` for no filter or one without a residual, and its parameters."""
         tail = f" LIMIT {int(limit)}" if limit is not None else ""
         order = self.order_sql(sort, reverse)
         if where is None:
-            return self._ids(f"SELECT id FROM tasks WHERE deleted = 0 ORDER BY {order}{tail}", ())
-        if where.residual is None:
-            # a filter scans the table and sorts what it kept (walking a sort index and
-            # reading the row of every entry is far slower for a narrow filter)
-            hint = " NOT INDEXED" if self.dialect == "sqlite" and not walk else ""
-            return self._ids(f"SELECT id FROM tasks{hint} WHERE deleted = 0 AND ({where.sql})"
-                             f" ORDER BY {order}{tail}", tuple(where.params))
-        rows = self._read(f"SELECT {self._cols}, id FROM tasks WHERE deleted = 0 AND ({where.sql})"
-                          f" ORDER BY {order}", tuple(where.params))
-        ids = [row[-1] for row in rows if where.residual(_row_task(tuple(row[:-1])))]
-        return ids[:limit] if limit is not None else ids
+            return f"SELECT id FROM tasks WHERE deleted = 0 ORDER BY {order}{tail}", ()
+        # a filter scans the table and sorts what it kept (walking a sort index and
+        # reading the row of every entry is far slower for a narrow filter)
+        hint = " NOT INDEXED" if self.dialect == "sqlite" and not walk else ""
+        return (f"SELECT id FROM tasks{hint} WHERE deleted = 0 AND ({where.sql}) ORDER BY {order}{tail}",
+                tuple(where.params))
 
     def matching_ids(self, where: Any, among: Iterable[int]) -> set[int]:
         """Which of the row ids ``among`` are tracked tasks matching ``where`` (a filter that
@@ -1481,10 +1486,8 @@ class Store:
             found = self._trigram_ids(max(words, key=len))
             if found is not None and len(found) <= FTS_MAX:
                 return self.ids_among(where, sort, reverse, found), True
-        ids = self._walk(where, sort, reverse, limit)
-        if ids is not None:
-            return ids, len(ids) < limit
-        return self._walked, False
+        ids, whole = self._head_walk(where, sort, reverse, limit)
+        return ids, whole and len(ids) < limit
 
     def ids_among(self, where: Any, sort: str, reverse: bool, among: Iterable[int]) -> list[int]:
         """Of the row ids ``among``, the tracked ones matching ``where``, in the order of ``sort``
@@ -1497,35 +1500,32 @@ class Store:
         return self._ids(f"SELECT id FROM tasks{hint} WHERE {among_sql} AND deleted = 0{cond}"
                          f" ORDER BY {self.order_sql(sort, reverse)}", (arg, *params))
 
-    def _walk(self, where: Any, sort: str, reverse: bool, limit: int) -> list[int] | None:
-        """``window_ids(..., limit, walk=True)`` cut off after HEAD_BUDGET seconds: None then,
-        and ``self._walked`` holds the ids it had found (in order: a prefix of the answer,
-        since rows leave an ORDER BY in their final order whatever the plan)."""
-        self._walked: list[int] = []
+    def _head_walk(self, where: Any, sort: str, reverse: bool, limit: int) -> tuple[list[int], bool]:
+        """``window_ids(..., limit, walk=True)`` cut off after HEAD_BUDGET seconds: the ids it
+        found and whether it ran to its end.  Cut off, they are a prefix of the answer (rows
+        leave an ORDER BY in their final order whatever the plan), maybe none."""
         conn = self._conn
         if conn is None:
-            return []
-        cond, params = _and_where(where)
-        sql = (f"SELECT id FROM tasks WHERE deleted = 0{cond} ORDER BY {self.order_sql(sort, reverse)}"
-               f" LIMIT {int(limit)}")
-        found = self._walked
+            return [], True
+        sql, params = self._ids_sql(where, sort, reverse, limit, walk=True)
+        found: list[int] = []
         deadline = time.perf_counter() + HEAD_BUDGET
 
-        def walk() -> list[int]:
+        def walk() -> None:
             found.clear()
             for row in conn.execute(sql, params):  # row by row: what came before a cut-off is kept
                 found.append(row[0])
-            return found
 
         conn.set_progress_handler(lambda: 1 if time.perf_counter() > deadline else 0, 2000)
         try:
-            return list(_retry(walk, self.path))
+            _retry(walk, self.path)
         except StoreError as exc:
-            if "interrupt" in str(exc):
-                return None
-            raise
+            if "interrupt" not in str(exc):
+                raise
+            return found, False
         finally:
             conn.set_progress_handler(None, 0)
+        return found, True
 
     def order_job(self, where: Any, sort: str, reverse: bool, among: list[int] | None = None) -> "OrderJob":
         """The whole of ``window_ids(where, sort, reverse)`` (with ``among``: which of those ids

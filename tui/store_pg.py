@@ -831,16 +831,20 @@ class PgStore(Store):
         """The first ``limit`` ids of ``window_ids(where, sort, reverse)`` as the planner finds
         them soonest (a sort's index walked, for a filter that keeps many rows), cut off by
         the server after ``budget`` (default WALK_BUDGET, or HEAD_BUDGET if longer) seconds (None:
-        the list's thread reads the answer instead; nothing found is kept: ``_walked`` is empty,
-        as a read the server cancelled returns no rows)."""
+        the list's thread reads the answer instead)."""
         from .store import _and_where
 
-        self._walked: list[int] = []
         cond, params = _and_where(where)
         sql = _sql(f"SELECT id FROM tasks WHERE deleted = 0{cond} ORDER BY {self.order_sql(sort, reverse)}"
                    f" LIMIT {int(limit)}")
         rows = self._within(sql, params, _walk_budget() if budget is None else budget)
         return None if rows is None else [row[0] for row in rows]
+
+    def _head_walk(self, where: Any, sort: str, reverse: bool, limit: int) -> tuple[list[int], bool]:
+        """``Store._head_walk`` here: a read the server cancelled returns no rows, so a walk
+        cut off found none."""
+        ids = self._walk(where, sort, reverse, limit)
+        return (ids, True) if ids is not None else ([], False)
 
     def _within(self, sql: str, params: tuple, budget: float, prepare: bool | None = None) -> list[tuple] | None:
         """The rows of one read the server cancels after ``budget`` seconds (then None)."""
