@@ -450,11 +450,12 @@ def headless(n: int, baseline: bool = True) -> dict:
 
     path = build(n)
     out: dict = {"n": n}
-    for name, argv in (("ls_json", ("ls", "--json")), ("export_csv", ("export", "--format", "csv")),
-                       ("export_json", ("export", "--format", "json")), ("old_ls_json", ("-c", _OLD_LS))):
-        if name.startswith("old") and not baseline:
-            continue
-        wall, peak = _process(path, "--readonly", *argv) if argv[0] != "-c" else _process(path, *argv)
+    cases = [("ls_json", ("--readonly", "ls", "--json")), ("export_csv", ("--readonly", "export", "--format", "csv")),
+             ("export_json", ("--readonly", "export", "--format", "json"))]
+    if baseline:
+        cases.append(("old_ls_json", ("-c", _OLD_LS)))
+    for name, argv in cases:
+        wall, peak = _process(path, *argv)
         out[name] = {"s": round(wall, 2), "mib": round(peak)}
     return out
 

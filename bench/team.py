@@ -69,10 +69,6 @@ def _pg():
         return None, False, str(exc)
 
 
-def _stop_pg(server) -> None:
-    server.remove()
-
-
 # ---------------------------------------------------------------- 1. change latency
 
 WATCHER = r"""
@@ -374,7 +370,7 @@ def run(quick: bool = False) -> list[Result]:
                 except Exception:
                     pass
             if ours:
-                _stop_pg(server)
+                server.remove()
         shutil.rmtree(work, ignore_errors=True)
     return results
 

@@ -164,15 +164,11 @@ def shared_server() -> PgServer:
             _SERVER.append(exc)
         else:
             _SERVER.append(server)
-            atexit.register(_stop, server)
+            atexit.register(server.remove)
     got = _SERVER[0]
     if isinstance(got, RuntimeError):
         pytest.skip(f"PostgreSQL tests need a server: {got}")
     return got
-
-
-def _stop(server: PgServer) -> None:
-    server.remove()
 
 
 @pytest.fixture(scope="session")
