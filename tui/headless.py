@@ -183,10 +183,10 @@ def _json_block(value: Any, pad: str = "\n  ") -> str:
         return "{" + inner + ("," + inner).join(parts) + pad + "}"
     if isinstance(value, (list, tuple)) and value:
         scalars = _SCALARS
-        texts = [scalars.get(type(v)) for v in value]
-        if None not in texts:  # every item a scalar
+        writers = [scalars.get(type(v)) for v in value]
+        if None not in writers:  # every item a scalar
             inner = pad + "  "
-            return "[" + inner + ("," + inner).join(f(v) for f, v in zip(texts, value)) + pad + "]"
+            return "[" + inner + ("," + inner).join(f(v) for f, v in zip(writers, value)) + pad + "]"
     return dumps(value, indent=2).replace("\n", pad)  # a JSON string holds no raw newline
 
 
